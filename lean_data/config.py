@@ -1,0 +1,152 @@
+"""Engine configuration: one dataclass, readable from the environment."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from lean_data.errors import ConfigError
+
+__all__ = ["Config", "OverflowPolicy", "ValidationConfig"]
+
+
+class OverflowPolicy(enum.Enum):
+    """What an async subscriber's queue does when it is full.
+
+    BLOCK: the engine waits for room; nothing is lost, and the backpressure reaches the
+        feed (use it when completeness matters more than latency).
+    DROP_OLDEST: the oldest queued item is discarded and counted as dropped.
+    CONFLATE: only the latest item per symbol is kept; replaced items are counted as dropped.
+    """
+
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+    CONFLATE = "conflate"
+
+
+@dataclass(slots=True)
+class ValidationConfig:
+    """Thresholds for :class:`lean_data.validation.DataValidator`.
+
+    Attributes:
+        clock_skew_ns: how far in the future (vs. the receive time) an event time may be.
+        stale_after_ns: an item whose event time is older than this when received is stale
+            (0 disables; replayed files are always "old").
+        extreme_move_sigma: a close-to-close move beyond this many rolling deviations is
+            flagged as an extreme move.
+        min_history: observations needed before the rolling statistics are trusted.
+        wide_spread_ratio: a quote whose spread exceeds this fraction of the mid is wide.
+        window: how many recent observations the rolling statistics keep.
+    """
+
+    clock_skew_ns: int = 5_000_000_000
+    stale_after_ns: int = 0
+    extreme_move_sigma: float = 12.0
+    min_history: int = 20
+    wide_spread_ratio: float = 0.05
+    window: int = 100
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything the engine needs to know; every field has a working default.
+
+    Attributes:
+        db_path: SQLite file for market data, metrics and errors (``None``: no storage).
+        cache_dir: directory of the disk cache tier (``None``: memory only).
+        buffer_size: ring-buffer capacity per symbol.
+        cache_max_entries / cache_max_bytes: bounds of the memory LRU.
+        cache_disk_max_bytes: bound of the disk tier.
+        cache_ttl_s: seconds a cache entry stays fresh (0: forever).
+        inbox_size: capacity of the engine's inbox, the one backpressure point of ``emit()``.
+        subscriber_queue_size: default capacity of each async subscriber's queue.
+        overflow_policy: default overflow policy of async subscribers.
+        storage_batch_rows / storage_batch_ms: the writer commits after this many rows or
+            this many milliseconds, whichever comes first.
+        storage_queue_size: capacity of the storage writer's queue.
+        retention_days: stored rows older than this are purged at start (0: keep all).
+        metrics_interval_s: how often metrics are saved to SQLite (0: only at stop).
+        stop_timeout_s: how long ``stop()`` waits for queues to drain.
+        store_invalid: also store INVALID items (flagged) instead of only logging them.
+        validation: validator thresholds.
+    """
+
+    db_path: str | Path | None = "lean_data.db"
+    cache_dir: str | Path | None = None
+    buffer_size: int = 10_000
+    cache_max_entries: int = 256
+    cache_max_bytes: int = 256 * 1024 * 1024
+    cache_disk_max_bytes: int = 2 * 1024 * 1024 * 1024
+    cache_ttl_s: float = 0.0
+    inbox_size: int = 10_000
+    subscriber_queue_size: int = 10_000
+    overflow_policy: OverflowPolicy = OverflowPolicy.BLOCK
+    storage_batch_rows: int = 1_000
+    storage_batch_ms: float = 200.0
+    storage_queue_size: int = 100_000
+    retention_days: float = 0.0
+    metrics_interval_s: float = 60.0
+    stop_timeout_s: float = 30.0
+    store_invalid: bool = False
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def __post_init__(self) -> None:
+        positive = (
+            "buffer_size",
+            "cache_max_entries",
+            "inbox_size",
+            "subscriber_queue_size",
+            "storage_batch_rows",
+            "storage_queue_size",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"Config.{name} must be a positive integer, got {value!r}")
+        for name in ("storage_batch_ms", "stop_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
+        if isinstance(self.overflow_policy, str):
+            try:
+                self.overflow_policy = OverflowPolicy(self.overflow_policy)
+            except ValueError:
+                choices = ", ".join(p.value for p in OverflowPolicy)
+                raise ConfigError(
+                    f"Config.overflow_policy must be one of {choices}, "
+                    f"got {self.overflow_policy!r}"
+                ) from None
+
+    @classmethod
+    def from_env(cls, prefix: str = "LEAN_DATA_", **overrides: object) -> Config:
+        """Build a Config from ``LEAN_DATA_<FIELD>`` environment variables, then overrides.
+
+        Raises:
+            ConfigError: a variable cannot be converted to its field's type.
+        """
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(prefix + f.name.upper())
+            if raw is None or f.name == "validation":
+                continue
+            values[f.name] = _convert(f.name, raw, getattr(cls(), f.name))
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, OverflowPolicy):
+            return OverflowPolicy(raw.strip().lower())
+    except ValueError as exc:
+        raise ConfigError(f"environment value for {name} is not valid: {exc}") from None
+    if raw.strip().lower() in ("", "none"):
+        return None
+    return raw

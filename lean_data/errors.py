@@ -1,0 +1,137 @@
+"""Exceptions raised by lean_data.
+
+Every exception the package raises on purpose derives from :class:`LeanDataError`, so a
+trading bot can catch one type without importing aiosqlite, ccxt or alpaca-py::
+
+    LeanDataError
+    ├── ConfigError                 a setting is missing or out of range
+    ├── DataFormatError             a file or message could not be parsed (names file and line)
+    ├── FeedError                   a feed could not deliver; ``retryable`` says whether to retry
+    │   ├── FeedConnectError        the connection failed or dropped          (retryable)
+    │   ├── FeedAuthError           credentials refused                       (fatal)
+    │   ├── FeedProtocolError       the venue sent something we cannot use    (retryable)
+    │   ├── RateLimitError          the venue asked us to slow down           (retryable)
+    │   └── SubscriptionError       unknown symbol, insufficient subscription (fatal)
+    ├── DataQualityError            data judged INVALID where a caller asked for strictness
+    ├── StorageError                SQLite (or another store) failed
+    └── EngineStateError            an operation that the engine's state does not allow
+        └── EngineClosedError       the engine was stopped; it cannot be reopened
+
+Messages say what was expected and what was found, and never contain secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataFormatError",
+    "DataQualityError",
+    "EngineClosedError",
+    "EngineStateError",
+    "FeedAuthError",
+    "FeedConnectError",
+    "FeedError",
+    "FeedProtocolError",
+    "LeanDataError",
+    "RateLimitError",
+    "StorageError",
+    "SubscriptionError",
+]
+
+
+class LeanDataError(Exception):
+    """Root of every exception lean_data raises on purpose."""
+
+
+class ConfigError(LeanDataError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+class DataFormatError(LeanDataError):
+    """A file or a message could not be parsed.
+
+    Args:
+        message: what was expected and what was found.
+        source: the file path or stream name, when known.
+        line: the 1-based line (or record) number, when known.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        self.source = source
+        self.line = line
+        where = ""
+        if source is not None:
+            where = f"{source}:{line}: " if line is not None else f"{source}: "
+        super().__init__(f"{where}{message}")
+
+
+class FeedError(LeanDataError):
+    """A feed could not deliver data.
+
+    Args:
+        message: what went wrong.
+        feed: the feed's name.
+        retryable: whether reconnecting or retrying may help.
+    """
+
+    retryable_default = True
+
+    def __init__(self, message: str, *, feed: str = "", retryable: bool | None = None):
+        self.feed = feed
+        self.retryable = self.retryable_default if retryable is None else retryable
+        super().__init__(f"[{feed}] {message}" if feed else message)
+
+
+class FeedConnectError(FeedError):
+    """The connection could not be made or was lost."""
+
+
+class FeedAuthError(FeedError):
+    """The venue refused the credentials. Retrying will not help."""
+
+    retryable_default = False
+
+
+class FeedProtocolError(FeedError):
+    """The venue sent a message that does not follow its protocol."""
+
+
+class RateLimitError(FeedError):
+    """The venue asked the client to slow down (HTTP 429/418, error frames).
+
+    Args:
+        retry_after: seconds the venue asked us to wait, when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        feed: str = "",
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ):
+        self.retry_after = retry_after
+        super().__init__(message, feed=feed, retryable=retryable)
+
+
+class SubscriptionError(FeedError):
+    """The venue refused a subscription (unknown symbol, insufficient plan)."""
+
+    retryable_default = False
+
+
+class DataQualityError(LeanDataError):
+    """Data was judged INVALID where the caller asked for strict handling."""
+
+
+class StorageError(LeanDataError):
+    """A storage backend failed."""
+
+
+class EngineStateError(LeanDataError):
+    """The engine's state does not allow this operation."""
+
+
+class EngineClosedError(EngineStateError):
+    """The engine was stopped and cannot be started again; create a new one."""

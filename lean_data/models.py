@@ -1,0 +1,293 @@
+"""Market-data models: bars, quotes, ticks and resolutions.
+
+Timestamps are ``int`` nanoseconds since the Unix epoch, UTC. Bars are keyed by their
+**open** time (``ts_event``). Every item carries the source's event time and the local
+receive time (``ts_recv``); latency is their difference. ``datetime`` views are properties.
+
+These classes are the hot path: plain slotted dataclasses, no validation in ``__init__``
+(validation is :class:`lean_data.validation.DataValidator`'s job, so bad data can be
+scored and counted instead of raising).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar, TypeAlias
+
+__all__ = [
+    "NS_PER_DAY",
+    "NS_PER_HOUR",
+    "NS_PER_MINUTE",
+    "NS_PER_SECOND",
+    "AssetClass",
+    "MarketData",
+    "QuoteBar",
+    "Resolution",
+    "Tick",
+    "TickType",
+    "TradeBar",
+    "datetime_to_ns",
+    "ns_to_datetime",
+]
+
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_SECOND
+NS_PER_HOUR = 60 * NS_PER_MINUTE
+NS_PER_DAY = 24 * NS_PER_HOUR
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    """Return the tz-aware UTC ``datetime`` for ``ns`` nanoseconds since the epoch."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def datetime_to_ns(value: datetime) -> int:
+    """Return nanoseconds since the epoch; a naive ``datetime`` is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
+
+
+class AssetClass(enum.Enum):
+    """What kind of instrument a symbol names; used to route symbols to feeds."""
+
+    CRYPTO = "crypto"
+    EQUITY = "equity"
+    FOREX = "forex"
+    FUTURE = "future"
+    INDEX = "index"
+
+
+_UNITS = {"s": NS_PER_SECOND, "m": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY}
+_RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
+_ALIASES = {
+    "tick": 0,
+    "second": NS_PER_SECOND,
+    "minute": NS_PER_MINUTE,
+    "hour": NS_PER_HOUR,
+    "daily": NS_PER_DAY,
+    "day": NS_PER_DAY,
+}
+
+
+class Resolution:
+    """A bar period: TICK, SECOND, MINUTE, HOUR, DAILY, or a multiple such as ``"5m"``.
+
+    Instances are interned, so ``Resolution.parse("1m") is Resolution.MINUTE``.
+    ``str()`` gives the short form (``"tick"``, ``"1s"``, ``"5m"``, ``"4h"``, ``"1d"``).
+    """
+
+    __slots__ = ("name", "nanos")
+    _interned: ClassVar[dict[int, Resolution]] = {}
+
+    TICK: ClassVar[Resolution]
+    SECOND: ClassVar[Resolution]
+    MINUTE: ClassVar[Resolution]
+    HOUR: ClassVar[Resolution]
+    DAILY: ClassVar[Resolution]
+
+    nanos: int
+    name: str
+
+    def __new__(cls, nanos: int) -> Resolution:
+        if nanos < 0:
+            raise ValueError(f"a resolution must not be negative, got {nanos} ns")
+        found = cls._interned.get(nanos)
+        if found is not None:
+            return found
+        self = super().__new__(cls)
+        self.nanos = nanos
+        self.name = _short_name(nanos)
+        cls._interned[nanos] = self
+        return self
+
+    @classmethod
+    def parse(cls, value: str | Resolution) -> Resolution:
+        """Return the resolution named by ``value`` (``"1m"``, ``"4h"``, ``"minute"``, ...).
+
+        Raises:
+            ValueError: the text names no resolution.
+        """
+        if isinstance(value, Resolution):
+            return value
+        text = value.strip().lower()
+        if text in _ALIASES:
+            return cls(_ALIASES[text])
+        match = _RESOLUTION_RE.match(text)
+        if match is None or int(match.group(1)) == 0:
+            raise ValueError(
+                f"expected a resolution such as 'tick', '1s', '5m', '4h' or '1d', got {value!r}"
+            )
+        return cls(int(match.group(1)) * _UNITS[match.group(2).lower()])
+
+    @property
+    def seconds(self) -> float:
+        """The period in seconds (0 for TICK)."""
+        return self.nanos / NS_PER_SECOND
+
+    @property
+    def is_tick(self) -> bool:
+        """True for TICK, which has no period."""
+        return self.nanos == 0
+
+    def floor(self, ts: int) -> int:
+        """Return the open time of the bucket holding ``ts`` (buckets aligned to the epoch)."""
+        return ts - ts % self.nanos if self.nanos else ts
+
+    def __reduce__(self) -> tuple[type[Resolution], tuple[int]]:
+        return (Resolution, (self.nanos,))
+
+    def __repr__(self) -> str:
+        return f"Resolution({self.name!r})"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __lt__(self, other: Resolution) -> bool:
+        return self.nanos < other.nanos
+
+    def __le__(self, other: Resolution) -> bool:
+        return self.nanos <= other.nanos
+
+
+def _short_name(nanos: int) -> str:
+    if nanos == 0:
+        return "tick"
+    for unit, size in (("d", NS_PER_DAY), ("h", NS_PER_HOUR), ("m", NS_PER_MINUTE)):
+        if nanos % size == 0:
+            return f"{nanos // size}{unit}"
+    if nanos % NS_PER_SECOND == 0:
+        return f"{nanos // NS_PER_SECOND}s"
+    return f"{nanos}ns"
+
+
+Resolution.TICK = Resolution(0)
+Resolution.SECOND = Resolution(NS_PER_SECOND)
+Resolution.MINUTE = Resolution(NS_PER_MINUTE)
+Resolution.HOUR = Resolution(NS_PER_HOUR)
+Resolution.DAILY = Resolution(NS_PER_DAY)
+
+
+@dataclass(slots=True)
+class TradeBar:
+    """An OHLCV bar keyed by its open time.
+
+    Attributes:
+        symbol: canonical symbol (``AAPL``, ``BTC/USDT``).
+        ts_event: open time of the bar, ns since the epoch, UTC.
+        open, high, low, close: prices.
+        volume: traded quantity in the period (``nan`` when the source has none).
+        resolution: the bar period.
+        ts_recv: local receive time, ns (0 when unknown, e.g. a file).
+        closed: True when the bar is final, False while it is still forming.
+        revision: 0 for the first final version, +1 per correction from the source.
+        backfilled: True when the bar was fetched to fill a gap rather than received live.
+    """
+
+    symbol: str
+    ts_event: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    resolution: Resolution = Resolution.MINUTE
+    ts_recv: int = 0
+    closed: bool = True
+    revision: int = 0
+    backfilled: bool = False
+
+    kind: ClassVar[str] = "bar"
+
+    @property
+    def time(self) -> datetime:
+        """Open time as a tz-aware UTC ``datetime``."""
+        return ns_to_datetime(self.ts_event)
+
+    @property
+    def end_time(self) -> datetime:
+        """Close time (open time plus the resolution) as a tz-aware UTC ``datetime``."""
+        return ns_to_datetime(self.ts_event + self.resolution.nanos)
+
+
+@dataclass(slots=True)
+class QuoteBar:
+    """Bid and ask OHLC over a period, keyed by open time; sizes are the last seen."""
+
+    symbol: str
+    ts_event: int
+    bid_open: float
+    bid_high: float
+    bid_low: float
+    bid_close: float
+    bid_size: float
+    ask_open: float
+    ask_high: float
+    ask_low: float
+    ask_close: float
+    ask_size: float
+    resolution: Resolution = Resolution.MINUTE
+    ts_recv: int = 0
+    closed: bool = True
+    revision: int = 0
+    backfilled: bool = False
+
+    kind: ClassVar[str] = "quote"
+
+    @property
+    def time(self) -> datetime:
+        """Open time as a tz-aware UTC ``datetime``."""
+        return ns_to_datetime(self.ts_event)
+
+    @property
+    def mid_close(self) -> float:
+        """Midpoint of the closing bid and ask."""
+        return (self.bid_close + self.ask_close) / 2.0
+
+
+class TickType(enum.Enum):
+    """Whether a tick is a trade print or a top-of-book quote."""
+
+    TRADE = "trade"
+    QUOTE = "quote"
+
+
+@dataclass(slots=True)
+class Tick:
+    """A single trade print or top-of-book quote.
+
+    A trade uses ``price``/``size``; a quote uses the ``bid_*``/``ask_*`` fields (and
+    ``price`` holds the midpoint). ``suspicious`` carries a vendor's own bad-print flag;
+    ``condition`` the sale-condition code, ``exchange`` the venue code, when known.
+    """
+
+    symbol: str
+    ts_event: int
+    price: float
+    size: float
+    tick_type: TickType = TickType.TRADE
+    ts_recv: int = 0
+    bid_price: float = 0.0
+    bid_size: float = 0.0
+    ask_price: float = 0.0
+    ask_size: float = 0.0
+    exchange: str = ""
+    condition: str = ""
+    suspicious: bool = False
+    trade_id: str = ""
+
+    kind: ClassVar[str] = "tick"
+
+    @property
+    def time(self) -> datetime:
+        """Event time as a tz-aware UTC ``datetime``."""
+        return ns_to_datetime(self.ts_event)
+
+
+MarketData: TypeAlias = TradeBar | QuoteBar | Tick

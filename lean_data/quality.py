@@ -1,0 +1,61 @@
+"""Quality levels and the verdict the validator gives each item."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["DataQualityLevel", "Verdict"]
+
+
+class DataQualityLevel(enum.Enum):
+    """How far an item can be trusted; ``.value`` is a score in [0, 1].
+
+    EXCELLENT and GOOD are normal data. FAIR and POOR are suspicious but plausible: they
+    keep flowing with a reason attached. INVALID is physically impossible (a negative
+    price, high below low) and is not delivered to callbacks or the buffer; it is counted,
+    logged to the errors table and kept out of the stored series.
+    """
+
+    EXCELLENT = 1.0
+    GOOD = 0.8
+    FAIR = 0.6
+    POOR = 0.3
+    INVALID = 0.0
+
+    @classmethod
+    def from_score(cls, score: float) -> DataQualityLevel:
+        """Return the highest level whose value does not exceed ``score``."""
+        for level in (cls.EXCELLENT, cls.GOOD, cls.FAIR, cls.POOR):
+            if score >= level.value:
+                return level
+        return cls.INVALID
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict:
+    """The validator's judgement of one item.
+
+    Attributes:
+        level: the quality level.
+        reasons: short machine-readable reason codes (``"ohlc_inconsistent"``, ...), empty
+            when the item is clean.
+        message: a human-readable explanation ("" when clean).
+    """
+
+    level: DataQualityLevel
+    reasons: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def is_valid(self) -> bool:
+        """False only for INVALID items."""
+        return self.level is not DataQualityLevel.INVALID
+
+    @property
+    def score(self) -> float:
+        """The level's score in [0, 1]."""
+        return self.level.value
+
+
+CLEAN = Verdict(DataQualityLevel.EXCELLENT)

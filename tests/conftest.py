@@ -1,0 +1,30 @@
+"""Shared test helpers: wait for a condition instead of sleeping; locate fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+async def eventually(
+    condition: Callable[[], bool], *, timeout: float = 10.0, message: str = ""
+) -> None:
+    """Wait until ``condition()`` is true, yielding to the loop; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s {message}".strip())
+        await asyncio.sleep(0)  # yield to the loop, not a timing guess
+        await asyncio.sleep(0.001)
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    """The directory of real-data fixtures copied from ../shared/data."""
+    return FIXTURES
