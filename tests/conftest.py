@@ -13,7 +13,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 async def eventually(
-    condition: Callable[[], bool], *, timeout: float = 10.0, message: str = ""
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109  # a polling deadline, reported with the message
+    message: str = "",
 ) -> None:
     """Wait until ``condition()`` is true, yielding to the loop; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout
