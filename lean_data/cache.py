@@ -1,0 +1,434 @@
+"""A two-tier cache of historical bar requests: a memory LRU in front of a disk directory.
+
+Entries are keyed exactly by ``(symbol, timeframe, start, end)``. The memory tier is an
+``OrderedDict`` bounded by entry count and by an estimate of the bytes the items hold:
+``256 + n * per-item size`` with the per-item size of the first item's type (TradeBar 336,
+QuoteBar 496, Tick 384 bytes, measured with ``tracemalloc`` on CPython 3.11). An entry
+bigger than ``max_bytes`` on its own skips the memory tier.
+
+The disk tier (``cache_dir``) survives restarts. One file per key, named
+``<sha256(symbol)[:16]>-<sha256(key)>.ldc`` (hex only, so no symbol can escape or break the
+directory; the symbol prefix lets :meth:`DataCache.invalidate` find a symbol's files without
+reading them). Files are written to a temporary file in ``cache_dir`` and moved into place
+with ``os.replace`` (no fsync: a torn file after a crash fails its checksum and is dropped).
+The format is in :mod:`lean_data._codec`. A file that is corrupt, truncated, of another
+version or of another key is a logged miss: it is counted as ``corrupt`` and removed. Disk
+I/O errors are logged misses too, and a put that cannot reach the disk still serves from
+memory. The disk tier is bounded by ``disk_max_bytes``, evicting the least recently used
+files; a hit in either tier counts as use, and recency survives restarts through each
+file's mtime, set from ``clock`` on every write and hit.
+
+Items are shared, not copied: ``get`` returns a new list of the cached objects, which
+callers must not mutate. One lock guards every change (disk I/O included), so the cache can
+be used from ``asyncio.to_thread`` workers; encoding a put happens before taking it, and
+``statistics()``/``hit_rate`` do not take it, so the event loop can call them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from lean_data import _codec
+from lean_data.errors import ConfigError, DataFormatError
+from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
+
+__all__ = ["DataCache"]
+
+logger = logging.getLogger(__name__)
+
+_SUFFIX = ".ldc"
+_TEMP_PREFIX = ".tmp-"
+_STALE_TEMP_S = 3600.0
+_ENTRY_BYTES = 256
+_ITEM_BYTES: dict[type, int] = {TradeBar: 336, QuoteBar: 496, Tick: 384}
+_DEFAULT_ITEM_BYTES = 400
+
+_COUNTERS = (
+    "hits",
+    "misses",
+    "memory_hits",
+    "disk_hits",
+    "corrupt",
+    "evictions",
+    "disk_evictions",
+    "expired",
+    "disk_errors",
+)
+
+_Key = tuple[str, str, int, int]
+
+
+@dataclass(slots=True)
+class _Entry:
+    items: list[MarketData]
+    written_at: float
+    nbytes: int
+
+
+def _ns(value: int | datetime) -> int:
+    return datetime_to_ns(value) if isinstance(value, datetime) else int(value)
+
+
+def _key_bytes(key: _Key) -> bytes:
+    symbol = key[0].encode("utf-8", "surrogatepass")
+    return b"%d:%b|%b|%d|%d" % (len(symbol), symbol, key[1].encode(), key[2], key[3])
+
+
+def _symbol_prefix(symbol: str) -> str:
+    return hashlib.sha256(symbol.encode("utf-8", "surrogatepass")).hexdigest()[:16] + "-"
+
+
+def _file_name(key: _Key) -> str:
+    return _symbol_prefix(key[0]) + hashlib.sha256(_key_bytes(key)).hexdigest() + _SUFFIX
+
+
+def _estimate_bytes(items: list[MarketData]) -> int:
+    if not items:
+        return _ENTRY_BYTES
+    return _ENTRY_BYTES + len(items) * _ITEM_BYTES.get(type(items[0]), _DEFAULT_ITEM_BYTES)
+
+
+class DataCache:
+    """Cache lists of bars by exact ``(symbol, timeframe, start, end)`` request.
+
+    Args:
+        max_size: most entries the memory tier holds.
+        cache_dir: directory of the disk tier, created if missing (``None``: memory only).
+        max_bytes: bound of the memory tier's estimated size (see the module docstring).
+        disk_max_bytes: bound of the total size of the disk tier's files.
+        ttl_s: seconds an entry stays fresh after its put (0: forever); an entry is stale
+            once ``clock() - written_at >= ttl_s``.
+        clock: wall clock in seconds, injectable for tests.
+
+    Raises:
+        ConfigError: a bound is not positive, or ``cache_dir`` cannot be created.
+    """
+
+    def __init__(
+        self,
+        max_size: int = 256,
+        cache_dir: str | Path | None = None,
+        *,
+        max_bytes: int = 256 * 2**20,
+        disk_max_bytes: int = 2 * 2**30,
+        ttl_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        for name, value in (("max_size", max_size), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"DataCache {name} must be a positive integer, got {value!r}")
+        if disk_max_bytes < 1 or ttl_s < 0:
+            raise ConfigError(
+                f"DataCache needs disk_max_bytes >= 1 and ttl_s >= 0, "
+                f"got {disk_max_bytes!r} and {ttl_s!r}"
+            )
+        self._max_size = max_size
+        self._max_bytes = max_bytes
+        self._disk_max_bytes = disk_max_bytes
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._memory: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._memory_bytes = 0
+        self._disk: OrderedDict[str, int] = OrderedDict()  # file name -> size, LRU first
+        self._disk_bytes = 0
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._dir = None if cache_dir is None else Path(cache_dir)
+        if self._dir is not None:
+            self._open_dir(self._dir)
+
+    # ----------------------------------------------------------------- public API
+
+    def put(
+        self,
+        symbol: str,
+        timeframe: Resolution | str,
+        start: int | datetime,
+        end: int | datetime,
+        bars: Sequence[MarketData],
+    ) -> None:
+        """Store ``bars`` as the answer for this exact request, in memory and on disk.
+
+        Raises:
+            ValueError: ``timeframe`` names no resolution.
+        """
+        key = self._key(symbol, timeframe, start, end)
+        items = list(bars)
+        written_at = self._clock()
+        payload = None
+        if self._dir is not None:
+            try:
+                payload = _codec.encode_items(items)
+            except (TypeError, ValueError, OverflowError) as exc:
+                logger.warning("cannot store %r on disk, keeping it in memory: %s", key, exc)
+        entry = _Entry(items, written_at, _estimate_bytes(items))
+        with self._lock:
+            self._remember(key, entry)
+            if self._dir is not None:
+                self._write_disk(key, written_at, payload)
+
+    def get(
+        self,
+        symbol: str,
+        timeframe: Resolution | str,
+        start: int | datetime,
+        end: int | datetime,
+    ) -> list[MarketData] | None:
+        """Return a new list of the cached bars for this exact request, or ``None``.
+
+        Raises:
+            ValueError: ``timeframe`` names no resolution.
+        """
+        key = self._key(symbol, timeframe, start, end)
+        now = self._clock()
+        with self._lock:
+            items = self._get_memory(key, now)
+            if items is None and self._dir is not None:
+                items = self._get_disk(key, now)
+            self._counts["hits" if items is not None else "misses"] += 1
+            return None if items is None else list(items)
+
+    def invalidate(self, symbol: str) -> int:
+        """Drop every entry of ``symbol`` from memory and disk; return how many keys went."""
+        with self._lock:
+            removed = set()
+            for key in [key for key in self._memory if key[0] == symbol]:
+                self._forget_memory(key)
+                removed.add(_file_name(key))
+            if self._dir is not None:
+                prefix = _symbol_prefix(symbol)
+                for name in self._list_dir():
+                    if name.startswith(prefix) and name.endswith(_SUFFIX):
+                        self._remove_file(name)
+                        removed.add(name)
+            return len(removed)
+
+    def clear(self) -> None:
+        """Drop every entry from memory and every cache file from disk (counters stay)."""
+        with self._lock:
+            self._memory.clear()
+            self._memory_bytes = 0
+            if self._dir is not None:
+                for name in self._list_dir():
+                    if name.endswith(_SUFFIX) or name.startswith(_TEMP_PREFIX):
+                        self._remove_file(name)
+
+    def statistics(self) -> dict[str, float | int]:
+        """Return a snapshot of the counters and sizes.
+
+        Keys: ``hits``, ``misses``, ``memory_hits``, ``disk_hits``, ``corrupt``, ``evictions``
+        (memory), ``disk_evictions``, ``expired``, ``disk_errors``, ``entries``, ``bytes``
+        (memory estimate), ``disk_entries``, ``disk_bytes``, ``hit_rate``.
+
+        Lock-free, so the event loop never waits behind another thread's disk I/O; a
+        snapshot taken during a put or get may show that operation half counted.
+        """
+        stats: dict[str, float | int] = dict(self._counts)
+        stats.update(
+            entries=len(self._memory),
+            bytes=self._memory_bytes,
+            disk_entries=len(self._disk),
+            disk_bytes=self._disk_bytes,
+            hit_rate=self._hit_rate(),
+        )
+        return stats
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits over lookups, from 0.0 to 1.0 (0.0 before the first lookup); lock-free."""
+        return self._hit_rate()
+
+    def __repr__(self) -> str:
+        return (
+            f"DataCache(max_size={self._max_size}, cache_dir={self._dir!r}, "
+            f"entries={len(self._memory)}, disk_entries={len(self._disk)})"
+        )
+
+    # ----------------------------------------------------------------- memory tier
+
+    @staticmethod
+    def _key(
+        symbol: str, timeframe: Resolution | str, start: int | datetime, end: int | datetime
+    ) -> _Key:
+        if not isinstance(symbol, str):
+            raise TypeError(f"symbol must be a str, got {type(symbol).__name__}")
+        return (symbol, Resolution.parse(timeframe).name, _ns(start), _ns(end))
+
+    def _hit_rate(self) -> float:
+        hits = self._counts["hits"]
+        lookups = hits + self._counts["misses"]
+        return hits / lookups if lookups else 0.0
+
+    def _expired(self, written_at: float, now: float) -> bool:
+        return self._ttl_s > 0 and now - written_at >= self._ttl_s
+
+    def _remember(self, key: _Key, entry: _Entry) -> None:
+        self._forget_memory(key)
+        if entry.nbytes > self._max_bytes:
+            return
+        self._memory[key] = entry
+        self._memory_bytes += entry.nbytes
+        while len(self._memory) > self._max_size or self._memory_bytes > self._max_bytes:
+            _, oldest = self._memory.popitem(last=False)
+            self._memory_bytes -= oldest.nbytes
+            self._counts["evictions"] += 1
+
+    def _forget_memory(self, key: _Key) -> None:
+        old = self._memory.pop(key, None)
+        if old is not None:
+            self._memory_bytes -= old.nbytes
+
+    def _get_memory(self, key: _Key, now: float) -> list[MarketData] | None:
+        entry = self._memory.get(key)
+        if entry is None:
+            return None
+        if self._expired(entry.written_at, now):
+            self._forget_memory(key)
+            if self._dir is not None:
+                self._remove_file(_file_name(key))
+            self._counts["expired"] += 1
+            return None
+        self._memory.move_to_end(key)
+        if self._dir is not None:  # keep the disk tier's recency in step with use
+            name = _file_name(key)
+            size = self._disk.get(name)
+            if size is not None:
+                self._touch(self._dir / name, name, size, now)
+        self._counts["memory_hits"] += 1
+        return entry.items
+
+    # ----------------------------------------------------------------- disk tier
+
+    def _open_dir(self, directory: Path) -> None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            found = []
+            with os.scandir(directory) as scan:
+                for item in scan:
+                    if item.name.startswith(_TEMP_PREFIX):
+                        self._drop_stale_temp(item)
+                    elif item.name.endswith(_SUFFIX) and item.is_file(follow_symlinks=False):
+                        stat = item.stat(follow_symlinks=False)
+                        found.append((stat.st_mtime_ns, item.name, stat.st_size))
+        except OSError as exc:
+            raise ConfigError(f"cache_dir {str(directory)!r} is not usable: {exc}") from exc
+        for _, name, size in sorted(found):
+            self._disk[name] = size
+            self._disk_bytes += size
+
+    @staticmethod
+    def _drop_stale_temp(item: os.DirEntry[str]) -> None:
+        """Remove a temporary file left by a crash (an hour old, so not a live write)."""
+        try:
+            if time.time() - item.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_S:
+                os.unlink(item.path)
+        except OSError as exc:
+            logger.warning("cannot remove stale cache temp file %s: %s", item.path, exc)
+
+    def _list_dir(self) -> list[str]:
+        assert self._dir is not None
+        try:
+            return os.listdir(self._dir)
+        except OSError as exc:
+            self._disk_error("list", self._dir, exc)
+            return list(self._disk)
+
+    def _disk_error(self, action: str, path: Path, exc: OSError) -> None:
+        self._counts["disk_errors"] += 1
+        logger.warning("cache cannot %s %s: %s", action, path, exc)
+
+    def _forget_disk(self, name: str) -> None:
+        size = self._disk.pop(name, None)
+        if size is not None:
+            self._disk_bytes -= size
+
+    def _remove_file(self, name: str, *, quiet: bool = False) -> None:
+        assert self._dir is not None
+        self._forget_disk(name)
+        try:
+            os.unlink(self._dir / name)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if not quiet:  # quiet: the caller already reported the error that led here
+                self._disk_error("remove", self._dir / name, exc)
+
+    def _touch(self, path: Path, name: str, size: int, now: float) -> None:
+        self._forget_disk(name)
+        self._disk[name] = size
+        self._disk_bytes += size
+        try:
+            os.utime(path, (now, now))
+        except OSError as exc:
+            logger.debug("cannot set the mtime of %s: %s", path, exc)
+
+    def _write_disk(self, key: _Key, written_at: float, payload: list[bytes] | None) -> None:
+        assert self._dir is not None
+        name = _file_name(key)
+        chunks = None if payload is None else _codec.frame(_key_bytes(key), written_at, payload)
+        size = 0 if chunks is None else sum(map(len, chunks))
+        if chunks is None or size > self._disk_max_bytes:
+            self._remove_file(name)  # an older version of this key must not resurface
+            return
+        path = self._dir / name
+        try:
+            self._write_atomic(path, chunks)
+        except OSError as exc:
+            self._disk_error("write", path, exc)
+            self._remove_file(name, quiet=True)  # an older version must not resurface
+            return
+        self._touch(path, name, size, written_at)
+        while self._disk_bytes > self._disk_max_bytes:
+            self._remove_file(next(iter(self._disk)))
+            self._counts["disk_evictions"] += 1
+
+    def _write_atomic(self, path: Path, chunks: list[bytes]) -> None:
+        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.writelines(chunks)
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def _get_disk(self, key: _Key, now: float) -> list[MarketData] | None:
+        assert self._dir is not None
+        name = _file_name(key)
+        path = self._dir / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self._forget_disk(name)
+            return None
+        except OSError as exc:
+            self._disk_error("read", path, exc)
+            return None
+        try:
+            written_at, payload = _codec.unframe(data, _key_bytes(key))
+            items = _codec.decode_items(payload)
+        except DataFormatError as exc:
+            logger.warning("dropping corrupt cache file %s: %s", path, exc)
+            self._counts["corrupt"] += 1
+            self._remove_file(name)
+            return None
+        if self._expired(written_at, now):
+            self._remove_file(name)
+            self._counts["expired"] += 1
+            return None
+        self._touch(path, name, len(data), now)
+        self._remember(key, _Entry(items, written_at, _estimate_bytes(items)))
+        self._counts["disk_hits"] += 1
+        return items
