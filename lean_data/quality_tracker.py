@@ -1,0 +1,237 @@
+"""Rolling data-quality statistics per (feed, symbol): :class:`QualityTracker`.
+
+The engine records every item with its :class:`~lean_data.quality.Verdict`; ``report()``
+returns plain dicts (JSON-ready) for dashboards, logs and
+``DataEngine.get_data_quality_report``.
+
+Gaps are counted per series (feed, symbol, item kind, resolution) from consecutive bar open
+times: a jump of more than one period is one gap, and the number of skipped period slots
+(``ceil(jump / period) - 1``) is added to ``missing_bars``. This is **calendar-unaware**:
+nights, weekends and holidays of markets that close count as gaps, and so do minutes without
+trades in sources that skip empty bars. Ticks have no gaps.
+
+A bar with the open time of the previous bar of its series is a duplicate unless its
+``revision`` increased or the previous bar was still in progress (``closed`` False). An
+item older than the previous item of its series is out of order and leaves the gap
+tracking where it was. Equal tick timestamps are normal and are not duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lean_data.errors import ConfigError
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
+from lean_data.quality import DataQualityLevel, Verdict
+
+__all__ = ["QualityTracker"]
+
+_LEVELS = tuple(DataQualityLevel)
+_TENTHS = {level: round(level.value * 10) for level in _LEVELS}  # exact integer sums
+
+
+class _SeriesClock:
+    """Timing state of one series, for gaps, duplicates and out-of-order items."""
+
+    __slots__ = ("closed", "period", "revision", "ts")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.ts: int | None = None
+        self.closed = True
+        self.revision = 0
+
+
+class _Stats:
+    """Counters and rolling windows of one (feed, symbol)."""
+
+    __slots__ = (
+        "duplicates",
+        "first_ts",
+        "gaps",
+        "idx",
+        "last_ts",
+        "lat_idx",
+        "lat_n",
+        "lat_sum",
+        "latencies",
+        "levels",
+        "messages",
+        "missing",
+        "out_of_order",
+        "reasons",
+        "scores",
+        "series",
+        "tenths",
+        "window_tenths",
+    )
+
+    def __init__(self, window: int) -> None:
+        self.messages = 0
+        self.tenths = 0  # lifetime sum of scores x 10
+        self.scores = [0] * window
+        self.window_tenths = 0
+        self.idx = 0
+        self.levels = dict.fromkeys(_LEVELS, 0)
+        self.reasons: dict[str, int] = {}
+        self.gaps = 0
+        self.missing = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.latencies = [0] * window
+        self.lat_idx = 0
+        self.lat_n = 0
+        self.lat_sum = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.series: dict[object, _SeriesClock] = {}
+
+
+class QualityTracker:
+    """Keep lifetime and rolling quality statistics per (feed, symbol).
+
+    Args:
+        window: how many recent items the rolling score and the latency percentiles cover.
+
+    Raises:
+        ConfigError: ``window`` is not a positive integer.
+    """
+
+    def __init__(self, window: int = 1000) -> None:
+        if not isinstance(window, int) or window <= 0:
+            raise ConfigError(f"QualityTracker window must be a positive integer, got {window!r}")
+        self._window = window
+        self._stats: dict[tuple[str, str], _Stats] = {}
+
+    def record(
+        self,
+        feed: str,
+        symbol: str,
+        item: MarketData,
+        verdict: Verdict,
+        latency_ns: int | None = None,
+    ) -> None:
+        """Count one item with its verdict.
+
+        Args:
+            feed: the feed the item came from.
+            symbol: the item's symbol.
+            item: the bar, quote bar or tick.
+            verdict: what the validator said about it.
+            latency_ns: delivery latency; when None it is derived from ``ts_recv`` (a
+                tick: receive - event time; a closed bar: receive - bar end), and nothing
+                is recorded when ``ts_recv`` is 0.
+        """
+        st = self._stats.get((feed, symbol))
+        if st is None:
+            st = self._stats[(feed, symbol)] = _Stats(self._window)
+        st.messages += 1
+        level = verdict.level
+        tenths = _TENTHS[level]
+        st.tenths += tenths
+        idx = st.idx
+        st.window_tenths += tenths - st.scores[idx]
+        st.scores[idx] = tenths
+        st.idx = idx + 1 if idx + 1 < self._window else 0
+        st.levels[level] += 1
+        if verdict.reasons:
+            reasons = st.reasons
+            for reason in verdict.reasons:
+                reasons[reason] = reasons.get(reason, 0) + 1
+        ts = item.ts_event
+        if st.first_ts is None or ts < st.first_ts:
+            st.first_ts = ts
+        if st.last_ts is None or ts > st.last_ts:
+            st.last_ts = ts
+        period = self._timing(st, item)
+        if latency_ns is None and item.ts_recv:
+            if period == 0:
+                latency_ns = item.ts_recv - ts
+            elif item.closed:  # type: ignore[union-attr]  # period > 0: a bar
+                latency_ns = item.ts_recv - ts - period
+        if latency_ns is not None:
+            self._latency(st, latency_ns)
+
+    def _timing(self, st: _Stats, item: MarketData) -> int:
+        """Update gaps, duplicates and out-of-order counts; return the period (0: tick)."""
+        if type(item) is Tick:
+            key: object = item.tick_type
+            period = 0
+        else:
+            bar: TradeBar | QuoteBar = item  # type: ignore[assignment]  # not a Tick
+            period = bar.resolution.nanos
+            key = (type(bar), period)
+        clock = st.series.get(key)
+        if clock is None:
+            clock = st.series[key] = _SeriesClock(period)
+        prev, ts = clock.ts, item.ts_event
+        if prev is None or ts > prev:
+            if prev is not None and period and ts - prev > period:
+                st.gaps += 1
+                st.missing += (ts - prev - 1) // period
+            clock.ts = ts
+        elif ts < prev:
+            st.out_of_order += 1
+            return period
+        elif period and item.revision <= clock.revision and clock.closed:  # type: ignore[union-attr]
+            st.duplicates += 1
+        if period:
+            clock.closed = item.closed  # type: ignore[union-attr]
+            clock.revision = item.revision  # type: ignore[union-attr]
+        return period
+
+    def _latency(self, st: _Stats, latency_ns: int) -> None:
+        st.lat_sum += latency_ns
+        i = st.lat_idx
+        st.latencies[i] = latency_ns
+        st.lat_idx = i + 1 if i + 1 < self._window else 0
+        st.lat_n += 1
+
+    def report(self, symbol: str | None = None, feed: str | None = None) -> dict[str, Any]:
+        """Return ``{feed: {symbol: stats}}``, optionally for one symbol and/or one feed.
+
+        Each ``stats`` dict holds: ``messages``; ``average_score`` (lifetime) and
+        ``rolling_score`` (last ``window`` items), scores in [0, 1]; ``levels`` (count per
+        level name, all five present); ``reasons`` (count per reason code); ``gaps``,
+        ``missing_bars``, ``duplicates``, ``out_of_order``; ``latency_ms`` with ``avg``
+        (lifetime), ``p50`` and ``p99`` (nearest rank over the last ``window`` latencies),
+        None when no latency was seen; ``first_ts`` / ``last_ts``, the earliest and latest
+        event times in ns.
+        """
+        out: dict[str, Any] = {}
+        for (f, s), st in self._stats.items():
+            if (feed is None or f == feed) and (symbol is None or s == symbol):
+                out.setdefault(f, {})[s] = self._summary(st)
+        return out
+
+    def _summary(self, st: _Stats) -> dict[str, Any]:
+        in_window = min(st.messages, self._window)
+        return {
+            "messages": st.messages,
+            "average_score": st.tenths / (10 * st.messages),
+            "rolling_score": st.window_tenths / (10 * in_window),
+            "levels": {level.name: st.levels[level] for level in _LEVELS},
+            "reasons": dict(st.reasons),
+            "gaps": st.gaps,
+            "missing_bars": st.missing,
+            "duplicates": st.duplicates,
+            "out_of_order": st.out_of_order,
+            "latency_ms": self._latency_summary(st),
+            "first_ts": st.first_ts,
+            "last_ts": st.last_ts,
+        }
+
+    def _latency_summary(self, st: _Stats) -> dict[str, float | None]:
+        if st.lat_n == 0:
+            return {"avg": None, "p50": None, "p99": None}
+        recent = sorted(st.latencies[: min(st.lat_n, self._window)])
+        return {
+            "avg": st.lat_sum / st.lat_n / 1e6,
+            "p50": _nearest_rank(recent, 50) / 1e6,
+            "p99": _nearest_rank(recent, 99) / 1e6,
+        }
+
+
+def _nearest_rank(ordered: list[int], percent: int) -> int:
+    rank = -(-percent * len(ordered) // 100)  # ceil(percent * n / 100), in integers
+    return ordered[max(rank, 1) - 1]
