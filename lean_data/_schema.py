@@ -1,0 +1,362 @@
+"""SQLite schema, SQL text, row encoding and decoding for :mod:`lean_data.persistence`.
+
+Every statement here is a constant built at import time from fixed column lists; values
+always travel as ``?`` parameters, never as text spliced into SQL.
+
+Tables:
+
+``bars`` / ``quote_bars``
+    One row per (symbol, resolution, ts_event, feed), stored ``WITHOUT ROWID`` with that
+    primary key, so a range query for one symbol and resolution is a single index walk.
+    Writes are upserts that keep the newest version: a higher ``revision`` wins, and at the
+    same revision a final bar (``closed``) replaces an in-progress one but never the reverse.
+``ticks``
+    Trade prints and quotes. They have no natural key (many trades share a timestamp), so
+    each row gets an ``INTEGER PRIMARY KEY``; indexed by (symbol, ts_event).
+``metrics``
+    ``ts`` (ns) and an orjson ``payload``.
+``errors``
+    ``ts`` (ns), ``kind``, ``feed``, ``symbol``, ``message``, ``detail``.
+``schema_version``
+    One row holding :data:`SCHEMA_VERSION`.
+
+SQLite stores a float NaN as NULL, so every REAL market column reads NULL back as ``nan``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias
+
+import aiosqlite
+
+from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.quality import DataQualityLevel, Verdict
+
+Row: TypeAlias = tuple[Any, ...]
+
+SCHEMA_VERSION: Final = 1
+
+BARS: Final = 0
+QUOTE_BARS: Final = 1
+TICKS: Final = 2
+METRICS: Final = 3
+ERRORS: Final = 4
+
+TABLE_NAMES: Final = ("bars", "quote_bars", "ticks", "metrics", "errors")
+"""Table names by index; the only names ever placed into SQL text."""
+
+MARKET_TABLES: Final = ("bars", "quote_bars", "ticks")
+
+_QUALITY = ("quality_score", "quality_level", "reasons", "ts_recv")
+_BAR_TAIL = ("closed", "revision", "backfilled", *_QUALITY)
+BAR_COLUMNS: Final = (
+    *("feed", "symbol", "resolution", "ts_event"),
+    *("open", "high", "low", "close", "volume"),
+    *_BAR_TAIL,
+)
+QUOTE_COLUMNS: Final = (
+    *("feed", "symbol", "resolution", "ts_event"),
+    *("bid_open", "bid_high", "bid_low", "bid_close", "bid_size"),
+    *("ask_open", "ask_high", "ask_low", "ask_close", "ask_size"),
+    *_BAR_TAIL,
+)
+TICK_COLUMNS: Final = (
+    *("feed", "symbol", "ts_event", "tick_type", "price", "size"),
+    *("bid_price", "bid_size", "ask_price", "ask_size"),
+    *("exchange", "condition", "suspicious", "trade_id", *_QUALITY),
+)
+METRICS_COLUMNS: Final = ("ts", "payload")
+ERRORS_COLUMNS: Final = ("ts", "kind", "feed", "symbol", "message", "detail")
+
+_KEY = ("feed", "symbol", "resolution", "ts_event")
+
+
+_BAR_TAIL_DDL = (
+    "closed INT NOT NULL, revision INT NOT NULL, backfilled INT NOT NULL, "
+    "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL, "
+    "PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
+)
+_BAR_HEAD_DDL = (
+    "feed TEXT NOT NULL, symbol TEXT NOT NULL, resolution TEXT NOT NULL, ts_event INT NOT NULL"
+)
+
+DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS bars ({_BAR_HEAD_DDL}, open REAL, high REAL, low REAL, "
+    f"close REAL, volume REAL, {_BAR_TAIL_DDL}",
+    f"CREATE TABLE IF NOT EXISTS quote_bars ({_BAR_HEAD_DDL}, bid_open REAL, bid_high REAL, "
+    "bid_low REAL, bid_close REAL, bid_size REAL, ask_open REAL, ask_high REAL, ask_low REAL, "
+    f"ask_close REAL, ask_size REAL, {_BAR_TAIL_DDL}",
+    "CREATE TABLE IF NOT EXISTS ticks (id INTEGER PRIMARY KEY, feed TEXT NOT NULL, "
+    "symbol TEXT NOT NULL, ts_event INT NOT NULL, tick_type TEXT NOT NULL, price REAL, "
+    "size REAL, bid_price REAL, bid_size REAL, ask_price REAL, ask_size REAL, "
+    "exchange TEXT NOT NULL, condition TEXT NOT NULL, suspicious INT NOT NULL, "
+    "trade_id TEXT NOT NULL, quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, "
+    "ts_recv INT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ticks_symbol_ts ON ticks (symbol, ts_event)",
+    "CREATE TABLE IF NOT EXISTS metrics (id INTEGER PRIMARY KEY, ts INT NOT NULL, "
+    "payload TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS metrics_ts ON metrics (ts)",
+    "CREATE TABLE IF NOT EXISTS errors (id INTEGER PRIMARY KEY, ts INT NOT NULL, "
+    "kind TEXT NOT NULL, feed TEXT NOT NULL, symbol TEXT NOT NULL, message TEXT NOT NULL, "
+    "detail TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS errors_ts ON errors (ts)",
+)
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    marks = ", ".join("?" * len(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+
+
+def _upsert(table: str, columns: tuple[str, ...]) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEY)
+    return (
+        f"{_insert(table, columns)} ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates} "
+        f"WHERE excluded.revision > {table}.revision OR "
+        f"(excluded.revision = {table}.revision AND excluded.closed >= {table}.closed)"
+    )
+
+
+WRITE_SQL: Final = (
+    _upsert("bars", BAR_COLUMNS),
+    _upsert("quote_bars", QUOTE_COLUMNS),
+    _insert("ticks", TICK_COLUMNS),
+    _insert("metrics", METRICS_COLUMNS),
+    _insert("errors", ERRORS_COLUMNS),
+)
+"""The write statement of each table, by table index."""
+
+SELECT: Final = {
+    "bars": "SELECT symbol, ts_event, open, high, low, close, volume, resolution, ts_recv, "
+    "closed, revision, backfilled FROM bars",
+    "quote_bars": "SELECT symbol, ts_event, bid_open, bid_high, bid_low, bid_close, bid_size, "
+    "ask_open, ask_high, ask_low, ask_close, ask_size, resolution, ts_recv, closed, revision, "
+    "backfilled FROM quote_bars",
+    "ticks": "SELECT symbol, ts_event, price, size, tick_type, ts_recv, bid_price, bid_size, "
+    "ask_price, ask_size, exchange, condition, suspicious, trade_id FROM ticks",
+}
+"""Column lists in the order the ``*_from_row`` functions read them."""
+
+RANGE: Final = "WHERE symbol = ?1 AND ts_event >= ?2 AND ts_event < ?3"
+RANGE_ANY_RESOLUTION: Final = f"{RANGE} AND resolution IN (SELECT res FROM r)"
+
+RESOLUTIONS_CTE: Final = {
+    table: f"WITH RECURSIVE r(res) AS (SELECT MIN(resolution) FROM {table} WHERE symbol = ?1 "
+    f"UNION ALL SELECT (SELECT MIN(resolution) FROM {table} WHERE symbol = ?1 AND "
+    "resolution > r.res) FROM r WHERE r.res IS NOT NULL)"
+    for table in ("bars", "quote_bars")
+}
+"""The distinct resolutions of symbol ?1, one primary-key lookup each (a loose index scan),
+so a query without a resolution can still use (symbol, resolution, ts_event)."""
+
+
+def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, str]:
+    """Return (score, level name, comma-joined reasons) for a verdict; NULLs for none."""
+    if quality is None:
+        return _NO_QUALITY
+    level = quality.level
+    reasons = quality.reasons
+    # _value_ / _name_ are Enum's documented member attributes; .value/.name are slow
+    # descriptors, and this runs once per stored row.
+    return (level._value_, level._name_, ",".join(reasons) if reasons else "")
+
+
+_NO_QUALITY: Final = (None, None, "")
+
+
+def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``bars`` row for ``bar`` in :data:`BAR_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    b = bar
+    return (
+        feed,
+        b.symbol,
+        b.resolution.name,
+        b.ts_event,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        b.closed,
+        b.revision,
+        b.backfilled,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``quote_bars`` row for ``quote`` in :data:`QUOTE_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    q = quote
+    return (
+        feed,
+        q.symbol,
+        q.resolution.name,
+        q.ts_event,
+        q.bid_open,
+        q.bid_high,
+        q.bid_low,
+        q.bid_close,
+        q.bid_size,
+        q.ask_open,
+        q.ask_high,
+        q.ask_low,
+        q.ask_close,
+        q.ask_size,
+        q.closed,
+        q.revision,
+        q.backfilled,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``ticks`` row for ``tick`` in :data:`TICK_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    t = tick
+    return (
+        feed,
+        t.symbol,
+        t.ts_event,
+        t.tick_type.value,
+        t.price,
+        t.size,
+        t.bid_price,
+        t.bid_size,
+        t.ask_price,
+        t.ask_size,
+        t.exchange,
+        t.condition,
+        t.suspicious,
+        t.trade_id,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+_NAN = math.nan
+_RESOLUTIONS: dict[str, Resolution] = {}
+
+
+def resolution_from_text(text: str) -> Resolution:
+    """Return the resolution stored as ``text`` (``str(resolution)``), memoised."""
+    found = _RESOLUTIONS.get(text)
+    if found is None:
+        if text.endswith("ns") and text[:-2].isdigit():
+            found = Resolution(int(text[:-2]))  # sub-second periods; parse() lacks "ns"
+        else:
+            found = Resolution.parse(text)
+        _RESOLUTIONS[text] = found
+    return found
+
+
+def _f(value: float | None) -> float:
+    return _NAN if value is None else value
+
+
+def bar_from_row(r: Row) -> TradeBar:
+    """Return the TradeBar for a ``SELECT["bars"]`` row (NULL prices read back as nan)."""
+    return TradeBar(
+        *(r[0], r[1], _f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6])),
+        resolution_from_text(r[7]),
+        *(r[8], bool(r[9]), r[10], bool(r[11])),
+    )
+
+
+def quote_from_row(r: Row) -> QuoteBar:
+    """Return the QuoteBar for a ``SELECT["quote_bars"]`` row (NULL reads back as nan)."""
+    bid = (_f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6]))
+    ask = (_f(r[7]), _f(r[8]), _f(r[9]), _f(r[10]), _f(r[11]))
+    return QuoteBar(
+        r[0], r[1], *bid, *ask, resolution_from_text(r[12]), r[13], bool(r[14]), r[15], bool(r[16])
+    )
+
+
+def tick_from_row(r: Row) -> Tick:
+    """Return the Tick for a ``SELECT["ticks"]`` row (NULL reads back as nan)."""
+    return Tick(
+        *(r[0], r[1], _f(r[2]), _f(r[3]), TickType(r[4]), r[5]),
+        *(_f(r[6]), _f(r[7]), _f(r[8]), _f(r[9])),
+        *(r[10], r[11], bool(r[12]), r[13]),
+    )
+
+
+RowBuilder = Callable[[Any, str, Verdict | None, int], Row]
+ROW_BUILDERS: Final[dict[type, tuple[int, RowBuilder]]] = {
+    TradeBar: (BARS, bar_row),
+    QuoteBar: (QUOTE_BARS, quote_row),
+    Tick: (TICKS, tick_row),
+}
+
+
+def row_builder_for_subclass(item: object) -> tuple[int, RowBuilder]:
+    """Return the table and row builder for a subclass of a model (or raise TypeError)."""
+    for cls, found in ROW_BUILDERS.items():
+        if isinstance(item, cls):
+            return found
+    raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
+
+
+ERROR_KEYS: Final = ("ts_ns", "kind", "feed", "symbol", "message", "detail")
+LEVEL_NAMES: Final = (*(level.name for level in DataQualityLevel), "UNSCORED")
+
+
+class QualityTally:
+    """Row counts per quality level and the sum of scores, for quality_summary."""
+
+    def __init__(self) -> None:
+        self.levels = dict.fromkeys(LEVEL_NAMES, 0)
+        self.scored = 0
+        self.score_sum = 0.0
+
+    def add(self, level: str | None, count: int, score_sum: float) -> None:
+        self.levels[level or "UNSCORED"] += count
+        if level is not None:
+            self.scored += count
+            self.score_sum += score_sum
+
+    def as_dict(self) -> dict[str, Any]:
+        average = self.score_sum / self.scored if self.scored else None
+        return {"rows": sum(self.levels.values()), "average_score": average, "levels": self.levels}
+
+
+async def delete_before(db: aiosqlite.Connection, cutoff: int) -> dict[str, int]:
+    """Delete market rows received before ``cutoff`` and metrics/errors older; commit."""
+    deleted: dict[str, int] = {}
+    for table in TABLE_NAMES:
+        column = "ts_recv" if table in MARKET_TABLES else "ts"
+        cursor = await db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
+        deleted[table] = cursor.rowcount
+        await cursor.close()
+    await db.commit()
+    return deleted
+
+
+QUALITY_BY_FEED: Final = " UNION ALL ".join(
+    f"SELECT feed, quality_level, COUNT(*), TOTAL(quality_score) FROM {table} "
+    "WHERE symbol = ? AND ts_recv >= ? GROUP BY feed, quality_level"
+    for table in MARKET_TABLES
+)
+"""Rows and score sums per (feed, level) of one symbol since a receive time, all tables."""
+
+
+def quality_summary(rows: list[Row]) -> dict[str, Any]:
+    """Fold :data:`QUALITY_BY_FEED` rows into overall and per-feed tallies."""
+    total = QualityTally()
+    feeds: dict[str, QualityTally] = {}
+    for feed, level, count, score_sum in rows:
+        for tally in (total, feeds.setdefault(feed, QualityTally())):
+            tally.add(level, count, score_sum)
+    return total.as_dict() | {"feeds": {name: feeds[name].as_dict() for name in sorted(feeds)}}

@@ -1,0 +1,237 @@
+"""Engine and per-feed counters: messages, rates, latency percentiles, errors, drops, quality.
+
+Recording is cheap and allocation-free per message: counters are integers, the message
+rate is kept in per-second buckets (one small tuple per second, not per message, in a
+bounded deque), and latency samples go into a bounded ring (``deque(maxlen=N)``) that is
+only sorted when :meth:`DataMetrics.to_dict` asks for percentiles.
+
+Definitions:
+
+- ``messages_per_second``: messages counted in the last ``window_s`` *complete* seconds,
+  divided by the number of those seconds (fewer than ``window_s`` right after start). The
+  current, partial second is left out, so the rate does not jump at each second boundary.
+- ``latency_ms``: over the last ``latency_samples`` samples: mean, nearest-rank p50 and
+  p99 (always a recorded value), and max; all 0.0 when ``samples`` is 0.
+- ``quality``: mean of every recorded score since start (or reset).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+__all__ = ["DataMetrics"]
+
+_NS_PER_MS = 1_000_000
+
+
+class _Scope:
+    """Counters of one scope: the whole engine or one feed."""
+
+    __slots__ = (
+        "buckets",
+        "errors",
+        "errors_by_kind",
+        "latency",
+        "messages",
+        "quality_count",
+        "quality_sum",
+        "sec",
+        "sec_count",
+        "sec_end",
+        "start",
+    )
+
+    def __init__(self, samples: int, window: int, now: float) -> None:
+        self.messages = 0
+        self.errors = 0
+        self.errors_by_kind: dict[str, int] = {}
+        self.latency: deque[int] = deque(maxlen=samples)
+        self.quality_sum = 0.0
+        self.quality_count = 0
+        self.start = now
+        self.sec = math.floor(now)  # the second being counted now, ...
+        self.sec_end = self.sec + 1  # ... where it ends ...
+        self.sec_count = 0  # ... and its count so far
+        self.buckets: deque[tuple[int, int]] = deque(maxlen=window + 1)  # completed seconds
+
+    def roll(self, now: float, n: int) -> None:
+        """Close the current second (kept if it counted anything) and start the one of ``now``."""
+        if self.sec_count:
+            self.buckets.append((self.sec, self.sec_count))
+        self.sec = math.floor(now)
+        self.sec_end = self.sec + 1
+        self.sec_count = n
+
+    def rate(self, now: float, window: int) -> float:
+        now_sec = math.floor(now)
+        first = max(now_sec - window, math.ceil(self.start))
+        seconds = now_sec - first
+        if seconds <= 0:
+            return 0.0
+        total = sum(c for s, c in self.buckets if first <= s < now_sec)
+        if first <= self.sec < now_sec:
+            total += self.sec_count
+        return total / seconds
+
+    def add_error(self, n: int, kind: str | None) -> None:
+        self.errors += n
+        key = kind or "other"
+        self.errors_by_kind[key] = self.errors_by_kind.get(key, 0) + n
+
+    def as_dict(self, now: float, window: int) -> dict[str, Any]:
+        average = self.quality_sum / self.quality_count if self.quality_count else 0.0
+        return {
+            "messages": self.messages,
+            "messages_per_second": self.rate(now, window),
+            "errors": self.errors,
+            "errors_by_kind": dict(self.errors_by_kind),
+            "latency_ms": _latency_summary(self.latency),
+            "quality": {"average": average, "count": self.quality_count},
+        }
+
+
+def _latency_summary(samples: deque[int]) -> dict[str, float | int]:
+    """Return avg, nearest-rank p50/p99 and max in ms, and the sample count."""
+    n = len(samples)
+    if n == 0:
+        return {"avg": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0}
+    ordered = sorted(samples)
+    return {
+        "avg": sum(ordered) / n / _NS_PER_MS,
+        "p50": ordered[math.ceil(0.50 * n) - 1] / _NS_PER_MS,
+        "p99": ordered[math.ceil(0.99 * n) - 1] / _NS_PER_MS,
+        "max": ordered[-1] / _NS_PER_MS,
+        "samples": n,
+    }
+
+
+class DataMetrics:
+    """Count what the engine does, overall and per feed, and report it as a dict or JSON.
+
+    Args:
+        window_s: the message-rate window, in whole seconds (at least 1).
+        latency_samples: how many recent latency samples each scope keeps.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        window_s: float = 60.0,
+        latency_samples: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if window_s < 1 or latency_samples < 1:
+            raise ValueError(
+                f"window_s must be >= 1 and latency_samples >= 1, "
+                f"got {window_s!r} and {latency_samples!r}"
+            )
+        self._window = int(window_s)
+        self._samples = latency_samples
+        self._clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every count, sample and gauge, and restart the uptime."""
+        now = self._clock()
+        self._engine = _Scope(self._samples, self._window, now)
+        self._feeds: dict[str, _Scope] = {}
+        self._drops = 0
+        self._drops_by_source: dict[str, int] = {}
+        self._gauges: dict[str, float] = {}
+
+    def _feed(self, name: str) -> _Scope:
+        scope = self._feeds.get(name)
+        if scope is None:
+            scope = self._feeds[name] = _Scope(self._samples, self._window, self._clock())
+        return scope
+
+    def increment_messages(self, n: int = 1, *, feed: str | None = None) -> None:
+        """Count ``n`` messages, for the engine and for ``feed`` when given."""
+        now = self._clock()
+        engine = self._engine
+        engine.messages += n
+        if now < engine.sec_end:
+            engine.sec_count += n
+        else:
+            engine.roll(now, n)
+        if feed is not None:
+            scope = self._feeds.get(feed) or self._feed(feed)
+            scope.messages += n
+            if now < scope.sec_end:
+                scope.sec_count += n
+            else:
+                scope.roll(now, n)
+
+    def record_latency_ns(self, ns: int, *, feed: str | None = None) -> None:
+        """Record one latency sample in nanoseconds (the hot-path form)."""
+        self._engine.latency.append(ns)
+        if feed is not None:
+            (self._feeds.get(feed) or self._feed(feed)).latency.append(ns)
+
+    def update_latency(self, ms: float, *, feed: str | None = None) -> None:
+        """Record one latency sample in milliseconds; NaN and infinities are ignored."""
+        if math.isfinite(ms):
+            self.record_latency_ns(round(ms * _NS_PER_MS), feed=feed)
+
+    def increment_errors(
+        self, n: int = 1, *, feed: str | None = None, kind: str | None = None
+    ) -> None:
+        """Count ``n`` errors of ``kind`` (``"other"`` when not given)."""
+        self._engine.add_error(n, kind)
+        if feed is not None:
+            self._feed(feed).add_error(n, kind)
+
+    def increment_drops(self, n: int = 1, *, source: str = "") -> None:
+        """Count ``n`` items dropped by ``source`` (a queue or subscriber name)."""
+        self._drops += n
+        key = source or "other"
+        self._drops_by_source[key] = self._drops_by_source.get(key, 0) + n
+
+    def record_quality(self, score: float, *, feed: str | None = None) -> None:
+        """Record one quality score in [0, 1]; NaN is ignored."""
+        if score != score:  # NaN, without a function call on the hot path
+            return
+        engine = self._engine
+        engine.quality_sum += score
+        engine.quality_count += 1
+        if feed is not None:
+            scope = self._feeds.get(feed) or self._feed(feed)
+            scope.quality_sum += score
+            scope.quality_count += 1
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """Set a point-in-time value such as ``cache_hit_rate`` or a queue depth."""
+        self._gauges[name] = float(value)
+
+    def messages_per_second(self, feed: str | None = None) -> float:
+        """Return the message rate over the last ``window_s`` complete seconds."""
+        scope = self._engine if feed is None else self._feeds.get(feed)
+        return 0.0 if scope is None else scope.rate(self._clock(), self._window)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a snapshot: ``{"engine": {...}, "feeds": {name: {...}}}``.
+
+        ``engine`` holds ``messages``, ``messages_per_second``, ``errors``,
+        ``errors_by_kind``, ``drops``, ``drops_by_source``, ``latency_ms`` (``avg``,
+        ``p50``, ``p99``, ``max``, ``samples``), ``quality`` (``average``, ``count``),
+        ``uptime_s`` and ``gauges``; each feed holds the same minus drops, uptime, gauges.
+        """
+        now = self._clock()
+        engine = self._engine.as_dict(now, self._window)
+        engine["drops"] = self._drops
+        engine["drops_by_source"] = dict(self._drops_by_source)
+        engine["uptime_s"] = now - self._engine.start
+        engine["gauges"] = dict(self._gauges)
+        feeds = {name: scope.as_dict(now, self._window) for name, scope in self._feeds.items()}
+        return {"engine": engine, "feeds": feeds}
+
+    def to_json(self) -> str:
+        """Return :meth:`to_dict` as JSON (orjson; NaN and infinities become null)."""
+        return orjson.dumps(self.to_dict()).decode()

@@ -1,0 +1,201 @@
+"""DataMetrics with an injected clock: exact rates, percentiles and snapshots."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import orjson
+import pytest
+
+from lean_data.metrics import DataMetrics
+
+MS = 1_000_000  # ns per ms
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+EMPTY_LATENCY = {"avg": 0.0, "p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0}
+
+
+def test_latency_percentiles_are_nearest_rank_over_known_samples(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    samples = list(range(1, 101))
+    random.Random(7).shuffle(samples)  # recording order must not matter
+    for ms in samples:
+        metrics.record_latency_ns(ms * MS)
+    assert metrics.to_dict()["engine"]["latency_ms"] == {
+        "avg": 50.5,
+        "p50": 50.0,
+        "p99": 99.0,
+        "max": 100.0,
+        "samples": 100,
+    }
+
+
+def test_latency_reservoir_keeps_only_the_last_samples(clock: Clock) -> None:
+    metrics = DataMetrics(latency_samples=10, clock=clock)
+    for ms in range(1, 26):
+        metrics.record_latency_ns(ms * MS)
+    assert metrics.to_dict()["engine"]["latency_ms"] == {
+        "avg": 20.5,  # mean of 16..25
+        "p50": 20.0,
+        "p99": 25.0,
+        "max": 25.0,
+        "samples": 10,
+    }
+
+
+def test_update_latency_takes_milliseconds_and_ignores_nan(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.update_latency(1.5, feed="a")
+    metrics.update_latency(math.nan, feed="a")
+    metrics.update_latency(math.inf)
+    expected = {"avg": 1.5, "p50": 1.5, "p99": 1.5, "max": 1.5, "samples": 1}
+    snapshot = metrics.to_dict()
+    assert snapshot["engine"]["latency_ms"] == expected
+    assert snapshot["feeds"]["a"]["latency_ms"] == expected
+
+
+def test_rate_counts_complete_seconds_of_the_window(clock: Clock) -> None:
+    metrics = DataMetrics(window_s=10, clock=clock)
+    for i in range(10):  # 10 messages in second 1000
+        clock.now = 1000.0 + i / 10
+        metrics.increment_messages()
+    clock.now = 1001.5
+    metrics.increment_messages(20)  # 20 in second 1001
+    assert metrics.messages_per_second() == 10.0  # only second 1000 is complete
+    clock.now = 1002.0
+    assert metrics.messages_per_second() == 15.0  # (10 + 20) / 2 seconds since start
+    clock.now = 1010.0
+    assert metrics.messages_per_second() == 3.0  # 30 over the full 10 s window
+    clock.now = 1011.0  # the window is now [1001, 1011): second 1000 slid out
+    assert metrics.messages_per_second() == 2.0
+    clock.now = 1012.0
+    assert metrics.messages_per_second() == 0.0
+    assert metrics.to_dict()["engine"]["messages"] == 30
+
+
+def test_rate_window_survives_more_seconds_than_buckets(clock: Clock) -> None:
+    metrics = DataMetrics(window_s=3, clock=clock)
+    for second in range(1000, 1050):
+        clock.now = second + 0.5
+        metrics.increment_messages(second - 999)  # 1, 2, ..., 50
+    clock.now = 1050.0
+    assert metrics.messages_per_second() == (48 + 49 + 50) / 3
+
+
+def test_feeds_are_counted_apart_and_in_the_engine_total(clock: Clock) -> None:
+    metrics = DataMetrics(window_s=60, clock=clock)
+    metrics.increment_messages(3, feed="alpaca")
+    metrics.increment_messages(5, feed="binance")
+    metrics.increment_messages(2)
+    metrics.record_latency_ns(4 * MS, feed="alpaca")
+    metrics.record_latency_ns(8 * MS, feed="binance")
+    metrics.record_quality(1.0, feed="alpaca")
+    metrics.record_quality(0.6, feed="binance")
+    metrics.record_quality(0.2, feed="binance")
+    metrics.increment_errors(feed="binance", kind="protocol")
+    clock.now = 1001.0
+    snapshot = metrics.to_dict()
+    assert snapshot["feeds"] == {
+        "alpaca": {
+            "messages": 3,
+            "messages_per_second": 3.0,
+            "errors": 0,
+            "errors_by_kind": {},
+            "latency_ms": {"avg": 4.0, "p50": 4.0, "p99": 4.0, "max": 4.0, "samples": 1},
+            "quality": {"average": 1.0, "count": 1},
+        },
+        "binance": {
+            "messages": 5,
+            "messages_per_second": 5.0,
+            "errors": 1,
+            "errors_by_kind": {"protocol": 1},
+            "latency_ms": {"avg": 8.0, "p50": 8.0, "p99": 8.0, "max": 8.0, "samples": 1},
+            "quality": {"average": pytest.approx(0.4), "count": 2},
+        },
+    }
+    assert metrics.messages_per_second("alpaca") == 3.0
+    assert metrics.messages_per_second("unknown") == 0.0
+    assert snapshot["engine"]["messages"] == 10
+    assert snapshot["engine"]["quality"] == {"average": pytest.approx(0.6), "count": 3}
+
+
+def test_engine_snapshot_has_every_key(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.increment_errors(2, kind="callback")
+    metrics.increment_errors()
+    metrics.increment_drops(4, source="subscriber:slow")
+    metrics.increment_drops()
+    metrics.set_gauge("cache_hit_rate", 0.75)
+    metrics.set_gauge("inbox_depth", 12)
+    metrics.record_quality(math.nan)
+    clock.now = 1012.5
+    assert metrics.to_dict() == {
+        "engine": {
+            "messages": 0,
+            "messages_per_second": 0.0,
+            "errors": 3,
+            "errors_by_kind": {"callback": 2, "other": 1},
+            "drops": 5,
+            "drops_by_source": {"subscriber:slow": 4, "other": 1},
+            "latency_ms": EMPTY_LATENCY,
+            "quality": {"average": 0.0, "count": 0},
+            "uptime_s": 12.5,
+            "gauges": {"cache_hit_rate": 0.75, "inbox_depth": 12.0},
+        },
+        "feeds": {},
+    }
+
+
+def test_to_json_round_trips_to_the_same_dict(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.increment_messages(7, feed="kraken")
+    metrics.record_latency_ns(3 * MS, feed="kraken")
+    metrics.increment_errors(feed="kraken", kind="rate_limit")
+    metrics.set_gauge("buffer_utilization", 41.5)
+    clock.now = 1003.0
+    assert orjson.loads(metrics.to_json()) == metrics.to_dict()
+
+
+def test_to_json_writes_nan_as_null(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.set_gauge("spread", math.nan)
+    assert orjson.loads(metrics.to_json())["engine"]["gauges"] == {"spread": None}
+
+
+def test_reset_forgets_everything_and_restarts_uptime(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.increment_messages(5, feed="a")
+    metrics.record_latency_ns(MS)
+    metrics.increment_drops(source="x")
+    metrics.set_gauge("g", 1.0)
+    clock.now = 1100.0
+    metrics.reset()
+    clock.now = 1101.0
+    snapshot = metrics.to_dict()
+    assert snapshot["feeds"] == {}
+    assert (snapshot["engine"]["messages"], snapshot["engine"]["drops"]) == (0, 0)
+    assert (snapshot["engine"]["uptime_s"], snapshot["engine"]["gauges"]) == (1.0, {})
+    assert snapshot["engine"]["latency_ms"] == EMPTY_LATENCY
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="window_s must be >= 1"):
+        DataMetrics(window_s=0.5)
+    with pytest.raises(ValueError, match="latency_samples >= 1"):
+        DataMetrics(latency_samples=0)

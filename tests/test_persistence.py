@@ -1,0 +1,553 @@
+"""DataPersistence against real SQLite files in tmp_path, with real Lean market data."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
+from lean_data.models import (
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    NS_PER_MINUTE,
+    MarketData,
+    QuoteBar,
+    Resolution,
+    Tick,
+    TickType,
+    TradeBar,
+    datetime_to_ns,
+)
+from lean_data.persistence import DataPersistence
+from lean_data.quality import DataQualityLevel, Verdict
+from tests.conftest import eventually
+
+NOW = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z
+T0 = datetime_to_ns(datetime(2013, 10, 7, 13, 30, tzinfo=UTC))
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: int = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "lean.db"
+
+
+@pytest.fixture
+async def store(db_path: Path, clock: Clock) -> AsyncIterator[DataPersistence]:
+    async with DataPersistence(db_path, clock_ns=clock) as persistence:
+        yield persistence
+
+
+def bar(ts: int = T0, close: float = 1.5, **fields: object) -> TradeBar:
+    values: dict[str, object] = {"ts_recv": NOW, "symbol": "SPY", "ts_event": ts}
+    values |= {"open": 1.0, "high": 2.0, "low": 0.5, "close": close, "volume": 100.0}
+    values |= fields
+    return TradeBar(**values)  # type: ignore[arg-type]
+
+
+def _lean_lines(path: Path) -> tuple[int, list[list[str]]]:
+    """Return midnight New York of the file's date (ns) and its CSV rows."""
+    day = datetime.strptime(path.name[:8], "%Y%m%d").replace(tzinfo=NEW_YORK)
+    with zipfile.ZipFile(path) as archive:
+        text = archive.read(archive.namelist()[0]).decode()
+    return datetime_to_ns(day), [line.split(",") for line in text.splitlines()]
+
+
+def _px(text: str) -> float:
+    return int(text) / 10_000  # Lean equity prices are deci-cents
+
+
+def lean_trade_bars(path: Path, symbol: str) -> list[TradeBar]:
+    midnight, rows = _lean_lines(path)
+    return [
+        TradeBar(symbol, midnight + int(r[0]) * 1_000_000, _px(r[1]), _px(r[2]), _px(r[3]),
+                 _px(r[4]), float(r[5]), ts_recv=NOW)
+        for r in rows
+    ]  # fmt: skip
+
+
+def lean_quote_bars(path: Path, symbol: str) -> list[QuoteBar]:
+    midnight, rows = _lean_lines(path)
+    return [
+        QuoteBar(symbol, midnight + int(r[0]) * 1_000_000,
+                 _px(r[1]), _px(r[2]), _px(r[3]), _px(r[4]), float(r[5]),
+                 _px(r[6]), _px(r[7]), _px(r[8]), _px(r[9]), float(r[10]), ts_recv=NOW)
+        for r in rows
+    ]  # fmt: skip
+
+
+def lean_ticks(path: Path, symbol: str) -> list[Tick]:
+    midnight, rows = _lean_lines(path)
+    return [
+        Tick(symbol, midnight + int(r[0]) * 1_000_000, int(r[1]) / 10_000, float(r[2]),
+             ts_recv=NOW, exchange=r[3], condition=r[4], suspicious=r[5] == "1")
+        for r in rows
+    ]  # fmt: skip
+
+
+def sqlite_rows(path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
+    """Read with a separate, plain sqlite3 connection."""
+    with sqlite3.connect(path) as other:
+        rows = other.execute(sql, params).fetchall()
+    other.close()
+    return rows
+
+
+# ------------------------------------------------------------------ opening and pragmas
+
+
+async def test_open_sets_wal_normal_sync_and_busy_timeout(db_path: Path) -> None:
+    async with DataPersistence(db_path, busy_timeout_ms=1234) as store:
+        assert await store.pragmas() == {
+            "journal_mode": "wal",
+            "synchronous": 1,
+            "busy_timeout": 1234,
+        }
+    assert sqlite_rows(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(1,)]
+
+
+async def test_reopen_keeps_data_and_schema_version(db_path: Path, clock: Clock) -> None:
+    async with DataPersistence(db_path, clock_ns=clock) as first:
+        await first.save_market_data(bar(), feed="lean")
+    async with DataPersistence(db_path, clock_ns=clock) as second:
+        assert await second.get_market_data("SPY", T0, T0 + 1) == [bar()]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(1,)]
+
+
+async def test_newer_schema_version_is_refused(db_path: Path) -> None:
+    async with DataPersistence(db_path):
+        pass
+    with sqlite3.connect(db_path) as other:
+        other.execute("UPDATE schema_version SET version = 99")
+    other.close()
+    with pytest.raises(StorageError, match="schema version 99"):
+        await DataPersistence(db_path).open()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("batch_rows", 0), ("queue_size", -1), ("batch_ms", 0.0), ("busy_timeout_ms", -5)],
+)
+def test_invalid_settings_raise_config_error(db_path: Path, setting: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        DataPersistence(db_path, **{setting: value})  # type: ignore[arg-type]
+
+
+async def test_unopenable_path_raises_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="cannot open SQLite database"):
+        await DataPersistence(tmp_path / "missing" / "dir" / "x.db").open()
+
+
+# ------------------------------------------------------------------ upsert semantics
+
+
+async def test_same_bar_saved_three_times_is_one_row(store: DataPersistence) -> None:
+    for _ in range(3):
+        await store.save_market_data(bar(), feed="lean")
+    assert await store.count("bars") == 1
+    assert await store.get_market_data("SPY", T0, T0 + NS_PER_MINUTE) == [bar()]
+
+
+async def test_lower_revision_never_overwrites_higher(store: DataPersistence) -> None:
+    await store.save_market_data(bar(close=2.0, revision=1), feed="lean")
+    await store.save_market_data(bar(close=1.0, revision=0), feed="lean")
+    assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=2.0, revision=1)]
+
+
+async def test_closed_replaces_in_progress_at_same_revision_not_reverse(
+    store: DataPersistence,
+) -> None:
+    await store.save_market_data(bar(close=1.2, closed=False), feed="lean")
+    await store.save_market_data(bar(close=1.4, closed=True), feed="lean")
+    await store.save_market_data(bar(close=1.3, closed=False), feed="lean")  # late snapshot
+    assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=1.4, closed=True)]
+
+
+async def test_same_key_on_two_feeds_is_two_rows(store: DataPersistence) -> None:
+    await store.save_market_data(bar(close=1.1), feed="alpaca")
+    await store.save_market_data(bar(close=1.2), feed="replay")
+    assert await store.get_market_data("SPY", T0, T0 + 1, feed="replay") == [bar(close=1.2)]
+    assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=1.1), bar(close=1.2)]
+
+
+# ------------------------------------------------------------------ values and ranges
+
+
+async def test_nan_volume_and_prices_round_trip_as_nan(
+    store: DataPersistence, db_path: Path
+) -> None:
+    await store.save_market_data(bar(volume=math.nan))
+    quote = QuoteBar("SPY", T0, *(math.nan,) * 5, 1.0, 1.0, 1.0, 1.0, 5.0, ts_recv=NOW)
+    await store.save_market_data(quote)
+    await store.save_market_data(Tick("SPY", T0, 167.5, math.nan, ts_recv=NOW))
+    await store.flush()
+    assert sqlite_rows(db_path, "SELECT volume FROM bars") == [(None,)]  # SQLite: NaN -> NULL
+    (got,) = await store.get_market_data("SPY", T0, T0 + 1)
+    assert math.isnan(got.volume)
+    assert (got.open, got.high, got.low, got.close) == (1.0, 2.0, 0.5, 1.5)
+    (got_quote,) = await store.get_quote_bars("SPY", T0, T0 + 1)
+    assert [math.isnan(v) for v in (got_quote.bid_open, got_quote.bid_size)] == [True, True]
+    assert (got_quote.ask_close, got_quote.ask_size) == (1.0, 5.0)
+    (got_tick,) = await store.get_ticks("SPY", T0, T0 + 1)
+    assert (got_tick.price, math.isnan(got_tick.size)) == (167.5, True)
+
+
+async def test_range_is_start_inclusive_end_exclusive(store: DataPersistence) -> None:
+    bars = [bar(T0 + i * NS_PER_MINUTE, close=1.0 + i) for i in range(3)]
+    for item in bars:
+        await store.save_market_data(item)
+    middle = await store.get_market_data("SPY", T0 + NS_PER_MINUTE, T0 + 2 * NS_PER_MINUTE)
+    assert middle == [bars[1]]
+    start = datetime(2013, 10, 7, 13, 30, tzinfo=UTC)
+    end = datetime(2013, 10, 7, 13, 32)  # naive means UTC
+    assert await store.get_market_data("SPY", start, end) == bars[:2]
+    assert await store.get_market_data("SPY", T0 - 1, T0) == []
+
+
+async def test_resolution_filter_and_sub_second_resolution(store: DataPersistence) -> None:
+    minute = bar()
+    hour = bar(resolution=Resolution.HOUR, close=9.0)
+    odd = bar(resolution=Resolution(1_500_000_000), close=7.0)  # stored as "1500000000ns"
+    for item in (minute, hour, odd):
+        await store.save_market_data(item)
+    assert await store.get_market_data("SPY", T0, T0 + 1, resolution="1h") == [hour]
+    assert await store.get_market_data("SPY", T0, T0 + 1, resolution=Resolution.MINUTE) == [minute]
+    assert await store.get_market_data("SPY", T0, T0 + 1, resolution=odd.resolution) == [odd]
+    # without a resolution: every period, same open time ordered by feed then resolution text
+    assert await store.get_market_data("SPY", T0, T0 + 1) == [odd, hour, minute]
+    assert await store.get_market_data("SPY", T0 + 1, T0 + 2) == []
+    assert await store.get_market_data("QQQ", T0, T0 + 1) == []
+
+
+async def test_real_lean_minute_bars_quotes_and_ticks_round_trip(
+    store: DataPersistence, fixtures: Path
+) -> None:
+    minute = fixtures / "lean/equity/usa/minute/spy"
+    bars = lean_trade_bars(minute / "20131007_trade.zip", "SPY")
+    quotes = lean_quote_bars(minute / "20131007_quote.zip", "SPY")
+    ticks = lean_ticks(fixtures / "lean/equity/usa/tick/ibm/20131011_trade.zip", "IBM")
+    items: list[MarketData] = [*bars, *quotes, *ticks]
+    for item in items:
+        await store.save_market_data(item, feed="lean")
+    day = datetime_to_ns(datetime(2013, 10, 7, tzinfo=NEW_YORK))
+    assert await store.get_market_data("SPY", day, day + NS_PER_DAY) == bars
+    assert await store.get_quote_bars("SPY", day, day + NS_PER_DAY, feed="lean") == quotes
+    ibm_day = datetime_to_ns(datetime(2013, 10, 11, tzinfo=NEW_YORK))
+    stored_ticks = await store.get_ticks("IBM", ibm_day, ibm_day + NS_PER_DAY)
+    assert stored_ticks == sorted(ticks, key=lambda t: t.ts_event)  # same-ms trades all kept
+    assert (len(bars), len(quotes), len(stored_ticks)) == (828, 908, 19264)
+    assert bars[0] == TradeBar("SPY", day + 4 * NS_PER_HOUR, 167.41, 167.41, 167.25, 167.27,
+                               3197.0, ts_recv=NOW)  # fmt: skip
+
+
+async def test_tick_quote_fields_round_trip(store: DataPersistence) -> None:
+    quote = Tick("BTC/USD", T0, 100.5, 0.0, TickType.QUOTE, NOW, 100.0, 2.0, 101.0, 3.0)
+    trade = Tick("BTC/USD", T0, 100.7, 0.25, trade_id="t-1", exchange="CB", suspicious=True)
+    await store.save_market_data(quote, feed="coinbase")
+    await store.save_market_data(trade, feed="coinbase")
+    stored = await store.get_ticks("BTC/USD", T0, T0 + 1, feed="coinbase")
+    assert stored == [quote, Tick("BTC/USD", T0, 100.7, 0.25, ts_recv=NOW, exchange="CB",
+                                  suspicious=True, trade_id="t-1")]  # fmt: skip
+
+
+async def test_zero_receive_time_is_stored_as_save_time(
+    store: DataPersistence, clock: Clock
+) -> None:
+    clock.now = NOW + 5
+    await store.save_market_data(bar(ts_recv=0))
+    assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(ts_recv=NOW + 5)]
+
+
+async def test_sql_injection_in_symbol_is_stored_literally(
+    store: DataPersistence, db_path: Path
+) -> None:
+    evil = "x'); DROP TABLE bars;--"
+    await store.save_market_data(bar(symbol=evil))
+    await store.save_error("feed", evil, symbol=evil, ts_ns=NOW)
+    assert await store.get_market_data(evil, T0, T0 + 1) == [bar(symbol=evil)]
+    assert await store.count("bars", symbol=evil) == 1
+    assert await store.count("errors", symbol=evil) == 1
+    assert sqlite_rows(db_path, "SELECT symbol FROM bars") == [(evil,)]
+    assert sqlite_rows(db_path, "SELECT symbol FROM errors") == [(evil,)]
+
+
+async def test_count_accepts_only_known_tables(store: DataPersistence) -> None:
+    with pytest.raises(ValueError, match="table must be one of"):
+        await store.count("bars; DROP TABLE bars")
+    with pytest.raises(ValueError, match="no symbol column"):
+        await store.count("metrics", symbol="SPY")
+    assert await store.count("ticks") == 0
+
+
+# ------------------------------------------------------------------ batching and flushing
+
+
+async def test_thousand_rows_with_batch_rows_100_are_ten_batches(db_path: Path) -> None:
+    async with DataPersistence(db_path, batch_rows=100) as store:
+        for i in range(1000):
+            store.save_market_data_nowait(bar(T0 + i * NS_PER_MINUTE))
+        await store.flush()
+        assert store.statistics() == {
+            "rows_written": 1000,
+            "batches": 10,
+            "queue_depth": 0,
+            "write_failures": 0,
+            "rows_lost": 0,
+            "last_batch_rows": 100,
+        }
+
+
+async def test_a_lone_row_is_committed_after_batch_ms(db_path: Path) -> None:
+    async with DataPersistence(db_path, batch_ms=20) as store:
+        await store.save_market_data(bar(), feed="lean")
+        await eventually(lambda: store.statistics()["batches"] == 1)
+        assert sqlite_rows(db_path, "SELECT feed, symbol, ts_event FROM bars") == [
+            ("lean", "SPY", T0)
+        ]
+
+
+async def test_flush_makes_rows_visible_to_another_connection(db_path: Path) -> None:
+    async with DataPersistence(db_path, batch_ms=60_000) as store:
+        for i in range(3):
+            await store.save_market_data(bar(T0 + i * NS_PER_MINUTE, close=1.0 + i), feed="a")
+        assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(0,)]
+        await store.flush()
+        assert sqlite_rows(db_path, "SELECT ts_event, close FROM bars ORDER BY ts_event") == [
+            (T0, 1.0),
+            (T0 + NS_PER_MINUTE, 2.0),
+            (T0 + 2 * NS_PER_MINUTE, 3.0),
+        ]
+
+
+async def test_close_commits_everything_queued(db_path: Path) -> None:
+    store = DataPersistence(db_path, batch_ms=60_000)
+    await store.open()
+    for i in range(5):
+        await store.save_market_data(bar(T0 + i * NS_PER_MINUTE))
+    await store.close()
+    await store.close()  # idempotent
+    assert sqlite_rows(db_path, "SELECT COUNT(*), MIN(ts_event), MAX(ts_event) FROM bars") == [
+        (5, T0, T0 + 4 * NS_PER_MINUTE)
+    ]
+
+
+async def test_close_keeps_every_row_whose_save_returned(db_path: Path) -> None:
+    store = DataPersistence(db_path, queue_size=5, batch_rows=3)
+    await store.open()
+    saved: list[int] = []
+
+    async def produce() -> None:
+        for i in range(10_000):
+            await store.save_market_data(bar(T0 + i))  # blocks whenever the queue is full
+            saved.append(i)
+
+    producer = asyncio.create_task(produce())
+    await eventually(lambda: len(saved) >= 20)
+    await store.close()
+    with pytest.raises(EngineClosedError):
+        await producer
+    stored = sqlite_rows(db_path, "SELECT ts_event - ? FROM bars ORDER BY ts_event", T0)
+    assert [offset for (offset,) in stored] == saved
+
+
+async def test_full_queue_nowait_refuses_and_await_waits(db_path: Path) -> None:
+    async with DataPersistence(db_path, queue_size=2) as store:
+        results = [store.save_market_data_nowait(bar(T0 + i)) for i in range(3)]
+        assert results == [True, True, False]
+        for i in range(3, 50):  # waits for room each time the queue is full
+            await store.save_market_data(bar(T0 + i))
+        stored = await store.get_market_data("SPY", T0, T0 + 50)
+        assert [b.ts_event - T0 for b in stored] == [0, 1, *range(3, 50)]  # 2 was refused
+
+
+async def test_save_rejects_unknown_item_type(store: DataPersistence) -> None:
+    with pytest.raises(TypeError, match="expected a TradeBar, QuoteBar or Tick, got dict"):
+        await store.save_market_data({"close": 1.0})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ lifecycle errors
+
+
+async def test_use_before_open_and_after_close_raises(db_path: Path) -> None:
+    store = DataPersistence(db_path)
+    with pytest.raises(EngineStateError, match="not open"):
+        await store.save_market_data(bar())
+    await store.open()
+    await store.close()
+    with pytest.raises(EngineClosedError):
+        await store.save_market_data(bar())
+    with pytest.raises(EngineClosedError):
+        store.save_market_data_nowait(bar())
+    with pytest.raises(EngineClosedError):
+        await store.flush()
+    with pytest.raises(EngineClosedError):
+        await store.get_market_data("SPY", T0, T0 + 1)
+    with pytest.raises(EngineClosedError, match="create a new instance"):
+        await store.open()
+
+
+# ------------------------------------------------------------------ write failures
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Take SQLite's write lock from another connection (as another process would)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def test_locked_database_fails_twice_then_writer_recovers(db_path: Path) -> None:
+    async with DataPersistence(db_path, busy_timeout_ms=20) as store:
+        other = hold_write_lock(db_path)
+        await store.save_market_data(bar())
+        with pytest.raises(StorageError, match="1 queued rows could not be stored"):
+            await store.flush()
+        other.execute("COMMIT")
+        other.close()
+        await store.save_market_data(bar(T0 + NS_PER_MINUTE))
+        await store.flush()
+        assert store.statistics() == {
+            "rows_written": 1,
+            "batches": 1,
+            "queue_depth": 0,
+            "write_failures": 2,
+            "rows_lost": 1,
+            "last_batch_rows": 1,
+        }
+        assert await store.get_market_data("SPY", T0, T0 + NS_PER_DAY) == [bar(T0 + NS_PER_MINUTE)]
+
+
+async def test_retry_succeeds_once_the_lock_is_released(db_path: Path) -> None:
+    async with DataPersistence(db_path, busy_timeout_ms=500) as store:
+        other = hold_write_lock(db_path)
+        await store.save_market_data(bar())
+        flushing = asyncio.create_task(store.flush())
+        # the first attempt waits out the busy timeout; commit during the retry's wait
+        await eventually(lambda: store.statistics()["write_failures"] == 1, timeout=10)
+        other.execute("COMMIT")
+        other.close()
+        await flushing
+        assert store.statistics()["rows_written"] == 1
+        assert store.statistics()["rows_lost"] == 0
+
+
+async def test_dead_writer_makes_flush_and_save_raise(store: DataPersistence) -> None:
+    (writer,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("lean_data.storage:")]
+    writer.cancel()
+    await asyncio.wait({writer})
+    with pytest.raises(StorageError, match="writer task was cancelled"):
+        await store.flush()
+    with pytest.raises(StorageError, match="writer task was cancelled"):
+        await store.save_market_data(bar())
+    assert await store.count("bars") == 0  # reads still work
+
+
+# ------------------------------------------------------------------ metrics and errors
+
+
+async def test_metrics_round_trip_with_nan_and_window(store: DataPersistence) -> None:
+    await store.save_metrics({"engine": {"messages": 3}}, ts_ns=NOW - 2 * NS_PER_HOUR)
+    snapshot = {"engine": {"messages": 5, "latency": math.nan}, 7: "seven"}
+    await store.save_metrics(snapshot)  # type: ignore[arg-type]  # int keys are stringified
+    assert await store.get_metrics_history(hours=1) == [
+        {"ts_ns": NOW, "metrics": {"engine": {"messages": 5, "latency": None}, "7": "seven"}}
+    ]
+    assert [m["ts_ns"] for m in await store.get_metrics_history(hours=3)] == [
+        NOW - 2 * NS_PER_HOUR,
+        NOW,
+    ]
+
+
+async def test_errors_round_trip_newest_first_with_filters(store: DataPersistence) -> None:
+    await store.save_error("callback", "boom", feed="a", symbol="SPY", detail="tb", ts_ns=NOW - 3)
+    await store.save_error("feed", "lost", feed="b", ts_ns=NOW - 2)
+    await store.save_error("callback", "again", ts_ns=NOW - 2 * NS_PER_HOUR)
+    newest = {"ts_ns": NOW - 2, "kind": "feed", "feed": "b", "symbol": "", "message": "lost"}
+    assert await store.get_errors(limit=1) == [newest | {"detail": ""}]
+    assert await store.get_errors(kind="callback", hours=1) == [
+        {"ts_ns": NOW - 3, "kind": "callback", "feed": "a", "symbol": "SPY", "message": "boom",
+         "detail": "tb"}
+    ]  # fmt: skip
+    assert [e["message"] for e in await store.get_errors()] == ["lost", "boom", "again"]
+
+
+# ------------------------------------------------------------------ windows and retention
+
+
+async def test_recent_data_is_selected_by_receive_time(store: DataPersistence) -> None:
+    replayed = bar(T0, ts_recv=NOW - NS_PER_HOUR)  # 2013 event time, received an hour ago
+    old = bar(T0 + NS_PER_MINUTE, ts_recv=NOW - 2 * NS_PER_DAY)
+    await store.save_market_data(replayed)
+    await store.save_market_data(old)
+    assert await store.get_recent_data("SPY", hours=24) == [replayed]
+    assert await store.get_recent_data("SPY", hours=49) == [replayed, old]
+
+
+async def test_quality_summary_per_feed(store: DataPersistence, db_path: Path) -> None:
+    good = Verdict(DataQualityLevel.GOOD)
+    poor = Verdict(DataQualityLevel.POOR, ("extreme_move", "stale"))
+    await store.save_market_data(bar(T0), feed="a", quality=good)
+    await store.save_market_data(bar(T0 + NS_PER_MINUTE), feed="a", quality=poor)
+    await store.save_market_data(Tick("SPY", T0, 1.0, 1.0, ts_recv=NOW), feed="b")
+    await store.save_market_data(bar(T0, ts_recv=NOW - 2 * NS_PER_DAY), feed="c", quality=good)
+    levels = dict.fromkeys(("EXCELLENT", "GOOD", "FAIR", "POOR", "INVALID", "UNSCORED"), 0)
+    summary = await store.quality_summary("SPY", hours=24)
+    assert summary == {
+        "symbol": "SPY",
+        "hours": 24,
+        "since_ns": NOW - 24 * NS_PER_HOUR,
+        "rows": 3,
+        "average_score": pytest.approx(0.55),
+        "levels": levels | {"GOOD": 1, "POOR": 1, "UNSCORED": 1},
+        "feeds": {
+            "a": {"rows": 2, "average_score": pytest.approx(0.55),
+                  "levels": levels | {"GOOD": 1, "POOR": 1}},
+            "b": {"rows": 1, "average_score": None, "levels": levels | {"UNSCORED": 1}},
+        },
+    }  # fmt: skip
+    assert sqlite_rows(db_path, "SELECT reasons FROM bars WHERE feed = 'a'") == [
+        ("",),
+        ("extreme_move,stale",),
+    ]
+
+
+async def test_retention_deletes_exactly_the_old_rows(store: DataPersistence) -> None:
+    old, fresh = NOW - 3 * NS_PER_DAY, NOW - 1 * NS_PER_DAY
+    for i, ts in enumerate((old, fresh)):
+        await store.save_market_data(bar(T0 + i, ts_recv=ts))
+        await store.save_market_data(QuoteBar("SPY", T0 + i, *(1.0,) * 10, ts_recv=ts))
+        await store.save_market_data(Tick("SPY", T0 + i, 1.0, 1.0, ts_recv=ts))
+        await store.save_metrics({"i": i}, ts_ns=ts)
+        await store.save_error("feed", f"e{i}", ts_ns=ts)
+    deleted = await store.apply_retention(days=2)
+    assert deleted == {"bars": 1, "quote_bars": 1, "ticks": 1, "metrics": 1, "errors": 1}
+    assert await store.get_market_data("SPY", T0, T0 + 2) == [bar(T0 + 1, ts_recv=fresh)]
+    assert [t.ts_event for t in await store.get_ticks("SPY", T0, T0 + 2)] == [T0 + 1]
+    assert await store.get_metrics_history(hours=72) == [{"ts_ns": fresh, "metrics": {"i": 1}}]
+    assert [e["message"] for e in await store.get_errors()] == ["e1"]
+    with pytest.raises(ValueError, match="days must be > 0"):
+        await store.apply_retention(0)
