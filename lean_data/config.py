@@ -114,8 +114,7 @@ class Config:
             except ValueError:
                 choices = ", ".join(p.value for p in OverflowPolicy)
                 raise ConfigError(
-                    f"Config.overflow_policy must be one of {choices}, "
-                    f"got {self.overflow_policy!r}"
+                    f"Config.overflow_policy must be one of {choices}, got {self.overflow_policy!r}"
                 ) from None
 
     @classmethod

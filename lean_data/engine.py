@@ -1,0 +1,628 @@
+"""The DataEngine: one path from feed to callback to storage.
+
+::
+
+    feed.emit(item) ──► inbox (bounded) ──► pipeline task
+        validate → score → ring buffer → sync callbacks → async subscriber queues
+        → storage writer (batched) ; metrics and quality on the way
+
+Every task is owned by the engine (feeds own theirs); every queue is bounded; a stop
+delivers and stores everything ``emit()`` accepted. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lean_data.buffer import DataBuffer
+from lean_data.cache import DataCache
+from lean_data.config import Config, OverflowPolicy
+from lean_data.errors import (
+    ConfigError,
+    EngineClosedError,
+    EngineStateError,
+    LeanDataError,
+    SubscriptionError,
+)
+from lean_data.feeds.base import DataFeed, FeedStatus
+from lean_data.metrics import DataMetrics
+from lean_data.models import MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.persistence import DataPersistence
+from lean_data.quality import DataQualityLevel
+from lean_data.subscribers import AsyncCallback, Subscriber
+from lean_data.validation import DataValidator, QualityTracker
+
+__all__ = ["DataEngine", "EngineState"]
+
+log = logging.getLogger(__name__)
+
+SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
+_STOP = object()
+
+
+class EngineState(enum.Enum):
+    """The engine's life: NEW → RUNNING → STOPPING → CLOSED (never reopened)."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+class DataEngine:
+    """Coordinates feeds, the validation pipeline, callbacks, cache and storage.
+
+    Use it as an async context manager (or call :meth:`start` / :meth:`stop`)::
+
+        async with DataEngine(Config(db_path="data.db")) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(on_data)
+            await engine.subscribe_symbol("AAPL")
+
+    Args:
+        config: settings; defaults are usable as they are.
+        validator: a custom validator (default: ``DataValidator(config.validation)``).
+    """
+
+    def __init__(self, config: Config | None = None, *, validator: DataValidator | None = None):
+        self.config = config or Config()
+        self.validator = validator or DataValidator(self.config.validation)
+        self.quality = QualityTracker()
+        self.metrics = DataMetrics()
+        self.cache = DataCache(
+            self.config.cache_max_entries,
+            self.config.cache_dir,
+            max_bytes=self.config.cache_max_bytes,
+            disk_max_bytes=self.config.cache_disk_max_bytes,
+            ttl_s=self.config.cache_ttl_s,
+        )
+        self.persistence: DataPersistence | None = None
+        self.state = EngineState.NEW
+        self._feeds: dict[str, DataFeed] = {}
+        self._buffers: dict[str, DataBuffer[MarketData]] = {}
+        self._sync_callbacks: list[SyncCallback] = []
+        self._subscribers: list[Subscriber] = []
+        self._refcounts: dict[tuple[str, str], int] = {}
+        self._inbox: asyncio.Queue[tuple[str, Any]] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._pipeline_task: asyncio.Task[None] | None = None
+        self._connects: dict[str, asyncio.Task[bool]] = {}
+        self._metrics_wakeup: asyncio.Event | None = None
+        self._accepted = 0
+        self._processed = 0
+        self._invalid = 0
+        self._callback_errors = 0
+        self._pending_errors: deque[tuple[str, str, str, str, int]] = deque(maxlen=10_000)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> DataEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop`."""
+        return self.state is EngineState.RUNNING
+
+    async def start(self) -> None:
+        """Open storage, start the pipeline, connect feeds and apply subscriptions.
+
+        Idempotent while running.
+
+        Raises:
+            EngineClosedError: the engine was stopped before; create a new one.
+        """
+        if self.state is EngineState.RUNNING:
+            return
+        if self.state is not EngineState.NEW:
+            raise EngineClosedError("this DataEngine was stopped; create a new one")
+        self._inbox = asyncio.Queue(self.config.inbox_size)
+        if self.config.db_path is not None:
+            await self._open_storage(self.config.db_path)
+        self.state = EngineState.RUNNING
+        self._pipeline_task = self._own(self._pipeline(), "pipeline")
+        for subscriber in self._subscribers:
+            subscriber.task = self._own(subscriber.run(), f"subscriber:{subscriber.name}")
+        if self.config.metrics_interval_s > 0 and self.persistence is not None:
+            self._metrics_wakeup = asyncio.Event()
+            self._own(self._metrics_loop(), "metrics")
+        await asyncio.gather(*(self._connect(feed) for feed in self._feeds.values()))
+        for feed_name, symbol in list(self._refcounts):
+            await self._feed_subscribe(self._feeds[feed_name], symbol)
+
+    async def _open_storage(self, path: str | Path) -> None:
+        cfg = self.config
+        self.persistence = DataPersistence(
+            path,
+            batch_rows=cfg.storage_batch_rows,
+            batch_ms=cfg.storage_batch_ms,
+            queue_size=cfg.storage_queue_size,
+        )
+        await self.persistence.open()
+        if cfg.retention_days > 0:
+            await self.persistence.apply_retention(cfg.retention_days)
+
+    async def stop(self) -> None:
+        """Stop feeds, deliver and store everything accepted, then close; idempotent.
+
+        Waits at most ``config.stop_timeout_s`` for slow subscribers; what they could not
+        take by then is counted as dropped and logged.
+        """
+        if self.state is not EngineState.RUNNING:
+            if self.state is EngineState.NEW:
+                self.state = EngineState.CLOSED
+            return
+        self.state = EngineState.STOPPING
+        await asyncio.gather(*(feed.close() for feed in self._feeds.values()))
+        try:
+            await asyncio.wait_for(self._drain(), self.config.stop_timeout_s)
+        except TimeoutError:
+            self._abandon_on_timeout()
+        await self._close_tasks()
+        if self.persistence is not None:
+            await self._write_pending_errors()
+            await self.persistence.save_metrics(self.get_metrics())
+            await self.persistence.close()
+        self.state = EngineState.CLOSED
+
+    async def _drain(self) -> None:
+        assert self._inbox is not None
+        await self._inbox.put(("", _STOP))
+        if self._pipeline_task is not None:
+            await asyncio.shield(self._pipeline_task)
+        for subscriber in self._subscribers:
+            subscriber.close()
+        await asyncio.gather(*(s.task for s in self._subscribers if s.task is not None))
+
+    def _abandon_on_timeout(self) -> None:
+        lost = sum(s.abandon() for s in self._subscribers)
+        pending = self._inbox.qsize() if self._inbox is not None else 0
+        self.metrics.increment_drops(lost + pending, source="stop_timeout")
+        self._record_error(
+            "stop_timeout",
+            f"stop() waited {self.config.stop_timeout_s}s: {lost} queued callback items and "
+            f"{pending} inbox items were not delivered",
+        )
+
+    async def _close_tasks(self) -> None:
+        if self._metrics_wakeup is not None:
+            self._metrics_wakeup.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _own(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("engine task %s failed: %r", task.get_name(), exc, exc_info=exc)
+        self._record_error("task_failed", f"{task.get_name()}: {exc!r}")
+
+    # ------------------------------------------------------------------ feeds
+    @property
+    def feeds(self) -> dict[str, DataFeed]:
+        """The registered feeds by name (a copy)."""
+        return dict(self._feeds)
+
+    def add_feed(self, feed: DataFeed) -> None:
+        """Register a feed; when the engine runs, it is connected in the background.
+
+        Raises:
+            ConfigError: another feed already has this name.
+            EngineClosedError: the engine was stopped.
+        """
+        self._check_open()
+        if feed.name in self._feeds:
+            raise ConfigError(f"a feed named {feed.name!r} is already registered")
+        feed.attach(self)
+        self._feeds[feed.name] = feed
+        if self.running:
+            self._connects[feed.name] = self._own(self._do_connect(feed), f"connect:{feed.name}")
+
+    async def remove_feed(self, name: str) -> None:
+        """Close and unregister a feed; its subscriptions are dropped."""
+        feed = self._feeds.pop(name, None)
+        if feed is None:
+            raise ConfigError(f"no feed named {name!r}; feeds: {sorted(self._feeds)}")
+        for key in [k for k in self._refcounts if k[0] == name]:
+            del self._refcounts[key]
+        await feed.close()
+        feed.attach(None)
+
+    async def _connect(self, feed: DataFeed) -> bool:
+        """Connect ``feed`` once: concurrent callers share the same attempt."""
+        if feed.status is FeedStatus.CONNECTED:
+            return True
+        task = self._connects.get(feed.name)
+        if task is None or task.done():
+            task = self._own(self._do_connect(feed), f"connect:{feed.name}")
+            self._connects[feed.name] = task
+        return bool(await asyncio.shield(task))
+
+    async def _do_connect(self, feed: DataFeed) -> bool:
+        feed.status = FeedStatus.CONNECTING
+        try:
+            ok = await feed.connect()
+        except LeanDataError as exc:
+            ok = False
+            self._record_error("feed_connect", str(exc), feed=feed.name)
+        feed.status = FeedStatus.CONNECTED if ok else FeedStatus.FAILED
+        if ok:
+            feed.connected_since_ns = time.time_ns()
+        return ok
+
+    # ------------------------------------------------------------------ subscriptions
+    def route(self, symbol: str, feed_name: str | None = None) -> DataFeed:
+        """Return the feed that serves ``symbol``: the named one, else the first that does.
+
+        Raises:
+            ConfigError: ``feed_name`` names no registered feed.
+            SubscriptionError: no registered feed serves the symbol.
+        """
+        if feed_name is not None:
+            feed = self._feeds.get(feed_name)
+            if feed is None:
+                raise ConfigError(f"no feed named {feed_name!r}; feeds: {sorted(self._feeds)}")
+            return feed
+        for feed in self._feeds.values():
+            if feed.supports(symbol):
+                return feed
+        raise SubscriptionError(
+            f"no registered feed serves {symbol!r}; feeds: {sorted(self._feeds)}"
+        )
+
+    async def subscribe_symbol(self, symbol: str, feed_name: str | None = None) -> str:
+        """Subscribe to ``symbol`` (ref-counted); return the name of the feed serving it.
+
+        Only the first subscription of a (feed, symbol) reaches the feed. Works before
+        start (applied at start) and while running.
+
+        Raises:
+            SubscriptionError: no feed serves the symbol, or the feed refused it.
+        """
+        self._check_open()
+        feed = self.route(symbol, feed_name)
+        key = (feed.name, symbol)
+        count = self._refcounts.get(key, 0)
+        self._refcounts[key] = count + 1
+        if count == 0 and self.running:
+            try:
+                await self._feed_subscribe(feed, symbol)
+            except BaseException:
+                del self._refcounts[key]
+                raise
+        return feed.name
+
+    async def _feed_subscribe(self, feed: DataFeed, symbol: str) -> None:
+        if feed.status is not FeedStatus.CONNECTED and not await self._connect(feed):
+            raise SubscriptionError(f"feed {feed.name!r} is not connected", feed=feed.name)
+        if not await feed.subscribe(symbol):
+            raise SubscriptionError(f"feed refused {symbol!r}", feed=feed.name)
+
+    async def unsubscribe_symbol(self, symbol: str, feed_name: str | None = None) -> bool:
+        """Drop one subscription to ``symbol``; the feed is told when none is left.
+
+        Returns False when there was no such subscription.
+        """
+        keys = [k for k in self._refcounts if k[1] == symbol]
+        if feed_name is not None:
+            keys = [k for k in keys if k[0] == feed_name]
+        if not keys:
+            return False
+        key = keys[0]
+        self._refcounts[key] -= 1
+        if self._refcounts[key] == 0:
+            del self._refcounts[key]
+            if self.running:
+                await self._feeds[key[0]].unsubscribe(symbol)
+        return True
+
+    def subscriptions(self) -> dict[tuple[str, str], int]:
+        """Return the live subscriptions: (feed, symbol) → reference count."""
+        return dict(self._refcounts)
+
+    # ------------------------------------------------------------------ callbacks
+    def add_data_callback(
+        self,
+        callback: SyncCallback | AsyncCallback,
+        *,
+        policy: OverflowPolicy | str | None = None,
+        queue_size: int | None = None,
+        name: str = "",
+    ) -> Subscriber | None:
+        """Register ``callback(symbol, data, quality)`` for every delivered item.
+
+        A plain function runs inline in the pipeline (keep it fast). A coroutine
+        function runs from its own bounded queue with the given overflow policy
+        (default ``config.overflow_policy``), so it never stalls the feed or other
+        callbacks (except under BLOCK, which is lossless by waiting).
+
+        Returns:
+            the async callback's :class:`Subscriber` (queue depth, drops, ``join()``),
+            or None for a sync callback.
+        """
+        self._check_open()
+        if not inspect.iscoroutinefunction(callback):
+            self._sync_callbacks.append(callback)
+            return None
+        chosen = OverflowPolicy(policy) if policy is not None else self.config.overflow_policy
+        subscriber = Subscriber(
+            callback,
+            chosen,
+            queue_size or self.config.subscriber_queue_size,
+            self._subscriber_error,
+            name,
+        )
+        self._subscribers.append(subscriber)
+        if self.running:
+            subscriber.task = self._own(subscriber.run(), f"subscriber:{subscriber.name}")
+        return subscriber
+
+    def remove_data_callback(self, callback: Callable[..., Any]) -> bool:
+        """Unregister a callback; an async one finishes what it has queued first."""
+        if callback in self._sync_callbacks:
+            self._sync_callbacks.remove(callback)
+            return True
+        for subscriber in self._subscribers:
+            if subscriber.callback == callback:
+                self._subscribers.remove(subscriber)
+                subscriber.close()
+                return True
+        return False
+
+    def _subscriber_error(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
+        self._callback_failed(subscriber.name, symbol, exc)
+
+    def _callback_failed(self, name: str, symbol: str, exc: BaseException) -> None:
+        self._callback_errors += 1
+        self.metrics.increment_errors(kind="callback")
+        if self._callback_errors <= 10 or self._callback_errors % 1000 == 0:
+            log.warning("callback %s raised on %s: %r", name, symbol, exc)
+        self._record_error("callback_error", f"{name}: {exc!r}", symbol=symbol)
+
+    # ------------------------------------------------------------------ the pipeline
+    async def accept(self, feed: str, item: MarketData) -> None:
+        """Take one item from a feed into the inbox; waits while the inbox is full.
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        inbox = self._inbox
+        if inbox is None or self.state is not EngineState.RUNNING:
+            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
+        await inbox.put((feed, item))
+        self._accepted += 1
+
+    def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
+        """Count and record a problem a feed survived (called by DataFeed.report_error)."""
+        self.metrics.increment_errors(feed=feed, kind=kind)
+        self._record_error(kind, message, feed=feed, symbol=symbol)
+
+    async def _pipeline(self) -> None:
+        inbox = self._inbox
+        assert inbox is not None
+        while True:
+            feed, item = await inbox.get()
+            while True:
+                if item is _STOP:
+                    inbox.task_done()
+                    return
+                await self._process(feed, item)
+                inbox.task_done()
+                try:
+                    feed, item = inbox.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+
+    async def _process(self, feed: str, item: MarketData) -> None:
+        verdict = self.validator.check(item, feed=feed)
+        level = verdict.level
+        symbol = item.symbol
+        self._processed += 1
+        if level is DataQualityLevel.INVALID:
+            self._invalid += 1
+            self.quality.record(feed, symbol, item, verdict, None)
+            self.metrics.increment_errors(feed=feed, kind="invalid_data")
+            self._record_error("invalid_data", verdict.message, feed=feed, symbol=symbol)
+            if self.config.store_invalid:
+                await self._store(feed, item, verdict)
+            return
+        buffer = self._buffers.get(symbol)
+        if buffer is None:
+            buffer = self._buffers[symbol] = DataBuffer(self.config.buffer_size)
+        buffer.add(item)
+        for callback in self._sync_callbacks:
+            try:
+                callback(symbol, item, level)
+            except Exception as exc:
+                self._callback_failed(getattr(callback, "__qualname__", "callback"), symbol, exc)
+        for subscriber in self._subscribers:
+            if not subscriber.offer(symbol, item, level):
+                await subscriber.put(symbol, item, level)
+        latency = self._latency_ns(feed, item)
+        self.quality.record(feed, symbol, item, verdict, latency)
+        self.metrics.increment_messages(feed=feed)
+        self.metrics.record_latency_ns(latency, feed=feed)
+        self.metrics.record_quality(verdict.score, feed=feed)
+        if self.persistence is not None:
+            await self._store(feed, item, verdict)
+
+    def _latency_ns(self, feed: str, item: MarketData) -> int:
+        source = self._feeds.get(feed)
+        now = time.time_ns()
+        if source is None or not source.live:
+            return now - item.ts_recv
+        ts = item.ts_event
+        if not isinstance(item, TradeBar) or item.closed:
+            ts += getattr(item, "resolution", Resolution.TICK).nanos
+        return now - ts
+
+    async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
+        persistence = self.persistence
+        assert persistence is not None
+        if not persistence.save_market_data_nowait(item, feed=feed, quality=verdict):
+            await persistence.save_market_data(item, feed=feed, quality=verdict)
+
+    def _record_error(self, kind: str, message: str, *, feed: str = "", symbol: str = "") -> None:
+        """Queue a row for the errors table; never waits (errors arrive on hot paths).
+
+        When the storage queue is full the row waits in a bounded overflow list that is
+        written at the next metrics save and at stop; beyond that it is counted as dropped.
+        """
+        persistence = self.persistence
+        if persistence is None or self.state is EngineState.CLOSED:
+            return
+        if self._pending_errors or not persistence.save_error_nowait(
+            kind, message, feed=feed, symbol=symbol
+        ):
+            if len(self._pending_errors) == self._pending_errors.maxlen:
+                self.metrics.increment_drops(source="errors_table")
+            self._pending_errors.append((kind, message, feed, symbol, time.time_ns()))
+
+    async def _write_pending_errors(self) -> None:
+        persistence = self.persistence
+        while self._pending_errors and persistence is not None:
+            kind, message, feed, symbol, ts = self._pending_errors.popleft()
+            await persistence.save_error(kind, message, feed=feed, symbol=symbol, ts_ns=ts)
+
+    async def wait_idle(self) -> None:
+        """Return once everything accepted so far reached callbacks and the storage queue."""
+        if self._inbox is not None:
+            await self._inbox.join()
+        await asyncio.gather(*(s.join() for s in self._subscribers))
+
+    # ------------------------------------------------------------------ queries
+    def get_latest(self, symbol: str, n: int = 1) -> list[MarketData]:
+        """Return up to ``n`` most recent items of ``symbol``, oldest first."""
+        buffer = self._buffers.get(symbol)
+        return buffer.get_latest(n) if buffer is not None else []
+
+    async def get_historical_data(
+        self,
+        symbol: str,
+        start: datetime | int,
+        end: datetime | int,
+        resolution: Resolution | str = Resolution.MINUTE,
+        feed_name: str | None = None,
+    ) -> list[MarketData]:
+        """Return bars of ``symbol`` with open time in [start, end): cache, then feed, then storage.
+
+        Results from a feed are cached (memory and disk tiers).
+        """
+        res = Resolution.parse(resolution)
+        start_ns = start if isinstance(start, int) else datetime_to_ns(start)
+        end_ns = end if isinstance(end, int) else datetime_to_ns(end)
+        cached = await asyncio.to_thread(self.cache.get, symbol, res, start_ns, end_ns)
+        self.metrics.set_gauge("cache_hit_rate", self.cache.hit_rate)
+        if cached is not None:
+            return cached
+        feed = self.route(symbol, feed_name)
+        bars = await feed.get_historical_data(symbol, start_ns, end_ns, res)
+        if not bars and self.persistence is not None:
+            stored = await self.persistence.get_market_data(
+                symbol, start_ns, end_ns, resolution=res, feed=feed.name
+            )
+            bars = list(stored)
+        if bars:
+            await asyncio.to_thread(self.cache.put, symbol, res, start_ns, end_ns, bars)
+        return bars
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Return a snapshot: ``metrics["engine"]``, ``["feeds"]``, ``["subscribers"]``, ..."""
+        self._update_gauges()
+        snapshot = self.metrics.to_dict()
+        engine = snapshot.setdefault("engine", {})
+        engine.update(
+            state=self.state.value,
+            accepted=self._accepted,
+            processed=self._processed,
+            invalid=self._invalid,
+            callback_errors=self._callback_errors,
+            inbox_depth=self._inbox.qsize() if self._inbox is not None else 0,
+        )
+        feeds = snapshot.setdefault("feeds", {})
+        for name, feed in self._feeds.items():
+            feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
+        snapshot["subscribers"] = [s.statistics() for s in self._subscribers]
+        snapshot["cache"] = self.cache.statistics()
+        snapshot["buffers"] = {
+            sym: {"size": len(buf), "utilization": buf.utilization}
+            for sym, buf in self._buffers.items()
+        }
+        if self.persistence is not None:
+            snapshot["storage"] = self.persistence.statistics()
+        return snapshot
+
+    def _update_gauges(self) -> None:
+        gauge = self.metrics.set_gauge
+        gauge("cache_hit_rate", self.cache.hit_rate)
+        if self._buffers:
+            usage = [b.utilization for b in self._buffers.values()]
+            gauge("buffer_utilization_avg", sum(usage) / len(usage))
+            gauge("buffer_utilization_max", max(usage))
+        gauge("inbox_depth", self._inbox.qsize() if self._inbox is not None else 0)
+        gauge("subscriber_queue_depth", sum(len(s) for s in self._subscribers))
+        gauge("subscriber_drops", sum(s.dropped for s in self._subscribers))
+
+    async def get_data_quality_report(self, symbol: str, hours: float = 24) -> dict[str, Any]:
+        """Return the rolling quality of ``symbol`` per feed, plus what storage holds.
+
+        ``stored`` summarises the rows received in the last ``hours`` hours.
+        """
+        report: dict[str, Any] = {
+            "symbol": symbol,
+            "hours": hours,
+            "feeds": {
+                feed: per_symbol[symbol]
+                for feed, per_symbol in self.quality.report(symbol=symbol).items()
+                if symbol in per_symbol
+            },
+        }
+        if self.persistence is not None and self.state is not EngineState.CLOSED:
+            report["stored"] = await self.persistence.quality_summary(symbol, hours=hours)
+        return report
+
+    async def _metrics_loop(self) -> None:
+        assert self._metrics_wakeup is not None
+        assert self.persistence is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._metrics_wakeup.wait(), self.config.metrics_interval_s)
+            if self.state is not EngineState.RUNNING:
+                return
+            await self._write_pending_errors()
+            await self.persistence.save_metrics(self.get_metrics())
+
+    def _check_open(self) -> None:
+        if self.state in (EngineState.STOPPING, EngineState.CLOSED):
+            raise EngineClosedError("this DataEngine was stopped; create a new one")
+
+    def symbols(self) -> Iterable[str]:
+        """Return the symbols that have delivered data (have a ring buffer)."""
+        return list(self._buffers)

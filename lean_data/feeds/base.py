@@ -1,0 +1,216 @@
+"""The DataFeed base class: what every source (venue, file, socket) implements.
+
+A feed is the I/O shell around a source. It connects, subscribes, turns the source's
+messages into model objects (with pure parsers) and hands each one to the engine with
+``await self.emit(item)`` — the one backpressure point: when the engine's inbox is full,
+``emit`` waits. Subclasses implement five coroutines; the base provides ``emit``, owned
+background tasks, connection status, error reporting and per-feed counters.
+
+Minimal subclass::
+
+    class MyFeed(DataFeed):
+        asset_classes = frozenset({AssetClass.CRYPTO})
+
+        async def connect(self) -> bool: ...
+        async def disconnect(self) -> None: ...
+        async def subscribe(self, symbol: str) -> bool: ...
+        async def unsubscribe(self, symbol: str) -> bool: ...
+        async def get_historical_data(self, symbol, start_date, end_date, resolution): ...
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Coroutine, Iterable
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from lean_data.errors import EngineStateError
+from lean_data.models import AssetClass, MarketData, Resolution
+from lean_data.symbols import classify_symbol
+
+__all__ = ["DataFeed", "FeedSink", "FeedStatus"]
+
+log = logging.getLogger(__name__)
+
+
+class FeedStatus(enum.Enum):
+    """Where a feed is in its life."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class FeedSink(Protocol):
+    """What a feed talks to: the engine (or a test double that collects items)."""
+
+    async def accept(self, feed: str, item: MarketData) -> None:
+        """Take one item from ``feed``; waits while the inbox is full."""
+
+    def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
+        """Count and record a problem the feed survived (malformed frame, drop, ...)."""
+
+
+class DataFeed(abc.ABC):
+    """Base class of every data source.
+
+    Args:
+        name: unique name of this feed in an engine.
+        config: source-specific settings (credentials, URLs); kept as ``self.config``.
+        symbols: the symbols this feed serves; ``None`` means any symbol of its
+            ``asset_classes``.
+        asset_classes: overrides the class attribute of the same name.
+
+    Class attributes:
+        asset_classes: which kinds of symbol the feed serves (used for routing).
+        live: True when event times are real time (latency is measured from them);
+            False for replays of recorded data (latency is measured from receive time).
+    """
+
+    asset_classes: ClassVar[frozenset[AssetClass]] = frozenset(AssetClass)
+    live: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        name: str,
+        config: Any = None,
+        *,
+        symbols: Iterable[str] | None = None,
+        asset_classes: Iterable[AssetClass] | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("a feed needs a non-empty name")
+        self.name = name
+        self.config = config
+        self._symbols = frozenset(symbols) if symbols is not None else None
+        self._asset_classes = (
+            frozenset(asset_classes) if asset_classes is not None else type(self).asset_classes
+        )
+        self.status = FeedStatus.DISCONNECTED
+        self._sink: FeedSink | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.messages_emitted = 0
+        self.errors = 0
+        self.last_message_ns = 0
+        self.connected_since_ns = 0
+        self.last_error = ""
+
+    # ----------------------------------------------------------------- to implement
+    @abc.abstractmethod
+    async def connect(self) -> bool:
+        """Open the connection; return True when the feed is ready to subscribe."""
+
+    @abc.abstractmethod
+    async def disconnect(self) -> None:
+        """Close the connection. Must be safe to call more than once."""
+
+    @abc.abstractmethod
+    async def subscribe(self, symbol: str) -> bool:
+        """Start delivering ``symbol``; return False when the source refuses it."""
+
+    @abc.abstractmethod
+    async def unsubscribe(self, symbol: str) -> bool:
+        """Stop delivering ``symbol``; return False when it was not subscribed."""
+
+    @abc.abstractmethod
+    async def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | int,
+        end_date: datetime | int,
+        resolution: Resolution,
+    ) -> list[MarketData]:
+        """Return stored bars (or ticks) of ``symbol`` with open time in [start, end)."""
+
+    # ----------------------------------------------------------------- provided
+    def supports(self, symbol: str) -> bool:
+        """Return True when this feed serves ``symbol`` (by list, else by asset class)."""
+        if self._symbols is not None:
+            return symbol in self._symbols
+        asset_class = classify_symbol(symbol)
+        return asset_class is not None and asset_class in self._asset_classes
+
+    def attach(self, sink: FeedSink | None) -> None:
+        """Connect this feed to the engine that receives its items (engine use)."""
+        if sink is not None and self._sink is not None and self._sink is not sink:
+            raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
+        self._sink = sink
+
+    async def emit(self, item: MarketData) -> None:
+        """Hand one item to the engine; waits while the engine's inbox is full.
+
+        Stamps ``ts_recv`` with the current time when the feed left it at 0.
+
+        Raises:
+            EngineStateError: the feed is not attached to an engine.
+        """
+        sink = self._sink
+        if sink is None:
+            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
+        now = time.time_ns()
+        if item.ts_recv == 0:
+            item.ts_recv = now
+        self.last_message_ns = now
+        self.messages_emitted += 1
+        await sink.accept(self.name, item)
+
+    def report_error(self, kind: str, message: str, *, symbol: str = "") -> None:
+        """Count a problem the feed survived and send it to the engine's errors table."""
+        self.errors += 1
+        self.last_error = f"{kind}: {message}"
+        log.warning("feed %s: %s: %s", self.name, kind, message)
+        if self._sink is not None:
+            self._sink.feed_error(self.name, kind, message, symbol)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by this feed; it is cancelled by :meth:`close`.
+
+        A task that fails is reported through :meth:`report_error`, never lost.
+        """
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.report_error("task_failed", f"{task.get_name()}: {exc!r}")
+
+    async def close(self) -> None:
+        """Disconnect and cancel every task this feed owns; idempotent."""
+        if self.status is FeedStatus.CLOSED:
+            return
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self.disconnect()
+        finally:
+            self.status = FeedStatus.CLOSED
+
+    def get_connection_status(self) -> dict[str, Any]:
+        """Return a snapshot of the feed's state and counters."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "connected": self.status is FeedStatus.CONNECTED,
+            "connected_since_ns": self.connected_since_ns,
+            "messages": self.messages_emitted,
+            "errors": self.errors,
+            "last_message_ns": self.last_message_ns,
+            "last_error": self.last_error,
+            "tasks": len(self._tasks),
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.status.value}>"

@@ -1,0 +1,167 @@
+"""Async subscribers: each async callback runs from its own bounded queue.
+
+The engine's pipeline offers every item to every subscriber without waiting (except under
+the BLOCK policy when the queue is full). A worker task per subscriber awaits the
+callback, so a slow callback delays only itself. What happens when its queue is full is
+the subscriber's declared :class:`~lean_data.config.OverflowPolicy`; every discarded
+item is counted in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lean_data.config import OverflowPolicy
+from lean_data.models import MarketData
+from lean_data.quality import DataQualityLevel
+
+__all__ = ["AsyncCallback", "Subscriber"]
+
+log = logging.getLogger(__name__)
+
+AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
+ErrorHook = Callable[["Subscriber", str, BaseException], None]
+_Entry = tuple[str, MarketData, DataQualityLevel]
+
+
+class Subscriber:
+    """One async callback with its bounded queue, overflow policy and worker task.
+
+    Args:
+        callback: ``async def cb(symbol, data, quality)``.
+        policy: what to do when the queue is full.
+        maxsize: queue capacity (for CONFLATE: the number of symbols held).
+        on_error: called when the callback raises (the engine counts and logs it).
+        name: shown in metrics.
+    """
+
+    def __init__(
+        self,
+        callback: AsyncCallback,
+        policy: OverflowPolicy,
+        maxsize: int,
+        on_error: ErrorHook,
+        name: str = "",
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError(f"a subscriber queue needs maxsize >= 1, got {maxsize}")
+        self.callback = callback
+        self.policy = policy
+        self.maxsize = maxsize
+        self.name = name or getattr(callback, "__qualname__", repr(callback))
+        self._on_error = on_error
+        self._queue: deque[_Entry] = deque()
+        self._latest: OrderedDict[str, _Entry] = OrderedDict()
+        self._conflate = policy is OverflowPolicy.CONFLATE
+        self._has_items = asyncio.Event()
+        self._has_room = asyncio.Event()
+        self._has_room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self.delivered = 0
+        self.in_flight = 0
+        self.dropped = 0
+        self.errors = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._latest) if self._conflate else len(self._queue)
+
+    def offer(self, symbol: str, item: MarketData, level: DataQualityLevel) -> bool:
+        """Queue one item without waiting; False only under BLOCK with a full queue."""
+        if self._conflate:
+            self._offer_conflate(symbol, item, level)
+        else:
+            queue = self._queue
+            if len(queue) >= self.maxsize:
+                if self.policy is OverflowPolicy.BLOCK:
+                    self._has_room.clear()
+                    return False
+                queue.popleft()
+                self.dropped += 1
+            queue.append((symbol, item, level))
+        if not self._has_items.is_set():
+            self._idle.clear()
+            self._has_items.set()
+        return True
+
+    def _offer_conflate(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
+        latest = self._latest
+        if symbol in latest:
+            self.dropped += 1
+        elif len(latest) >= self.maxsize:
+            latest.popitem(last=False)
+            self.dropped += 1
+        latest[symbol] = (symbol, item, level)
+
+    async def put(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
+        """Queue one item, waiting for room under BLOCK."""
+        while not self.offer(symbol, item, level):
+            await self._has_room.wait()
+
+    def _pop(self) -> _Entry:
+        if self._conflate:
+            return self._latest.popitem(last=False)[1]
+        entry = self._queue.popleft()
+        if not self._has_room.is_set() and len(self._queue) < self.maxsize:
+            self._has_room.set()
+        return entry
+
+    async def run(self) -> None:
+        """Deliver queued items to the callback until closed and empty (worker task)."""
+        callback = self.callback
+        while True:
+            while len(self):
+                symbol, item, level = self._pop()
+                self.in_flight = 1
+                try:
+                    await callback(symbol, item, level)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.errors += 1
+                    self._on_error(self, symbol, exc)
+                self.in_flight = 0
+                self.delivered += 1
+            self._has_items.clear()
+            self._has_room.set()
+            self._idle.set()
+            if self._closing:
+                return
+            await self._has_items.wait()
+
+    async def join(self) -> None:
+        """Return once every queued item has been handed to the callback."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Ask the worker to finish what is queued and then stop."""
+        self._closing = True
+        self._has_items.set()
+
+    def abandon(self) -> int:
+        """Discard what is still queued (stop timeout); return how many were lost."""
+        lost = len(self)
+        self._queue.clear()
+        self._latest.clear()
+        self.dropped += lost
+        self._has_room.set()
+        return lost
+
+    def statistics(self) -> dict[str, Any]:
+        """Return a snapshot of this subscriber's counters."""
+        return {
+            "name": self.name,
+            "policy": self.policy.value,
+            "queue_depth": len(self),
+            "maxsize": self.maxsize,
+            "delivered": self.delivered,
+            "in_flight": self.in_flight,
+            "dropped": self.dropped,
+            "errors": self.errors,
+        }

@@ -1,0 +1,69 @@
+"""A small in-memory feed used by the engine tests (a real DataFeed subclass, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from lean_data import AssetClass, DataFeed, Resolution
+from lean_data.feeds.base import FeedStatus
+from lean_data.models import MarketData, datetime_to_ns
+
+
+class ListFeed(DataFeed):
+    """Emits a fixed list of items per symbol on subscribe and records every call."""
+
+    live = False
+
+    def __init__(
+        self,
+        name: str,
+        items: dict[str, Sequence[MarketData]] | None = None,
+        *,
+        asset_classes: frozenset[AssetClass] | None = None,
+        history: Sequence[MarketData] = (),
+    ) -> None:
+        super().__init__(name, asset_classes=asset_classes)
+        self.items = dict(items or {})
+        self.history = list(history)
+        self.calls: list[tuple[str, str]] = []
+        self.history_calls = 0
+        self.pumps: dict[str, asyncio.Task[None]] = {}
+
+    async def connect(self) -> bool:
+        self.calls.append(("connect", ""))
+        self.status = FeedStatus.CONNECTED
+        return True
+
+    async def disconnect(self) -> None:
+        self.calls.append(("disconnect", ""))
+
+    async def subscribe(self, symbol: str) -> bool:
+        self.calls.append(("subscribe", symbol))
+        if symbol in self.items:
+            self.pumps[symbol] = self.spawn(self._pump(symbol), name=symbol)
+        return True
+
+    async def unsubscribe(self, symbol: str) -> bool:
+        self.calls.append(("unsubscribe", symbol))
+        return True
+
+    async def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | int,
+        end_date: datetime | int,
+        resolution: Resolution,
+    ) -> list[MarketData]:
+        self.history_calls += 1
+        start = start_date if isinstance(start_date, int) else datetime_to_ns(start_date)
+        end = end_date if isinstance(end_date, int) else datetime_to_ns(end_date)
+        return [x for x in self.history if x.symbol == symbol and start <= x.ts_event < end]
+
+    async def _pump(self, symbol: str) -> None:
+        for item in self.items[symbol]:
+            await self.emit(item)
+
+    async def wait_pumped(self) -> None:
+        await asyncio.gather(*self.pumps.values())
