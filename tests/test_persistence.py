@@ -384,6 +384,17 @@ async def test_full_queue_nowait_refuses_and_await_waits(db_path: Path) -> None:
         assert [b.ts_event - T0 for b in stored] == [0, 1, *range(3, 50)]  # 2 was refused
 
 
+async def test_save_error_nowait_refuses_when_full_and_stores_otherwise(db_path: Path) -> None:
+    async with DataPersistence(db_path, queue_size=2) as store:
+        results = [
+            store.save_error_nowait("malformed_frame", f"frame {i}", feed="f", ts_ns=T0 + i)
+            for i in range(3)
+        ]
+        assert results == [True, True, False]
+        errors = await store.get_errors()
+    assert sorted(e["message"] for e in errors) == ["frame 0", "frame 1"]
+
+
 async def test_save_rejects_unknown_item_type(store: DataPersistence) -> None:
     with pytest.raises(TypeError, match="expected a TradeBar, QuoteBar or Tick, got dict"):
         await store.save_market_data({"close": 1.0})  # type: ignore[arg-type]
