@@ -186,9 +186,10 @@ class DataEngine:
 
     async def _drain(self) -> None:
         assert self._inbox is not None
-        await self._inbox.put(("", _STOP))
-        if self._pipeline_task is not None:
-            await asyncio.shield(self._pipeline_task)
+        pipeline = self._pipeline_task
+        if pipeline is not None and not pipeline.done():
+            await self._inbox.put(("", _STOP))
+            await asyncio.shield(pipeline)
         for subscriber in self._subscribers:
             subscriber.close()
         await asyncio.gather(*(s.task for s in self._subscribers if s.task is not None))
@@ -433,12 +434,26 @@ class DataEngine:
                 if item is _STOP:
                     inbox.task_done()
                     return
-                await self._process(feed, item)
+                try:
+                    await self._process(feed, item)
+                except Exception as exc:  # a bad item must not stop the pipeline
+                    self._pipeline_error(feed, item, exc)
                 inbox.task_done()
                 try:
                     feed, item = inbox.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+
+    def _pipeline_error(self, feed: str, item: object, exc: Exception) -> None:
+        self.metrics.increment_errors(feed=feed, kind="pipeline_error")
+        log.warning("feed %s emitted an item the pipeline could not process: %r", feed, exc)
+        symbol = getattr(item, "symbol", "")
+        self._record_error(
+            "pipeline_error",
+            f"{type(item).__name__} from feed {feed!r} could not be processed: {exc!r}",
+            feed=feed,
+            symbol=symbol if isinstance(symbol, str) else "",
+        )
 
     async def _process(self, feed: str, item: MarketData) -> None:
         verdict = self.validator.check(item, feed=feed)

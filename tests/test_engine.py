@@ -271,3 +271,35 @@ async def test_feed_errors_are_counted_and_written_to_the_errors_table(tmp_path:
         found = conn.execute("select kind, feed, symbol, message from errors").fetchall()
     assert found == [("malformed_frame", "f", "X", "expected a JSON object, got '{not json'")]
     assert feed.get_connection_status()["errors"] == 1
+
+
+async def test_an_item_the_pipeline_cannot_process_is_logged_and_data_goes_on(
+    tmp_path: Path,
+) -> None:
+    good = bars("DOT/USDT", 4)
+    # A feed bug: a bar without a resolution, which the validator cannot judge.
+    junk = TradeBar("DOT/USDT", T0 + 90 * NS_PER_MINUTE, 1.0, 1.0, 1.0, 1.0, 1.0, None)  # type: ignore[arg-type]
+    feed = ListFeed("f", {"DOT/USDT": [good[0], good[1], junk, good[2], good[3]]})
+    seen: list[MarketData] = []
+    db = tmp_path / "junk.db"
+    async with DataEngine(Config(db_path=db)) as engine:
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda s, d, q: seen.append(d))
+        await engine.subscribe_symbol("DOT/USDT")
+        await feed.wait_pumped()
+        await engine.wait_idle()
+        assert engine.get_metrics()["engine"]["errors_by_kind"] == {"pipeline_error": 1}
+    assert seen == good
+    with sqlite3.connect(db) as conn:
+        found = conn.execute("select kind, feed, symbol from errors").fetchall()
+    assert found == [("pipeline_error", "f", "DOT/USDT")]
+
+
+async def test_emit_rejects_a_non_model_object_with_a_clear_error() -> None:
+    feed = ListFeed("f")
+    async with DataEngine(Config(db_path=None)) as engine:
+        engine.add_feed(feed)
+        with pytest.raises(
+            TypeError, match="emit\\(\\) takes a TradeBar, QuoteBar or Tick, got dict"
+        ):
+            await feed.emit({"close": 1.0})  # type: ignore[arg-type]

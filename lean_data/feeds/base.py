@@ -150,13 +150,19 @@ class DataFeed(abc.ABC):
 
         Raises:
             EngineStateError: the feed is not attached to an engine.
+            TypeError: ``item`` is not a model object.
         """
         sink = self._sink
         if sink is None:
             raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
         now = time.time_ns()
-        if item.ts_recv == 0:
-            item.ts_recv = now
+        try:
+            if item.ts_recv == 0:
+                item.ts_recv = now
+        except AttributeError:
+            raise TypeError(
+                f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
+            ) from None
         self.last_message_ns = now
         self.messages_emitted += 1
         await sink.accept(self.name, item)

@@ -1,0 +1,198 @@
+"""The read side of :class:`lean_data.persistence.DataPersistence`: queries and summaries.
+
+:class:`QueriesMixin` holds the read methods; every query goes through ``_fetch``, which
+``DataPersistence`` implements (state check, read-your-writes barrier, error mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from lean_data import _schema as sch
+from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
+
+__all__ = ["QueriesMixin"]
+
+
+class QueriesMixin:
+    """Read methods of :class:`~lean_data.persistence.DataPersistence`."""
+
+    _clock_ns: Callable[[], int]
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[sch.Row]:
+        """Run a query after the rows queued so far are committed."""
+        raise NotImplementedError  # implemented by DataPersistence, which owns the connection
+
+    async def pragmas(self) -> dict[str, Any]:
+        """Return this connection's ``journal_mode``, ``synchronous`` and ``busy_timeout``.
+
+        ``synchronous`` is SQLite's number (1 is NORMAL); ``busy_timeout`` is in ms.
+        """
+        found: dict[str, Any] = {}
+        for name in ("journal_mode", "synchronous", "busy_timeout"):
+            rows = await self._fetch(f"PRAGMA {name}", ())
+            found[name] = rows[0][0]
+        return found
+
+    async def get_market_data(
+        self,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        *,
+        resolution: Resolution | str | None = None,
+        feed: str | None = None,
+    ) -> list[TradeBar]:
+        """Return the stored trade bars of ``symbol`` opening in ``[start, end)``.
+
+        Args:
+            symbol: the symbol as saved.
+            start, end: ns since the epoch or datetimes (naive means UTC); end excluded.
+            resolution: only this bar period (default: every period stored).
+            feed: only rows from this feed (default: every feed, ordered by time then feed).
+
+        Returns:
+            Bars in ascending open time; stored NULL prices and volumes come back as nan.
+        """
+        rows = await self._bar_rows("bars", symbol, start, end, resolution, feed)
+        return [sch.bar_from_row(r) for r in rows]
+
+    async def get_quote_bars(
+        self,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        *,
+        resolution: Resolution | str | None = None,
+        feed: str | None = None,
+    ) -> list[QuoteBar]:
+        """Return the stored quote bars of ``symbol`` opening in ``[start, end)``.
+
+        Arguments and ordering as :meth:`get_market_data`.
+        """
+        rows = await self._bar_rows("quote_bars", symbol, start, end, resolution, feed)
+        return [sch.quote_from_row(r) for r in rows]
+
+    async def _bar_rows(
+        self,
+        table: str,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        resolution: Resolution | str | None,
+        feed: str | None,
+    ) -> list[sch.Row]:
+        params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
+        if resolution is None:  # walk the stored resolutions so the key index still serves
+            sql = f"{sch.RESOLUTIONS_CTE[table]} {sch.SELECT[table]} {sch.RANGE_ANY_RESOLUTION}"
+        else:
+            sql = f"{sch.SELECT[table]} {sch.RANGE} AND resolution = ?4"
+            params += (Resolution.parse(resolution).name,)
+        if feed is not None:
+            sql += f" AND feed = ?{len(params) + 1}"
+            params += (feed,)
+        return await self._fetch(sql + " ORDER BY ts_event, feed, resolution", params)
+
+    async def get_ticks(
+        self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None
+    ) -> list[Tick]:
+        """Return the stored ticks of ``symbol`` in ``[start, end)``, in time then save order."""
+        sql = f"{sch.SELECT['ticks']} {sch.RANGE}"
+        params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
+        if feed is not None:
+            sql += " AND feed = ?4"
+            params += (feed,)
+        rows = await self._fetch(sql + " ORDER BY ts_event, id", params)
+        return [sch.tick_from_row(r) for r in rows]
+
+    async def get_recent_data(self, symbol: str, hours: float = 24) -> list[TradeBar]:
+        """Return the trade bars of ``symbol`` received in the last ``hours``.
+
+        Selected by receive time (``ts_recv``), because replayed and backfilled bars carry
+        old event times; returned in ascending open time.
+        """
+        sql = f"{sch.SELECT['bars']} WHERE symbol = ? AND ts_recv >= ? ORDER BY ts_event, feed"
+        rows = await self._fetch(sql, (symbol, self._since(hours)))
+        return [sch.bar_from_row(r) for r in rows]
+
+    async def get_metrics_history(self, hours: float = 24) -> list[dict[str, Any]]:
+        """Return the metrics snapshots of the last ``hours``, oldest first.
+
+        Returns:
+            ``[{"ts_ns": int, "metrics": dict}, ...]``.
+        """
+        sql = "SELECT ts, payload FROM metrics WHERE ts >= ? ORDER BY ts, id"
+        rows = await self._fetch(sql, (self._since(hours),))
+        return [{"ts_ns": ts, "metrics": orjson.loads(payload)} for ts, payload in rows]
+
+    async def get_errors(
+        self, *, hours: float | None = None, kind: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Return stored errors, newest first.
+
+        Args:
+            hours: only errors of the last ``hours`` (default: all).
+            kind: only errors of this kind.
+            limit: at most this many (the newest).
+
+        Returns:
+            Dicts with ``ts_ns``, ``kind``, ``feed``, ``symbol``, ``message``, ``detail``.
+        """
+        sql = "SELECT ts, kind, feed, symbol, message, detail FROM errors WHERE ts >= ?"
+        params: tuple[Any, ...] = (-(2**63) if hours is None else self._since(hours),)
+        if kind is not None:
+            sql += " AND kind = ?"
+            params += (kind,)
+        rows = await self._fetch(sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
+        return [dict(zip(sch.ERROR_KEYS, row, strict=True)) for row in rows]
+
+    async def count(self, table: str = "bars", *, symbol: str | None = None) -> int:
+        """Return the number of rows in ``table`` (optionally of one ``symbol``).
+
+        Args:
+            table: one of ``bars``, ``quote_bars``, ``ticks``, ``metrics``, ``errors``.
+            symbol: count only this symbol's rows (not for ``metrics``).
+
+        Raises:
+            ValueError: unknown table, or a symbol filter on ``metrics``.
+        """
+        if table not in sch.TABLE_NAMES:
+            raise ValueError(f"table must be one of {', '.join(sch.TABLE_NAMES)}, got {table!r}")
+        name = sch.TABLE_NAMES[sch.TABLE_NAMES.index(table)]  # the constant, not the argument
+        if symbol is None:
+            rows = await self._fetch(f"SELECT COUNT(*) FROM {name}", ())
+        elif name == "metrics":
+            raise ValueError("the metrics table has no symbol column")
+        else:
+            rows = await self._fetch(f"SELECT COUNT(*) FROM {name} WHERE symbol = ?", (symbol,))
+        return int(rows[0][0])
+
+    async def quality_summary(self, symbol: str, *, hours: float = 24) -> dict[str, Any]:
+        """Summarise the quality of ``symbol``'s rows received in the last ``hours``.
+
+        Counts bars, quote bars and ticks together, per feed and overall.
+
+        Returns:
+            ``{"symbol", "hours", "since_ns", "rows", "average_score", "levels", "feeds"}``
+            where ``feeds`` maps each feed to ``{"rows", "average_score", "levels"}``;
+            ``levels`` counts rows per :class:`DataQualityLevel` name plus ``"UNSCORED"``
+            (saved without a verdict); ``average_score`` covers scored rows (None if none).
+        """
+        since = self._since(hours)
+        rows = await self._fetch(sch.QUALITY_BY_FEED, (symbol, since) * len(sch.MARKET_TABLES))
+        summary: dict[str, Any] = {"symbol": symbol, "hours": hours, "since_ns": since}
+        return summary | sch.quality_summary(rows)
+
+    def _since(self, hours: float) -> int:
+        return self._clock_ns() - int(hours * NS_PER_HOUR)
+
+
+def _ns(value: int | datetime) -> int:
+    """Return ``value`` as ns since the epoch (a naive datetime is taken as UTC)."""
+    if isinstance(value, datetime):
+        return datetime_to_ns(value)
+    return int(value)

@@ -1,0 +1,337 @@
+"""The checks behind :class:`lean_data.validation.DataValidator`, per item kind.
+
+:class:`ValidatorCore` holds the thresholds and the per-series tables and judges trade
+bars, quote bars and ticks; :class:`~lean_data.validation.DataValidator` adds the public
+entry points on top of it. Rules and messages are in :mod:`lean_data._validation_rules`,
+the rolling state in :mod:`lean_data._validation_state`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lean_data._validation_rules import (
+    FAIR,
+    GOOD,
+    INF,
+    INVALID,
+    LOG,
+    POOR,
+    SIGMA_PER_MEAN_ABS,
+    Issues,
+    add,
+    bad_price,
+    direction,
+    fmt,
+    match_split,
+    ohlc_problem,
+    out_of_order,
+    pct,
+    range_issue,
+    size_issue,
+    split_words,
+    verdict,
+)
+from lean_data._validation_state import NO_TS, Series, level_shift, repeat, widened
+from lean_data.config import ValidationConfig
+from lean_data.models import QuoteBar, Tick, TickType, TradeBar
+from lean_data.quality import CLEAN, Verdict
+
+
+class ValidatorCore:
+    """Thresholds, per-series tables and the checks behind each item kind.
+
+    The arguments are documented on :class:`~lean_data.validation.DataValidator`.
+    """
+
+    def __init__(
+        self,
+        config: ValidationConfig | None = None,
+        *,
+        clock: Callable[[], int] | None = None,
+        range_multiple: float = 15.0,
+        split_tolerance: float = 0.2,
+    ) -> None:
+        self.config = config if config is not None else ValidationConfig()
+        self._clock = clock if clock is not None else time.time_ns
+        self._skew = self.config.clock_skew_ns
+        self._stale = self.config.stale_after_ns
+        self._wide = self.config.wide_spread_ratio
+        self._move_mult = self.config.extreme_move_sigma * SIGMA_PER_MEAN_ABS
+        self._range_mult = range_multiple
+        self._split_tol = split_tolerance
+        self._min_history = max(1, self.config.min_history)
+        self._window = max(self._min_history, self.config.window)
+        self._now_limit = NO_TS  # cached wall clock + skew: nothing at or below is future
+        self._bars: dict[tuple[str, str, int], Series] = {}
+        self._quotes: dict[tuple[str, str, int], Series] = {}
+        self._ticks: dict[tuple[str, str, TickType], Series] = {}
+
+    # ---------------------------------------------------------------- trade bars
+
+    def _check_bar(self, bar: TradeBar, feed: str) -> Verdict:
+        o, h, low, c = bar.open, bar.high, bar.low, bar.close
+        if not (0.0 < low <= o <= h < INF and low <= c <= h):
+            bad = ohlc_problem("", o, h, low, c)
+            if bad is not None:
+                return Verdict(INVALID, (bad[0],), bad[1])
+        v = bar.volume
+        issues: Issues = None
+        if not 0.0 <= v < INF:
+            if v == v:
+                code = "negative_volume" if v < 0.0 else "non_finite_volume"
+                return Verdict(INVALID, (code,), f"volume {fmt(v)} is impossible")
+            issues = [("nan_volume", FAIR, "volume is NaN (unknown)")]
+        period = bar.resolution.nanos
+        issues = self._timing(bar.ts_event, bar.ts_recv, period, issues)
+        key = (feed, bar.symbol, period)
+        st = self._bars.get(key)
+        if st is None:
+            st = self._bars[key] = Series(self._window, period)
+        if v > 0.0:
+            st.has_volume = True
+        elif v == 0.0 and h > low and st.has_volume:
+            msg = f"range {fmt(low)}..{fmt(h)} with volume 0 in a series that has traded"
+            issues = add(issues, "range_without_volume", FAIR, msg)
+        ts = bar.ts_event
+        if ts < st.ts:
+            return out_of_order(ts, st.ts, bar.backfilled, issues)
+        if ts == st.ts:
+            issues = repeat(st, bar, issues)
+            st.same_bar()
+        else:
+            st.new_bar(ts)
+        st.closed, st.revision, st.last = bar.closed, bar.revision, bar
+        issues = self._bar_prices(st, ts, o, h, low, c, issues)
+        return CLEAN if issues is None else verdict(issues)
+
+    def _bar_prices(
+        self, st: Series, ts: int, o: float, h: float, low: float, c: float, issues: Issues
+    ) -> Issues:
+        """Check the bar's range, then its close against the series' reference."""
+        rng = LOG(h / low)
+        rlim = self._range_limit(st)
+        lim = self._base_limit(st)
+        if rng > rlim:
+            split = self._split_inside(st, o, c, lim)
+            if split is not None:
+                st.accept(c, ts)
+                msg = (
+                    f"open {fmt(o)} and close {fmt(c)} differ by a {split} split ratio: "
+                    "the pre-split price leaked into this bar"
+                )
+                return add(issues, "split_inside_bar", POOR, msg)
+            issues = add(issues, *range_issue(o, h, low, c, rlim))
+            rng = rlim
+        ref = st.ref
+        if ref == 0.0:
+            st.accept(c, ts)
+            st.record(0.0, rng)
+            return issues
+        lim = widened(st, ts, lim)
+        move = LOG(c / ref)
+        if -lim <= move <= lim:
+            st.accept(c, ts)
+            st.record(-move if move < 0.0 else move, rng)
+            return issues
+        return self._extreme_close(st, ts, o, c, (move, lim, rng), issues)
+
+    def _extreme_close(
+        self,
+        st: Series,
+        ts: int,
+        o: float,
+        c: float,
+        sizes: tuple[float, float, float],
+        issues: Issues,
+    ) -> Issues:
+        """Explain a close beyond the limit: a split on the open, a level shift, or a move.
+
+        ``sizes`` is (log move of the close vs the reference, the limit, the bar's range).
+        """
+        move, lim, rng = sizes
+        ref = st.ref
+        gap = LOG(o / ref)
+        split = match_split(gap, self._split_tol) if abs(gap) > lim else None
+        if split is not None:
+            st.accept(c, ts)
+            msg = f"{split_words(split)} (open {fmt(o)} vs previous close {fmt(ref)})"
+            return add(issues, "probable_split", FAIR, msg)
+        if level_shift(st, c, ts, lim, rng):
+            return issues
+        msg = f"close {fmt(c)} is {pct(move)} {direction(move)} the reference close {fmt(ref)}"
+        return add(issues, "extreme_move", FAIR, f"{msg} (limit {pct(lim, move)})")
+
+    def _split_inside(self, st: Series, o: float, c: float, lim: float) -> str | None:
+        """Return the split ratio when the open is the old price and the close the new one.
+
+        The open must still be at the reference (it is the stale pre-split price) or there
+        is no reference yet, and open -> close must be extreme and match a split ratio.
+        """
+        body = LOG(c / o)
+        if -lim <= body <= lim:
+            return None
+        if st.ref != 0.0 and abs(LOG(o / st.ref)) > lim:
+            return None
+        return match_split(body, self._split_tol)
+
+    # ---------------------------------------------------------------- quote bars
+
+    def _check_quote_bar(self, q: QuoteBar, feed: str) -> Verdict:
+        for side, o, h, low, c in (
+            ("bid_", q.bid_open, q.bid_high, q.bid_low, q.bid_close),
+            ("ask_", q.ask_open, q.ask_high, q.ask_low, q.ask_close),
+        ):
+            if not (0.0 < low <= o <= h < INF and low <= c <= h):
+                bad = ohlc_problem(side, o, h, low, c)
+                if bad is not None:
+                    return Verdict(INVALID, (bad[0],), bad[1])
+        bad_size = size_issue(q.bid_size, q.ask_size, "quote size")
+        if bad_size is not None and bad_size[1] is INVALID:
+            return verdict([bad_size])
+        bid, ask = q.bid_close, q.ask_close
+        if bid > ask:
+            msg = f"bid_close {fmt(bid)} is above ask_close {fmt(ask)}"
+            return Verdict(INVALID, ("crossed_quote",), msg)
+        issues = None if bad_size is None else [bad_size]
+        issues = self._spread(bid, ask, issues)
+        period = q.resolution.nanos
+        ts = q.ts_event
+        issues = self._timing(ts, q.ts_recv, period, issues)
+        key = (feed, q.symbol, period)
+        st = self._quotes.get(key)
+        if st is None:
+            st = self._quotes[key] = Series(self._window, period)
+        if ts < st.ts:
+            return out_of_order(ts, st.ts, q.backfilled, issues)
+        if ts == st.ts:
+            issues = repeat(st, q, issues)
+            st.same_bar()
+        else:
+            st.new_bar(ts)
+        st.closed, st.revision, st.last = q.closed, q.revision, q
+        issues = self._price_move(st, ts, (bid + ask) * 0.5, "mid", "extreme_move", issues)
+        return CLEAN if issues is None else verdict(issues)
+
+    # ---------------------------------------------------------------- ticks
+
+    def _check_tick(self, t: Tick, feed: str) -> Verdict:
+        if t.tick_type is TickType.TRADE:
+            price = t.price
+            if not 0.0 < price < INF:
+                return bad_price("price", price)
+            bad_size = size_issue(t.size, 0.0, "trade size")
+            issues: Issues = None
+        else:
+            bid, ask = t.bid_price, t.ask_price
+            if not 0.0 < bid < INF:
+                return bad_price("bid", bid)
+            if not 0.0 < ask < INF:
+                return bad_price("ask", ask)
+            if bid > ask:
+                return Verdict(
+                    INVALID, ("crossed_quote",), f"bid {fmt(bid)} is above ask {fmt(ask)}"
+                )
+            bad_size = size_issue(t.bid_size, t.ask_size, "quote size")
+            issues = self._spread(bid, ask, None)
+            price = (bid + ask) * 0.5
+        if bad_size is not None:
+            if bad_size[1] is INVALID:
+                return verdict([bad_size])
+            issues = add(issues, *bad_size)
+        return self._tick_series(t, feed, price, issues)
+
+    def _tick_series(self, t: Tick, feed: str, price: float, issues: Issues) -> Verdict:
+        ts = t.ts_event
+        issues = self._timing(ts, t.ts_recv, 0, issues)
+        key = (feed, t.symbol, t.tick_type)
+        st = self._ticks.get(key)
+        if st is None:
+            st = self._ticks[key] = Series(self._window, 0)
+        if ts < st.ts:
+            msg = f"event time {ts} is before the previous tick's {st.ts}"
+            issues = add(issues, "out_of_order", FAIR, msg)
+        else:
+            st.ts = ts
+        if t.suspicious:
+            msg = f"the vendor flagged this print (price {fmt(t.price)}, size {fmt(t.size)})"
+            return verdict(add(issues, "vendor_suspicious", POOR, msg))
+        st.pushed = False
+        what = "price" if t.tick_type is TickType.TRADE else "mid"
+        issues = self._price_move(st, ts, price, what, "price_outlier", issues)
+        return CLEAN if issues is None else verdict(issues)
+
+    # ---------------------------------------------------------------- shared checks
+
+    def _price_move(
+        self, st: Series, ts: int, price: float, what: str, code: str, issues: Issues
+    ) -> Issues:
+        """Check one price (a trade, a mid) against the series' reference."""
+        ref = st.ref
+        if ref == 0.0:
+            st.accept(price, ts)
+            st.record(0.0, 0.0)
+            return issues
+        lim = widened(st, ts, self._base_limit(st))
+        move = LOG(price / ref)
+        if -lim <= move <= lim:
+            st.accept(price, ts)
+            st.record(-move if move < 0.0 else move, 0.0)
+            return issues
+        split = match_split(move, self._split_tol)
+        if split is not None:
+            st.accept(price, ts)
+            msg = f"{split_words(split)} ({what} {fmt(price)} vs previous {fmt(ref)})"
+            return add(issues, "probable_split", FAIR, msg)
+        if level_shift(st, price, ts, lim, 0.0):
+            return issues
+        level = POOR if code == "price_outlier" else FAIR
+        msg = f"{what} {fmt(price)} is {pct(move)} {direction(move)} the reference {fmt(ref)}"
+        return add(issues, code, level, f"{msg} (limit {pct(lim, move)})")
+
+    def _base_limit(self, st: Series) -> float:
+        """Return the move limit over one period: rolling and floored, or the hard limit."""
+        n = st.n
+        if n < self._min_history:
+            return st.hard
+        lim = self._move_mult * st.msum / n
+        return lim if lim > st.floor else st.floor
+
+    def _range_limit(self, st: Series) -> float:
+        n = st.n
+        if n < self._min_history:
+            return st.hard
+        lim = self._range_mult * st.rsum / n
+        return lim if lim > st.floor else st.floor
+
+    def _timing(self, ts: int, recv: int, period: int, issues: Issues) -> Issues:
+        """Flag event times in the future and (when enabled) stale items."""
+        if recv:
+            if ts - recv > self._skew:
+                ahead = (ts - recv) / 1e9
+                msg = f"event time {ts} is {ahead:.3f} s after the receive time {recv}"
+                return add(issues, "future_timestamp", POOR, msg)
+            lag = recv - ts - period
+            if self._stale and lag > self._stale:
+                msg = f"received {lag / 1e9:.3f} s after the event (limit {self._stale / 1e9:g} s)"
+                return add(issues, "stale", FAIR, msg)
+        elif ts > self._now_limit:
+            self._now_limit = self._clock() + self._skew
+            if ts > self._now_limit:
+                ahead = (ts - self._now_limit + self._skew) / 1e9
+                msg = f"event time {ts} is {ahead:.3f} s ahead of the clock"
+                return add(issues, "future_timestamp", POOR, msg)
+        return issues
+
+    def _spread(self, bid: float, ask: float, issues: Issues) -> Issues:
+        if bid == ask:
+            return add(issues, "locked_quote", GOOD, f"bid equals ask ({fmt(bid)})")
+        ratio = (ask - bid) * 2.0 / (ask + bid)
+        if ratio > self._wide:
+            msg = (
+                f"spread {fmt(ask - bid)} is {ratio * 100:.2f}% of the mid (bid {fmt(bid)},"
+                f" ask {fmt(ask)}; limit {self._wide * 100:.2f}%)"
+            )
+            return add(issues, "wide_spread", FAIR, msg)
+        return issues
