@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from lean_data import (
@@ -20,6 +21,7 @@ from lean_data import (
 )
 from lean_data.models import NS_PER_MINUTE, MarketData
 
+from .conftest import eventually
 from .helpers import ListFeed
 
 T0 = 1_640_995_200 * 10**9  # 2022-01-01 00:00 UTC
@@ -303,3 +305,23 @@ async def test_emit_rejects_a_non_model_object_with_a_clear_error() -> None:
             TypeError, match="emit\\(\\) takes a TradeBar, QuoteBar or Tick, got dict"
         ):
             await feed.emit({"close": 1.0})  # type: ignore[arg-type]
+
+
+async def test_metrics_snapshots_are_saved_periodically_and_at_stop(tmp_path: Path) -> None:
+    data = bars("BTC/USDT", 40)
+    feed = ListFeed("f", {"BTC/USDT": data})
+    db = tmp_path / "metrics.db"
+    async with DataEngine(Config(db_path=db, metrics_interval_s=0.01)) as engine:
+        engine.add_feed(feed)
+        await engine.subscribe_symbol("BTC/USDT")
+        await feed.wait_pumped()
+        await engine.wait_idle()
+        # The periodic saver commits snapshots on its own every 10 ms:
+        await eventually(lambda: rows(db, "select count(*) from metrics") >= 2)
+    with sqlite3.connect(db) as conn:
+        payloads = [
+            orjson.loads(p) for (p,) in conn.execute("select payload from metrics order by ts")
+        ]
+    assert len(payloads) >= 3  # at least two periodic snapshots and the one taken at stop
+    assert payloads[-1]["engine"]["messages"] == 40
+    assert payloads[-1]["engine"]["state"] == "stopping"
