@@ -1,0 +1,1 @@
+"""Pure parsers of venue messages (no asyncio)."""
