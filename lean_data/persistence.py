@@ -272,7 +272,10 @@ class DataPersistence(QueriesMixin):
         ts_ns: int | None = None,
     ) -> None:
         """Queue one row for the errors table (``kind`` is a short category)."""
-        await self._save(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
+        if not self.save_error_nowait(
+            kind, message, feed=feed, symbol=symbol, detail=detail, ts_ns=ts_ns
+        ):
+            await self._save(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
 
     def save_error_nowait(
         self,
@@ -287,9 +290,11 @@ class DataPersistence(QueriesMixin):
         """Queue an errors-table row without waiting; return False when the queue is full."""
         if not self._accepting:
             self._reject()
-        row = (self._now(ts_ns), kind, feed, symbol, message, detail)
+        return self._offer(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
+
+    def _offer(self, table: int, row: sch.Row) -> bool:
         try:
-            self._queue.put_nowait((sch.ERRORS, row))
+            self._queue.put_nowait((table, row))
         except asyncio.QueueFull:
             return False
         return True
