@@ -10,6 +10,7 @@ from lean_data.config import Config, OverflowPolicy, ValidationConfig
 from lean_data.engine import DataEngine, EngineState
 from lean_data.errors import (
     ConfigError,
+    ConnectionLimitError,
     DataFormatError,
     DataQualityError,
     EngineClosedError,
@@ -39,6 +40,7 @@ __all__ = [
     "AssetClass",
     "Config",
     "ConfigError",
+    "ConnectionLimitError",
     "DataBuffer",
     "DataCache",
     "DataEngine",

@@ -19,7 +19,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +35,7 @@ from lean_data.errors import (
     LeanDataError,
     SubscriptionError,
 )
+from lean_data.failover import FailoverState, Switch
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.metrics import DataMetrics
 from lean_data.models import MarketData, Resolution, TradeBar, datetime_to_ns
@@ -98,6 +99,7 @@ class DataEngine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pipeline_task: asyncio.Task[None] | None = None
         self._connects: dict[str, asyncio.Task[bool]] = {}
+        self.failover = FailoverState()
         self._metrics_wakeup: asyncio.Event | None = None
         self._accepted = 0
         self._processed = 0
@@ -258,7 +260,7 @@ class DataEngine:
 
     async def _connect(self, feed: DataFeed) -> bool:
         """Connect ``feed`` once: concurrent callers share the same attempt."""
-        if feed.status is FeedStatus.CONNECTED:
+        if feed.accepts_subscriptions:
             return True
         task = self._connects.get(feed.name)
         if task is None or task.done():
@@ -267,16 +269,12 @@ class DataEngine:
         return bool(await asyncio.shield(task))
 
     async def _do_connect(self, feed: DataFeed) -> bool:
-        feed.status = FeedStatus.CONNECTING
         try:
-            ok = await feed.connect()
+            return await feed.open()
         except LeanDataError as exc:
-            ok = False
             self._record_error("feed_connect", str(exc), feed=feed.name)
-        feed.status = FeedStatus.CONNECTED if ok else FeedStatus.FAILED
-        if ok:
-            feed.connected_since_ns = time.time_ns()
-        return ok
+            self.feed_down(feed.name, [s for f, s in self._refcounts if f == feed.name], str(exc))
+            return False
 
     # ------------------------------------------------------------------ subscriptions
     def route(self, symbol: str, feed_name: str | None = None) -> DataFeed:
@@ -312,6 +310,7 @@ class DataEngine:
         key = (feed.name, symbol)
         count = self._refcounts.get(key, 0)
         self._refcounts[key] = count + 1
+        self.failover.revive(feed.name, symbol)
         if count == 0 and self.running:
             try:
                 await self._feed_subscribe(feed, symbol)
@@ -321,7 +320,7 @@ class DataEngine:
         return feed.name
 
     async def _feed_subscribe(self, feed: DataFeed, symbol: str) -> None:
-        if feed.status is not FeedStatus.CONNECTED and not await self._connect(feed):
+        if not feed.accepts_subscriptions and not await self._connect(feed):
             raise SubscriptionError(f"feed {feed.name!r} is not connected", feed=feed.name)
         if not await feed.subscribe(symbol):
             raise SubscriptionError(f"feed refused {symbol!r}", feed=feed.name)
@@ -340,8 +339,13 @@ class DataEngine:
         self._refcounts[key] -= 1
         if self._refcounts[key] == 0:
             del self._refcounts[key]
+            backup = (
+                self.failover.release(symbol) if key[0] == self.failover.home_of(symbol) else None
+            )
             if self.running:
                 await self._feeds[key[0]].unsubscribe(symbol)
+                if backup is not None and (backup, symbol) not in self._refcounts:
+                    await self._feeds[backup].unsubscribe(symbol)
         return True
 
     def subscriptions(self) -> dict[tuple[str, str], int]:
@@ -425,6 +429,73 @@ class DataEngine:
         self.metrics.increment_errors(feed=feed, kind=kind)
         self._record_error(kind, message, feed=feed, symbol=symbol)
 
+    # ------------------------------------------------------------------ failover
+    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
+        """Fail ``symbols`` over from ``feed`` to the next feed serving each (feeds call this).
+
+        Only symbols the engine routed to ``feed`` (or that ``feed`` stands in for) move; a
+        symbol with no other feed stays where it is and waits for ``feed`` to recover.
+        """
+        if not self.running:
+            return
+        for symbol in symbols:
+            home = self.failover.home_of(symbol)
+            if home is None:
+                if (feed, symbol) not in self._refcounts:
+                    continue
+                home = feed
+            elif self.failover.backup_of(symbol) != feed:
+                continue  # already served by a backup; the home feed's news changes nothing
+            backup = self._backup_for(symbol, exclude={home, feed})
+            if backup is None:
+                continue
+            owned = (backup.name, symbol) not in self._refcounts
+            switch = self.failover.fail_over(
+                symbol, home, backup.name, owned=owned, reason=f"{feed}: {reason}"
+            )
+            self._record_switch(switch)
+            if owned:
+                self._own(self._subscribe_backup(backup, symbol), f"failover:{symbol}")
+
+    def _backup_for(self, symbol: str, exclude: set[str]) -> DataFeed | None:
+        for candidate in self._feeds.values():
+            if (
+                candidate.name not in exclude
+                and candidate.status not in (FeedStatus.FAILED, FeedStatus.CLOSED)
+                and candidate.supports(symbol)
+            ):
+                return candidate
+        return None
+
+    async def _subscribe_backup(self, feed: DataFeed, symbol: str) -> None:
+        try:
+            await self._feed_subscribe(feed, symbol)
+        except LeanDataError as exc:
+            self._record_error("failover_failed", f"{feed.name}: {exc}", symbol=symbol)
+
+    async def _release_backup(self, feed: str, symbol: str) -> None:
+        backup = self._feeds.get(feed)
+        if backup is not None and (feed, symbol) not in self._refcounts:
+            try:
+                await backup.unsubscribe(symbol)
+            except LeanDataError as exc:
+                self._record_error("failover_failed", f"{feed}: {exc}", symbol=symbol)
+
+    def _record_switch(self, switch: Switch) -> None:
+        kind = "failback" if switch.back else "failover"
+        message = f"{switch.symbol}: {switch.from_feed} -> {switch.to_feed} ({switch.reason})"
+        log.warning("%s %s", kind, message)
+        self.metrics.increment_errors(feed=switch.from_feed, kind=kind)
+        self._record_error(kind, message, feed=switch.from_feed, symbol=switch.symbol)
+
+    def _admit(self, feed: str, symbol: str) -> bool:
+        deliver, switch, release = self.failover.admit(feed, symbol)
+        if switch is not None:
+            self._record_switch(switch)
+        if release is not None:
+            self._own(self._release_backup(release, symbol), f"failback:{symbol}")
+        return deliver
+
     async def _pipeline(self) -> None:
         inbox = self._inbox
         assert inbox is not None
@@ -456,9 +527,11 @@ class DataEngine:
         )
 
     async def _process(self, feed: str, item: MarketData) -> None:
+        symbol = item.symbol
+        if self.failover.engaged and not self._admit(feed, symbol):
+            return
         verdict = self.validator.check(item, feed=feed)
         level = verdict.level
-        symbol = item.symbol
         self._processed += 1
         if level is DataQualityLevel.INVALID:
             self._invalid += 1
@@ -585,6 +658,7 @@ class DataEngine:
         for name, feed in self._feeds.items():
             feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
         snapshot["subscribers"] = [s.statistics() for s in self._subscribers]
+        snapshot["failover"] = self.failover.statistics()
         snapshot["cache"] = self.cache.statistics()
         snapshot["buffers"] = {
             sym: {"size": len(buf), "utilization": buf.utilization}

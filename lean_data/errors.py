@@ -8,6 +8,7 @@ trading bot can catch one type without importing aiosqlite, ccxt or alpaca-py::
     ├── DataFormatError             a file or message could not be parsed (names file and line)
     ├── FeedError                   a feed could not deliver; ``retryable`` says whether to retry
     │   ├── FeedConnectError        the connection failed or dropped          (retryable)
+    │   │   └── ConnectionLimitError  at the account's connection limit  (retryable, slowly)
     │   ├── FeedAuthError           credentials refused                       (fatal)
     │   ├── FeedProtocolError       the venue sent something we cannot use    (retryable)
     │   ├── RateLimitError          the venue asked us to slow down           (retryable)
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ConnectionLimitError",
     "DataFormatError",
     "DataQualityError",
     "EngineClosedError",
@@ -84,6 +86,14 @@ class FeedError(LeanDataError):
 
 class FeedConnectError(FeedError):
     """The connection could not be made or was lost."""
+
+
+class ConnectionLimitError(FeedConnectError):
+    """The venue refused the connection because the account is at its connection limit.
+
+    Alpaca answers 406 ``connection limit exceeded``; it reaps half-dead sockets after about
+    90 s, so the reconnect loop waits at least ``BackoffPolicy.connection_limit_s``.
+    """
 
 
 class FeedAuthError(FeedError):

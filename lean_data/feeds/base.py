@@ -25,7 +25,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -56,6 +56,9 @@ class FeedSink(Protocol):
 
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         """Count and record a problem the feed survived (malformed frame, drop, ...)."""
+
+    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
+        """Say that ``symbols`` stopped flowing from ``feed`` (disconnect, stale, fatal)."""
 
 
 class DataFeed(abc.ABC):
@@ -99,6 +102,8 @@ class DataFeed(abc.ABC):
         self.messages_emitted = 0
         self.errors = 0
         self.last_message_ns = 0
+        self.last_seen: dict[str, int] = {}
+        """Receive time (ns) of the last item emitted per symbol."""
         self.connected_since_ns = 0
         self.last_error = ""
 
@@ -130,6 +135,31 @@ class DataFeed(abc.ABC):
         """Return stored bars (or ticks) of ``symbol`` with open time in [start, end)."""
 
     # ----------------------------------------------------------------- provided
+    async def open(self) -> bool:
+        """Connect and keep :attr:`status` accurate (the engine calls this, not connect).
+
+        Network feeds (:class:`~lean_data.feeds.streaming.StreamingFeed`) override it and
+        manage their status themselves across reconnects.
+
+        Raises:
+            LeanDataError: whatever :meth:`connect` raised; the status is then FAILED.
+        """
+        self.status = FeedStatus.CONNECTING
+        try:
+            ok = await self.connect()
+        except BaseException:
+            self.status = FeedStatus.FAILED
+            raise
+        self.status = FeedStatus.CONNECTED if ok else FeedStatus.FAILED
+        if ok:
+            self.connected_since_ns = time.time_ns()
+        return ok
+
+    @property
+    def accepts_subscriptions(self) -> bool:
+        """True when :meth:`subscribe` may be called now (for a plain feed: connected)."""
+        return self.status is FeedStatus.CONNECTED
+
     def supports(self, symbol: str) -> bool:
         """Return True when this feed serves ``symbol`` (by list, else by asset class)."""
         if self._symbols is not None:
@@ -163,7 +193,7 @@ class DataFeed(abc.ABC):
             raise TypeError(
                 f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
             ) from None
-        self.last_message_ns = now
+        self.last_message_ns = self.last_seen[item.symbol] = now
         self.messages_emitted += 1
         await sink.accept(self.name, item)
 

@@ -20,6 +20,7 @@ __all__ = [
     "BadRequest",
     "KlineBook",
     "RestRequest",
+    "kline_event",
     "kline_row",
 ]
 
@@ -68,6 +69,43 @@ def kline_row(item: TradeBar | Sequence[Any], *, decimals: int = 8) -> list[Any]
         raise ValueError(f"expected a 12-field kline row, found {len(item)} fields")
     row = [str(value) for value in item]
     return [int(row[0]), *row[1:6], int(row[6]), row[7], int(row[8]), *row[9:]]
+
+
+def kline_event(
+    symbol: str,
+    item: TradeBar | Sequence[Any],
+    *,
+    closed: bool,
+    event_time_ms: int | None = None,
+    interval: str = "1m",
+    decimals: int = 8,
+) -> dict[str, Any]:
+    """Return the websocket kline event Binance pushes for a bar or a 12-field kline row.
+
+    The payload of stream ``<symbol lowercase>@kline_<interval>``:
+    ``{"e": "kline", "E": ..., "s": symbol, "k": {"t", "T", "s", "i", "f", "L", "o", "c",
+    "h", "l", "v", "n", "x", "q", "V", "Q", "B"}}`` with prices as strings.
+
+    Args:
+        symbol: Binance symbol (``"BTCBUSD"``).
+        item: the candle's values (see :func:`kline_row`).
+        closed: the ``x`` flag: True for the candle's final update.
+        event_time_ms: ``E``; the close time + 1 ms when None.
+        interval: ``i``.
+        decimals: decimals of prices formatted from a :class:`TradeBar`.
+    """
+    row = kline_row(item, decimals=decimals)
+    event_ms = row[6] + 1 if event_time_ms is None else event_time_ms
+    return {
+        "e": "kline",
+        "E": event_ms,
+        "s": symbol,
+        "k": {
+            "t": row[0], "T": row[6], "s": symbol, "i": interval, "f": -1, "L": -1,
+            "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8],
+            "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": row[11],
+        },
+    }  # fmt: skip
 
 
 class BadRequest(Exception):

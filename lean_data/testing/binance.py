@@ -49,6 +49,7 @@ from lean_data.testing._binance_klines import (
     BadRequest,
     KlineBook,
     RestRequest,
+    kline_event,
     kline_row,
 )
 from lean_data.testing._faults import FramePlanner, ServerFaults
@@ -59,6 +60,7 @@ __all__ = [
     "WEIGHT_LIMIT_1M",
     "BinanceLoopbackServer",
     "RestRequest",
+    "kline_event",
     "kline_row",
     "stream_of",
 ]

@@ -1,0 +1,293 @@
+"""BinanceDataFeed: Binance spot market data on ``websockets`` + aiohttp, without ccxt.
+
+The reference example of subclassing :class:`~lean_data.feeds.streaming.StreamingFeed`:
+the feed is only I/O (one websocket on the combined-stream endpoint, one aiohttp session for
+REST klines); parsing is the pure functions of :mod:`lean_data.wire.binance`; reconnects,
+resubscription, staleness and retries come from the base class.
+
+Streams per symbol: ``<pair>@kline_<interval>`` (closed candles, the ``x`` flag), and
+optionally ``<pair>@aggTrade`` (trade ticks) and ``<pair>@bookTicker`` (top-of-book quote
+ticks). In-progress candle updates keep the subscription alive; they are emitted (closed=False)
+only with ``emit_partial=True``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import aiohttp
+from websockets.asyncio.client import ClientConnection, connect
+
+from lean_data.errors import ConfigError, FeedProtocolError
+from lean_data.feeds.backoff import BackoffPolicy
+from lean_data.feeds.streaming import StreamingFeed, http_error
+from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.wire.binance import (
+    error_for_code,
+    kline_channel,
+    parse_message,
+    parse_rest_klines,
+    stream_name,
+    subscribe_frame,
+    unsubscribe_frame,
+)
+
+__all__ = ["BINANCE_REST_URL", "BINANCE_WS_URL", "BinanceDataFeed", "Channel"]
+
+BINANCE_WS_URL = "wss://stream.binance.com:9443"
+BINANCE_REST_URL = "https://api.binance.com"
+Channel = Literal["kline", "agg_trade", "book_ticker"]
+_CHANNEL_NAMES: Mapping[str, str] = {"agg_trade": "aggTrade", "book_ticker": "bookTicker"}
+_KLINES_PAGE = 1000  # Binance's largest ``limit``
+_MS = 1_000_000
+
+
+class BinanceDataFeed(StreamingFeed):
+    """Binance spot candles (and optionally trades and quotes) over websockets, history over REST.
+
+    Args:
+        name: the feed's name in the engine.
+        ws_url: websocket base URL (the combined endpoint ``/stream`` is appended).
+        rest_url: REST base URL (``/api/v3/klines`` is appended).
+        resolution: kline interval of the live candles.
+        channels: any of ``"kline"``, ``"agg_trade"``, ``"book_ticker"``.
+        emit_partial: also emit in-progress candle updates (``closed=False``).
+        symbols: the symbols served (None: any crypto pair).
+        max_queue: frames the websocket client buffers before it stops reading.
+        backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
+            Binance pushes a kline update about every 2 s, so ``cadence_s=2`` suits a
+            liquid pair; leave it None for pairs that trade rarely.
+
+    Attributes:
+        malformed_frames, unknown_frames, duplicate_bars: frames counted and skipped.
+    """
+
+    asset_classes = frozenset({AssetClass.CRYPTO})
+
+    def __init__(
+        self,
+        name: str = "binance",
+        *,
+        ws_url: str = BINANCE_WS_URL,
+        rest_url: str = BINANCE_REST_URL,
+        resolution: Resolution | str = Resolution.MINUTE,
+        channels: Iterable[Channel] = ("kline",),
+        emit_partial: bool = False,
+        symbols: Iterable[str] | None = None,
+        max_queue: int = 4096,
+        backoff: BackoffPolicy | None = None,
+        cadence_s: float | Mapping[str, float] | None = None,
+        stale_factor: float = 3.0,
+        open_timeout_s: float = 10.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(
+            name,
+            symbols=symbols,
+            backoff=backoff,
+            cadence_s=cadence_s,
+            stale_factor=stale_factor,
+            open_timeout_s=open_timeout_s,
+            rng=rng,
+        )
+        self.channels = tuple(dict.fromkeys(channels))
+        unknown = [c for c in self.channels if c not in ("kline", "agg_trade", "book_ticker")]
+        if unknown or not self.channels:
+            raise ConfigError(
+                "channels: expected some of 'kline', 'agg_trade', 'book_ticker', "
+                f"found {list(channels)!r}"
+            )
+        self.ws_url = ws_url.rstrip("/")
+        self.rest_url = rest_url.rstrip("/")
+        self.resolution = Resolution.parse(resolution)
+        self._kline = kline_channel(self.resolution)
+        self.emit_partial = emit_partial
+        self.max_queue = max_queue
+        self._ws: ClientConnection | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._venue: dict[str, str] = {}  # "BTCUSDT" -> "BTC/USDT"
+        self._request_id = 0
+        self._closed_keys: dict[str, deque[int]] = {}
+        self.malformed_frames = 0
+        self.unknown_frames = 0
+        self.duplicate_bars = 0
+
+    # ----------------------------------------------------------------- streams
+    def streams_of(self, symbol: str) -> list[str]:
+        """Return the stream names this feed subscribes for ``symbol``."""
+        names = []
+        for channel in self.channels:
+            suffix = self._kline if channel == "kline" else _CHANNEL_NAMES[channel]
+            names.append(stream_name(symbol, suffix))
+        return names
+
+    def _next_id(self) -> int:
+        self._request_id += 1
+        return self._request_id
+
+    # ----------------------------------------------------------------- session hooks
+    async def open_session(self) -> None:
+        """Open the combined-stream websocket."""
+        self._ws = await connect(
+            f"{self.ws_url}/stream",
+            open_timeout=None,  # the base class bounds open_session
+            close_timeout=1.0,
+            max_queue=self.max_queue,
+            ping_interval=20.0,
+            ping_timeout=20.0,
+        )
+
+    async def close_session(self) -> None:
+        """Close the websocket, if open."""
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close()
+
+    async def send_subscribe(self, symbols: Sequence[str]) -> None:
+        """Send one SUBSCRIBE for every stream of ``symbols`` (the ack is read later)."""
+        streams: list[str] = []
+        for symbol in symbols:
+            self._venue[symbol.partition(":")[0].replace("/", "").upper()] = symbol
+            streams.extend(self.streams_of(symbol))
+        await self._send(subscribe_frame(streams, self._next_id()))
+
+    async def send_unsubscribe(self, symbols: Sequence[str]) -> None:
+        """Send one UNSUBSCRIBE for every stream of ``symbols``."""
+        streams = [name for symbol in symbols for name in self.streams_of(symbol)]
+        await self._send(unsubscribe_frame(streams, self._next_id()))
+
+    async def _send(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None:
+            raise FeedProtocolError("no open websocket to send on", feed=self.name)
+        await ws.send(frame.decode())
+
+    async def run_session(self) -> None:
+        """Read frames until the connection ends; emit closed candles, trades and quotes."""
+        ws = self._ws
+        assert ws is not None
+        async for raw in ws:
+            now = time.time_ns()
+            try:
+                message = parse_message(raw, now, symbols=self._venue)
+            except FeedProtocolError as exc:
+                self.malformed_frames += 1
+                self.report_error("malformed_frame", f"{exc}; frame {_preview(raw)}")
+                continue
+            item = message.item
+            if item is not None:
+                if isinstance(item, TradeBar) and not self._admit_bar(item, now):
+                    continue
+                await self.emit(item)
+            elif message.kind == "unknown":
+                self.unknown_frames += 1
+                self.report_error("unknown_frame", f"event {message.event!r}: {_preview(raw)}")
+            elif message.kind == "error":
+                error = error_for_code(message.error_code, message.error)
+                if not error.retryable:
+                    raise error
+                self.report_error("venue_error", str(error))
+
+    def _admit_bar(self, bar: TradeBar, now: int) -> bool:
+        """Return True when ``bar`` should be emitted; keep the subscription alive anyway."""
+        if not bar.closed:
+            self.note_data(bar.symbol, now)
+            return self.emit_partial
+        seen = self._closed_keys.get(bar.symbol)
+        if seen is None:
+            seen = self._closed_keys[bar.symbol] = deque(maxlen=64)
+        if bar.ts_event in seen:
+            self.duplicate_bars += 1
+            self.note_data(bar.symbol, now)
+            return False
+        seen.append(bar.ts_event)
+        return True
+
+    # ----------------------------------------------------------------- history
+    async def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | int,
+        end_date: datetime | int,
+        resolution: Resolution,
+    ) -> list[MarketData]:
+        """Fetch closed candles with open time in [start, end) from ``/api/v3/klines``.
+
+        Pages of 1,000 follow each other until ``end``; every page goes through
+        :meth:`retrying`, so 429/418 answers wait for ``Retry-After``.
+
+        Raises:
+            FeedError: the venue refused the request fatally or retries ran out.
+            ValueError: Binance has no kline interval of that length.
+        """
+        resolution = Resolution.parse(resolution)
+        interval = kline_channel(resolution).removeprefix("kline_")
+        start = start_date if isinstance(start_date, int) else datetime_to_ns(start_date)
+        end = end_date if isinstance(end_date, int) else datetime_to_ns(end_date)
+        pair = symbol.partition(":")[0].replace("/", "").upper()
+        bars: list[MarketData] = []
+        cursor = start
+        while cursor < end:
+            params = {
+                "symbol": pair,
+                "interval": interval,
+                "startTime": str(cursor // _MS),
+                "endTime": str((end - 1) // _MS),
+                "limit": str(_KLINES_PAGE),
+            }
+            page = await self.retrying(
+                lambda params=params: self._klines(params, symbol, resolution),  # type: ignore[misc]
+                what=f"klines {pair} {interval}",
+            )
+            fresh = [bar for bar in page if cursor <= bar.ts_event < end and bar.closed]
+            bars.extend(fresh)
+            if len(page) < _KLINES_PAGE or not fresh:
+                break
+            cursor = fresh[-1].ts_event + resolution.nanos
+        return bars
+
+    async def _klines(
+        self, params: Mapping[str, str], symbol: str, resolution: Resolution
+    ) -> list[TradeBar]:
+        http = self._http
+        if http is None or http.closed:
+            http = self._http = aiohttp.ClientSession()
+        async with http.get(f"{self.rest_url}/api/v3/klines", params=params) as response:
+            body = await response.read()
+            status, retry_after = response.status, response.headers.get("Retry-After")
+        if status in (418, 429) or status >= 500:
+            raise http_error(status, _preview(body), retry_after)
+        # a 4xx body is Binance's {"code", "msg"}: parse_rest_klines raises its error
+        bars = parse_rest_klines(body, symbol, resolution, now_ns=time.time_ns())
+        if status != 200:
+            raise http_error(status, _preview(body))
+        return bars
+
+    async def disconnect(self) -> None:
+        """Close the websocket session and the REST client."""
+        try:
+            await super().disconnect()
+        finally:
+            http, self._http = self._http, None
+            if http is not None:
+                await http.close()
+
+    def get_connection_status(self) -> dict[str, Any]:
+        """Return the base snapshot plus frame counters."""
+        status = super().get_connection_status()
+        status.update(
+            malformed_frames=self.malformed_frames,
+            unknown_frames=self.unknown_frames,
+            duplicate_bars=self.duplicate_bars,
+        )
+        return status
+
+
+def _preview(raw: bytes | str, limit: int = 120) -> str:
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -1,0 +1,516 @@
+"""StreamingFeed: the resilience every network feed shares, written once.
+
+A network feed implements five small hooks — open a session, close it, send a subscribe,
+send an unsubscribe, and read the session until it ends — and inherits:
+
+- **Reconnect with backoff.** One supervisor task per feed opens sessions in a loop. After a
+  retryable failure it waits a full-jitter capped exponential delay
+  (:class:`~lean_data.feeds.backoff.Backoff`), at least what the venue asked for
+  (``Retry-After``, rate-limit frames) and at least ``connection_limit_s`` after a
+  connection-limit refusal. The backoff is reset only after a session delivered real data,
+  so a venue that accepts the socket and then drops it is not hammered.
+- **Desired-state subscriptions.** :meth:`subscribe` / :meth:`unsubscribe` edit the set of
+  symbols the user wants; every new session subscribes to all of them before reading.
+  Subscribing while disconnected is allowed: it takes effect on the next session.
+- **Staleness per subscription.** A symbol with an expected cadence (``cadence_s``) that
+  sends nothing for ``stale_factor`` x cadence while the socket is open is reported
+  ``stale``, the engine is told (it fails over to another feed serving the symbol) and the
+  connection is recycled. Symbols without a cadence (sparse sources, quiet markets) are never
+  judged stale: silence is not failure unless the source promised data.
+- **Fatal errors stop the feed.** Bad credentials, unknown symbols and insufficient plans
+  (errors whose ``retryable`` is False) end the supervisor with status ``FAILED`` and one
+  clear error; there is no retry loop.
+- **Request retries.** :meth:`retrying` runs one REST request with the same policy, honouring
+  ``Retry-After`` on 429/418 answers.
+
+Hooks must not wait for a reply that :meth:`run_session` reads (send a subscribe and return):
+``run_session`` may be blocked in ``emit`` while the engine's inbox is full, and the caller
+of ``subscribe`` may be the very callback the engine is waiting for.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from lean_data.errors import (
+    ConfigError,
+    ConnectionLimitError,
+    FeedAuthError,
+    FeedConnectError,
+    FeedError,
+    LeanDataError,
+    RateLimitError,
+)
+from lean_data.feeds.backoff import Backoff, BackoffPolicy, classify, retry_after_of
+from lean_data.feeds.base import DataFeed, FeedStatus
+from lean_data.models import AssetClass
+
+__all__ = ["StaleSubscriptionError", "StreamingFeed", "http_error"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_NS = 1_000_000_000
+_CLOSE_TIMEOUT_S = 5.0
+
+
+class StaleSubscriptionError(FeedConnectError):
+    """A subscription sent nothing for longer than its cadence allows; the session is recycled."""
+
+
+def http_error(status: int, message: str, retry_after: str | None = None) -> FeedError:
+    """Return the lean_data error for an HTTP status (not raised).
+
+    401/403 are :class:`FeedAuthError` (fatal); 429 and 418 are :class:`RateLimitError` with
+    the ``Retry-After`` seconds when given; 5xx and 408 are retryable connection errors;
+    other 4xx are fatal.
+    """
+    text = f"HTTP {status}: {message}"
+    if status in (401, 403):
+        return FeedAuthError(text)
+    if status in (418, 429):
+        return RateLimitError(text, retry_after=_seconds(retry_after))
+    if status >= 500 or status == 408:
+        return FeedConnectError(text)
+    return FeedError(text, retryable=False)
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+class StreamingFeed(DataFeed):
+    """Base class of network feeds: reconnects, resubscribes, detects staleness, retries.
+
+    Args:
+        name: unique name of this feed in an engine.
+        config: source-specific settings, kept as ``self.config``.
+        symbols: the symbols this feed serves (None: any of its asset classes).
+        asset_classes: overrides the class attribute.
+        backoff: reconnect and retry policy (defaults: 0.5 s base, 30 s cap, 90 s after a
+            connection-limit refusal, unlimited attempts).
+        cadence_s: seconds between messages a subscription promises (one number for every
+            symbol, or per symbol); None: no staleness judgement.
+        stale_factor: a subscription is stale after ``stale_factor`` x its cadence of silence.
+        open_timeout_s: limit for :meth:`open_session` (dial and authentication).
+        rng: the jitter source (``random.random``); tests pin it.
+
+    Attributes:
+        desired: the symbols the user wants, in subscription order.
+        connect_attempts: sessions tried so far.
+        sessions: sessions that opened.
+        reconnect_delays: every delay waited before a reconnect, in seconds.
+        stale_events: subscriptions found stale.
+        request_retries, retry_delays: REST retries made by :meth:`retrying` and their waits.
+        fatal_error: the error that stopped the feed, if any.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: Any = None,
+        *,
+        symbols: Iterable[str] | None = None,
+        asset_classes: Iterable[AssetClass] | None = None,
+        backoff: BackoffPolicy | None = None,
+        cadence_s: float | Mapping[str, float] | None = None,
+        stale_factor: float = 3.0,
+        open_timeout_s: float = 10.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        super().__init__(name, config, symbols=symbols, asset_classes=asset_classes)
+        if not stale_factor > 1:
+            raise ConfigError(f"stale_factor: expected > 1, found {stale_factor!r}")
+        if not open_timeout_s > 0:
+            raise ConfigError(f"open_timeout_s: expected > 0, found {open_timeout_s!r}")
+        self.backoff_policy = backoff if backoff is not None else BackoffPolicy()
+        self._rng = rng
+        self._backoff = Backoff(self.backoff_policy, rng=rng)
+        self._cadence = cadence_s
+        self.stale_factor = stale_factor
+        self.open_timeout_s = open_timeout_s
+        self.desired: dict[str, None] = {}
+        self._active: dict[str, int] = {}  # symbol -> ns when subscribed on this session
+        self._session_open = False
+        self._session_started_ns = 0
+        self._lock = asyncio.Lock()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[FeedError | None] | None = None
+        self._abort: asyncio.Future[None] | None = None
+        self._changed = asyncio.Event()
+        self.connect_attempts = 0
+        self.sessions = 0
+        self.reconnect_delays: list[float] = []
+        self.stale_events = 0
+        self.request_retries = 0
+        self.retry_delays: deque[float] = deque(maxlen=1000)
+        self.fatal_error: FeedError | None = None
+        self._session_data = False
+
+    # ----------------------------------------------------------------- hooks
+    @abc.abstractmethod
+    async def open_session(self) -> None:
+        """Dial and authenticate; raise (a FeedError, OSError, ...) when that fails."""
+
+    @abc.abstractmethod
+    async def close_session(self) -> None:
+        """Close the session's connection; safe to call when nothing is open."""
+
+    @abc.abstractmethod
+    async def send_subscribe(self, symbols: Sequence[str]) -> None:
+        """Ask the source for ``symbols`` on the open session; do not wait for its reply."""
+
+    @abc.abstractmethod
+    async def send_unsubscribe(self, symbols: Sequence[str]) -> None:
+        """Stop ``symbols`` on the open session; do not wait for its reply."""
+
+    @abc.abstractmethod
+    async def run_session(self) -> None:
+        """Read the open session until it ends: parse, ``await self.emit(item)`` per item.
+
+        Report a bad frame with :meth:`report_error` and go on; raise when the connection
+        is lost (returning means the server closed it).
+        """
+
+    def note_data(self, symbol: str, now_ns: int) -> None:
+        """Record that ``symbol`` sent data that is not emitted (an in-progress candle update).
+
+        Emitted items count by themselves; this keeps such a subscription from being judged
+        stale and lets the backoff reset after a session that delivered only updates.
+        """
+        self.last_seen[symbol] = now_ns
+        self._session_data = True
+
+    def cadence_of(self, symbol: str) -> float | None:
+        """Return the seconds between messages ``symbol`` promises, or None (never stale)."""
+        cadence = self._cadence
+        if cadence is None or isinstance(cadence, int | float):
+            return cadence
+        return cadence.get(symbol)
+
+    def translate_error(self, exc: BaseException) -> FeedError:
+        """Map any exception from a hook to a :class:`FeedError` with a retryable flag.
+
+        Subclasses extend this for their SDK's exceptions and call ``super()`` for the rest.
+        """
+        if isinstance(exc, FeedError):
+            return exc
+        if isinstance(exc, LeanDataError):
+            return FeedError(str(exc), feed=self.name, retryable=False)
+        translated = _library_error(exc)
+        if translated is not None:
+            return translated
+        if isinstance(exc, TimeoutError):
+            return FeedConnectError(f"timed out: {exc!r}", feed=self.name)
+        if isinstance(exc, OSError):
+            return FeedConnectError(f"{exc!r}", feed=self.name, retryable=classify(exc))
+        return FeedError(f"unexpected error: {exc!r}", feed=self.name, retryable=True)
+
+    # ----------------------------------------------------------------- DataFeed API
+    @property
+    def accepts_subscriptions(self) -> bool:
+        """True while the supervisor runs: subscriptions apply now or on the next session."""
+        return self._supervisor is not None and not self._supervisor.done()
+
+    async def open(self) -> bool:
+        """Start the supervisor (the engine calls this); see :meth:`connect`."""
+        return await self.connect()
+
+    async def connect(self) -> bool:
+        """Start the supervisor and wait for the first session's outcome.
+
+        Returns True once the first session opened, or when it failed in a way worth
+        retrying (the feed keeps reconnecting in the background).
+
+        Raises:
+            FeedError: the first attempt failed fatally (bad credentials, ...).
+        """
+        if self.fatal_error is not None:
+            raise self.fatal_error
+        loop = asyncio.get_running_loop()
+        if self._supervisor is None or self._supervisor.done():
+            self._first = loop.create_future()
+            self._supervisor = self.spawn(self._supervise(), name="supervisor")
+        assert self._first is not None
+        error = await asyncio.shield(self._first)
+        if error is not None:
+            raise error
+        return True
+
+    async def disconnect(self) -> None:
+        """Stop the supervisor and close the session; idempotent."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None and not supervisor.done():
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        await self._end_session()
+        if self.status is not FeedStatus.FAILED:
+            self.status = FeedStatus.DISCONNECTED
+
+    async def subscribe(self, symbol: str) -> bool:
+        """Add ``symbol`` to the desired set and subscribe it on the open session, if any.
+
+        Returns False when the feed has failed fatally.
+
+        Raises:
+            FeedError: the source refused the symbol fatally (it is dropped again).
+        """
+        if self.fatal_error is not None:
+            return False
+        self.desired[symbol] = None
+        self._changed.set()
+        async with self._lock:
+            if self._session_open and symbol not in self._active:
+                try:
+                    await self.send_subscribe([symbol])
+                except Exception as exc:
+                    error = self.translate_error(exc)
+                    if not error.retryable:
+                        self.desired.pop(symbol, None)
+                        raise error from exc
+                    self._recycle(error)  # the next session subscribes it
+                    return True
+                self._active[symbol] = time.time_ns()
+        return True
+
+    async def unsubscribe(self, symbol: str) -> bool:
+        """Remove ``symbol`` from the desired set; returns False when it was not there."""
+        if symbol not in self.desired:
+            return False
+        del self.desired[symbol]
+        async with self._lock:
+            if self._session_open and self._active.pop(symbol, None) is not None:
+                try:
+                    await self.send_unsubscribe([symbol])
+                except Exception as exc:
+                    self._recycle(self.translate_error(exc))
+        return True
+
+    async def retrying(
+        self, call: Callable[[], Awaitable[T]], *, what: str, policy: BackoffPolicy | None = None
+    ) -> T:
+        """Run one request, retrying retryable failures with backoff and ``Retry-After``.
+
+        Args:
+            call: makes the request afresh on every attempt.
+            what: names the request in errors (``"klines BTCUSDT"``).
+            policy: overrides the feed's backoff policy for this request.
+
+        Raises:
+            FeedError: a fatal failure, or the policy's ``max_attempts`` used up.
+        """
+        backoff = Backoff(policy or self.backoff_policy, rng=self._rng)
+        while True:
+            try:
+                return await call()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = self.translate_error(exc)
+                if not error.retryable or backoff.exhausted:
+                    raise error from exc
+                delay = backoff.next_delay(
+                    retry_after_s=retry_after_of(error),
+                    connection_limited=isinstance(error, ConnectionLimitError),
+                )
+                self.request_retries += 1
+                self.retry_delays.append(delay)
+                kind = "rate_limited" if isinstance(error, RateLimitError) else "request_failed"
+                self.report_error(kind, f"{what}: {error}; retry {backoff.attempt} in {delay:.3f}s")
+                await asyncio.sleep(delay)
+
+    def get_connection_status(self) -> dict[str, Any]:
+        """Return the base snapshot plus reconnect, staleness and subscription state."""
+        status = super().get_connection_status()
+        status.update(
+            connect_attempts=self.connect_attempts,
+            sessions=self.sessions,
+            reconnects=len(self.reconnect_delays),
+            stale_events=self.stale_events,
+            request_retries=self.request_retries,
+            subscriptions=list(self.desired),
+            fatal_error=str(self.fatal_error) if self.fatal_error is not None else "",
+        )
+        return status
+
+    # ----------------------------------------------------------------- supervisor
+    async def _supervise(self) -> None:
+        while True:
+            self.connect_attempts += 1
+            self.status = FeedStatus.CONNECTING
+            emitted_before = self.messages_emitted
+            self._session_data = False
+            try:
+                await self._session()
+                error: FeedError = FeedConnectError(
+                    "the server closed the connection", feed=self.name
+                )
+            except asyncio.CancelledError:
+                await self._end_session()
+                raise
+            except Exception as exc:
+                error = self.translate_error(exc)
+            got_data = self._session_data or self.messages_emitted > emitted_before
+            await self._end_session()
+            self._tell_down(list(self.desired), str(error))
+            if not error.retryable:
+                self._fail(error)
+                return
+            if got_data:
+                self._backoff.reset()
+            if self._backoff.exhausted:
+                self._fail(
+                    FeedConnectError(
+                        f"gave up after {self.connect_attempts} attempts; last: {error}",
+                        feed=self.name,
+                        retryable=False,
+                    )
+                )
+                return
+            delay = self._backoff.next_delay(
+                retry_after_s=retry_after_of(error),
+                connection_limited=isinstance(error, ConnectionLimitError),
+            )
+            self.reconnect_delays.append(delay)
+            self.report_error(
+                "disconnected", f"{error}; reconnect {self._backoff.attempt} in {delay:.3f}s"
+            )
+            self._settle_first(None)
+            await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        await asyncio.wait_for(self.open_session(), self.open_timeout_s)
+        now = time.time_ns()
+        self.status = FeedStatus.CONNECTED
+        self.connected_since_ns = self._session_started_ns = now
+        self.sessions += 1
+        self._abort = asyncio.get_running_loop().create_future()
+        async with self._lock:
+            self._active = {}
+            wanted = list(self.desired)
+            if wanted:
+                await self.send_subscribe(wanted)
+                self._active = dict.fromkeys(wanted, now)
+            self._session_open = True
+        self._settle_first(None)
+        reader = asyncio.ensure_future(self.run_session())
+        watchdog = asyncio.ensure_future(self._watch())
+        waiters: set[asyncio.Future[Any]] = {reader, watchdog, self._abort}
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (reader, watchdog):
+                waiter.cancel()
+            await asyncio.gather(reader, watchdog, return_exceptions=True)
+        errors = [f.exception() for f in done if not f.cancelled()]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    async def _watch(self) -> None:
+        """Raise StaleSubscriptionError when a subscription outlives its cadence in silence."""
+        while True:
+            self._changed.clear()
+            now = time.time_ns()
+            wait_ns: int | None = None
+            for symbol, subscribed_ns in self._active.items():
+                cadence = self.cadence_of(symbol)
+                if cadence is None:
+                    continue
+                limit = int(self.stale_factor * cadence * _NS)
+                since = max(self.last_seen.get(symbol, 0), subscribed_ns)
+                left = since + limit - now
+                if left < 0:
+                    self._stale(symbol, (now - since) / _NS, cadence)
+                if wait_ns is None or left < wait_ns:
+                    wait_ns = left
+            if wait_ns is None:
+                await self._changed.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait_ns / _NS + 0.001)
+
+    def _stale(self, symbol: str, silent_s: float, cadence: float) -> None:
+        self.stale_events += 1
+        message = (
+            f"{symbol}: no data for {silent_s:.3f}s on an open connection "
+            f"(expected every {cadence:g}s; stale after {self.stale_factor:g}x)"
+        )
+        self.report_error("stale", message, symbol=symbol)
+        self._tell_down([symbol], "stale")
+        raise StaleSubscriptionError(message, feed=self.name)
+
+    def _recycle(self, error: FeedError) -> None:
+        abort = self._abort
+        if abort is not None and not abort.done():
+            abort.set_exception(error)
+
+    async def _end_session(self) -> None:
+        self._session_open = False
+        self._active = {}
+        abort, self._abort = self._abort, None
+        if abort is not None and not abort.done():
+            abort.cancel()
+        if self.status is FeedStatus.CONNECTED or self.status is FeedStatus.CONNECTING:
+            self.status = FeedStatus.DISCONNECTED
+        try:
+            await asyncio.wait_for(self.close_session(), _CLOSE_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # closing a broken connection may fail; it is gone anyway
+            log.debug("feed %s: close_session raised %r", self.name, exc)
+
+    def _fail(self, error: FeedError) -> None:
+        self.fatal_error = error
+        self.status = FeedStatus.FAILED
+        self.report_error("fatal", f"{error}; the feed stopped (not retrying)")
+        self._settle_first(error)
+
+    def _settle_first(self, error: FeedError | None) -> None:
+        first = self._first
+        if first is not None and not first.done():
+            first.set_result(error)
+
+    def _tell_down(self, symbols: list[str], reason: str) -> None:
+        sink = self._sink
+        if sink is not None and symbols:
+            sink.feed_down(self.name, symbols, reason)
+
+
+def _library_error(exc: BaseException) -> FeedError | None:
+    """Translate websockets and aiohttp exceptions, importing neither when unused."""
+    websockets_exceptions = sys.modules.get("websockets.exceptions")
+    if websockets_exceptions is not None:
+        if isinstance(exc, websockets_exceptions.InvalidStatus):
+            response = exc.response
+            return http_error(
+                response.status_code,
+                f"websocket handshake refused: {response.reason_phrase}",
+                response.headers.get("Retry-After"),
+            )
+        if isinstance(exc, websockets_exceptions.WebSocketException):
+            return FeedConnectError(f"websocket: {exc!r}")
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        if isinstance(exc, aiohttp.ClientResponseError):
+            headers = exc.headers or {}
+            return http_error(exc.status, exc.message, headers.get("Retry-After"))
+        if isinstance(exc, aiohttp.ClientError):
+            return FeedConnectError(f"http: {exc!r}")
+    return None

@@ -1,0 +1,299 @@
+"""BinanceDataFeed against the loopback Binance server, through the whole engine.
+
+Kline frames are derived from the real Binance BTC/BUSD minute bars of 2022-12-13 bundled as
+demo data (``lean_data/demo_data/lean/crypto/binance/minute/btcbusd/20221213_trade.zip``, a
+copy of ../shared/data/lean/crypto/binance/...): per candle one in-progress update (``x``
+false) and the final frame (``x`` true) carrying the vendor's values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lean_data import Config, DataEngine, DataQualityLevel, TradeBar
+from lean_data.errors import SubscriptionError
+from lean_data.feeds.backoff import BackoffPolicy
+from lean_data.feeds.base import FeedStatus
+from lean_data.feeds.binance import BinanceDataFeed
+from lean_data.loaders import load_file
+from lean_data.models import NS_PER_MINUTE, MarketData
+from lean_data.testing import BinanceLoopbackServer, ServerFaults, kline_event
+
+from .conftest import eventually
+
+DEMO = Path(__file__).parent.parent / "lean_data/demo_data/lean/crypto/binance/minute/btcbusd"
+SYMBOL = "BTC/BUSD"
+STREAM = "btcbusd@kline_1m"
+FAST = BackoffPolicy(base_s=0.01, cap_s=0.04, multiplier=2.0)
+
+
+def real_bars(n: int) -> list[TradeBar]:
+    bars = [b for b in load_file(DEMO / "20221213_trade.zip") if isinstance(b, TradeBar)]
+    assert len(bars) >= n
+    return [
+        TradeBar(SYMBOL, b.ts_event, b.open, b.high, b.low, b.close, b.volume) for b in bars[:n]
+    ]
+
+
+def push_klines(server: BinanceLoopbackServer, bars: list[TradeBar]) -> None:
+    for bar in bars:
+        half = bar.ts_event // 1_000_000 + 30_000
+        server.push(STREAM, kline_event("BTCBUSD", bar, closed=False, event_time_ms=half))
+        server.push(STREAM, kline_event("BTCBUSD", bar, closed=True))
+
+
+def key(bar: MarketData) -> tuple[object, ...]:
+    assert isinstance(bar, TradeBar)
+    return (bar.symbol, bar.ts_event, bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
+def feed_for(
+    server: BinanceLoopbackServer, name: str = "binance", **kwargs: object
+) -> BinanceDataFeed:
+    return BinanceDataFeed(
+        name,
+        ws_url=server.ws_url,
+        rest_url=server.rest_url,
+        backoff=kwargs.pop("backoff", FAST),  # type: ignore[arg-type]
+        rng=lambda: 1.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def subscribes(server: BinanceLoopbackServer) -> list[list[str]]:
+    return [
+        m["params"] for m in server.received if isinstance(m, dict) and m["method"] == "SUBSCRIBE"
+    ]
+
+
+async def test_exact_closed_bars_reach_callbacks_and_sqlite(tmp_path: Path) -> None:
+    bars = real_bars(120)
+    seen: list[MarketData] = []
+
+    def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+        seen.append(bar)
+
+    db = tmp_path / "binance.db"
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, bars)
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(on_bar)
+            assert await engine.subscribe_symbol(SYMBOL) == "binance"
+            await eventually(lambda: len(seen) == len(bars))
+            await engine.wait_idle()
+    assert [key(b) for b in seen] == [key(b) for b in bars]
+    assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b in seen)
+    assert subscribes(server) == [[STREAM]]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select ts_event, open, high, low, close, volume from bars where symbol = ? "
+            "order by ts_event",
+            (SYMBOL,),
+        ).fetchall()
+    assert rows == [(b.ts_event, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+
+
+async def test_drop_mid_stream_reconnects_resubscribes_and_resumes() -> None:
+    bars = real_bars(40)  # 80 frames
+    seen: list[MarketData] = []
+    async with BinanceLoopbackServer(resume=True) as server:
+        push_klines(server, bars)
+        server.faults.drop_after = 30
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=None)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(lambda s, b, q: seen.append(b))
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == len(bars))
+            await engine.wait_idle()
+            status = feed.get_connection_status()
+    # 80 frames in drops of 30: three connections, each resubscribed to the same stream
+    assert server.connections == 3
+    assert feed.sessions == 3
+    assert subscribes(server) == [[STREAM]] * 3
+    assert [key(b) for b in seen] == [key(b) for b in bars]
+    # every session delivered data, so the backoff restarted at attempt 0 each time
+    assert feed.reconnect_delays == [FAST.ceiling(0)] * 2
+    assert status["reconnects"] == 2
+
+
+async def test_connection_attempts_follow_the_backoff_schedule() -> None:
+    policy = BackoffPolicy(base_s=0.01, cap_s=0.08, multiplier=2.0)
+    async with BinanceLoopbackServer() as server:
+        server.faults.drop_after = 0  # every connection is aborted before any data
+        push_klines(server, real_bars(3))
+        feed = feed_for(server, backoff=policy)
+        async with DataEngine(Config(db_path=None)) as engine:
+            engine.add_feed(feed)
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: feed.connect_attempts >= 7)
+            server.faults = ServerFaults()  # the venue recovers
+            await eventually(lambda: feed.messages_emitted == 3)
+            attempts = feed.connect_attempts
+            delays = list(feed.reconnect_delays)
+    # rng pinned to 1.0: each delay is the ceiling, doubling from 10 ms to the 80 ms cap
+    assert delays == [policy.ceiling(i) for i in range(attempts - 1)]
+    assert delays[:6] == [0.01, 0.02, 0.04, 0.08, 0.08, 0.08]
+    assert server.connections == attempts
+
+
+async def test_rate_limited_history_counts_requests_and_completes() -> None:
+    bars = real_bars(1440)  # a whole day: two pages of 1000
+    start, end = bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE
+    async with BinanceLoopbackServer(klines={"BTCBUSD": bars}) as server:
+        server.faults.rate_limit_next = 50
+        server.faults.retry_after = 0
+        feed = feed_for(server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004))
+        history = await feed.get_historical_data(SYMBOL, start, end, bars[0].resolution)
+        statuses = [r.status for r in server.rest_requests]
+        assert feed.request_retries == 50
+        # the 429 answers said Retry-After: 1 -> every wait honours it
+        server.faults.rate_limit_next = 2
+        server.faults.retry_after = 1
+        again = await feed.get_historical_data(
+            SYMBOL, start, start + 10 * NS_PER_MINUTE, bars[0].resolution
+        )
+        await feed.close()
+    assert [key(b) for b in history] == [key(b) for b in bars]
+    assert statuses == [429] * 50 + [200, 200]  # 50 refusals, then exactly two pages
+    assert [key(b) for b in again] == [key(b) for b in bars[:10]]
+    assert list(feed.retry_delays)[-2:] == [1.0, 1.0]
+
+
+async def test_malformed_truncated_and_unknown_frames_are_counted_and_good_ones_delivered(
+    tmp_path: Path,
+) -> None:
+    bars = real_bars(30)
+    seen: list[MarketData] = []
+    db = tmp_path / "faults.db"
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, bars)
+        server.faults.malformed_at = {3, 20}
+        server.faults.truncated_at = {7}
+        server.faults.unknown_at = {11, 12}
+        server.faults.duplicate_at = {15}  # a closed candle's frame twice
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(lambda s, b, q: seen.append(b))
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == len(bars) and feed.unknown_frames == 2)
+            await engine.wait_idle()
+    assert [key(b) for b in seen] == [key(b) for b in bars]
+    assert (feed.malformed_frames, feed.unknown_frames, feed.duplicate_bars) == (3, 2, 1)
+    with sqlite3.connect(db) as conn:
+        kinds = dict(
+            conn.execute("select kind, count(*) from errors where feed = 'binance' group by kind")
+        )
+    assert kinds == {"malformed_frame": 3, "unknown_frame": 2}
+
+
+async def test_stale_subscription_recycles_and_fails_over_then_back(tmp_path: Path) -> None:
+    bars = real_bars(60)
+    got: list[tuple[str, int]] = []
+    db = tmp_path / "failover.db"
+    async with (
+        BinanceLoopbackServer(resume=True) as primary_server,
+        BinanceLoopbackServer(resume=True) as backup_server,
+    ):
+        push_klines(primary_server, bars)
+        push_klines(backup_server, bars[10:])  # the backup venue is "live" from bar 10
+        primary_server.faults.silent_after = 10  # 5 candles, then an open but silent socket
+        primary = feed_for(primary_server, "primary", cadence_s=0.1)
+        backup = feed_for(backup_server, "backup")
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(primary)
+            engine.add_feed(backup)
+
+            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                got.append((symbol, bar.ts_event))
+
+            engine.add_data_callback(on_bar)
+            assert await engine.subscribe_symbol(SYMBOL) == "primary"
+            await eventually(lambda: engine.failover.switches == 1)
+            # keep the primary silent after its reconnects until the backup has delivered
+            primary_server.faults = ServerFaults(silent_after=0)
+            await eventually(lambda: backup.messages_emitted >= 5)
+            primary_server.faults = ServerFaults()  # the primary venue recovers
+            await eventually(lambda: engine.failover.switch_backs == 1)
+            await eventually(lambda: backup.status is FeedStatus.CONNECTED and not backup.desired)
+            metrics = engine.get_metrics()
+            await engine.wait_idle()
+    assert primary.stale_events >= 1
+    assert primary_server.connections >= 2  # the stale connection was recycled
+    assert metrics["failover"]["switches"] == 1
+    assert metrics["failover"]["switch_backs"] == 1
+    history = metrics["failover"]["history"]
+    assert [(h["from"], h["to"], h["back"]) for h in history] == [
+        ("primary", "backup", False),
+        ("backup", "primary", True),
+    ]
+    assert "stale" in history[0]["reason"]
+    # the first five candles came from the primary, then the backup carried on from bar 10
+    assert got[:5] == [(SYMBOL, b.ts_event) for b in bars[:5]]
+    assert (SYMBOL, bars[10].ts_event) in got
+    with sqlite3.connect(db) as conn:
+        kinds = [
+            (kind, feed)
+            for kind, feed in conn.execute(
+                "select kind, feed from errors where kind in ('stale', 'failover', 'failback') "
+                "order by id"
+            )
+        ]
+    assert ("failover", "primary") in kinds
+    assert ("failback", "backup") in kinds
+    assert kinds[0] == ("stale", "primary")
+
+
+async def test_subscribe_and_unsubscribe_from_a_callback_and_a_task_do_not_deadlock() -> None:
+    bars = real_bars(50)
+    eth = "ETH/BUSD"
+    seen: list[str] = []
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, bars)
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=None, inbox_size=4)) as engine:
+            engine.add_feed(feed)
+            done = asyncio.Event()
+
+            async def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                seen.append(symbol)
+                if len(seen) == 3:
+                    await engine.subscribe_symbol(eth)
+                if len(seen) == 6:
+                    await engine.unsubscribe_symbol(eth)
+                if len(seen) == len(bars):
+                    done.set()
+
+            engine.add_data_callback(on_bar, policy="block", queue_size=1)
+            await engine.subscribe_symbol(SYMBOL)
+            churn = asyncio.create_task(engine.subscribe_symbol("SOL/BUSD"))
+            await churn
+            await engine.unsubscribe_symbol("SOL/BUSD")
+            await asyncio.wait_for(done.wait(), 10)
+            await eventually(lambda: len(server.received) == 5)
+    methods = [(m["method"], m["params"]) for m in server.received]
+    assert methods.count(("SUBSCRIBE", ["ethbusd@kline_1m"])) == 1
+    assert methods.count(("UNSUBSCRIBE", ["ethbusd@kline_1m"])) == 1
+    assert methods.count(("SUBSCRIBE", ["solbusd@kline_1m"])) == 1
+    assert methods.count(("UNSUBSCRIBE", ["solbusd@kline_1m"])) == 1
+    assert len(seen) == len(bars)
+
+
+async def test_unknown_symbol_is_fatal_after_one_request() -> None:
+    bars = real_bars(5)
+    async with BinanceLoopbackServer(klines={"BTCBUSD": bars}) as server:
+        feed = feed_for(server)
+        with pytest.raises(SubscriptionError, match="Invalid symbol"):
+            await feed.get_historical_data(
+                "NOPE/BUSD", bars[0].ts_event, bars[-1].ts_event, bars[0].resolution
+            )
+        await feed.close()
+    assert [r.status for r in server.rest_requests] == [400]
+    assert feed.request_retries == 0
