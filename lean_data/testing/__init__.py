@@ -15,6 +15,7 @@ from lean_data.testing.binance import (
     WEIGHT_LIMIT_1M,
     BinanceLoopbackServer,
     RestRequest,
+    kline_event,
     kline_row,
     stream_of,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "FramePlanner",
     "RestRequest",
     "ServerFaults",
+    "kline_event",
     "kline_row",
     "stream_of",
 ]
