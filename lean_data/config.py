@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from lean_data.errors import ConfigError
+from lean_data.secrets import Credentials
 
 __all__ = ["Config", "OverflowPolicy", "ValidationConfig"]
 
@@ -71,6 +72,8 @@ class Config:
         stop_timeout_s: how long ``stop()`` waits for queues to drain.
         store_invalid: also store INVALID items (flagged) instead of only logging them.
         validation: validator thresholds.
+        credentials: API credentials by venue (``"alpaca"``, ``"binance"``, a ccxt exchange
+            id); their secrets never print (see :mod:`lean_data.secrets`).
     """
 
     db_path: str | Path | None = "lean_data.db"
@@ -91,6 +94,7 @@ class Config:
     stop_timeout_s: float = 30.0
     store_invalid: bool = False
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    credentials: dict[str, Credentials] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         positive = (
@@ -121,15 +125,20 @@ class Config:
     def from_env(cls, prefix: str = "LEAN_DATA_", **overrides: object) -> Config:
         """Build a Config from ``LEAN_DATA_<FIELD>`` environment variables, then overrides.
 
+        Credentials come from ``<prefix>CREDENTIALS_<VENUE>_KEY_ID`` and
+        ``<prefix>CREDENTIALS_<VENUE>_SECRET`` pairs (venue lower-cased), and for Alpaca also
+        from its own ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``.
+
         Raises:
             ConfigError: a variable cannot be converted to its field's type.
         """
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = os.environ.get(prefix + f.name.upper())
-            if raw is None or f.name == "validation":
+            if raw is None or f.name in ("validation", "credentials"):
                 continue
             values[f.name] = _convert(f.name, raw, getattr(cls(), f.name))
+        values["credentials"] = _credentials_from_env(prefix)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
 
@@ -149,3 +158,15 @@ def _convert(name: str, raw: str, default: object) -> object:
     if raw.strip().lower() in ("", "none"):
         return None
     return raw
+
+
+def _credentials_from_env(prefix: str) -> dict[str, Credentials]:
+    found: dict[str, Credentials] = {}
+    if os.environ.get("APCA_API_KEY_ID") and os.environ.get("APCA_API_SECRET_KEY"):
+        found["alpaca"] = Credentials.from_env("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")
+    head, tail = prefix + "CREDENTIALS_", "_KEY_ID"
+    for name in os.environ:
+        if name.startswith(head) and name.endswith(tail):
+            venue = name[len(head) : -len(tail)]
+            found[venue.lower()] = Credentials.from_env(name, f"{head}{venue}_SECRET")
+    return found
