@@ -4,6 +4,9 @@ A test changes ``server.faults`` at any time; the servers read it live. Frame po
 count the *good* frames one connection would receive (its replay sequence after filtering
 to its subscriptions), from 0. Wire counts (``drop_after``, ``silent_after``) count every
 data frame actually written, injected ones included.
+
+:class:`FramePlanner` plans text frames (JSON venues), :class:`BinaryFramePlanner` binary
+ones (msgpack); both apply the same faults.
 """
 
 from __future__ import annotations
@@ -11,12 +14,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
-__all__ = ["MALFORMED_FRAME", "FramePlanner", "ServerFaults", "StopReason"]
+__all__ = [
+    "MALFORMED_BINARY_FRAME",
+    "MALFORMED_FRAME",
+    "BinaryFramePlanner",
+    "FramePlanner",
+    "ServerFaults",
+    "StopReason",
+]
 
 MALFORMED_FRAME = "{not json"
-"""The text sent for a malformed frame."""
+"""The text sent for a malformed text frame."""
+MALFORMED_BINARY_FRAME = b"\x91\xc1"
+"""The bytes sent for a malformed binary frame: a msgpack array of one element whose type
+byte ``0xc1`` the msgpack spec reserves as "never used", so no decoder accepts it."""
+
+_Frame = TypeVar("_Frame", str, bytes)
 
 StopReason = Literal["", "drop", "silence"]
 
@@ -32,16 +47,20 @@ class ServerFaults:
         drop_close_code: close with this code (e.g. 1011) instead of aborting.
         silent_after: after this many data frames, send nothing more (no data, no replies)
             while keeping the socket open; websocket pings are still answered.
-        malformed_at: before the good frame at each position, send ``{not json``.
+        malformed_at: before the good frame at each position, send a frame no decoder
+            accepts (:data:`MALFORMED_FRAME` or :data:`MALFORMED_BINARY_FRAME`).
         truncated_at: before the good frame at each position, send its first half.
-        unknown_at: before the good frame at each position, send an event of a type the
-            venue never sends (valid JSON, unknown ``e``).
+        unknown_at: before the good frame at each position, send a well-formed message of
+            a type the venue never sends (Binance: unknown ``e``; Alpaca: unknown ``T``).
         duplicate_at: send the good frame at each position twice in a row.
         reorder_at: swap the good frame at each position with the one after it.
-        refuse_concurrent: close a second concurrent connection with 1008 (policy
-            violation) right after the handshake.
+        refuse_concurrent: refuse a second concurrent connection the way the venue does
+            (Binance server: close with 1008, policy violation, right after the handshake;
+            Alpaca server: a ``406 connection limit exceeded`` error frame in answer to the
+            auth, then close).
         rate_limit_next: answer the next K HTTP requests with 429 and ``Retry-After``.
-        ban_next: answer the next K HTTP requests with 418 (IP banned) and ``Retry-After``.
+        ban_next: answer the next K HTTP requests with 418 (IP banned) and ``Retry-After``
+            (the Alpaca server, whose venue has no ban answer, sends 429 instead).
         retry_after: seconds put in ``Retry-After`` for injected 429 and 418 answers.
     """
 
@@ -59,28 +78,29 @@ class ServerFaults:
     retry_after: int = 1
 
 
-class FramePlanner:
-    """Turn one connection's good frames into the texts to write, applying the faults.
+class _Planner(Generic[_Frame]):
+    """Turn one connection's good frames into the frames to write, applying the faults.
 
     Pure: no I/O. Call :meth:`feed` per good frame and write what it returns in order;
     when :attr:`stop` becomes ``"drop"`` or ``"silence"``, act on it and feed no more.
     Call :meth:`flush` when no frame follows for now (releases a frame held to reorder).
     """
 
-    __slots__ = ("_held", "faults", "position", "stop", "written")
+    __slots__ = ("_held", "_malformed", "faults", "position", "stop", "written")
 
-    def __init__(self, faults: ServerFaults) -> None:
+    def __init__(self, faults: ServerFaults, malformed: _Frame) -> None:
         self.faults = faults
         """The settings read on every frame (replaceable)."""
-        self._held: tuple[int, str, Callable[[], str]] | None = None
+        self._malformed: _Frame = malformed
+        self._held: tuple[int, _Frame, Callable[[], _Frame]] | None = None
         self.position = 0
         """Position of the next good frame."""
         self.written = 0
         """Data frames written so far, injected ones included."""
         self.stop: StopReason = ""
 
-    def feed(self, text: str, unknown: Callable[[], str]) -> list[str]:
-        """Return the texts to write for the next good frame ``text``.
+    def feed(self, text: _Frame, unknown: Callable[[], _Frame]) -> list[_Frame]:
+        """Return the frames to write for the next good frame ``text``.
 
         Args:
             text: the good frame, exactly as it should reach the client.
@@ -97,7 +117,7 @@ class FramePlanner:
             return []
         return self._emit(position, text, unknown, [])
 
-    def flush(self) -> list[str]:
+    def flush(self) -> list[_Frame]:
         """Return the frame held back for reordering, if any (nothing follows it yet)."""
         if self._held is None:
             return []
@@ -105,11 +125,11 @@ class FramePlanner:
         return self._emit(*held, [])
 
     def _emit(
-        self, position: int, text: str, unknown: Callable[[], str], out: list[str]
-    ) -> list[str]:
+        self, position: int, text: _Frame, unknown: Callable[[], _Frame], out: list[_Frame]
+    ) -> list[_Frame]:
         faults = self.faults
         if position in faults.malformed_at:
-            self._write(MALFORMED_FRAME, out)
+            self._write(self._malformed, out)
         if position in faults.truncated_at:
             self._write(text[: len(text) // 2], out)
         if position in faults.unknown_at:
@@ -130,9 +150,31 @@ class FramePlanner:
             self.stop = "silence"
         return self.stop
 
-    def _write(self, text: str, out: list[str]) -> None:
+    def _write(self, text: _Frame, out: list[_Frame]) -> None:
         if self.check():
             return
         out.append(text)
         self.written += 1
         self.check()
+
+
+class FramePlanner(_Planner[str]):
+    """Plan a connection's text frames (malformed ones are :data:`MALFORMED_FRAME`)."""
+
+    __slots__ = ()
+
+    def __init__(self, faults: ServerFaults) -> None:
+        super().__init__(faults, MALFORMED_FRAME)
+
+
+class BinaryFramePlanner(_Planner[bytes]):
+    """Plan a connection's binary frames (malformed: :data:`MALFORMED_BINARY_FRAME`).
+
+    A truncated frame is the first half of the good frame's bytes, which no msgpack
+    decoder completes (the array it opens ends in the second half).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, faults: ServerFaults) -> None:
+        super().__init__(faults, MALFORMED_BINARY_FRAME)

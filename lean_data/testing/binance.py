@@ -181,11 +181,11 @@ class _Session:
             if await self._act():
                 return
             while True:
+                self.wake.clear()  # before looking: a push from now on is not missed
                 frame = self._next_frame()
                 if frame is None:
                     if await self._write(self.planner.flush()):
                         return
-                    self.wake.clear()
                     await self.wake.wait()
                     continue
                 await self._pace(frame)
