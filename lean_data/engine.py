@@ -128,7 +128,10 @@ class DataEngine:
     async def start(self) -> None:
         """Open storage, start the pipeline, connect feeds and apply subscriptions.
 
-        Idempotent while running.
+        Idempotent while running. A feed that cannot connect or refuses a subscription made
+        before start does not stop the engine: the failure is logged and recorded
+        (``feed_connect`` / ``subscribe_failed``) and its symbols fail over to another feed
+        that serves them, when there is one.
 
         Raises:
             EngineClosedError: the engine was stopped before; create a new one.
@@ -149,7 +152,11 @@ class DataEngine:
             self._own(self._metrics_loop(), "metrics")
         await asyncio.gather(*(self._connect(feed) for feed in self._feeds.values()))
         for feed_name, symbol in list(self._refcounts):
-            await self._feed_subscribe(self._feeds[feed_name], symbol)
+            try:
+                await self._feed_subscribe(self._feeds[feed_name], symbol)
+            except LeanDataError as exc:  # the engine runs on; the symbol fails over if it can
+                self._record_error("subscribe_failed", str(exc), feed=feed_name, symbol=symbol)
+                self.feed_down(feed_name, [symbol], str(exc))
 
     async def _open_storage(self, path: str | Path) -> None:
         cfg = self.config

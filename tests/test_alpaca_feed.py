@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lean_data import Config, Credentials, DataEngine, DataQualityLevel, TradeBar
+from lean_data import Config, Credentials, DataEngine, DataQualityLevel, ReplayFeed, TradeBar
 from lean_data.errors import FeedAuthError, SubscriptionError
 from lean_data.feeds.alpaca import AlpacaDataFeed
 from lean_data.feeds.backoff import BackoffPolicy
@@ -270,3 +270,29 @@ async def test_subscribe_from_a_callback_while_running() -> None:
     assert actions(server) == ["auth", "subscribe", "subscribe", "unsubscribe"]
     unsubscribe = server.received[-1]
     assert unsubscribe["bars"] == ["AAPL"]
+
+
+async def test_a_feed_refused_at_start_fails_over_to_the_next_feed(tmp_path: Path) -> None:
+    minute = LEAN / "equity/usa/minute/spy/20131010_trade.zip"
+    expected = [b.ts_event for b in load_file(minute) if isinstance(b, TradeBar)]
+    seen: list[int] = []
+    db = tmp_path / "start.db"
+    async with server_for(spy_stream()) as server:
+        alpaca = feed_for(server, credentials=Credentials.of("PKLOOPBACK", "wrong"))
+        replay = ReplayFeed("replay", [minute])
+        engine = DataEngine(Config(db_path=db))
+        engine.add_feed(alpaca)
+        engine.add_feed(replay)
+        engine.add_data_callback(lambda s, b, q: seen.append(b.ts_event))
+        assert await engine.subscribe_symbol("SPY") == "alpaca"  # applied at start
+        async with engine:  # alpaca refuses the keys: start goes on, SPY moves to replay
+            await eventually(lambda: engine.failover.backup_of("SPY") == "replay")
+            await eventually(lambda: len(seen) == len(expected))
+            assert alpaca.status is FeedStatus.FAILED
+    assert isinstance(alpaca.fatal_error, FeedAuthError)
+    assert seen == expected
+    assert server.connections == 1
+    with sqlite3.connect(db) as conn:
+        kinds = [k for (k,) in conn.execute("select kind from errors order by id")]
+    assert kinds.count("failover") == 1
+    assert {"feed_connect", "subscribe_failed", "fatal"} <= set(kinds)
