@@ -1,8 +1,11 @@
 """lean_data: an asyncio market-data engine for Python trading code.
 
 ``import lean_data`` loads only the core (aiohttp, websockets, orjson, aiosqlite): venue
-SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them.
+SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them:
+``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from lean_data.buffer import DataBuffer
 from lean_data.cache import DataCache
@@ -24,23 +27,55 @@ from lean_data.errors import (
     StorageError,
     SubscriptionError,
 )
+from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.feeds.replay import ReplayFeed, ReplaySource
+from lean_data.feeds.streaming import StreamingFeed
 from lean_data.metrics import DataMetrics
 from lean_data.models import AssetClass, QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.persistence import DataPersistence
 from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.secrets import Credentials, Secret
 from lean_data.subscribers import Subscriber
 from lean_data.transform import DataTransformer
 from lean_data.validation import DataValidator, QualityTracker
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from lean_data.feeds.alpaca import AlpacaDataFeed
+    from lean_data.feeds.binance import BinanceDataFeed
+    from lean_data.feeds.ccxt_feed import CcxtDataFeed
+
+_LAZY = {
+    "AlpacaDataFeed": "lean_data.feeds.alpaca",
+    "BinanceDataFeed": "lean_data.feeds.binance",
+    "CcxtDataFeed": "lean_data.feeds.ccxt_feed",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the venue feeds on first use, so ``import lean_data`` stays light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lean_data' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "AlpacaDataFeed",
     "AssetClass",
+    "BackoffPolicy",
+    "BinanceDataFeed",
+    "CcxtDataFeed",
     "Config",
     "ConfigError",
     "ConnectionLimitError",
+    "Credentials",
     "DataBuffer",
     "DataCache",
     "DataEngine",
@@ -68,7 +103,9 @@ __all__ = [
     "ReplayFeed",
     "ReplaySource",
     "Resolution",
+    "Secret",
     "StorageError",
+    "StreamingFeed",
     "Subscriber",
     "SubscriptionError",
     "Tick",
