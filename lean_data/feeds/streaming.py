@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from lean_data.errors import (
     ConfigError,
     ConnectionLimitError,
+    EngineStateError,
     FeedAuthError,
     FeedConnectError,
     FeedError,
@@ -283,7 +284,9 @@ class StreamingFeed(DataFeed):
                     error = self.translate_error(exc)
                     if not error.retryable:
                         self.desired.pop(symbol, None)
-                        raise error from exc
+                        if error is exc:
+                            raise
+                        raise error from _cause(exc)
                     self._recycle(error)  # the next session subscribes it
                     return True
                 self._active[symbol] = time.time_ns()
@@ -324,7 +327,9 @@ class StreamingFeed(DataFeed):
             except Exception as exc:
                 error = self.translate_error(exc)
                 if not error.retryable or backoff.exhausted:
-                    raise error from exc
+                    if error is exc:
+                        raise
+                    raise error from _cause(exc)
                 delay = backoff.next_delay(
                     retry_after_s=retry_after_of(error),
                     connection_limited=isinstance(error, ConnectionLimitError),
@@ -364,6 +369,9 @@ class StreamingFeed(DataFeed):
             except asyncio.CancelledError:
                 await self._end_session()
                 raise
+            except EngineStateError:  # the engine is stopping: emit() refused; not a failure
+                await self._end_session()
+                return
             except Exception as exc:
                 error = self.translate_error(exc)
             got_data = self._session_data or self.messages_emitted > emitted_before
@@ -491,6 +499,11 @@ class StreamingFeed(DataFeed):
         sink = self._sink
         if sink is not None and symbols:
             sink.feed_down(self.name, symbols, reason)
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """Chain ``exc`` only when it is ours: a library's message may carry a signed URL."""
+    return exc if isinstance(exc, LeanDataError) else None
 
 
 def _library_error(exc: BaseException) -> FeedError | None:
