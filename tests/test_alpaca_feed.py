@@ -22,7 +22,7 @@ from lean_data.feeds.alpaca import AlpacaDataFeed
 from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import FeedStatus
 from lean_data.loaders import load_file
-from lean_data.models import NS_PER_MINUTE, MarketData, datetime_to_ns
+from lean_data.models import NS_PER_MINUTE, MarketData, Tick, TickType, datetime_to_ns
 from lean_data.testing import AlpacaLoopbackServer, ServerFaults, lean_timeline
 
 from .conftest import FIXTURES, eventually
@@ -296,3 +296,32 @@ async def test_a_feed_refused_at_start_fails_over_to_the_next_feed(tmp_path: Pat
         kinds = [k for (k,) in conn.execute("select kind from errors order by id")]
     assert kinds.count("failover") == 1
     assert {"feed_connect", "subscribe_failed", "fatal"} <= set(kinds)
+
+
+async def test_crypto_stream_delivers_the_recorded_trade_quote_and_bar() -> None:
+    # Alpaca's own crypto answers, recorded in ccxt's tests (tests/fixtures/ccxt, PROVENANCE)
+    methods = orjson.loads((FIXTURES / "ccxt/alpaca_marketdata_subset.json").read_bytes())
+    snap = methods["methods"]["fetchTicker"][0]["httpResponse"]["snapshots"]["BTC/USD"]
+    timeline = [
+        {"T": "t", "S": "BTC/USD", **snap["latestTrade"]},
+        {"T": "q", "S": "BTC/USD", **snap["latestQuote"]},
+        {"T": "b", "S": "BTC/USD", **snap["minuteBar"]},
+    ]
+    seen: list[MarketData] = []
+    async with server_for(timeline) as server:
+        feed = feed_for(server, market="crypto", channels=("trades", "quotes", "bars"))
+        async with DataEngine(Config(db_path=None)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(lambda s, b, q: seen.append(b))
+            assert await engine.subscribe_symbol("BTC/USD") == "alpaca"
+            await eventually(lambda: len(seen) == 3)
+    trade, quote, bar = seen
+    assert isinstance(trade, Tick)
+    assert (trade.price, trade.size, trade.trade_id) == (69526.91, 0.001, "7446469938634049684")
+    assert isinstance(quote, Tick)
+    assert quote.tick_type is TickType.QUOTE
+    assert isinstance(bar, TradeBar)
+    assert (bar.open, bar.close, bar.closed) == (69648.07, 69656.91, True)
+    subscribe = next(m for m in server.received if m.get("action") == "subscribe")
+    assert (subscribe["trades"], subscribe["quotes"], subscribe["bars"]) == (["BTC/USD"],) * 3
+    assert feed.stream_url.endswith("/v1beta3/crypto/us")
