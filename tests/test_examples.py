@@ -1,0 +1,25 @@
+"""The examples that run offline keep running (each starts its own loopback servers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def test_failover_example_switches_over_and_back() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "failover.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert lines[-2:] == [
+        "switch primary -> backup: primary: stale",
+        "switch backup -> primary: home feed recovered",
+    ]
+    assert lines[0].startswith("BTC/BUSD 1670889600000000000 close")
