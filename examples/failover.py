@@ -3,7 +3,8 @@
 Runs offline: two loopback Binance servers on 127.0.0.1 replay real BTC/BUSD minute candles
 (the bundled demo data). The primary server goes silent on an open socket after five candles;
 its feed reports the subscription stale after 3x its cadence, the engine switches BTC/BUSD to
-the backup feed, and when the primary recovers the engine switches back::
+the backup feed (backfilling the candles the switch skipped from the backup's history), and
+when the primary recovers the engine switches back; every candle is printed once, in order::
 
     python examples/failover.py
 """
@@ -29,17 +30,23 @@ def serve(server: BinanceLoopbackServer, bars: list[TradeBar]) -> None:
 async def main() -> None:
     bars = [b for b in load_file(CANDLES) if isinstance(b, TradeBar)][:40]
     async with (
-        BinanceLoopbackServer(resume=True) as primary_venue,
-        BinanceLoopbackServer(resume=True) as backup_venue,
+        BinanceLoopbackServer(resume=True, klines={"BTCBUSD": bars}) as primary_venue,
+        BinanceLoopbackServer(resume=True, klines={"BTCBUSD": bars}) as backup_venue,
     ):
         serve(primary_venue, bars)
         serve(backup_venue, bars[10:])  # the backup is "live" from candle 10
         primary_venue.faults.silent_after = 5
         fast = BackoffPolicy(base_s=0.05, cap_s=0.5)
         primary = BinanceDataFeed(
-            "primary", ws_url=primary_venue.ws_url, cadence_s=0.2, backoff=fast
+            "primary",
+            ws_url=primary_venue.ws_url,
+            rest_url=primary_venue.rest_url,
+            cadence_s=0.2,
+            backoff=fast,
         )
-        backup = BinanceDataFeed("backup", ws_url=backup_venue.ws_url, backoff=fast)
+        backup = BinanceDataFeed(
+            "backup", ws_url=backup_venue.ws_url, rest_url=backup_venue.rest_url, backoff=fast
+        )
         async with DataEngine(Config(db_path=None)) as engine:
             engine.add_feed(primary)
             engine.add_feed(backup)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from lean_data import _schema as sch
+from lean_data import intervals as iv
 from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
 
 __all__ = ["QueriesMixin"]
@@ -108,6 +109,83 @@ class QueriesMixin:
             params += (feed,)
         rows = await self._fetch(sql + " ORDER BY ts_event, id", params)
         return [sch.tick_from_row(r) for r in rows]
+
+    async def get_coverage(
+        self,
+        feed: str,
+        symbol: str,
+        resolution: Resolution | str,
+        start_ns: int,
+        end_ns: int,
+    ) -> list[tuple[int, int, bool]]:
+        """Return the recorded coverage of a bar series within ``[start_ns, end_ns)``.
+
+        Sees every :meth:`record_coverage` call that returned before it.
+
+        Returns:
+            ``(start, end, empty)`` triples clipped to the span, sorted and disjoint;
+            ``empty`` is True where the source reported no bars. Neighbours with the same
+            flag are merged (a covered and an empty interval may touch).
+
+        Raises:
+            ValueError: an unknown resolution.
+        """
+        if end_ns <= start_ns:
+            return []
+        key = (feed, symbol, Resolution.parse(resolution).name)
+        rows = await self._fetch(sch.COVERAGE_OVERLAPPING, (*key, int(start_ns), int(end_ns)))
+        return [(max(s, start_ns), min(e, end_ns), bool(empty)) for s, e, empty in rows]
+
+    async def missing_intervals(
+        self,
+        feed: str,
+        symbol: str,
+        resolution: Resolution | str,
+        start_ns: int,
+        end_ns: int,
+    ) -> list[tuple[int, int]]:
+        """Return the parts of ``[start_ns, end_ns)`` neither covered nor known empty.
+
+        These are the intervals to request from the feed; sorted, disjoint, not touching.
+
+        Raises:
+            ValueError: an unknown resolution.
+        """
+        if end_ns <= start_ns:
+            return []
+        known = await self.get_coverage(feed, symbol, resolution, start_ns, end_ns)
+        return iv.subtract((int(start_ns), int(end_ns)), [(s, e) for s, e, _ in known])
+
+    async def last_bar(
+        self, feed: str, symbol: str, resolution: Resolution | str, *, closed_only: bool = False
+    ) -> TradeBar | None:
+        """Return the stored trade bar of a series with the latest open time, or None.
+
+        One backward walk of the primary key (symbol, resolution, open time, feed).
+
+        Args:
+            feed, symbol, resolution: the series, as its bars were saved.
+            closed_only: skip bars stored while still forming (``closed=False``).
+
+        Raises:
+            ValueError: an unknown resolution.
+        """
+        sql = sch.LAST_CLOSED_BAR if closed_only else sch.LAST_BAR
+        rows = await self._fetch(sql, (feed, symbol, Resolution.parse(resolution).name))
+        return sch.bar_from_row(rows[0]) if rows else None
+
+    async def bar_series_keys(self) -> list[tuple[str, str, Resolution]]:
+        """Return ``(feed, symbol, resolution)`` of every stored trade-bar series.
+
+        Read from the ``bar_series`` table, written in the same transaction as the bars.
+
+        Returns:
+            Sorted by feed, symbol, then resolution period.
+        """
+        rows = await self._fetch(sch.SERIES_KEYS, ())
+        keys = [(feed, symbol, sch.resolution_from_text(res)) for feed, symbol, res in rows]
+        keys.sort(key=lambda k: (k[0], k[1], k[2].nanos))
+        return keys
 
     async def get_recent_data(self, symbol: str, hours: float = 24) -> list[TradeBar]:
         """Return the trade bars of ``symbol`` received in the last ``hours``.

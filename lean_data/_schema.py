@@ -17,8 +17,20 @@ Tables:
     ``ts`` (ns) and an orjson ``payload``.
 ``errors``
     ``ts`` (ns), ``kind``, ``feed``, ``symbol``, ``message``, ``detail``.
+``coverage``
+    Which event-time intervals ``[start_ns, end_ns)`` of each (feed, symbol, resolution)
+    trade-bar series storage holds, ``empty`` = 1 where the source reported no bars. Keyed
+    (feed, symbol, resolution, start_ns), ``WITHOUT ROWID``. The rows of one series are
+    kept in normal form by :func:`merge_coverage`: pairwise disjoint, covered winning over
+    empty, and same-flag neighbours merged; so at most one row starts before a given time
+    and still reaches it, which is what the range queries rely on.
+``bar_series``
+    The (feed, symbol, resolution) of every trade-bar series, written in the same
+    transaction as its bars (the ``bars`` key starts with symbol, so listing series from
+    ``bars`` itself would scan every row).
 ``schema_version``
-    One row holding :data:`SCHEMA_VERSION`.
+    One row holding :data:`SCHEMA_VERSION`. :data:`MIGRATIONS` upgrades older files in
+    place when they are opened.
 
 SQLite stores a float NaN as NULL, so every REAL market column reads NULL back as ``nan``.
 """
@@ -26,23 +38,28 @@ SQLite stores a float NaN as NULL, so every REAL market column reads NULL back a
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
+from lean_data import intervals as iv
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.quality import DataQualityLevel, Verdict
 
 Row: TypeAlias = tuple[Any, ...]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 BARS: Final = 0
 QUOTE_BARS: Final = 1
 TICKS: Final = 2
 METRICS: Final = 3
 ERRORS: Final = 4
+COVERAGE: Final = 5
+"""Queue entries with this index carry a coverage record, not a table row."""
+ENTRY_KINDS: Final = 6
 
 TABLE_NAMES: Final = ("bars", "quote_bars", "ticks", "metrics", "errors")
 """Table names by index; the only names ever placed into SQL text."""
@@ -103,7 +120,66 @@ DDL: Final = (
     "kind TEXT NOT NULL, feed TEXT NOT NULL, symbol TEXT NOT NULL, message TEXT NOT NULL, "
     "detail TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS errors_ts ON errors (ts)",
+    "CREATE TABLE IF NOT EXISTS coverage (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "resolution TEXT NOT NULL, start_ns INT NOT NULL, end_ns INT NOT NULL, "
+    "empty INT NOT NULL, PRIMARY KEY (feed, symbol, resolution, start_ns)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS bar_series (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "resolution TEXT NOT NULL, PRIMARY KEY (feed, symbol, resolution)) WITHOUT ROWID",
 )
+"""Every table and index; ``IF NOT EXISTS``, so it also adds what an older file lacks."""
+
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        # version 1 had neither coverage nor bar_series (DDL creates both); list the series
+        # of the bars already stored. A one-time scan of the bars table.
+        "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) "
+        "SELECT DISTINCT feed, symbol, resolution FROM bars",
+    ),
+}
+"""Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
+
+
+async def stored_version(db: aiosqlite.Connection) -> int | None:
+    """Return the file's schema version, or None when it has no ``schema_version`` row."""
+    try:
+        rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
+    except sqlite3.OperationalError:  # no such table: a new file
+        return None
+    return int(rows[0][0]) if rows else None
+
+
+async def create_or_migrate(db: aiosqlite.Connection) -> int:
+    """Create the tables and bring an older file up to :data:`SCHEMA_VERSION`.
+
+    Runs inside the caller's transaction; the caller commits.
+
+    Returns:
+        The version the file had (:data:`SCHEMA_VERSION` for a new file).
+
+    Raises:
+        ValueError: the file holds a newer version, or one with no migration path.
+    """
+    for statement in DDL:
+        await db.execute(statement)
+    rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
+    if not rows:
+        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        return SCHEMA_VERSION
+    found = version = int(rows[0][0])
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"schema version {version}; this lean_data supports up to {SCHEMA_VERSION}"
+        )
+    while version < SCHEMA_VERSION:
+        steps = MIGRATIONS.get(version)
+        if steps is None:
+            raise ValueError(f"schema version {version} has no migration to {SCHEMA_VERSION}")
+        for statement in steps:
+            await db.execute(statement)
+        version += 1
+    if version != found:
+        await db.execute("UPDATE schema_version SET version = ?", (version,))
+    return found
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:
@@ -151,6 +227,77 @@ RESOLUTIONS_CTE: Final = {
 }
 """The distinct resolutions of symbol ?1, one primary-key lookup each (a loose index scan),
 so a query without a resolution can still use (symbol, resolution, ts_event)."""
+
+
+SeriesKey: TypeAlias = tuple[str, str, str]
+"""(feed, symbol, resolution name) of one bar series, as stored."""
+
+_SERIES = "feed = ?1 AND symbol = ?2 AND resolution = ?3"
+
+COVERAGE_TOUCHING: Final = (
+    f"SELECT start_ns, end_ns, empty FROM coverage WHERE {_SERIES} AND start_ns <= ?5 AND "
+    f"start_ns >= COALESCE((SELECT MAX(start_ns) FROM coverage WHERE {_SERIES} AND "
+    "start_ns < ?4), ?4) ORDER BY start_ns"
+)
+"""Coverage rows of series (?1, ?2, ?3) that overlap or touch [?4, ?5]: the rows starting
+in it plus the last one starting before it (rows are disjoint, so no earlier one reaches)."""
+
+COVERAGE_OVERLAPPING: Final = (
+    f"SELECT start_ns, end_ns, empty FROM coverage WHERE {_SERIES} AND start_ns < ?5 AND "
+    f"start_ns >= COALESCE((SELECT MAX(start_ns) FROM coverage WHERE {_SERIES} AND "
+    "start_ns <= ?4), ?4) AND end_ns > ?4 ORDER BY start_ns"
+)
+"""Coverage rows of series (?1, ?2, ?3) that overlap [?4, ?5), by primary-key ranges."""
+
+_DELETE_COVERAGE = f"DELETE FROM coverage WHERE {_SERIES} AND start_ns = ?4"
+_INSERT_COVERAGE = (
+    "INSERT INTO coverage (feed, symbol, resolution, start_ns, end_ns, empty) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+INSERT_SERIES: Final = (
+    "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) VALUES (?, ?, ?)"
+)
+SERIES_KEYS: Final = "SELECT feed, symbol, resolution FROM bar_series"
+LAST_BAR: Final = (
+    f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 "
+    "ORDER BY ts_event DESC LIMIT 1"
+)
+"""The newest bar of series (?1, ?2, ?3): a backward walk of the primary key."""
+LAST_CLOSED_BAR: Final = (
+    f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 AND closed = 1 "
+    "ORDER BY ts_event DESC LIMIT 1"
+)
+
+Coverage: TypeAlias = tuple[int, int, bool]
+
+
+async def merge_coverage(
+    db: aiosqlite.Connection,
+    key: SeriesKey,
+    covered: list[iv.Interval],
+    empty: list[iv.Interval],
+    removed: list[iv.Interval] = [],  # noqa: B006  # never mutated
+) -> None:
+    """Fold new intervals into the stored coverage of one series, in the open transaction.
+
+    The stored rows near the new intervals are read, combined (covered wins over empty),
+    ``removed`` is cut out of the covered rows (the known-empty ones stay), and the rows
+    that changed are rewritten, keeping the series in normal form.
+    """
+    touched = iv.union(covered, empty, removed)
+    if not touched:
+        return
+    old = [(s, e, bool(flag)) for s, e, flag in await db.execute_fetchall(
+        COVERAGE_TOUCHING, (*key, touched[0][0], touched[-1][1]))]  # fmt: skip
+    old_covered = [(s, e) for s, e, flag in old if not flag]
+    old_empty = [(s, e) for s, e, flag in old if flag]
+    new = iv.overlay(
+        iv.union(iv.difference(old_covered, removed), covered), iv.union(old_empty, empty)
+    )
+    if new == old:
+        return
+    await db.executemany(_DELETE_COVERAGE, [(*key, s) for s, _, _ in old])
+    await db.executemany(_INSERT_COVERAGE, [(*key, s, e, int(flag)) for s, e, flag in new])
 
 
 def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, str]:
@@ -332,14 +479,39 @@ class QualityTally:
         return {"rows": sum(self.levels.values()), "average_score": average, "levels": self.levels}
 
 
+_DELETED_BAR_SPANS: Final = (
+    "SELECT feed, symbol, resolution, MIN(ts_event), MAX(ts_event) FROM bars "
+    "WHERE ts_recv < ? GROUP BY feed, symbol, resolution"
+)
+_PRUNE_SERIES: Final = (
+    "DELETE FROM bar_series WHERE NOT EXISTS (SELECT 1 FROM bars WHERE "
+    "bars.symbol = bar_series.symbol AND bars.resolution = bar_series.resolution AND "
+    "bars.feed = bar_series.feed)"
+)
+
+
 async def delete_before(db: aiosqlite.Connection, cutoff: int) -> dict[str, int]:
-    """Delete market rows received before ``cutoff`` and metrics/errors older; commit."""
+    """Delete market rows received before ``cutoff`` and metrics/errors older; commit.
+
+    Coverage stays truthful: the covered (not the known-empty) intervals of each bar
+    series lose the event-time span from its first to past its last deleted bar, and
+    series left without bars leave ``bar_series``.
+    """
+    if not db.in_transaction:
+        await db.execute("BEGIN IMMEDIATE")
+    for feed, symbol, resolution, first, last in await db.execute_fetchall(
+        _DELETED_BAR_SPANS, (cutoff,)
+    ):
+        span = (first, last + max(resolution_from_text(resolution).nanos, 1))
+        await merge_coverage(db, (feed, symbol, resolution), [], [], [span])
     deleted: dict[str, int] = {}
     for table in TABLE_NAMES:
         column = "ts_recv" if table in MARKET_TABLES else "ts"
         cursor = await db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
         deleted[table] = cursor.rowcount
         await cursor.close()
+    if deleted["bars"]:
+        await db.execute(_PRUNE_SERIES)
     await db.commit()
     return deleted
 

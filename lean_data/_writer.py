@@ -1,11 +1,21 @@
 """The batched storage writer behind :class:`lean_data.persistence.DataPersistence`.
 
-The write queue holds ``(table index, row)`` entries and two kinds of control entries:
+The write queue holds ``(table index, row)`` entries, coverage records
+``(COVERAGE, (feed, symbol, resolution name, start_ns, end_ns, empty))`` and two kinds of
+control entries:
 a flush marker ``(FLUSH, (future, rows_lost when queued))``, answered once every row queued
 before it has been handled, and the stop marker ``(STOP, None)`` put by ``close()``.
 :meth:`BatchWriter.run` is the body of the one writer task; the ``DataPersistence`` that
 owns it creates and names the task, sets :attr:`BatchWriter.db` and calls
 :meth:`BatchWriter.fail` when the task ends abnormally.
+
+Coverage is never durable before the bars it covers. A batch is a contiguous run of the
+FIFO queue committed in one transaction, so a coverage record commits together with, or
+after, every bar queued before it; a crash loses a suffix of the queue, never a bar
+without also losing the coverage queued after it. A batch dropped after its retry is the
+other way to lose bars: the writer remembers the open-time spans of those bars per series
+and cuts them out of every coverage record it writes later, until bars with those open
+times are stored again.
 """
 
 from __future__ import annotations
@@ -13,11 +23,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from typing import Any, Final
+from collections.abc import Iterable
+from operator import itemgetter
+from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
 from lean_data import _schema as sch
+from lean_data import intervals as iv
 from lean_data.errors import StorageError
 
 __all__ = ["FLUSH", "STOP", "BatchWriter", "Entry"]
@@ -29,6 +42,10 @@ STOP: Final = -2
 
 Entry = tuple[int, Any]
 _FlushMarker = tuple["asyncio.Future[None]", int]
+LostSpans: TypeAlias = dict[sch.SeriesKey, list[iv.Interval]]
+"""Open-time intervals of bars dropped after a retry, per series (normal lists)."""
+
+_series_of = itemgetter(0, 1, 2)  # (feed, symbol, resolution) of a bars row
 
 
 class BatchWriter:
@@ -56,6 +73,12 @@ class BatchWriter:
         self.write_failures = 0
         self.rows_lost = 0
         self.last_batch_rows = 0
+        self.lost_spans: LostSpans = {}
+        self._known_series: set[sch.SeriesKey] = set()  # in bar_series for sure
+
+    def forget_series(self) -> None:
+        """Forget which series ``bar_series`` holds (call after deleting from it)."""
+        self._known_series.clear()
 
     def statistics(self) -> dict[str, int]:
         """Return a snapshot of the counters (see ``DataPersistence.statistics``)."""
@@ -70,7 +93,7 @@ class BatchWriter:
 
     async def run(self) -> None:
         """Commit queued rows in batches until a stop marker, then drain what is left."""
-        groups: list[list[sch.Row]] = [[] for _ in sch.TABLE_NAMES]
+        groups: list[list[sch.Row]] = [[] for _ in range(sch.ENTRY_KINDS)]
         while True:
             count, control = await self._collect(groups)
             if count:
@@ -142,7 +165,7 @@ class BatchWriter:
         async with self.write_lock:
             for attempt in (1, 2):
                 try:
-                    await self._write(groups)
+                    new_series, lost_after = await self._write(groups)
                 except sqlite3.Error as exc:
                     self.write_failures += 1
                     await self.rollback()
@@ -153,21 +176,44 @@ class BatchWriter:
                     self.rows_written += count
                     self.batches += 1
                     self.last_batch_rows = count
+                    self._known_series.update(new_series)
+                    self.lost_spans = lost_after
                     break
             else:
                 self.rows_lost += count
+                self.lost_spans = _with_spans(self.lost_spans, groups[sch.BARS], add=True)
                 logger.error("storage batch of %d rows dropped after a retry", count)
         for rows in groups:
             rows.clear()
 
-    async def _write(self, groups: list[list[sch.Row]]) -> None:
+    async def _write(self, groups: list[list[sch.Row]]) -> tuple[set[sch.SeriesKey], LostSpans]:
+        """Write and commit one batch.
+
+        Returns:
+            The bar series this batch added to ``bar_series`` and the lost spans that
+            remain once it is committed (its bars are stored again); the caller keeps
+            both only when the commit succeeded.
+        """
         db = self.db
         if db is None:
             raise sqlite3.InterfaceError("the connection was closed under the writer")
-        for table, rows in enumerate(groups):
-            if rows:
-                await db.executemany(sch.WRITE_SQL[table], rows)
+        coverage = groups[sch.COVERAGE]
+        if coverage and not db.in_transaction:
+            await db.execute("BEGIN IMMEDIATE")  # read-modify-write of coverage rows
+        for table, sql in enumerate(sch.WRITE_SQL):
+            if rows := groups[table]:
+                await db.executemany(sql, rows)
+        bars = groups[sch.BARS]
+        new_series = set(map(_series_of, bars)) - self._known_series if bars else set()
+        if new_series:
+            await db.executemany(sch.INSERT_SERIES, new_series)
+        lost = self.lost_spans
+        if lost and bars:
+            lost = _with_spans(lost, bars, add=False)
+        if coverage:
+            await _write_coverage(db, coverage, lost)
         await db.commit()
+        return new_series, lost
 
     async def rollback(self) -> None:
         """Roll back the open transaction; log (never raise) when that fails too."""
@@ -210,3 +256,36 @@ class BatchWriter:
                 payload[0].set_exception(error)
             lost += table >= 0
         self.rows_lost += lost
+
+
+def _with_spans(lost: LostSpans, bars: Iterable[sch.Row], *, add: bool) -> LostSpans:
+    """Return a copy of ``lost`` with the open-time spans of ``bars`` rows added or removed."""
+    spans: dict[sch.SeriesKey, list[iv.Interval]] = {}
+    for row in bars:
+        nanos = sch.resolution_from_text(row[2]).nanos
+        spans.setdefault(_series_of(row), []).append((row[3], row[3] + max(nanos, 1)))
+    result = dict(lost)
+    for key, found in spans.items():
+        if add:
+            result[key] = iv.union(result.get(key, ()), found)
+        elif key in result:
+            remaining = iv.difference(result[key], found)
+            if remaining:
+                result[key] = remaining
+            else:
+                del result[key]
+    return result
+
+
+async def _write_coverage(
+    db: aiosqlite.Connection, records: list[sch.Row], lost: LostSpans
+) -> None:
+    """Merge a batch's coverage records into the table, minus the spans of lost bars."""
+    by_series: dict[sch.SeriesKey, tuple[list[iv.Interval], list[iv.Interval]]] = {}
+    for feed, symbol, resolution, start, end, empty in records:
+        covered, empties = by_series.setdefault((feed, symbol, resolution), ([], []))
+        (empties if empty else covered).append((start, end))
+    for key, (covered, empties) in by_series.items():
+        if cut := lost.get(key):
+            covered, empties = iv.difference(covered, cut), iv.difference(empties, cut)
+        await sch.merge_coverage(db, key, covered, empties)

@@ -72,6 +72,11 @@ class Config:
         stop_timeout_s: how long ``stop()`` waits for queues to drain.
         store_invalid: also store INVALID items (flagged) instead of only logging them.
         validation: validator thresholds.
+        continuity: keep one gap-free, duplicate-free series of closed bars per (symbol,
+            resolution): drop duplicates, number revisions, backfill gaps from the feed.
+        resume_from_storage: before the first bar of a series, look up its newest stored
+            bar, so a restart backfills what it missed.
+        extended_hours: judge US equity gaps on 04:00-20:00 New York instead of 09:30-16:00.
         credentials: API credentials by venue (``"alpaca"``, ``"binance"``, a ccxt exchange
             id); their secrets never print (see :mod:`lean_data.secrets`).
     """
@@ -94,6 +99,9 @@ class Config:
     stop_timeout_s: float = 30.0
     store_invalid: bool = False
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    continuity: bool = True
+    resume_from_storage: bool = True
+    extended_hours: bool = False
     credentials: dict[str, Credentials] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from lean_data.buffer import DataBuffer
 from lean_data.cache import DataCache
 from lean_data.config import Config, OverflowPolicy
+from lean_data.continuity import Action, Continuity, EveryInterval, Request
 from lean_data.errors import (
     ConfigError,
     EngineClosedError,
@@ -38,10 +39,11 @@ from lean_data.errors import (
 from lean_data.failover import FailoverState, Switch
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.metrics import DataMetrics
-from lean_data.models import MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.persistence import DataPersistence
 from lean_data.quality import DataQualityLevel
 from lean_data.subscribers import AsyncCallback, Subscriber
+from lean_data.symbols import classify_symbol
 from lean_data.validation import DataValidator, QualityTracker
 
 __all__ = ["DataEngine", "EngineState"]
@@ -50,6 +52,19 @@ log = logging.getLogger(__name__)
 
 SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 _STOP = object()
+_WAKE = object()  # wakes an idle pipeline when a backfill was answered
+_WARMUP_WINDOWS = (1, 3, 10, 40)  # history windows tried for a warm-up, in multiples of N bars
+
+
+class _Resume:
+    """An inbox entry: a parked series' request was answered (or abandoned at stop)."""
+
+    __slots__ = ("answered", "empty", "fill", "request")
+
+    def __init__(
+        self, request: Request, fill: list[TradeBar], empty: bool, answered: bool = True
+    ) -> None:
+        self.request, self.fill, self.empty, self.answered = request, fill, empty, answered
 
 
 class EngineState(enum.Enum):
@@ -100,6 +115,15 @@ class DataEngine:
         self._pipeline_task: asyncio.Task[None] | None = None
         self._connects: dict[str, asyncio.Task[bool]] = {}
         self.failover = FailoverState()
+        self.continuity = Continuity(
+            self._calendar_of,
+            self._sparse,
+            seed_from_storage=self.config.db_path is not None and self.config.resume_from_storage,
+        )
+        self._resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]] = {}
+        self._answers: deque[_Resume] = deque()  # one at most per parked series
+        self._partial_callbacks: list[SyncCallback] = []
+        self._calendars: dict[str, Any] = {}
         self._metrics_wakeup: asyncio.Event | None = None
         self._accepted = 0
         self._processed = 0
@@ -188,6 +212,7 @@ class DataEngine:
             self._abandon_on_timeout()
         await self._close_tasks()
         if self.persistence is not None:
+            await self._record_runs()
             await self._write_pending_errors()
             await self.persistence.save_metrics(self.get_metrics())
             await self.persistence.close()
@@ -197,11 +222,22 @@ class DataEngine:
         assert self._inbox is not None
         pipeline = self._pipeline_task
         if pipeline is not None and not pipeline.done():
+            await self._release_parked()
             await self._inbox.put(("", _STOP))
             await asyncio.shield(pipeline)
         for subscriber in self._subscribers:
             subscriber.close()
         await asyncio.gather(*(s.task for s in self._subscribers if s.task is not None))
+
+    async def _release_parked(self) -> None:
+        """At stop: give up pending backfills; the bars they held are delivered as they are."""
+        pending = list(self._resolving.values())
+        self._resolving.clear()
+        for task, _ in pending:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
+        for _, request in pending:
+            self._answer_ready(_Resume(request, [], False, answered=False))
 
     def _abandon_on_timeout(self) -> None:
         lost = sum(s.abandon() for s in self._subscribers)
@@ -303,21 +339,43 @@ class DataEngine:
             f"no registered feed serves {symbol!r}; feeds: {sorted(self._feeds)}"
         )
 
-    async def subscribe_symbol(self, symbol: str, feed_name: str | None = None) -> str:
+    async def subscribe_symbol(
+        self,
+        symbol: str,
+        feed_name: str | None = None,
+        *,
+        warmup: int = 0,
+        resolution: Resolution | str = Resolution.MINUTE,
+    ) -> str:
         """Subscribe to ``symbol`` (ref-counted); return the name of the feed serving it.
 
         Only the first subscription of a (feed, symbol) reaches the feed. Works before
         start (applied at start) and while running.
 
+        Args:
+            symbol: the symbol.
+            feed_name: a feed to use instead of routing.
+            warmup: deliver this many historical bars of ``resolution`` before the first
+                live bar, with no duplicate at the seam and no live bar lost meanwhile (the
+                history is fetched when the first live bar arrives, ending at its open time).
+            resolution: the bar resolution the warm-up is for.
+
         Raises:
             SubscriptionError: no feed serves the symbol, or the feed refused it.
+            ValueError: ``warmup`` is negative.
         """
         self._check_open()
+        if warmup < 0:
+            raise ValueError(f"warmup: expected >= 0 bars, found {warmup}")
         feed = self.route(symbol, feed_name)
+        if warmup:
+            self.continuity.hold(symbol, Resolution.parse(resolution), warmup)
         key = (feed.name, symbol)
         count = self._refcounts.get(key, 0)
         self._refcounts[key] = count + 1
         self.failover.revive(feed.name, symbol)
+        if self.config.continuity and symbol not in self._calendars:
+            await self._load_calendar(symbol)
         if count == 0 and self.running:
             try:
                 await self._feed_subscribe(feed, symbol)
@@ -367,6 +425,7 @@ class DataEngine:
         policy: OverflowPolicy | str | None = None,
         queue_size: int | None = None,
         name: str = "",
+        partial: bool = False,
     ) -> Subscriber | None:
         """Register ``callback(symbol, data, quality)`` for every delivered item.
 
@@ -375,6 +434,10 @@ class DataEngine:
         (default ``config.overflow_policy``), so it never stalls the feed or other
         callbacks (except under BLOCK, which is lossless by waiting).
 
+        Bars arrive closed and final (or as numbered revisions). With ``partial=True`` the
+        callback also sees in-progress bars (``closed=False``) as they update; those are not
+        stored and never make the engine wait.
+
         Returns:
             the async callback's :class:`Subscriber` (queue depth, drops, ``join()``),
             or None for a sync callback.
@@ -382,6 +445,8 @@ class DataEngine:
         self._check_open()
         if not inspect.iscoroutinefunction(callback):
             self._sync_callbacks.append(callback)
+            if partial:
+                self._partial_callbacks.append(callback)
             return None
         chosen = OverflowPolicy(policy) if policy is not None else self.config.overflow_policy
         subscriber = Subscriber(
@@ -390,6 +455,7 @@ class DataEngine:
             queue_size or self.config.subscriber_queue_size,
             self._subscriber_error,
             name,
+            partial=partial,
         )
         self._subscribers.append(subscriber)
         if self.running:
@@ -400,6 +466,8 @@ class DataEngine:
         """Unregister a callback; an async one finishes what it has queued first."""
         if callback in self._sync_callbacks:
             self._sync_callbacks.remove(callback)
+            if callback in self._partial_callbacks:
+                self._partial_callbacks.remove(callback)
             return True
         for subscriber in self._subscribers:
             if subscriber.callback == callback:
@@ -506,16 +574,22 @@ class DataEngine:
     async def _pipeline(self) -> None:
         inbox = self._inbox
         assert inbox is not None
+        answers = self._answers
         while True:
+            while answers:  # answered while the last items were processed
+                await self._resumed(answers.popleft())
             feed, item = await inbox.get()
             while True:
+                while answers:  # answered backfills go first: their bars are older
+                    await self._resumed(answers.popleft())
                 if item is _STOP:
                     inbox.task_done()
                     return
-                try:
-                    await self._process(feed, item)
-                except Exception as exc:  # a bad item must not stop the pipeline
-                    self._pipeline_error(feed, item, exc)
+                if item is not _WAKE:
+                    try:
+                        await self._process(feed, item)
+                    except Exception as exc:  # a bad item must not stop the pipeline
+                        self._pipeline_error(feed, item, exc)
                 inbox.task_done()
                 try:
                     feed, item = inbox.get_nowait()
@@ -534,9 +608,31 @@ class DataEngine:
         )
 
     async def _process(self, feed: str, item: MarketData) -> None:
-        symbol = item.symbol
-        if self.failover.engaged and not self._admit(feed, symbol):
+        if type(item) is TradeBar and type(item.resolution) is Resolution:
+            if not item.closed:
+                self._deliver_partial(feed, item)
+                return
+            if not item.backfilled and self.config.continuity:
+                if self.failover.engaged and not self._admit(feed, item.symbol):
+                    return
+                decision = self.continuity.admit(feed, item)
+                if decision.action is not Action.DELIVER:
+                    if decision.request is not None:
+                        self._resolve(decision.request)
+                    elif decision.action is Action.LATE and self.persistence is not None:
+                        await self._store(feed, item, self.validator.check(item, feed=feed))
+                    elif decision.action is Action.PARKED:
+                        await self._limit_parked(item.symbol, item.resolution)
+                    return
+                assert decision.bar is not None
+                await self._deliver(feed, decision.bar)
+                return
+        if self.failover.engaged and not self._admit(feed, item.symbol):
             return
+        await self._deliver(feed, item)
+
+    async def _deliver(self, feed: str, item: MarketData) -> None:
+        symbol = item.symbol
         verdict = self.validator.check(item, feed=feed)
         level = verdict.level
         self._processed += 1
@@ -567,6 +663,179 @@ class DataEngine:
         self.metrics.record_quality(verdict.score, feed=feed)
         if self.persistence is not None:
             await self._store(feed, item, verdict)
+
+    def _deliver_partial(self, feed: str, item: TradeBar) -> None:
+        """An in-progress bar: only callbacks that asked for updates see it; not stored."""
+        for callback in self._partial_callbacks:
+            try:
+                callback(item.symbol, item, DataQualityLevel.GOOD)
+            except Exception as exc:
+                self._callback_failed(
+                    getattr(callback, "__qualname__", "callback"), item.symbol, exc
+                )
+        for subscriber in self._subscribers:
+            if subscriber.partial and not subscriber.offer(
+                item.symbol, item, DataQualityLevel.GOOD
+            ):
+                subscriber.dropped += 1  # an update is superseded by the next one: never wait
+
+    # ------------------------------------------------------------------ continuity
+    def _calendar_of(self, symbol: str) -> Any:
+        calendar = self._calendars.get(symbol)
+        if calendar is None:
+            from lean_data.calendars import calendar_for
+
+            calendar = calendar_for(
+                symbol, self._asset_class_of(symbol), extended_hours=self.config.extended_hours
+            )
+            self._calendars[symbol] = calendar
+        return calendar
+
+    async def _load_calendar(self, symbol: str) -> None:
+        """Load ``symbol``'s trading calendar now rather than on its first gap."""
+        asset_class = self._asset_class_of(symbol) or classify_symbol(symbol)
+        try:
+            if asset_class is AssetClass.CRYPTO:  # 24/7: nothing to load
+                self._calendar_of(symbol)
+            else:  # an exchange calendar takes a while to load: not on the event loop
+                await asyncio.to_thread(self._calendar_of, symbol)
+        except LeanDataError as exc:  # the calendars extra is missing: every gap counts
+            log.warning("no trading calendar for %s: %s", symbol, exc)
+            self._calendars[symbol] = EveryInterval()
+
+    def _asset_class_of(self, symbol: str) -> AssetClass | None:
+        """The asset class of the feed serving ``symbol`` when it serves only one."""
+        for feed_name, subscribed in self._refcounts:
+            if subscribed == symbol:
+                classes = self._feeds[feed_name].asset_classes_served
+                if len(classes) == 1:
+                    return next(iter(classes))
+        return None
+
+    def _sparse(self, feed: str) -> bool:
+        source = self._feeds.get(feed)
+        return source is not None and source.sparse
+
+    def _resolve(self, request: Request) -> None:
+        """Start answering a parked series' request (history, storage, warm-up)."""
+        key = (request.symbol, request.resolution)
+        if self.state is not EngineState.RUNNING:  # stopping: deliver what is parked as is
+            self._answer_ready(_Resume(request, [], False, answered=False))
+            return
+        task = self._own(self._answer(request), f"resolve:{request.symbol}")
+        self._resolving[key] = (task, request)
+
+    async def _answer(self, request: Request) -> None:
+        fill: list[TradeBar] = []
+        empty = False
+        answered = True
+        try:
+            if request.reason == "seed":
+                last = None
+                if self.persistence is not None:
+                    last = await self.persistence.last_bar(
+                        request.feed, request.symbol, request.resolution
+                    )
+                self.continuity.seed(
+                    request.symbol, request.resolution, None if last is None else last.ts_event
+                )
+            elif request.reason == "warmup":
+                fill = await self._warmup_bars(request)
+            else:
+                fill = await self._history(request.feed, request.symbol, request.start,
+                                           request.end, request.resolution)  # fmt: skip
+                empty = not fill
+        except Exception as exc:  # a failed backfill must not hold live data back
+            answered = False
+            self._record_error(
+                "backfill_failed",
+                f"{request.reason} {request.symbol} {request.resolution} "
+                f"[{request.start}, {request.end}) from {request.feed}: {exc!r}",
+                feed=request.feed,
+                symbol=request.symbol,
+            )
+        self._resolving.pop((request.symbol, request.resolution), None)
+        self._answer_ready(_Resume(request, fill, empty, answered))
+
+    def _answer_ready(self, resume: _Resume) -> None:
+        """Queue an answer for the pipeline (not through the inbox: that may be full)."""
+        self._answers.append(resume)
+        inbox = self._inbox
+        if inbox is not None and inbox.empty():
+            inbox.put_nowait(("", _WAKE))
+
+    async def _limit_parked(self, symbol: str, resolution: Resolution) -> None:
+        """Bound the bars held behind a backfill: past the inbox size, wait for it.
+
+        The pipeline then stops taking items, so the backpressure reaches the feeds
+        (``emit`` waits) instead of a list growing without limit.
+        """
+        if self.continuity.parked(symbol, resolution) < self.config.inbox_size:
+            return
+        pending = self._resolving.get((symbol, resolution))
+        if pending is not None:
+            await asyncio.shield(pending[0])
+        while self._answers:
+            await self._resumed(self._answers.popleft())
+
+    async def _history(
+        self, feed_name: str, symbol: str, start: int, end: int, resolution: Resolution
+    ) -> list[TradeBar]:
+        feed = self._feeds.get(feed_name)
+        if feed is None:
+            return []
+        items = await feed.get_historical_data(symbol, start, end, resolution)
+        return [
+            x for x in items
+            if isinstance(x, TradeBar) and x.resolution is resolution and start <= x.ts_event < end
+        ]  # fmt: skip
+
+    async def _warmup_bars(self, request: Request) -> list[TradeBar]:
+        step = request.resolution.nanos
+        found: list[TradeBar] = []
+        for factor in _WARMUP_WINDOWS:
+            start = request.end - factor * request.warmup * step
+            found = await self._history(request.feed, request.symbol, start, request.end,
+                                        request.resolution)  # fmt: skip
+            if len(found) >= request.warmup:
+                break
+        found.sort(key=lambda bar: bar.ts_event)
+        return found[-request.warmup :]
+
+    async def _resumed(self, resume: _Resume) -> None:
+        request = resume.request
+        out, again = self.continuity.resume(
+            request.symbol,
+            request.resolution,
+            resume.fill,
+            empty=resume.empty,
+            through=request.end if request.reason == "gap" else None,
+            answered=resume.answered,
+        )
+        filled = sum(1 for _, bar in out if bar.backfilled)
+        if request.reason == "gap" and (request.missing or filled):
+            self.metrics.increment_errors(feed=request.feed, kind="gap")
+            self._record_error(
+                "gap",
+                f"{request.symbol} {request.resolution}: [{request.start}, {request.end}) "
+                f"expected {request.missing} bars, backfilled {filled}"
+                + (" (known empty)" if resume.empty else ""),
+                feed=request.feed,
+                symbol=request.symbol,
+            )
+        if request.reason == "gap" and self.persistence is not None and resume.empty:
+            await self.persistence.record_coverage(
+                request.feed, request.symbol, request.resolution, request.start,
+                request.end, empty=True,
+            )  # fmt: skip
+        for feed, bar in out:
+            await self._deliver(feed, bar)
+        late, self.continuity.late_bars = self.continuity.late_bars, []
+        for feed, bar in late:
+            if self.persistence is not None:
+                await self._store(feed, bar, self.validator.check(bar, feed=feed))
+        if again is not None:
+            self._resolve(again)
 
     def _latency_ns(self, feed: str, item: MarketData) -> int:
         source = self._feeds.get(feed)
@@ -607,9 +876,16 @@ class DataEngine:
             await persistence.save_error(kind, message, feed=feed, symbol=symbol, ts_ns=ts)
 
     async def wait_idle(self) -> None:
-        """Return once everything accepted so far reached callbacks and the storage queue."""
+        """Return once everything accepted so far reached callbacks and the storage queue.
+
+        Bars held back while a gap is backfilled (or a warm-up fetched) count as accepted:
+        this waits for those answers too.
+        """
         if self._inbox is not None:
             await self._inbox.join()
+            while self._resolving or self._answers:
+                await asyncio.gather(*(t for t, _ in list(self._resolving.values())))
+                await self._inbox.join()
         await asyncio.gather(*(s.join() for s in self._subscribers))
 
     # ------------------------------------------------------------------ queries
@@ -626,9 +902,13 @@ class DataEngine:
         resolution: Resolution | str = Resolution.MINUTE,
         feed_name: str | None = None,
     ) -> list[MarketData]:
-        """Return bars of ``symbol`` with open time in [start, end): cache, then feed, then storage.
+        """Return bars of ``symbol`` with open time in [start, end), without duplicates.
 
-        Results from a feed are cached (memory and disk tiers).
+        The memory and disk cache answer first. With storage, the parts of the range that
+        storage covers (bars delivered or fetched before, or known to be empty) are read
+        from it and the feed is asked only for the missing parts; what it returns is stored
+        and recorded as covered, so the next query asks nothing. Without storage the feed
+        answers the whole range. Results are cached.
         """
         res = Resolution.parse(resolution)
         start_ns = start if isinstance(start, int) else datetime_to_ns(start)
@@ -638,15 +918,36 @@ class DataEngine:
         if cached is not None:
             return cached
         feed = self.route(symbol, feed_name)
-        bars = await feed.get_historical_data(symbol, start_ns, end_ns, res)
-        if not bars and self.persistence is not None:
-            stored = await self.persistence.get_market_data(
-                symbol, start_ns, end_ns, resolution=res, feed=feed.name
+        persistence = self.persistence
+        if persistence is None or res.is_tick or self.state is not EngineState.RUNNING:
+            bars = await feed.get_historical_data(symbol, start_ns, end_ns, res)
+        else:
+            await self._record_runs()
+            for gap_start, gap_end in await persistence.missing_intervals(
+                feed.name, symbol, res, start_ns, end_ns
+            ):
+                fetched = await self._history(feed.name, symbol, gap_start, gap_end, res)
+                for bar in fetched:
+                    await persistence.save_market_data(bar, feed=feed.name)
+                await persistence.record_coverage(
+                    feed.name, symbol, res, gap_start, gap_end, empty=not fetched
+                )
+            bars = list(
+                await persistence.get_market_data(
+                    symbol, start_ns, end_ns, resolution=res, feed=feed.name
+                )
             )
-            bars = list(stored)
         if bars:
             await asyncio.to_thread(self.cache.put, symbol, res, start_ns, end_ns, bars)
         return bars
+
+    async def _record_runs(self) -> None:
+        """Record the intervals delivered without a hole as covered in storage."""
+        persistence = self.persistence
+        if persistence is None:
+            return
+        for feed, symbol, resolution, start, end in self.continuity.take_runs():
+            await persistence.record_coverage(feed, symbol, resolution, start, end)
 
     def get_metrics(self) -> dict[str, Any]:
         """Return a snapshot: ``metrics["engine"]``, ``["feeds"]``, ``["subscribers"]``, ..."""
@@ -666,6 +967,7 @@ class DataEngine:
             feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
         snapshot["subscribers"] = [s.statistics() for s in self._subscribers]
         snapshot["failover"] = self.failover.statistics()
+        snapshot["continuity"] = self.continuity.statistics()
         snapshot["cache"] = self.cache.statistics()
         snapshot["buffers"] = {
             sym: {"size": len(buf), "utilization": buf.utilization}
@@ -712,6 +1014,7 @@ class DataEngine:
                 await asyncio.wait_for(self._metrics_wakeup.wait(), self.config.metrics_interval_s)
             if self.state is not EngineState.RUNNING:
                 return
+            await self._record_runs()
             await self._write_pending_errors()
             await self.persistence.save_metrics(self.get_metrics())
 

@@ -9,6 +9,13 @@ Consistency: every read first waits until the rows queued before it are committe
 caller reads its own writes. :meth:`DataPersistence.flush` gives the same guarantee to other
 connections (another process, a ``sqlite3`` shell).
 
+Coverage: :meth:`DataPersistence.record_coverage` notes which event-time intervals of a
+(feed, symbol, resolution) trade-bar series storage holds, or the source reported empty;
+:meth:`~DataPersistence.get_coverage` and :meth:`~DataPersistence.missing_intervals`
+read it back. A coverage record travels through the same FIFO queue as the bars and
+commits in the same or a later transaction than every bar queued before it, so a crash can
+lose coverage (the interval is fetched again) but never leave coverage for bars it lost.
+
 Time windows: ``get_recent_data``, ``quality_summary`` and ``apply_retention`` select
 market rows by **receive time** (``ts_recv``), not event time: a replayed or backfilled bar
 has an old event time but was stored just now, and should count as recent and survive
@@ -40,7 +47,7 @@ from lean_data import _schema as sch
 from lean_data._queries import QueriesMixin
 from lean_data._writer import STOP, BatchWriter, Entry
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
-from lean_data.models import NS_PER_DAY, MarketData
+from lean_data.models import NS_PER_DAY, MarketData, Resolution
 from lean_data.quality import Verdict
 
 __all__ = ["DataPersistence"]
@@ -139,19 +146,18 @@ class DataPersistence(QueriesMixin):
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms:d}")
-        for statement in sch.DDL:
-            await db.execute(statement)
-        rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
-        if not rows:
-            await db.execute(
-                "INSERT INTO schema_version (version) VALUES (?)", (sch.SCHEMA_VERSION,)
-            )
-        elif rows[0][0] > sch.SCHEMA_VERSION:
-            raise StorageError(
-                f"{self._path!r} has schema version {rows[0][0]}; this lean_data "
-                f"supports up to {sch.SCHEMA_VERSION}"
-            )
+        if await sch.stored_version(db) == sch.SCHEMA_VERSION:
+            return  # up to date: no write lock needed, however busy other writers are
+        await db.execute("BEGIN IMMEDIATE")  # one creating or migrating process at a time
+        try:
+            found = await sch.create_or_migrate(db)
+        except ValueError as exc:
+            raise StorageError(f"{self._path!r} has {exc}") from None
         await db.commit()
+        if found != sch.SCHEMA_VERSION:
+            logger.info(
+                "upgraded %s from schema version %d to %d", self._path, found, sch.SCHEMA_VERSION
+            )
 
     async def _discard_connection(self) -> None:
         db, self._db = self._db, None
@@ -292,6 +298,51 @@ class DataPersistence(QueriesMixin):
             self._reject()
         return self._offer(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
 
+    async def record_coverage(
+        self,
+        feed: str,
+        symbol: str,
+        resolution: Resolution | str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        empty: bool = False,
+    ) -> None:
+        """Queue a record that the bars of a series in ``[start_ns, end_ns)`` are stored.
+
+        Call it after saving the bars it covers (with their saves awaited): it goes
+        through the same FIFO queue, so it becomes durable in the same transaction as
+        those bars or a later one, never before them. Should a batch with bars of this
+        series fail even after its retry, later coverage records skip those bars' open
+        times until they are stored again.
+
+        Stored coverage is merged per (feed, symbol, resolution): overlapping and touching
+        intervals coalesce, and a covered interval wins over a known-empty one where they
+        overlap. An empty ``[t, t)`` interval is ignored.
+
+        Args:
+            feed, symbol, resolution: the bar series, as its bars were saved.
+            start_ns, end_ns: event-time interval, ns; a bar opening at ``t`` belongs to
+                it when ``start_ns <= t < end_ns``.
+            empty: the source reported no bars in the interval ("known empty": there is
+                nothing to fetch there).
+
+        Raises:
+            ValueError: ``end_ns < start_ns``, or an unknown resolution.
+            EngineStateError: not opened yet (EngineClosedError once closed).
+            StorageError: the writer task has died.
+        """
+        if end_ns < start_ns:
+            raise ValueError(
+                f"coverage needs start_ns <= end_ns, got [{start_ns}, {end_ns}) for {feed}/{symbol}"
+            )
+        name = Resolution.parse(resolution).name
+        if start_ns < end_ns:
+            row = (feed, symbol, name, int(start_ns), int(end_ns), int(empty))
+            await self._save(sch.COVERAGE, row)
+        elif not self._accepting:
+            self._reject()
+
     def _offer(self, table: int, row: sch.Row) -> bool:
         try:
             self._queue.put_nowait((table, row))
@@ -366,8 +417,11 @@ class DataPersistence(QueriesMixin):
         """Delete rows older than ``days``; return the number deleted per table.
 
         Market rows are aged by receive time (``ts_recv``: how long they have been kept),
-        metrics and errors by ``ts``. Uses full-table scans; meant for start-up or a daily
-        job, not for every batch.
+        metrics and errors by ``ts``. Coverage stays truthful: each trade-bar series that
+        lost bars loses its covered (not its known-empty) intervals from its first to past
+        its last deleted bar's open time, and :meth:`bar_series_keys` forgets series left
+        without bars. Uses full-table scans; meant for start-up or a daily job, not for
+        every batch.
 
         Raises:
             ValueError: ``days`` is not positive.
@@ -385,6 +439,8 @@ class DataPersistence(QueriesMixin):
             except sqlite3.Error as exc:
                 await self._batch_writer.rollback()
                 raise StorageError(f"retention failed: {exc}") from exc
+            finally:
+                self._batch_writer.forget_series()  # bar_series may have lost rows
 
 
 def _probe(path: str) -> None:

@@ -46,10 +46,14 @@ class Subscriber:
         maxsize: int,
         on_error: ErrorHook,
         name: str = "",
+        *,
+        partial: bool = False,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"a subscriber queue needs maxsize >= 1, got {maxsize}")
         self.callback = callback
+        self.partial = partial
+        """Also receives in-progress bars (``closed=False``); those never block."""
         self.policy = policy
         self.maxsize = maxsize
         self.name = name or getattr(callback, "__qualname__", repr(callback))

@@ -148,8 +148,9 @@ async def test_bad_credentials_fail_once_with_a_clear_error_and_no_secret_anywhe
     wrong = Credentials.of("PKLOOPBACK", "wrong-" + SECRET)
     async with server_for(spy_stream()) as server:
         feed = feed_for(server, credentials=wrong)
-        async with DataEngine(Config(db_path=db)) as engine:
-            engine.add_feed(feed)
+        engine = DataEngine(Config(db_path=db))
+        engine.add_feed(feed)  # before start: start() waits for the first attempt
+        async with engine:
             with pytest.raises(SubscriptionError, match="not connected"):
                 await engine.subscribe_symbol("SPY")
             metrics = engine.get_metrics()

@@ -297,3 +297,103 @@ async def test_unknown_symbol_is_fatal_after_one_request() -> None:
         await feed.close()
     assert [r.status for r in server.rest_requests] == [400]
     assert feed.request_retries == 0
+
+
+async def test_seven_minutes_lost_to_a_drop_are_backfilled_into_an_exact_series(
+    tmp_path: Path,
+) -> None:
+    """Issue 4, done-when 1: the stored series equals the uninterrupted one exactly."""
+    bars = real_bars(60)
+    seen: list[TradeBar] = []
+    db = tmp_path / "drop.db"
+    async with BinanceLoopbackServer(resume=True, klines={"BTCBUSD": bars}) as server:
+        push_klines(server, bars[:30])
+        server.faults.drop_after = 60  # the 30 candles' frames, then the connection drops
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+
+            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                assert isinstance(bar, TradeBar)
+                seen.append(bar)
+
+            engine.add_data_callback(on_bar)
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: server.connections == 2 and len(seen) == 30)
+            # the venue went on while we were away: minutes 30-36 were never sent to us
+            server.faults = ServerFaults()
+            push_klines(server, bars[37:])
+            await eventually(lambda: len(seen) == 60)
+            await engine.wait_idle()
+            stats = engine.get_metrics()["continuity"]
+    assert [key(b) for b in seen] == [key(b) for b in bars]
+    assert [b.backfilled for b in seen] == [False] * 30 + [True] * 7 + [False] * 23
+    assert (stats["gaps"], stats["missing_reported"], stats["backfilled"]) == (1, 7, 7)
+    assert stats["duplicates"] == 0
+    klines = [r for r in server.rest_requests if r.path == "/api/v3/klines"]
+    assert len(klines) == 1
+    assert klines[0].params["startTime"] == str(bars[30].ts_event // 1_000_000)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select ts_event, open, high, low, close, volume from bars where symbol = ? "
+            "order by ts_event",
+            (SYMBOL,),
+        ).fetchall()
+        gap_rows = conn.execute("select message from errors where kind = 'gap'").fetchall()
+    assert rows == [(b.ts_event, b.open, b.high, b.low, b.close, b.volume) for b in bars]
+    assert len(gap_rows) == 1
+    assert "expected 7 bars, backfilled 7" in gap_rows[0][0]
+
+
+async def test_history_asks_the_feed_only_for_what_storage_does_not_cover(
+    tmp_path: Path,
+) -> None:
+    """Issue 4, done-when 5: half the range is covered by live bars already stored."""
+    bars = real_bars(60)
+    seen: list[MarketData] = []
+    async with BinanceLoopbackServer(klines={"BTCBUSD": bars}) as server:
+        push_klines(server, bars[:30])
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=tmp_path / "cover.db")) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(lambda s, b, q: seen.append(b))
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == 30)
+            await engine.wait_idle()
+            start, end = bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE
+            history = await engine.get_historical_data(SYMBOL, start, end)
+            first_requests = [r.params for r in server.rest_requests]
+            inside = await engine.get_historical_data(SYMBOL, bars[10].ts_event, bars[50].ts_event)
+            requests_after = len(server.rest_requests)
+    assert [key(b) for b in history] == [key(b) for b in bars]
+    # one request, for exactly the uncovered half
+    assert len(first_requests) == 1
+    assert first_requests[0]["startTime"] == str(bars[30].ts_event // 1_000_000)
+    assert first_requests[0]["endTime"] == str((end - 1) // 1_000_000)
+    # a range inside what is now covered asks nothing
+    assert [key(b) for b in inside] == [key(b) for b in bars[10:50]]
+    assert requests_after == 1
+
+
+async def test_warmup_delivers_history_before_the_first_live_bar_without_seam(
+    tmp_path: Path,
+) -> None:
+    """Issue 4: warm-up of 20 bars, live bars arriving during it are not lost."""
+    bars = real_bars(60)
+    seen: list[TradeBar] = []
+    async with BinanceLoopbackServer(klines={"BTCBUSD": bars}) as server:
+        push_klines(server, bars[38:])
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=tmp_path / "warm.db")) as engine:
+            engine.add_feed(feed)
+
+            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                assert isinstance(bar, TradeBar)
+                seen.append(bar)
+
+            engine.add_data_callback(on_bar)
+            await engine.subscribe_symbol(SYMBOL, warmup=20)
+            await eventually(lambda: len(seen) == 42)
+            await engine.wait_idle()
+    assert [key(b) for b in seen] == [key(b) for b in bars[18:]]
+    assert [b.backfilled for b in seen] == [True] * 20 + [False] * 22

@@ -604,8 +604,9 @@ async def test_bad_symbol_while_running_is_refused_and_the_feed_goes_on(
     push_candles(server, "BTCBUSD", BTC[:2], then_open=BTC[2])
     feed = feed_for(server, Clock(BTC[0].ts_event))
     seen: list[MarketData] = []
-    async with DataEngine(Config(db_path=None)) as engine:
-        engine.add_feed(feed)
+    engine = DataEngine(Config(db_path=None))
+    engine.add_feed(feed)  # before start: the session is open once start() returns
+    async with engine:
         engine.add_data_callback(lambda symbol, item, quality: seen.append(item))
         await engine.subscribe_symbol("BTC/BUSD")
         with pytest.raises(SubscriptionError, match="XYZ/BUSD"):

@@ -127,7 +127,7 @@ async def test_open_sets_wal_normal_sync_and_busy_timeout(db_path: Path) -> None
             "busy_timeout": 1234,
         }
     assert sqlite_rows(db_path, "PRAGMA journal_mode") == [("wal",)]
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(1,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(2,)]
 
 
 async def test_reopen_keeps_data_and_schema_version(db_path: Path, clock: Clock) -> None:
@@ -135,7 +135,7 @@ async def test_reopen_keeps_data_and_schema_version(db_path: Path, clock: Clock)
         await first.save_market_data(bar(), feed="lean")
     async with DataPersistence(db_path, clock_ns=clock) as second:
         assert await second.get_market_data("SPY", T0, T0 + 1) == [bar()]
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(1,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(2,)]
 
 
 async def test_newer_schema_version_is_refused(db_path: Path) -> None:

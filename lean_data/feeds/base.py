@@ -75,10 +75,14 @@ class DataFeed(abc.ABC):
         asset_classes: which kinds of symbol the feed serves (used for routing).
         live: True when event times are real time (latency is measured from them);
             False for replays of recorded data (latency is measured from receive time).
+        sparse: True when the source sends no bar for an interval without trades (Alpaca
+            minute bars, exchange candles of quiet pairs): a jump in its bars is only a
+            possible gap, confirmed by asking its history. Settable per instance.
     """
 
     asset_classes: ClassVar[frozenset[AssetClass]] = frozenset(AssetClass)
     live: ClassVar[bool] = True
+    sparse: bool = False
 
     def __init__(
         self,
@@ -159,6 +163,11 @@ class DataFeed(abc.ABC):
     def accepts_subscriptions(self) -> bool:
         """True when :meth:`subscribe` may be called now (for a plain feed: connected)."""
         return self.status is FeedStatus.CONNECTED
+
+    @property
+    def asset_classes_served(self) -> frozenset[AssetClass]:
+        """The asset classes this feed serves (routing and trading calendars)."""
+        return self._asset_classes
 
     def supports(self, symbol: str) -> bool:
         """Return True when this feed serves ``symbol`` (by list, else by asset class)."""

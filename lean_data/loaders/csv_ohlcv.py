@@ -14,6 +14,10 @@ Options:
     delimiter: field separator (default ``,``; ``\\t`` for ``.tsv``).
     header: True/False to say whether line 1 is a header (default: detect).
     check_spacing: raise when the rows contradict the resolution (default True).
+    stamped: ``"open"`` (default) when a row's time is its bar's open time, ``"close"`` when
+        it is the close time (e.g. Databento/nautilus CME bars: the 6E file has a bar at
+        16:00 CT, the start of the daily halt, and none at 17:00, the reopen); bars are
+        always keyed by open time, so ``"close"`` moves each back by one period.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from lean_data.models import Resolution, TradeBar
 
 __all__ = ["OPTIONS", "default_delimiter", "describe", "iterate", "looks_like_ohlcv_header"]
 
-OPTIONS = ("columns", "tz", "delimiter", "header", "check_spacing")
+OPTIONS = ("columns", "tz", "delimiter", "header", "check_spacing", "stamped")
 _FIELDS = ("time", "date", "open", "high", "low", "close", "volume")
 _ALIASES: dict[str, tuple[str, ...]] = {
     "time": (
@@ -283,11 +287,18 @@ def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar]:
     layout, _ = _head(spec.path, options, limit=0)
     clock = LocalClock(zone(options.get("tz")))
     parse = _RowParser(layout, clock, spec.symbol, spec.resolution, spec.path)
+    stamped = options.get("stamped", "open")
+    if stamped not in ("open", "close"):
+        raise ConfigError(f"stamped: expected 'open' or 'close', found {stamped!r}")
+    shift = spec.resolution.nanos if stamped == "close" else 0
     rows = _rows(spec.path, options)
     if layout.header is not None:
         next(rows)
     for line, fields in rows:
-        yield parse(line, fields)
+        bar = parse(line, fields)
+        if shift:
+            bar.ts_event -= shift
+        yield bar
 
 
 class _RowParser:

@@ -1,0 +1,383 @@
+"""Continuity: one gap-free, duplicate-free series of closed bars per (symbol, resolution).
+
+Pure state, no I/O: the engine asks :meth:`Continuity.admit` about every closed bar before
+delivering it and carries out the answer; fetching history is the engine's job.
+
+Per (symbol, resolution) the tracker knows the next expected open time. A closed bar that
+
+- opens at the expected time is delivered and advances the series;
+- opens earlier than expected and was never delivered (a hole its source could not fill in
+  time) is *late*: stored, not delivered, because subscribers have moved past it;
+- opens earlier and repeats a bar already delivered (same values, not a higher revision) is a
+  duplicate: dropped and counted. A bar from the same feed with different values, or a higher
+  revision, is a revision: delivered with ``revision`` one above the last one delivered. A bar
+  for that open time from another feed (failover seams) is a duplicate: the first wins;
+- opens later than expected, with bars the calendar expects in between, is a gap (for a
+  sparse source, whose quiet intervals have no bar, a *possible* gap): the bar is parked and
+  the engine is asked to fetch ``[expected, bar open)`` from the feed's history. Bars of the
+  series that arrive meanwhile are parked behind it. :meth:`Continuity.resume` then returns
+  the fetched bars (marked ``backfilled``) followed by the parked ones, in order;
+- is the first of a series the engine may know from storage (a restart) is parked too while
+  the engine looks up the last stored bar (:meth:`Continuity.seed`).
+
+A series can also be put on hold for a warm-up (:meth:`Continuity.hold`): its first live bar
+parks the series until the requested history is delivered, so the seam has neither a
+duplicate nor a hole.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol, cast
+
+from lean_data.models import Resolution, TradeBar
+
+__all__ = [
+    "Action",
+    "CalendarLike",
+    "Continuity",
+    "Decision",
+    "EveryInterval",
+    "Request",
+]
+
+_RECENT = 512  # delivered open times remembered per series (duplicates, revisions)
+
+
+class CalendarLike(Protocol):
+    """What continuity needs from a trading calendar."""
+
+    def missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> list[int]:
+        """Return the expected bar open times strictly between two consecutive bars."""
+
+
+class EveryInterval:
+    """The calendar of a source that trades every interval (crypto, 24/7)."""
+
+    def missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> list[int]:
+        """Return every open time strictly between the two."""
+        step = resolution.nanos
+        return list(range(prev_open_ns + step, next_open_ns, step))
+
+
+class Action(enum.Enum):
+    """What the engine does with a closed bar."""
+
+    DELIVER = "deliver"
+    DUPLICATE = "duplicate"
+    PARKED = "parked"
+    LATE = "late"
+    """Older than the series head and never delivered: store it, do not deliver it."""
+    FETCH = "fetch"
+    """Parked, and the engine must resolve the series (fetch history or look up storage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the engine must find out before a parked series can go on.
+
+    Attributes:
+        symbol, resolution: the series.
+        feed: the feed whose bar revealed the gap (history is asked from it).
+        start, end: the interval to fetch, [start, end) open times; ``start == end`` when
+            only storage must be consulted (``seed``).
+        missing: open times the calendar expected in the interval (0 for a sparse source
+            or a seed lookup).
+        reason: ``"gap"``, ``"seed"`` (first bar of a series: look up storage) or
+            ``"warmup"``.
+        warmup: bars wanted for a warm-up.
+    """
+
+    symbol: str
+    resolution: Resolution
+    feed: str
+    start: int
+    end: int
+    missing: int
+    reason: str
+    warmup: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer for one bar: an action, the bar to deliver (revision set), a request."""
+
+    action: Action
+    bar: TradeBar | None = None
+    request: Request | None = None
+
+
+_PARKED = Decision(Action.PARKED)
+_DUPLICATE = Decision(Action.DUPLICATE)
+
+
+class _Series:
+    __slots__ = (
+        "hold", "last_open", "next_open", "parked", "recent", "request", "run_feed", "run_start",
+        "seeded",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.next_open = -1  # unknown until the first bar (or storage) says
+        self.last_open = -1
+        self.recent: OrderedDict[int, tuple[str, int, tuple[float, ...]]] = OrderedDict()
+        self.parked: list[tuple[str, TradeBar]] | None = None
+        self.seeded = False
+        self.hold = 0  # warm-up bars wanted before the first live bar
+        self.run_feed = ""  # the feed of the current contiguous run of delivered bars
+        self.run_start = -1
+        self.request: Request | None = None  # what a parked series waits for
+
+
+def _values(bar: TradeBar) -> tuple[float, ...]:
+    return (bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
+class Continuity:
+    """The continuity tracker of one engine.
+
+    Args:
+        calendar_of: returns the trading calendar of a symbol (gaps are judged against it).
+        sparse: returns True when a feed's source leaves intervals without trades empty.
+        seed_from_storage: ask for a storage lookup before the first bar of every series.
+    """
+
+    def __init__(
+        self,
+        calendar_of: Callable[[str], CalendarLike] | None = None,
+        sparse: Callable[[str], bool] | None = None,
+        *,
+        seed_from_storage: bool = False,
+    ) -> None:
+        self._calendar_of = calendar_of or (lambda symbol: EveryInterval())
+        self._sparse = sparse or (lambda feed: False)
+        self.seed_from_storage = seed_from_storage
+        self._series: dict[tuple[str, Resolution], _Series] = {}
+        self.delivered = 0
+        self.duplicates = 0
+        self.revisions = 0
+        self.gaps = 0
+        self.gap_checks = 0
+        self.missing_reported = 0
+        self.backfilled = 0
+        self.known_empty = 0
+        self.late = 0
+        self._runs: list[tuple[str, str, Resolution, int, int]] = []
+        self.late_bars: list[tuple[str, TradeBar]] = []
+        """Late bars met while resuming a series; the engine stores and clears them."""
+
+    # ----------------------------------------------------------------- the hot path
+    def admit(self, feed: str, bar: TradeBar) -> Decision:
+        """Decide about one closed bar (not backfilled) from ``feed``."""
+        key = (bar.symbol, bar.resolution)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
+        if series.parked is not None:
+            series.parked.append((feed, bar))
+            return _PARKED
+        ts = bar.ts_event
+        if ts == series.next_open:
+            self._advance(series, feed, bar)
+            return Decision(Action.DELIVER, bar)
+        if series.next_open < 0:  # first bar of the series
+            if series.hold:
+                return self._park(series, feed, bar, "warmup", ts, ts, 0)
+            if self.seed_from_storage and not series.seeded:
+                return self._park(series, feed, bar, "seed", ts, ts, 0)
+            self._advance(series, feed, bar)
+            return Decision(Action.DELIVER, bar)
+        if ts < series.next_open:
+            return self._earlier(series, feed, bar)
+        expected = self._calendar_of(bar.symbol).missing(series.last_open, ts, bar.resolution)
+        if not expected:  # a weekend, a night, a session break: not a gap
+            self._advance(series, feed, bar)
+            return Decision(Action.DELIVER, bar)
+        sparse = self._sparse(feed)
+        return self._park(
+            series, feed, bar, "gap", series.next_open, ts, 0 if sparse else len(expected)
+        )
+
+    def _advance(self, series: _Series, feed: str, bar: TradeBar) -> None:
+        ts = bar.ts_event
+        if ts != series.next_open or feed != series.run_feed:
+            self._close_run(series, bar.symbol, bar.resolution)
+            series.run_feed, series.run_start = feed, ts
+        series.last_open = ts
+        series.next_open = ts + bar.resolution.nanos
+        self._remember(series, feed, bar)
+        self.delivered += 1
+
+    def _remember(self, series: _Series, feed: str, bar: TradeBar) -> None:
+        recent = series.recent
+        recent[bar.ts_event] = (feed, bar.revision, _values(bar))
+        if len(recent) > _RECENT:
+            recent.popitem(last=False)
+
+    def _earlier(self, series: _Series, feed: str, bar: TradeBar) -> Decision:
+        seen = series.recent.get(bar.ts_event)
+        if seen is None:
+            # a bar for a hole behind the head (a gap its source could not fill then):
+            # subscribers have moved on, so it goes to storage only
+            self._remember(series, feed, bar)
+            self.late += 1
+            return Decision(Action.LATE, bar)
+        seen_feed, seen_revision, seen_values = seen
+        if seen_feed != feed:
+            self.duplicates += 1
+            return _DUPLICATE
+        values = _values(bar)
+        if bar.revision <= seen_revision and values == seen_values:
+            self.duplicates += 1
+            return _DUPLICATE
+        revised = bar if bar.revision > seen_revision else replace(bar, revision=seen_revision + 1)
+        self._remember(series, feed, revised)
+        self.revisions += 1
+        return Decision(Action.DELIVER, revised)
+
+    def _park(
+        self, series: _Series, feed: str, bar: TradeBar, reason: str, start: int, end: int,
+        missing: int,
+    ) -> Decision:  # fmt: skip
+        series.parked = [(feed, bar)]
+        request = Request(bar.symbol, bar.resolution, feed, start, end, missing, reason,
+                          series.hold)  # fmt: skip
+        series.request = request
+        if reason == "gap":
+            self.gap_checks += 1
+        return Decision(Action.FETCH, request=request)
+
+    def _close_run(self, series: _Series, symbol: str, resolution: Resolution) -> None:
+        if series.run_start >= 0 and series.next_open > series.run_start:
+            self._runs.append(
+                (series.run_feed, symbol, resolution, series.run_start, series.next_open)
+            )
+        series.run_start = -1
+
+    def take_runs(self) -> list[tuple[str, str, Resolution, int, int]]:
+        """Return the intervals delivered without a hole since the last call, and restart.
+
+        Each is (feed, symbol, resolution, start, end): every bar the series expected in
+        [start, end) was delivered from that feed (or the source had none). The engine
+        records them as covered, so history queries need not ask the feed for them.
+        """
+        for (symbol, resolution), series in self._series.items():
+            if series.parked is None and series.run_start >= 0:
+                self._close_run(series, symbol, resolution)
+                series.run_start = series.next_open
+        runs, self._runs = self._runs, []
+        return runs
+
+    # ----------------------------------------------------------------- resolution
+    def seed(self, symbol: str, resolution: Resolution, last_open: int | None) -> None:
+        """Tell the series the open time of its newest stored bar (before :meth:`resume`)."""
+        series = self._series.setdefault((symbol, resolution), _Series())
+        series.seeded = True
+        if last_open is not None and last_open > series.last_open:
+            series.last_open = last_open
+            series.next_open = last_open + resolution.nanos
+
+    def hold(self, symbol: str, resolution: Resolution, bars: int) -> None:
+        """Deliver ``bars`` historical bars before the first live bar of the series."""
+        series = self._series.setdefault((symbol, resolution), _Series())
+        if series.next_open < 0:
+            series.hold = bars
+
+    def resume(
+        self,
+        symbol: str,
+        resolution: Resolution,
+        fill: list[TradeBar],
+        *,
+        empty: bool = False,
+        through: int | None = None,
+        answered: bool = True,
+    ) -> tuple[list[tuple[str, TradeBar]], Request | None]:
+        """Release a parked series after its request was answered.
+
+        Args:
+            symbol, resolution: the series.
+            fill: bars fetched for the request (any order; duplicates and bars outside the
+                open interval are dropped), delivered marked ``backfilled``.
+            empty: the source had nothing for the interval (known empty).
+            through: the end of the requested interval: whatever the answer, the series
+                goes on from there (a hole the source cannot fill is not asked for again
+                by the bars parked behind it).
+            answered: False when the request failed: the hole is skipped but not counted
+                as covered.
+
+        Returns:
+            (feed, bar) pairs to deliver in order, and a new request when a parked bar
+            revealed another gap (the bars after it stay parked).
+        """
+        series = self._series[(symbol, resolution)]
+        parked = series.parked or []
+        request, series.request = series.request, None
+        series.parked = None
+        series.hold = 0
+        series.seeded = True  # asked once, answered or not: never again
+        out: list[tuple[str, TradeBar]] = []
+        feed = parked[0][0] if parked else ""
+        stop = parked[0][1].ts_event if parked else None
+        for bar in sorted(fill, key=lambda b: b.ts_event):
+            if stop is not None and bar.ts_event >= stop:
+                continue
+            if series.next_open >= 0 and bar.ts_event < series.next_open:
+                continue
+            if not bar.backfilled or not bar.closed:
+                bar = replace(bar, backfilled=True, closed=True)
+            self._advance(series, feed, bar)
+            self.backfilled += 1
+            out.append((feed, bar))
+        filled = len(out)
+        if request is not None and request.reason == "gap" and (request.missing or filled):
+            self.gaps += 1
+            self.missing_reported += request.missing or filled
+        if empty:
+            self.known_empty += 1
+        if through is not None and through > series.next_open >= 0:
+            if not answered:
+                self._close_run(series, symbol, resolution)
+            series.last_open = through - resolution.nanos
+            series.next_open = through
+            if not answered:
+                series.run_feed, series.run_start = feed, through
+        for index, (source, bar) in enumerate(parked):
+            decision = self.admit(source, bar)
+            if decision.action is Action.DELIVER and decision.bar is not None:
+                out.append((source, decision.bar))
+            elif decision.action is Action.LATE and decision.bar is not None:
+                self.late_bars.append((source, decision.bar))
+            elif decision.action is Action.FETCH:
+                cast(list[tuple[str, TradeBar]], series.parked).extend(parked[index + 1 :])
+                return out, decision.request
+        return out, None
+
+    def parked(self, symbol: str, resolution: Resolution) -> int:
+        """Return how many bars of a series wait for a request to be answered."""
+        series = self._series.get((symbol, resolution))
+        return len(series.parked) if series is not None and series.parked else 0
+
+    def next_open(self, symbol: str, resolution: Resolution) -> int | None:
+        """Return the next expected open time of a series (None before its first bar)."""
+        series = self._series.get((symbol, resolution))
+        return series.next_open if series is not None and series.next_open >= 0 else None
+
+    def statistics(self) -> dict[str, int]:
+        """Return the counters: delivered, duplicates, revisions, gaps, backfilled, ..."""
+        return {
+            "series": len(self._series),
+            "delivered": self.delivered,
+            "duplicates": self.duplicates,
+            "revisions": self.revisions,
+            "gaps": self.gaps,
+            "gap_checks": self.gap_checks,
+            "missing_reported": self.missing_reported,
+            "backfilled": self.backfilled,
+            "known_empty": self.known_empty,
+            "late": self.late,
+            "parked": sum(len(s.parked or ()) for s in self._series.values()),
+        }

@@ -1,0 +1,132 @@
+"""The continuity tracker (pure) on real FTX BTC-PERP minute bars.
+
+tests/fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv (see PROVENANCE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from lean_data.continuity import Action, Continuity
+from lean_data.loaders import load_file
+from lean_data.models import TradeBar
+
+from .conftest import FIXTURES
+
+FTX = FIXTURES / "nautilus_trader/btc-perp-20211231-20220201_1m.csv"
+
+
+@pytest.fixture(scope="module")
+def bars() -> list[TradeBar]:
+    series = [b for b in load_file(FTX, symbol="BTC-PERP") if isinstance(b, TradeBar)]
+    return series[:600]
+
+
+def test_a_contiguous_series_is_delivered_as_it_comes(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    decisions = [tracker.admit("ftx", bar) for bar in bars]
+    assert all(
+        d.action is Action.DELIVER and d.bar is bar for d, bar in zip(decisions, bars, strict=True)
+    )
+    assert tracker.statistics()["delivered"] == 600
+    assert tracker.next_open("BTC-PERP", bars[0].resolution) == bars[-1].ts_event + 60 * 10**9
+
+
+def test_duplicates_and_revisions(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    for bar in bars[:10]:
+        tracker.admit("ftx", bar)
+    again = tracker.admit("ftx", replace(bars[5]))
+    assert again.action is Action.DUPLICATE
+    other_feed = tracker.admit("backup", replace(bars[6], close=bars[6].close + 1))
+    assert other_feed.action is Action.DUPLICATE  # the first feed's bar wins at a seam
+    revised = tracker.admit("ftx", replace(bars[7], close=bars[7].close + 1))
+    assert revised.action is Action.DELIVER
+    assert revised.bar is not None
+    assert revised.bar.revision == 1
+    assert revised.bar.close == bars[7].close + 1
+    again_revised = tracker.admit("ftx", replace(bars[7], close=bars[7].close + 2))
+    assert again_revised.bar is not None
+    assert again_revised.bar.revision == 2
+    stale_revision = tracker.admit("ftx", replace(bars[7], close=bars[7].close + 2, revision=1))
+    assert stale_revision.action is Action.DUPLICATE
+    stats = tracker.statistics()
+    assert (stats["duplicates"], stats["revisions"]) == (3, 2)
+
+
+def test_a_gap_parks_the_series_until_resumed_with_the_missing_bars(
+    bars: list[TradeBar],
+) -> None:
+    tracker = Continuity()
+    for bar in bars[:30]:
+        tracker.admit("ftx", bar)
+    after_gap = tracker.admit("ftx", bars[37])
+    assert after_gap.action is Action.FETCH
+    request = after_gap.request
+    assert request is not None
+    assert (request.start, request.end, request.missing, request.reason) == (
+        bars[30].ts_event,
+        bars[37].ts_event,
+        7,
+        "gap",
+    )
+    # bars arriving while the gap is fetched wait behind it
+    assert [tracker.admit("ftx", b).action for b in bars[38:40]] == [Action.PARKED] * 2
+    assert tracker.parked("BTC-PERP", bars[0].resolution) == 3
+    # the history answer overlaps both sides and repeats a bar: only the hole is used
+    fill = [bars[29], *bars[30:37], bars[33], bars[37]]
+    out, again = tracker.resume("BTC-PERP", bars[0].resolution, fill)
+    assert again is None
+    assert [b.ts_event for _, b in out] == [b.ts_event for b in bars[30:40]]
+    assert [b.backfilled for _, b in out] == [True] * 7 + [False] * 3
+    stats = tracker.statistics()
+    assert (stats["gaps"], stats["missing_reported"], stats["backfilled"]) == (1, 7, 7)
+
+
+def test_a_parked_bar_revealing_a_second_gap_asks_again(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    for bar in bars[:10]:
+        tracker.admit("ftx", bar)
+    first = tracker.admit("ftx", bars[12]).request
+    assert first is not None
+    tracker.admit("ftx", bars[20])  # parked behind, itself after a hole
+    tracker.admit("ftx", bars[21])
+    out, again = tracker.resume("BTC-PERP", bars[0].resolution, bars[10:12])
+    assert [b.ts_event for _, b in out] == [b.ts_event for b in bars[10:13]]
+    assert again is not None
+    assert (again.start, again.end, again.missing) == (bars[13].ts_event, bars[20].ts_event, 7)
+    out, again = tracker.resume(
+        "BTC-PERP", bars[0].resolution, [], empty=True, through=bars[20].ts_event
+    )
+    assert again is None
+    assert [b.ts_event for _, b in out] == [bars[20].ts_event, bars[21].ts_event]
+    assert tracker.statistics()["known_empty"] == 1
+
+
+def test_seed_from_storage_and_warmup(bars: list[TradeBar]) -> None:
+    tracker = Continuity(seed_from_storage=True)
+    first = tracker.admit("ftx", bars[100])
+    assert first.request is not None
+    assert first.request.reason == "seed"
+    tracker.seed("BTC-PERP", bars[0].resolution, bars[95].ts_event)  # last stored bar
+    out, again = tracker.resume("BTC-PERP", bars[0].resolution, [])
+    assert out == []
+    assert again is not None
+    assert (again.reason, again.start, again.missing) == ("gap", bars[96].ts_event, 4)
+
+    warm = Continuity()
+    warm.hold("BTC-PERP", bars[0].resolution, 20)
+    live = warm.admit("ftx", bars[200])
+    assert live.request is not None
+    assert (live.request.reason, live.request.warmup, live.request.end) == (
+        "warmup",
+        20,
+        bars[200].ts_event,
+    )
+    assert warm.admit("ftx", bars[201]).action is Action.PARKED
+    out, again = warm.resume("BTC-PERP", bars[0].resolution, bars[180:201])  # overlaps seam
+    assert again is None
+    assert [b.ts_event for _, b in out] == [b.ts_event for b in bars[180:202]]
+    assert sum(b.backfilled for _, b in out) == 20
