@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,7 @@ class ReplayFeed(DataFeed):
         self._sources: dict[str, list[ReplaySource]] = {}
         self._replays: dict[str, asyncio.Task[None]] = {}
         self.replayed: dict[str, int] = {}
+        self._history_cache: dict[str, tuple[list[MarketData], list[int]]] = {}
         for source in sources:
             self.add_source(source)
 
@@ -109,6 +111,7 @@ class ReplayFeed(DataFeed):
             source.path, spec.symbol, spec.format, spec.resolution, source.options
         )
         self._sources.setdefault(spec.symbol, []).append(resolved)
+        self._history_cache.pop(spec.symbol, None)
         return spec.symbol
 
     def count(self, symbol: str) -> int:
@@ -208,7 +211,8 @@ class ReplayFeed(DataFeed):
     ) -> list[MarketData]:
         """Return items of ``symbol`` with event time in [start, end) from the files.
 
-        Bars of a finer resolution that divides ``resolution`` are resampled to it.
+        Bars of a finer resolution that divides ``resolution`` are resampled to it. The
+        files are read once, on the first query, and kept in memory sorted by time.
         """
         if symbol not in self._sources:
             return []
@@ -216,15 +220,22 @@ class ReplayFeed(DataFeed):
         end = end_date if isinstance(end_date, int) else datetime_to_ns(end_date)
         return await asyncio.to_thread(self._history, symbol, start, end, resolution)
 
+    def _loaded(self, symbol: str) -> tuple[list[MarketData], list[int]]:
+        """The symbol's items from every source, sorted by event time, read once."""
+        loaded = self._history_cache.get(symbol)
+        if loaded is None:
+            items = sorted(
+                (item for source in self._sources[symbol] for item in source.items()),
+                key=lambda item: item.ts_event,
+            )
+            loaded = self._history_cache[symbol] = (items, [item.ts_event for item in items])
+        return loaded
+
     def _history(
         self, symbol: str, start: int, end: int, resolution: Resolution
     ) -> list[MarketData]:
-        found = [
-            item
-            for source in self._sources[symbol]
-            for item in source.items()
-            if start <= item.ts_event < end
-        ]
+        items, stamps = self._loaded(symbol)
+        found = items[bisect_left(stamps, start) : bisect_left(stamps, end)]
         if resolution.is_tick or not all(isinstance(x, TradeBar) for x in found):
             return found
         bars = [x for x in found if isinstance(x, TradeBar)]
