@@ -43,11 +43,21 @@ from lean_data.validation import DataValidator, QualityTracker
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from lean_data.aggregation import (
+        TickCountBarAggregator,
+        TimeBarAggregator,
+        TradeRules,
+        VolumeBarAggregator,
+    )
     from lean_data.feeds.alpaca import AlpacaDataFeed
     from lean_data.feeds.binance import BinanceDataFeed
     from lean_data.feeds.ccxt_feed import CcxtDataFeed
 
 _LAZY = {
+    "TickCountBarAggregator": "lean_data.aggregation",
+    "TimeBarAggregator": "lean_data.aggregation",
+    "TradeRules": "lean_data.aggregation",
+    "VolumeBarAggregator": "lean_data.aggregation",
     "AlpacaDataFeed": "lean_data.feeds.alpaca",
     "BinanceDataFeed": "lean_data.feeds.binance",
     "CcxtDataFeed": "lean_data.feeds.ccxt_feed",
@@ -109,9 +119,13 @@ __all__ = [
     "Subscriber",
     "SubscriptionError",
     "Tick",
+    "TickCountBarAggregator",
     "TickType",
+    "TimeBarAggregator",
     "TradeBar",
+    "TradeRules",
     "ValidationConfig",
     "Verdict",
+    "VolumeBarAggregator",
     "__version__",
 ]
