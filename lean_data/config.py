@@ -77,6 +77,9 @@ class Config:
         resume_from_storage: before the first bar of a series, look up its newest stored
             bar, so a restart backfills what it missed.
         extended_hours: judge US equity gaps on 04:00-20:00 New York instead of 09:30-16:00.
+        bar_clock_s: how often bars built from live trades are closed by the clock.
+        bar_close_delay_ns: a bar built from trades closes this long after its period ends
+            (late prints reach a venue's feed a little after the fact).
         credentials: API credentials by venue (``"alpaca"``, ``"binance"``, a ccxt exchange
             id); their secrets never print (see :mod:`lean_data.secrets`).
     """
@@ -102,6 +105,8 @@ class Config:
     continuity: bool = True
     resume_from_storage: bool = True
     extended_hours: bool = False
+    bar_clock_s: float = 1.0
+    bar_close_delay_ns: int = 2_000_000_000
     credentials: dict[str, Credentials] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -39,7 +39,15 @@ from lean_data.errors import (
 from lean_data.failover import FailoverState, Switch
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.metrics import DataMetrics
-from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.models import (
+    AssetClass,
+    MarketData,
+    Resolution,
+    Tick,
+    TickType,
+    TradeBar,
+    datetime_to_ns,
+)
 from lean_data.persistence import DataPersistence
 from lean_data.quality import DataQualityLevel
 from lean_data.subscribers import AsyncCallback, Subscriber
@@ -124,6 +132,8 @@ class DataEngine:
         self._answers: deque[_Resume] = deque()  # one at most per parked series
         self._partial_callbacks: list[SyncCallback] = []
         self._calendars: dict[str, Any] = {}
+        self._aggregators: dict[str, Any] = {}  # symbol -> TimeBarAggregator (trades to bars)
+        self._clock_task: asyncio.Task[None] | None = None
         self._metrics_wakeup: asyncio.Event | None = None
         self._accepted = 0
         self._processed = 0
@@ -174,6 +184,8 @@ class DataEngine:
         if self.config.metrics_interval_s > 0 and self.persistence is not None:
             self._metrics_wakeup = asyncio.Event()
             self._own(self._metrics_loop(), "metrics")
+        if self._aggregators:
+            self._clock_task = self._own(self._bar_clock(), "bar-clock")
         await asyncio.gather(*(self._connect(feed) for feed in self._feeds.values()))
         for feed_name, symbol in list(self._refcounts):
             try:
@@ -346,6 +358,8 @@ class DataEngine:
         *,
         warmup: int = 0,
         resolution: Resolution | str = Resolution.MINUTE,
+        bars_from_trades: Resolution | str | None = None,
+        trade_rules: Any = None,
     ) -> str:
         """Subscribe to ``symbol`` (ref-counted); return the name of the feed serving it.
 
@@ -359,6 +373,12 @@ class DataEngine:
                 live bar, with no duplicate at the seam and no live bar lost meanwhile (the
                 history is fetched when the first live bar arrives, ending at its open time).
             resolution: the bar resolution the warm-up is for.
+            bars_from_trades: also build time bars of this resolution from the symbol's
+                trade ticks (:class:`~lean_data.aggregation.TimeBarAggregator`), closed by
+                the next trade or, for a live feed, by the clock; they pass continuity,
+                callbacks and storage like a feed's bars.
+            trade_rules: which prints set prices and volume (default
+                :class:`~lean_data.aggregation.TradeRules`).
 
         Raises:
             SubscriptionError: no feed serves the symbol, or the feed refused it.
@@ -370,6 +390,14 @@ class DataEngine:
         feed = self.route(symbol, feed_name)
         if warmup:
             self.continuity.hold(symbol, Resolution.parse(resolution), warmup)
+        if bars_from_trades is not None and symbol not in self._aggregators:
+            from lean_data.aggregation import TimeBarAggregator
+
+            self._aggregators[symbol] = TimeBarAggregator(
+                symbol, bars_from_trades, rules=trade_rules
+            )
+            if self.running and self._clock_task is None:
+                self._clock_task = self._own(self._bar_clock(), "bar-clock")
         key = (feed.name, symbol)
         count = self._refcounts.get(key, 0)
         self._refcounts[key] = count + 1
@@ -663,6 +691,31 @@ class DataEngine:
         self.metrics.record_quality(verdict.score, feed=feed)
         if self.persistence is not None:
             await self._store(feed, item, verdict)
+        if self._aggregators and type(item) is Tick:
+            aggregator = self._aggregators.get(symbol)
+            if aggregator is not None and item.tick_type is TickType.TRADE:
+                for bar in aggregator.update(item):
+                    await self._process(feed, bar)
+
+    async def _bar_clock(self) -> None:
+        """Close trade-built bars whose period ended, for symbols of live feeds."""
+        while True:
+            await asyncio.sleep(self.config.bar_clock_s)  # the clock that closes bars
+            now = time.time_ns()
+            for symbol, aggregator in list(self._aggregators.items()):
+                feed = self._live_feed_of(symbol)
+                if feed is None:
+                    continue
+                for bar in aggregator.on_clock(now - self.config.bar_close_delay_ns):
+                    if self.state is not EngineState.RUNNING:
+                        return
+                    await self.accept(feed, bar)
+
+    def _live_feed_of(self, symbol: str) -> str | None:
+        for feed_name, subscribed in self._refcounts:
+            if subscribed == symbol and self._feeds[feed_name].live:
+                return feed_name
+        return None
 
     def _deliver_partial(self, feed: str, item: TradeBar) -> None:
         """An in-progress bar: only callbacks that asked for updates see it; not stored."""
