@@ -49,11 +49,13 @@ if TYPE_CHECKING:
         TradeRules,
         VolumeBarAggregator,
     )
+    from lean_data.derived import BarResampler
     from lean_data.feeds.alpaca import AlpacaDataFeed
     from lean_data.feeds.binance import BinanceDataFeed
     from lean_data.feeds.ccxt_feed import CcxtDataFeed
 
 _LAZY = {
+    "BarResampler": "lean_data.derived",
     "TickCountBarAggregator": "lean_data.aggregation",
     "TimeBarAggregator": "lean_data.aggregation",
     "TradeRules": "lean_data.aggregation",
@@ -80,6 +82,7 @@ __all__ = [
     "AlpacaDataFeed",
     "AssetClass",
     "BackoffPolicy",
+    "BarResampler",
     "BinanceDataFeed",
     "CcxtDataFeed",
     "Config",

@@ -133,6 +133,7 @@ class DataEngine:
         self._partial_callbacks: list[SyncCallback] = []
         self._calendars: dict[str, Any] = {}
         self._aggregators: dict[str, Any] = {}  # symbol -> TimeBarAggregator (trades to bars)
+        self._derivers: dict[tuple[str, Resolution], Any] = {}  # -> BarResampler
         self._clock_task: asyncio.Task[None] | None = None
         self._metrics_wakeup: asyncio.Event | None = None
         self._accepted = 0
@@ -184,7 +185,7 @@ class DataEngine:
         if self.config.metrics_interval_s > 0 and self.persistence is not None:
             self._metrics_wakeup = asyncio.Event()
             self._own(self._metrics_loop(), "metrics")
-        if self._aggregators:
+        if self._aggregators or self._derivers:
             self._clock_task = self._own(self._bar_clock(), "bar-clock")
         await asyncio.gather(*(self._connect(feed) for feed in self._feeds.values()))
         for feed_name, symbol in list(self._refcounts):
@@ -360,6 +361,7 @@ class DataEngine:
         resolution: Resolution | str = Resolution.MINUTE,
         bars_from_trades: Resolution | str | None = None,
         trade_rules: Any = None,
+        derived: Iterable[Resolution | str] = (),
     ) -> str:
         """Subscribe to ``symbol`` (ref-counted); return the name of the feed serving it.
 
@@ -379,6 +381,10 @@ class DataEngine:
                 callbacks and storage like a feed's bars.
             trade_rules: which prints set prices and volume (default
                 :class:`~lean_data.aggregation.TradeRules`).
+            derived: coarser resolutions (``"5m"``, ``"1h"``, ``"1d"``) maintained live from
+                the symbol's closed ``resolution`` bars (:class:`~lean_data.derived.
+                BarResampler`): identical to resampling the stored series afterwards;
+                equity days are New York days.
 
         Raises:
             SubscriptionError: no feed serves the symbol, or the feed refused it.
@@ -390,14 +396,17 @@ class DataEngine:
         feed = self.route(symbol, feed_name)
         if warmup:
             self.continuity.hold(symbol, Resolution.parse(resolution), warmup)
+        targets = [Resolution.parse(t) for t in derived]
+        if targets:
+            self._add_derived(symbol, Resolution.parse(resolution), targets, feed)
         if bars_from_trades is not None and symbol not in self._aggregators:
             from lean_data.aggregation import TimeBarAggregator
 
             self._aggregators[symbol] = TimeBarAggregator(
                 symbol, bars_from_trades, rules=trade_rules
             )
-            if self.running and self._clock_task is None:
-                self._clock_task = self._own(self._bar_clock(), "bar-clock")
+        if (self._aggregators or self._derivers) and self.running and self._clock_task is None:
+            self._clock_task = self._own(self._bar_clock(), "bar-clock")
         key = (feed.name, symbol)
         count = self._refcounts.get(key, 0)
         self._refcounts[key] = count + 1
@@ -696,17 +705,39 @@ class DataEngine:
             if aggregator is not None and item.tick_type is TickType.TRADE:
                 for bar in aggregator.update(item):
                     await self._process(feed, bar)
+        elif self._derivers and type(item) is TradeBar:
+            deriver = self._derivers.get((symbol, item.resolution))
+            if deriver is not None:
+                for bar in deriver.update(item):
+                    await self._process(feed, bar)
+
+    def _add_derived(
+        self, symbol: str, source: Resolution, targets: list[Resolution], feed: DataFeed
+    ) -> None:
+        from lean_data.derived import BarResampler
+
+        key = (symbol, source)
+        known = self._derivers.get(key)
+        if known is not None:
+            targets = sorted(set(known.targets) | set(targets), key=lambda r: r.nanos)
+        equity = (self._asset_class_of(symbol) or classify_symbol(symbol)) is AssetClass.EQUITY
+        self._derivers[key] = BarResampler(
+            targets, source=source, symbol=symbol, tz="America/New_York" if equity else None
+        )
 
     async def _bar_clock(self) -> None:
         """Close trade-built bars whose period ended, for symbols of live feeds."""
         while True:
             await asyncio.sleep(self.config.bar_clock_s)  # the clock that closes bars
-            now = time.time_ns()
-            for symbol, aggregator in list(self._aggregators.items()):
+            now = time.time_ns() - self.config.bar_close_delay_ns
+            closers: list[tuple[str, Any, Resolution | None]] = [
+                (symbol, aggregator, None) for symbol, aggregator in self._aggregators.items()
+            ] + [(symbol, deriver, source) for (symbol, source), deriver in self._derivers.items()]
+            for symbol, closer, source in closers:
                 feed = self._live_feed_of(symbol)
-                if feed is None:
-                    continue
-                for bar in aggregator.on_clock(now - self.config.bar_close_delay_ns):
+                if feed is None or (source is not None and self.continuity.parked(symbol, source)):
+                    continue  # replays close by data; a series being backfilled waits
+                for bar in closer.on_clock(now):
                     if self.state is not EngineState.RUNNING:
                         return
                     await self.accept(feed, bar)
