@@ -8,6 +8,9 @@
 
 Every task is owned by the engine (feeds own theirs); every queue is bounded; a stop
 delivers and stores everything ``emit()`` accepted. See docs/architecture.md.
+
+Failover (``_engine_failover.py``) and series work (continuity answers, warm-up, restart,
+trade-built and derived bars; ``_engine_series.py``) are mixins kept in their own modules.
 """
 
 from __future__ import annotations
@@ -19,16 +22,18 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from lean_data._engine_failover import FailoverMixin
+from lean_data._engine_series import WAKE, Resume, SeriesMixin
 from lean_data.buffer import DataBuffer
 from lean_data.cache import DataCache
 from lean_data.config import Config, OverflowPolicy
-from lean_data.continuity import Action, Continuity, EveryInterval, Request
+from lean_data.continuity import Action, Continuity, Request
 from lean_data.errors import (
     ConfigError,
     EngineClosedError,
@@ -36,11 +41,10 @@ from lean_data.errors import (
     LeanDataError,
     SubscriptionError,
 )
-from lean_data.failover import FailoverState, Switch
-from lean_data.feeds.base import DataFeed, FeedStatus
+from lean_data.failover import FailoverState
+from lean_data.feeds.base import DataFeed
 from lean_data.metrics import DataMetrics
 from lean_data.models import (
-    AssetClass,
     MarketData,
     Resolution,
     Tick,
@@ -51,7 +55,6 @@ from lean_data.models import (
 from lean_data.persistence import DataPersistence
 from lean_data.quality import DataQualityLevel
 from lean_data.subscribers import AsyncCallback, Subscriber
-from lean_data.symbols import classify_symbol
 from lean_data.validation import DataValidator, QualityTracker
 
 __all__ = ["DataEngine", "EngineState"]
@@ -60,19 +63,6 @@ log = logging.getLogger(__name__)
 
 SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 _STOP = object()
-_WAKE = object()  # wakes an idle pipeline when a backfill was answered
-_WARMUP_WINDOWS = (1, 3, 10, 40)  # history windows tried for a warm-up, in multiples of N bars
-
-
-class _Resume:
-    """An inbox entry: a parked series' request was answered (or abandoned at stop)."""
-
-    __slots__ = ("answered", "empty", "fill", "request")
-
-    def __init__(
-        self, request: Request, fill: list[TradeBar], empty: bool, answered: bool = True
-    ) -> None:
-        self.request, self.fill, self.empty, self.answered = request, fill, empty, answered
 
 
 class EngineState(enum.Enum):
@@ -84,7 +74,7 @@ class EngineState(enum.Enum):
     CLOSED = "closed"
 
 
-class DataEngine:
+class DataEngine(FailoverMixin, SeriesMixin):
     """Coordinates feeds, the validation pipeline, callbacks, cache and storage.
 
     Use it as an async context manager (or call :meth:`start` / :meth:`stop`)::
@@ -129,7 +119,7 @@ class DataEngine:
             seed_from_storage=self.config.db_path is not None and self.config.resume_from_storage,
         )
         self._resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]] = {}
-        self._answers: deque[_Resume] = deque()  # one at most per parked series
+        self._answers: deque[Resume] = deque()  # one at most per parked series
         self._partial_callbacks: list[SyncCallback] = []
         self._calendars: dict[str, Any] = {}
         self._aggregators: dict[str, Any] = {}  # symbol -> TimeBarAggregator (trades to bars)
@@ -241,16 +231,6 @@ class DataEngine:
         for subscriber in self._subscribers:
             subscriber.close()
         await asyncio.gather(*(s.task for s in self._subscribers if s.task is not None))
-
-    async def _release_parked(self) -> None:
-        """At stop: give up pending backfills; the bars they held are delivered as they are."""
-        pending = list(self._resolving.values())
-        self._resolving.clear()
-        for task, _ in pending:
-            task.cancel()
-        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
-        for _, request in pending:
-            self._answer_ready(_Resume(request, [], False, answered=False))
 
     def _abandon_on_timeout(self) -> None:
         lost = sum(s.abandon() for s in self._subscribers)
@@ -541,73 +521,6 @@ class DataEngine:
         self.metrics.increment_errors(feed=feed, kind=kind)
         self._record_error(kind, message, feed=feed, symbol=symbol)
 
-    # ------------------------------------------------------------------ failover
-    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
-        """Fail ``symbols`` over from ``feed`` to the next feed serving each (feeds call this).
-
-        Only symbols the engine routed to ``feed`` (or that ``feed`` stands in for) move; a
-        symbol with no other feed stays where it is and waits for ``feed`` to recover.
-        """
-        if not self.running:
-            return
-        for symbol in symbols:
-            home = self.failover.home_of(symbol)
-            if home is None:
-                if (feed, symbol) not in self._refcounts:
-                    continue
-                home = feed
-            elif self.failover.backup_of(symbol) != feed:
-                continue  # already served by a backup; the home feed's news changes nothing
-            backup = self._backup_for(symbol, exclude={home, feed})
-            if backup is None:
-                continue
-            owned = (backup.name, symbol) not in self._refcounts
-            switch = self.failover.fail_over(
-                symbol, home, backup.name, owned=owned, reason=f"{feed}: {reason}"
-            )
-            self._record_switch(switch)
-            if owned:
-                self._own(self._subscribe_backup(backup, symbol), f"failover:{symbol}")
-
-    def _backup_for(self, symbol: str, exclude: set[str]) -> DataFeed | None:
-        for candidate in self._feeds.values():
-            if (
-                candidate.name not in exclude
-                and candidate.status not in (FeedStatus.FAILED, FeedStatus.CLOSED)
-                and candidate.supports(symbol)
-            ):
-                return candidate
-        return None
-
-    async def _subscribe_backup(self, feed: DataFeed, symbol: str) -> None:
-        try:
-            await self._feed_subscribe(feed, symbol)
-        except LeanDataError as exc:
-            self._record_error("failover_failed", f"{feed.name}: {exc}", symbol=symbol)
-
-    async def _release_backup(self, feed: str, symbol: str) -> None:
-        backup = self._feeds.get(feed)
-        if backup is not None and (feed, symbol) not in self._refcounts:
-            try:
-                await backup.unsubscribe(symbol)
-            except LeanDataError as exc:
-                self._record_error("failover_failed", f"{feed}: {exc}", symbol=symbol)
-
-    def _record_switch(self, switch: Switch) -> None:
-        kind = "failback" if switch.back else "failover"
-        message = f"{switch.symbol}: {switch.from_feed} -> {switch.to_feed} ({switch.reason})"
-        log.warning("%s %s", kind, message)
-        self.metrics.increment_errors(feed=switch.from_feed, kind=kind)
-        self._record_error(kind, message, feed=switch.from_feed, symbol=switch.symbol)
-
-    def _admit(self, feed: str, symbol: str) -> bool:
-        deliver, switch, release = self.failover.admit(feed, symbol)
-        if switch is not None:
-            self._record_switch(switch)
-        if release is not None:
-            self._own(self._release_backup(release, symbol), f"failback:{symbol}")
-        return deliver
-
     async def _pipeline(self) -> None:
         inbox = self._inbox
         assert inbox is not None
@@ -622,7 +535,7 @@ class DataEngine:
                 if item is _STOP:
                     inbox.task_done()
                     return
-                if item is not _WAKE:
+                if item is not WAKE:
                     try:
                         await self._process(feed, item)
                     except Exception as exc:  # a bad item must not stop the pipeline
@@ -711,43 +624,6 @@ class DataEngine:
                 for bar in deriver.update(item):
                     await self._process(feed, bar)
 
-    def _add_derived(
-        self, symbol: str, source: Resolution, targets: list[Resolution], feed: DataFeed
-    ) -> None:
-        from lean_data.derived import BarResampler
-
-        key = (symbol, source)
-        known = self._derivers.get(key)
-        if known is not None:
-            targets = sorted(set(known.targets) | set(targets), key=lambda r: r.nanos)
-        equity = (self._asset_class_of(symbol) or classify_symbol(symbol)) is AssetClass.EQUITY
-        self._derivers[key] = BarResampler(
-            targets, source=source, symbol=symbol, tz="America/New_York" if equity else None
-        )
-
-    async def _bar_clock(self) -> None:
-        """Close trade-built bars whose period ended, for symbols of live feeds."""
-        while True:
-            await asyncio.sleep(self.config.bar_clock_s)  # the clock that closes bars
-            now = time.time_ns() - self.config.bar_close_delay_ns
-            closers: list[tuple[str, Any, Resolution | None]] = [
-                (symbol, aggregator, None) for symbol, aggregator in self._aggregators.items()
-            ] + [(symbol, deriver, source) for (symbol, source), deriver in self._derivers.items()]
-            for symbol, closer, source in closers:
-                feed = self._live_feed_of(symbol)
-                if feed is None or (source is not None and self.continuity.parked(symbol, source)):
-                    continue  # replays close by data; a series being backfilled waits
-                for bar in closer.on_clock(now):
-                    if self.state is not EngineState.RUNNING:
-                        return
-                    await self.accept(feed, bar)
-
-    def _live_feed_of(self, symbol: str) -> str | None:
-        for feed_name, subscribed in self._refcounts:
-            if subscribed == symbol and self._feeds[feed_name].live:
-                return feed_name
-        return None
-
     def _deliver_partial(self, feed: str, item: TradeBar) -> None:
         """An in-progress bar: only callbacks that asked for updates see it; not stored."""
         for callback in self._partial_callbacks:
@@ -762,164 +638,6 @@ class DataEngine:
                 item.symbol, item, DataQualityLevel.GOOD
             ):
                 subscriber.dropped += 1  # an update is superseded by the next one: never wait
-
-    # ------------------------------------------------------------------ continuity
-    def _calendar_of(self, symbol: str) -> Any:
-        calendar = self._calendars.get(symbol)
-        if calendar is None:
-            from lean_data.calendars import calendar_for
-
-            calendar = calendar_for(
-                symbol, self._asset_class_of(symbol), extended_hours=self.config.extended_hours
-            )
-            self._calendars[symbol] = calendar
-        return calendar
-
-    async def _load_calendar(self, symbol: str) -> None:
-        """Load ``symbol``'s trading calendar now rather than on its first gap."""
-        asset_class = self._asset_class_of(symbol) or classify_symbol(symbol)
-        try:
-            if asset_class is AssetClass.CRYPTO:  # 24/7: nothing to load
-                self._calendar_of(symbol)
-            else:  # an exchange calendar takes a while to load: not on the event loop
-                await asyncio.to_thread(self._calendar_of, symbol)
-        except LeanDataError as exc:  # the calendars extra is missing: every gap counts
-            log.warning("no trading calendar for %s: %s", symbol, exc)
-            self._calendars[symbol] = EveryInterval()
-
-    def _asset_class_of(self, symbol: str) -> AssetClass | None:
-        """The asset class of the feed serving ``symbol`` when it serves only one."""
-        for feed_name, subscribed in self._refcounts:
-            if subscribed == symbol:
-                classes = self._feeds[feed_name].asset_classes_served
-                if len(classes) == 1:
-                    return next(iter(classes))
-        return None
-
-    def _sparse(self, feed: str) -> bool:
-        source = self._feeds.get(feed)
-        return source is not None and source.sparse
-
-    def _resolve(self, request: Request) -> None:
-        """Start answering a parked series' request (history, storage, warm-up)."""
-        key = (request.symbol, request.resolution)
-        if self.state is not EngineState.RUNNING:  # stopping: deliver what is parked as is
-            self._answer_ready(_Resume(request, [], False, answered=False))
-            return
-        task = self._own(self._answer(request), f"resolve:{request.symbol}")
-        self._resolving[key] = (task, request)
-
-    async def _answer(self, request: Request) -> None:
-        fill: list[TradeBar] = []
-        empty = False
-        answered = True
-        try:
-            if request.reason == "seed":
-                last = None
-                if self.persistence is not None:
-                    last = await self.persistence.last_bar(
-                        request.feed, request.symbol, request.resolution
-                    )
-                self.continuity.seed(
-                    request.symbol, request.resolution, None if last is None else last.ts_event
-                )
-            elif request.reason == "warmup":
-                fill = await self._warmup_bars(request)
-            else:
-                fill = await self._history(request.feed, request.symbol, request.start,
-                                           request.end, request.resolution)  # fmt: skip
-                empty = not fill
-        except Exception as exc:  # a failed backfill must not hold live data back
-            answered = False
-            self._record_error(
-                "backfill_failed",
-                f"{request.reason} {request.symbol} {request.resolution} "
-                f"[{request.start}, {request.end}) from {request.feed}: {exc!r}",
-                feed=request.feed,
-                symbol=request.symbol,
-            )
-        self._resolving.pop((request.symbol, request.resolution), None)
-        self._answer_ready(_Resume(request, fill, empty, answered))
-
-    def _answer_ready(self, resume: _Resume) -> None:
-        """Queue an answer for the pipeline (not through the inbox: that may be full)."""
-        self._answers.append(resume)
-        inbox = self._inbox
-        if inbox is not None and inbox.empty():
-            inbox.put_nowait(("", _WAKE))
-
-    async def _limit_parked(self, symbol: str, resolution: Resolution) -> None:
-        """Bound the bars held behind a backfill: past the inbox size, wait for it.
-
-        The pipeline then stops taking items, so the backpressure reaches the feeds
-        (``emit`` waits) instead of a list growing without limit.
-        """
-        if self.continuity.parked(symbol, resolution) < self.config.inbox_size:
-            return
-        pending = self._resolving.get((symbol, resolution))
-        if pending is not None:
-            await asyncio.shield(pending[0])
-        while self._answers:
-            await self._resumed(self._answers.popleft())
-
-    async def _history(
-        self, feed_name: str, symbol: str, start: int, end: int, resolution: Resolution
-    ) -> list[TradeBar]:
-        feed = self._feeds.get(feed_name)
-        if feed is None:
-            return []
-        items = await feed.get_historical_data(symbol, start, end, resolution)
-        return [
-            x for x in items
-            if isinstance(x, TradeBar) and x.resolution is resolution and start <= x.ts_event < end
-        ]  # fmt: skip
-
-    async def _warmup_bars(self, request: Request) -> list[TradeBar]:
-        step = request.resolution.nanos
-        found: list[TradeBar] = []
-        for factor in _WARMUP_WINDOWS:
-            start = request.end - factor * request.warmup * step
-            found = await self._history(request.feed, request.symbol, start, request.end,
-                                        request.resolution)  # fmt: skip
-            if len(found) >= request.warmup:
-                break
-        found.sort(key=lambda bar: bar.ts_event)
-        return found[-request.warmup :]
-
-    async def _resumed(self, resume: _Resume) -> None:
-        request = resume.request
-        out, again = self.continuity.resume(
-            request.symbol,
-            request.resolution,
-            resume.fill,
-            empty=resume.empty,
-            through=request.end if request.reason == "gap" else None,
-            answered=resume.answered,
-        )
-        filled = sum(1 for _, bar in out if bar.backfilled)
-        if request.reason == "gap" and (request.missing or filled):
-            self.metrics.increment_errors(feed=request.feed, kind="gap")
-            self._record_error(
-                "gap",
-                f"{request.symbol} {request.resolution}: [{request.start}, {request.end}) "
-                f"expected {request.missing} bars, backfilled {filled}"
-                + (" (known empty)" if resume.empty else ""),
-                feed=request.feed,
-                symbol=request.symbol,
-            )
-        if request.reason == "gap" and self.persistence is not None and resume.empty:
-            await self.persistence.record_coverage(
-                request.feed, request.symbol, request.resolution, request.start,
-                request.end, empty=True,
-            )  # fmt: skip
-        for feed, bar in out:
-            await self._deliver(feed, bar)
-        late, self.continuity.late_bars = self.continuity.late_bars, []
-        for feed, bar in late:
-            if self.persistence is not None:
-                await self._store(feed, bar, self.validator.check(bar, feed=feed))
-        if again is not None:
-            self._resolve(again)
 
     def _latency_ns(self, feed: str, item: MarketData) -> int:
         source = self._feeds.get(feed)
@@ -1024,14 +742,6 @@ class DataEngine:
         if bars:
             await asyncio.to_thread(self.cache.put, symbol, res, start_ns, end_ns, bars)
         return bars
-
-    async def _record_runs(self) -> None:
-        """Record the intervals delivered without a hole as covered in storage."""
-        persistence = self.persistence
-        if persistence is None:
-            return
-        for feed, symbol, resolution, start, end in self.continuity.take_runs():
-            await persistence.record_coverage(feed, symbol, resolution, start, end)
 
     def get_metrics(self) -> dict[str, Any]:
         """Return a snapshot: ``metrics["engine"]``, ``["feeds"]``, ``["subscribers"]``, ..."""

@@ -1,0 +1,300 @@
+"""The engine's series work: continuity answers, warm-up, restart, bars from trades, derived bars.
+
+A mixin of :class:`~lean_data.engine.DataEngine`, kept apart so the engine module stays the
+data path. The policy is pure (:mod:`lean_data.continuity`, :mod:`lean_data.derived`,
+:mod:`lean_data.aggregation`); this module does its I/O: history requests, storage lookups,
+coverage records and the bar clock. Every bar it produces is handed to the pipeline, which
+stays the one path to callbacks and storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from lean_data.config import Config
+from lean_data.continuity import Continuity, EveryInterval, Request
+from lean_data.errors import LeanDataError
+from lean_data.feeds.base import DataFeed
+from lean_data.metrics import DataMetrics
+from lean_data.models import AssetClass, MarketData, Resolution, TradeBar
+from lean_data.persistence import DataPersistence
+from lean_data.symbols import classify_symbol
+from lean_data.validation import DataValidator
+
+if TYPE_CHECKING:
+    from lean_data.engine import EngineState
+
+__all__ = ["WAKE", "Resume", "SeriesMixin"]
+
+log = logging.getLogger("lean_data.engine")
+
+WAKE = object()  # wakes an idle pipeline when a backfill was answered
+_WARMUP_WINDOWS = (1, 3, 10, 40)  # history windows tried for a warm-up, in multiples of N bars
+
+
+class Resume:
+    """An inbox entry: a parked series' request was answered (or abandoned at stop)."""
+
+    __slots__ = ("answered", "empty", "fill", "request")
+
+    def __init__(
+        self, request: Request, fill: list[TradeBar], empty: bool, answered: bool = True
+    ) -> None:
+        self.request, self.fill, self.empty, self.answered = request, fill, empty, answered
+
+
+class SeriesMixin:
+    """Continuity answers, warm-up, restart lookups, trade-built and derived bars."""
+
+    config: Config
+    continuity: Continuity
+    metrics: DataMetrics
+    validator: DataValidator
+    persistence: DataPersistence | None
+    state: EngineState
+    _feeds: dict[str, DataFeed]
+    _refcounts: dict[tuple[str, str], int]
+    _inbox: asyncio.Queue[tuple[str, Any]] | None
+    _resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]]
+    _answers: deque[Resume]
+    _calendars: dict[str, Any]
+    _aggregators: dict[str, Any]
+    _derivers: dict[tuple[str, Resolution], Any]
+
+    def _own(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        raise NotImplementedError
+
+    def _record_error(self, kind: str, message: str, *, feed: str = "", symbol: str = "") -> None:
+        raise NotImplementedError
+
+    async def _deliver(self, feed: str, item: MarketData) -> None:
+        raise NotImplementedError
+
+    async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
+        raise NotImplementedError
+
+    async def accept(self, feed: str, item: MarketData) -> None:
+        raise NotImplementedError
+
+    async def _release_parked(self) -> None:
+        """At stop: give up pending backfills; the bars they held are delivered as they are."""
+        pending = list(self._resolving.values())
+        self._resolving.clear()
+        for task, _ in pending:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in pending), return_exceptions=True)
+        for _, request in pending:
+            self._answer_ready(Resume(request, [], False, answered=False))
+
+    def _add_derived(
+        self, symbol: str, source: Resolution, targets: list[Resolution], feed: DataFeed
+    ) -> None:
+        from lean_data.derived import BarResampler
+
+        key = (symbol, source)
+        known = self._derivers.get(key)
+        if known is not None:
+            targets = sorted(set(known.targets) | set(targets), key=lambda r: r.nanos)
+        equity = (self._asset_class_of(symbol) or classify_symbol(symbol)) is AssetClass.EQUITY
+        self._derivers[key] = BarResampler(
+            targets, source=source, symbol=symbol, tz="America/New_York" if equity else None
+        )
+
+    async def _bar_clock(self) -> None:
+        """Close trade-built bars whose period ended, for symbols of live feeds."""
+        while True:
+            await asyncio.sleep(self.config.bar_clock_s)  # the clock that closes bars
+            now = time.time_ns() - self.config.bar_close_delay_ns
+            closers: list[tuple[str, Any, Resolution | None]] = [
+                (symbol, aggregator, None) for symbol, aggregator in self._aggregators.items()
+            ] + [(symbol, deriver, source) for (symbol, source), deriver in self._derivers.items()]
+            for symbol, closer, source in closers:
+                feed = self._live_feed_of(symbol)
+                if feed is None or (source is not None and self.continuity.parked(symbol, source)):
+                    continue  # replays close by data; a series being backfilled waits
+                for bar in closer.on_clock(now):
+                    if self.state is not _running_state():
+                        return
+                    await self.accept(feed, bar)
+
+    def _live_feed_of(self, symbol: str) -> str | None:
+        for feed_name, subscribed in self._refcounts:
+            if subscribed == symbol and self._feeds[feed_name].live:
+                return feed_name
+        return None
+
+    def _calendar_of(self, symbol: str) -> Any:
+        calendar = self._calendars.get(symbol)
+        if calendar is None:
+            from lean_data.calendars import calendar_for
+
+            calendar = calendar_for(
+                symbol, self._asset_class_of(symbol), extended_hours=self.config.extended_hours
+            )
+            self._calendars[symbol] = calendar
+        return calendar
+
+    async def _load_calendar(self, symbol: str) -> None:
+        """Load ``symbol``'s trading calendar now rather than on its first gap."""
+        asset_class = self._asset_class_of(symbol) or classify_symbol(symbol)
+        try:
+            if asset_class is AssetClass.CRYPTO:  # 24/7: nothing to load
+                self._calendar_of(symbol)
+            else:  # an exchange calendar takes a while to load: not on the event loop
+                await asyncio.to_thread(self._calendar_of, symbol)
+        except LeanDataError as exc:  # the calendars extra is missing: every gap counts
+            log.warning("no trading calendar for %s: %s", symbol, exc)
+            self._calendars[symbol] = EveryInterval()
+
+    def _asset_class_of(self, symbol: str) -> AssetClass | None:
+        """The asset class of the feed serving ``symbol`` when it serves only one."""
+        for feed_name, subscribed in self._refcounts:
+            if subscribed == symbol:
+                classes = self._feeds[feed_name].asset_classes_served
+                if len(classes) == 1:
+                    return next(iter(classes))
+        return None
+
+    def _sparse(self, feed: str) -> bool:
+        source = self._feeds.get(feed)
+        return source is not None and source.sparse
+
+    def _resolve(self, request: Request) -> None:
+        """Start answering a parked series' request (history, storage, warm-up)."""
+        key = (request.symbol, request.resolution)
+        if self.state is not _running_state():  # stopping: deliver what is parked as is
+            self._answer_ready(Resume(request, [], False, answered=False))
+            return
+        task = self._own(self._answer(request), f"resolve:{request.symbol}")
+        self._resolving[key] = (task, request)
+
+    async def _answer(self, request: Request) -> None:
+        fill: list[TradeBar] = []
+        empty = False
+        answered = True
+        try:
+            if request.reason == "seed":
+                last = None
+                if self.persistence is not None:
+                    last = await self.persistence.last_bar(
+                        request.feed, request.symbol, request.resolution
+                    )
+                self.continuity.seed(
+                    request.symbol, request.resolution, None if last is None else last.ts_event
+                )
+            elif request.reason == "warmup":
+                fill = await self._warmup_bars(request)
+            else:
+                fill = await self._history(request.feed, request.symbol, request.start,
+                                           request.end, request.resolution)  # fmt: skip
+                empty = not fill
+        except Exception as exc:  # a failed backfill must not hold live data back
+            answered = False
+            self._record_error(
+                "backfill_failed",
+                f"{request.reason} {request.symbol} {request.resolution} "
+                f"[{request.start}, {request.end}) from {request.feed}: {exc!r}",
+                feed=request.feed,
+                symbol=request.symbol,
+            )
+        self._resolving.pop((request.symbol, request.resolution), None)
+        self._answer_ready(Resume(request, fill, empty, answered))
+
+    def _answer_ready(self, resume: Resume) -> None:
+        """Queue an answer for the pipeline (not through the inbox: that may be full)."""
+        self._answers.append(resume)
+        inbox = self._inbox
+        if inbox is not None and inbox.empty():
+            inbox.put_nowait(("", WAKE))
+
+    async def _limit_parked(self, symbol: str, resolution: Resolution) -> None:
+        """Bound the bars held behind a backfill: past the inbox size, wait for it.
+
+        The pipeline then stops taking items, so the backpressure reaches the feeds
+        (``emit`` waits) instead of a list growing without limit.
+        """
+        if self.continuity.parked(symbol, resolution) < self.config.inbox_size:
+            return
+        pending = self._resolving.get((symbol, resolution))
+        if pending is not None:
+            await asyncio.shield(pending[0])
+        while self._answers:
+            await self._resumed(self._answers.popleft())
+
+    async def _history(
+        self, feed_name: str, symbol: str, start: int, end: int, resolution: Resolution
+    ) -> list[TradeBar]:
+        feed = self._feeds.get(feed_name)
+        if feed is None:
+            return []
+        items = await feed.get_historical_data(symbol, start, end, resolution)
+        return [
+            x for x in items
+            if isinstance(x, TradeBar) and x.resolution is resolution and start <= x.ts_event < end
+        ]  # fmt: skip
+
+    async def _warmup_bars(self, request: Request) -> list[TradeBar]:
+        step = request.resolution.nanos
+        found: list[TradeBar] = []
+        for factor in _WARMUP_WINDOWS:
+            start = request.end - factor * request.warmup * step
+            found = await self._history(request.feed, request.symbol, start, request.end,
+                                        request.resolution)  # fmt: skip
+            if len(found) >= request.warmup:
+                break
+        found.sort(key=lambda bar: bar.ts_event)
+        return found[-request.warmup :]
+
+    async def _resumed(self, resume: Resume) -> None:
+        request = resume.request
+        out, again = self.continuity.resume(
+            request.symbol,
+            request.resolution,
+            resume.fill,
+            empty=resume.empty,
+            through=request.end if request.reason == "gap" else None,
+            answered=resume.answered,
+        )
+        filled = sum(1 for _, bar in out if bar.backfilled)
+        if request.reason == "gap" and (request.missing or filled):
+            self.metrics.increment_errors(feed=request.feed, kind="gap")
+            self._record_error(
+                "gap",
+                f"{request.symbol} {request.resolution}: [{request.start}, {request.end}) "
+                f"expected {request.missing} bars, backfilled {filled}"
+                + (" (known empty)" if resume.empty else ""),
+                feed=request.feed,
+                symbol=request.symbol,
+            )
+        if request.reason == "gap" and self.persistence is not None and resume.empty:
+            await self.persistence.record_coverage(
+                request.feed, request.symbol, request.resolution, request.start,
+                request.end, empty=True,
+            )  # fmt: skip
+        for feed, bar in out:
+            await self._deliver(feed, bar)
+        late, self.continuity.late_bars = self.continuity.late_bars, []
+        for feed, bar in late:
+            if self.persistence is not None:
+                await self._store(feed, bar, self.validator.check(bar, feed=feed))
+        if again is not None:
+            self._resolve(again)
+
+    async def _record_runs(self) -> None:
+        """Record the intervals delivered without a hole as covered in storage."""
+        persistence = self.persistence
+        if persistence is None:
+            return
+        for feed, symbol, resolution, start, end in self.continuity.take_runs():
+            await persistence.record_coverage(feed, symbol, resolution, start, end)
+
+
+def _running_state() -> EngineState:
+    from lean_data.engine import EngineState
+
+    return EngineState.RUNNING
