@@ -33,6 +33,7 @@ __all__ = ["WAKE", "Resume", "SeriesMixin"]
 
 log = logging.getLogger("lean_data.engine")
 
+_YEAR_2000_NS = 946_684_800 * 10**9
 WAKE = object()  # wakes an idle pipeline when a backfill was answered
 _WARMUP_WINDOWS = (1, 3, 10, 40)  # history windows tried for a warm-up, in multiples of N bars
 
@@ -146,10 +147,16 @@ class SeriesMixin:
             if asset_class is AssetClass.CRYPTO:  # 24/7: nothing to load
                 self._calendar_of(symbol)
             else:  # an exchange calendar takes a while to load: not on the event loop
-                await asyncio.to_thread(self._calendar_of, symbol)
+                await asyncio.to_thread(self._preload_calendar, symbol)
         except LeanDataError as exc:  # the calendars extra is missing: every gap counts
             log.warning("no trading calendar for %s: %s", symbol, exc)
             self._calendars[symbol] = EveryInterval()
+
+    def _preload_calendar(self, symbol: str) -> None:
+        calendar = self._calendar_of(symbol)
+        # sessions are computed per decade on first use; do it here, off the event loop,
+        # for the years replays and live data are likely to need
+        calendar.sessions(_YEAR_2000_NS, time.time_ns() + 366 * 86_400 * 10**9)
 
     def _asset_class_of(self, symbol: str) -> AssetClass | None:
         """The asset class of the feed serving ``symbol`` when it serves only one."""
@@ -182,7 +189,7 @@ class SeriesMixin:
                 last = None
                 if self.persistence is not None:
                     last = await self.persistence.last_bar(
-                        request.feed, request.symbol, request.resolution
+                        request.feed, request.symbol, request.resolution, committed_only=True
                     )
                 self.continuity.seed(
                     request.symbol, request.resolution, None if last is None else last.ts_event

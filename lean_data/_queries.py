@@ -24,8 +24,10 @@ class QueriesMixin:
 
     _clock_ns: Callable[[], int]
 
-    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[sch.Row]:
-        """Run a query after the rows queued so far are committed."""
+    async def _fetch(
+        self, sql: str, params: tuple[Any, ...], *, wait: bool = True
+    ) -> list[sch.Row]:
+        """Run a query after the rows queued so far are committed (``wait=False``: now)."""
         raise NotImplementedError  # implemented by DataPersistence, which owns the connection
 
     async def pragmas(self) -> dict[str, Any]:
@@ -157,7 +159,13 @@ class QueriesMixin:
         return iv.subtract((int(start_ns), int(end_ns)), [(s, e) for s, e, _ in known])
 
     async def last_bar(
-        self, feed: str, symbol: str, resolution: Resolution | str, *, closed_only: bool = False
+        self,
+        feed: str,
+        symbol: str,
+        resolution: Resolution | str,
+        *,
+        closed_only: bool = False,
+        committed_only: bool = False,
     ) -> TradeBar | None:
         """Return the stored trade bar of a series with the latest open time, or None.
 
@@ -166,12 +174,16 @@ class QueriesMixin:
         Args:
             feed, symbol, resolution: the series, as its bars were saved.
             closed_only: skip bars stored while still forming (``closed=False``).
+            committed_only: read what is committed now instead of first waiting for the
+                rows queued so far (a restart lookup: the previous run's bars are all
+                committed, and waiting would hold the new series back for a whole batch).
 
         Raises:
             ValueError: an unknown resolution.
         """
         sql = sch.LAST_CLOSED_BAR if closed_only else sch.LAST_BAR
-        rows = await self._fetch(sql, (feed, symbol, Resolution.parse(resolution).name))
+        params = (feed, symbol, Resolution.parse(resolution).name)
+        rows = await self._fetch(sql, params, wait=not committed_only)
         return sch.bar_from_row(rows[0]) if rows else None
 
     async def bar_series_keys(self) -> list[tuple[str, str, Resolution]]:

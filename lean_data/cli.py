@@ -76,18 +76,19 @@ async def run_replay(
     total = sum(feed.count(symbol) for symbol in feed.symbols)
     flagged: dict[str, list[str]] = {}
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, smoothing=0.1)
-    started = time.perf_counter()
 
     def on_data(symbol: str, data: MarketData, quality: DataQualityLevel) -> None:
         bar.update(1)
         if quality.value < DataQualityLevel.GOOD.value:
             flagged.setdefault(symbol, []).append(_describe(data, quality))
 
-    async with DataEngine(config) as engine:
-        engine.add_feed(feed)
-        engine.add_data_callback(on_data)
-        for symbol in feed.symbols:
-            await engine.subscribe_symbol(symbol)
+    engine = DataEngine(config)
+    engine.add_feed(feed)
+    engine.add_data_callback(on_data)
+    for symbol in feed.symbols:  # before start: trading calendars load here, not mid-replay
+        await engine.subscribe_symbol(symbol)
+    started = time.perf_counter()
+    async with engine:
         await feed.wait_finished()
         await engine.wait_idle()
         bar.update(total - bar.n)
@@ -162,6 +163,12 @@ def _print_report(
     out(
         f"  pipeline latency ms: avg {latency.get('avg', 0):.3f}  p50 {latency.get('p50', 0):.3f}"
         f"  p99 {latency.get('p99', 0):.3f}\n"
+    )
+    series = metrics.get("continuity", {})
+    out(
+        f"  gaps {series.get('gaps', 0)} ({series.get('missing_reported', 0)} bars missing, "
+        f"{series.get('backfilled', 0)} backfilled; rows of kind 'gap' in the errors table)"
+        f"  duplicates {series.get('duplicates', 0)}\n"
     )
     storage = metrics.get("storage", {})
     out(

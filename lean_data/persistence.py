@@ -399,11 +399,14 @@ class DataPersistence(QueriesMixin):
         """
         return self._batch_writer.statistics()
 
-    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[sch.Row]:
-        """Run a query after the rows queued so far are committed."""
+    async def _fetch(
+        self, sql: str, params: tuple[Any, ...], *, wait: bool = True
+    ) -> list[sch.Row]:
+        """Run a query after the rows queued so far are committed (``wait=False``: now)."""
         if self._state != _OPEN or self._db is None:
             self._reject()
-        await self._barrier(strict=False)
+        if wait:
+            await self._barrier(strict=False)
         db = self._db
         if db is None:
             self._reject()
