@@ -28,7 +28,6 @@ duplicate nor a hole.
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
@@ -45,6 +44,7 @@ __all__ = [
 ]
 
 _RECENT = 512  # delivered open times remembered per series (duplicates, revisions)
+_RECENT_MAX = 2 * _RECENT  # pruned back to _RECENT in one go when it grows past this
 
 
 class CalendarLike(Protocol):
@@ -123,7 +123,7 @@ class _Series:
     def __init__(self) -> None:
         self.next_open = -1  # unknown until the first bar (or storage) says
         self.last_open = -1
-        self.recent: OrderedDict[int, tuple[str, int, tuple[float, ...]]] = OrderedDict()
+        self.recent: dict[int, tuple[str, TradeBar]] = {}  # open time -> (feed, bar delivered)
         self.parked: list[tuple[str, TradeBar]] | None = None
         self.seeded = False
         self.hold = 0  # warm-up bars wanted before the first live bar
@@ -134,6 +134,13 @@ class _Series:
 
 def _values(bar: TradeBar) -> tuple[float, ...]:
     return (bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
+def _prune(recent: dict[int, tuple[str, TradeBar]]) -> None:
+    """Keep the newest _RECENT entries (insertion order is time order on the fast path)."""
+    keep = list(recent.items())[-_RECENT:]
+    recent.clear()
+    recent.update(keep)
 
 
 class Continuity:
@@ -170,6 +177,29 @@ class Continuity:
         """Late bars met while resuming a series; the engine stores and clears them."""
 
     # ----------------------------------------------------------------- the hot path
+    def admit_fast(self, feed: str, bar: TradeBar) -> Decision | None:
+        """Like :meth:`admit`, but None when the bar is delivered as it is (the common case).
+
+        The next bar of a running series from the feed already delivering it costs a few
+        attribute reads and one dict insert; everything else goes through :meth:`admit`.
+        """
+        series = self._series.get((bar.symbol, bar.resolution))
+        if (
+            series is not None
+            and bar.ts_event == series.next_open
+            and series.parked is None
+            and feed == series.run_feed
+        ):
+            ts = series.last_open = bar.ts_event
+            series.next_open = ts + bar.resolution.nanos
+            recent = series.recent
+            recent[ts] = (feed, bar)
+            if len(recent) > _RECENT_MAX:
+                _prune(recent)
+            self.delivered += 1
+            return None
+        return self.admit(feed, bar)
+
     def admit(self, feed: str, bar: TradeBar) -> Decision:
         """Decide about one closed bar (not backfilled) from ``feed``."""
         key = (bar.symbol, bar.resolution)
@@ -213,9 +243,9 @@ class Continuity:
 
     def _remember(self, series: _Series, feed: str, bar: TradeBar) -> None:
         recent = series.recent
-        recent[bar.ts_event] = (feed, bar.revision, _values(bar))
-        if len(recent) > _RECENT:
-            recent.popitem(last=False)
+        recent[bar.ts_event] = (feed, bar)
+        if len(recent) > _RECENT_MAX:
+            _prune(recent)
 
     def _earlier(self, series: _Series, feed: str, bar: TradeBar) -> Decision:
         seen = series.recent.get(bar.ts_event)
@@ -225,12 +255,12 @@ class Continuity:
             self._remember(series, feed, bar)
             self.late += 1
             return Decision(Action.LATE, bar)
-        seen_feed, seen_revision, seen_values = seen
+        seen_feed, seen_bar = seen
+        seen_revision = seen_bar.revision
         if seen_feed != feed:
             self.duplicates += 1
             return _DUPLICATE
-        values = _values(bar)
-        if bar.revision <= seen_revision and values == seen_values:
+        if bar.revision <= seen_revision and _values(bar) == _values(seen_bar):
             self.duplicates += 1
             return _DUPLICATE
         revised = bar if bar.revision > seen_revision else replace(bar, revision=seen_revision + 1)

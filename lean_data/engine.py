@@ -565,7 +565,10 @@ class DataEngine(FailoverMixin, SeriesMixin):
             if not item.backfilled and self.config.continuity:
                 if self.failover.engaged and not self._admit(feed, item.symbol):
                     return
-                decision = self.continuity.admit(feed, item)
+                decision = self.continuity.admit_fast(feed, item)
+                if decision is None:
+                    await self._deliver(feed, item)
+                    return
                 if decision.action is not Action.DELIVER:
                     if decision.request is not None:
                         self._resolve(decision.request)
