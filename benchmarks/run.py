@@ -5,6 +5,8 @@
     python benchmarks/run.py --only 1 3      # some figures
     python benchmarks/run.py --json out.json # where to write the results (default
                                              # benchmarks/results/latest.json)
+    python benchmarks/run.py --data DIR      # the real-data corpus (default ../shared/data);
+                                             # figures whose files are absent are skipped
 
 Figures live in ``benchmarks/fig_*.py``; each compares itself with a baseline measured in
 the same run (and with peers, cryptofeed and nautilus_trader, when they are installed:
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import Context, DataMissing, Result, table, to_json
+from _common import SHARED_DATA, Context, DataMissing, Result, table, to_json
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,8 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--soak", type=float, default=600.0, help="soak seconds (figure 6)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="real-data corpus")
     args = parser.parse_args(argv)
-    ctx = Context(quick=args.quick, repeats=1 if args.quick else args.repeats, soak_s=args.soak)
+    ctx = Context(
+        quick=args.quick,
+        repeats=1 if args.quick else args.repeats,
+        soak_s=args.soak,
+        data=args.data.resolve(),
+    )
     results: list[Result] = []
     skipped: dict[str, str] = {}
     for name in figures():
