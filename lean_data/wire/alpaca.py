@@ -104,7 +104,7 @@ MessageKind = Literal[
 Encoding = Literal["msgpack", "json"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ParsedMessage:
     """One decoded stream message.
 

@@ -77,7 +77,7 @@ _INTERVAL_OF: dict[Resolution, str] = {res: name for name, res in KLINE_INTERVAL
 MessageKind = Literal["kline", "agg_trade", "book_ticker", "ack", "error", "unknown"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ParsedMessage:
     """One decoded websocket frame.
 
