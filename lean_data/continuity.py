@@ -43,7 +43,7 @@ __all__ = [
     "Request",
 ]
 
-_RECENT = 512  # delivered open times remembered per series (duplicates, revisions)
+_RECENT = 64  # delivered open times remembered per series (duplicates, revisions)
 _RECENT_MAX = 2 * _RECENT  # pruned back to _RECENT in one go when it grows past this
 
 
