@@ -611,9 +611,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
                 await subscriber.put(symbol, item, level)
         latency = self._latency_ns(feed, item)
         self.quality.record(feed, symbol, item, verdict, latency)
-        self.metrics.increment_messages(feed=feed)
-        self.metrics.record_latency_ns(latency, feed=feed)
-        self.metrics.record_quality(verdict.score, feed=feed)
+        self.metrics.record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             await self._store(feed, item, verdict)
         if self._aggregators and type(item) is Tick:

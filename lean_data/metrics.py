@@ -169,6 +169,34 @@ class DataMetrics:
             else:
                 scope.roll(now, n)
 
+    def record_delivery(self, feed: str, latency_ns: int, score: float) -> None:
+        """Count one delivered message of ``feed`` with its latency and quality score.
+
+        The same as :meth:`increment_messages`, :meth:`record_latency_ns` and
+        :meth:`record_quality` for one message, with one clock read and one scope lookup
+        (the engine calls it for every item it delivers).
+        """
+        now = self._clock()
+        engine = self._engine
+        scope = self._feeds.get(feed) or self._feed(feed)
+        engine.messages += 1
+        scope.messages += 1
+        if now < engine.sec_end:
+            engine.sec_count += 1
+        else:
+            engine.roll(now, 1)
+        if now < scope.sec_end:
+            scope.sec_count += 1
+        else:
+            scope.roll(now, 1)
+        engine.latency.append(latency_ns)
+        scope.latency.append(latency_ns)
+        if score == score:  # NaN is ignored
+            engine.quality_sum += score
+            engine.quality_count += 1
+            scope.quality_sum += score
+            scope.quality_count += 1
+
     def record_latency_ns(self, ns: int, *, feed: str | None = None) -> None:
         """Record one latency sample in nanoseconds (the hot-path form)."""
         self._engine.latency.append(ns)

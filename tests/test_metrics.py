@@ -199,3 +199,24 @@ def test_invalid_settings_are_refused() -> None:
         DataMetrics(window_s=0.5)
     with pytest.raises(ValueError, match="latency_samples >= 1"):
         DataMetrics(latency_samples=0)
+
+
+def test_record_delivery_equals_the_three_calls_it_replaces() -> None:
+    def clock() -> float:
+        return 100.0  # both see the same second
+
+    one, three = DataMetrics(clock=clock), DataMetrics(clock=clock)
+    samples = [("a", 1_000, 1.0), ("a", 2_000, 0.8), ("b", 3_000, float("nan")), ("a", 4, 0.5)]
+    for feed, latency, score in samples:
+        one.record_delivery(feed, latency, score)
+        three.increment_messages(feed=feed)
+        three.record_latency_ns(latency, feed=feed)
+        three.record_quality(score, feed=feed)
+    a, b = one.to_dict(), three.to_dict()
+    for snapshot in (a, b):
+        for scope in [snapshot["engine"], *snapshot["feeds"].values()]:
+            scope.pop("uptime_s", None)
+            scope.pop("messages_per_second", None)
+    assert a == b
+    assert a["engine"]["messages"] == 4
+    assert a["feeds"]["a"]["quality"]["count"] == 3
