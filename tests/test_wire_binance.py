@@ -418,3 +418,56 @@ def test_rest_klines_errors(fixtures: Path) -> None:
         parse_rest_klines(b'"nope"', "A/B", MINUTE, now_ns=0)
     with pytest.raises(FeedProtocolError, match="expected JSON"):
         parse_rest_klines(body[:-5], "A/B", MINUTE, now_ns=0)
+
+
+def test_fast_paths_equal_the_checked_parsers_on_real_and_broken_frames(fixtures: Path) -> None:
+    """The one-go fast paths for kline and aggTrade give exactly what the field-by-field
+    parsers give on every real captured frame, and on frames with any field broken they
+    fall back and raise the checked parser's precise error."""
+    import copy
+
+    from lean_data.wire import binance as wire
+
+    payloads = []
+    for name in ("BINANCE.ws.1.0", "BINANCE_US.ws.1.0", "BINANCE_FUTURES.ws.1.0"):
+        for _, text in load(fixtures, name).received:
+            message = orjson.loads(text)
+            data = message.get("data", message)
+            if isinstance(data, dict) and data.get("e") in ("kline", "aggTrade"):
+                payloads.append(data)
+    kinds = {p["e"] for p in payloads}
+    assert kinds == {"kline", "aggTrade"}
+
+    def pair(data: dict[str, object]) -> tuple[object, object]:
+        fast_fn, slow_fn = (
+            (wire.parse_kline, wire._parse_kline_checked)
+            if data["e"] == "kline"
+            else (wire.parse_agg_trade, wire._parse_agg_trade_checked)
+        )
+        results = []
+        for fn in (fast_fn, slow_fn):
+            try:
+                results.append(
+                    fn(data, 7, symbols={"CTKUSDT": "CTK/USDT:USDT"})  # type: ignore[operator]
+                    if fn is fast_fn
+                    else fn(data, 7, {"CTKUSDT": "CTK/USDT:USDT"})  # type: ignore[operator]
+                )
+            except FeedProtocolError as exc:
+                results.append(("error", str(exc)))
+        return results[0], results[1]
+
+    broken = 0
+    for data in payloads:
+        fast, slow = pair(data)
+        assert fast == slow
+        target = data["k"] if data["e"] == "kline" else data
+        assert isinstance(target, dict)
+        for key in list(target):
+            for bad in (None, 1.5, "x", True, [], {}):
+                mutated = copy.deepcopy(data)
+                inner = mutated["k"] if mutated["e"] == "kline" else mutated
+                inner[key] = bad  # type: ignore[index]
+                fast, slow = pair(mutated)
+                assert fast == slow, (key, bad)
+                broken += 1
+    assert broken > 1000

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -270,6 +270,33 @@ def parse_kline(
         FeedProtocolError: ``k`` or one of its fields is missing or of the wrong type, or
             the interval has no fixed length (``"1M"``).
     """
+    try:  # the well-formed frame, checked in one go; anything unusual takes the slow path
+        k: Any = data["k"]
+        o, h, lo, c, v, t, x, s, i = (
+            k["o"], k["h"], k["l"], k["c"], k["v"], k["t"], k["x"], k["s"], k["i"]
+        )  # fmt: skip
+        if (
+            type(o) is str and type(h) is str and type(lo) is str and type(c) is str
+            and type(v) is str and type(t) is int and type(x) is bool and type(s) is str
+            and type(i) is str
+        ):  # fmt: skip
+            resolution = KLINE_INTERVALS.get(i)
+            if resolution is not None:
+                found = symbols.get(s) if symbols is not None else None
+                return TradeBar(
+                    _canonical(s) if found is None else found,
+                    t * _MS, float(o), float(h), float(lo), float(c), float(v),
+                    resolution, ts_recv, x,
+                )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        pass
+    return _parse_kline_checked(data, ts_recv, symbols)
+
+
+def _parse_kline_checked(
+    data: Mapping[str, object], ts_recv: int, symbols: Mapping[str, str] | None
+) -> TradeBar:
+    """parse_kline field by field, raising a precise error for the first bad field."""
     k = _object(_field(data, "k", "kline"), "kline.k")
     interval = _field(k, "i", "kline.k")
     resolution = KLINE_INTERVALS.get(interval) if isinstance(interval, str) else None
@@ -300,6 +327,27 @@ def parse_agg_trade(
     Raises:
         FeedProtocolError: a field is missing or of the wrong type.
     """
+    try:  # the well-formed event in one go; anything unusual takes the slow path
+        a, t, p, q, m, s = data["a"], data["T"], data["p"], data["q"], data["m"], data["s"]
+        if (
+            type(a) is int and type(t) is int and type(p) is str and type(q) is str
+            and type(m) is bool and type(s) is str
+        ):  # fmt: skip
+            found = symbols.get(s) if symbols is not None else None
+            return Tick(
+                _canonical(s) if found is None else found,
+                t * _MS, float(p), float(q), TickType.TRADE, ts_recv,
+                condition="buyer_maker" if m else "", trade_id=str(a),
+            )  # fmt: skip
+    except (KeyError, TypeError, ValueError):
+        pass
+    return _parse_agg_trade_checked(data, ts_recv, symbols)
+
+
+def _parse_agg_trade_checked(
+    data: Mapping[str, object], ts_recv: int, symbols: Mapping[str, str] | None
+) -> Tick:
+    """parse_agg_trade field by field, raising a precise error for the first bad field."""
     trade_id = _field(data, "a", "aggTrade")
     if type(trade_id) is not int:
         raise _bad("aggTrade.a", "an integer", trade_id)
