@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lean_data import DataFeed
+from lean_data.models import AssetClass, MarketData
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = (ROOT / ".." / "shared" / "data").resolve()
 """The real-data corpus the large workloads read (../shared/data next to the repository)."""
@@ -89,6 +92,30 @@ class DataMissing(Exception):
     """A figure's input data is not on this machine; the runner reports and skips it."""
 
 
+class BarFeed(DataFeed):
+    """A feed that emits what a figure hands it (recorded bars: event times are not live)."""
+
+    asset_classes = frozenset({AssetClass.CRYPTO})
+    live = False
+
+    async def connect(self) -> bool:
+        return True
+
+    async def disconnect(self) -> None:
+        return None
+
+    async def subscribe(self, symbol: str) -> bool:
+        return True
+
+    async def unsubscribe(self, symbol: str) -> bool:
+        return True
+
+    async def get_historical_data(
+        self, symbol: str, start_date: object, end_date: object, resolution: object
+    ) -> list[MarketData]:
+        return []
+
+
 def best_rate(count: int, fn: Callable[[], object], repeats: int) -> float:
     """Run ``fn`` ``repeats`` times; return the median of count / seconds."""
     rates = []
@@ -98,20 +125,6 @@ def best_rate(count: int, fn: Callable[[], object], repeats: int) -> float:
         fn()
         rates.append(count / (time.perf_counter() - start))
     return statistics.median(rates)
-
-
-def peak_rss_mib() -> float:
-    """Peak resident set size of this process, MiB (Linux ru_maxrss is KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mib() -> float:
-    """Current resident set size, MiB (from /proc/self/statm)."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def machine() -> dict[str, Any]:

@@ -53,10 +53,10 @@ if __name__ == "__main__":  # run as a script (--profile): make _common and lean
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import Context, Result
+from _common import BarFeed, Context, Result
 
-from lean_data import Config, DataEngine, DataFeed, Resolution, TradeBar
-from lean_data.models import AssetClass, MarketData, datetime_to_ns
+from lean_data import Config, DataEngine, Resolution, TradeBar
+from lean_data.models import MarketData, datetime_to_ns
 
 NAME = "emit() -> callback through the engine queue"
 
@@ -227,30 +227,6 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- lean_data
-class BarFeed(DataFeed):
-    """A feed that emits what it is given: recorded bars, so event times are not live."""
-
-    asset_classes = frozenset({AssetClass.CRYPTO})
-    live = False
-
-    async def connect(self) -> bool:
-        return True
-
-    async def disconnect(self) -> None:
-        return None
-
-    async def subscribe(self, symbol: str) -> bool:
-        return True
-
-    async def unsubscribe(self, symbol: str) -> bool:
-        return True
-
-    async def get_historical_data(
-        self, symbol: str, start_date: datetime | int, end_date: datetime | int, resolution: Any
-    ) -> list[MarketData]:
-        return []
-
-
 async def lean_path(kind: str, probe: Probe) -> tuple[Route, DataEngine]:
     """A started engine whose ``kind`` ("async" or "sync") callback hits ``probe``."""
     engine = DataEngine(Config(db_path=None))

@@ -34,13 +34,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lean_data import Config, DataEngine, DataFeed, TradeBar
+from _common import BarFeed
+
+from lean_data import Config, DataEngine, TradeBar
 from lean_data.config import OverflowPolicy
-from lean_data.models import AssetClass, MarketData
+from lean_data.models import MarketData
 
 if TYPE_CHECKING:
     from _common import Context, Result
@@ -59,30 +60,6 @@ _SLOWER = 10.0
 
 
 # ---------------------------------------------------------------------------- both sides
-class BarFeed(DataFeed):
-    """A feed that emits what it is given: recorded bars, so event times are not live."""
-
-    asset_classes = frozenset({AssetClass.CRYPTO})
-    live = False
-
-    async def connect(self) -> bool:
-        return True
-
-    async def disconnect(self) -> None:
-        return None
-
-    async def subscribe(self, symbol: str) -> bool:
-        return True
-
-    async def unsubscribe(self, symbol: str) -> bool:
-        return True
-
-    async def get_historical_data(
-        self, symbol: str, start_date: datetime | int, end_date: datetime | int, resolution: Any
-    ) -> list[MarketData]:
-        return []
-
-
 class Bars:
     """Real OHLCV rows (a flat array of 5 floats per row) turned into fresh TradeBars.
 

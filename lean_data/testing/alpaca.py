@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from http import HTTPStatus
 from typing import Any
@@ -63,6 +63,7 @@ from lean_data.testing._alpaca_data import TAPES, alpaca_message, lean_timeline
 from lean_data.testing._alpaca_rest import DEFAULT_LIMIT, MAX_LIMIT, BarBook, Unprocessable
 from lean_data.testing._binance_klines import RestRequest
 from lean_data.testing._faults import BinaryFramePlanner, FramePlanner, ServerFaults
+from lean_data.testing._rest import recording_middleware
 from lean_data.wire.alpaca import (
     CHANNEL_OF_TYPE,
     CRYPTO_CHANNELS,
@@ -487,7 +488,9 @@ class AlpacaLoopbackServer:
         )
         port = self._ws_server.sockets[0].getsockname()[1]
         self.ws_url = f"ws://127.0.0.1:{port}"
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(
+            middlewares=[recording_middleware(self.rest_requests, self._fault_response)]
+        )
         app.router.add_get("/v2/stocks/bars", partial(self._bars, self._stocks, True))
         app.router.add_get("/v1beta3/crypto/us/bars", partial(self._bars, self._crypto, False))
         self._runner = web.AppRunner(app, access_log=None)
@@ -528,21 +531,6 @@ class AlpacaLoopbackServer:
             self._sessions.discard(session)
 
     # REST
-
-    @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        params = dict(request.query)
-        try:
-            response = self._fault_response() or await handler(request)
-        except web.HTTPException as exc:
-            self.rest_requests.append(RestRequest(request.method, request.path, params, exc.status))
-            raise
-        self.rest_requests.append(
-            RestRequest(request.method, request.path, params, response.status)
-        )
-        return response
 
     def _fault_response(self) -> web.Response | None:
         faults = self.faults

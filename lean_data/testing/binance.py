@@ -31,7 +31,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,6 +53,7 @@ from lean_data.testing._binance_klines import (
     kline_row,
 )
 from lean_data.testing._faults import FramePlanner, ServerFaults
+from lean_data.testing._rest import recording_middleware
 from lean_data.wire.capture import Capture, read_capture
 
 __all__ = [
@@ -390,7 +391,9 @@ class BinanceLoopbackServer:
         )
         port = self._ws_server.sockets[0].getsockname()[1]
         self.ws_url = f"ws://127.0.0.1:{port}"
-        app = web.Application(middlewares=[self._middleware])
+        app = web.Application(
+            middlewares=[recording_middleware(self.rest_requests, self._fault_response)]
+        )
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
@@ -430,21 +433,6 @@ class BinanceLoopbackServer:
             self._sessions.discard(session)
 
     # REST
-
-    @web.middleware
-    async def _middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        params = dict(request.query)
-        try:
-            response = self._fault_response() or await handler(request)
-        except web.HTTPException as exc:
-            self.rest_requests.append(RestRequest(request.method, request.path, params, exc.status))
-            raise
-        self.rest_requests.append(
-            RestRequest(request.method, request.path, params, response.status)
-        )
-        return response
 
     def _fault_response(self) -> web.Response | None:
         faults = self.faults
