@@ -38,8 +38,10 @@ def ftx_bars(n: int) -> list[TradeBar]:
 class ScriptFeed(StreamingFeed):
     """Each session: fail to open while ``refuse`` > 0, else emit ``bars`` then idle."""
 
-    def __init__(self, bars: Sequence[TradeBar], refuse: int = 0, **kwargs: object) -> None:
-        super().__init__("script", symbols=["BTC-PERP"], rng=lambda: 1.0, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, bars: Sequence[TradeBar], refuse: int = 0, name: str = "script", **kwargs: object
+    ) -> None:
+        super().__init__(name, symbols=["BTC-PERP"], rng=lambda: 1.0, **kwargs)  # type: ignore[arg-type]
         self.bars, self.refuse = list(bars), refuse
         self.sent: list[list[str]] = []
 
@@ -82,17 +84,27 @@ async def test_max_attempts_turn_into_one_fatal_error() -> None:
 
 
 async def test_a_symbol_without_cadence_is_never_stale_and_subscribing_offline_works() -> None:
-    feed = ScriptFeed(ftx_bars(5), refuse=2, backoff=BackoffPolicy(base_s=0.001))
+    # the same script twice: 5 bars, then an open and quiet connection; only one promises a
+    # cadence. By the time that one is reported stale, the other must still be untouched.
+    quiet = ScriptFeed(ftx_bars(5), refuse=2, name="quiet", backoff=BackoffPolicy(base_s=0.001))
+    watched = ScriptFeed(ftx_bars(5), name="watched", cadence_s=0.02)
     seen: list[int] = []
-    async with DataEngine(Config(db_path=None)) as engine:
-        engine.add_feed(feed)
-        await engine.subscribe_symbol("BTC-PERP")  # while the feed is still reconnecting
-        engine.add_data_callback(lambda s, b, q: seen.append(b.ts_event))
-        await eventually(lambda: len(seen) == 5)
-        assert feed.stale_events == 0
-        assert feed.status is FeedStatus.CONNECTED
-    assert feed.sent == [["BTC-PERP"]]
-    assert feed.connect_attempts == 3
+    async with (
+        DataEngine(Config(db_path=None)) as first,
+        DataEngine(Config(db_path=None)) as second,
+    ):
+        first.add_feed(quiet)
+        first.add_data_callback(lambda s, b, q: seen.append(b.ts_event))
+        await first.subscribe_symbol("BTC-PERP")  # while the feed is still reconnecting
+        second.add_feed(watched)
+        await second.subscribe_symbol("BTC-PERP")
+        await eventually(lambda: len(seen) == 5, message=f"seen {seen}")
+        await eventually(lambda: watched.stale_events >= 1, message="watched")
+        assert quiet.stale_events == 0
+        assert quiet.status is FeedStatus.CONNECTED
+        assert quiet.sessions == 1  # never recycled
+    assert quiet.sent == [["BTC-PERP"]]
+    assert quiet.connect_attempts == 3
 
 
 async def test_stopping_the_engine_mid_stream_is_not_a_feed_failure(tmp_path: Path) -> None:
