@@ -13,9 +13,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from lean_data._inbox import Inbox
 from lean_data.config import Config
 from lean_data.continuity import Continuity, EveryInterval, Request
 from lean_data.errors import LeanDataError
@@ -29,7 +30,10 @@ from lean_data.validation import DataValidator
 if TYPE_CHECKING:
     from lean_data.engine import EngineState
 
-__all__ = ["WAKE", "Resume", "SeriesMixin"]
+Later = list[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]]
+"""Steps of one item that must wait, in order: (coroutine function, arguments)."""
+
+__all__ = ["WAKE", "Later", "Resume", "SeriesMixin"]
 
 log = logging.getLogger("lean_data.engine")
 
@@ -60,7 +64,7 @@ class SeriesMixin:
     state: EngineState
     _feeds: dict[str, DataFeed]
     _refcounts: dict[tuple[str, str], int]
-    _inbox: asyncio.Queue[tuple[str, Any]] | None
+    _inbox: Inbox | None
     _resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]]
     _answers: deque[Resume]
     _calendars: dict[str, Any]
@@ -73,7 +77,11 @@ class SeriesMixin:
     def _record_error(self, kind: str, message: str, *, feed: str = "", symbol: str = "") -> None:
         raise NotImplementedError
 
-    async def _deliver(self, feed: str, item: MarketData) -> None:
+    def _deliver(self, feed: str, item: MarketData) -> Later | None:
+        raise NotImplementedError
+
+    @staticmethod
+    async def _finish(later: Later) -> None:
         raise NotImplementedError
 
     async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
@@ -216,8 +224,8 @@ class SeriesMixin:
         """Queue an answer for the pipeline (not through the inbox: that may be full)."""
         self._answers.append(resume)
         inbox = self._inbox
-        if inbox is not None and inbox.empty():
-            inbox.put_nowait(("", WAKE))
+        if inbox is not None and not inbox:
+            inbox.force("", WAKE)
 
     async def _limit_parked(self, symbol: str, resolution: Resolution) -> None:
         """Bound the bars held behind a backfill: past the inbox size, wait for it.
@@ -284,7 +292,9 @@ class SeriesMixin:
                 request.end, empty=True,
             )  # fmt: skip
         for feed, bar in out:
-            await self._deliver(feed, bar)
+            later = self._deliver(feed, bar)
+            if later is not None:
+                await self._finish(later)
         late, self.continuity.late_bars = self.continuity.late_bars, []
         for feed, bar in late:
             if self.persistence is not None:

@@ -29,7 +29,8 @@ from types import TracebackType
 from typing import Any
 
 from lean_data._engine_failover import FailoverMixin
-from lean_data._engine_series import WAKE, Resume, SeriesMixin
+from lean_data._engine_series import WAKE, Later, Resume, SeriesMixin
+from lean_data._inbox import Inbox
 from lean_data.buffer import DataBuffer
 from lean_data.cache import DataCache
 from lean_data.config import Config, OverflowPolicy
@@ -108,7 +109,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         self._sync_callbacks: list[SyncCallback] = []
         self._subscribers: list[Subscriber] = []
         self._refcounts: dict[tuple[str, str], int] = {}
-        self._inbox: asyncio.Queue[tuple[str, Any]] | None = None
+        self._inbox: Inbox | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pipeline_task: asyncio.Task[None] | None = None
         self._connects: dict[str, asyncio.Task[bool]] = {}
@@ -165,7 +166,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             return
         if self.state is not EngineState.NEW:
             raise EngineClosedError("this DataEngine was stopped; create a new one")
-        self._inbox = asyncio.Queue(self.config.inbox_size)
+        self._inbox = Inbox(self.config.inbox_size)
         if self.config.db_path is not None:
             await self._open_storage(self.config.db_path)
         self.state = EngineState.RUNNING
@@ -226,7 +227,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         pipeline = self._pipeline_task
         if pipeline is not None and not pipeline.done():
             await self._release_parked()
-            await self._inbox.put(("", _STOP))
+            self._inbox.force("", _STOP)
             await asyncio.shield(pipeline)
         for subscriber in self._subscribers:
             subscriber.close()
@@ -234,7 +235,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
 
     def _abandon_on_timeout(self) -> None:
         lost = sum(s.abandon() for s in self._subscribers)
-        pending = self._inbox.qsize() if self._inbox is not None else 0
+        pending = len(self._inbox) if self._inbox is not None else 0
         self.metrics.increment_drops(lost + pending, source="stop_timeout")
         self._record_error(
             "stop_timeout",
@@ -510,11 +511,24 @@ class DataEngine(FailoverMixin, SeriesMixin):
         Raises:
             EngineStateError: the engine is not running.
         """
+        if not self.offer(feed, item):
+            assert self._inbox is not None
+            await self._inbox.put(feed, item)
+            self._accepted += 1
+
+    def offer(self, feed: str, item: MarketData) -> bool:
+        """Take one item into the inbox without waiting; False when it is full.
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
         inbox = self._inbox
         if inbox is None or self.state is not EngineState.RUNNING:
             raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
-        await inbox.put((feed, item))
-        self._accepted += 1
+        if inbox.offer(feed, item):
+            self._accepted += 1
+            return True
+        return False
 
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         """Count and record a problem a feed survived (called by DataFeed.report_error)."""
@@ -525,26 +539,26 @@ class DataEngine(FailoverMixin, SeriesMixin):
         inbox = self._inbox
         assert inbox is not None
         answers = self._answers
+        take = inbox.take
         while True:
             while answers:  # answered while the last items were processed
                 await self._resumed(answers.popleft())
-            feed, item = await inbox.get()
-            while True:
+            await inbox.wait()
+            while (pair := take()) is not None:
                 while answers:  # answered backfills go first: their bars are older
                     await self._resumed(answers.popleft())
+                feed, item = pair
                 if item is _STOP:
-                    inbox.task_done()
+                    inbox.done()
                     return
                 if item is not WAKE:
                     try:
-                        await self._process(feed, item)
+                        later = self._process(feed, item)
+                        if later is not None:
+                            await self._finish(later)
                     except Exception as exc:  # a bad item must not stop the pipeline
                         self._pipeline_error(feed, item, exc)
-                inbox.task_done()
-                try:
-                    feed, item = inbox.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
+                inbox.done()
 
     def _pipeline_error(self, feed: str, item: object, exc: Exception) -> None:
         self.metrics.increment_errors(feed=feed, kind="pipeline_error")
@@ -557,34 +571,42 @@ class DataEngine(FailoverMixin, SeriesMixin):
             symbol=symbol if isinstance(symbol, str) else "",
         )
 
-    async def _process(self, feed: str, item: MarketData) -> None:
+    def _process(self, feed: str, item: MarketData) -> Later | None:
+        """Route one item through continuity to :meth:`_deliver`; never waits.
+
+        Returns the steps that must wait (a full subscriber queue under BLOCK, a full
+        storage queue, bars parked behind a backfill), in order, or None when none must:
+        the caller awaits them with :meth:`_finish` before it takes the next item.
+        """
         if type(item) is TradeBar and type(item.resolution) is Resolution:
             if not item.closed:
                 self._deliver_partial(feed, item)
-                return
+                return None
             if not item.backfilled and self.config.continuity:
                 if self.failover.engaged and not self._admit(feed, item.symbol):
-                    return
+                    return None
                 decision = self.continuity.admit_fast(feed, item)
                 if decision is None:
-                    await self._deliver(feed, item)
-                    return
+                    return self._deliver(feed, item)
                 if decision.action is not Action.DELIVER:
                     if decision.request is not None:
                         self._resolve(decision.request)
                     elif decision.action is Action.LATE and self.persistence is not None:
-                        await self._store(feed, item, self.validator.check(item, feed=feed))
+                        return self._keep(feed, item, self.validator.check(item, feed=feed), None)
                     elif decision.action is Action.PARKED:
-                        await self._limit_parked(item.symbol, item.resolution)
-                    return
+                        return [(self._limit_parked, (item.symbol, item.resolution))]
+                    return None
                 assert decision.bar is not None
-                await self._deliver(feed, decision.bar)
-                return
+                return self._deliver(feed, decision.bar)
         if self.failover.engaged and not self._admit(feed, item.symbol):
-            return
-        await self._deliver(feed, item)
+            return None
+        return self._deliver(feed, item)
 
-    async def _deliver(self, feed: str, item: MarketData) -> None:
+    def _deliver(self, feed: str, item: MarketData) -> Later | None:
+        """Validate, score, buffer, call back, store, then derive bars; never waits.
+
+        Returns the steps that must wait, like :meth:`_process`.
+        """
         symbol = item.symbol
         verdict = self.validator.check(item, feed=feed)
         level = verdict.level
@@ -594,9 +616,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             self.quality.record(feed, symbol, item, verdict, None)
             self.metrics.increment_errors(feed=feed, kind="invalid_data")
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=symbol)
-            if self.config.store_invalid:
-                await self._store(feed, item, verdict)
-            return
+            return self._keep(feed, item, verdict, None) if self.config.store_invalid else None
         buffer = self._buffers.get(symbol)
         if buffer is None:
             buffer = self._buffers[symbol] = DataBuffer(self.config.buffer_size)
@@ -606,24 +626,55 @@ class DataEngine(FailoverMixin, SeriesMixin):
                 callback(symbol, item, level)
             except Exception as exc:
                 self._callback_failed(getattr(callback, "__qualname__", "callback"), symbol, exc)
+        later: Later | None = None
         for subscriber in self._subscribers:
-            if not subscriber.offer(symbol, item, level):
-                await subscriber.put(symbol, item, level)
+            if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
+                later = [] if later is None else later
+                later.append((subscriber.put, (symbol, item, level)))
         latency = self._latency_ns(feed, item)
         self.quality.record(feed, symbol, item, verdict, latency)
         self.metrics.record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
-            await self._store(feed, item, verdict)
+            later = self._keep(feed, item, verdict, later)
         if self._aggregators and type(item) is Tick:
             aggregator = self._aggregators.get(symbol)
             if aggregator is not None and item.tick_type is TickType.TRADE:
                 for bar in aggregator.update(item):
-                    await self._process(feed, bar)
+                    later = self._then(later, feed, bar)
         elif self._derivers and type(item) is TradeBar:
             deriver = self._derivers.get((symbol, item.resolution))
             if deriver is not None:
                 for bar in deriver.update(item):
-                    await self._process(feed, bar)
+                    later = self._then(later, feed, bar)
+        return later
+
+    def _then(self, later: Later | None, feed: str, bar: MarketData) -> Later | None:
+        """Process a bar built from the current item: now, or after what already waits."""
+        if later is None:
+            return self._process(feed, bar)
+        later.append((self._process_later, (feed, bar)))
+        return later
+
+    async def _process_later(self, feed: str, item: MarketData) -> None:
+        later = self._process(feed, item)
+        if later is not None:
+            await self._finish(later)
+
+    @staticmethod
+    async def _finish(later: Later) -> None:
+        """Await the waiting steps of one item, in order."""
+        for step, args in later:
+            await step(*args)
+
+    def _keep(self, feed: str, item: MarketData, verdict: Any, later: Later | None) -> Later | None:
+        """Queue ``item`` for storage now, or as a waiting step when the queue is full."""
+        persistence = self.persistence
+        assert persistence is not None
+        if later is None and persistence.save_market_data_nowait(item, feed=feed, quality=verdict):
+            return None
+        later = [] if later is None else later
+        later.append((self._store, (feed, item, verdict)))
+        return later
 
     def _deliver_partial(self, feed: str, item: TradeBar) -> None:
         """An in-progress bar: only callbacks that asked for updates see it; not stored."""
@@ -755,7 +806,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             processed=self._processed,
             invalid=self._invalid,
             callback_errors=self._callback_errors,
-            inbox_depth=self._inbox.qsize() if self._inbox is not None else 0,
+            inbox_depth=len(self._inbox) if self._inbox is not None else 0,
         )
         feeds = snapshot.setdefault("feeds", {})
         for name, feed in self._feeds.items():
@@ -779,7 +830,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             usage = [b.utilization for b in self._buffers.values()]
             gauge("buffer_utilization_avg", sum(usage) / len(usage))
             gauge("buffer_utilization_max", max(usage))
-        gauge("inbox_depth", self._inbox.qsize() if self._inbox is not None else 0)
+        gauge("inbox_depth", len(self._inbox) if self._inbox is not None else 0)
         gauge("subscriber_queue_depth", sum(len(s) for s in self._subscribers))
         gauge("subscriber_drops", sum(s.dropped for s in self._subscribers))
 

@@ -368,6 +368,12 @@ class GatedSink:
         self.waiting = 0
         self.errors: list[tuple[str, str]] = []
 
+    def offer(self, feed: str, item: MarketData) -> bool:
+        if not self.gate.is_set():
+            return False
+        self.items.append(item)
+        return True
+
     async def accept(self, feed: str, item: MarketData) -> None:
         self.waiting += 1
         await self.gate.wait()

@@ -51,6 +51,9 @@ class FeedStatus(enum.Enum):
 class FeedSink(Protocol):
     """What a feed talks to: the engine (or a test double that collects items)."""
 
+    def offer(self, feed: str, item: MarketData) -> bool:
+        """Take one item from ``feed`` without waiting; False when the inbox is full."""
+
     async def accept(self, feed: str, item: MarketData) -> None:
         """Take one item from ``feed``; waits while the inbox is full."""
 
@@ -204,7 +207,8 @@ class DataFeed(abc.ABC):
             ) from None
         self.last_message_ns = self.last_seen[item.symbol] = now
         self.messages_emitted += 1
-        await sink.accept(self.name, item)
+        if not sink.offer(self.name, item):
+            await sink.accept(self.name, item)
 
     def report_error(self, kind: str, message: str, *, symbol: str = "") -> None:
         """Count a problem the feed survived and send it to the engine's errors table."""

@@ -1,0 +1,97 @@
+"""The engine's inbox: bounded FIFO, producers waiting in order, join."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lean_data._inbox import Inbox
+
+
+def drain(inbox: Inbox) -> list[object]:
+    out = []
+    while (pair := inbox.take()) is not None:
+        out.append(pair[1])
+    return out
+
+
+def test_offer_is_fifo_and_refuses_when_full() -> None:
+    inbox = Inbox(3)
+    assert [inbox.offer("f", i) for i in range(4)] == [True, True, True, False]
+    assert len(inbox) == 3
+    assert drain(inbox) == [0, 1, 2]
+    assert inbox.take() is None
+
+
+def test_force_goes_beyond_capacity() -> None:
+    inbox = Inbox(1)
+    assert inbox.offer("f", 1)
+    inbox.force("", "marker")
+    assert drain(inbox) == [1, "marker"]
+
+
+def test_a_bad_capacity_is_refused() -> None:
+    with pytest.raises(ValueError, match="maxsize >= 1"):
+        Inbox(0)
+
+
+async def test_waiting_producers_go_in_arrival_order_and_offer_cannot_overtake() -> None:
+    inbox = Inbox(1)
+    assert inbox.offer("f", "first")
+    order: list[str] = []
+
+    async def producer(name: str) -> None:
+        await inbox.put("f", name)
+        order.append(name)
+
+    tasks = [asyncio.create_task(producer(n)) for n in ("a", "b", "c")]
+    for _ in range(3):
+        await asyncio.sleep(0)  # let every producer reach its wait
+    assert not inbox.offer("f", "late")  # producers wait: an offer must not jump the line
+    taken = []
+    while len(taken) < 4:
+        if (pair := inbox.take()) is not None:
+            taken.append(pair[1])
+        else:
+            await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert taken == ["first", "a", "b", "c"]
+    assert order == ["a", "b", "c"]
+
+
+async def test_a_cancelled_waiter_hands_its_slot_on() -> None:
+    inbox = Inbox(1)
+    assert inbox.offer("f", 0)
+    first = asyncio.create_task(inbox.put("f", 1))
+    second = asyncio.create_task(inbox.put("f", 2))
+    await asyncio.sleep(0)
+    assert inbox.take() == ("f", 0)  # wakes `first`...
+    first.cancel()  # ...which is cancelled before it runs: `second` must get the slot
+    await asyncio.gather(first, return_exceptions=True)
+    await asyncio.wait_for(second, 1.0)
+    assert drain(inbox) == [2]
+
+
+async def test_wait_sleeps_until_an_item_arrives() -> None:
+    inbox = Inbox(2)
+    waiter = asyncio.create_task(inbox.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    assert inbox.offer("f", 1)
+    await asyncio.wait_for(waiter, 1.0)
+    assert inbox.take() == ("f", 1)
+
+
+async def test_join_waits_for_every_item_to_be_done() -> None:
+    inbox = Inbox(4)
+    await inbox.join()  # nothing put: returns at once
+    for i in range(3):
+        assert inbox.offer("f", i)
+    joined = asyncio.create_task(inbox.join())
+    drain(inbox)
+    inbox.done(2)
+    await asyncio.sleep(0)
+    assert not joined.done()
+    inbox.done()
+    await asyncio.wait_for(joined, 1.0)
