@@ -2,27 +2,74 @@
 
 The event-loop thread appends; any other thread may read. Every mutation and every copy
 happens under one ``threading.Lock``, so a reader always sees a consistent snapshot (never
-half of an ``extend`` or a ``clear``). The lock is taken with ``acquire``/``release`` rather
-than ``with``: on CPython 3.11 that measured 0.14 µs per ``add`` instead of 0.22 µs.
+half of an ``extend`` or a ``clear``). ``add`` takes the lock with ``acquire``/``release``
+rather than ``with``: on CPython 3.11 ``with`` measured about 0.1 µs more per ``add``.
+
+Storage is columnar for the common item: a million buffered bars cost about 65 MB
+(tracemalloc) instead of ~330 MB for TradeBar objects with their own floats and ints, and
+are not a million objects for the garbage collector to traverse. An item whose type is
+exactly :class:`~lean_data.models.TradeBar` is packed into one 56-byte row of a
+``bytearray`` (``ts_event``, OHLCV, ``ts_recv``); its ring slot holds a key object with the
+fields a series' bars share (symbol, resolution, ``closed``, ``revision``, ``backfilled``),
+one per distinct combination, so a slot costs a pointer. Any other item (QuoteBar, Tick, a
+TradeBar subclass, a user object, a TradeBar whose fields do not fit a row) is held as the
+object itself. Slots and rows grow geometrically up to ``max_size``, and rows only when a
+bar arrives, so a buffer that sees a few items, or no bars, stays small. Reads copy slots
+and rows under the lock and rebuild the bars after releasing it.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 import threading
-from collections import deque
 from collections.abc import Iterable
-from itertools import islice
-from typing import Generic, TypeVar
+from itertools import repeat
+from typing import Any, Generic, TypeVar
 
 from lean_data.errors import ConfigError
+from lean_data.models import Resolution, TradeBar
 
 __all__ = ["DataBuffer"]
 
 T = TypeVar("T")
 
+# One bar row: ts_event, open, high, low, close, volume, ts_recv; native layout, as a row
+# never leaves the process. Packing raises struct.error for a value that does not fit.
+_ROW_STRUCT = struct.Struct("@qdddddq")
+_ROW = _ROW_STRUCT.size
+_pack_into = _ROW_STRUCT.pack_into
+_MIN_GROWTH = 16  # slots or rows are allocated at least this many at a time
+_MAX_KEYS = 64  # distinct bar keys remembered for sharing, per buffer
+_NAN = math.nan
+
+
+class _BarKey:
+    """The fields a series' bars share; a slot holding one means "its row holds a bar"."""
+
+    __slots__ = ("backfilled", "closed", "resolution", "revision", "symbol")
+
+    def __init__(
+        self, symbol: str, resolution: Resolution, closed: bool, revision: int, backfilled: bool
+    ) -> None:
+        self.symbol = symbol
+        self.resolution = resolution
+        self.closed = closed
+        self.revision = revision
+        self.backfilled = backfilled
+
 
 class DataBuffer(Generic[T]):
     """Keep the ``max_size`` most recent items; adding to a full buffer drops the oldest.
+
+    Items that are TradeBars come back as equal copies, not as the objects added: a bar is
+    stored as a snapshot of its fields taken by :meth:`add`, so changing the bar afterwards
+    does not change the buffer, and neither does changing a bar a read returned. Prices,
+    volume and the timestamps go through a C double or int64: an ``int`` price comes back
+    as a ``float``, and any ``nan`` as ``math.nan`` itself (so the copy of a bar built with
+    ``math.nan`` compares equal to it). A TradeBar whose fields do not fit (a timestamp
+    beyond int64, a price that is not a number), a TradeBar subclass, and every other item
+    come back as the objects added.
 
     Args:
         max_size: capacity, at least 1.
@@ -31,32 +78,38 @@ class DataBuffer(Generic[T]):
         ConfigError: ``max_size`` is not a positive integer.
     """
 
-    __slots__ = ("_items", "_lock", "_max_size", "_total_added")
+    __slots__ = ("_cleared", "_count", "_key", "_keys", "_lock", "_max_size", "_rows", "_slots")
 
     def __init__(self, max_size: int) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ConfigError(f"DataBuffer max_size must be a positive integer, got {max_size!r}")
         self._max_size = max_size
-        self._items: deque[T] = deque(maxlen=max_size)
         self._lock = threading.Lock()
-        self._total_added = 0
+        # Item k since the last clear sits at slot k % max_size; when that slot holds a
+        # _BarKey, row k % max_size of _rows holds the rest of the bar.
+        self._slots: list[Any] = []
+        self._rows = bytearray()
+        self._count = 0  # items added since the last clear
+        self._cleared = 0  # items added before the last clear
+        self._key = _BarKey("", Resolution.TICK, True, 0, False)  # the last key used
+        self._keys: dict[tuple[Any, ...], _BarKey] = {}
 
     def add(self, item: T) -> None:
         """Append ``item`` in O(1), overwriting the oldest item when the buffer is full."""
         lock = self._lock
         lock.acquire()
         try:
-            self._items.append(item)
-            self._total_added += 1
+            self._put(item)
         finally:
             lock.release()
 
     def extend(self, items: Iterable[T]) -> None:
         """Append every item of ``items`` in order, as one atomic step for readers."""
         batch = items if isinstance(items, list | tuple) else list(items)
+        put = self._put
         with self._lock:
-            self._items.extend(batch)
-            self._total_added += len(batch)
+            for item in batch:
+                put(item)
 
     def get_latest(self, n: int = 1) -> list[T]:
         """Return the ``n`` most recent items, oldest first (all of them if ``n`` > length).
@@ -66,24 +119,35 @@ class DataBuffer(Generic[T]):
         """
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
+        size = self._max_size
         with self._lock:
-            items = self._items
-            if n >= len(items):
-                return list(items)
-            latest = list(islice(reversed(items), n))
-        latest.reverse()
-        return latest
+            count = self._count
+            n = min(n, count, size)
+            if n == 0:
+                return []
+            end = (count - 1) % size + 1  # one past the newest slot
+            start = end - n
+            slots, rows = self._slots, self._rows
+            if start >= 0:
+                parts = [(slots[start:end], rows[start * _ROW : end * _ROW])]
+            else:  # wrapped: the older part is at the end of the ring
+                start += size
+                parts = [(slots[start:], rows[start * _ROW :]), (slots[:end], rows[: end * _ROW])]
+        out: list[Any] = []
+        for part_slots, part_rows in parts:
+            _rebuild(part_slots, part_rows, out)
+        return out
 
     @property
     def latest(self) -> T | None:
         """The most recent item, or ``None`` when the buffer is empty."""
-        with self._lock:
-            return self._items[-1] if self._items else None
+        latest = self.get_latest(1)
+        return latest[0] if latest else None
 
     @property
     def utilization(self) -> float:
         """Percentage of the capacity in use, from 0.0 to 100.0."""
-        return len(self._items) * 100.0 / self._max_size
+        return len(self) * 100.0 / self._max_size
 
     @property
     def max_size(self) -> int:
@@ -93,15 +157,139 @@ class DataBuffer(Generic[T]):
     @property
     def total_added(self) -> int:
         """How many items were ever added, including overwritten and cleared ones."""
-        return self._total_added
+        with self._lock:
+            return self._cleared + self._count
 
     def clear(self) -> None:
-        """Remove every item; ``total_added`` keeps counting from where it was."""
+        """Remove every item and free the storage; ``total_added`` keeps counting."""
         with self._lock:
-            self._items.clear()
+            self._cleared += self._count
+            self._count = 0
+            self._slots = []
+            self._rows = bytearray()
+            self._keys.clear()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return min(self._count, self._max_size)
 
     def __repr__(self) -> str:
-        return f"DataBuffer(max_size={self._max_size}, len={len(self._items)})"
+        return f"DataBuffer(max_size={self._max_size}, len={len(self)})"
+
+    # -- internals, called with the lock held ------------------------------------------
+
+    def _put(self, item: object) -> None:
+        count = self._count
+        i = count % self._max_size
+        slot: Any = item
+        if type(item) is TradeBar:
+            key = self._key
+            try:
+                if (
+                    item.symbol != key.symbol
+                    or item.resolution is not key.resolution
+                    or item.closed is not key.closed
+                    or item.revision != key.revision
+                    or item.backfilled is not key.backfilled
+                ):
+                    key = self._key_for(item)
+                _pack_into(
+                    self._rows,
+                    i * _ROW,
+                    item.ts_event,
+                    item.open,
+                    item.high,
+                    item.low,
+                    item.close,
+                    item.volume,
+                    item.ts_recv,
+                )
+                slot = key
+            except Exception:  # row i not allocated yet, or a field that does not fit a row
+                slot = self._put_slow(item, i)
+        try:
+            self._slots[i] = slot
+        except IndexError:  # slot i not allocated yet
+            slots = self._slots
+            slots.extend(repeat(None, self._grown(len(slots), i) - len(slots)))
+            slots[i] = slot
+        self._count = count + 1
+
+    def _put_slow(self, bar: TradeBar, i: int) -> Any:
+        """Allocate row ``i`` if missing and pack ``bar`` there; return the slot to store.
+
+        That is the bar's key once it is packed, or the bar itself when it cannot be (a
+        timestamp beyond int64, a price that is not a number, an unhashable field).
+        """
+        rows = self._rows
+        have = len(rows) // _ROW
+        if have <= i:
+            grown = bytearray(self._grown(have, i) * _ROW)  # exact size: extend overallocates
+            grown[: len(rows)] = rows
+            self._rows = rows = grown
+        try:
+            key = self._key_for(bar)
+            _pack_into(
+                rows,
+                i * _ROW,
+                bar.ts_event,
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.ts_recv,
+            )
+        except Exception:  # any field that does not fit: keep the object
+            return bar
+        return key
+
+    def _key_for(self, bar: TradeBar) -> _BarKey:
+        """Return the shared key for ``bar``'s series and flags, and make it the usual one."""
+        fields = (bar.symbol, bar.resolution, bar.closed, bar.revision, bar.backfilled)
+        key = self._keys.get(fields)
+        if key is None:
+            if len(self._keys) >= _MAX_KEYS:  # many series in one buffer: forget old keys
+                self._keys.clear()
+            key = self._keys[fields] = _BarKey(*fields)
+        self._key = key
+        return key
+
+    def _grown(self, have: int, i: int) -> int:
+        """How many slots or rows to hold when ``have`` lack position ``i``."""
+        return min(self._max_size, max(i + 1, 2 * have, _MIN_GROWTH))
+
+
+def _rebuild(slots: list[Any], rows: bytearray, out: list[Any]) -> None:
+    """Append to ``out`` the item of each slot; ``rows`` holds the slots' rows, in order."""
+    if not rows:  # no bars among these slots
+        out.extend(slots)
+        return
+    unpack_from = _ROW_STRUCT.unpack_from
+    offset = -_ROW
+    for slot in slots:
+        offset += _ROW
+        if type(slot) is not _BarKey:
+            out.append(slot)
+            continue
+        ts_event, open_, high, low, close, volume, ts_recv = unpack_from(rows, offset)
+        total = open_ + high + low + close + volume
+        if total != total:  # some field is nan (or inf - inf): give back the shared nan
+            open_, high, low, close, volume = (
+                _NAN if v != v else v for v in (open_, high, low, close, volume)
+            )
+        out.append(
+            TradeBar(
+                slot.symbol,
+                ts_event,
+                open_,
+                high,
+                low,
+                close,
+                volume,
+                slot.resolution,
+                ts_recv,
+                slot.closed,
+                slot.revision,
+                slot.backfilled,
+            )
+        )
