@@ -75,6 +75,13 @@ class EngineState(enum.Enum):
     CLOSED = "closed"
 
 
+# Enum members read through their class cost a descriptor call on CPython 3.11: the hot path
+# uses these module constants instead.
+_RUNNING = EngineState.RUNNING
+_INVALID = DataQualityLevel.INVALID
+_TRADE = TickType.TRADE
+
+
 class DataEngine(FailoverMixin, SeriesMixin):
     """Coordinates feeds, the validation pipeline, callbacks, cache and storage.
 
@@ -523,7 +530,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             EngineStateError: the engine is not running.
         """
         inbox = self._inbox
-        if inbox is None or self.state is not EngineState.RUNNING:
+        if inbox is None or self.state is not _RUNNING:
             raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
         if inbox.offer(feed, item):
             self._accepted += 1
@@ -611,7 +618,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         verdict = self.validator.check(item, feed=feed)
         level = verdict.level
         self._processed += 1
-        if level is DataQualityLevel.INVALID:
+        if level is _INVALID:
             self._invalid += 1
             self.quality.record(feed, symbol, item, verdict, None)
             self.metrics.increment_errors(feed=feed, kind="invalid_data")
@@ -638,7 +645,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             later = self._keep(feed, item, verdict, later)
         if self._aggregators and type(item) is Tick:
             aggregator = self._aggregators.get(symbol)
-            if aggregator is not None and item.tick_type is TickType.TRADE:
+            if aggregator is not None and item.tick_type is _TRADE:
                 for bar in aggregator.update(item):
                     later = self._then(later, feed, bar)
         elif self._derivers and type(item) is TradeBar:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -45,6 +44,7 @@ Channel = Literal["kline", "agg_trade", "book_ticker"]
 _CHANNEL_NAMES: Mapping[str, str] = {"agg_trade": "aggTrade", "book_ticker": "bookTicker"}
 _KLINES_PAGE = 1000  # Binance's largest ``limit``
 _MS = 1_000_000
+_SEEN = 64  # closed-candle open times remembered per symbol, to drop re-sent candles
 
 
 class BinanceDataFeed(StreamingFeed):
@@ -112,7 +112,7 @@ class BinanceDataFeed(StreamingFeed):
         self._http: aiohttp.ClientSession | None = None
         self._venue: dict[str, str] = {}  # "BTCUSDT" -> "BTC/USDT"
         self._request_id = 0
-        self._closed_keys: dict[str, deque[int]] = {}
+        self._closed_keys: dict[str, dict[int, None]] = {}  # symbol -> closed open times
         self.malformed_frames = 0
         self.unknown_frames = 0
         self.duplicate_bars = 0
@@ -200,12 +200,15 @@ class BinanceDataFeed(StreamingFeed):
             return self.emit_partial
         seen = self._closed_keys.get(bar.symbol)
         if seen is None:
-            seen = self._closed_keys[bar.symbol] = deque(maxlen=64)
+            seen = self._closed_keys[bar.symbol] = {}
         if bar.ts_event in seen:
             self.duplicate_bars += 1
             self.note_data(bar.symbol, now)
             return False
-        seen.append(bar.ts_event)
+        seen[bar.ts_event] = None
+        if len(seen) > 2 * _SEEN:  # keep the newest _SEEN open times (insertion order)
+            for ts in list(seen)[:-_SEEN]:
+                del seen[ts]
         return True
 
     # ----------------------------------------------------------------- history
