@@ -64,7 +64,7 @@ class SeriesMixin:
     state: EngineState
     _feeds: dict[str, DataFeed]
     _refcounts: dict[tuple[str, str], int]
-    _inbox: Inbox | None
+    _inbox: Inbox[str] | None
     _resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]]
     _answers: deque[Resume]
     _calendars: dict[str, Any]

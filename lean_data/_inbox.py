@@ -1,5 +1,8 @@
 """The engine's inbox: the bounded FIFO between feeds and the pipeline task.
 
+The storage writer's queue is one too (its consumer waits for a batch's worth of rows at
+once, :meth:`Inbox.wait` with a count, so it is not woken for every row).
+
 It does what ``asyncio.Queue`` did for the engine, at a fraction of the cost per item: a
 feed's :meth:`Inbox.offer` is a ``deque.append`` and, only when the pipeline is asleep, one
 future resolved; the pipeline takes items with :meth:`Inbox.take` in a plain loop and sleeps
@@ -17,26 +20,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Inbox"]
 
+K = TypeVar("K")
 
-class Inbox:
-    """A bounded FIFO of ``(feed, item)`` pairs with one consumer.
+
+class Inbox(Generic[K]):
+    """A bounded FIFO of ``(key, item)`` pairs (the engine's: ``(feed, item)``), one consumer.
 
     Args:
         maxsize: capacity, at least 1.
     """
 
-    __slots__ = ("_getter", "_idle", "_items", "_maxsize", "_putters", "_unfinished")
+    __slots__ = ("_getter", "_idle", "_items", "_maxsize", "_putters", "_unfinished", "_want")
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError(f"an inbox needs maxsize >= 1, got {maxsize}")
         self._maxsize = maxsize
-        self._items: deque[tuple[str, Any]] = deque()
-        self._getter: asyncio.Future[None] | None = None  # the consumer, asleep on empty
+        self._items: deque[tuple[K, Any]] = deque()
+        self._getter: asyncio.Future[None] | None = None  # the consumer, asleep
+        self._want = 1  # how many items wake the consumer
         self._putters: deque[asyncio.Future[None]] = deque()  # producers asleep on full
         self._idle: list[asyncio.Future[None]] = []  # join() callers
         self._unfinished = 0
@@ -49,20 +55,20 @@ class Inbox:
         """The capacity given at construction."""
         return self._maxsize
 
-    def offer(self, feed: str, item: Any) -> bool:
+    def offer(self, key: K, item: Any) -> bool:
         """Append without waiting; False when the inbox is full or producers wait for room."""
         if len(self._items) >= self._maxsize or self._putters:
             return False
-        self._append(feed, item)
+        self._append(key, item)
         return True
 
-    def force(self, feed: str, item: Any) -> None:
+    def force(self, key: K, item: Any) -> None:
         """Append even beyond capacity (control markers that must never wait)."""
-        self._append(feed, item)
+        self._append(key, item)
 
-    async def put(self, feed: str, item: Any) -> None:
+    async def put(self, key: K, item: Any) -> None:
         """Append, waiting (in arrival order with other waiting producers) for room."""
-        if self.offer(feed, item):
+        if self.offer(key, item):
             return
         loop = asyncio.get_running_loop()
         again = False
@@ -83,20 +89,26 @@ class Inbox:
             if len(self._items) < self._maxsize:
                 break
             again = True
-        self._append(feed, item)
+        self._append(key, item)
         if self._putters and len(self._items) < self._maxsize:
             self._wake_putter()
 
-    def _append(self, feed: str, item: Any) -> None:
-        self._items.append((feed, item))
+    def _append(self, key: K, item: Any) -> None:
+        items = self._items
+        items.append((key, item))
         self._unfinished += 1
+        if self._getter is not None and len(items) >= self._want:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the consumer now, however few items wait (control markers)."""
         getter = self._getter
         if getter is not None:
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
 
-    def take(self) -> tuple[str, Any] | None:
+    def take(self) -> tuple[K, Any] | None:
         """Pop the oldest pair, or None when the inbox is empty (never waits)."""
         items = self._items
         if not items:
@@ -106,16 +118,21 @@ class Inbox:
             self._wake_putter()
         return pair
 
-    async def wait(self) -> None:
-        """Sleep until the inbox holds at least one item (the consumer only)."""
-        if self._items:
+    async def wait(self, count: int = 1) -> None:
+        """Sleep until the inbox holds ``count`` items (at most its capacity) or :meth:`wake`.
+
+        For the one consumer only.
+        """
+        if len(self._items) >= count:
             return
         getter = asyncio.get_running_loop().create_future()
         self._getter = getter
+        self._want = max(1, min(count, self._maxsize))
         try:
             await getter
         finally:
             self._getter = None
+            self._want = 1
 
     def done(self, count: int = 1) -> None:
         """Mark ``count`` taken items as fully processed (like ``Queue.task_done``)."""

@@ -31,6 +31,7 @@ import aiosqlite
 
 from lean_data import _schema as sch
 from lean_data import intervals as iv
+from lean_data._inbox import Inbox
 from lean_data.errors import StorageError
 
 __all__ = ["FLUSH", "STOP", "BatchWriter", "Entry"]
@@ -61,7 +62,7 @@ class BatchWriter:
         batch_s: commit at most this many seconds after a batch's first row.
     """
 
-    def __init__(self, queue: asyncio.Queue[Entry], *, batch_rows: int, batch_s: float) -> None:
+    def __init__(self, queue: Inbox[int], *, batch_rows: int, batch_s: float) -> None:
         self.queue = queue
         self.db: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()  # one open transaction at a time (batch or retention)
@@ -85,7 +86,7 @@ class BatchWriter:
         return {
             "rows_written": self.rows_written,
             "batches": self.batches,
-            "queue_depth": self.queue.qsize(),
+            "queue_depth": len(self.queue),
             "write_failures": self.write_failures,
             "rows_lost": self.rows_lost,
             "last_batch_rows": self.last_batch_rows,
@@ -103,7 +104,7 @@ class BatchWriter:
         while True:  # after the stop marker: rows from producers that were blocked on put
             await asyncio.sleep(0)  # let producers woken by our gets put their rows
             count, control = self._take(groups, 0)
-            if count == 0 and control is None and self.queue.empty():
+            if count == 0 and control is None and not self.queue:
                 return
             if count:
                 await self._commit(groups, count)
@@ -112,13 +113,13 @@ class BatchWriter:
 
     def _take(self, groups: list[list[sch.Row]], count: int) -> tuple[int, Entry | None]:
         """Move queued rows into ``groups`` without waiting; stop at a control entry."""
-        get = self.queue.get_nowait
+        take = self.queue.take
         limit = self._batch_rows
         while count < limit:
-            try:
-                table, payload = get()
-            except asyncio.QueueEmpty:
+            entry = take()
+            if entry is None:
                 break
+            table, payload = entry
             if table < 0:
                 return count, (table, payload)
             groups[table].append(payload)
@@ -126,24 +127,25 @@ class BatchWriter:
         return count, None
 
     async def _collect(self, groups: list[list[sch.Row]]) -> tuple[int, Entry | None]:
-        """Wait for a first row, then gather a batch until full, timed out or a control."""
-        table, payload = await self.queue.get()
-        if table < 0:
-            return 0, (table, payload)
-        groups[table].append(payload)
-        count, control = self._take(groups, 1)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._batch_s
-        while control is None and count < self._batch_rows:
+        """Wait for a first row, then gather a batch until full, timed out or a control.
+
+        Between the first row and the deadline the writer sleeps until a whole batch is
+        queued (or a control entry wakes it), instead of waking for every row.
+        """
+        queue = self.queue
+        await queue.wait()
+        count, control = self._take(groups, 0)
+        limit = self._batch_rows
+        if control is not None or count >= limit:
+            return count, control
+        deadline = asyncio.get_running_loop().time() + self._batch_s
+        while control is None and count < limit:
             try:
                 async with asyncio.timeout_at(deadline):
-                    table, payload = await self.queue.get()
+                    await queue.wait(limit - count)
             except TimeoutError:
-                break
-            if table < 0:
-                return count, (table, payload)
-            groups[table].append(payload)
-            count, control = self._take(groups, count + 1)
+                return self._take(groups, count)
+            count, control = self._take(groups, count)
         return count, control
 
     def _control(self, entry: Entry) -> bool:
@@ -232,7 +234,8 @@ class BatchWriter:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         marker: _FlushMarker = (done, self.rows_lost)
         try:
-            await self.queue.put((FLUSH, marker))
+            await self.queue.put(FLUSH, marker)
+            self.queue.wake()
             await asyncio.wait({done, task}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             done.cancel()  # tells the writer nobody waits for this marker any more
@@ -250,8 +253,8 @@ class BatchWriter:
         """Record why the task died, fail waiting flush markers and count queued rows lost."""
         self.error = error
         lost = 0
-        while not self.queue.empty():  # unblocks producers waiting in put()
-            table, payload = self.queue.get_nowait()
+        while (entry := self.queue.take()) is not None:  # unblocks producers waiting in put()
+            table, payload = entry
             if table == FLUSH and not payload[0].done():
                 payload[0].set_exception(error)
             lost += table >= 0

@@ -116,7 +116,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         self._sync_callbacks: list[SyncCallback] = []
         self._subscribers: list[Subscriber] = []
         self._refcounts: dict[tuple[str, str], int] = {}
-        self._inbox: Inbox | None = None
+        self._inbox: Inbox[str] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pipeline_task: asyncio.Task[None] | None = None
         self._connects: dict[str, asyncio.Task[bool]] = {}

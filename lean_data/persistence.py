@@ -44,6 +44,7 @@ import aiosqlite
 import orjson
 
 from lean_data import _schema as sch
+from lean_data._inbox import Inbox
 from lean_data._queries import QueriesMixin
 from lean_data._writer import STOP, BatchWriter, Entry
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
@@ -99,7 +100,7 @@ class DataPersistence(QueriesMixin):
         self._path = str(path)
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._clock_ns = clock_ns
-        self._queue: asyncio.Queue[Entry] = asyncio.Queue(queue_size)
+        self._queue: Inbox[int] = Inbox(queue_size)
         self._batch_writer = BatchWriter(
             self._queue, batch_rows=batch_rows, batch_s=batch_ms / 1000.0
         )
@@ -175,7 +176,8 @@ class DataPersistence(QueriesMixin):
         writer = self._writer
         try:
             if was_open and writer is not None and not writer.done():
-                await self._queue.put((STOP, None))
+                await self._queue.put(STOP, None)
+                self._queue.wake()
                 await asyncio.wait({writer})
         finally:
             await self._discard_connection()
@@ -227,9 +229,7 @@ class DataPersistence(QueriesMixin):
         if not self._accepting:
             self._reject()
         entry = self._entry(item, feed, quality)
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        if not self._queue.offer(*entry):
             await self._put(entry)
 
     def save_market_data_nowait(
@@ -244,11 +244,7 @@ class DataPersistence(QueriesMixin):
         """
         if not self._accepting:
             self._reject()
-        try:
-            self._queue.put_nowait(self._entry(item, feed, quality))
-        except asyncio.QueueFull:
-            return False
-        return True
+        return self._queue.offer(*self._entry(item, feed, quality))
 
     def _entry(self, item: MarketData, feed: str, quality: Verdict | None) -> Entry:
         found = sch.ROW_BUILDERS.get(type(item))
@@ -344,11 +340,7 @@ class DataPersistence(QueriesMixin):
             self._reject()
 
     def _offer(self, table: int, row: sch.Row) -> bool:
-        try:
-            self._queue.put_nowait((table, row))
-        except asyncio.QueueFull:
-            return False
-        return True
+        return self._queue.offer(table, row)
 
     async def _save(self, table: int, row: sch.Row) -> None:
         if not self._accepting:
@@ -356,7 +348,7 @@ class DataPersistence(QueriesMixin):
         await self._put((table, row))
 
     async def _put(self, entry: Entry) -> None:
-        await self._queue.put(entry)
+        await self._queue.put(*entry)
         if (error := self._batch_writer.error) is not None:
             raise StorageError("the storage writer died; the row was not stored") from error
 

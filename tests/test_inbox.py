@@ -95,3 +95,21 @@ async def test_join_waits_for_every_item_to_be_done() -> None:
     assert not joined.done()
     inbox.done()
     await asyncio.wait_for(joined, 1.0)
+
+
+async def test_wait_for_a_count_sleeps_until_that_many_or_a_wake() -> None:
+    inbox: Inbox[int] = Inbox(100)
+    waiter = asyncio.create_task(inbox.wait(3))
+    await asyncio.sleep(0)
+    for i in range(2):
+        assert inbox.offer(0, i)
+        await asyncio.sleep(0)
+        assert not waiter.done()  # two of three: still asleep
+    assert inbox.offer(0, 2)
+    await asyncio.wait_for(waiter, 1.0)
+
+    waiter = asyncio.create_task(inbox.wait(50))
+    await asyncio.sleep(0)
+    inbox.wake()  # a control marker wakes it however few items wait
+    await asyncio.wait_for(waiter, 1.0)
+    assert drain(inbox) == [0, 1, 2]
