@@ -8,6 +8,7 @@ spells, confirm level shifts and judge repeated bars against that state.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, Final
 
 from lean_data._validation_rules import FAIR, LOG, POOR, Issues, add, tier
@@ -42,10 +43,11 @@ class Series:
         "ranges",
         "ref",
         "ref_ts",
+        "resum_in",
         "revision",
         "rsum",
+        "size",
         "ts",
-        "updates",
     )
 
     def __init__(self, window: int, period_ns: int) -> None:
@@ -65,14 +67,15 @@ class Series:
         self.has_volume = False
         self.period = period_ns or TICK_PERIOD
         self.hard, self.floor = tier(period_ns)
-        self.moves = [0.0] * window
-        self.ranges = [0.0] * window
+        self.size = window
+        self.moves = array("d", bytes(8 * window))  # C doubles: no float object per slot
+        self.ranges = array("d", bytes(8 * window))
         self.msum = 0.0
         self.rsum = 0.0
         self.n = 0
         self.idx = 0
         self.pushed = False  # whether the current bar already put a value in the windows
-        self.updates = 0
+        self.resum_in = 8 * window  # updates left before msum and rsum are re-summed
 
     def accept(self, price: float, ts: int) -> None:
         """Make ``price`` the reference and drop any pending level."""
@@ -99,23 +102,26 @@ class Series:
 
     def record(self, move: float, rng: float) -> None:
         """Put an observation in the windows (replacing the current bar's earlier one)."""
+        moves, ranges, size = self.moves, self.ranges, self.size
         i = self.idx
         if self.pushed:
-            i = i - 1 if i else len(self.moves) - 1
+            i = i - 1 if i else size - 1
         else:
-            self.idx = i + 1 if i + 1 < len(self.moves) else 0
+            self.idx = i + 1 if i + 1 < size else 0
             self.pushed = True
-            if self.n < len(self.moves):
+            if self.n < size:
                 self.n += 1
-        self.msum += move - self.moves[i]
-        self.rsum += rng - self.ranges[i]
-        self.moves[i] = move
-        self.ranges[i] = rng
-        self.updates += 1
-        if self.updates >= 8 * len(self.moves):  # re-sum now and then: no float drift
-            self.updates = 0
-            self.msum = math.fsum(self.moves)
-            self.rsum = math.fsum(self.ranges)
+        self.msum += move - moves[i]
+        self.rsum += rng - ranges[i]
+        moves[i] = move
+        ranges[i] = rng
+        left = self.resum_in - 1
+        if left:
+            self.resum_in = left
+        else:  # re-sum every 8 * size updates: no float drift
+            self.resum_in = 8 * size
+            self.msum = math.fsum(moves)
+            self.rsum = math.fsum(ranges)
 
 
 def forget(table: dict[Any, Series], symbol: str | None) -> None:

@@ -8,10 +8,12 @@ Per (symbol, resolution) the tracker knows the next expected open time. A closed
 - opens at the expected time is delivered and advances the series;
 - opens earlier than expected and was never delivered (a hole its source could not fill in
   time) is *late*: stored, not delivered, because subscribers have moved past it;
-- opens earlier and repeats a bar already delivered (same values, not a higher revision) is a
-  duplicate: dropped and counted. A bar from the same feed with different values, or a higher
-  revision, is a revision: delivered with ``revision`` one above the last one delivered. A bar
-  for that open time from another feed (failover seams) is a duplicate: the first wins;
+- opens earlier and repeats a bar already delivered (same values, a NaN volume matching a
+  NaN volume, not a higher revision) is a duplicate: dropped and counted. A bar from the
+  same feed with different values, or a higher revision, is a revision: delivered with
+  ``revision`` one above the last one delivered. A bar for that open time from another feed
+  (failover seams) is a duplicate: the first wins. The last 128 bars delivered per series
+  are remembered for this (not the bars themselves: their values); an older one is late;
 - opens later than expected, with bars the calendar expects in between, is a gap (for a
   sparse source, whose quiet intervals have no bar, a *possible* gap): the bar is parked and
   the engine is asked to fetch ``[expected, bar open)`` from the feed's history. Bars of the
@@ -28,7 +30,9 @@ duplicate nor a hole.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import struct
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
@@ -43,8 +47,12 @@ __all__ = [
     "Request",
 ]
 
-_RECENT = 64  # delivered open times remembered per series (duplicates, revisions)
-_RECENT_MAX = 2 * _RECENT  # pruned back to _RECENT in one go when it grows past this
+_RECENT = 128  # delivered open times remembered per series (duplicates, revisions)
+# What is remembered of a delivered bar: its revision and exact OHLCV, packed. Not the bar
+# itself, which would stay alive for as long as it is remembered.
+_SLOT = struct.Struct("<q5d")
+_SLOT_SIZE = _SLOT.size
+_PACK_INTO = _SLOT.pack_into
 
 
 class CalendarLike(Protocol):
@@ -115,15 +123,25 @@ _DUPLICATE = Decision(Action.DUPLICATE)
 
 
 class _Series:
+    """State of one series.
+
+    The last ``_RECENT`` delivered bars (and late ones) are remembered in a ring of slots,
+    one per open time: ``opens[i]``, ``feeds[i]`` and ``_SLOT`` at ``values[i * _SLOT_SIZE]``.
+    The ring grows to ``_RECENT`` slots, then ``head`` (the slot the next bar takes) wraps.
+    """
+
     __slots__ = (
-        "hold", "last_open", "next_open", "parked", "recent", "request", "run_feed", "run_start",
-        "seeded",
+        "feeds", "head", "hold", "last_open", "next_open", "opens", "parked", "request",
+        "run_feed", "run_start", "seeded", "values",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.next_open = -1  # unknown until the first bar (or storage) says
         self.last_open = -1
-        self.recent: dict[int, tuple[str, TradeBar]] = {}  # open time -> (feed, bar delivered)
+        self.opens = array("q")
+        self.feeds: list[str] = []
+        self.values = bytearray()
+        self.head = 0
         self.parked: list[tuple[str, TradeBar]] | None = None
         self.seeded = False
         self.hold = 0  # warm-up bars wanted before the first live bar
@@ -136,11 +154,41 @@ def _values(bar: TradeBar) -> tuple[float, ...]:
     return (bar.open, bar.high, bar.low, bar.close, bar.volume)
 
 
-def _prune(recent: dict[int, tuple[str, TradeBar]]) -> None:
-    """Keep the newest _RECENT entries (insertion order is time order on the fast path)."""
-    keep = list(recent.items())[-_RECENT:]
-    recent.clear()
-    recent.update(keep)
+def _same(values: Sequence[float], seen: Sequence[float]) -> bool:
+    """Return whether two bars' values are equal, NaN equal to NaN (an unknown volume)."""
+    return all(a == b or (a != a and b != b) for a, b in zip(values, seen, strict=True))
+
+
+def _remember(series: _Series, feed: str, bar: TradeBar, slot: int = -1) -> None:
+    """Remember a delivered bar in ``slot``, or (-1) in the next one of the ring."""
+    packed = _SLOT.pack(bar.revision, *_values(bar))  # first: a bad value changes nothing
+    if slot < 0:
+        slot = series.head
+        series.head = slot + 1 if slot + 1 < _RECENT else 0
+        if slot == len(series.feeds):  # the ring is still growing
+            series.feeds.append(feed)
+            series.opens.append(bar.ts_event)
+            series.values += packed
+            if slot + 1 == _RECENT:  # full: drop the growth headroom (~7%), for good
+                series.values = bytearray(series.values)
+            return
+    series.feeds[slot] = feed
+    series.opens[slot] = bar.ts_event
+    start = slot * _SLOT_SIZE
+    series.values[start : start + _SLOT_SIZE] = packed
+
+
+def _find(series: _Series, ts: int, period: int) -> int:
+    """Return the slot remembering open time ``ts`` (there is at most one), or -1."""
+    opens = series.opens
+    if period > 0:  # first guess: one slot per period back from the newest bar
+        guess = series.head - 1 - (series.last_open - ts) // period
+        if -len(opens) <= guess < len(opens) and opens[guess] == ts:
+            return guess % len(opens)
+    try:
+        return opens.index(ts)
+    except ValueError:
+        return -1
 
 
 class Continuity:
@@ -181,7 +229,7 @@ class Continuity:
         """Like :meth:`admit`, but None when the bar is delivered as it is (the common case).
 
         The next bar of a running series from the feed already delivering it costs a few
-        attribute reads and one dict insert; everything else goes through :meth:`admit`.
+        attribute reads and one slot write; everything else goes through :meth:`admit`.
         """
         series = self._series.get((bar.symbol, bar.resolution))
         if (
@@ -190,12 +238,21 @@ class Continuity:
             and series.parked is None
             and feed == series.run_feed
         ):
-            ts = series.last_open = bar.ts_event
+            ts = bar.ts_event
+            feeds = series.feeds
+            i = series.head
+            if i < len(feeds):  # the ring is full: the oldest slot takes the bar
+                _PACK_INTO(
+                    series.values, i * _SLOT_SIZE,
+                    bar.revision, bar.open, bar.high, bar.low, bar.close, bar.volume,
+                )  # fmt: skip
+                feeds[i] = feed
+                series.opens[i] = ts
+                series.head = i + 1 if i + 1 < _RECENT else 0
+            else:
+                _remember(series, feed, bar)
+            series.last_open = ts
             series.next_open = ts + bar.resolution.nanos
-            recent = series.recent
-            recent[ts] = (feed, bar)
-            if len(recent) > _RECENT_MAX:
-                _prune(recent)
             self.delivered += 1
             return None
         return self.admit(feed, bar)
@@ -236,35 +293,28 @@ class Continuity:
         if ts != series.next_open or feed != series.run_feed:
             self._close_run(series, bar.symbol, bar.resolution)
             series.run_feed, series.run_start = feed, ts
+        _remember(series, feed, bar)
         series.last_open = ts
         series.next_open = ts + bar.resolution.nanos
-        self._remember(series, feed, bar)
         self.delivered += 1
 
-    def _remember(self, series: _Series, feed: str, bar: TradeBar) -> None:
-        recent = series.recent
-        recent[bar.ts_event] = (feed, bar)
-        if len(recent) > _RECENT_MAX:
-            _prune(recent)
-
     def _earlier(self, series: _Series, feed: str, bar: TradeBar) -> Decision:
-        seen = series.recent.get(bar.ts_event)
-        if seen is None:
+        slot = _find(series, bar.ts_event, bar.resolution.nanos)
+        if slot < 0:
             # a bar for a hole behind the head (a gap its source could not fill then):
             # subscribers have moved on, so it goes to storage only
-            self._remember(series, feed, bar)
+            _remember(series, feed, bar)
             self.late += 1
             return Decision(Action.LATE, bar)
-        seen_feed, seen_bar = seen
-        seen_revision = seen_bar.revision
-        if seen_feed != feed:
+        if series.feeds[slot] != feed:
             self.duplicates += 1
             return _DUPLICATE
-        if bar.revision <= seen_revision and _values(bar) == _values(seen_bar):
+        seen_revision, *seen = _SLOT.unpack_from(series.values, slot * _SLOT_SIZE)
+        if bar.revision <= seen_revision and _same(_values(bar), seen):
             self.duplicates += 1
             return _DUPLICATE
         revised = bar if bar.revision > seen_revision else replace(bar, revision=seen_revision + 1)
-        self._remember(series, feed, revised)
+        _remember(series, feed, revised, slot)
         self.revisions += 1
         return Decision(Action.DELIVER, revised)
 

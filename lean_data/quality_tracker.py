@@ -18,6 +18,7 @@ tracking where it was. Equal tick timestamps are normal and are not duplicates.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from lean_data.errors import ConfigError
@@ -27,7 +28,11 @@ from lean_data.quality import DataQualityLevel, Verdict
 __all__ = ["QualityTracker"]
 
 _LEVELS = tuple(DataQualityLevel)
-_TENTHS = {level: round(level.value * 10) for level in _LEVELS}  # exact integer sums
+# A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
+# plain attribute): ``hash(level)`` and ``level.value`` are Python-level calls, too slow
+# for the hot path. The tenths (0..10) are also the index of the level's count.
+_TENTHS: dict[float, int] = {level._value_: round(level.value * 10) for level in _LEVELS}
+_LEVEL_SLOTS = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
 
 
 class _SeriesClock:
@@ -69,16 +74,17 @@ class _Stats:
     def __init__(self, window: int) -> None:
         self.messages = 0
         self.tenths = 0  # lifetime sum of scores x 10
-        self.scores = [0] * window
+        self.scores = array("b", bytes(window))  # the last ``window`` scores x 10
         self.window_tenths = 0
         self.idx = 0
-        self.levels = dict.fromkeys(_LEVELS, 0)
+        self.levels = [0] * 11  # count per level, indexed by the level's tenths
         self.reasons: dict[str, int] = {}
         self.gaps = 0
         self.missing = 0
         self.duplicates = 0
         self.out_of_order = 0
-        self.latencies = [0] * window
+        # int64 ns; becomes a list of ints if a latency does not fit (see _latency)
+        self.latencies: array[int] | list[int] = array("q", bytes(8 * window))
         self.lat_idx = 0
         self.lat_n = 0
         self.lat_sum = 0
@@ -126,14 +132,13 @@ class QualityTracker:
         if st is None:
             st = self._stats[(feed, symbol)] = _Stats(self._window)
         st.messages += 1
-        level = verdict.level
-        tenths = _TENTHS[level]
+        tenths = _TENTHS[verdict.level._value_]
         st.tenths += tenths
         idx = st.idx
         st.window_tenths += tenths - st.scores[idx]
         st.scores[idx] = tenths
         st.idx = idx + 1 if idx + 1 < self._window else 0
-        st.levels[level] += 1
+        st.levels[tenths] += 1
         if verdict.reasons:
             reasons = st.reasons
             for reason in verdict.reasons:
@@ -183,7 +188,11 @@ class QualityTracker:
     def _latency(self, st: _Stats, latency_ns: int) -> None:
         st.lat_sum += latency_ns
         i = st.lat_idx
-        st.latencies[i] = latency_ns
+        try:
+            st.latencies[i] = latency_ns
+        except (OverflowError, TypeError):  # beyond int64, or not an int: keep it exactly
+            st.latencies = list(st.latencies)
+            st.latencies[i] = latency_ns
         st.lat_idx = i + 1 if i + 1 < self._window else 0
         st.lat_n += 1
 
@@ -210,7 +219,7 @@ class QualityTracker:
             "messages": st.messages,
             "average_score": st.tenths / (10 * st.messages),
             "rolling_score": st.window_tenths / (10 * in_window),
-            "levels": {level.name: st.levels[level] for level in _LEVELS},
+            "levels": {name: st.levels[tenths] for name, tenths in _LEVEL_SLOTS},
             "reasons": dict(st.reasons),
             "gaps": st.gaps,
             "missing_bars": st.missing,

@@ -5,7 +5,9 @@ tests/fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv (see PROVENANCE
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+import weakref
+from dataclasses import fields, replace
 
 import pytest
 
@@ -130,3 +132,77 @@ def test_seed_from_storage_and_warmup(bars: list[TradeBar]) -> None:
     assert again is None
     assert [b.ts_event for _, b in out] == [b.ts_event for b in bars[180:202]]
     assert sum(b.backfilled for _, b in out) == 20
+
+
+class _Bar(TradeBar):
+    """A TradeBar that can be weakly referenced, to see whether the tracker keeps it."""
+
+    __slots__ = ("__weakref__",)
+
+
+def test_duplicates_and_revisions_across_the_remembered_window(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    live = [_Bar(**{f.name: getattr(b, f.name) for f in fields(b)}) for b in bars[:300]]
+    refs = [weakref.ref(b) for b in live]
+    first = tracker.admit_fast("ftx", live[0])  # a new series: the slow path
+    assert first is not None
+    assert first.action is Action.DELIVER
+    assert all(tracker.admit_fast("ftx", b) is None for b in live[1:])
+    del live, first
+    assert [ref() for ref in refs] == [None] * 300  # delivered bars are not kept alive
+    # the last 128 delivered bars (172..299) are remembered, exactly
+    assert tracker.admit("ftx", replace(bars[172])).action is Action.DUPLICATE
+    assert tracker.admit("ftx", replace(bars[298])).action is Action.DUPLICATE
+    assert tracker.admit("backup", replace(bars[250], close=1.0)).action is Action.DUPLICATE
+    nudged = replace(bars[200], high=math.nextafter(bars[200].high, math.inf))
+    revised = tracker.admit("ftx", nudged)  # one ulp apart: a revision
+    assert (revised.action, revised.bar) == (Action.DELIVER, replace(nudged, revision=1))
+    assert tracker.admit("ftx", replace(nudged, revision=1)).action is Action.DUPLICATE
+    again = tracker.admit("ftx", replace(bars[200]))  # back to the first values
+    assert again.bar is not None
+    assert again.bar.revision == 2
+    assert tracker.admit("ftx", replace(bars[172], revision=3)).bar == replace(
+        bars[172], revision=3
+    )  # a higher revision from the source is delivered as it is
+    # older than the window: taken for a late bar (stored, not delivered)
+    assert tracker.admit("ftx", replace(bars[171])).action is Action.LATE
+    stats = tracker.statistics()
+    assert (stats["delivered"], stats["duplicates"], stats["revisions"], stats["late"]) == (
+        300,
+        4,
+        3,
+        1,
+    )
+
+
+def test_a_repeated_nan_volume_is_a_duplicate(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    unknown = [replace(b, volume=float("nan")) for b in bars[:5]]  # NaN objects of their own
+    for bar in unknown:
+        tracker.admit("ftx", bar)
+    assert tracker.admit("ftx", replace(unknown[2], volume=float("nan"))).action is (
+        Action.DUPLICATE
+    )
+    assert tracker.admit("ftx", replace(unknown[3], volume=math.nan)).action is Action.DUPLICATE
+    known = tracker.admit("ftx", replace(unknown[3], volume=5.0))  # the volume became known
+    assert (known.action, known.bar) == (Action.DELIVER, replace(bars[3], volume=5.0, revision=1))
+    # values compare as floats: a zero volume repeated as -0.0 is the same bar
+    tracker.admit("ftx", replace(bars[5], volume=0.0))
+    assert tracker.admit("ftx", replace(bars[5], volume=-0.0)).action is Action.DUPLICATE
+
+
+def test_late_bars_are_remembered_and_found_behind_the_newest(bars: list[TradeBar]) -> None:
+    tracker = Continuity()
+    for bar in bars[:10]:
+        tracker.admit_fast("ftx", bar)
+    assert tracker.admit_fast("ftx", bars[12]) is not None  # a gap: fetch
+    out, again = tracker.resume(
+        "BTC-PERP", bars[0].resolution, [], through=bars[12].ts_event, answered=False
+    )
+    assert ([b for _, b in out], again) == ([bars[12]], None)
+    assert tracker.admit("ftx", bars[10]).action is Action.LATE  # the hole, filled late
+    assert tracker.admit("ftx", bars[10]).action is Action.DUPLICATE
+    assert tracker.admit("ftx", replace(bars[11])).action is Action.LATE
+    assert tracker.admit("ftx", replace(bars[9])).action is Action.DUPLICATE
+    assert tracker.admit("ftx", replace(bars[12])).action is Action.DUPLICATE
+    assert tracker.admit_fast("ftx", bars[13]) is None

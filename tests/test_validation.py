@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lean_data._validation_state import Series
 from lean_data.config import ValidationConfig
 from lean_data.models import (
     NS_PER_DAY,
@@ -521,6 +522,28 @@ def test_state_is_bounded_per_series() -> None:
         validator.check(flat(i, 100.0 + (i % 7) * 0.01))
     (series,) = validator._bars.values()
     assert (len(series.moves), len(series.ranges), series.n) == (50, 50, 50)
+
+
+def test_rolling_windows_hold_exact_values_and_are_re_summed_every_8_windows() -> None:
+    series = Series(4, NS_PER_MINUTE)
+    # big and small moves: the running sums drift from the exact ones until the re-sum
+    moves = [1e16 if k % 3 == 0 else 1.0 + k / 7 for k in range(32)]
+    for k, move in enumerate(moves, 1):
+        series.new_bar(k)
+        series.record(move, 2 * move)
+        exact = math.fsum(moves[max(0, k - 4) : k])
+        if k == 31:
+            assert series.msum != exact  # drifted
+        if k == 32:  # 8 windows of updates: re-summed
+            assert (series.msum, series.rsum) == (exact, math.fsum(2 * m for m in moves[28:]))
+    assert (list(series.moves), series.idx, series.n) == (moves[28:], 0, 4)
+    # a later version of the current bar replaces its value (slot 3: the index wrapped)
+    series.record(0.5, 1.5)
+    assert (list(series.moves), list(series.ranges), series.n) == (
+        [*moves[28:31], 0.5],
+        [2 * m for m in moves[28:31]] + [1.5],
+        4,
+    )
 
 
 # ------------------------------------------------------------------ ticks and quotes

@@ -161,3 +161,39 @@ def test_real_coinbase_daily_gaps(fixtures: Path) -> None:
         "first_ts": 1_417_392_000_000_000_000,  # 2014-12-01
         "last_ts": 1_417_392_000_000_000_000 + 1351 * NS_PER_DAY,  # 2018-08-13
     }
+
+
+def test_report_lists_every_level_by_name_in_order() -> None:
+    tracker = QualityTracker()
+    names = ["INVALID", "POOR", "POOR", "FAIR", "GOOD", "EXCELLENT", "GOOD"]
+    for i, name in enumerate(names):
+        tracker.record("f", "AAPL", bar(i), verdict(DataQualityLevel[name], "x"))
+    assert list(tracker.report()["f"]["AAPL"]["levels"].items()) == [
+        ("EXCELLENT", 1),
+        ("GOOD", 2),
+        ("FAIR", 1),
+        ("POOR", 2),
+        ("INVALID", 1),
+    ]
+
+
+def test_latency_percentiles_are_exact_for_large_values() -> None:
+    tracker = QualityTracker(window=5)
+    big = 2**62 + 1  # 146 years in ns: no float holds it exactly
+    latencies = [big + 7, 3, big, -2 * MS, big + 1, big + 2, 2**63 - 1]
+    for i, ns in enumerate(latencies):
+        tracker.record("f", "AAPL", bar(i), CLEAN, ns)
+    # nearest rank over the last 5: the 3rd and the 5th smallest
+    assert tracker.report()["f"]["AAPL"]["latency_ms"] == {
+        "avg": sum(latencies) / 7 / 1e6,
+        "p50": (big + 1) / 1e6,
+        "p99": (2**63 - 1) / 1e6,
+    }
+    # beyond 64 bits (absurd clocks) they are still kept exactly
+    for i, ns in enumerate([2**64 + 9, -(2**70), 5], 7):
+        tracker.record("f", "AAPL", bar(i), CLEAN, ns)
+    assert tracker.report()["f"]["AAPL"]["latency_ms"] == {
+        "avg": (sum(latencies) + 2**64 + 14 - 2**70) / 10 / 1e6,
+        "p50": (big + 2) / 1e6,
+        "p99": (2**64 + 9) / 1e6,
+    }
