@@ -119,9 +119,11 @@ class Subscriber:
     async def run(self) -> None:
         """Deliver queued items to the callback until closed and empty (worker task)."""
         callback = self.callback
+        pending = self._latest if self._conflate else self._queue  # what len(self) counts
+        pop = self._pop
         while True:
-            while len(self):
-                symbol, item, level = self._pop()
+            while pending:
+                symbol, item, level = pop()
                 self.in_flight = 1
                 try:
                     await callback(symbol, item, level)
