@@ -234,7 +234,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         pipeline = self._pipeline_task
         if pipeline is not None and not pipeline.done():
             await self._release_parked()
-            self._inbox.force("", _STOP)
+            await self._inbox.put("", _STOP)  # behind producers already waiting for room
             await asyncio.shield(pipeline)
         for subscriber in self._subscribers:
             subscriber.close()

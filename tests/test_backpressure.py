@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from lean_data import Config, DataEngine, DataQualityLevel
+from lean_data.errors import EngineStateError
 from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
@@ -101,3 +102,43 @@ async def test_conflate_keeps_latest_per_symbol() -> None:
     assert 1 <= len(seen) <= 2
     assert seen[-1] is a[-1]
     assert len(seen) + sub.dropped == len(a)
+
+
+async def test_stop_delivers_what_a_producer_waiting_for_room_had_handed_over() -> None:
+    """stop() queues its marker behind producers already waiting on a full inbox."""
+    data = real_bars(8)
+    feed = ListFeed("ftx", {})
+    seen: list[MarketData] = []
+    gate = asyncio.Event()
+
+    async def gated(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+        await gate.wait()
+        seen.append(item)
+
+    engine = DataEngine(Config(db_path=None, inbox_size=1))
+    engine.add_feed(feed)
+    engine.add_data_callback(gated, policy="block", queue_size=1)
+    await engine.start()
+    accepted: list[MarketData] = []
+
+    async def producer() -> None:  # not a feed task: stop() does not cancel it
+        for bar in data:
+            await feed.emit(bar)
+            accepted.append(bar)
+
+    task = asyncio.create_task(producer())
+    # bar 0 in the callback, bar 1 in its queue, the pipeline waiting with bar 2, bar 3 in
+    # the inbox, the producer waiting for room with bar 4:
+    await eventually(
+        lambda: len(accepted) == 4 and engine.get_metrics()["engine"]["inbox_depth"] == 1
+    )
+    stopping = asyncio.create_task(engine.stop())
+    await eventually(lambda: engine.state.value == "stopping")
+    for _ in range(10):
+        await asyncio.sleep(0)  # let stop() reach the point where it queues its marker
+    gate.set()
+    await stopping
+    outcome = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(outcome[0], EngineStateError)  # emitting after stop() is refused
+    assert len(accepted) == 5  # the waiting producer's bar was taken in
+    assert seen == accepted  # and everything taken in was delivered, in order
