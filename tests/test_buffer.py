@@ -16,6 +16,7 @@ import threading
 import tracemalloc
 from array import array
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -399,26 +400,28 @@ def fast_thread_switching() -> Iterator[None]:
     sys.setswitchinterval(previous)
 
 
-@pytest.mark.usefixtures("fast_thread_switching")
-def test_a_reader_thread_never_sees_a_torn_snapshot() -> None:
-    total = 200_000
-    buffer: DataBuffer[int] = DataBuffer(1_000)
+def _race(buffer: DataBuffer[Any], item_for: Callable[[int], Any], total: int, n: int) -> None:
+    """One thread adds ``item_for(0..total)`` while another reads ``get_latest(n)``.
+
+    Every snapshot must be a run of consecutive items, exactly as added (never a torn one).
+    """
     done = threading.Event()
-    failures: list[list[int]] = []
+    failures: list[list[Any]] = []
     snapshots = [0]
 
     def writer() -> None:
         for value in range(total):
-            buffer.add(value)
+            buffer.add(item_for(value))
         done.set()
 
     def reader() -> None:
         while not done.is_set() or snapshots[0] == 0:
-            snapshot = buffer.get_latest(100)
+            snapshot = buffer.get_latest(n)
             if not snapshot:
                 continue
             snapshots[0] += 1
-            if snapshot != list(range(snapshot[0], snapshot[0] + len(snapshot))):
+            first = snapshot[0] if type(snapshot[0]) is int else snapshot[0].ts_event
+            if snapshot != [item_for(v) for v in range(first, first + len(snapshot))]:
                 failures.append(snapshot)
                 return
 
@@ -430,8 +433,12 @@ def test_a_reader_thread_never_sees_a_torn_snapshot() -> None:
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
     assert snapshots[0] > 0
-    assert buffer.get_latest(3) == [199_997, 199_998, 199_999]
+    assert buffer.get_latest(2) == [item_for(total - 2), item_for(total - 1)]
     assert buffer.total_added == total
+
+
+def _int_for(value: int) -> int:
+    return value
 
 
 def _bar_for(value: int) -> TradeBar | Tick:
@@ -445,35 +452,10 @@ def _bar_for(value: int) -> TradeBar | Tick:
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
+def test_a_reader_thread_never_sees_a_torn_snapshot() -> None:
+    _race(DataBuffer(1_000), _int_for, 200_000, 100)
+
+
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_a_reader_thread_never_sees_a_torn_bar_row() -> None:
-    total = 60_000
-    buffer: DataBuffer[TradeBar | Tick] = DataBuffer(500)
-    done = threading.Event()
-    failures: list[list[TradeBar | Tick]] = []
-    snapshots = [0]
-
-    def writer() -> None:
-        for value in range(total):
-            buffer.add(_bar_for(value))
-        done.set()
-
-    def reader() -> None:
-        while not done.is_set() or snapshots[0] == 0:
-            snapshot = buffer.get_latest(50)
-            if not snapshot:
-                continue
-            snapshots[0] += 1
-            first = snapshot[0].ts_event
-            if snapshot != [_bar_for(v) for v in range(first, first + len(snapshot))]:
-                failures.append(snapshot)
-                return
-
-    threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert failures == []
-    assert snapshots[0] > 0
-    assert buffer.get_latest(2) == [_bar_for(total - 2), _bar_for(total - 1)]
+    _race(DataBuffer(500), _bar_for, 60_000, 50)
