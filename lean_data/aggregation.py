@@ -523,27 +523,13 @@ class TimeBarAggregator(_RulesUser):
         kind = self._accept(tick)
         ts = tick.ts_event
         cur = self._cur
-        if cur is not None and cur.start <= ts < cur.end:
-            if kind == _PV and cur.priced and ts >= cur.last:
-                price = tick.price
-                if price > cur.high:
-                    cur.high = price
-                elif price < cur.low:
-                    cur.low = price
-                cur.close = price
-                cur.last = ts
-                size = tick.size
-                volume = cur.volume
-                total = volume + size
-                if volume >= size:
-                    cur.comp += (volume - total) + size
-                else:
-                    cur.comp += (size - total) + volume
-                cur.volume = total
-                return []
-            if kind == _VOLUME:
-                cur.add(ts, 0.0, tick.size, _VOLUME)
-                return []
+        if (
+            cur is not None
+            and cur.start <= ts < cur.end
+            and ((kind == _PV and cur.priced and ts >= cur.last) or kind == _VOLUME)
+        ):
+            cur.add(ts, tick.price, tick.size, kind)  # in order, in the current bar
+            return []
         return self._add(ts, tick.price, tick.size, kind, tick.ts_recv)
 
     def update_many(self, ticks: Iterable[Tick]) -> list[TradeBar]:
@@ -577,6 +563,7 @@ class TimeBarAggregator(_RulesUser):
                 kind &= suspicious
             ts = tick.ts_event
             if start <= ts < end and cur is not None:
+                # _Bar.add inlined for the common print: this loop is the batch hot path
                 if kind == _PV and cur.priced and ts >= cur.last:
                     price = tick.price
                     if price > cur.high:
@@ -595,14 +582,7 @@ class TimeBarAggregator(_RulesUser):
                     cur.volume = total
                     continue
                 if kind == _VOLUME:
-                    size = tick.size
-                    volume = cur.volume
-                    total = volume + size
-                    if volume >= size:
-                        cur.comp += (volume - total) + size
-                    else:
-                        cur.comp += (size - total) + volume
-                    cur.volume = total
+                    cur.add(ts, 0.0, tick.size, _VOLUME)
                     continue
             out.extend(self._add(ts, tick.price, tick.size, kind, tick.ts_recv))
             cur = self._cur
