@@ -54,7 +54,7 @@ from typing import Any
 import msgpack
 import orjson
 from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -63,7 +63,7 @@ from lean_data.testing._alpaca_data import TAPES, alpaca_message, lean_timeline
 from lean_data.testing._alpaca_rest import DEFAULT_LIMIT, MAX_LIMIT, BarBook, Unprocessable
 from lean_data.testing._binance_klines import RestRequest
 from lean_data.testing._faults import BinaryFramePlanner, FramePlanner, ServerFaults
-from lean_data.testing._rest import recording_middleware
+from lean_data.testing._rest import LoopbackServers, recording_middleware
 from lean_data.wire.alpaca import (
     CHANNEL_OF_TYPE,
     CRYPTO_CHANNELS,
@@ -381,7 +381,7 @@ class _Session:
 # --- the server --------------------------------------------------------------------------
 
 
-class AlpacaLoopbackServer:
+class AlpacaLoopbackServer(LoopbackServers):
     """An Alpaca market-data server on 127.0.0.1 for tests; use as ``async with``.
 
     Args:
@@ -445,9 +445,6 @@ class AlpacaLoopbackServer:
         self.connections = 0
         self.rest_requests: list[RestRequest] = []
         self._sessions: set[_Session] = set()
-        self._ws_server: Server | None = None
-        self._runner: web.AppRunner | None = None
-        self.ws_url = self.rest_url = ""
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -493,27 +490,7 @@ class AlpacaLoopbackServer:
         )
         app.router.add_get("/v2/stocks/bars", partial(self._bars, self._stocks, True))
         app.router.add_get("/v1beta3/crypto/us/bars", partial(self._bars, self._crypto, False))
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.rest_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def close(self) -> None:
-        """Close every connection and both servers; idempotent."""
-        ws_server, self._ws_server = self._ws_server, None
-        runner, self._runner = self._runner, None
-        if ws_server is not None:
-            ws_server.close()
-            await ws_server.wait_closed()
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> AlpacaLoopbackServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self._serve_rest(app)
 
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path.partition("?")[0] in STREAM_PATHS:

@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from aiohttp import web
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from lean_data.models import TradeBar
@@ -53,7 +53,7 @@ from lean_data.testing._binance_klines import (
     kline_row,
 )
 from lean_data.testing._faults import FramePlanner, ServerFaults
-from lean_data.testing._rest import recording_middleware
+from lean_data.testing._rest import LoopbackServers, recording_middleware
 from lean_data.wire.capture import Capture, read_capture
 
 __all__ = [
@@ -301,7 +301,7 @@ def _invalid(detail: str, request_id: Any) -> _Reply:
 # --- the server --------------------------------------------------------------------------
 
 
-class BinanceLoopbackServer:
+class BinanceLoopbackServer(LoopbackServers):
     """A Binance market-data server on 127.0.0.1 for tests; use as ``async with``.
 
     Args:
@@ -354,9 +354,6 @@ class BinanceLoopbackServer:
         self.used_weight = 0
         self._weight_minute = -1
         self._sessions: set[_Session] = set()
-        self._ws_server: Server | None = None
-        self._runner: web.AppRunner | None = None
-        self.ws_url = self.rest_url = ""
 
     @property
     def frames(self) -> list[tuple[str, str]]:
@@ -397,27 +394,7 @@ class BinanceLoopbackServer:
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.rest_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def close(self) -> None:
-        """Close every connection and both servers; idempotent."""
-        ws_server, self._ws_server = self._ws_server, None
-        runner, self._runner = self._runner, None
-        if ws_server is not None:
-            ws_server.close()
-            await ws_server.wait_closed()
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> BinanceLoopbackServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        await self._serve_rest(app)
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
