@@ -13,7 +13,8 @@ message on the engine's path.
 One consumer (the pipeline task), any number of producers. Producers that find the inbox
 full wait in FIFO order (:meth:`put`) and are woken one per freed slot; while any of them
 waits, :meth:`offer` refuses too, so a late producer cannot overtake one that waits.
-:meth:`join` returns once every item taken was marked :meth:`done` and none is left.
+:meth:`join` returns once every item taken was marked :meth:`done` and none is left (the
+engine joins its inbox in ``wait_idle``; the storage writer never joins, so it skips ``done``).
 """
 
 from __future__ import annotations
