@@ -133,9 +133,10 @@ async def test_stop_delivers_what_a_producer_waiting_for_room_had_handed_over() 
         lambda: len(accepted) == 4 and engine.get_metrics()["engine"]["inbox_depth"] == 1
     )
     stopping = asyncio.create_task(engine.stop())
-    await eventually(lambda: engine.state.value == "stopping")
-    for _ in range(10):
-        await asyncio.sleep(0)  # let stop() reach the point where it queues its marker
+    inbox = engine._inbox
+    assert inbox is not None
+    # stop() queues its marker: it must wait for room behind the producer, not jump ahead
+    await eventually(lambda: len(inbox._putters) == 2, message="stop() waiting behind the producer")
     gate.set()
     await stopping
     outcome = await asyncio.gather(task, return_exceptions=True)
