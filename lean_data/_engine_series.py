@@ -77,7 +77,14 @@ class SeriesMixin:
     def _record_error(self, kind: str, message: str, *, feed: str = "", symbol: str = "") -> None:
         raise NotImplementedError
 
-    def _deliver(self, feed: str, item: MarketData) -> Later | None:
+    def _deliver(
+        self, feed: str, item: MarketData, verdict: Any = None, late: bool = False
+    ) -> Later | None:
+        raise NotImplementedError
+
+    async def _guarded(
+        self, feed: str, item: object, step: Callable[..., Later | None], *args: Any
+    ) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -88,6 +95,9 @@ class SeriesMixin:
         raise NotImplementedError
 
     async def accept(self, feed: str, item: MarketData) -> None:
+        raise NotImplementedError
+
+    def _pipeline_error(self, feed: str, item: object, exc: Exception) -> None:
         raise NotImplementedError
 
     async def _release_parked(self) -> None:
@@ -175,6 +185,10 @@ class SeriesMixin:
                     return next(iter(classes))
         return None
 
+    def _live(self, feed: str) -> bool:
+        source = self._feeds.get(feed)
+        return source is None or source.live
+
     def _sparse(self, feed: str) -> bool:
         source = self._feeds.get(feed)
         return source is not None and source.sparse
@@ -193,32 +207,52 @@ class SeriesMixin:
         empty = False
         answered = True
         try:
-            if request.reason == "seed":
-                last = None
-                if self.persistence is not None:
-                    last = await self.persistence.last_bar(
-                        request.feed, request.symbol, request.resolution, committed_only=True
-                    )
-                self.continuity.seed(
-                    request.symbol, request.resolution, None if last is None else last.ts_event
-                )
-            elif request.reason == "warmup":
-                fill = await self._warmup_bars(request)
-            else:
-                fill = await self._history(request.feed, request.symbol, request.start,
-                                           request.end, request.resolution)  # fmt: skip
-                empty = not fill
+            async with asyncio.timeout(self.config.backfill_timeout_s):
+                if request.reason == "seed":
+                    await self._seed(request)
+                elif request.reason == "warmup":
+                    fill = await self._warmup_bars(request)
+                else:
+                    fill = await self._history(request.feed, request.symbol, request.start,
+                                               request.end, request.resolution)  # fmt: skip
+                    empty = not fill
         except Exception as exc:  # a failed backfill must not hold live data back
             answered = False
+            timed_out = isinstance(exc, TimeoutError)
+            self.metrics.increment_errors(
+                feed=request.feed, kind="backfill_timeout" if timed_out else "backfill_failed"
+            )
             self._record_error(
-                "backfill_failed",
+                "backfill_timeout" if timed_out else "backfill_failed",
                 f"{request.reason} {request.symbol} {request.resolution} "
-                f"[{request.start}, {request.end}) from {request.feed}: {exc!r}",
+                f"[{request.start}, {request.end}) from {request.feed}: "
+                + (f"no answer in {self.config.backfill_timeout_s} s" if timed_out else repr(exc))
+                + "; the parked bars go on, the gap stays unresolved",
                 feed=request.feed,
                 symbol=request.symbol,
             )
         self._resolving.pop((request.symbol, request.resolution), None)
         self._answer_ready(Resume(request, fill, empty, answered))
+
+    async def _seed(self, request: Request) -> None:
+        """Seed a restarted live series from its newest stored bar, if that one is sane."""
+        last = None
+        if self.persistence is not None:
+            last = await self.persistence.last_bar(
+                request.feed, request.symbol, request.resolution, committed_only=True
+            )
+        if last is not None and self.validator.screen(last) is not None:
+            self._record_error(
+                "seed_ignored",
+                f"the newest stored bar of {request.symbol} {request.resolution} is impossible "
+                f"({self.validator.screen(last)}): the series starts from live data",
+                feed=request.feed,
+                symbol=request.symbol,
+            )
+            last = None
+        self.continuity.seed(
+            request.symbol, request.resolution, None if last is None else last.ts_event
+        )
 
     def _answer_ready(self, resume: Resume) -> None:
         """Queue an answer for the pipeline (not through the inbox: that may be full)."""
@@ -227,19 +261,46 @@ class SeriesMixin:
         if inbox is not None and not inbox:
             inbox.force("", WAKE)
 
-    async def _limit_parked(self, symbol: str, resolution: Resolution) -> None:
-        """Bound the bars held behind a backfill: past the inbox size, wait for it.
+    def _bound_parked(self, symbol: str, resolution: Resolution, feed: str) -> Later | None:
+        """Bound the bars held behind one series' request.
 
-        The pipeline then stops taking items, so the backpressure reaches the feeds
-        (``emit`` waits) instead of a list growing without limit.
+        At ``config.parked_max`` bars, a live feed's request is abandoned (as at its
+        deadline): the parked bars are delivered as they are and the gap stays unresolved;
+        other series never wait for it. A replay (not live: no real time to keep up with)
+        waits for the answer instead, which its deadline bounds.
         """
-        if self.continuity.parked(symbol, resolution) < self.config.inbox_size:
-            return
+        if self.continuity.parked(symbol, resolution) < self.config.parked_max:
+            return None
         pending = self._resolving.get((symbol, resolution))
-        if pending is not None:
-            await asyncio.shield(pending[0])
+        if pending is None:
+            return None
+        task, request = pending
+        if not self._live(feed):
+            return [(self._await_answer, (task,))]
+        del self._resolving[(symbol, resolution)]
+        task.cancel()
+        self.metrics.increment_errors(feed=request.feed, kind="backfill_abandoned")
+        self._record_error(
+            "backfill_abandoned",
+            f"{request.reason} {request.symbol} {request.resolution} "
+            f"[{request.start}, {request.end}) from {request.feed}: "
+            f"{self.config.parked_max} bars waited for it; they go on, the gap stays unresolved",
+            feed=request.feed,
+            symbol=request.symbol,
+        )
+        self._answer_ready(Resume(request, [], False, answered=False))
+        return None
+
+    async def _await_answer(self, task: asyncio.Task[None]) -> None:
+        await asyncio.shield(task)
         while self._answers:
-            await self._resumed(self._answers.popleft())
+            await self._resumed_guarded(self._answers.popleft())
+
+    async def _resumed_guarded(self, resume: Resume) -> None:
+        try:
+            await self._resumed(resume)
+        except Exception as exc:  # its bars are guarded one by one: this is a bug
+            self._pipeline_error(resume.request.feed, resume, exc)
 
     async def _history(
         self, feed_name: str, symbol: str, start: int, end: int, resolution: Resolution
@@ -267,10 +328,17 @@ class SeriesMixin:
 
     async def _resumed(self, resume: Resume) -> None:
         request = resume.request
+        fill = []
+        for bar in resume.fill:  # history is judged like live data before continuity sees it
+            screened = self.validator.screen(bar)
+            if screened is None:
+                fill.append(bar)
+            else:
+                await self._guarded(request.feed, bar, self._deliver, request.feed, bar, screened)
         out, again = self.continuity.resume(
             request.symbol,
             request.resolution,
-            resume.fill,
+            fill,
             empty=resume.empty,
             through=request.end if request.reason == "gap" else None,
             answered=resume.answered,
@@ -292,13 +360,10 @@ class SeriesMixin:
                 request.end, empty=True,
             )  # fmt: skip
         for feed, bar in out:
-            later = self._deliver(feed, bar)
-            if later is not None:
-                await self._finish(later)
+            await self._guarded(feed, bar, self._deliver, feed, bar)
         late, self.continuity.late_bars = self.continuity.late_bars, []
         for feed, bar in late:
-            if self.persistence is not None:
-                await self._store(feed, bar, self.validator.check(bar, feed=feed))
+            await self._guarded(feed, bar, self._deliver, feed, bar, None, True)
         if again is not None:
             self._resolve(again)
 

@@ -33,7 +33,7 @@ from lean_data._validation_rules import (
     split_words,
     verdict,
 )
-from lean_data._validation_state import NO_TS, Series, level_shift, repeat, widened
+from lean_data._validation_state import Series, level_shift, repeat, widened
 from lean_data.config import ValidationConfig
 from lean_data.models import QuoteBar, Tick, TickType, TradeBar
 from lean_data.quality import CLEAN, Verdict
@@ -63,7 +63,6 @@ class ValidatorCore:
         self._split_tol = split_tolerance
         self._min_history = max(1, self.config.min_history)
         self._window = max(self._min_history, self.config.window)
-        self._now_limit = NO_TS  # cached wall clock + skew: nothing at or below is future
         self._bars: dict[tuple[str, str, int], Series] = {}
         self._quotes: dict[tuple[str, str, int], Series] = {}
         self._ticks: dict[tuple[str, str, TickType], Series] = {}
@@ -309,22 +308,12 @@ class ValidatorCore:
         return lim if lim > st.floor else st.floor
 
     def _timing(self, ts: int, recv: int, period: int, issues: Issues) -> Issues:
-        """Flag event times in the future and (when enabled) stale items."""
+        """Flag stale items (when enabled); future times were screened out before."""
         if recv:
-            if ts - recv > self._skew:
-                ahead = (ts - recv) / 1e9
-                msg = f"event time {ts} is {ahead:.3f} s after the receive time {recv}"
-                return add(issues, "future_timestamp", POOR, msg)
             lag = recv - ts - period
             if self._stale and lag > self._stale:
                 msg = f"received {lag / 1e9:.3f} s after the event (limit {self._stale / 1e9:g} s)"
                 return add(issues, "stale", FAIR, msg)
-        elif ts > self._now_limit:
-            self._now_limit = self._clock() + self._skew
-            if ts > self._now_limit:
-                ahead = (ts - self._now_limit + self._skew) / 1e9
-                msg = f"event time {ts} is {ahead:.3f} s ahead of the clock"
-                return add(issues, "future_timestamp", POOR, msg)
         return issues
 
     def _spread(self, bid: float, ask: float, issues: Issues) -> Issues:

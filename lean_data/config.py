@@ -74,8 +74,17 @@ class Config:
         validation: validator thresholds.
         continuity: keep one gap-free, duplicate-free series of closed bars per (symbol,
             resolution): drop duplicates, number revisions, backfill gaps from the feed.
-        resume_from_storage: before the first bar of a series, look up its newest stored
-            bar, so a restart backfills what it missed.
+        resume_from_storage: before the first bar of a series of a live feed, look up its
+            newest stored bar, so a restart backfills what it missed (replays and backtests
+            are never resumed: they deliver everything each run).
+        backfill_timeout_s: the deadline of one history request (gap backfill, warm-up,
+            restart lookup); after it the parked bars are delivered as they are and the gap
+            is recorded as unresolved.
+        backfill_max_bars: the most bars one gap backfill asks for (the newest part of a
+            longer gap); the rest of the gap is recorded as unresolved.
+        parked_max: the most bars of one series held behind its pending request; one more
+            abandons the request (as if it timed out), so a stuck request never blocks
+            other series nor holds memory without limit.
         extended_hours: judge US equity gaps on 04:00-20:00 New York instead of 09:30-16:00.
         bar_clock_s: how often bars built from live trades are closed by the clock.
         bar_close_delay_ns: a bar built from trades closes this long after its period ends
@@ -104,6 +113,9 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     continuity: bool = True
     resume_from_storage: bool = True
+    backfill_timeout_s: float = 30.0
+    backfill_max_bars: int = 10_000
+    parked_max: int = 10_000
     extended_hours: bool = False
     bar_clock_s: float = 1.0
     bar_close_delay_ns: int = 2_000_000_000
@@ -117,12 +129,14 @@ class Config:
             "subscriber_queue_size",
             "storage_batch_rows",
             "storage_queue_size",
+            "backfill_max_bars",
+            "parked_max",
         )
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"Config.{name} must be a positive integer, got {value!r}")
-        for name in ("storage_batch_ms", "stop_timeout_s"):
+        for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
         if isinstance(self.overflow_policy, str):

@@ -7,7 +7,8 @@ Per (symbol, resolution) the tracker knows the next expected open time. A closed
 
 - opens at the expected time is delivered and advances the series;
 - opens earlier than expected and was never delivered (a hole its source could not fill in
-  time) is *late*: stored, not delivered, because subscribers have moved past it;
+  time, a bar that overtook another) is *late*: delivered flagged (reason ``late``) to the
+  callbacks that take late bars, and stored; it does not move the series head;
 - opens earlier and repeats a bar already delivered (same values, a NaN volume matching a
   NaN volume, not a higher revision) is a duplicate: dropped and counted. A bar from the
   same feed with different values, or a higher revision, is a revision: delivered with
@@ -19,8 +20,13 @@ Per (symbol, resolution) the tracker knows the next expected open time. A closed
   the engine is asked to fetch ``[expected, bar open)`` from the feed's history. Bars of the
   series that arrive meanwhile are parked behind it. :meth:`Continuity.resume` then returns
   the fetched bars (marked ``backfilled``) followed by the parked ones, in order;
-- is the first of a series the engine may know from storage (a restart) is parked too while
-  the engine looks up the last stored bar (:meth:`Continuity.seed`).
+- is the first of a series of a *live* feed the engine may know from storage (a restart) is
+  parked too while the engine looks up the last stored bar (:meth:`Continuity.seed`).
+  Replays and backtests are never seeded: each run delivers everything it reads.
+
+Continuity only ever sees bars whose times the validator's screen passed (int ns, after
+1970, not beyond the clock skew), so no bogus time becomes a series head; a gap request
+asks for at most ``max_backfill_bars`` bars (the newest part of a longer gap).
 
 A series can also be put on hold for a warm-up (:meth:`Continuity.hold`): its first live bar
 parks the series until the requested history is delivered, so the seam has neither a
@@ -78,7 +84,7 @@ class Action(enum.Enum):
     DUPLICATE = "duplicate"
     PARKED = "parked"
     LATE = "late"
-    """Older than the series head and never delivered: store it, do not deliver it."""
+    """Older than the series head and never delivered: deliver it flagged, store it."""
     FETCH = "fetch"
     """Parked, and the engine must resolve the series (fetch history or look up storage)."""
 
@@ -197,7 +203,11 @@ class Continuity:
     Args:
         calendar_of: returns the trading calendar of a symbol (gaps are judged against it).
         sparse: returns True when a feed's source leaves intervals without trades empty.
-        seed_from_storage: ask for a storage lookup before the first bar of every series.
+        seed_from_storage: ask for a storage lookup before the first bar of every series of
+            a live feed.
+        live: returns True when a feed is live (default: every feed is); only live series
+            are seeded from storage.
+        max_backfill_bars: the most bars one gap request asks for.
     """
 
     def __init__(
@@ -206,9 +216,13 @@ class Continuity:
         sparse: Callable[[str], bool] | None = None,
         *,
         seed_from_storage: bool = False,
+        live: Callable[[str], bool] | None = None,
+        max_backfill_bars: int = 10_000,
     ) -> None:
         self._calendar_of = calendar_of or (lambda symbol: EveryInterval())
         self._sparse = sparse or (lambda feed: False)
+        self._live = live or (lambda feed: True)
+        self.max_backfill_bars = max_backfill_bars
         self.seed_from_storage = seed_from_storage
         self._series: dict[tuple[str, Resolution], _Series] = {}
         self.delivered = 0
@@ -273,7 +287,7 @@ class Continuity:
         if series.next_open < 0:  # first bar of the series
             if series.hold:
                 return self._park(series, feed, bar, "warmup", ts, ts, 0)
-            if self.seed_from_storage and not series.seeded:
+            if self.seed_from_storage and not series.seeded and self._live(feed):
                 return self._park(series, feed, bar, "seed", ts, ts, 0)
             self._advance(series, feed, bar)
             return Decision(Action.DELIVER, bar)
@@ -323,6 +337,8 @@ class Continuity:
         missing: int,
     ) -> Decision:  # fmt: skip
         series.parked = [(feed, bar)]
+        if reason == "gap":  # ask for the newest part of a long gap only
+            start = max(start, end - self.max_backfill_bars * bar.resolution.nanos)
         request = Request(bar.symbol, bar.resolution, feed, start, end, missing, reason,
                           series.hold)  # fmt: skip
         series.request = request

@@ -31,6 +31,7 @@ from typing import Any
 from lean_data._engine_failover import FailoverMixin
 from lean_data._engine_series import WAKE, Later, Resume, SeriesMixin
 from lean_data._inbox import Inbox
+from lean_data._validation_screen import bad_text
 from lean_data.buffer import DataBuffer
 from lean_data.cache import DataCache
 from lean_data.config import Config, OverflowPolicy
@@ -54,7 +55,7 @@ from lean_data.models import (
     datetime_to_ns,
 )
 from lean_data.persistence import DataPersistence
-from lean_data.quality import DataQualityLevel
+from lean_data.quality import DataQualityLevel, Verdict
 from lean_data.subscribers import AsyncCallback, Subscriber
 from lean_data.validation import DataValidator, QualityTracker
 
@@ -80,6 +81,37 @@ class EngineState(enum.Enum):
 _RUNNING = EngineState.RUNNING
 _INVALID = DataQualityLevel.INVALID
 _TRADE = TickType.TRADE
+_POOR = DataQualityLevel.POOR
+
+OUTCOMES = (
+    "delivered",
+    "backfilled",
+    "late",
+    "invalid",
+    "duplicate",
+    "partial",
+    "standby",
+    "error",
+)
+"""What became of each item the pipeline took (``get_metrics()["engine"]["outcomes"]``).
+
+``delivered``: live items, buffered, called back, stored; ``backfilled``: history bars that
+filled a gap or a warm-up; ``late``: bars older than their series' head, never delivered
+before, called back flagged and stored; ``invalid``: judged INVALID, called back (callbacks
+with no ``min_quality``), stored only with ``store_invalid``; ``duplicate``: a repeat of a
+bar already delivered; ``partial``: in-progress bars (callbacks that asked for them);
+``standby``: bars of a failover's standby feed while the primary delivers; ``error``: an
+item the pipeline could not process (in the errors table as ``pipeline_error``).
+"""
+
+
+def _flag_late(verdict: Verdict, item: MarketData) -> Verdict:
+    """Add reason ``late`` to a bar's verdict; its level is POOR at best."""
+    level = verdict.level if verdict.level.value < _POOR.value else _POOR
+    message = f"late: open time {item.ts_event} is behind its series' newest bar"
+    if verdict.message:
+        message = f"{verdict.message}; {message}"
+    return Verdict(level, (*verdict.reasons, "late"), message)
 
 
 class DataEngine(FailoverMixin, SeriesMixin):
@@ -113,7 +145,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         self.state = EngineState.NEW
         self._feeds: dict[str, DataFeed] = {}
         self._buffers: dict[str, DataBuffer[MarketData]] = {}
-        self._sync_callbacks: list[SyncCallback] = []
+        self._sync_callbacks: list[tuple[SyncCallback, float, bool]] = []  # cb, floor, late
         self._subscribers: list[Subscriber] = []
         self._refcounts: dict[tuple[str, str], int] = {}
         self._inbox: Inbox[str] | None = None
@@ -125,6 +157,8 @@ class DataEngine(FailoverMixin, SeriesMixin):
             self._calendar_of,
             self._sparse,
             seed_from_storage=self.config.db_path is not None and self.config.resume_from_storage,
+            live=self._live,
+            max_backfill_bars=self.config.backfill_max_bars,
         )
         self._resolving: dict[tuple[str, Resolution], tuple[asyncio.Task[None], Request]] = {}
         self._answers: deque[Resume] = deque()  # one at most per parked series
@@ -137,6 +171,8 @@ class DataEngine(FailoverMixin, SeriesMixin):
         self._accepted = 0
         self._processed = 0
         self._invalid = 0
+        self._built = 0  # bars built from trades or derived: processed, never accepted
+        self._outcomes = dict.fromkeys(OUTCOMES, 0)
         self._callback_errors = 0
         self._pending_errors: deque[tuple[str, str, str, str, int]] = deque(maxlen=10_000)
 
@@ -379,6 +415,9 @@ class DataEngine(FailoverMixin, SeriesMixin):
             ValueError: ``warmup`` is negative.
         """
         self._check_open()
+        bad = bad_text(symbol)
+        if bad is not None or not symbol:
+            raise SubscriptionError(f"symbol: {bad or 'an empty string'}; expected a symbol name")
         if warmup < 0:
             raise ValueError(f"warmup: expected >= 0 bars, found {warmup}")
         feed = self.route(symbol, feed_name)
@@ -451,8 +490,17 @@ class DataEngine(FailoverMixin, SeriesMixin):
         queue_size: int | None = None,
         name: str = "",
         partial: bool = False,
+        min_quality: DataQualityLevel | None = None,
+        late: bool = True,
     ) -> Subscriber | None:
-        """Register ``callback(symbol, data, quality)`` for every delivered item.
+        """Register ``callback(symbol, data, quality)`` for every item, with its level.
+
+        Every item a feed hands over reaches the callback with its quality level, INVALID
+        included (INVALID items are never buffered and are stored only with
+        ``Config.store_invalid``), unless ``min_quality`` filters them: with
+        ``min_quality=DataQualityLevel.FAIR`` the callback sees FAIR, GOOD and EXCELLENT
+        items only. Late bars (older than their series' newest, never delivered before;
+        reason ``late``, level POOR at best) reach it unless ``late=False``.
 
         A plain function runs inline in the pipeline (keep it fast). A coroutine
         function runs from its own bounded queue with the given overflow policy
@@ -468,8 +516,9 @@ class DataEngine(FailoverMixin, SeriesMixin):
             or None for a sync callback.
         """
         self._check_open()
+        floor = -1.0 if min_quality is None else DataQualityLevel(min_quality).value
         if not inspect.iscoroutinefunction(callback):
-            self._sync_callbacks.append(callback)
+            self._sync_callbacks.append((callback, floor, late))
             if partial:
                 self._partial_callbacks.append(callback)
             return None
@@ -481,6 +530,8 @@ class DataEngine(FailoverMixin, SeriesMixin):
             self._subscriber_error,
             name,
             partial=partial,
+            floor=floor,
+            late=late,
         )
         self._subscribers.append(subscriber)
         if self.running:
@@ -489,8 +540,10 @@ class DataEngine(FailoverMixin, SeriesMixin):
 
     def remove_data_callback(self, callback: Callable[..., Any]) -> bool:
         """Unregister a callback; an async one finishes what it has queued first."""
-        if callback in self._sync_callbacks:
-            self._sync_callbacks.remove(callback)
+        for entry in self._sync_callbacks:
+            if entry[0] != callback:
+                continue
+            self._sync_callbacks.remove(entry)
             if callback in self._partial_callbacks:
                 self._partial_callbacks.remove(callback)
             return True
@@ -549,25 +602,32 @@ class DataEngine(FailoverMixin, SeriesMixin):
         take = inbox.take
         while True:
             while answers:  # answered while the last items were processed
-                await self._resumed(answers.popleft())
+                await self._resumed_guarded(answers.popleft())
             await inbox.wait()
             while (pair := take()) is not None:
                 while answers:  # answered backfills go first: their bars are older
-                    await self._resumed(answers.popleft())
+                    await self._resumed_guarded(answers.popleft())
                 feed, item = pair
                 if item is _STOP:
                     inbox.done()
                     return
                 if item is not WAKE:
-                    try:
-                        later = self._process(feed, item)
-                        if later is not None:
-                            await self._finish(later)
-                    except Exception as exc:  # a bad item must not stop the pipeline
-                        self._pipeline_error(feed, item, exc)
+                    await self._guarded(feed, item, self._process, feed, item)
                 inbox.done()
 
+    async def _guarded(
+        self, feed: str, item: object, step: Callable[..., Later | None], *args: Any
+    ) -> None:
+        """Run one item's step and await what must wait; an exception costs that item only."""
+        try:
+            later = step(*args)
+            if later is not None:
+                await self._finish(later)
+        except Exception as exc:  # a bad item must not stop the pipeline
+            self._pipeline_error(feed, item, exc)
+
     def _pipeline_error(self, feed: str, item: object, exc: Exception) -> None:
+        self._outcomes["error"] += 1
         self.metrics.increment_errors(feed=feed, kind="pipeline_error")
         log.warning("feed %s emitted an item the pipeline could not process: %r", feed, exc)
         symbol = getattr(item, "symbol", "")
@@ -575,74 +635,92 @@ class DataEngine(FailoverMixin, SeriesMixin):
             "pipeline_error",
             f"{type(item).__name__} from feed {feed!r} could not be processed: {exc!r}",
             feed=feed,
-            symbol=symbol if isinstance(symbol, str) else "",
+            symbol=symbol if bad_text(symbol) is None else ascii(symbol),
         )
 
     def _process(self, feed: str, item: MarketData) -> Later | None:
-        """Route one item through continuity to :meth:`_deliver`; never waits.
+        """Screen one item, route it through continuity to :meth:`_deliver`; never waits.
 
-        Returns the steps that must wait (a full subscriber queue under BLOCK, a full
-        storage queue, bars parked behind a backfill), in order, or None when none must:
-        the caller awaits them with :meth:`_finish` before it takes the next item.
+        The validator's screen comes first: an item with an impossible value (time, revision,
+        magnitude, text) is INVALID before continuity, buffers, storage or calendar
+        arithmetic see it. Returns the steps that must wait (a full subscriber queue under
+        BLOCK, a full storage queue), in order, or None when none must: the caller awaits
+        them with :meth:`_finish` before it takes the next item.
         """
+        screened = self.validator.screen(item)
+        if screened is not None:
+            return self._deliver(feed, item, screened)
         if type(item) is TradeBar and type(item.resolution) is Resolution:
             if not item.closed:
+                self._outcomes["partial"] += 1
                 self._deliver_partial(feed, item)
                 return None
             if not item.backfilled and self.config.continuity:
                 if self.failover.engaged and not self._admit(feed, item.symbol):
+                    self._outcomes["standby"] += 1
                     return None
                 decision = self.continuity.admit_fast(feed, item)
                 if decision is None:
                     return self._deliver(feed, item)
-                if decision.action is not Action.DELIVER:
-                    if decision.request is not None:
-                        self._resolve(decision.request)
-                    elif decision.action is Action.LATE and self.persistence is not None:
-                        return self._keep(feed, item, self.validator.check(item, feed=feed), None)
-                    elif decision.action is Action.PARKED:
-                        return [(self._limit_parked, (item.symbol, item.resolution))]
+                action = decision.action
+                if action is Action.DELIVER:
+                    assert decision.bar is not None
+                    return self._deliver(feed, decision.bar)
+                if action is Action.LATE:
+                    return self._deliver(feed, item, late=True)
+                if action is Action.DUPLICATE:
+                    self._outcomes["duplicate"] += 1
                     return None
-                assert decision.bar is not None
-                return self._deliver(feed, decision.bar)
+                if decision.request is not None:  # parked: delivered when it is answered
+                    self._resolve(decision.request)
+                return self._bound_parked(item.symbol, item.resolution, feed)
         if self.failover.engaged and not self._admit(feed, item.symbol):
+            self._outcomes["standby"] += 1
             return None
         return self._deliver(feed, item)
 
-    def _deliver(self, feed: str, item: MarketData) -> Later | None:
-        """Validate, score, buffer, call back, store, then derive bars; never waits.
+    def _deliver(
+        self, feed: str, item: MarketData, verdict: Verdict | None = None, late: bool = False
+    ) -> Later | None:
+        """Judge, score, buffer, call back, store, then derive bars; never waits.
 
-        Returns the steps that must wait, like :meth:`_process`.
+        ``verdict`` is the screen's INVALID verdict when there is one. A ``late`` bar is
+        flagged (reason ``late``) and reaches callbacks and storage, not the ring buffer nor
+        derived bars (both are in time order). Returns the steps that must wait, like
+        :meth:`_process`.
         """
         symbol = item.symbol
-        verdict = self.validator.check(item, feed=feed)
+        if verdict is None:
+            verdict = self.validator.judge(item, feed=feed)
+        if late:
+            verdict = _flag_late(verdict, item)
         level = verdict.level
         self._processed += 1
         if level is _INVALID:
             self._invalid += 1
+            self._outcomes["invalid"] += 1
             self.quality.record(feed, symbol, item, verdict, None)
             self.metrics.increment_errors(feed=feed, kind="invalid_data")
-            self._record_error("invalid_data", verdict.message, feed=feed, symbol=symbol)
-            return self._keep(feed, item, verdict, None) if self.config.store_invalid else None
-        buffer = self._buffers.get(symbol)
-        if buffer is None:
-            buffer = self._buffers[symbol] = DataBuffer(self.config.buffer_size)
-        buffer.add(item)
-        for callback in self._sync_callbacks:
-            try:
-                callback(symbol, item, level)
-            except Exception as exc:
-                self._callback_failed(getattr(callback, "__qualname__", "callback"), symbol, exc)
-        later: Later | None = None
-        for subscriber in self._subscribers:
-            if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
-                later = [] if later is None else later
-                later.append((subscriber.put, (symbol, item, level)))
+            shown = symbol if bad_text(symbol) is None else ascii(symbol)
+            self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
+            later = self._fan_out(symbol, item, level, late)
+            return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
+        if late:
+            self._outcomes["late"] += 1
+        else:
+            self._outcomes["backfilled" if getattr(item, "backfilled", False) else "delivered"] += 1
+            buffer = self._buffers.get(symbol)
+            if buffer is None:
+                buffer = self._buffers[symbol] = DataBuffer(self.config.buffer_size)
+            buffer.add(item)
+        later = self._fan_out(symbol, item, level, late)
         latency = self._latency_ns(feed, item)
         self.quality.record(feed, symbol, item, verdict, latency)
         self.metrics.record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             later = self._keep(feed, item, verdict, later)
+        if late:
+            return later
         if self._aggregators and type(item) is Tick:
             aggregator = self._aggregators.get(symbol)
             if aggregator is not None and item.tick_type is _TRADE:
@@ -655,8 +733,30 @@ class DataEngine(FailoverMixin, SeriesMixin):
                     later = self._then(later, feed, bar)
         return later
 
+    def _fan_out(
+        self, symbol: str, item: MarketData, level: DataQualityLevel, late: bool
+    ) -> Later | None:
+        """Call the sync callbacks and queue for the async ones whose filters take it."""
+        score = level._value_
+        for callback, floor, take_late in self._sync_callbacks:
+            if score < floor or (late and not take_late):
+                continue
+            try:
+                callback(symbol, item, level)
+            except Exception as exc:
+                self._callback_failed(getattr(callback, "__qualname__", "callback"), symbol, exc)
+        later: Later | None = None
+        for subscriber in self._subscribers:
+            if score < subscriber.floor or (late and not subscriber.late):
+                continue
+            if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
+                later = [] if later is None else later
+                later.append((subscriber.put, (symbol, item, level)))
+        return later
+
     def _then(self, later: Later | None, feed: str, bar: MarketData) -> Later | None:
         """Process a bar built from the current item: now, or after what already waits."""
+        self._built += 1
         if later is None:
             return self._process(feed, bar)
         later.append((self._process_later, (feed, bar)))
@@ -812,6 +912,8 @@ class DataEngine(FailoverMixin, SeriesMixin):
             accepted=self._accepted,
             processed=self._processed,
             invalid=self._invalid,
+            built=self._built,
+            outcomes=dict(self._outcomes),
             callback_errors=self._callback_errors,
             inbox_depth=len(self._inbox) if self._inbox is not None else 0,
         )

@@ -48,12 +48,18 @@ class Subscriber:
         name: str = "",
         *,
         partial: bool = False,
+        floor: float = -1.0,
+        late: bool = True,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"a subscriber queue needs maxsize >= 1, got {maxsize}")
         self.callback = callback
         self.partial = partial
         """Also receives in-progress bars (``closed=False``); those never block."""
+        self.floor = floor
+        """The lowest quality score it takes (-1: every item, INVALID included)."""
+        self.late = late
+        """Whether it takes late bars (flagged ``late``)."""
         self.policy = policy
         self.maxsize = maxsize
         self.name = name or getattr(callback, "__qualname__", repr(callback))

@@ -18,7 +18,12 @@ per series. An INVALID item never changes the state.
 Reason codes and levels
 -----------------------
 
-Impossible (INVALID, not delivered):
+Impossible (INVALID: delivered to callbacks that take INVALID, never buffered, stored only
+with ``store_invalid``). First the screen (:meth:`DataValidator.screen`, stateless; the
+engine runs it before continuity, buffering, storage and calendar arithmetic):
+``bad_timestamp``, ``timestamp_unit``, ``future_timestamp`` (event time beyond the receive
+time, or the clock, plus ``clock_skew_ns``), ``bad_revision``, ``absurd_value``,
+``bad_text`` (see :mod:`lean_data._validation_screen`). Then the values:
 
 =======================  ===========================================================
 ``ohlc_inconsistent``    high < max(open, close), low > min(open, close) or high < low
@@ -52,9 +57,6 @@ Suspicious (delivered with the level shown):
                                      while the open is still at the reference price (or
                                      there is no reference yet): the pre-split price leaked
                                      into a post-split bar. The reference is reset.
-``future_timestamp``      POOR       event time (a bar's open time) later than the
-                                     receive time (or, when the receive time is 0, the
-                                     wall clock) by more than ``clock_skew_ns``
 ``stale``                 FAIR       received more than ``stale_after_ns`` after the event
                                      (for bars: after the bar's end); only when enabled and
                                      the receive time is known
@@ -114,6 +116,7 @@ from __future__ import annotations
 
 from lean_data._validation_checks import ValidatorCore
 from lean_data._validation_rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
+from lean_data._validation_screen import screen
 from lean_data._validation_state import forget
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
 from lean_data.quality import DataQualityLevel, Verdict
@@ -148,6 +151,26 @@ class DataValidator(ValidatorCore):
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
+        screened = self.screen(item)
+        if screened is not None:
+            return screened
+        return self.judge(item, feed=feed)
+
+    def screen(self, item: MarketData) -> Verdict | None:
+        """Return the INVALID verdict of an item with an impossible value, else None.
+
+        Stateless, and the engine's first step: see :mod:`lean_data._validation_screen`
+        (non-int or out-of-range times, times in 1970 or beyond the clock skew, bad
+        revisions, absurd magnitudes, text that is not valid Unicode).
+        """
+        return screen(item, self._skew, self._clock)
+
+    def judge(self, item: MarketData, *, feed: str = "") -> Verdict:
+        """Judge an item :meth:`screen` passed, against its series; update the series.
+
+        Raises:
+            TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
+        """
         kind = type(item)
         if kind is TradeBar:
             return self._check_bar(item, feed)  # type: ignore[arg-type]  # checked just above
@@ -159,17 +182,17 @@ class DataValidator(ValidatorCore):
 
     def validate_trade_bar(self, bar: TradeBar) -> tuple[bool, DataQualityLevel, str]:
         """Judge a trade bar (stateful, feed ``""``); return (is_valid, level, message)."""
-        verdict = self._check_bar(bar, "")
+        verdict = self.check(bar)
         return verdict.is_valid, verdict.level, verdict.message
 
     def validate_quote_bar(self, quote: QuoteBar) -> tuple[bool, DataQualityLevel, str]:
         """Judge a quote bar (stateful, feed ``""``); return (is_valid, level, message)."""
-        verdict = self._check_quote_bar(quote, "")
+        verdict = self.check(quote)
         return verdict.is_valid, verdict.level, verdict.message
 
     def validate_tick(self, tick: Tick) -> tuple[bool, DataQualityLevel, str]:
         """Judge a tick (stateful, feed ``""``); return (is_valid, level, message)."""
-        verdict = self._check_tick(tick, "")
+        verdict = self.check(tick)
         return verdict.is_valid, verdict.level, verdict.message
 
     def reset(self, symbol: str | None = None) -> None:

@@ -142,21 +142,28 @@ async def test_sync_and_async_callbacks_receive_symbol_data_quality(tmp_path: Pa
     assert rows(tmp_path / "x.db") == 50
 
 
-async def test_invalid_item_is_counted_logged_and_not_delivered(tmp_path: Path) -> None:
+async def test_invalid_item_is_counted_logged_called_back_flagged_not_stored(
+    tmp_path: Path,
+) -> None:
     good = bars("ETH/USDT", 3)
     broken = TradeBar("ETH/USDT", T0 + 3 * NS_PER_MINUTE, 100.0, 99.0, 101.0, 100.0, 1.0)
     tail = TradeBar("ETH/USDT", T0 + 4 * NS_PER_MINUTE, 100.0, 100.2, 99.9, 100.1, 2.0)
     feed = ListFeed("f", {"ETH/USDT": [*good, broken, tail]})
-    seen: list[MarketData] = []
+    seen: list[tuple[MarketData, DataQualityLevel]] = []
+    fair: list[MarketData] = []
     db = tmp_path / "inv.db"
     async with DataEngine(Config(db_path=db)) as engine:
         engine.add_feed(feed)
-        engine.add_data_callback(lambda s, d, q: seen.append(d))
+        engine.add_data_callback(lambda s, d, q: seen.append((d, q)))
+        engine.add_data_callback(lambda s, d, q: fair.append(d), min_quality=DataQualityLevel.FAIR)
         await engine.subscribe_symbol("ETH/USDT")
         await feed.wait_pumped()
         await engine.wait_idle()
         assert engine.get_metrics()["engine"]["invalid"] == 1
-    assert seen == [*good, tail]
+        assert engine.get_latest("ETH/USDT", 10) == [*good, tail]  # never buffered
+    assert [d for d, _ in seen] == [*good, broken, tail]
+    assert [q for d, q in seen if d is broken] == [DataQualityLevel.INVALID]
+    assert fair == [*good, tail]
     assert rows(db) == 4
     with sqlite3.connect(db) as conn:
         kinds = conn.execute("select kind, symbol, feed from errors").fetchall()

@@ -1,0 +1,144 @@
+"""The first judgement of every item: values no market and no storage can hold.
+
+Pure and stateless. The engine screens each item before continuity, buffering, storage or
+any calendar arithmetic sees it, so an impossible time can never become a series head and
+no computation grows with the size of a bogus time jump. Everything here is INVALID:
+
+=======================  =============================================================
+``bad_timestamp``        the event (or receive) time is not an ``int`` (a float, NaN,
+                         ``bool``) or is outside int64 nanoseconds (negative, >= 2**63)
+``timestamp_unit``       the event time falls in 1970, where a time in seconds,
+                         milliseconds or microseconds given as nanoseconds lands
+``future_timestamp``     the event time is later than the receive time (or, without
+                         one, the wall clock) by more than ``clock_skew_ns``
+``bad_revision``         a bar's revision is not a non-negative ``int`` below 2**63
+``absurd_value``         a finite price beyond 1e12 or a size/volume beyond 1e18 (this
+                         covers ints that storage cannot hold, 2**63 and more); NaN and
+                         infinities are left to the validator's own rules
+``bad_text``             a string field (symbol, exchange, condition, trade id) is not
+                         a ``str`` or is not valid Unicode text (a lone surrogate)
+=======================  =============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
+from lean_data.quality import DataQualityLevel, Verdict
+
+__all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "screen"]
+
+INT64_MAX = 2**63 - 1
+MIN_EVENT_NS = 365 * 86_400 * 10**9
+"""1971-01-01: earlier event times are taken for seconds, ms or us mistaken for ns."""
+MAX_PRICE = 1e12
+"""No traded instrument is priced above this; beyond it a value is corrupt."""
+MAX_SIZE = 1e18
+"""No trade, quote or bar volume is this large (SHIB minutes reach ~1e13)."""
+
+_INVALID = DataQualityLevel.INVALID
+_INFINITIES = (float("inf"), float("-inf"))
+_TRADE_BAR_PRICES: tuple[str, ...] = ("open", "high", "low", "close")
+_QUOTE_BAR_PRICES: tuple[str, ...] = (
+    "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
+)  # fmt: skip
+
+
+def _invalid(code: str, message: str) -> Verdict:
+    return Verdict(_INVALID, (code,), message)
+
+
+def bad_text(value: object) -> str | None:
+    """Return why ``value`` is not storable text, or None when it is."""
+    if type(value) is not str:
+        return f"expected a str, found {type(value).__name__} {value!r:.60}"
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{ascii(value)[:60]} is not valid Unicode text ({exc.reason})"
+    return None
+
+
+def _time(name: str, ts: object) -> Verdict | None:
+    if type(ts) is not int:
+        return _invalid("bad_timestamp", f"{name} {ts!r:.40} is not an int of nanoseconds")
+    if not 0 <= ts <= INT64_MAX:
+        return _invalid("bad_timestamp", f"{name} {ts} is outside int64 nanoseconds")
+    return None
+
+
+def _number(name: str, value: object, limit: float) -> Verdict | None:
+    """Absurd when beyond ``limit`` in magnitude (NaN passes: later rules judge it)."""
+    kind = type(value)
+    if kind is float:
+        if -limit <= value <= limit or value != value or value in _INFINITIES:  # type: ignore[operator]  # a float
+            return None  # NaN and infinities: the validator's rules name them
+    elif kind is int:
+        if -limit <= value <= limit:  # type: ignore[operator]  # an int
+            return None
+    elif kind is bool:
+        return _invalid("absurd_value", f"{name} is a bool ({value})")
+    else:
+        return _invalid("absurd_value", f"{name} is a {kind.__name__}, not a number")
+    shown = f"{value:.6g}" if kind is float else f"an int of {len(str(abs(value)))} digits"  # type: ignore[arg-type]
+    return _invalid("absurd_value", f"{name} {shown} is beyond {limit:g}")
+
+
+def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
+    """Return the INVALID verdict of an item with an impossible value, or None.
+
+    Args:
+        item: a TradeBar, QuoteBar or Tick.
+        skew_ns: how far an event time may be ahead of the receive time (or the clock).
+        now: the wall clock in ns, read only when the item carries no receive time.
+
+    Raises:
+        TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
+    """
+    kind = type(item)
+    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+    bad = _time("ts_event", item.ts_event) or _time("ts_recv", item.ts_recv)
+    if bad is not None:
+        return bad
+    ts = item.ts_event
+    if ts < MIN_EVENT_NS:
+        return _invalid(
+            "timestamp_unit",
+            f"ts_event {ts} is in 1970: a time in s, ms or us given as ns?",
+        )
+    reference = item.ts_recv or now()
+    if ts - reference > skew_ns:
+        what = "receive time" if item.ts_recv else "clock"
+        return _invalid(
+            "future_timestamp",
+            f"event time {ts} is {(ts - reference) / 1e9:.3f} s after the {what} {reference}",
+        )
+    text = bad_text(item.symbol)
+    if text is not None:
+        return _invalid("bad_text", f"symbol: {text}")
+    if kind is TradeBar or kind is QuoteBar:
+        revision = item.revision  # type: ignore[union-attr]  # bars only
+        if type(revision) is not int or not 0 <= revision <= INT64_MAX:
+            return _invalid("bad_revision", f"revision {revision!r:.40} is not an int >= 0")
+        prices = _TRADE_BAR_PRICES if kind is TradeBar else _QUOTE_BAR_PRICES
+        sizes: tuple[str, ...] = ("volume",) if kind is TradeBar else ("bid_size", "ask_size")
+    else:
+        for name in ("exchange", "condition", "trade_id"):
+            text = bad_text(getattr(item, name))
+            if text is not None:
+                return _invalid("bad_text", f"{name}: {text}")
+        prices = ("price", "bid_price", "ask_price")
+        sizes = ("size", "bid_size", "ask_size")
+    for name in prices:
+        bad = _number(name, getattr(item, name), MAX_PRICE)
+        if bad is not None:
+            return bad
+    for name in sizes:
+        bad = _number(name, getattr(item, name), MAX_SIZE)
+        if bad is not None:
+            return bad
+    return None
