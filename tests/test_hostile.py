@@ -148,9 +148,9 @@ async def test_one_hostile_item_costs_only_itself(
     storage: bool,
     mode: str,
 ) -> None:
-    corrupt, reason, applies = CORRUPTIONS[corruption]
-    if kind[0] not in applies:
-        corruption, (corrupt, reason, applies) = "huge_price", CORRUPTIONS["huge_price"]
+    corrupt, _, applies = CORRUPTIONS[corruption]
+    if kind[0] not in applies:  # e.g. a revision on a tick: corrupt its price instead
+        corrupt = CORRUPTIONS["huge_price"][0]
     items = SERIES[kind]
     symbol = items[0].symbol
     db = tmp_path_factory.mktemp("db") / "x.db" if storage or mode == "restarted" else None
