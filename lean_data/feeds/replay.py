@@ -19,10 +19,25 @@ from typing import Any
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.loaders import describe_file, iter_file
-from lean_data.models import MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.transform import DataTransformer
 
-__all__ = ["ReplayFeed", "ReplaySource"]
+__all__ = ["ReplayFeed", "ReplaySource", "parse_asset_class"]
+
+
+def parse_asset_class(value: AssetClass | str | None) -> AssetClass | None:
+    """Return ``value`` as an :class:`AssetClass` (``"crypto"``, ``"EQUITY"``...), or None.
+
+    Raises:
+        ConfigError: the text names no asset class.
+    """
+    if value is None or isinstance(value, AssetClass):
+        return value
+    try:
+        return AssetClass(value.strip().lower())
+    except ValueError:
+        names = ", ".join(kind.value for kind in AssetClass)
+        raise ConfigError(f"asset class: expected one of {names}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,8 @@ class ReplaySource:
         format: loader format name (default: detected).
         resolution: bar period (default: inferred).
         options: extra loader options (column mapping, time zone, ...).
+        asset_class: what the symbol is (default: what the file's format says, a LEAN
+            folder for instance, else the feed's ``asset_class``, else its name).
     """
 
     path: Path
@@ -42,6 +59,7 @@ class ReplaySource:
     format: str | None = None
     resolution: Resolution | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    asset_class: AssetClass | None = None
 
     def items(self) -> Iterator[MarketData]:
         """Stream the file's items."""
@@ -61,6 +79,16 @@ class ReplayFeed(DataFeed):
         name: the feed's name.
         sources: paths or :class:`ReplaySource` objects; more with :meth:`add_source`.
         speed: ``None`` replays as fast as possible; a factor paces by event time.
+        asset_class: what the files' symbols are (an :class:`AssetClass` or its value,
+            ``"crypto"``), for routing and trading calendars. It overrides what a file's
+            format says (a LEAN folder, a Binance or freqtrade file: crypto); a
+            :class:`ReplaySource`'s own ``asset_class`` overrides it. Without any, the
+            engine reads the symbol's name (:func:`~lean_data.symbols.classify_symbol`).
+        calendar: a :class:`~lean_data.calendars.TradingCalendar` for every symbol of the
+            feed, instead of the one its asset class gets.
+
+    Raises:
+        ConfigError: a bad ``speed`` or an unknown ``asset_class``.
     """
 
     live = False
@@ -71,11 +99,17 @@ class ReplayFeed(DataFeed):
         sources: Iterable[str | Path | ReplaySource] = (),
         *,
         speed: float | None = None,
+        asset_class: AssetClass | str | None = None,
+        calendar: Any = None,
     ) -> None:
         super().__init__(name)
         if speed is not None and speed <= 0:
             raise ConfigError(f"ReplayFeed speed must be > 0 or None, got {speed}")
         self.speed = speed
+        self.default_asset_class = parse_asset_class(asset_class)
+        self._calendar = calendar
+        self._explicit: dict[str, AssetClass] = {}  # from a ReplaySource / add_source
+        self._declared: dict[str, AssetClass] = {}  # from the file's format
         self._sources: dict[str, list[ReplaySource]] = {}
         self._replays: dict[str, asyncio.Task[None]] = {}
         self.replayed: dict[str, int] = {}
@@ -90,16 +124,19 @@ class ReplayFeed(DataFeed):
         symbol: str | None = None,
         format: str | None = None,
         resolution: Resolution | str | None = None,
+        asset_class: AssetClass | str | None = None,
         **options: Any,
     ) -> str:
         """Add a file to replay; return the symbol it serves.
 
         Raises:
             DataFormatError: the file's format or symbol cannot be determined.
+            ConfigError: an unknown ``asset_class``.
         """
         if not isinstance(source, ReplaySource):
             res = Resolution.parse(resolution) if resolution is not None else None
-            source = ReplaySource(Path(source), symbol, format, res, dict(options))
+            kind = parse_asset_class(asset_class)
+            source = ReplaySource(Path(source), symbol, format, res, dict(options), kind)
         spec = describe_file(
             source.path,
             format=source.format,
@@ -108,9 +145,14 @@ class ReplayFeed(DataFeed):
             **source.options,
         )
         resolved = ReplaySource(
-            source.path, spec.symbol, spec.format, spec.resolution, source.options
-        )
+            source.path, spec.symbol, spec.format, spec.resolution, source.options,
+            source.asset_class,
+        )  # fmt: skip
         self._sources.setdefault(spec.symbol, []).append(resolved)
+        if source.asset_class is not None:
+            self._explicit.setdefault(spec.symbol, source.asset_class)
+        if spec.asset_class is not None:
+            self._declared.setdefault(spec.symbol, spec.asset_class)
         self._history_cache.pop(spec.symbol, None)
         return spec.symbol
 
@@ -126,6 +168,14 @@ class ReplayFeed(DataFeed):
     def supports(self, symbol: str) -> bool:
         """True when a file for ``symbol`` was added."""
         return symbol in self._sources
+
+    def asset_class(self, symbol: str) -> AssetClass | None:
+        """Return ``symbol``'s class: a file's own, else the feed's, else its format's."""
+        return self._explicit.get(symbol) or self.default_asset_class or self._declared.get(symbol)
+
+    def calendar(self, symbol: str) -> Any:
+        """Return the calendar given to the feed (None: the engine picks one)."""
+        return self._calendar if symbol in self._sources else None
 
     async def connect(self) -> bool:
         """Nothing to open: files are read on subscribe."""
