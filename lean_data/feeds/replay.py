@@ -1,16 +1,21 @@
 """ReplayFeed: replays recorded files through the identical engine path.
 
-Each subscribed symbol is replayed from its files, in file order, either as fast as the
-engine takes it (``speed=None``) or paced by the recorded timestamps (``speed=60`` plays
-an hour of data in a minute). ``get_historical_data`` serves the same files.
+Each subscribed symbol is replayed from its files in event-time order, whatever order the
+files were given in: the files are merged by time (items with equal times keep file order),
+each streamed, a file opened only when the replay reaches its first item. It plays either as
+fast as the engine takes it (``speed=None``) or paced by the recorded timestamps
+(``speed=60`` plays an hour of data in a minute). ``get_historical_data`` serves the same
+files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +27,7 @@ from lean_data.loaders import describe_file, iter_file
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.transform import DataTransformer
 
-__all__ = ["ReplayFeed", "ReplaySource", "parse_asset_class"]
+__all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
 
 
 def parse_asset_class(value: AssetClass | str | None) -> AssetClass | None:
@@ -70,6 +75,55 @@ class ReplaySource:
             resolution=self.resolution,
             **self.options,
         )
+
+
+def merge_by_time(streams: Sequence[Callable[[], Iterator[MarketData]]]) -> Iterator[MarketData]:
+    """Yield the items of several time-ordered streams in event-time order.
+
+    Items with equal ``ts_event`` keep stream order (then their order in the stream). Each
+    stream is opened once to read its first item, then again when the merge reaches that
+    item, so only the streams that overlap in time are open at once (a year of daily files
+    holds one open file, not 365). Memory is one item per open stream.
+
+    Args:
+        streams: callables that each open a fresh iterator over one file's items.
+    """
+    starts: list[tuple[int, int]] = []
+    for order, open_stream in enumerate(streams):
+        peek = open_stream()
+        first = next(peek, None)
+        _close(peek)
+        if first is not None:
+            starts.append((first.ts_event, order))
+    starts.sort()
+    tie = itertools.count()  # keeps a stream's equal-time items in their own order
+    heap: list[tuple[int, int, int, MarketData, Iterator[MarketData]]] = []
+    opened = 0
+    try:
+        while heap or opened < len(starts):
+            while opened < len(starts) and (not heap or starts[opened][0] <= heap[0][0]):
+                order = starts[opened][1]
+                stream = streams[order]()
+                item = next(stream, None)
+                if item is not None:
+                    heapq.heappush(heap, (item.ts_event, order, next(tie), item, stream))
+                opened += 1
+            _, order, _, item, stream = heapq.heappop(heap)
+            yield item
+            following = next(stream, None)
+            if following is None:
+                _close(stream)
+            else:
+                heapq.heappush(heap, (following.ts_event, order, next(tie), following, stream))
+    finally:
+        for *_, stream in heap:
+            _close(stream)
+
+
+def _close(stream: Iterator[MarketData]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 class ReplayFeed(DataFeed):
@@ -226,8 +280,10 @@ class ReplayFeed(DataFeed):
             await self._replay_paced(symbol, iterator, self.speed)
 
     def _iterate(self, symbol: str) -> Iterator[MarketData]:
-        for source in self._sources[symbol]:
-            yield from source.items()
+        sources = self._sources[symbol]
+        if len(sources) == 1:
+            return sources[0].items()
+        return merge_by_time([source.items for source in sources])
 
     async def _replay_fast(self, symbol: str, items: Iterator[MarketData]) -> None:
         emit = self.emit
