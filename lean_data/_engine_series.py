@@ -148,13 +148,20 @@ class SeriesMixin:
         return None
 
     def _calendar_of(self, symbol: str) -> Any:
+        """The calendar a feed serving ``symbol`` declares, else its asset class's."""
         calendar = self._calendars.get(symbol)
         if calendar is None:
             from lean_data.calendars import calendar_for
 
-            calendar = calendar_for(
-                symbol, self._asset_class_of(symbol), extended_hours=self.config.extended_hours
-            )
+            for feed_name, subscribed in self._refcounts:
+                if subscribed == symbol and calendar is None:
+                    calendar = self._feeds[feed_name].calendar(symbol)
+            if calendar is None:
+                calendar = calendar_for(
+                    symbol,
+                    self._asset_class_of(symbol),
+                    extended_hours=self.config.extended_hours,
+                )
             self._calendars[symbol] = calendar
         return calendar
 
@@ -177,12 +184,15 @@ class SeriesMixin:
         calendar.sessions(_YEAR_2000_NS, time.time_ns() + 366 * 86_400 * 10**9)
 
     def _asset_class_of(self, symbol: str) -> AssetClass | None:
-        """The asset class of the feed serving ``symbol`` when it serves only one."""
+        """What a feed serving ``symbol`` says it is (venue metadata), else None.
+
+        Callers fall back to the name (:func:`~lean_data.symbols.classify_symbol`).
+        """
         for feed_name, subscribed in self._refcounts:
             if subscribed == symbol:
-                classes = self._feeds[feed_name].asset_classes_served
-                if len(classes) == 1:
-                    return next(iter(classes))
+                found = self._feeds[feed_name].asset_class(symbol)
+                if found is not None:
+                    return found
         return None
 
     def _live(self, feed: str) -> bool:

@@ -69,6 +69,7 @@ __all__ = [
     "Session",
     "TradingCalendar",
     "calendar_for",
+    "calendar_named",
 ]
 
 logger = logging.getLogger(__name__)
@@ -509,3 +510,26 @@ def calendar_for(
     if kind is None:
         logger.warning("no asset class for symbol %r: judging its gaps as 24/7", symbol)
     return _ALWAYS_OPEN
+
+
+_NAMED: dict[str, Any] = {
+    "24/7": lambda: _ALWAYS_OPEN,
+    "forex": lambda: _FOREX,
+    "cme": lambda: _cme("fx"),
+    "cme-fx": lambda: _cme("fx"),
+    "cme-equity": lambda: _cme("equity"),
+}
+
+
+def calendar_named(name: str, *, extended_hours: bool = False) -> TradingCalendar:
+    """Return a calendar by name: ``24/7``, ``forex``, ``cme`` (``cme-fx``), ``cme-equity``,
+    or an exchange_calendars code (``XNYS``, ``XLON``, ``XHKG``...).
+
+    Raises:
+        ConfigError: an unknown code, or an exchange calendar without the ``calendars`` extra.
+    """
+    key = name.strip().lower()
+    if key in _NAMED:
+        calendar: TradingCalendar = _NAMED[key]()
+        return calendar
+    return _exchange(name.strip().upper(), extended_hours)

@@ -3,6 +3,11 @@
 ``lean-data demo`` replays the bundled real data through the whole pipeline (validate,
 score, buffer, callbacks, cache, SQLite) with a progress bar, then prints the quality
 report and the metrics and says where the SQLite file is. No network, no credentials.
+
+``lean-data replay FILE... [--asset-class crypto] [--calendar XNYS]`` does the same with
+your files. A symbol whose class neither its file nor its name tells, and a trading calendar
+that cannot be loaded (the ``calendars`` extra missing, an unknown exchange code), are
+printed as ``warning:`` lines before the replay: their gaps are then judged 24/7.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any
 
 from lean_data.config import Config
 from lean_data.engine import DataEngine
+from lean_data.errors import ConfigError
 from lean_data.feeds.replay import ReplayFeed
-from lean_data.models import MarketData, TradeBar
+from lean_data.models import AssetClass, MarketData, TradeBar
 from lean_data.quality import DataQualityLevel
+from lean_data.symbols import classify_symbol
 
 __all__ = ["main"]
 
@@ -57,22 +64,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--output", type=Path, default=Path("lean_data_replay"))
     replay.add_argument("--speed", type=float, default=None)
     replay.add_argument("--no-progress", action="store_true")
+    replay.add_argument(
+        "--asset-class",
+        choices=[kind.value for kind in AssetClass],
+        default=None,
+        help="what the files' symbols are (default: from the file format, else the name)",
+    )
+    replay.add_argument(
+        "--calendar",
+        default=None,
+        help="trading calendar for every symbol: 24/7, forex, cme, cme-equity or an "
+        "exchange_calendars code such as XNYS (default: from the asset class)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     files = demo_files() if args.command == "demo" else list(args.files)
     args.output.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(run_replay(files, args.output, args.speed, not args.no_progress))
+    choice = {} if args.command == "demo" else {"asset_class": args.asset_class,
+                                                "calendar": args.calendar}  # fmt: skip
+    return asyncio.run(run_replay(files, args.output, args.speed, not args.no_progress, **choice))
 
 
 async def run_replay(
-    files: Sequence[Path], output: Path, speed: float | None, progress: bool
+    files: Sequence[Path],
+    output: Path,
+    speed: float | None,
+    progress: bool,
+    *,
+    asset_class: str | None = None,
+    calendar: str | None = None,
 ) -> int:
     """Replay ``files`` through a DataEngine writing to ``output``; print the report."""
     from tqdm import tqdm
 
     db_path = output / "lean_data.db"
     config = Config(db_path=db_path, cache_dir=output / "cache", metrics_interval_s=1.0)
-    feed = ReplayFeed("replay", files, speed=speed)
+    chosen, warnings = await asyncio.to_thread(_named_calendar, calendar)
+    feed = ReplayFeed("replay", files, speed=speed, asset_class=asset_class, calendar=chosen)
+    if chosen is None:
+        for symbol in feed.symbols:  # an exchange calendar loads slowly: off the loop
+            warnings += await asyncio.to_thread(_calendar_warnings, feed, symbol)
+    for line in warnings:
+        sys.stdout.write(f"warning: {line}\n")
+    sys.stdout.flush()
     total = sum(feed.count(symbol) for symbol in feed.symbols)
     flagged: dict[str, list[str]] = {}
     bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, smoothing=0.1)
@@ -99,6 +133,38 @@ async def run_replay(
         metrics = engine.get_metrics()
     _print_report(reports, flagged, metrics, history, elapsed, total, db_path)
     return 0
+
+
+def _named_calendar(name: str | None) -> tuple[Any, list[str]]:
+    """The calendar ``--calendar`` names, or None and a warning when it cannot be loaded."""
+    from lean_data.calendars import calendar_named
+
+    if name is None:
+        return None, []
+    try:
+        return calendar_named(name), []
+    except ConfigError as exc:
+        return None, [f"no trading calendar {name!r}: {exc}; using each symbol's asset class"]
+
+
+def _calendar_warnings(feed: ReplayFeed, symbol: str) -> list[str]:
+    """Say why ``symbol``'s gaps will be judged 24/7 when it is not crypto; [] otherwise."""
+    from lean_data.calendars import calendar_for
+
+    kind = feed.asset_class(symbol) or classify_symbol(symbol)
+    if kind is None:
+        return [
+            f"no asset class for {symbol!r} (neither its file nor its name says one): its "
+            "gaps are judged 24/7; pass --asset-class or --calendar"
+        ]
+    try:
+        calendar_for(symbol, kind)
+    except ConfigError as exc:
+        return [
+            f"no trading calendar for {symbol} ({kind.value}): {exc}; every missing bar "
+            "counts as a gap"
+        ]
+    return []
 
 
 async def _history_demo(engine: DataEngine, feed: ReplayFeed) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.loaders import FileSpec, describe_file, iter_file, load_file
-from lean_data.models import Resolution, TradeBar, datetime_to_ns
+from lean_data.models import AssetClass, Resolution, TradeBar, datetime_to_ns
 
 HOUR = Resolution.HOUR
 FIVE_MINUTES = Resolution.parse("5m")
@@ -36,7 +36,7 @@ def utc(text: str) -> int:
 def test_binance_kline_csv(fixtures: Path) -> None:
     path = fixtures / "nautilus_trader/ADABTC-1m-2021-11-27.csv"
     assert describe_file(path) == FileSpec(
-        path, "binance_klines", "ADA/BTC", Resolution.MINUTE, "bar"
+        path, "binance_klines", "ADA/BTC", Resolution.MINUTE, "bar", AssetClass.CRYPTO
     )
     bars = load_file(path)
     assert len(bars) == 10
@@ -54,7 +54,9 @@ def test_binance_rest_json_takes_resolution_from_close_time(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="pass symbol="):
         describe_file(path)
     spec = describe_file(path, symbol="ADA/BTC")
-    assert spec == FileSpec(path, "binance_klines", "ADA/BTC", Resolution.MINUTE, "bar")
+    assert spec == FileSpec(
+        path, "binance_klines", "ADA/BTC", Resolution.MINUTE, "bar", AssetClass.CRYPTO
+    )
     assert load_file(path, symbol="ADA/BTC") == [
         TradeBar("ADA/BTC", utc("2021-11-27 00:00"), 2.853e-05, 2.854e-05, 2.851e-05, 2.854e-05,
                  36304.2),
@@ -82,7 +84,7 @@ def test_freqtrade_json_and_feather_hold_the_same_futures_candles(fixtures: Path
     json_path = fixtures / "freqtrade/futures/XRP_USDT_USDT-1h-futures.json.gz"
     feather_path = fixtures / "freqtrade/futures/XRP_USDT_USDT-1h-futures.feather"
     assert describe_file(json_path) == FileSpec(
-        json_path, "freqtrade_json", "XRP/USDT:USDT", HOUR, "bar"
+        json_path, "freqtrade_json", "XRP/USDT:USDT", HOUR, "bar", AssetClass.CRYPTO
     )
     assert describe_file(feather_path).format == "freqtrade_feather"
     bars = load_file(json_path)
@@ -122,7 +124,7 @@ def test_feather_mark_candles_keep_nan_volume(fixtures: Path) -> None:
 def test_feather_spot_candles(fixtures: Path) -> None:
     path = fixtures / "freqtrade/ETH_BTC-5m.feather"
     assert describe_file(path) == FileSpec(
-        path, "freqtrade_feather", "ETH/BTC", FIVE_MINUTES, "bar"
+        path, "freqtrade_feather", "ETH/BTC", FIVE_MINUTES, "bar", AssetClass.CRYPTO
     )
     bars = load_file(path)
     assert len(bars) == 5760
@@ -170,7 +172,9 @@ def test_pandas_columns_json_needs_a_symbol(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pass symbol="):
         describe_file(path)
     spec = describe_file(path, symbol="BTC/USDT")
-    assert spec == FileSpec(path, "freqtrade_json", "BTC/USDT", FIVE_MINUTES, "bar")
+    assert spec == FileSpec(
+        path, "freqtrade_json", "BTC/USDT", FIVE_MINUTES, "bar", AssetClass.CRYPTO
+    )
     bars = load_file(path, symbol="BTC/USDT")
     assert bars[2] == TradeBar(
         "BTC/USDT", utc("2023-01-02 16:55"), 16707.4, 16711.8, 16704.0, 16704.1, 566.041,

@@ -10,7 +10,15 @@ import pytest
 
 from lean_data.errors import DataFormatError
 from lean_data.loaders import FileSpec, describe_file, iter_file, load_file
-from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar, datetime_to_ns
+from lean_data.models import (
+    AssetClass,
+    QuoteBar,
+    Resolution,
+    Tick,
+    TickType,
+    TradeBar,
+    datetime_to_ns,
+)
 
 
 def utc(text: str) -> int:
@@ -29,7 +37,9 @@ def write_zip(path: Path, entry: str, text: str) -> Path:
 def test_aapl_split_day_minute_bars(fixtures: Path) -> None:
     path = fixtures / "lean/equity/usa/minute/aapl/20140609_trade.zip"
     bars = load_file(path)
-    assert describe_file(path) == FileSpec(path, "lean", "AAPL", Resolution.MINUTE, "bar")
+    assert describe_file(path) == FileSpec(
+        path, "lean", "AAPL", Resolution.MINUTE, "bar", AssetClass.EQUITY
+    )
     assert len(bars) == 834
     # the real bad first bar of the 7:1 split day: pre-split open leaked in; 04:00 EDT
     assert bars[0] == TradeBar("AAPL", utc("2014-06-09 08:00"), 645.57, 645.57, 92.23, 92.42, 600.0)
@@ -52,7 +62,9 @@ def test_aapl_minute_quote_bars(fixtures: Path) -> None:
 
 def test_spy_tick_trades_with_suspicious_prints(fixtures: Path) -> None:
     path = fixtures / "lean/equity/usa/tick/spy/20131010_trade.zip"
-    assert describe_file(path) == FileSpec(path, "lean", "SPY", Resolution.TICK, "tick")
+    assert describe_file(path) == FileSpec(
+        path, "lean", "SPY", Resolution.TICK, "tick", AssetClass.EQUITY
+    )
     ticks = list(iter_file(path))
     assert len(ticks) == 460_032
     assert ticks[0] == Tick(
@@ -75,7 +87,9 @@ def test_spy_tick_trades_with_suspicious_prints(fixtures: Path) -> None:
 def test_equity_daily_bars_convert_new_york_midnight_with_dst(fixtures: Path) -> None:
     path = fixtures / "lean/equity/usa/daily/spy.zip"
     bars = load_file(path)
-    assert describe_file(path) == FileSpec(path, "lean", "SPY", Resolution.DAILY, "bar")
+    assert describe_file(path) == FileSpec(
+        path, "lean", "SPY", Resolution.DAILY, "bar", AssetClass.EQUITY
+    )
     assert len(bars) == 5849
     assert bars[0] == TradeBar(
         "SPY", utc("1998-01-02 05:00"), 97.31, 97.53, 96.53, 97.36, 2150000.0, Resolution.DAILY
@@ -119,7 +133,9 @@ def test_crypto_minute_bars_are_utc(fixtures: Path) -> None:
 def test_crypto_hour_file_layout(fixtures: Path) -> None:
     path = fixtures / "lean/crypto/binance/hour/btcusdt_trade.zip"
     bars = load_file(path)
-    assert describe_file(path) == FileSpec(path, "lean", "BTC/USDT", Resolution.HOUR, "bar")
+    assert describe_file(path) == FileSpec(
+        path, "lean", "BTC/USDT", Resolution.HOUR, "bar", AssetClass.CRYPTO
+    )
     assert len(bars) == 120
     assert bars[0] == TradeBar(
         "BTC/USDT", utc("2018-05-01 00:00"), 9246.01, 9248.99, 8934.44, 8955.01, 5263.799551,
@@ -139,7 +155,7 @@ def test_cryptofuture_symbols_carry_the_settlement_currency(fixtures: Path) -> N
     linear = fixtures / "lean/cryptofuture/bybit/minute/btcusdt/20221213_quote.zip"
     quotes = load_file(linear)
     assert describe_file(linear) == FileSpec(
-        linear, "lean", "BTC/USDT:USDT", Resolution.MINUTE, "quote"
+        linear, "lean", "BTC/USDT:USDT", Resolution.MINUTE, "quote", AssetClass.CRYPTO
     )
     assert len(quotes) == 460
     assert quotes[0] == QuoteBar(

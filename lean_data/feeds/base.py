@@ -172,6 +172,28 @@ class DataFeed(abc.ABC):
         """The asset classes this feed serves (routing and trading calendars)."""
         return self._asset_classes
 
+    def asset_class(self, symbol: str) -> AssetClass | None:
+        """Return what ``symbol`` is on this venue, from its metadata; None when unknown.
+
+        Pure (no I/O): venues answer from metadata they already hold (ccxt markets, a
+        replayed file's format, an explicit argument). The engine asks this first and falls
+        back to :func:`~lean_data.symbols.classify_symbol` on None. The default is the
+        feed's one served asset class (a Binance feed: crypto; an Alpaca stocks feed:
+        equity), else None.
+        """
+        classes = self._asset_classes
+        return next(iter(classes)) if len(classes) == 1 else None
+
+    def calendar(self, symbol: str) -> Any:
+        """Return the trading calendar this feed declares for ``symbol``, or None.
+
+        None (the default) lets the engine pick one from the asset class
+        (:func:`~lean_data.calendars.calendar_for`). A
+        :class:`~lean_data.calendars.TradingCalendar` overrides that choice.
+        """
+        del symbol
+        return None
+
     def supports(self, symbol: str) -> bool:
         """Return True when this feed serves ``symbol`` (by list, else by asset class)."""
         if self._symbols is not None:

@@ -71,6 +71,7 @@ from lean_data.wire.ccxt import (
     RecentKeys,
     error_for,
     is_ccxt_error,
+    market_asset_class,
     parse_ohlcv_row,
     redact,
     secrets_of,
@@ -215,6 +216,7 @@ class CcxtDataFeed(StreamingFeed):
         self._exchange_config = dict(exchange_config or {})
         self._secrets = secrets_of(self._exchange_config)
         self._market_list = None if markets is None else [dict(m) for m in markets]
+        self._market_classes: tuple[object, dict[str, AssetClass | None]] = (None, {})
         self._current: _Session | None = None
         self._rest_client: Any = None
         self._rest_lock = asyncio.Lock()
@@ -222,6 +224,19 @@ class CcxtDataFeed(StreamingFeed):
         self._recent_trades: dict[str, RecentKeys] = {}
         self._outbox: dict[str, deque[MarketData]] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
+
+    def asset_class(self, symbol: str) -> AssetClass | None:
+        """Return the class of ``symbol``'s ccxt market (type, else base/quote); see the base.
+
+        Before the markets are known (given, or loaded on the first connection) and for a
+        symbol the exchange does not list, the answer is the base's: crypto.
+        """
+        markets = self._market_list
+        source, classes = self._market_classes
+        if source is not markets:  # first call, or the markets were loaded since
+            classes = {str(m.get("symbol")): market_asset_class(m) for m in markets or ()}
+            self._market_classes = (markets, classes)
+        return classes.get(symbol) or super().asset_class(symbol)
 
     @property
     def exchange(self) -> Any:

@@ -1,16 +1,21 @@
 """ReplayFeed: replays recorded files through the identical engine path.
 
-Each subscribed symbol is replayed from its files, in file order, either as fast as the
-engine takes it (``speed=None``) or paced by the recorded timestamps (``speed=60`` plays
-an hour of data in a minute). ``get_historical_data`` serves the same files.
+Each subscribed symbol is replayed from its files in event-time order, whatever order the
+files were given in: the files are merged by time (items with equal times keep file order),
+each streamed, a file opened only when the replay reaches its first item. It plays either as
+fast as the engine takes it (``speed=None``) or paced by the recorded timestamps
+(``speed=60`` plays an hour of data in a minute). ``get_historical_data`` serves the same
+files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +24,25 @@ from typing import Any
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.loaders import describe_file, iter_file
-from lean_data.models import MarketData, Resolution, TradeBar, datetime_to_ns
+from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.transform import DataTransformer
 
-__all__ = ["ReplayFeed", "ReplaySource"]
+__all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
+
+
+def parse_asset_class(value: AssetClass | str | None) -> AssetClass | None:
+    """Return ``value`` as an :class:`AssetClass` (``"crypto"``, ``"EQUITY"``...), or None.
+
+    Raises:
+        ConfigError: the text names no asset class.
+    """
+    if value is None or isinstance(value, AssetClass):
+        return value
+    try:
+        return AssetClass(value.strip().lower())
+    except ValueError:
+        names = ", ".join(kind.value for kind in AssetClass)
+        raise ConfigError(f"asset class: expected one of {names}, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -35,6 +55,8 @@ class ReplaySource:
         format: loader format name (default: detected).
         resolution: bar period (default: inferred).
         options: extra loader options (column mapping, time zone, ...).
+        asset_class: what the symbol is (default: what the file's format says, a LEAN
+            folder for instance, else the feed's ``asset_class``, else its name).
     """
 
     path: Path
@@ -42,6 +64,7 @@ class ReplaySource:
     format: str | None = None
     resolution: Resolution | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    asset_class: AssetClass | None = None
 
     def items(self) -> Iterator[MarketData]:
         """Stream the file's items."""
@@ -54,6 +77,55 @@ class ReplaySource:
         )
 
 
+def merge_by_time(streams: Sequence[Callable[[], Iterator[MarketData]]]) -> Iterator[MarketData]:
+    """Yield the items of several time-ordered streams in event-time order.
+
+    Items with equal ``ts_event`` keep stream order (then their order in the stream). Each
+    stream is opened once to read its first item, then again when the merge reaches that
+    item, so only the streams that overlap in time are open at once (a year of daily files
+    holds one open file, not 365). Memory is one item per open stream.
+
+    Args:
+        streams: callables that each open a fresh iterator over one file's items.
+    """
+    starts: list[tuple[int, int]] = []
+    for order, open_stream in enumerate(streams):
+        peek = open_stream()
+        first = next(peek, None)
+        _close(peek)
+        if first is not None:
+            starts.append((first.ts_event, order))
+    starts.sort()
+    tie = itertools.count()  # keeps a stream's equal-time items in their own order
+    heap: list[tuple[int, int, int, MarketData, Iterator[MarketData]]] = []
+    opened = 0
+    try:
+        while heap or opened < len(starts):
+            while opened < len(starts) and (not heap or starts[opened][0] <= heap[0][0]):
+                order = starts[opened][1]
+                stream = streams[order]()
+                item = next(stream, None)
+                if item is not None:
+                    heapq.heappush(heap, (item.ts_event, order, next(tie), item, stream))
+                opened += 1
+            _, order, _, item, stream = heapq.heappop(heap)
+            yield item
+            following = next(stream, None)
+            if following is None:
+                _close(stream)
+            else:
+                heapq.heappush(heap, (following.ts_event, order, next(tie), following, stream))
+    finally:
+        for *_, stream in heap:
+            _close(stream)
+
+
+def _close(stream: Iterator[MarketData]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
 class ReplayFeed(DataFeed):
     """A feed that replays files of real recorded data.
 
@@ -61,6 +133,16 @@ class ReplayFeed(DataFeed):
         name: the feed's name.
         sources: paths or :class:`ReplaySource` objects; more with :meth:`add_source`.
         speed: ``None`` replays as fast as possible; a factor paces by event time.
+        asset_class: what the files' symbols are (an :class:`AssetClass` or its value,
+            ``"crypto"``), for routing and trading calendars. It overrides what a file's
+            format says (a LEAN folder, a Binance or freqtrade file: crypto); a
+            :class:`ReplaySource`'s own ``asset_class`` overrides it. Without any, the
+            engine reads the symbol's name (:func:`~lean_data.symbols.classify_symbol`).
+        calendar: a :class:`~lean_data.calendars.TradingCalendar` for every symbol of the
+            feed, instead of the one its asset class gets.
+
+    Raises:
+        ConfigError: a bad ``speed`` or an unknown ``asset_class``.
     """
 
     live = False
@@ -71,11 +153,17 @@ class ReplayFeed(DataFeed):
         sources: Iterable[str | Path | ReplaySource] = (),
         *,
         speed: float | None = None,
+        asset_class: AssetClass | str | None = None,
+        calendar: Any = None,
     ) -> None:
         super().__init__(name)
         if speed is not None and speed <= 0:
             raise ConfigError(f"ReplayFeed speed must be > 0 or None, got {speed}")
         self.speed = speed
+        self.default_asset_class = parse_asset_class(asset_class)
+        self._calendar = calendar
+        self._explicit: dict[str, AssetClass] = {}  # from a ReplaySource / add_source
+        self._declared: dict[str, AssetClass] = {}  # from the file's format
         self._sources: dict[str, list[ReplaySource]] = {}
         self._replays: dict[str, asyncio.Task[None]] = {}
         self.replayed: dict[str, int] = {}
@@ -90,16 +178,19 @@ class ReplayFeed(DataFeed):
         symbol: str | None = None,
         format: str | None = None,
         resolution: Resolution | str | None = None,
+        asset_class: AssetClass | str | None = None,
         **options: Any,
     ) -> str:
         """Add a file to replay; return the symbol it serves.
 
         Raises:
             DataFormatError: the file's format or symbol cannot be determined.
+            ConfigError: an unknown ``asset_class``.
         """
         if not isinstance(source, ReplaySource):
             res = Resolution.parse(resolution) if resolution is not None else None
-            source = ReplaySource(Path(source), symbol, format, res, dict(options))
+            kind = parse_asset_class(asset_class)
+            source = ReplaySource(Path(source), symbol, format, res, dict(options), kind)
         spec = describe_file(
             source.path,
             format=source.format,
@@ -108,9 +199,14 @@ class ReplayFeed(DataFeed):
             **source.options,
         )
         resolved = ReplaySource(
-            source.path, spec.symbol, spec.format, spec.resolution, source.options
-        )
+            source.path, spec.symbol, spec.format, spec.resolution, source.options,
+            source.asset_class,
+        )  # fmt: skip
         self._sources.setdefault(spec.symbol, []).append(resolved)
+        if source.asset_class is not None:
+            self._explicit.setdefault(spec.symbol, source.asset_class)
+        if spec.asset_class is not None:
+            self._declared.setdefault(spec.symbol, spec.asset_class)
         self._history_cache.pop(spec.symbol, None)
         return spec.symbol
 
@@ -126,6 +222,14 @@ class ReplayFeed(DataFeed):
     def supports(self, symbol: str) -> bool:
         """True when a file for ``symbol`` was added."""
         return symbol in self._sources
+
+    def asset_class(self, symbol: str) -> AssetClass | None:
+        """Return ``symbol``'s class: a file's own, else the feed's, else its format's."""
+        return self._explicit.get(symbol) or self.default_asset_class or self._declared.get(symbol)
+
+    def calendar(self, symbol: str) -> Any:
+        """Return the calendar given to the feed (None: the engine picks one)."""
+        return self._calendar if symbol in self._sources else None
 
     async def connect(self) -> bool:
         """Nothing to open: files are read on subscribe."""
@@ -176,8 +280,10 @@ class ReplayFeed(DataFeed):
             await self._replay_paced(symbol, iterator, self.speed)
 
     def _iterate(self, symbol: str) -> Iterator[MarketData]:
-        for source in self._sources[symbol]:
-            yield from source.items()
+        sources = self._sources[symbol]
+        if len(sources) == 1:
+            return sources[0].items()
+        return merge_by_time([source.items for source in sources])
 
     async def _replay_fast(self, symbol: str, items: Iterator[MarketData]) -> None:
         emit = self.emit

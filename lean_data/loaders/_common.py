@@ -13,7 +13,7 @@ from typing import IO, Any
 import orjson
 
 from lean_data.errors import ConfigError, DataFormatError
-from lean_data.models import NS_PER_DAY, NS_PER_SECOND, Resolution
+from lean_data.models import NS_PER_DAY, NS_PER_SECOND, AssetClass, Resolution
 
 __all__ = [
     "SPACING_ROWS",
@@ -76,6 +76,9 @@ class FileSpec:
         symbol: canonical symbol of every item (``"SPY"``, ``"BTC/USDT"``).
         resolution: bar period (``Resolution.TICK`` for tick files).
         kind: ``"bar"`` (TradeBar), ``"quote"`` (QuoteBar) or ``"tick"`` (Tick).
+        asset_class: what the format says the symbol is (a LEAN folder: ``equity/``,
+            ``crypto/``, ``cryptofuture/``; Binance klines and freqtrade files are crypto);
+            None when the format does not say (a generic CSV).
     """
 
     path: Path
@@ -83,6 +86,7 @@ class FileSpec:
     symbol: str
     resolution: Resolution
     kind: str
+    asset_class: AssetClass | None = None
 
 
 def open_text(path: Path) -> IO[str]:

@@ -28,7 +28,7 @@ from lean_data.loaders._common import (
     resolution_from_name,
     split_pair,
 )
-from lean_data.models import Resolution, TradeBar
+from lean_data.models import AssetClass, Resolution, TradeBar
 
 __all__ = ["OPTIONS", "describe", "iterate", "read_json"]
 
@@ -153,7 +153,7 @@ def describe(
     records.close()
     check = bool(options.get("check_spacing", True))
     chosen = choose_resolution(resolution, declared, head, source=source, check_spacing=check)
-    return FileSpec(path, "binance_klines", name, chosen, "bar")
+    return FileSpec(path, "binance_klines", name, chosen, "bar", AssetClass.CRYPTO)
 
 
 def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar]:

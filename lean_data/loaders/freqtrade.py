@@ -39,7 +39,14 @@ from lean_data.loaders._common import (
     file_stem,
     load_json,
 )
-from lean_data.models import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, Resolution, TradeBar
+from lean_data.models import (
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    NS_PER_MINUTE,
+    AssetClass,
+    Resolution,
+    TradeBar,
+)
 
 __all__ = ["OPTIONS", "describe", "iterate", "parse_name"]
 
@@ -184,7 +191,7 @@ def describe(
     check = bool(options.get("check_spacing", True))
     chosen = choose_resolution(resolution, declared, head, source=str(path), check_spacing=check)
     fmt = "freqtrade_feather" if _is_feather(path) else "freqtrade_json"
-    return FileSpec(path, fmt, name, chosen, "bar")
+    return FileSpec(path, fmt, name, chosen, "bar", AssetClass.CRYPTO)  # freqtrade: crypto only
 
 
 def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar]:

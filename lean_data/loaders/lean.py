@@ -32,7 +32,7 @@ from lean_data.errors import ConfigError, DataFormatError
 from lean_data.loaders import _lean_rows as rows
 from lean_data.loaders._clock import LocalClock, days_from_civil
 from lean_data.loaders._common import FileSpec, split_pair
-from lean_data.models import NS_PER_DAY, MarketData, Resolution
+from lean_data.models import NS_PER_DAY, AssetClass, MarketData, Resolution
 
 __all__ = ["OPTIONS", "LeanLayout", "describe", "iterate", "parse_layout"]
 
@@ -157,7 +157,8 @@ def describe(
     with _open_zip(path) as archive:
         _single_csv(archive, str(path))
     name = symbol or lean_symbol(layout.security_type, layout.ticker)
-    return FileSpec(path, "lean", name, layout.resolution, _kind(layout))
+    asset_class = AssetClass.EQUITY if layout.security_type == "equity" else AssetClass.CRYPTO
+    return FileSpec(path, "lean", name, layout.resolution, _kind(layout), asset_class)
 
 
 def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[MarketData]:

@@ -11,6 +11,7 @@ recognised by the names of the classes on their MRO that ccxt defines (module
   later corrections as revisions.
 - :func:`ohlcv_to_bars`, :func:`parse_ohlcv_row` and :func:`trade_to_tick` convert ccxt's
   unified structures; :func:`timeframe_of` / :func:`resolution_of` map bar periods.
+- :func:`market_asset_class` says what a ccxt market structure is (routing, calendars).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lean_data.errors import (
 from lean_data.models import (
     NS_PER_DAY,
     NS_PER_SECOND,
+    AssetClass,
     Resolution,
     Tick,
     TickType,
@@ -44,6 +46,7 @@ __all__ = [
     "RecentKeys",
     "error_for",
     "is_ccxt_error",
+    "market_asset_class",
     "ohlcv_to_bars",
     "parse_ohlcv_row",
     "redact",
@@ -102,6 +105,27 @@ _SECRET_PARAM = re.compile(
     r"(?i)\b(signature|api[_-]?key|apikey|secret|passphrase|password|token|x-mbx-apikey)"
     r"(\"?\s*[=:]\s*\"?)([^&\s\"',}]+)"
 )
+
+
+_CRYPTO_MARKET_TYPES = frozenset({"spot", "margin", "swap", "future", "option", "delivery"})
+
+
+def market_asset_class(market: Mapping[str, Any]) -> AssetClass | None:
+    """Return the asset class of a ccxt market structure, or None when it does not say.
+
+    A market ``type`` of spot, margin, swap, future or option is crypto: an exchange ccxt
+    speaks to trades every listed market around the clock, fiat pairs included (Kraken's
+    EUR/USD), so its sessions are a crypto venue's. A market of another type, or of none,
+    is judged by its ``base``/``quote`` pair with :func:`~lean_data.symbols.classify_symbol`.
+    """
+    from lean_data.symbols import classify_symbol
+
+    if market.get("type") in _CRYPTO_MARKET_TYPES:
+        return AssetClass.CRYPTO
+    base, quote = market.get("base"), market.get("quote")
+    if isinstance(base, str) and isinstance(quote, str) and base and quote:
+        return classify_symbol(f"{base}/{quote}")
+    return None
 
 
 def _ccxt_names(exc: BaseException) -> list[str]:
