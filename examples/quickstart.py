@@ -24,7 +24,8 @@ async def main() -> None:
         await engine.subscribe_symbol("SPY")  # routed to the feed that serves it
         await feed.wait_finished()
         await engine.wait_idle()
-        print(engine.get_latest("SPY", 3))
+        for bar in engine.get_latest("SPY", 3):  # the ring buffer: newest bars, oldest first
+            print(f"{bar.time:%Y-%m-%d %H:%M} close {bar.close} volume {bar.volume:g}")
         print((await engine.get_data_quality_report("SPY"))["feeds"]["replay"]["levels"])
 
 

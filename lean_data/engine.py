@@ -944,18 +944,32 @@ class DataEngine(FailoverMixin, SeriesMixin):
         gauge("subscriber_drops", sum(s.dropped for s in self._subscribers))
 
     async def get_data_quality_report(self, symbol: str, hours: float = 24) -> dict[str, Any]:
-        """Return the rolling quality of ``symbol`` per feed, plus what storage holds.
+        """Return the quality of ``symbol``: overall, per feed, and what storage holds.
 
-        ``stored`` summarises the rows received in the last ``hours`` hours.
+        Top level: ``messages`` (items judged, from every feed), ``average_quality_score``
+        (the mean score of their levels, INVALID counting 0; None before the first item) and
+        ``levels`` (count per level name). ``feeds`` has the per-feed detail (see
+        :meth:`~lean_data.validation.QualityTracker.report`); ``stored`` summarises the rows
+        received in the last ``hours`` hours.
         """
+        feeds = {
+            feed: per_symbol[symbol]
+            for feed, per_symbol in self.quality.report(symbol=symbol).items()
+            if symbol in per_symbol
+        }
+        messages = sum(stats["messages"] for stats in feeds.values())
+        levels = {
+            level.name: sum(stats["levels"][level.name] for stats in feeds.values())
+            for level in DataQualityLevel
+        }
+        scored = sum(stats["average_score"] * stats["messages"] for stats in feeds.values())
         report: dict[str, Any] = {
             "symbol": symbol,
             "hours": hours,
-            "feeds": {
-                feed: per_symbol[symbol]
-                for feed, per_symbol in self.quality.report(symbol=symbol).items()
-                if symbol in per_symbol
-            },
+            "messages": messages,
+            "average_quality_score": scored / messages if messages else None,
+            "levels": levels,
+            "feeds": feeds,
         }
         if self.persistence is not None and self.state is not EngineState.CLOSED:
             report["stored"] = await self.persistence.quality_summary(symbol, hours=hours)

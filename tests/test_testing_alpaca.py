@@ -817,6 +817,8 @@ async def test_alpaca_py_gets_406_and_409_as_alpaca_sends_them(
             await eventually(lambda: len(server.received) == 3)
             async with running(second, server):
                 await eventually(lambda: server.connections == 3)
+                # the connection is counted before its auth message arrives: wait for it
+                await eventually(lambda: len(server.received) >= 4)
     assert server.received[:4] == [{"action": "auth", "key": "key", "secret": "secret"}] * 2 + [
         {"action": "subscribe", "bars": ["SPY"]},
         {"action": "auth", "key": "key", "secret": "secret"},
