@@ -226,6 +226,10 @@ def _print_report(
         f"  messages {engine.get('messages', 0):,}  invalid {engine.get('invalid', 0)}  "
         f"errors {engine.get('errors', 0)}  drops {engine.get('drops', 0)}\n"
     )
+    outcomes = engine.get("outcomes", {})
+    if outcomes:
+        shown = "  ".join(f"{name} {count:,}" for name, count in outcomes.items() if count)
+        out(f"  what became of each item: {shown or 'nothing yet'}\n")
     out(
         f"  pipeline latency ms: avg {latency.get('avg', 0):.3f}  p50 {latency.get('p50', 0):.3f}"
         f"  p99 {latency.get('p99', 0):.3f}\n"
