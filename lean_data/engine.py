@@ -258,12 +258,21 @@ class DataEngine(FailoverMixin, SeriesMixin):
         except TimeoutError:
             self._abandon_on_timeout()
         await self._close_tasks()
-        if self.persistence is not None:
+        try:
+            if self.persistence is not None:
+                await self._close_storage(self.persistence)
+        finally:
+            self.state = EngineState.CLOSED
+
+    async def _close_storage(self, persistence: DataPersistence) -> None:
+        """Write the last coverage, errors and metrics, then close; a failure is logged."""
+        try:
             await self._record_runs()
             await self._write_pending_errors()
-            await self.persistence.save_metrics(self.get_metrics())
-            await self.persistence.close()
-        self.state = EngineState.CLOSED
+            await persistence.save_metrics(self.get_metrics())
+        except Exception as exc:  # stop() must finish: say what was not written, close
+            log.error("stop(): the last coverage, errors or metrics were not stored: %r", exc)
+        await persistence.close()
 
     async def _drain(self) -> None:
         assert self._inbox is not None
