@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -397,3 +398,59 @@ async def test_warmup_delivers_history_before_the_first_live_bar_without_seam(
             await engine.wait_idle()
     assert [key(b) for b in seen] == [key(b) for b in bars[18:]]
     assert [b.backfilled for b in seen] == [True] * 20 + [False] * 22
+
+
+# --- revisions: a corrected closed candle is passed on, an exact repeat is not -------------
+
+
+def provisional(bar: TradeBar) -> TradeBar:
+    """A first closed version of ``bar`` that missed its last trades (derived from the real bar).
+
+    The venue later re-sends the candle with its real values: a correction.
+    """
+    return replace(bar, high=max(bar.open, bar.close), low=min(bar.open, bar.close), volume=0.5)
+
+
+async def test_corrected_closed_kline_is_a_revision_and_stored_corrected(tmp_path: Path) -> None:
+    bars = real_bars(12)
+    first = [provisional(b) if i == 5 else b for i, b in enumerate(bars[:10])]
+    seen: list[TradeBar] = []
+    db = tmp_path / "revision.db"
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, first)
+        server.push(STREAM, kline_event("BTCBUSD", bars[5], closed=True))  # corrected
+        server.push(STREAM, kline_event("BTCBUSD", bars[5], closed=True))  # exact repeat
+        server.push(STREAM, kline_event("BTCBUSD", bars[3], closed=True))  # exact repeat
+        push_klines(server, bars[10:])
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+
+            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                assert isinstance(bar, TradeBar)
+                seen.append(bar)
+
+            engine.add_data_callback(on_bar)
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == 13)
+            await engine.wait_idle()
+            stats = engine.get_metrics()["continuity"]
+    assert [(*key(b), b.revision) for b in seen] == [
+        *[(*key(b), 0) for b in first],
+        (*key(bars[5]), 1),
+        *[(*key(b), 0) for b in bars[10:]],
+    ]
+    assert provisional(bars[5]) != bars[5]
+    assert (feed.revised_bars, feed.duplicate_bars) == (1, 2)
+    assert feed.get_connection_status()["duplicate_bars"] == 2
+    assert (stats["revisions"], stats["duplicates"]) == (1, 0)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select ts_event, open, high, low, close, volume, revision from bars "
+            "where symbol = ? order by ts_event",
+            (SYMBOL,),
+        ).fetchall()
+    assert rows == [
+        (b.ts_event, b.open, b.high, b.low, b.close, b.volume, int(i == 5))
+        for i, b in enumerate(bars)
+    ]
