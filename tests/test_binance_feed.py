@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -454,3 +455,46 @@ async def test_corrected_closed_kline_is_a_revision_and_stored_corrected(tmp_pat
         (b.ts_event, b.open, b.high, b.low, b.close, b.volume, int(i == 5))
         for i, b in enumerate(bars)
     ]
+
+
+class ListSink:
+    """Takes every item a feed emits, as the engine's inbox does when it has room."""
+
+    def __init__(self) -> None:
+        self.items: list[MarketData] = []
+        self.errors: list[tuple[str, str]] = []
+
+    def offer(self, feed: str, item: MarketData) -> bool:
+        self.items.append(item)
+        return True
+
+    async def accept(self, feed: str, item: MarketData) -> None:
+        self.items.append(item)
+
+    def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
+        self.errors.append((kind, message))
+
+    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
+        pass
+
+
+async def test_a_microsecond_stamped_kline_is_passed_on_and_changes_nothing_else() -> None:
+    bars, corrupted = real_bars(12), 5
+    bogus = replace(bars[corrupted], ts_event=bars[corrupted].ts_event * 1000)  # µs as ms
+    sink = ListSink()
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, [bogus if i == corrupted else b for i, b in enumerate(bars)])
+        server.push(STREAM, kline_event("BTCBUSD", bogus, closed=True))  # and re-sent
+        push_klines(server, real_bars(14)[12:])
+        feed = feed_for(server)
+        feed.attach(sink)
+        await feed.subscribe(SYMBOL)
+        try:
+            await feed.connect()
+            await eventually(lambda: len(sink.items) >= 14)
+        finally:
+            await feed.close()
+    expected = [*bars[:corrupted], bogus, *bars[corrupted + 1 :], *real_bars(14)[12:]]
+    assert [key(b) for b in sink.items] == [key(b) for b in expected]
+    assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b in sink.items)
+    assert (feed.duplicate_bars, feed.revised_bars, sink.errors) == (1, 0, [])

@@ -24,7 +24,10 @@ How it runs:
   was seen, or its period plus ``grace_s`` ended by ``clock``), once per (symbol, open
   time) across reconnects; a later change is emitted as a revision. ``emit_partial=True``
   also emits the forming candle (``closed=False``). A clock task closes candles whose
-  period ended while the venue was quiet.
+  period ended while the venue was quiet. A row whose open time cannot be true by
+  ``clock`` (ahead of it by more than 5 s of clock skew, or before 1971: a timestamp in
+  the wrong unit) is emitted once as it is, for the engine's validator to judge, and
+  never closes or replaces a real candle (:class:`~lean_data.wire.ccxt.CandleCloser`).
 - ccxt resolves a ``watch_*`` call on the *next* message, so updates that arrive while a
   batch is being emitted would wait in ccxt's cache for the following message. The feed
   also reads that cache (``exchange.ohlcvs`` / ``exchange.trades``) with each batch, before
@@ -72,6 +75,7 @@ from lean_data.wire.ccxt import (
     error_for,
     is_ccxt_error,
     parse_ohlcv_row,
+    plausible,
     redact,
     secrets_of,
     timeframe_of,
@@ -128,6 +132,10 @@ class CcxtDataFeed(StreamingFeed):
             request); None loads them once through the first session and reuses them.
         emit_partial: also emit the forming candle (``closed=False``) on every change.
         history_limit: candles per ``fetch_ohlcv`` page.
+        revision_window: closed candles (counted back from the newest) whose rows in ccxt's
+            cache are compared with what was emitted on every pass, so a correction the
+            venue re-sends for one of them is emitted as a revision. ccxt's
+            ``watch_ohlcv`` returns only the newest rows, never an older row it updated.
         grace_s: seconds after a period's end the venue may still send the final update
             before the clock closes the candle.
         close_check_s: longest pause between clock checks (an injected clock may jump).
@@ -162,6 +170,7 @@ class CcxtDataFeed(StreamingFeed):
         markets: Iterable[Mapping[str, Any]] | None = None,
         emit_partial: bool = False,
         history_limit: int = 500,
+        revision_window: int = 64,
         grace_s: float = 2.0,
         close_check_s: float = 1.0,
         clock: Callable[[], int] = time.time_ns,
@@ -184,6 +193,8 @@ class CcxtDataFeed(StreamingFeed):
             raise ConfigError(f"resolution: {exc}") from exc
         if history_limit < 1:
             raise ConfigError(f"history_limit: expected >= 1, found {history_limit!r}")
+        if revision_window < 0:
+            raise ConfigError(f"revision_window: expected >= 0, found {revision_window!r}")
         if not grace_s >= 0:
             raise ConfigError(f"grace_s: expected >= 0, found {grace_s!r}")
         if not close_check_s > 0:
@@ -209,6 +220,7 @@ class CcxtDataFeed(StreamingFeed):
         self.exchange_id = exchange_id
         self.emit_partial = emit_partial
         self.history_limit = history_limit
+        self.revision_window = revision_window
         self.grace_ns = round(grace_s * NS_PER_SECOND)
         self.close_check_s = close_check_s
         self._clock = clock
@@ -248,6 +260,7 @@ class CcxtDataFeed(StreamingFeed):
             channels=list(self.channels),
             candle_revisions=sum(c.revisions for c in self.closers.values()),
             ignored_rows=sum(c.ignored for c in self.closers.values()),
+            implausible_rows=sum(c.implausible for c in self.closers.values()),
         )
         return status
 
@@ -502,9 +515,11 @@ class CcxtDataFeed(StreamingFeed):
     ) -> list[MarketData]:
         """Run ``rows`` through the symbol's closer; return the bars made final.
 
-        With ``session``, then also the rows ccxt cached from the newest candle on: updates
-        that arrived while no watch call was pending (ccxt would return them only with the
-        next message). Rows already seen change nothing.
+        With ``session``, then also the rows ccxt cached from ``revision_window`` candles
+        before the newest one on: updates that arrived while no watch call was pending (ccxt
+        would return them only with the next message), and corrections of closed candles
+        (ccxt updates the cached row in place and never returns it). Rows already seen
+        change nothing.
         """
         closer = self.closers.get(symbol)
         if closer is None:
@@ -516,7 +531,9 @@ class CcxtDataFeed(StreamingFeed):
                 if session is None:
                     break
                 latest = closer.latest
-                batch = self._cached_rows(session, symbol, since=-1 if latest is None else latest)
+                lookback = self.revision_window * self.resolution.nanos
+                since = -1 if latest is None else latest - lookback
+                batch = self._cached_rows(session, symbol, since=since, now=now)
             for row in batch:
                 try:
                     out.extend(closer.update(row, now))
@@ -524,15 +541,26 @@ class CcxtDataFeed(StreamingFeed):
                     self.report_error("bad_row", f"{symbol}: {exc}", symbol=symbol)
         return out
 
-    def _cached_rows(self, session: _Session, symbol: str, *, since: int) -> list[list[Any]]:
-        """Return ccxt's cached rows of ``symbol`` opening at or after ``since`` (ns)."""
+    def _cached_rows(
+        self, session: _Session, symbol: str, *, since: int, now: int
+    ) -> list[list[Any]]:
+        """Return ccxt's cached rows of ``symbol`` opening at or after ``since`` (ns).
+
+        ccxt keeps rows in arrival order; the walk back from the newest stops at the first
+        plausible row older than ``since``. Implausible rows (see
+        :func:`~lean_data.wire.ccxt.plausible`) on the way are returned too: the closer
+        passes each on once.
+        """
         ohlcvs = session.exchange.ohlcvs
         stored = ohlcvs.get(symbol, {}).get(self.timeframe) if isinstance(ohlcvs, dict) else None
         if not stored:
             return []
         tail: list[list[Any]] = []
         for row in reversed(stored):
-            if not isinstance(row[0], int) or row[0] * _MS < since:
+            if not isinstance(row[0], int):
+                break
+            ts = row[0] * _MS
+            if ts < since and plausible(ts, now):
                 break
             tail.append(list(row))
         tail.reverse()
@@ -570,7 +598,8 @@ class CcxtDataFeed(StreamingFeed):
         for symbol, channel in list(session.watchers):
             box = self._outbox.setdefault(symbol, deque())
             if channel == "ohlcv":
-                box.extend(self._close_rows(symbol, self._cached_rows(session, symbol, since=-1)))
+                rows = self._cached_rows(session, symbol, since=-1, now=self._clock())
+                box.extend(self._close_rows(symbol, rows))
             else:
                 box.extend(self._new_ticks(symbol, [], session))
 
