@@ -20,6 +20,12 @@ How it runs:
   cancelled by :meth:`send_unsubscribe`, which then lets ccxt's ``un_watch_*`` send the
   unsubscribe in the background when the exchange supports it. Any exception from a
   watch task ends the session; :meth:`translate_error` decides retry or stop.
+- **A frame ccxt cannot handle never kills the stream unnoticed.** ccxt's receive loop
+  stops for good when a frame's decoding or handler raises, and no pending watch call
+  learns of it. The feed wraps each ccxt client's ``handle_message``: an undecodable frame
+  (truncated JSON) is counted (``malformed_frames``), reported and skipped; any other
+  exception is reported (``handler_error``) and ends the session, which the base
+  reconnects and resubscribes.
 - **Closed candles only** by default: a candle is emitted once it is final (a newer candle
   was seen, or its period plus ``grace_s`` ended by ``clock``), once per (symbol, open
   time) across reconnects; a later change is emitted as a revision. ``emit_partial=True``
@@ -58,7 +64,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
-from lean_data.errors import ConfigError, FeedConnectError, FeedError, RateLimitError
+from lean_data.errors import (
+    ConfigError,
+    FeedConnectError,
+    FeedError,
+    FeedProtocolError,
+    RateLimitError,
+)
 from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.streaming import StreamingFeed
 from lean_data.models import (
@@ -81,6 +93,7 @@ from lean_data.wire.ccxt import (
     timeframe_of,
     trade_key,
     trade_to_tick,
+    undecodable_json,
 )
 
 __all__ = ["CHANNELS", "CcxtDataFeed"]
@@ -155,6 +168,7 @@ class CcxtDataFeed(StreamingFeed):
         resolution: the candle period watched.
         channels: the channels watched per symbol.
         closers: the :class:`~lean_data.wire.ccxt.CandleCloser` per symbol.
+        malformed_frames: frames ccxt could not decode, reported and skipped.
     """
 
     asset_classes: ClassVar[frozenset[AssetClass]] = frozenset({AssetClass.CRYPTO})
@@ -231,6 +245,7 @@ class CcxtDataFeed(StreamingFeed):
         self._rest_client: Any = None
         self._rest_lock = asyncio.Lock()
         self.closers: dict[str, CandleCloser] = {}
+        self.malformed_frames = 0
         self._recent_trades: dict[str, RecentKeys] = {}
         self._outbox: dict[str, deque[MarketData]] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
@@ -256,6 +271,7 @@ class CcxtDataFeed(StreamingFeed):
         status = super().get_connection_status()
         status.update(
             exchange_id=self.exchange_id,
+            malformed_frames=self.malformed_frames,
             timeframe=self.timeframe,
             channels=list(self.channels),
             candle_revisions=sum(c.revisions for c in self.closers.values()),
@@ -315,7 +331,8 @@ class CcxtDataFeed(StreamingFeed):
     async def open_session(self) -> None:
         """Build this session's ccxt.pro exchange and give it the markets."""
         exchange = self._new_exchange("ccxt.pro")
-        self._current = _Session(exchange, asyncio.get_running_loop().create_future())
+        session = self._current = _Session(exchange, asyncio.get_running_loop().create_future())
+        self._guard_clients(session)
         self._check_capabilities(exchange)
         await self._set_markets(exchange)
 
@@ -441,6 +458,50 @@ class CcxtDataFeed(StreamingFeed):
         if not task.cancelled() and task.exception() is not None:
             error = self.translate_error(task.exception())  # type: ignore[arg-type]
             self.report_error("unsubscribe_failed", f"{symbol}: {error}", symbol=symbol)
+
+    def _guard_clients(self, session: _Session) -> None:
+        """Keep a frame ccxt cannot handle from killing its receive loop unnoticed.
+
+        ccxt reads a websocket in a chain of callbacks; a frame whose decoding or handler
+        raises ends the chain, and no pending ``watch_*`` call ever fails or resolves. Every
+        client the session's exchange makes has its ``handle_message`` wrapped: an
+        undecodable frame (truncated, garbled JSON) is counted in ``malformed_frames``,
+        reported and skipped (ccxt changed nothing yet); any other exception is reported
+        (``handler_error``) and ends the session, so the base reconnects and resubscribes.
+        """
+        exchange = session.exchange
+        make_client = exchange.client
+
+        def client(url: str) -> Any:
+            made = make_client(url)
+            if getattr(made, "_lean_data_session", None) is not session:
+                handle = made.handle_message
+
+                def guarded(message: Any) -> Any:
+                    try:
+                        return handle(message)
+                    except Exception as exc:
+                        self._frame_failed(session, message, exc)
+                        return None
+
+                made.handle_message = guarded
+                made._lean_data_session = session
+            return made
+
+        exchange.client = client
+
+    def _frame_failed(self, session: _Session, message: Any, exc: Exception) -> None:
+        data = getattr(message, "data", message)
+        preview = _preview(data)
+        if undecodable_json(data):
+            self.malformed_frames += 1
+            self.report_error("malformed_frame", f"{exc!r}; frame {preview}")
+            return
+        self.report_error("handler_error", f"ccxt could not handle a frame: {exc!r}; {preview}")
+        if not session.failed.done():
+            session.failed.set_exception(
+                FeedProtocolError(f"ccxt could not handle a frame: {exc!r}", feed=self.name)
+            )
 
     def _check_connections(self, session: _Session) -> None:
         """Raise when a websocket ccxt opened for this session closed or was replaced.
@@ -740,6 +801,11 @@ class CcxtDataFeed(StreamingFeed):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()
+
+
+def _preview(data: object, limit: int = 120) -> str:
+    text = data.decode(errors="replace") if isinstance(data, bytes | bytearray) else str(data)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 async def _await_result(method: Callable[..., Any], *args: Any) -> Any:

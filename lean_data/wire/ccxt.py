@@ -22,6 +22,8 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from lean_data.errors import (
     FeedAuthError,
     FeedConnectError,
@@ -54,6 +56,7 @@ __all__ = [
     "timeframe_of",
     "trade_key",
     "trade_to_tick",
+    "undecodable_json",
 ]
 
 _MS = 1_000_000  # ns per ms
@@ -207,6 +210,24 @@ def _transport_cause(exc: BaseException) -> bool:
     if isinstance(cause, OSError):
         return True
     return any(cls.__module__.split(".")[0] == "aiohttp" for cls in type(cause).__mro__)
+
+
+def undecodable_json(data: object) -> bool:
+    """Return True when ``data`` is a frame ccxt decodes as JSON and no JSON decoder accepts.
+
+    ccxt decodes a text or binary frame that starts like a JSON object or array; one that
+    does not parse (truncated, garbled) makes its receive loop raise before any handler
+    ran, so skipping the frame changes nothing in ccxt.
+    """
+    if isinstance(data, str):
+        data = data.encode(errors="replace")
+    if not isinstance(data, bytes | bytearray) or data.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True
+    return False
 
 
 # --- periods -----------------------------------------------------------------------------
