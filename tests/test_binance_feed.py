@@ -498,3 +498,47 @@ async def test_a_microsecond_stamped_kline_is_passed_on_and_changes_nothing_else
     assert [key(b) for b in sink.items] == [key(b) for b in expected]
     assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b in sink.items)
     assert (feed.duplicate_bars, feed.revised_bars, sink.errors) == (1, 0, [])
+
+
+# --- staleness is on by default for kline subscriptions ------------------------------------
+
+SECOND_BARS = (
+    Path(__file__).parent / "fixtures/lean/crypto/coinbase/second/btcusd/20161009_trade.zip"
+)
+
+
+async def test_a_silent_kline_stream_is_stale_and_recovered_by_default() -> None:
+    bars = [b for b in load_file(SECOND_BARS) if isinstance(b, TradeBar)][:10]
+    stream = "btcusd@kline_1s"
+    sink = ListSink()
+    async with BinanceLoopbackServer(resume=True) as server:
+        for bar in bars[:5]:
+            server.push(stream, kline_event("BTCUSD", bar, closed=False, interval="1s"))
+            server.push(stream, kline_event("BTCUSD", bar, closed=True, interval="1s"))
+        server.faults.silent_after = 10  # 5 candles, then an open socket that sends nothing
+        feed = feed_for(server, resolution="1s")  # no cadence_s: derived from the 1 s klines
+        feed.attach(sink)
+        await feed.subscribe("BTC/USD")
+        try:
+            await feed.connect()
+            await eventually(lambda: len(sink.items) == 5)
+            # 3 periods + 2 s grace of silence: stale, the connection is recycled
+            await eventually(lambda: feed.stale_events == 1, timeout=30.0)
+            server.faults = ServerFaults()  # the venue recovers
+            for bar in bars[5:]:
+                server.push(stream, kline_event("BTCUSD", bar, closed=True, interval="1s"))
+            await eventually(lambda: len(sink.items) == 10)
+        finally:
+            await feed.close()
+    assert [key(b) for b in sink.items] == [key(replace(b, symbol="BTC/USD")) for b in bars]
+    assert feed.cadence_of("BTC/USD") == 1.0
+    assert feed.stale_after_s("BTC/USD", 0) == 3 * 1.0 + 2.0
+    assert (feed.sessions, server.connections) == (2, 2)
+    assert subscribes(server) == [["btcusd@kline_1s"]] * 2
+    kinds = [kind for kind, _ in sink.errors]
+    assert kinds[:2] == ["stale", "disconnected"]
+    assert "BTC/USD: no data for" in sink.errors[0][1]
+    off = BinanceDataFeed(cadence_s=None)
+    assert (off.cadence_of("BTC/USD"), off.stale_after_s("BTC/USD", 0)) == (None, None)
+    assert BinanceDataFeed(cadence_s=0).stale_after_s("BTC/USD", 0) is None
+    assert BinanceDataFeed(channels=("agg_trade",)).stale_after_s("BTC/USD", 0) is None

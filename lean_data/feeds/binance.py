@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.errors import ConfigError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import StreamingFeed, http_error
+from lean_data.feeds.streaming import Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
     error_for_code,
@@ -66,8 +66,10 @@ class BinanceDataFeed(StreamingFeed):
         symbols: the symbols served (None: any crypto pair).
         max_queue: frames the websocket client buffers before it stops reading.
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
-            Binance pushes a kline update about every 2 s, so ``cadence_s=2`` suits a
-            liquid pair; leave it None for pairs that trade rarely.
+            By default (``cadence_s="auto"``) a kline subscription is stale after
+            ``stale_factor`` (3) kline periods plus 2 s without a frame (Binance pushes a
+            kline update every 1-2 s, trades or not, and the final one up to 2 s late);
+            ``cadence_s=2`` is tighter for a liquid pair, ``None`` or ``0`` turns it off.
 
     Attributes:
         malformed_frames, unknown_frames, duplicate_bars: frames counted and skipped
@@ -89,7 +91,7 @@ class BinanceDataFeed(StreamingFeed):
         symbols: Iterable[str] | None = None,
         max_queue: int = 4096,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -126,6 +128,12 @@ class BinanceDataFeed(StreamingFeed):
         self.unknown_frames = 0
         self.duplicate_bars = 0
         self.revised_bars = 0
+
+    stale_grace_s = 2.0  # the final kline update comes up to 2 s after the period ends
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return the kline period (s) when klines are subscribed, else None."""
+        return self.resolution.nanos / 1e9 if "kline" in self.channels else None
 
     # ----------------------------------------------------------------- streams
     def streams_of(self, symbol: str) -> list[str]:

@@ -72,7 +72,7 @@ from lean_data.errors import (
     RateLimitError,
 )
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import StreamingFeed
+from lean_data.feeds.streaming import Cadence, StreamingFeed
 from lean_data.models import (
     NS_PER_SECOND,
     AssetClass,
@@ -155,8 +155,10 @@ class CcxtDataFeed(StreamingFeed):
         clock: wall clock in ns deciding when periods end (``time.time_ns``; tests pin it).
         symbols: the symbols this feed serves (None: any crypto symbol).
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see
-            :class:`~lean_data.feeds.streaming.StreamingFeed`. ``cadence_s`` counts emitted
-            items: with closed candles only, use at least the candle period.
+            :class:`~lean_data.feeds.streaming.StreamingFeed`. By default
+            (``cadence_s="auto"``) an ohlcv subscription is stale after ``stale_factor``
+            (3) candle periods plus ``grace_s`` without a row from ccxt; a trades-only one
+            is never judged stale. ``None`` or ``0`` turns it off.
 
     Raises:
         ConfigError: ccxt is missing, the exchange id is unknown to ccxt.pro, or an
@@ -190,7 +192,7 @@ class CcxtDataFeed(StreamingFeed):
         clock: Callable[[], int] = time.time_ns,
         symbols: Iterable[str] | None = None,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -236,6 +238,7 @@ class CcxtDataFeed(StreamingFeed):
         self.history_limit = history_limit
         self.revision_window = revision_window
         self.grace_ns = round(grace_s * NS_PER_SECOND)
+        self.stale_grace_s = grace_s
         self.close_check_s = close_check_s
         self._clock = clock
         self._exchange_config = dict(exchange_config or {})
@@ -249,6 +252,10 @@ class CcxtDataFeed(StreamingFeed):
         self._recent_trades: dict[str, RecentKeys] = {}
         self._outbox: dict[str, deque[MarketData]] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return the candle period (s) when candles are watched, else None."""
+        return self.resolution.nanos / NS_PER_SECOND if "ohlcv" in self.channels else None
 
     @property
     def exchange(self) -> Any:
@@ -586,6 +593,8 @@ class CcxtDataFeed(StreamingFeed):
         if closer is None:
             return []
         now = self._clock()
+        if rows:  # ccxt returned rows: the subscription is alive, emitted or not
+            self.note_data(symbol, time.time_ns())
         out: list[MarketData] = []
         for batch in (rows, None):
             if batch is None:
