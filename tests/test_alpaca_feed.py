@@ -326,3 +326,24 @@ async def test_crypto_stream_delivers_the_recorded_trade_quote_and_bar() -> None
     subscribe = next(m for m in server.received if m.get("action") == "subscribe")
     assert (subscribe["trades"], subscribe["quotes"], subscribe["bars"]) == (["BTC/USD"],) * 3
     assert feed.stream_url.endswith("/v1beta3/crypto/us")
+
+
+def test_default_staleness_of_stock_bars_follows_the_regular_session() -> None:
+    # SPY's real minute bars of 2013-10-10: the 10:00 New York bar is in the session, the
+    # 04:00 pre-market bar is not; Saturday 2013-10-12 has none
+    spy = list(load_file(FIXTURES / "lean/equity/usa/minute/spy/20131010_trade.zip"))
+    open_ns = next(b.ts_event for b in spy if b.time.hour == 14)  # 10:00 New York (UTC-4)
+    premarket_ns = spy[0].ts_event
+    saturday_ns = open_ns + 2 * 24 * 60 * NS_PER_MINUTE
+    stocks = AlpacaDataFeed("stocks", credentials=KEYS)
+    assert stocks.cadence_of("SPY") == 60.0
+    assert stocks.stale_after_s("SPY", open_ns) == 3 * 60.0 + 10.0
+    assert stocks.stale_after_s("SPY", premarket_ns) is None
+    assert stocks.stale_after_s("SPY", saturday_ns) is None
+    crypto = AlpacaDataFeed("crypto", credentials=KEYS, market="crypto")
+    assert crypto.stale_after_s("BTC/USD", saturday_ns) == 3 * 60.0 + 10.0
+    assert AlpacaDataFeed("off", credentials=KEYS, cadence_s=None).cadence_of("SPY") is None
+    trades = AlpacaDataFeed("trades", credentials=KEYS, channels=("trades",))
+    assert trades.stale_after_s("SPY", open_ns) is None
+    explicit = AlpacaDataFeed("explicit", credentials=KEYS, cadence_s=5)
+    assert explicit.stale_after_s("SPY", saturday_ns) == 15.0  # explicit: no calendar

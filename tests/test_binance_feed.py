@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -397,3 +399,146 @@ async def test_warmup_delivers_history_before_the_first_live_bar_without_seam(
             await engine.wait_idle()
     assert [key(b) for b in seen] == [key(b) for b in bars[18:]]
     assert [b.backfilled for b in seen] == [True] * 20 + [False] * 22
+
+
+# --- revisions: a corrected closed candle is passed on, an exact repeat is not -------------
+
+
+def provisional(bar: TradeBar) -> TradeBar:
+    """A first closed version of ``bar`` that missed its last trades (derived from the real bar).
+
+    The venue later re-sends the candle with its real values: a correction.
+    """
+    return replace(bar, high=max(bar.open, bar.close), low=min(bar.open, bar.close), volume=0.5)
+
+
+async def test_corrected_closed_kline_is_a_revision_and_stored_corrected(tmp_path: Path) -> None:
+    bars = real_bars(12)
+    first = [provisional(b) if i == 5 else b for i, b in enumerate(bars[:10])]
+    seen: list[TradeBar] = []
+    db = tmp_path / "revision.db"
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, first)
+        server.push(STREAM, kline_event("BTCBUSD", bars[5], closed=True))  # corrected
+        server.push(STREAM, kline_event("BTCBUSD", bars[5], closed=True))  # exact repeat
+        server.push(STREAM, kline_event("BTCBUSD", bars[3], closed=True))  # exact repeat
+        push_klines(server, bars[10:])
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+
+            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+                assert isinstance(bar, TradeBar)
+                seen.append(bar)
+
+            engine.add_data_callback(on_bar)
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == 13)
+            await engine.wait_idle()
+            stats = engine.get_metrics()["continuity"]
+    assert [(*key(b), b.revision) for b in seen] == [
+        *[(*key(b), 0) for b in first],
+        (*key(bars[5]), 1),
+        *[(*key(b), 0) for b in bars[10:]],
+    ]
+    assert provisional(bars[5]) != bars[5]
+    assert (feed.revised_bars, feed.duplicate_bars) == (1, 2)
+    assert feed.get_connection_status()["duplicate_bars"] == 2
+    assert (stats["revisions"], stats["duplicates"]) == (1, 0)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select ts_event, open, high, low, close, volume, revision from bars "
+            "where symbol = ? order by ts_event",
+            (SYMBOL,),
+        ).fetchall()
+    assert rows == [
+        (b.ts_event, b.open, b.high, b.low, b.close, b.volume, int(i == 5))
+        for i, b in enumerate(bars)
+    ]
+
+
+class ListSink:
+    """Takes every item a feed emits, as the engine's inbox does when it has room."""
+
+    def __init__(self) -> None:
+        self.items: list[MarketData] = []
+        self.errors: list[tuple[str, str]] = []
+
+    def offer(self, feed: str, item: MarketData) -> bool:
+        self.items.append(item)
+        return True
+
+    async def accept(self, feed: str, item: MarketData) -> None:
+        self.items.append(item)
+
+    def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
+        self.errors.append((kind, message))
+
+    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
+        pass
+
+
+async def test_a_microsecond_stamped_kline_is_passed_on_and_changes_nothing_else() -> None:
+    bars, corrupted = real_bars(12), 5
+    bogus = replace(bars[corrupted], ts_event=bars[corrupted].ts_event * 1000)  # µs as ms
+    sink = ListSink()
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, [bogus if i == corrupted else b for i, b in enumerate(bars)])
+        server.push(STREAM, kline_event("BTCBUSD", bogus, closed=True))  # and re-sent
+        push_klines(server, real_bars(14)[12:])
+        feed = feed_for(server)
+        feed.attach(sink)
+        await feed.subscribe(SYMBOL)
+        try:
+            await feed.connect()
+            await eventually(lambda: len(sink.items) >= 14)
+        finally:
+            await feed.close()
+    expected = [*bars[:corrupted], bogus, *bars[corrupted + 1 :], *real_bars(14)[12:]]
+    assert [key(b) for b in sink.items] == [key(b) for b in expected]
+    assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b in sink.items)
+    assert (feed.duplicate_bars, feed.revised_bars, sink.errors) == (1, 0, [])
+
+
+# --- staleness is on by default for kline subscriptions ------------------------------------
+
+SECOND_BARS = (
+    Path(__file__).parent / "fixtures/lean/crypto/coinbase/second/btcusd/20161009_trade.zip"
+)
+
+
+async def test_a_silent_kline_stream_is_stale_and_recovered_by_default() -> None:
+    bars = [b for b in load_file(SECOND_BARS) if isinstance(b, TradeBar)][:10]
+    stream = "btcusd@kline_1s"
+    sink = ListSink()
+    async with BinanceLoopbackServer(resume=True) as server:
+        for bar in bars[:5]:
+            server.push(stream, kline_event("BTCUSD", bar, closed=False, interval="1s"))
+            server.push(stream, kline_event("BTCUSD", bar, closed=True, interval="1s"))
+        server.faults.silent_after = 10  # 5 candles, then an open socket that sends nothing
+        feed = feed_for(server, resolution="1s")  # no cadence_s: derived from the 1 s klines
+        feed.attach(sink)
+        await feed.subscribe("BTC/USD")
+        try:
+            await feed.connect()
+            await eventually(lambda: len(sink.items) == 5)
+            # 3 periods + 2 s grace of silence: stale, the connection is recycled
+            await eventually(lambda: feed.stale_events == 1, timeout=30.0)
+            server.faults = ServerFaults()  # the venue recovers
+            for bar in bars[5:]:
+                server.push(stream, kline_event("BTCUSD", bar, closed=True, interval="1s"))
+            await eventually(lambda: len(sink.items) == 10)
+        finally:
+            await feed.close()
+    assert [key(b) for b in sink.items] == [key(replace(b, symbol="BTC/USD")) for b in bars]
+    assert feed.cadence_of("BTC/USD") == 1.0
+    assert feed.stale_after_s("BTC/USD", 0) == 3 * 1.0 + 2.0
+    assert (feed.sessions, server.connections) == (2, 2)
+    assert subscribes(server) == [["btcusd@kline_1s"]] * 2
+    kinds = [kind for kind, _ in sink.errors]
+    assert kinds[:2] == ["stale", "disconnected"]
+    assert "BTC/USD: no data for" in sink.errors[0][1]
+    off = BinanceDataFeed(cadence_s=None)
+    assert (off.cadence_of("BTC/USD"), off.stale_after_s("BTC/USD", 0)) == (None, None)
+    assert BinanceDataFeed(cadence_s=0).stale_after_s("BTC/USD", 0) is None
+    assert BinanceDataFeed(channels=("agg_trade",)).stale_after_s("BTC/USD", 0) is None

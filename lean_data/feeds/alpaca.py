@@ -31,7 +31,7 @@ import random
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -39,7 +39,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.errors import ConfigError, FeedError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import StreamingFeed, http_error
+from lean_data.feeds.streaming import Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.secrets import Credentials
 from lean_data.wire.alpaca import (
@@ -68,6 +68,7 @@ class _NoFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
 
+log = logging.getLogger(__name__)
 _NO_FRAME_LOG = _NoFrameLog(logging.getLogger("websockets.client"), {})
 _REVISIONS_KEPT = 4096
 
@@ -88,8 +89,12 @@ class AlpacaDataFeed(StreamingFeed):
         encoding: ``"msgpack"`` (what alpaca-py uses) or ``"json"``.
         symbols: the symbols served (None: any symbol of the market's asset class).
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
-            Minute bars come only for minutes with trades: give a cadence only for symbols
-            that trade every minute, and expect quiet hours to be quiet.
+            By default (``cadence_s="auto"``) a ``bars`` subscription is stale after
+            ``stale_factor`` (3) minutes plus 10 s without a message; for stocks only while
+            the regular session is open by the symbol's exchange calendar
+            (:func:`~lean_data.calendars.calendar_for`; without the ``calendars`` extra,
+            stocks are never judged stale). Minute bars come only for minutes with trades:
+            for a thinly traded symbol pass ``cadence_s=None`` (off) or a longer cadence.
 
     Raises:
         ConfigError: an unknown market, source or channel, or no credentials.
@@ -108,7 +113,7 @@ class AlpacaDataFeed(StreamingFeed):
         encoding: Encoding = "msgpack",
         symbols: Iterable[str] | None = None,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -148,6 +153,33 @@ class AlpacaDataFeed(StreamingFeed):
         self.malformed_frames = 0
         self.unknown_messages = 0
         self.revisions = 0
+        self._calendars: dict[str, Any] = {}  # symbol -> trading calendar (None: unknown)
+
+    # ----------------------------------------------------------------- staleness
+    stale_grace_s = 10.0  # a minute bar comes a few seconds after its minute
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return 60 (Alpaca streams minute bars) when ``bars`` are subscribed, else None."""
+        return 60.0 if "bars" in self.channels else None
+
+    def expects_data(self, symbol: str, now_ns: int) -> bool:
+        """Return True for crypto; for stocks, while the regular session is open.
+
+        The calendar is :func:`~lean_data.calendars.calendar_for` (read only); without the
+        ``calendars`` extra a stock never expects data (never judged stale by default).
+        """
+        if self.market == "crypto":
+            return True
+        if symbol not in self._calendars:
+            from lean_data.calendars import calendar_for
+
+            try:
+                self._calendars[symbol] = calendar_for(symbol, AssetClass.EQUITY)
+            except ConfigError as exc:
+                log.warning("feed %s: no staleness for %s: %s", self.name, symbol, exc)
+                self._calendars[symbol] = None
+        calendar = self._calendars[symbol]
+        return calendar is not None and bool(calendar.is_open(now_ns))
 
     # ----------------------------------------------------------------- session hooks
     async def open_session(self) -> None:

@@ -9,6 +9,11 @@ Streams per symbol: ``<pair>@kline_<interval>`` (closed candles, the ``x`` flag)
 optionally ``<pair>@aggTrade`` (trade ticks) and ``<pair>@bookTicker`` (top-of-book quote
 ticks). In-progress candle updates keep the subscription alive; they are emitted (closed=False)
 only with ``emit_partial=True``.
+
+A closed candle the venue sends again is dropped only when it repeats the values already
+emitted (counted in ``duplicate_bars``); one with corrected values is emitted as the venue
+sent it (``revision`` 0, counted in ``revised_bars``): the engine's continuity numbers it as
+a revision and storage upserts the corrected row.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.errors import ConfigError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import StreamingFeed, http_error
+from lean_data.feeds.streaming import Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
     error_for_code,
@@ -41,10 +46,11 @@ __all__ = ["BINANCE_REST_URL", "BINANCE_WS_URL", "BinanceDataFeed", "Channel"]
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
 Channel = Literal["kline", "agg_trade", "book_ticker"]
+_Values = tuple[float, float, float, float, float]  # open, high, low, close, volume
 _CHANNEL_NAMES: Mapping[str, str] = {"agg_trade": "aggTrade", "book_ticker": "bookTicker"}
 _KLINES_PAGE = 1000  # Binance's largest ``limit``
 _MS = 1_000_000
-_SEEN = 64  # closed-candle open times remembered per symbol, to drop re-sent candles
+_SEEN = 64  # closed candles remembered per symbol, to drop exact repeats of them
 
 
 class BinanceDataFeed(StreamingFeed):
@@ -60,11 +66,15 @@ class BinanceDataFeed(StreamingFeed):
         symbols: the symbols served (None: any crypto pair).
         max_queue: frames the websocket client buffers before it stops reading.
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
-            Binance pushes a kline update about every 2 s, so ``cadence_s=2`` suits a
-            liquid pair; leave it None for pairs that trade rarely.
+            By default (``cadence_s="auto"``) a kline subscription is stale after
+            ``stale_factor`` (3) kline periods plus 2 s without a frame (Binance pushes a
+            kline update every 1-2 s, trades or not, and the final one up to 2 s late);
+            ``cadence_s=2`` is tighter for a liquid pair, ``None`` or ``0`` turns it off.
 
     Attributes:
-        malformed_frames, unknown_frames, duplicate_bars: frames counted and skipped.
+        malformed_frames, unknown_frames, duplicate_bars: frames counted and skipped
+            (``duplicate_bars``: exact repeats of a closed candle already emitted).
+        revised_bars: closed candles re-sent with changed values, emitted again.
     """
 
     asset_classes = frozenset({AssetClass.CRYPTO})
@@ -81,7 +91,7 @@ class BinanceDataFeed(StreamingFeed):
         symbols: Iterable[str] | None = None,
         max_queue: int = 4096,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -112,10 +122,18 @@ class BinanceDataFeed(StreamingFeed):
         self._http: aiohttp.ClientSession | None = None
         self._venue: dict[str, str] = {}  # "BTCUSDT" -> "BTC/USDT"
         self._request_id = 0
-        self._closed_keys: dict[str, dict[int, None]] = {}  # symbol -> closed open times
+        # symbol -> open time -> values of the closed candle last emitted
+        self._closed: dict[str, dict[int, _Values]] = {}
         self.malformed_frames = 0
         self.unknown_frames = 0
         self.duplicate_bars = 0
+        self.revised_bars = 0
+
+    stale_grace_s = 2.0  # the final kline update comes up to 2 s after the period ends
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return the kline period (s) when klines are subscribed, else None."""
+        return self.resolution.nanos / 1e9 if "kline" in self.channels else None
 
     # ----------------------------------------------------------------- streams
     def streams_of(self, symbol: str) -> list[str]:
@@ -194,18 +212,26 @@ class BinanceDataFeed(StreamingFeed):
                 self.report_error("venue_error", str(error))
 
     def _admit_bar(self, bar: TradeBar, now: int) -> bool:
-        """Return True when ``bar`` should be emitted; keep the subscription alive anyway."""
+        """Return True when ``bar`` should be emitted; keep the subscription alive anyway.
+
+        A closed candle is dropped only when it repeats the values of the closed candle
+        already emitted for its open time; a changed one is emitted (a correction).
+        """
         if not bar.closed:
             self.note_data(bar.symbol, now)
             return self.emit_partial
-        seen = self._closed_keys.get(bar.symbol)
+        seen = self._closed.get(bar.symbol)
         if seen is None:
-            seen = self._closed_keys[bar.symbol] = {}
-        if bar.ts_event in seen:
-            self.duplicate_bars += 1
-            self.note_data(bar.symbol, now)
-            return False
-        seen[bar.ts_event] = None
+            seen = self._closed[bar.symbol] = {}
+        values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+        previous = seen.get(bar.ts_event)
+        if previous is not None:
+            if _same(values, previous):
+                self.duplicate_bars += 1
+                self.note_data(bar.symbol, now)
+                return False
+            self.revised_bars += 1
+        seen[bar.ts_event] = values
         if len(seen) > 2 * _SEEN:  # keep the newest _SEEN open times (insertion order)
             for ts in list(seen)[:-_SEEN]:
                 del seen[ts]
@@ -287,8 +313,14 @@ class BinanceDataFeed(StreamingFeed):
             malformed_frames=self.malformed_frames,
             unknown_frames=self.unknown_frames,
             duplicate_bars=self.duplicate_bars,
+            revised_bars=self.revised_bars,
         )
         return status
+
+
+def _same(values: _Values, seen: _Values) -> bool:
+    """Compare candle values, NaN equal to NaN (as the engine's continuity does)."""
+    return all(a == b or (a != a and b != b) for a, b in zip(values, seen, strict=True))
 
 
 def _preview(raw: bytes | str, limit: int = 120) -> str:

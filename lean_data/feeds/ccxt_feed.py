@@ -20,11 +20,20 @@ How it runs:
   cancelled by :meth:`send_unsubscribe`, which then lets ccxt's ``un_watch_*`` send the
   unsubscribe in the background when the exchange supports it. Any exception from a
   watch task ends the session; :meth:`translate_error` decides retry or stop.
+- **A frame ccxt cannot handle never kills the stream unnoticed.** ccxt's receive loop
+  stops for good when a frame's decoding or handler raises, and no pending watch call
+  learns of it. The feed wraps each ccxt client's ``handle_message``: an undecodable frame
+  (truncated JSON) is counted (``malformed_frames``), reported and skipped; any other
+  exception is reported (``handler_error``) and ends the session, which the base
+  reconnects and resubscribes.
 - **Closed candles only** by default: a candle is emitted once it is final (a newer candle
   was seen, or its period plus ``grace_s`` ended by ``clock``), once per (symbol, open
   time) across reconnects; a later change is emitted as a revision. ``emit_partial=True``
   also emits the forming candle (``closed=False``). A clock task closes candles whose
-  period ended while the venue was quiet.
+  period ended while the venue was quiet. A row whose open time cannot be true by
+  ``clock`` (ahead of it by more than 5 s of clock skew, or before 1971: a timestamp in
+  the wrong unit) is emitted once as it is, for the engine's validator to judge, and
+  never closes or replaces a real candle (:class:`~lean_data.wire.ccxt.CandleCloser`).
 - ccxt resolves a ``watch_*`` call on the *next* message, so updates that arrive while a
   batch is being emitted would wait in ccxt's cache for the following message. The feed
   also reads that cache (``exchange.ohlcvs`` / ``exchange.trades``) with each batch, before
@@ -55,9 +64,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
-from lean_data.errors import ConfigError, FeedConnectError, FeedError, RateLimitError
+from lean_data.errors import (
+    ConfigError,
+    FeedConnectError,
+    FeedError,
+    FeedProtocolError,
+    RateLimitError,
+)
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import StreamingFeed
+from lean_data.feeds.streaming import Cadence, StreamingFeed
 from lean_data.models import (
     NS_PER_SECOND,
     AssetClass,
@@ -73,11 +88,13 @@ from lean_data.wire.ccxt import (
     is_ccxt_error,
     market_asset_class,
     parse_ohlcv_row,
+    plausible,
     redact,
     secrets_of,
     timeframe_of,
     trade_key,
     trade_to_tick,
+    undecodable_json,
 )
 
 __all__ = ["CHANNELS", "CcxtDataFeed"]
@@ -129,14 +146,20 @@ class CcxtDataFeed(StreamingFeed):
             request); None loads them once through the first session and reuses them.
         emit_partial: also emit the forming candle (``closed=False``) on every change.
         history_limit: candles per ``fetch_ohlcv`` page.
+        revision_window: closed candles (counted back from the newest) whose rows in ccxt's
+            cache are compared with what was emitted on every pass, so a correction the
+            venue re-sends for one of them is emitted as a revision. ccxt's
+            ``watch_ohlcv`` returns only the newest rows, never an older row it updated.
         grace_s: seconds after a period's end the venue may still send the final update
             before the clock closes the candle.
         close_check_s: longest pause between clock checks (an injected clock may jump).
         clock: wall clock in ns deciding when periods end (``time.time_ns``; tests pin it).
         symbols: the symbols this feed serves (None: any crypto symbol).
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see
-            :class:`~lean_data.feeds.streaming.StreamingFeed`. ``cadence_s`` counts emitted
-            items: with closed candles only, use at least the candle period.
+            :class:`~lean_data.feeds.streaming.StreamingFeed`. By default
+            (``cadence_s="auto"``) an ohlcv subscription is stale after ``stale_factor``
+            (3) candle periods plus ``grace_s`` without a row from ccxt; a trades-only one
+            is never judged stale. ``None`` or ``0`` turns it off.
 
     Raises:
         ConfigError: ccxt is missing, the exchange id is unknown to ccxt.pro, or an
@@ -148,6 +171,7 @@ class CcxtDataFeed(StreamingFeed):
         resolution: the candle period watched.
         channels: the channels watched per symbol.
         closers: the :class:`~lean_data.wire.ccxt.CandleCloser` per symbol.
+        malformed_frames: frames ccxt could not decode, reported and skipped.
     """
 
     asset_classes: ClassVar[frozenset[AssetClass]] = frozenset({AssetClass.CRYPTO})
@@ -163,12 +187,13 @@ class CcxtDataFeed(StreamingFeed):
         markets: Iterable[Mapping[str, Any]] | None = None,
         emit_partial: bool = False,
         history_limit: int = 500,
+        revision_window: int = 64,
         grace_s: float = 2.0,
         close_check_s: float = 1.0,
         clock: Callable[[], int] = time.time_ns,
         symbols: Iterable[str] | None = None,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -185,6 +210,8 @@ class CcxtDataFeed(StreamingFeed):
             raise ConfigError(f"resolution: {exc}") from exc
         if history_limit < 1:
             raise ConfigError(f"history_limit: expected >= 1, found {history_limit!r}")
+        if revision_window < 0:
+            raise ConfigError(f"revision_window: expected >= 0, found {revision_window!r}")
         if not grace_s >= 0:
             raise ConfigError(f"grace_s: expected >= 0, found {grace_s!r}")
         if not close_check_s > 0:
@@ -210,7 +237,9 @@ class CcxtDataFeed(StreamingFeed):
         self.exchange_id = exchange_id
         self.emit_partial = emit_partial
         self.history_limit = history_limit
+        self.revision_window = revision_window
         self.grace_ns = round(grace_s * NS_PER_SECOND)
+        self.stale_grace_s = grace_s
         self.close_check_s = close_check_s
         self._clock = clock
         self._exchange_config = dict(exchange_config or {})
@@ -221,6 +250,7 @@ class CcxtDataFeed(StreamingFeed):
         self._rest_client: Any = None
         self._rest_lock = asyncio.Lock()
         self.closers: dict[str, CandleCloser] = {}
+        self.malformed_frames = 0
         self._recent_trades: dict[str, RecentKeys] = {}
         self._outbox: dict[str, deque[MarketData]] = {}
         self._symbol_locks: dict[str, asyncio.Lock] = {}
@@ -237,6 +267,10 @@ class CcxtDataFeed(StreamingFeed):
             classes = {str(m.get("symbol")): market_asset_class(m) for m in markets or ()}
             self._market_classes = (markets, classes)
         return classes.get(symbol) or super().asset_class(symbol)
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return the candle period (s) when candles are watched, else None."""
+        return self.resolution.nanos / NS_PER_SECOND if "ohlcv" in self.channels else None
 
     @property
     def exchange(self) -> Any:
@@ -259,10 +293,12 @@ class CcxtDataFeed(StreamingFeed):
         status = super().get_connection_status()
         status.update(
             exchange_id=self.exchange_id,
+            malformed_frames=self.malformed_frames,
             timeframe=self.timeframe,
             channels=list(self.channels),
             candle_revisions=sum(c.revisions for c in self.closers.values()),
             ignored_rows=sum(c.ignored for c in self.closers.values()),
+            implausible_rows=sum(c.implausible for c in self.closers.values()),
         )
         return status
 
@@ -317,7 +353,8 @@ class CcxtDataFeed(StreamingFeed):
     async def open_session(self) -> None:
         """Build this session's ccxt.pro exchange and give it the markets."""
         exchange = self._new_exchange("ccxt.pro")
-        self._current = _Session(exchange, asyncio.get_running_loop().create_future())
+        session = self._current = _Session(exchange, asyncio.get_running_loop().create_future())
+        self._guard_clients(session)
         self._check_capabilities(exchange)
         await self._set_markets(exchange)
 
@@ -444,6 +481,50 @@ class CcxtDataFeed(StreamingFeed):
             error = self.translate_error(task.exception())  # type: ignore[arg-type]
             self.report_error("unsubscribe_failed", f"{symbol}: {error}", symbol=symbol)
 
+    def _guard_clients(self, session: _Session) -> None:
+        """Keep a frame ccxt cannot handle from killing its receive loop unnoticed.
+
+        ccxt reads a websocket in a chain of callbacks; a frame whose decoding or handler
+        raises ends the chain, and no pending ``watch_*`` call ever fails or resolves. Every
+        client the session's exchange makes has its ``handle_message`` wrapped: an
+        undecodable frame (truncated, garbled JSON) is counted in ``malformed_frames``,
+        reported and skipped (ccxt changed nothing yet); any other exception is reported
+        (``handler_error``) and ends the session, so the base reconnects and resubscribes.
+        """
+        exchange = session.exchange
+        make_client = exchange.client
+
+        def client(url: str) -> Any:
+            made = make_client(url)
+            if getattr(made, "_lean_data_session", None) is not session:
+                handle = made.handle_message
+
+                def guarded(message: Any) -> Any:
+                    try:
+                        return handle(message)
+                    except Exception as exc:
+                        self._frame_failed(session, message, exc)
+                        return None
+
+                made.handle_message = guarded
+                made._lean_data_session = session
+            return made
+
+        exchange.client = client
+
+    def _frame_failed(self, session: _Session, message: Any, exc: Exception) -> None:
+        data = getattr(message, "data", message)
+        preview = _preview(data)
+        if undecodable_json(data):
+            self.malformed_frames += 1
+            self.report_error("malformed_frame", f"{exc!r}; frame {preview}")
+            return
+        self.report_error("handler_error", f"ccxt could not handle a frame: {exc!r}; {preview}")
+        if not session.failed.done():
+            session.failed.set_exception(
+                FeedProtocolError(f"ccxt could not handle a frame: {exc!r}", feed=self.name)
+            )
+
     def _check_connections(self, session: _Session) -> None:
         """Raise when a websocket ccxt opened for this session closed or was replaced.
 
@@ -517,21 +598,27 @@ class CcxtDataFeed(StreamingFeed):
     ) -> list[MarketData]:
         """Run ``rows`` through the symbol's closer; return the bars made final.
 
-        With ``session``, then also the rows ccxt cached from the newest candle on: updates
-        that arrived while no watch call was pending (ccxt would return them only with the
-        next message). Rows already seen change nothing.
+        With ``session``, then also the rows ccxt cached from ``revision_window`` candles
+        before the newest one on: updates that arrived while no watch call was pending (ccxt
+        would return them only with the next message), and corrections of closed candles
+        (ccxt updates the cached row in place and never returns it). Rows already seen
+        change nothing.
         """
         closer = self.closers.get(symbol)
         if closer is None:
             return []
         now = self._clock()
+        if rows:  # ccxt returned rows: the subscription is alive, emitted or not
+            self.note_data(symbol, time.time_ns())
         out: list[MarketData] = []
         for batch in (rows, None):
             if batch is None:
                 if session is None:
                     break
                 latest = closer.latest
-                batch = self._cached_rows(session, symbol, since=-1 if latest is None else latest)
+                lookback = self.revision_window * self.resolution.nanos
+                since = -1 if latest is None else latest - lookback
+                batch = self._cached_rows(session, symbol, since=since, now=now)
             for row in batch:
                 try:
                     out.extend(closer.update(row, now))
@@ -539,15 +626,26 @@ class CcxtDataFeed(StreamingFeed):
                     self.report_error("bad_row", f"{symbol}: {exc}", symbol=symbol)
         return out
 
-    def _cached_rows(self, session: _Session, symbol: str, *, since: int) -> list[list[Any]]:
-        """Return ccxt's cached rows of ``symbol`` opening at or after ``since`` (ns)."""
+    def _cached_rows(
+        self, session: _Session, symbol: str, *, since: int, now: int
+    ) -> list[list[Any]]:
+        """Return ccxt's cached rows of ``symbol`` opening at or after ``since`` (ns).
+
+        ccxt keeps rows in arrival order; the walk back from the newest stops at the first
+        plausible row older than ``since``. Implausible rows (see
+        :func:`~lean_data.wire.ccxt.plausible`) on the way are returned too: the closer
+        passes each on once.
+        """
         ohlcvs = session.exchange.ohlcvs
         stored = ohlcvs.get(symbol, {}).get(self.timeframe) if isinstance(ohlcvs, dict) else None
         if not stored:
             return []
         tail: list[list[Any]] = []
         for row in reversed(stored):
-            if not isinstance(row[0], int) or row[0] * _MS < since:
+            if not isinstance(row[0], int):
+                break
+            ts = row[0] * _MS
+            if ts < since and plausible(ts, now):
                 break
             tail.append(list(row))
         tail.reverse()
@@ -585,7 +683,8 @@ class CcxtDataFeed(StreamingFeed):
         for symbol, channel in list(session.watchers):
             box = self._outbox.setdefault(symbol, deque())
             if channel == "ohlcv":
-                box.extend(self._close_rows(symbol, self._cached_rows(session, symbol, since=-1)))
+                rows = self._cached_rows(session, symbol, since=-1, now=self._clock())
+                box.extend(self._close_rows(symbol, rows))
             else:
                 box.extend(self._new_ticks(symbol, [], session))
 
@@ -726,6 +825,11 @@ class CcxtDataFeed(StreamingFeed):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()
+
+
+def _preview(data: object, limit: int = 120) -> str:
+    text = data.decode(errors="replace") if isinstance(data, bytes | bytearray) else str(data)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 async def _await_result(method: Callable[..., Any], *args: Any) -> Any:

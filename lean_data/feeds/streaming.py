@@ -12,11 +12,15 @@ send an unsubscribe, and read the session until it ends — and inherits:
 - **Desired-state subscriptions.** :meth:`subscribe` / :meth:`unsubscribe` edit the set of
   symbols the user wants; every new session subscribes to all of them before reading.
   Subscribing while disconnected is allowed: it takes effect on the next session.
-- **Staleness per subscription.** A symbol with an expected cadence (``cadence_s``) that
-  sends nothing for ``stale_factor`` x cadence while the socket is open is reported
+- **Staleness per subscription, on by default for bars.** A symbol with an expected cadence
+  that sends nothing for ``stale_factor`` x cadence while the socket is open is reported
   ``stale``, the engine is told (it fails over to another feed serving the symbol) and the
-  connection is recycled. Symbols without a cadence (sparse sources, quiet markets) are never
-  judged stale: silence is not failure unless the source promised data.
+  connection is recycled. By default (``cadence_s="auto"``) the cadence of a bar
+  subscription is its bar period (:meth:`bar_period_s`), with ``stale_grace_s`` added to
+  the window, and silence counts only while the symbol's market is open
+  (:meth:`expects_data`); a number or a per-symbol mapping sets it explicitly, and
+  ``cadence_s=None`` or ``0`` turns staleness off. Symbols without a cadence (tick-only
+  subscriptions of a feed without a bar period) are never judged stale.
 - **Fatal errors stop the feed.** Bad credentials, unknown symbols and insufficient plans
   (errors whose ``retryable`` is False) end the supervisor with status ``FAILED`` and one
   clear error; there is no retry loop.
@@ -39,7 +43,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from lean_data.errors import (
     ConfigError,
@@ -55,11 +59,13 @@ from lean_data.feeds.backoff import Backoff, BackoffPolicy, classify, retry_afte
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.models import AssetClass
 
-__all__ = ["StaleSubscriptionError", "StreamingFeed", "http_error"]
+__all__ = ["Cadence", "StaleSubscriptionError", "StreamingFeed", "http_error"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Cadence = float | Mapping[str, float] | Literal["auto"] | None
+"""What ``cadence_s`` takes: ``"auto"`` (derived from bars), seconds, per symbol, or off."""
 
 _NS = 1_000_000_000
 _CLOSE_TIMEOUT_S = 5.0
@@ -106,9 +112,12 @@ class StreamingFeed(DataFeed):
         asset_classes: overrides the class attribute.
         backoff: reconnect and retry policy (defaults: 0.5 s base, 30 s cap, 90 s after a
             connection-limit refusal, unlimited attempts).
-        cadence_s: seconds between messages a subscription promises (one number for every
-            symbol, or per symbol); None: no staleness judgement.
-        stale_factor: a subscription is stale after ``stale_factor`` x its cadence of silence.
+        cadence_s: seconds between messages a subscription promises: ``"auto"`` (the
+            default) derives it from the subscription's bar period (:meth:`bar_period_s`;
+            none for a feed without one), a number applies to every symbol, a mapping per
+            symbol (symbols not in it: none); ``None`` or ``0`` turns staleness off.
+        stale_factor: a subscription is stale after ``stale_factor`` x its cadence of silence
+            (plus ``stale_grace_s`` when the cadence is derived).
         open_timeout_s: limit for :meth:`open_session` (dial and authentication).
         rng: the jitter source (``random.random``); tests pin it.
 
@@ -130,7 +139,7 @@ class StreamingFeed(DataFeed):
         symbols: Iterable[str] | None = None,
         asset_classes: Iterable[AssetClass] | None = None,
         backoff: BackoffPolicy | None = None,
-        cadence_s: float | Mapping[str, float] | None = None,
+        cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
         rng: Callable[[], float] = random.random,
@@ -140,6 +149,8 @@ class StreamingFeed(DataFeed):
             raise ConfigError(f"stale_factor: expected > 1, found {stale_factor!r}")
         if not open_timeout_s > 0:
             raise ConfigError(f"open_timeout_s: expected > 0, found {open_timeout_s!r}")
+        if isinstance(cadence_s, str) and cadence_s != "auto":
+            raise ConfigError(f"cadence_s: expected 'auto', seconds or None, found {cadence_s!r}")
         self.backoff_policy = backoff if backoff is not None else BackoffPolicy()
         self._rng = rng
         self._backoff = Backoff(self.backoff_policy, rng=rng)
@@ -163,6 +174,7 @@ class StreamingFeed(DataFeed):
         self.retry_delays: deque[float] = deque(maxlen=1000)
         self.fatal_error: FeedError | None = None
         self._session_data = False
+        self._closed_seen: dict[str, int] = {}  # symbol -> last ns its market was closed
 
     # ----------------------------------------------------------------- hooks
     @abc.abstractmethod
@@ -198,12 +210,45 @@ class StreamingFeed(DataFeed):
         self.last_seen[symbol] = now_ns
         self._session_data = True
 
+    stale_grace_s: float = 0.0
+    """Seconds added to a derived staleness window (a bar's final update may come late)."""
+
+    def bar_period_s(self, symbol: str) -> float | None:
+        """Return the bar period (s) of ``symbol``'s bar subscription, or None (no bars).
+
+        The default cadence of :attr:`cadence_s` ``"auto"``; the base has none.
+        """
+        return None
+
+    def expects_data(self, symbol: str, now_ns: int) -> bool:
+        """Return True when ``symbol``'s market is open at ``now_ns`` (silence counts then).
+
+        Applies to derived cadences only; the base expects data always (24/7 markets).
+        """
+        return True
+
     def cadence_of(self, symbol: str) -> float | None:
         """Return the seconds between messages ``symbol`` promises, or None (never stale)."""
         cadence = self._cadence
+        if isinstance(cadence, str):
+            return self.bar_period_s(symbol)
         if cadence is None or isinstance(cadence, int | float):
-            return cadence
-        return cadence.get(symbol)
+            return cadence or None
+        return cadence.get(symbol) or None
+
+    def stale_after_s(self, symbol: str, now_ns: int) -> float | None:
+        """Return the silence (s) after which ``symbol`` is stale at ``now_ns``, or None.
+
+        None when it promises no cadence, or (derived cadence) its market is closed.
+        """
+        cadence = self.cadence_of(symbol)
+        if cadence is None:
+            return None
+        if not isinstance(self._cadence, str):
+            return self.stale_factor * cadence
+        if not self.expects_data(symbol, now_ns):
+            return None
+        return self.stale_factor * cadence + self.stale_grace_s
 
     def translate_error(self, exc: BaseException) -> FeedError:
         """Map any exception from a hook to a :class:`FeedError` with a retryable flag.
@@ -441,11 +486,20 @@ class StreamingFeed(DataFeed):
                 cadence = self.cadence_of(symbol)
                 if cadence is None:
                     continue
-                limit = int(self.stale_factor * cadence * _NS)
-                since = max(self.last_seen.get(symbol, 0), subscribed_ns)
-                left = since + limit - now
-                if left < 0:
-                    self._stale(symbol, (now - since) / _NS, cadence)
+                window = self.stale_after_s(symbol, now)
+                if window is None:  # its market is closed: look again within a cadence
+                    self._closed_seen[symbol] = now
+                    left = int(cadence * _NS)
+                else:
+                    limit = int(window * _NS)
+                    since = max(
+                        self.last_seen.get(symbol, 0),
+                        subscribed_ns,
+                        self._closed_seen.get(symbol, 0),
+                    )
+                    left = since + limit - now
+                    if left < 0:
+                        self._stale(symbol, (now - since) / _NS, window)
                 if wait_ns is None or left < wait_ns:
                     wait_ns = left
             if wait_ns is None:
@@ -454,11 +508,11 @@ class StreamingFeed(DataFeed):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), wait_ns / _NS + 0.001)
 
-    def _stale(self, symbol: str, silent_s: float, cadence: float) -> None:
+    def _stale(self, symbol: str, silent_s: float, window: float) -> None:
         self.stale_events += 1
         message = (
             f"{symbol}: no data for {silent_s:.3f}s on an open connection "
-            f"(expected every {cadence:g}s; stale after {self.stale_factor:g}x)"
+            f"(expected every {self.cadence_of(symbol):g}s; stale after {window:g}s)"
         )
         self.report_error("stale", message, symbol=symbol)
         self._tell_down([symbol], "stale")

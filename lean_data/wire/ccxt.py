@@ -8,7 +8,8 @@ recognised by the names of the classes on their MRO that ccxt defines (module
   with the right ``retryable`` flag (table in its docstring); secrets are redacted.
 - :class:`CandleCloser` turns the rows of ``watch_ohlcv`` (``[ts_ms, o, h, l, c, v]``,
   in-progress candle included, no closed flag) into final bars, each exactly once, with
-  later corrections as revisions.
+  later corrections as revisions; a row whose open time cannot be true (:func:`plausible`)
+  is passed on once and changes nothing.
 - :func:`ohlcv_to_bars`, :func:`parse_ohlcv_row` and :func:`trade_to_tick` convert ccxt's
   unified structures; :func:`timeframe_of` / :func:`resolution_of` map bar periods.
 - :func:`market_asset_class` says what a ccxt market structure is (routing, calendars).
@@ -21,6 +22,8 @@ import re
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from lean_data.errors import (
     FeedAuthError,
@@ -49,15 +52,21 @@ __all__ = [
     "market_asset_class",
     "ohlcv_to_bars",
     "parse_ohlcv_row",
+    "plausible",
     "redact",
     "resolution_of",
     "secrets_of",
     "timeframe_of",
     "trade_key",
     "trade_to_tick",
+    "undecodable_json",
 ]
 
 _MS = 1_000_000  # ns per ms
+MIN_PLAUSIBLE_NS = 365 * NS_PER_DAY
+"""1971-01-01: an earlier open time is a unit mistake (seconds read as ms), not a candle."""
+DEFAULT_SKEW_NS = 5 * NS_PER_SECOND
+"""How far ahead of our clock a venue's clock may run (the engine's ``clock_skew_ns``)."""
 _NS_PER_WEEK = 7 * NS_PER_DAY
 _CCXT_ERRORS_MODULE = "ccxt.base.errors"
 
@@ -225,6 +234,24 @@ def _transport_cause(exc: BaseException) -> bool:
     if isinstance(cause, OSError):
         return True
     return any(cls.__module__.split(".")[0] == "aiohttp" for cls in type(cause).__mro__)
+
+
+def undecodable_json(data: object) -> bool:
+    """Return True when ``data`` is a frame ccxt decodes as JSON and no JSON decoder accepts.
+
+    ccxt decodes a text or binary frame that starts like a JSON object or array; one that
+    does not parse (truncated, garbled) makes its receive loop raise before any handler
+    ran, so skipping the frame changes nothing in ccxt.
+    """
+    if isinstance(data, str):
+        data = data.encode(errors="replace")
+    if not isinstance(data, bytes | bytearray) or data.lstrip()[:1] not in (b"{", b"["):
+        return False
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True
+    return False
 
 
 # --- periods -----------------------------------------------------------------------------
@@ -420,17 +447,32 @@ def _same(a: Values, b: Values) -> bool:
     return all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
+def plausible(ts_ns: int, now_ns: int, *, skew_ns: int = DEFAULT_SKEW_NS) -> bool:
+    """Return True when an open time can be real: from 1971 on, not ahead of ``now_ns + skew``.
+
+    A candle cannot open after the venue's clock, which runs at most ``skew_ns`` ahead of
+    ours; a timestamp in µs or ns read as ms lands centuries ahead, one in seconds in 1970.
+    """
+    return MIN_PLAUSIBLE_NS <= ts_ns <= now_ns + skew_ns
+
+
 class CandleCloser:
     """Turn ccxt OHLCV rows of one symbol into final bars: each candle once, then revisions.
 
     ``watch_ohlcv`` returns ``[ts_ms, o, h, l, c, v]`` rows that include the candle still
-    forming and carry no closed flag. A candle is final once a newer candle is seen, or
-    once its period plus ``grace_ns`` has ended by the clock (the caller passes the time
-    in; nothing here reads a clock). A final candle is returned once with
-    ``closed=True, revision=0``; a later row for it with different values is returned as
-    ``revision + 1``; an identical row is ignored, so rows replayed after a reconnect never
-    duplicate a bar. A row for a candle older than the newest one seen and never seen
-    before is final at once.
+    forming and carry no closed flag, so the venue's clock decides: a candle is final once
+    a newer candle is seen (the venue's clock passed its end), or once its period plus
+    ``grace_ns`` has ended by the clock (the caller passes the time in; nothing here reads
+    a clock). A final candle is returned once with ``closed=True, revision=0``; a later row
+    for it with different values is returned as ``revision + 1`` (the engine's continuity
+    numbers revisions in the end); an identical row is ignored, so rows replayed after a
+    reconnect never duplicate a bar. A row for a candle older than the newest one seen and
+    never seen before is final at once.
+
+    Only a row whose open time is :func:`plausible` by the time it is received takes part.
+    Any other (a far-future or unit-confused timestamp) is returned once per open time as a
+    ``closed=True`` bar, for the engine's validator to judge, and changes nothing else: it
+    neither closes the forming candle nor becomes the newest candle seen.
 
     Args:
         symbol: the symbol put on the bars.
@@ -439,21 +481,26 @@ class CandleCloser:
         emit_partial: also return the forming candle (``closed=False``) whenever it changes.
         keep: final candles remembered for revisions and duplicate checks; rows for
             candles older than the forgotten ones are ignored (counted in :attr:`ignored`).
+        skew_ns: how far ahead of the caller's clock the venue's clock may run.
 
     Attributes:
         revisions: revised bars returned so far.
         ignored: rows ignored because their candle was already forgotten.
+        implausible: rows with an implausible open time (each open time returned once).
     """
 
     __slots__ = (
+        "_bogus",
         "_closed",
         "_floor",
         "_grace",
         "_latest",
         "_open",
         "_partial",
+        "_skew",
         "emit_partial",
         "ignored",
+        "implausible",
         "keep",
         "resolution",
         "revisions",
@@ -468,6 +515,7 @@ class CandleCloser:
         grace_ns: int = 2 * NS_PER_SECOND,
         emit_partial: bool = False,
         keep: int = 1000,
+        skew_ns: int = DEFAULT_SKEW_NS,
     ) -> None:
         res = Resolution.parse(resolution)
         if res.is_tick:
@@ -476,15 +524,20 @@ class CandleCloser:
             raise ValueError(f"grace_ns: expected >= 0, found {grace_ns}")
         if keep < 1:
             raise ValueError(f"keep: expected >= 1, found {keep}")
+        if skew_ns < 0:
+            raise ValueError(f"skew_ns: expected >= 0, found {skew_ns}")
         self.symbol, self.resolution = symbol, res
         self._grace, self.emit_partial, self.keep = grace_ns, emit_partial, keep
+        self._skew = skew_ns
         self._open: tuple[int, Values] | None = None
         self._partial: Values | None = None
         self._closed: dict[int, tuple[Values, int]] = {}
         self._latest = -1  # newest open time seen, ns
         self._floor = -1  # open times at or below this were forgotten
+        self._bogus = RecentKeys(64)  # implausible open times already returned
         self.revisions = 0
         self.ignored = 0
+        self.implausible = 0
 
     @property
     def open_time(self) -> int | None:
@@ -513,6 +566,11 @@ class CandleCloser:
 
     def apply(self, ts: int, values: Values, now_ns: int) -> list[TradeBar]:
         """Take one candle (open time ns and values); return the bars it made final."""
+        if not plausible(ts, now_ns, skew_ns=self._skew):
+            self.implausible += 1
+            if not self._bogus.add(ts):
+                return []
+            return [_bar(self.symbol, ts, values, self.resolution)]
         if ts in self._closed:
             return self._revise(ts, values)
         if ts <= self._floor:
