@@ -90,6 +90,9 @@ def _number(name: str, value: object, limit: float) -> Verdict | None:
 def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
     """Return the INVALID verdict of an item with an impossible value, or None.
 
+    The common case (every field plainly sane) costs one expression; anything else,
+    including NaN and infinities, takes the full walk of :func:`_screen`.
+
     Args:
         item: a TradeBar, QuoteBar or Tick.
         skew_ns: how far an event time may be ahead of the receive time (or the clock).
@@ -98,6 +101,55 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
     """
+    kind = type(item)
+    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+    ts = item.ts_event
+    recv = item.ts_recv
+    if (
+        type(ts) is int
+        and type(recv) is int
+        and MIN_EVENT_NS <= ts <= INT64_MAX
+        and 0 < recv <= INT64_MAX
+        and ts - recv <= skew_ns
+        and type(item.symbol) is str
+        and item.symbol.isascii()
+    ):
+        if kind is TradeBar:
+            bar: TradeBar = item  # type: ignore[assignment]  # checked just above
+            revision = bar.revision
+            if (
+                type(revision) is int
+                and 0 <= revision <= INT64_MAX
+                and -MAX_PRICE <= bar.open <= MAX_PRICE
+                and -MAX_PRICE <= bar.high <= MAX_PRICE
+                and -MAX_PRICE <= bar.low <= MAX_PRICE
+                and -MAX_PRICE <= bar.close <= MAX_PRICE
+                and -MAX_SIZE <= bar.volume <= MAX_SIZE
+            ):
+                return None
+        elif kind is Tick:
+            tick: Tick = item  # type: ignore[assignment]  # checked just above
+            if (
+                -MAX_PRICE <= tick.price <= MAX_PRICE
+                and -MAX_SIZE <= tick.size <= MAX_SIZE
+                and -MAX_PRICE <= tick.bid_price <= MAX_PRICE
+                and -MAX_PRICE <= tick.ask_price <= MAX_PRICE
+                and -MAX_SIZE <= tick.bid_size <= MAX_SIZE
+                and -MAX_SIZE <= tick.ask_size <= MAX_SIZE
+                and type(tick.exchange) is str
+                and tick.exchange.isascii()
+                and type(tick.condition) is str
+                and tick.condition.isascii()
+                and type(tick.trade_id) is str
+                and tick.trade_id.isascii()
+            ):
+                return None
+    return _screen(item, skew_ns, now)
+
+
+def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
+    """The full walk behind :func:`screen`: every field, in a fixed order."""
     kind = type(item)
     if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
         raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
