@@ -233,3 +233,30 @@ def test_series_are_real() -> None:
         Tick,
     ]
     assert len(TRADE_BARS) == len(QUOTE_BARS) == len(TICKS) == 60
+
+
+async def test_a_stored_future_bar_never_seeds_a_restarted_series(tmp_path: Path) -> None:
+    """A bogus bar kept by ``store_invalid`` must not make the next run's bars late."""
+    db = tmp_path / "x.db"
+    bars = [x for x in TRADE_BARS if isinstance(x, TradeBar)]
+    bogus = dataclasses.replace(bars[29], ts_event=NOW_PLUS_400_DAYS)
+    first = LiveListFeed("f", {"SPY": [*bars[:29], bogus]})
+    async with DataEngine(Config(db_path=db, store_invalid=True)) as engine:
+        engine.add_feed(first)
+        await engine.subscribe_symbol("SPY")
+        await first.wait_pumped()
+        await engine.wait_idle()
+    assert _stored(db, "bars") == 30  # the bogus one too, flagged INVALID
+    second = LiveListFeed("f", {"SPY": bars[30:]})
+    seen: list[tuple[MarketData, DataQualityLevel]] = []
+    async with DataEngine(Config(db_path=db)) as engine:
+        engine.add_feed(second)
+        engine.add_data_callback(lambda s, item, q: seen.append((item, q)))
+        await engine.subscribe_symbol("SPY")
+        await second.wait_pumped()
+        await engine.wait_idle()
+        outcomes = engine.get_metrics()["engine"]["outcomes"]
+    assert [x for x, _ in seen] == bars[30:]
+    assert outcomes["late"] == 0
+    assert outcomes["delivered"] == len(bars) - 30
+    assert any(k == "seed_ignored" for k, _ in _errors(db))
