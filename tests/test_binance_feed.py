@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import FeedStatus
 from lean_data.feeds.binance import BinanceDataFeed
 from lean_data.loaders import load_file
-from lean_data.models import NS_PER_MINUTE, MarketData
+from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, MarketData
 from lean_data.testing import BinanceLoopbackServer, ServerFaults, kline_event
 
 from .conftest import eventually
@@ -498,6 +499,84 @@ async def test_a_microsecond_stamped_kline_is_passed_on_and_changes_nothing_else
     assert [key(b) for b in sink.items] == [key(b) for b in expected]
     assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b in sink.items)
     assert (feed.duplicate_bars, feed.revised_bars, sink.errors) == (1, 0, [])
+
+
+def stored_open_times(db: Path) -> list[int]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "select ts_event from bars where symbol = ? order by ts_event", (SYMBOL,)
+        ).fetchall()
+    return [ts for (ts,) in rows]
+
+
+def error_rows(db: Path) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select kind, feed, symbol, message from errors order by id").fetchall()
+
+
+def microsecond_stamped(bar: TradeBar) -> TradeBar:
+    """``bar`` with its open time in µs where Binance puts ms (read as ms: beyond int64 ns)."""
+    return replace(bar, ts_event=bar.ts_event * 1000)
+
+
+def a_year_ahead(bar: TradeBar) -> TradeBar:
+    """``bar`` stamped 400 days after now (a minute boundary): far beyond any clock skew."""
+    ahead = time.time_ns() + 400 * NS_PER_DAY
+    return replace(bar, ts_event=ahead - ahead % NS_PER_MINUTE)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (microsecond_stamped, "is outside int64 nanoseconds"),
+        (a_year_ahead, "s after the receive time"),
+    ],
+    ids=["microseconds", "now_plus_400_days"],
+)
+async def test_a_corrupt_stamped_kline_is_invalid_once_and_the_real_series_goes_on(
+    tmp_path: Path, corrupt: Callable[[TradeBar], TradeBar], reason: str
+) -> None:
+    """Through the engine: one corrupt kline among real ones is INVALID, nothing else moves.
+
+    The venue sends candles 0-4 (delivered: the series is live), then candle 5's values under
+    an impossible open time, then the real candles 5-11: the corrupt one must not become the
+    series head (no gap, no backfill, no parked bar) nor make a later real candle a revision.
+    """
+    bars, at = real_bars(12), 5
+    bogus = corrupt(bars[at])
+    seen: list[tuple[MarketData, DataQualityLevel]] = []
+    db = tmp_path / "x.db"
+    async with BinanceLoopbackServer() as server:
+        push_klines(server, bars[:at])
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=db)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(lambda s, b, q: seen.append((b, q)))
+            await engine.subscribe_symbol(SYMBOL)
+            await eventually(lambda: len(seen) == at)
+            push_klines(server, [bogus, *bars[at:]])
+            await eventually(lambda: len(seen) >= len(bars) + 1)
+            await engine.wait_idle()
+            outcomes = engine.get_metrics()["engine"]["outcomes"]
+        continuity = engine.get_metrics()["continuity"]
+    invalid = DataQualityLevel.INVALID
+    assert [(key(b), q is invalid) for b, q in seen] == [
+        *[(key(b), False) for b in bars[:at]],
+        (key(bogus), True),
+        *[(key(b), False) for b in bars[at:]],
+    ]
+    assert all(isinstance(b, TradeBar) and b.closed and b.revision == 0 for b, _ in seen)
+    assert not any(isinstance(b, TradeBar) and b.backfilled for b, _ in seen)
+    assert (outcomes["invalid"], outcomes["delivered"]) == (1, len(bars))
+    assert (continuity["parked"], continuity["gaps"], continuity["revisions"]) == (0, 0, 0)
+    assert [r.path for r in server.rest_requests] == []  # nothing was backfilled
+    assert stored_open_times(db) == [b.ts_event for b in bars]
+    errors = error_rows(db)
+    assert [(kind, feed, symbol) for kind, feed, symbol, _ in errors] == [
+        ("invalid_data", "binance", SYMBOL)
+    ]
+    assert str(bogus.ts_event) in errors[0][3]
+    assert reason in errors[0][3]
 
 
 # --- staleness is on by default for kline subscriptions ------------------------------------

@@ -16,7 +16,8 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,14 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import FeedStatus
 from lean_data.feeds.ccxt_feed import CcxtDataFeed
 from lean_data.loaders import load_file
-from lean_data.models import NS_PER_MINUTE, NS_PER_SECOND, MarketData, Tick, TradeBar
+from lean_data.models import (
+    NS_PER_DAY,
+    NS_PER_MINUTE,
+    NS_PER_SECOND,
+    MarketData,
+    Tick,
+    TradeBar,
+)
 from lean_data.persistence import DataPersistence
 from lean_data.testing import BinanceLoopbackServer, kline_event
 from lean_data.wire.binance import parse_agg_trade
@@ -757,6 +765,99 @@ async def test_a_microsecond_stamped_candle_changes_nothing_for_the_real_ones(
     assert (status["candle_revisions"], status["errors"]) == (0, 0)
     assert status["implausible_rows"] >= 1
     assert newest(feed, "BTC/BUSD") == bars[-1].ts_event
+
+
+def a_year_ahead(bar: TradeBar) -> TradeBar:
+    """``bar`` stamped 400 days after now (a minute boundary): far beyond any clock skew."""
+    ahead = time.time_ns() + 400 * NS_PER_DAY
+    return replace(bar, ts_event=ahead - ahead % NS_PER_MINUTE)
+
+
+SPURIOUS_REVISION = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "ccxt returns the tail of its OHLCV cache by position, newest updates last: with the "
+        "corrupt row cached after the forming candle, the forming candle's final update "
+        "(made in place) is not returned with the next candle's opening row, so the closer "
+        "closes the candle with its opening values and the final values follow as revision 1"
+    ),
+)
+CORRUPTIONS = [
+    (microseconds, "is outside int64 nanoseconds"),
+    (a_year_ahead, "s after the receive time"),
+]
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason", "final_first"),
+    [
+        *[
+            pytest.param(c, r, True, id=f"{c.__name__}-after_the_final_update")
+            for c, r in CORRUPTIONS
+        ],
+        *[
+            pytest.param(c, r, False, id=f"{c.__name__}-while_forming", marks=SPURIOUS_REVISION)
+            for c, r in CORRUPTIONS
+        ],
+    ],
+)
+async def test_a_corrupt_stamped_candle_is_invalid_once_and_the_real_series_goes_on(
+    server: BinanceLoopbackServer,
+    tmp_path: Path,
+    corrupt: Callable[[TradeBar], TradeBar],
+    reason: str,
+    final_first: bool,
+) -> None:
+    """Through the engine: one corrupt candle among real ones is INVALID, nothing else moves.
+
+    Candles 0-4 are delivered (the series is live) and candle 5 is forming. The venue sends
+    candle 5's final values under an impossible open time, either after candle 5's real
+    final update or before it, then candles 6-11. The corrupt candle must not become the
+    series head (no gap, no backfill, no parked bar) nor make a real candle a revision.
+    """
+    bars, at = BTC[:12], 5
+    bogus = corrupt(bars[at])
+    clock = Clock(bars[0].ts_event)
+    feed = feed_for(server, clock)
+    seen: list[tuple[MarketData, DataQualityLevel]] = []
+    db = tmp_path / "x.db"
+    async with DataEngine(Config(db_path=db)) as engine:
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda symbol, item, quality: seen.append((item, quality)))
+        assert await engine.subscribe_symbol("BTC/BUSD") == "ccxt"
+        await play(server, clock, feed, "BTC/BUSD", bars[:at], then_open=bars[at])
+        await eventually(lambda: len(seen) == at)
+        if final_first:
+            server.push(BTC_STREAM, kline_event("BTCBUSD", bars[at], closed=True))
+        server.push(BTC_STREAM, kline_event("BTCBUSD", bogus, closed=True))
+        await eventually(lambda: len(seen) == at + 1)
+        if not final_first:
+            server.push(BTC_STREAM, kline_event("BTCBUSD", bars[at], closed=True))
+        await play(server, clock, feed, "BTC/BUSD", bars[at + 1 : -1], then_open=bars[-1])
+        await eventually(lambda: len(seen) >= len(bars))  # 11 real closed + the corrupt one
+        await engine.wait_idle()
+        outcomes = engine.get_metrics()["engine"]["outcomes"]
+    continuity = engine.get_metrics()["continuity"]
+    real = bars[:-1]  # the last candle is still forming
+    invalid = DataQualityLevel.INVALID
+    assert values([b for b, _ in seen]) == values([*real[:at], bogus, *real[at:]])
+    assert [q is invalid for _, q in seen] == [i == at for i in range(len(seen))]
+    assert not any(isinstance(b, TradeBar) and b.backfilled for b, _ in seen)
+    assert (outcomes["invalid"], outcomes["delivered"]) == (1, len(real))
+    assert (continuity["parked"], continuity["gaps"], continuity["revisions"]) == (0, 0, 0)
+    assert feed.get_connection_status()["candle_revisions"] == 0
+    assert server.rest_requests == []  # nothing was backfilled
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute(
+            "select ts_event, open, high, low, close, volume, revision from bars order by ts_event"
+        ).fetchall()
+        errors = conn.execute("select kind, feed, symbol, message from errors").fetchall()
+    assert stored == [(b.ts_event, b.open, b.high, b.low, b.close, b.volume, 0) for b in real]
+    assert [(kind, feed, symbol) for kind, feed, symbol, _ in errors] == [
+        ("invalid_data", "ccxt", "BTC/BUSD")
+    ]
+    assert str(bogus.ts_event) in errors[0][3]
+    assert reason in errors[0][3]
 
 
 def test_candle_closer_passes_implausible_rows_once_and_keeps_its_state() -> None:
