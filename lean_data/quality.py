@@ -13,8 +13,9 @@ class DataQualityLevel(enum.Enum):
 
     EXCELLENT and GOOD are normal data. FAIR and POOR are suspicious but plausible: they
     keep flowing with a reason attached. INVALID is physically impossible (a negative
-    price, high below low) and is not delivered to callbacks or the buffer; it is counted,
-    logged to the errors table and kept out of the stored series.
+    price, high below low, a time in 2100): it reaches callbacks that take every level
+    (no ``min_quality``), never the ring buffer; it is counted, logged to the errors table
+    and stored only with ``Config.store_invalid``.
     """
 
     EXCELLENT = 1.0

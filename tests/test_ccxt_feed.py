@@ -773,15 +773,6 @@ def a_year_ahead(bar: TradeBar) -> TradeBar:
     return replace(bar, ts_event=ahead - ahead % NS_PER_MINUTE)
 
 
-SPURIOUS_REVISION = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ccxt returns the tail of its OHLCV cache by position, newest updates last: with the "
-        "corrupt row cached after the forming candle, the forming candle's final update "
-        "(made in place) is not returned with the next candle's opening row, so the closer "
-        "closes the candle with its opening values and the final values follow as revision 1"
-    ),
-)
 CORRUPTIONS = [
     (microseconds, "is outside int64 nanoseconds"),
     (a_year_ahead, "s after the receive time"),
@@ -795,10 +786,7 @@ CORRUPTIONS = [
             pytest.param(c, r, True, id=f"{c.__name__}-after_the_final_update")
             for c, r in CORRUPTIONS
         ],
-        *[
-            pytest.param(c, r, False, id=f"{c.__name__}-while_forming", marks=SPURIOUS_REVISION)
-            for c, r in CORRUPTIONS
-        ],
+        *[pytest.param(c, r, False, id=f"{c.__name__}-while_forming") for c, r in CORRUPTIONS],
     ],
 )
 async def test_a_corrupt_stamped_candle_is_invalid_once_and_the_real_series_goes_on(

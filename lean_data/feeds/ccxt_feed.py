@@ -611,10 +611,13 @@ class CcxtDataFeed(StreamingFeed):
         if rows:  # ccxt returned rows: the subscription is alive, emitted or not
             self.note_data(symbol, time.time_ns())
         out: list[MarketData] = []
-        for batch in (rows, None):
+        # the cache first: an in-place final update of a candle ccxt returns no more (a row
+        # after it, say a bogus one, is "newest") must reach the closer before the next
+        # candle's opening row closes it
+        for batch in (None, rows):
             if batch is None:
                 if session is None:
-                    break
+                    continue
                 latest = closer.latest
                 lookback = self.revision_window * self.resolution.nanos
                 since = -1 if latest is None else latest - lookback
