@@ -4,7 +4,9 @@ A gap in a bar series is an *expected* open time with no bar. What is expected d
 symbol's sessions: crypto trades 24/7, US equities trade 09:30-16:00 New York on exchange days,
 CME Globex futures trade Sunday 17:00 - Friday 16:00 Chicago with a daily 16:00-17:00 halt.
 :func:`calendar_for` picks the calendar for a symbol; :meth:`TradingCalendar.missing` answers
-"which bars should lie between these two consecutive bars?".
+"which bars should lie between these two consecutive bars?", and
+:meth:`TradingCalendar.count_missing` answers "how many?" without listing them (what the
+engine asks: its cost never grows with the size of a jump).
 
 Which calendar an asset class gets (see ``docs/calendars.md``):
 
@@ -35,6 +37,16 @@ covered by that bar, never by a phantom one before it.
 All times are ``int`` nanoseconds since the epoch, UTC. Calendars are pure (no asyncio, no
 clock reads); library-backed ones cache their session table in ten-year blocks, so repeated
 calls cost a few list bisections.
+
+**Bounds.** Session tables cover only the years :data:`FIRST_YEAR` to :data:`LAST_YEAR`
+(pandas' nanosecond range); a span outside them raises ``ValueError`` before anything is
+computed. The cached table is one contiguous run of blocks: a span more than a block away
+from it replaces it instead of computing every decade in between. :meth:`~TradingCalendar.
+count_missing` of a tabled calendar counts at most :data:`COUNT_HORIZON_NS` (ten years) past
+the earlier bar, so a bar stamped in 2100, or in microseconds read as nanoseconds, costs at
+most one more decade of sessions; :meth:`~TradingCalendar.missing` and
+:meth:`~TradingCalendar.expected_opens` refuse spans of more than :data:`MAX_LISTED_BARS`
+grid points instead of building a list that size.
 """
 
 from __future__ import annotations
@@ -62,6 +74,10 @@ from lean_data.models import (
 from lean_data.symbols import classify_symbol
 
 __all__ = [
+    "COUNT_HORIZON_NS",
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "MAX_LISTED_BARS",
     "AlwaysOpen",
     "CmeGlobexCalendar",
     "ExchangeCalendar",
@@ -84,6 +100,17 @@ _MARGIN_NS = 7 * NS_PER_DAY  # a session overlapping a span is labelled within a
 _US_EQUITY_CODES = frozenset({"XNYS", "NYSE", "XNAS", "NASDAQ", "XASE"})
 _FUTURES_VENUES = (".XCME", ".GLBX")  # Nautilus / Databento venue suffixes, e.g. 6EH4.XCME
 _EXTRA_HINT = "install the calendars extra: pip install 'lean-data[calendars]'"
+
+FIRST_YEAR = 1678
+"""The first year a session table covers (pandas' nanosecond timestamps start in 1677)."""
+LAST_YEAR = 2261
+"""The last year a session table covers (pandas' nanosecond timestamps end in April 2262)."""
+COUNT_HORIZON_NS = 3653 * NS_PER_DAY
+"""How far past the earlier bar a tabled calendar's :meth:`~TradingCalendar.count_missing`
+counts (ten years): a longer jump is counted for its first ten years only."""
+MAX_LISTED_BARS = 2_000_000
+"""The most grid points :meth:`~TradingCalendar.expected_opens` and
+:meth:`~TradingCalendar.missing` will walk; use :meth:`~TradingCalendar.count_missing`."""
 
 
 def _step(resolution: Resolution | str) -> int:
@@ -133,13 +160,18 @@ class TradingCalendar(ABC):
         the module docstring).
 
         Raises:
-            ValueError: ``resolution`` is TICK (no period), or the span is outside the years
-                the calendar library can compute.
+            ValueError: ``resolution`` is TICK (no period), the span is outside the
+                calendar's years, or it holds more than :data:`MAX_LISTED_BARS` grid points.
         """
         step = _step(resolution)
         first = start_ns + (anchor_ns - start_ns) % step
         if first >= end_ns:
             return []
+        if (end_ns - first) // step >= MAX_LISTED_BARS:
+            raise ValueError(
+                f"expected a span of at most {MAX_LISTED_BARS} {resolution!s} bars to list, got "
+                f"[{start_ns}, {end_ns}); use count_missing/count_expected to count them"
+            )
         opens: list[int] = []
         free = first  # the first grid point not yet emitted
         for session_open, session_close in self.sessions(first, end_ns):
@@ -151,6 +183,37 @@ class TradingCalendar(ABC):
                 free = opens[-1] + step
         return opens
 
+    def count_expected(
+        self,
+        start_ns: int,
+        end_ns: int,
+        resolution: Resolution | str,
+        *,
+        anchor_ns: int = 0,
+    ) -> int:
+        """Return ``len(expected_opens(start_ns, end_ns, resolution, anchor_ns=anchor_ns))``.
+
+        Computed per session, never per bar: the cost is the number of sessions in the span.
+
+        Raises:
+            ValueError: ``resolution`` is TICK, or the span is outside the calendar's years.
+        """
+        step = _step(resolution)
+        first = start_ns + (anchor_ns - start_ns) % step
+        if first >= end_ns:
+            return 0
+        count = 0
+        free = first  # the first grid point not yet counted
+        for session_open, session_close in self.sessions(first, end_ns):
+            low = max(free, session_open - step + 1)
+            bar_open = low + (anchor_ns - low) % step
+            high = min(end_ns, session_close)
+            if bar_open < high:
+                bars = (high - bar_open + step - 1) // step
+                count += bars
+                free = bar_open + bars * step
+        return count
+
     def missing(
         self, prev_open_ns: int, next_open_ns: int, resolution: Resolution | str
     ) -> list[int]:
@@ -159,17 +222,42 @@ class TradingCalendar(ABC):
         The grid goes through ``prev_open_ns`` (the series' own phase, whatever its
         alignment). A weekend, a holiday or a daily halt between the bars yields nothing;
         ``next_open_ns <= prev_open_ns`` (a duplicate or an out-of-order bar) yields nothing.
+        To ask only how many, use :meth:`count_missing`, whose cost does not grow with the
+        span.
 
         For daily bars stamped at local midnight, a DST change inside the gap can shift a
         reported open by the DST offset (the grid is in UTC); the count is still right.
 
         Raises:
-            ValueError: ``resolution`` is TICK, or the span is outside the library's years.
+            ValueError: ``resolution`` is TICK, the span is outside the calendar's years, or
+                it holds more than :data:`MAX_LISTED_BARS` grid points.
         """
         step = _step(resolution)
         return self.expected_opens(
             prev_open_ns + step, next_open_ns, resolution, anchor_ns=prev_open_ns
         )
+
+    def count_missing(
+        self, prev_open_ns: int, next_open_ns: int, resolution: Resolution | str
+    ) -> int:
+        """Return how many bars are expected strictly between two consecutive bars.
+
+        Equal to ``len(missing(prev_open_ns, next_open_ns, resolution))`` for a span of up to
+        :data:`COUNT_HORIZON_NS`; a longer jump (a bar stamped decades ahead, or in the
+        wrong unit) is counted for its first :data:`COUNT_HORIZON_NS` only, so the answer
+        is a lower bound and the work stays bounded: one pass over the sessions in the
+        counted span, at most one new ten-year block of sessions computed.
+        :class:`AlwaysOpen` counts any span exactly, by arithmetic.
+
+        Raises:
+            ValueError: ``resolution`` is TICK, or ``prev_open_ns`` lies outside the
+                calendar's years.
+        """
+        step = _step(resolution)
+        if next_open_ns - prev_open_ns <= step:
+            return 0
+        end = min(next_open_ns, prev_open_ns + COUNT_HORIZON_NS)
+        return self.count_expected(prev_open_ns + step, end, resolution, anchor_ns=prev_open_ns)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -188,6 +276,25 @@ class AlwaysOpen(TradingCalendar):
         """Return True: the market is always open."""
         return True
 
+    def count_expected(
+        self,
+        start_ns: int,
+        end_ns: int,
+        resolution: Resolution | str,
+        *,
+        anchor_ns: int = 0,
+    ) -> int:
+        """Return how many grid points lie in ``[start_ns, end_ns)``: arithmetic, any span."""
+        step = _step(resolution)
+        first = start_ns + (anchor_ns - start_ns) % step
+        return max(0, (end_ns - first + step - 1) // step)
+
+    def count_missing(
+        self, prev_open_ns: int, next_open_ns: int, resolution: Resolution | str
+    ) -> int:
+        """Return how many grid points lie strictly between the two (exact for any span)."""
+        return max(0, (next_open_ns - prev_open_ns - 1) // _step(resolution))
+
 
 @dataclass(frozen=True, slots=True)
 class _Table:
@@ -203,6 +310,10 @@ class _Table:
 
 def _jan1_ns(year: int) -> int:
     return datetime_to_ns(datetime(year, 1, 1))
+
+
+_FIRST_NS = _jan1_ns(FIRST_YEAR)
+_END_NS = _jan1_ns(LAST_YEAR + 1)
 
 
 def _year_of(ns: int) -> int:
@@ -224,14 +335,30 @@ class _TabledCalendar(TradingCalendar):
         """Return the sessions labelled in years ``first_year..last_year`` (inclusive)."""
 
     def _ensure(self, start_ns: int, end_ns: int) -> _Table:
+        """Return a table covering the span, computing the ten-year blocks it lacks.
+
+        The table stays one contiguous run: it grows when the span is at most one block
+        away from it, and is replaced otherwise (a far span never computes the decades
+        in between).
+
+        Raises:
+            ValueError: the span reaches outside FIRST_YEAR..LAST_YEAR.
+        """
         table = self._table
         if table.low_ns + _MARGIN_NS <= start_ns and end_ns + _MARGIN_NS <= table.high_ns:
             return table
+        if start_ns < _FIRST_NS or end_ns > _END_NS:
+            raise ValueError(
+                f"expected a span within the years {FIRST_YEAR}-{LAST_YEAR} that {self.name} "
+                f"sessions can be computed for, got [{start_ns}, {end_ns}) ns"
+            )
         first = (_year_of(start_ns - _MARGIN_NS) - 1) // _BLOCK_YEARS * _BLOCK_YEARS
         end = (_year_of(end_ns + _MARGIN_NS) + 1) // _BLOCK_YEARS * _BLOCK_YEARS + _BLOCK_YEARS
-        first, end = max(first, 1), min(end, 9990)
-        sessions = list(zip(table.opens, table.closes, strict=True))
-        if table.end_year > table.first_year:  # keep the loaded run contiguous
+        first, end = max(first, FIRST_YEAR), min(end, LAST_YEAR + 1)
+        loaded = table.end_year > table.first_year
+        near = first <= table.end_year + _BLOCK_YEARS and end >= table.first_year - _BLOCK_YEARS
+        if loaded and near:  # grow the loaded run, keeping it contiguous
+            sessions = list(zip(table.opens, table.closes, strict=True))
             first, end = min(first, table.first_year), max(end, table.end_year)
             if first < table.first_year:
                 sessions += self._compute(first, table.first_year - 1)

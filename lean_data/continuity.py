@@ -64,17 +64,27 @@ _PACK_INTO = _SLOT.pack_into
 class CalendarLike(Protocol):
     """What continuity needs from a trading calendar."""
 
-    def missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> list[int]:
-        """Return the expected bar open times strictly between two consecutive bars."""
+    def count_missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> int:
+        """Return how many bars are expected strictly between two consecutive bars.
+
+        Its cost must not grow with ``next_open_ns - prev_open_ns``: a bar stamped decades
+        ahead (or in the wrong unit) is one call like any other.
+        """
 
 
 class EveryInterval:
     """The calendar of a source that trades every interval (crypto, 24/7)."""
 
-    def missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> list[int]:
-        """Return every open time strictly between the two."""
+    def count_missing(self, prev_open_ns: int, next_open_ns: int, resolution: Resolution) -> int:
+        """Return how many grid points lie strictly between the two (arithmetic, any span).
+
+        Raises:
+            ValueError: ``resolution`` has no period (TICK).
+        """
         step = resolution.nanos
-        return list(range(prev_open_ns + step, next_open_ns, step))
+        if step <= 0:
+            raise ValueError(f"expected a bar resolution with a period, got {resolution!s}")
+        return max(0, (next_open_ns - prev_open_ns - 1) // step)
 
 
 class Action(enum.Enum):
@@ -293,14 +303,12 @@ class Continuity:
             return Decision(Action.DELIVER, bar)
         if ts < series.next_open:
             return self._earlier(series, feed, bar)
-        expected = self._calendar_of(bar.symbol).missing(series.last_open, ts, bar.resolution)
+        expected = self._calendar_of(bar.symbol).count_missing(series.last_open, ts, bar.resolution)
         if not expected:  # a weekend, a night, a session break: not a gap
             self._advance(series, feed, bar)
             return Decision(Action.DELIVER, bar)
         sparse = self._sparse(feed)
-        return self._park(
-            series, feed, bar, "gap", series.next_open, ts, 0 if sparse else len(expected)
-        )
+        return self._park(series, feed, bar, "gap", series.next_open, ts, 0 if sparse else expected)
 
     def _advance(self, series: _Series, feed: str, bar: TradeBar) -> None:
         ts = bar.ts_event

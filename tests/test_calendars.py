@@ -11,6 +11,7 @@ import json
 import logging
 import subprocess
 import sys
+import tracemalloc
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,8 +19,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lean_data.calendars import (
+    COUNT_HORIZON_NS,
     AlwaysOpen,
     CmeGlobexCalendar,
     ExchangeCalendar,
@@ -27,6 +31,7 @@ from lean_data.calendars import (
     TradingCalendar,
     calendar_for,
 )
+from lean_data.continuity import EveryInterval
 from lean_data.errors import ConfigError
 from lean_data.loaders import load_file
 from lean_data.models import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, AssetClass, Resolution
@@ -427,3 +432,160 @@ def test_missing_library_is_a_config_error_naming_the_extra() -> None:
         "not installed; install the calendars extra: pip install 'lean-data[calendars]'",
         "after_exchange": [],
     }
+
+
+# --- counting: count_missing equals len(missing), at a cost independent of the jump ----------
+
+
+def count_walk(calendar: TradingCalendar, opens: Sequence[int], resolution: Resolution) -> int:
+    """Count every missing open between consecutive bars with count_missing, as continuity."""
+    return sum(calendar.count_missing(p, n, resolution) for p, n in itertools.pairwise(opens))
+
+
+def test_count_missing_equals_the_listed_gaps_of_the_real_spy_week(
+    spy_minutes: list[int],
+) -> None:
+    extended = calendar_for("SPY", extended_hours=True)
+    xnys = calendar_for("SPY")
+    assert count_walk(extended, spy_minutes, MINUTE) == len(walk(extended, spy_minutes, MINUTE))
+    assert count_walk(extended, spy_minutes, MINUTE) == 915  # the sparse extended minutes
+    regular = [ts for ts in spy_minutes if xnys.is_open(ts)]
+    assert count_walk(xnys, regular, MINUTE) == 0  # across the weekend too
+    removed = {ny(2013, 10, 8, 10, 15), ny(2013, 10, 8, 12, 0), ny(2013, 10, 8, 12, 1)}
+    assert count_walk(xnys, [ts for ts in regular if ts not in removed], MINUTE) == 3
+    without_wednesday = [ts for ts in regular if not ny(2013, 10, 9) <= ts < ny(2013, 10, 10)]
+    assert count_walk(xnys, without_wednesday, MINUTE) == 390  # one regular NYSE day
+
+
+def test_count_missing_over_a_holiday_week_with_an_early_close() -> None:
+    xnys = calendar_for("AAPL")
+    cases = [
+        # Tuesday close → Monday open over Wednesday, Thanksgiving and the 13:00 early close
+        (ny(2013, 11, 26, 15, 59), ny(2013, 12, 2, 9, 30), MINUTE, 390 + 210),
+        (ny(2013, 11, 27, 15, 59), ny(2013, 12, 2, 9, 30), MINUTE, 210),  # Friday only
+        (ny(2013, 11, 29, 12, 58), ny(2013, 12, 2, 9, 32), MINUTE, 3),
+        (ny(2013, 11, 27, 15, 59), ny(2013, 11, 29, 9, 30), MINUTE, 0),  # Thanksgiving
+        (ny(2013, 10, 4, 15, 59), ny(2013, 10, 7, 9, 30), MINUTE, 0),  # a weekend
+        (ny(2014, 7, 3, 12, 59), ny(2014, 7, 7, 9, 30), Resolution.HOUR, 0),  # July 4th
+        (ny(2013, 10, 4, 9), ny(2013, 10, 8, 9), Resolution.HOUR, 6 + 7),  # Fri 10-15, Mon 9-15
+        (ny(2013, 11, 1), ny(2013, 11, 5), Resolution.DAILY, 1),  # Monday, across DST
+    ]
+    for prev, nxt, resolution, facts in cases:
+        assert xnys.count_missing(prev, nxt, resolution) == facts
+        assert len(xnys.missing(prev, nxt, resolution)) == facts
+
+
+def test_count_missing_of_crypto_is_arithmetic_on_the_series_grid() -> None:
+    crypto = calendar_for("BTC/USDT")
+    saturday = to_ns(datetime(2024, 1, 6))
+    assert crypto.count_missing(saturday, saturday + 2 * NS_PER_DAY, MINUTE) == 2 * 1440 - 1
+    assert crypto.count_missing(saturday + 7, saturday + 7 + 3 * NS_PER_MINUTE, MINUTE) == 2
+    assert crypto.count_missing(saturday, saturday + 150 * 10**9, MINUTE) == 2  # off-grid next
+    assert crypto.count_missing(saturday, saturday + NS_PER_MINUTE, MINUTE) == 0
+    assert crypto.count_missing(saturday, saturday - NS_PER_MINUTE, MINUTE) == 0
+    every = EveryInterval()
+    for gap in (0, 1, NS_PER_MINUTE, NS_PER_MINUTE + 1, 150 * 10**9, 2 * NS_PER_DAY):
+        listed = len(range(saturday + NS_PER_MINUTE, saturday + gap, NS_PER_MINUTE))
+        assert every.count_missing(saturday, saturday + gap, MINUTE) == listed
+        assert crypto.count_missing(saturday, saturday + gap, MINUTE) == listed
+
+
+_COUNTED = {
+    "XNYS": calendar_for("SPY"),
+    "XNYS extended": calendar_for("SPY", extended_hours=True),
+    "CME fx": calendar_for("6EH4.XCME"),
+    "FX 24x5": calendar_for("EUR/USD"),
+    "24/7": calendar_for("BTC/USDT"),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(_COUNTED)),
+    resolution=st.sampled_from([MINUTE, Resolution.parse("5m"), Resolution.HOUR, Resolution.DAILY]),
+    prev=st.integers(to_ns(datetime(2013, 1, 1)), to_ns(datetime(2024, 12, 1))),
+    span=st.integers(-NS_PER_DAY, 12 * NS_PER_DAY),
+)
+def test_count_missing_equals_len_missing(
+    name: str, resolution: Resolution, prev: int, span: int
+) -> None:
+    calendar = _COUNTED[name]
+    listed = calendar.missing(prev, prev + span, resolution)
+    assert calendar.count_missing(prev, prev + span, resolution) == len(listed)
+    end = prev + span
+    expected = calendar.expected_opens(prev, end, resolution, anchor_ns=prev // 3)
+    assert calendar.count_expected(prev, end, resolution, anchor_ns=prev // 3) == len(expected)
+
+
+class RecordingXnys(ExchangeCalendar):
+    """XNYS that records the years it computes sessions for (a real subclass, not a mock)."""
+
+    def __init__(self) -> None:
+        super().__init__("XNYS")
+        self.computed: list[tuple[int, int]] = []
+
+    def _compute(self, first_year: int, last_year: int) -> list[tuple[int, int]]:
+        self.computed.append((first_year, last_year))
+        return super()._compute(first_year, last_year)
+
+
+def years_computed(calendar: RecordingXnys) -> int:
+    return sum(last - first + 1 for first, last in calendar.computed)
+
+
+def test_a_jump_to_2100_year_9999_or_microseconds_is_counted_in_bounded_memory() -> None:
+    xnys = RecordingXnys()
+    prev = ny(2024, 3, 1, 15, 59)
+    xnys.sessions(ny(2024, 1, 1), ny(2025, 1, 1))  # what the engine preloads: 2020-2029
+    assert xnys.computed == [(2020, 2029)]
+    ten_years = xnys.count_expected(ny(2024, 3, 4), prev + COUNT_HORIZON_NS, MINUTE)
+    assert 2450 * 390 < ten_years < 2530 * 390  # about 251 sessions a year, a few early closes
+    jumps = {
+        "2100": to_ns(datetime(2100, 1, 1)),
+        "9999": to_ns(datetime(9999, 12, 31)),
+        "µs read as ns": prev * 1000,  # far past year 9999 and int64
+    }
+    for label, nxt in jumps.items():
+        tracemalloc.start()
+        try:
+            counted = xnys.count_missing(prev, nxt, MINUTE)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert counted == ten_years, label  # a lower bound: the first ten years
+        assert peak < 50 * 2**20, (label, peak)
+    assert xnys.computed == [(2020, 2029), (2030, 2039)]  # one more decade, once
+    # a series whose previous bar was stamped in µs (read as ns: January 1970)
+    tracemalloc.start()
+    try:
+        counted = xnys.count_missing(prev // 1000, prev, MINUTE)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counted > 2400 * 390
+    assert peak < 50 * 2**20
+    assert years_computed(xnys) <= 60  # 1960-1989 replaced the run: nothing in between
+    for always in (calendar_for("BTC/USDT"), EveryInterval()):
+        for nxt in jumps.values():
+            assert always.count_missing(prev, nxt, MINUTE) == (nxt - prev - 1) // NS_PER_MINUTE
+
+
+def test_listing_or_tabling_an_absurd_span_is_refused_before_any_work() -> None:
+    xnys = RecordingXnys()
+    crypto = calendar_for("BTC/USDT")
+    prev = ny(2024, 3, 1, 15, 59)
+    with pytest.raises(ValueError, match="use count_missing"):
+        crypto.missing(prev, to_ns(datetime(2100, 1, 1)), MINUTE)
+    with pytest.raises(ValueError, match="use count_missing"):
+        xnys.missing(prev, prev * 1000, MINUTE)
+    with pytest.raises(ValueError, match="years 1678-2261"):
+        xnys.sessions(to_ns(datetime(9999, 1, 1)), to_ns(datetime(9999, 1, 2)))
+    with pytest.raises(ValueError, match="years 1678-2261"):
+        xnys.count_missing(prev * 1000, prev * 1000 + NS_PER_DAY, MINUTE)
+    assert xnys.computed == []
+    # a span far from the loaded decades replaces them instead of filling the years between
+    assert xnys.sessions(ny(2150, 3, 2), ny(2150, 3, 3)) == [
+        (ny(2150, 3, 2, 9, 30), ny(2150, 3, 2, 16))
+    ]
+    xnys.sessions(ny(2024, 3, 1), ny(2024, 3, 2))
+    assert xnys.computed == [(2140, 2159), (2020, 2029)]

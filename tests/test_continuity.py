@@ -6,11 +6,13 @@ tests/fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv (see PROVENANCE
 from __future__ import annotations
 
 import math
+import tracemalloc
 import weakref
 from dataclasses import fields, replace
 
 import pytest
 
+from lean_data.calendars import COUNT_HORIZON_NS, calendar_for
 from lean_data.continuity import Action, Continuity
 from lean_data.loaders import load_file
 from lean_data.models import TradeBar
@@ -206,3 +208,53 @@ def test_late_bars_are_remembered_and_found_behind_the_newest(bars: list[TradeBa
     assert tracker.admit("ftx", replace(bars[9])).action is Action.DUPLICATE
     assert tracker.admit("ftx", replace(bars[12])).action is Action.DUPLICATE
     assert tracker.admit_fast("ftx", bars[13]) is None
+
+
+def test_a_jump_to_2100_or_to_microseconds_read_as_ns_costs_one_count(
+    bars: list[TradeBar],
+) -> None:
+    """The gap check counts expected bars arithmetically; it never lists them."""
+    minute = bars[0].resolution.nanos
+    year_2100 = 4_102_444_800 * 10**9
+    for far in (year_2100, bars[30].ts_event * 1000):
+        tracker = Continuity()  # 24/7: EveryInterval
+        for bar in bars[:30]:
+            tracker.admit("ftx", bar)
+        tracemalloc.start()
+        try:
+            decision = tracker.admit("ftx", replace(bars[30], ts_event=far))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert decision.action is Action.FETCH
+        assert decision.request is not None
+        assert decision.request.missing == (far - bars[29].ts_event - 1) // minute
+        assert peak < 50 * 2**20
+
+
+def test_a_jump_to_2100_on_an_exchange_calendar_is_counted_over_ten_years() -> None:
+    spy = [
+        b
+        for b in load_file(FIXTURES / "lean/equity/usa/minute/spy/20131007_trade.zip")
+        if isinstance(b, TradeBar)
+    ]
+    xnys = calendar_for("SPY")
+    regular = [b for b in spy if xnys.is_open(b.ts_event)]
+    assert len(regular) == 390
+    tracker = Continuity(calendar_of=lambda symbol: xnys)
+    assert all(tracker.admit("lean", b).action is Action.DELIVER for b in regular)
+    far = replace(regular[-1], ts_event=4_102_444_800 * 10**9)  # 2100-01-01
+    tracemalloc.start()
+    try:
+        decision = tracker.admit("lean", far)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert decision.request is not None
+    last = regular[-1].ts_event
+    ten_years = xnys.count_expected(
+        last + 60 * 10**9, last + COUNT_HORIZON_NS, "1m", anchor_ns=last
+    )
+    assert decision.request.missing == ten_years
+    assert 2450 * 390 < ten_years < 2530 * 390
+    assert peak < 50 * 2**20
