@@ -3,7 +3,7 @@
 The write queue holds ``(table index, row)`` entries, coverage records
 ``(COVERAGE, (feed, symbol, resolution name, start_ns, end_ns, empty))`` and two kinds of
 control entries:
-a flush marker ``(FLUSH, (future, rows_lost when queued))``, answered once every row queued
+a flush marker ``(FLUSH, (future, rows_unstored when queued))``, answered once every row queued
 before it has been handled, and the stop marker ``(STOP, None)`` put by ``close()``.
 :meth:`BatchWriter.run` is the body of the one writer task; the ``DataPersistence`` that
 owns it creates and names the task, sets :attr:`BatchWriter.db` and calls
@@ -16,6 +16,16 @@ without also losing the coverage queued after it. A batch dropped after its retr
 other way to lose bars: the writer remembers the open-time spans of those bars per series
 and cuts them out of every coverage record it writes later, until bars with those open
 times are stored again.
+
+One bad row never costs the others. A batch is first written as it is (the fast path);
+when that fails for any reason, the retry converts every row defensively
+(:func:`lean_data._schema.clean_row`), sets aside the rows that cannot be stored (an int
+beyond 64 bits in an integer column, a lone surrogate in a string, NaN or NULL in a NOT
+NULL column, a value of no storable type), writes the rest, bisecting under a savepoint
+should SQLite still refuse some, and reports each rejected row as a ``storage_rejected``
+errors row in the same transaction. A rejected bar's span is cut from coverage like a lost
+one. Only an error of the database itself (locked, disk full, closed) drops the batch, and
+no exception from one batch ends the writer task.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
@@ -42,27 +54,49 @@ FLUSH: Final = -1
 STOP: Final = -2
 
 Entry = tuple[int, Any]
-_FlushMarker = tuple["asyncio.Future[None]", int]
+_FlushMarker = tuple["asyncio.Future[None]", int]  # (answer, rows_unstored when queued)
 LostSpans: TypeAlias = dict[sch.SeriesKey, list[iv.Interval]]
 """Open-time intervals of bars dropped after a retry, per series (normal lists)."""
 
 _series_of = itemgetter(0, 1, 2)  # (feed, symbol, resolution) of a bars row
+_ROW_ERRORS = (
+    sqlite3.IntegrityError,  # NOT NULL, CHECK
+    sqlite3.DataError,  # string or blob too big
+    sqlite3.ProgrammingError,  # cannot bind a parameter of this type
+    sqlite3.InterfaceError,
+    OverflowError,  # an int beyond 64 bits
+    UnicodeError,  # a lone surrogate in a string
+    TypeError,
+)
+"""Errors that one row causes, as opposed to the database (locked, full, closed)."""
+Rejected = tuple[int, sch.Row, sch.Unstorable]
 
 
 class BatchWriter:
     """Commit queued rows with one ``executemany`` per table per transaction.
 
     A batch closes after ``batch_rows`` rows or ``batch_s`` seconds after its first row,
-    whichever comes first. A failed batch is rolled back and retried once; after that its
-    rows are counted in ``rows_lost`` and reported to the next flush marker.
+    whichever comes first. A failed batch is rolled back and retried once, row by row in
+    effect: rows that cannot be stored are rejected (counted in ``rows_rejected`` and by
+    reason in ``rejected``, reported in the errors table), the others are written. When
+    the retry fails too, the batch's rows are counted in ``rows_lost``. Both kinds of
+    unstored rows are reported to the next flush marker.
 
     Args:
         queue: the write queue shared with the owner's ``save_*`` methods.
         batch_rows: commit after this many rows at most.
         batch_s: commit at most this many seconds after a batch's first row.
+        clock_ns: wall clock, ns since the epoch, for the time of rejection reports.
     """
 
-    def __init__(self, queue: Inbox[int], *, batch_rows: int, batch_s: float) -> None:
+    def __init__(
+        self,
+        queue: Inbox[int],
+        *,
+        batch_rows: int,
+        batch_s: float,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.queue = queue
         self.db: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()  # one open transaction at a time (batch or retention)
@@ -73,7 +107,9 @@ class BatchWriter:
         self.batches = 0
         self.write_failures = 0
         self.rows_lost = 0
+        self.rejected: Counter[str] = Counter()  # rows rejected as unstorable, by reason
         self.last_batch_rows = 0
+        self._clock_ns = clock_ns
         self.lost_spans: LostSpans = {}
         self._known_series: set[sch.SeriesKey] = set()  # in bar_series for sure
 
@@ -81,7 +117,17 @@ class BatchWriter:
         """Forget which series ``bar_series`` holds (call after deleting from it)."""
         self._known_series.clear()
 
-    def statistics(self) -> dict[str, int]:
+    @property
+    def rows_unstored(self) -> int:
+        """Rows lost with a failed batch or a dead writer, plus rows rejected."""
+        return self.rows_lost + self.rows_rejected
+
+    @property
+    def rows_rejected(self) -> int:
+        """Rows set aside as unstorable (each reported in the errors table)."""
+        return sum(self.rejected.values())
+
+    def statistics(self) -> dict[str, Any]:
         """Return a snapshot of the counters (see ``DataPersistence.statistics``)."""
         return {
             "rows_written": self.rows_written,
@@ -89,6 +135,8 @@ class BatchWriter:
             "queue_depth": len(self.queue),
             "write_failures": self.write_failures,
             "rows_lost": self.rows_lost,
+            "rows_rejected": self.rows_rejected,
+            "rejected": dict(sorted(self.rejected.items())),
             "last_batch_rows": self.last_batch_rows,
         }
 
@@ -153,40 +201,104 @@ class BatchWriter:
         table, payload = entry
         if table == STOP:
             return True
-        done, lost_before = payload
+        done, unstored_before = payload
         if not done.done():
-            if self.rows_lost > lost_before:
-                lost = self.rows_lost - lost_before
+            if self.rows_unstored > unstored_before:
+                lost = self.rows_unstored - unstored_before
                 done.set_exception(StorageError(f"{lost} queued rows could not be stored"))
             else:
                 done.set_result(None)
         return False
 
     async def _commit(self, groups: list[list[sch.Row]], count: int) -> None:
-        """Write one batch in one transaction; retry once; count the rows lost after that."""
-        async with self.write_lock:
-            for attempt in (1, 2):
+        """Write one batch in one transaction; retry it carefully; never raise (but cancel)."""
+        try:
+            async with self.write_lock:
                 try:
                     new_series, lost_after = await self._write(groups)
-                except sqlite3.Error as exc:
+                except Exception as exc:  # anything one row can cause: the retry sorts it out
                     self.write_failures += 1
                     await self.rollback()
                     logger.warning(
-                        "storage batch of %d rows failed (attempt %d of 2): %s", count, attempt, exc
+                        "storage batch of %d rows failed (attempt 1 of 2): %r", count, exc
                     )
+                    await self._retry(groups, count)
                 else:
-                    self.rows_written += count
-                    self.batches += 1
-                    self.last_batch_rows = count
-                    self._known_series.update(new_series)
-                    self.lost_spans = lost_after
-                    break
-            else:
-                self.rows_lost += count
-                self.lost_spans = _with_spans(self.lost_spans, groups[sch.BARS], add=True)
-                logger.error("storage batch of %d rows dropped after a retry", count)
-        for rows in groups:
-            rows.clear()
+                    self._written(count, new_series, lost_after)
+        except Exception:  # a bug of ours must not end the writer (and with it the engine)
+            self.rows_lost += count
+            logger.exception("storage batch of %d rows dropped: the writer failed", count)
+        finally:
+            for rows in groups:
+                rows.clear()
+
+    def _written(self, count: int, new_series: set[sch.SeriesKey], lost: LostSpans) -> None:
+        self.rows_written += count
+        self.batches += 1
+        self.last_batch_rows = count
+        self._known_series.update(new_series)
+        self.lost_spans = lost
+
+    async def _retry(self, groups: list[list[sch.Row]], count: int) -> None:
+        """The second attempt: store every row that can be, reject the others."""
+        try:
+            rejected, new_series, lost_after = await self._write_carefully(groups)
+        except Exception as exc:  # the database itself failed: the batch is lost
+            self.write_failures += 1
+            await self.rollback()
+            logger.warning("storage batch of %d rows failed (attempt 2 of 2): %r", count, exc)
+            self.rows_lost += count
+            self.lost_spans = _with_spans(self.lost_spans, groups[sch.BARS], add=True)
+            logger.error("storage batch of %d rows dropped after a retry", count)
+            return
+        self._written(count - len(rejected), new_series, lost_after)
+        for kind, _, problem in rejected:
+            self.rejected[problem.reason] += 1
+            logger.error("storage rejected a %s row: %s", sch.ENTRY_NAMES[kind], problem)
+
+    async def _write_carefully(
+        self, groups: list[list[sch.Row]]
+    ) -> tuple[list[Rejected], set[sch.SeriesKey], LostSpans]:
+        """Write and commit what can be stored of one batch, plus a report per rejected row.
+
+        Returns:
+            The rejected rows (entry kind, row, problem), and the new series and lost spans
+            as :meth:`_write` returns them.
+        """
+        db = self.db
+        if db is None:
+            raise sqlite3.InterfaceError("the connection was closed under the writer")
+        rejected: list[Rejected] = []
+        clean: list[list[sch.Row]] = [[] for _ in groups]
+        for kind, rows in enumerate(groups):
+            for row in rows:
+                try:
+                    clean[kind].append(sch.clean_row(kind, row))
+                except sch.Unstorable as problem:
+                    rejected.append((kind, row, problem))
+        if not db.in_transaction:
+            await db.execute("BEGIN IMMEDIATE")
+        for table, sql in enumerate(sch.WRITE_SQL):
+            if clean[table]:
+                clean[table], refused = await _write_rows(db, sql, clean[table])
+                rejected += [(table, row, problem) for row, problem in refused]
+        bars = clean[sch.BARS]
+        new_series = set(map(_series_of, bars)) - self._known_series
+        if new_series:
+            await db.executemany(sch.INSERT_SERIES, new_series)
+        lost = _with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
+        cut = [row for kind, row, _ in rejected if kind == sch.BARS]
+        lost = _with_spans(lost, cut, add=True) if cut else lost
+        if clean[sch.COVERAGE]:
+            await _write_coverage(db, clean[sch.COVERAGE], lost)
+        if rejected:
+            now = self._clock_ns()
+            reports = [
+                sch.rejection_row(now, kind, row, problem) for kind, row, problem in rejected
+            ]
+            await db.executemany(sch.WRITE_SQL[sch.ERRORS], reports)
+        await db.commit()
+        return rejected, new_series, lost
 
     async def _write(self, groups: list[list[sch.Row]]) -> tuple[set[sch.SeriesKey], LostSpans]:
         """Write and commit one batch.
@@ -222,7 +334,7 @@ class BatchWriter:
         if self.db is not None:
             try:
                 await self.db.rollback()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite was closed
                 logger.warning("storage rollback failed: %s", exc)
 
     async def barrier(self, task: asyncio.Task[None], *, strict: bool) -> None:
@@ -232,7 +344,7 @@ class BatchWriter:
             StorageError: only when ``strict``: queued rows were lost, or the task died.
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        marker: _FlushMarker = (done, self.rows_lost)
+        marker: _FlushMarker = (done, self.rows_unstored)
         try:
             await self.queue.put(FLUSH, marker)
             self.queue.wake()
@@ -261,12 +373,64 @@ class BatchWriter:
         self.rows_lost += lost
 
 
+async def _write_rows(
+    db: aiosqlite.Connection, sql: str, rows: list[sch.Row]
+) -> tuple[list[sch.Row], list[tuple[sch.Row, sch.Unstorable]]]:
+    """Write ``rows`` in the open transaction, bisecting under a savepoint on a row error.
+
+    Returns:
+        The rows written, in order, and each row SQLite refused on its own with why.
+
+    Raises:
+        sqlite3.Error: an error of the database rather than of a row.
+    """
+    written: list[sch.Row] = []
+    refused: list[tuple[sch.Row, sch.Unstorable]] = []
+    chunks = [rows]
+    while chunks:
+        chunk = chunks.pop()
+        await db.execute("SAVEPOINT lean_rows")
+        try:
+            await db.executemany(sql, chunk)
+        except _ROW_ERRORS as exc:
+            await db.execute("ROLLBACK TO lean_rows")
+            await db.execute("RELEASE lean_rows")
+            if len(chunk) == 1:
+                detail = f"{type(exc).__name__}: {exc}"
+                refused.append((chunk[0], sch.Unstorable("row", chunk[0], "sqlite", detail)))
+            else:
+                half = len(chunk) // 2
+                chunks += (chunk[half:], chunk[:half])  # the first half is written first
+            continue
+        await db.execute("RELEASE lean_rows")
+        written += chunk
+    return written, refused
+
+
+def _bar_span(row: sch.Row) -> iv.Interval | None:
+    """The open-time span of a bars row, or None when its key cannot be trusted."""
+    ts = row[3]
+    if type(ts) is not int or not sch.INT64_MIN <= ts <= sch.INT64_MAX:
+        return None
+    if not all(type(text) is str for text in _series_of(row)):
+        return None  # no series key to file the span under
+    try:
+        nanos = sch.resolution_from_text(row[2]).nanos
+    except (ValueError, TypeError):
+        return None
+    return (ts, ts + max(nanos, 1))
+
+
 def _with_spans(lost: LostSpans, bars: Iterable[sch.Row], *, add: bool) -> LostSpans:
-    """Return a copy of ``lost`` with the open-time spans of ``bars`` rows added or removed."""
+    """Return a copy of ``lost`` with the open-time spans of ``bars`` rows added or removed.
+
+    A row whose open time or resolution is not valid has no span and is skipped.
+    """
     spans: dict[sch.SeriesKey, list[iv.Interval]] = {}
     for row in bars:
-        nanos = sch.resolution_from_text(row[2]).nanos
-        spans.setdefault(_series_of(row), []).append((row[3], row[3] + max(nanos, 1)))
+        span = _bar_span(row)
+        if span is not None:
+            spans.setdefault(_series_of(row), []).append(span)
     result = dict(lost)
     for key, found in spans.items():
         if add:

@@ -63,8 +63,13 @@ class DataPersistence(QueriesMixin):
 
     Use it as an async context manager, or call :meth:`open` and :meth:`close`. A closed
     instance cannot be reopened; create a new one. The writer task it owns is named
-    ``lean_data.storage:<path>``; a failed batch is retried once, then its rows are counted
-    in ``statistics()["rows_lost"]`` and reported by the next :meth:`flush`.
+    ``lean_data.storage:<path>``. A failed batch is retried once, converting each row
+    defensively: a row that cannot be stored (an int beyond 64 bits in an integer column, a
+    lone surrogate in a string, NaN in a NOT NULL column) is rejected alone, counted in
+    ``statistics()["rejected"]`` and reported as a ``storage_rejected`` errors row, and the
+    rest of the batch is stored. When the retry fails as well (the database is locked or
+    full), the batch's rows are counted in ``statistics()["rows_lost"]``. Either way the
+    writer goes on, and the next :meth:`flush` reports the rows not stored.
 
     Args:
         path: the SQLite file (created with its tables when missing).
@@ -102,7 +107,7 @@ class DataPersistence(QueriesMixin):
         self._clock_ns = clock_ns
         self._queue: Inbox[int] = Inbox(queue_size)
         self._batch_writer = BatchWriter(
-            self._queue, batch_rows=batch_rows, batch_s=batch_ms / 1000.0
+            self._queue, batch_rows=batch_rows, batch_s=batch_ms / 1000.0, clock_ns=clock_ns
         )
         self._db: aiosqlite.Connection | None = None
         self._writer: asyncio.Task[None] | None = None  # runs self._batch_writer.run()
@@ -260,7 +265,10 @@ class DataPersistence(QueriesMixin):
             metrics: any JSON-like mapping; values orjson cannot encode are stored as text.
             ts_ns: the snapshot time (default: now).
         """
-        payload = orjson.dumps(metrics, default=str, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            payload = orjson.dumps(metrics, default=str, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:  # a lone surrogate, an int beyond 64 bits
+            payload = orjson.dumps(_jsonable(metrics), default=str, option=orjson.OPT_NON_STR_KEYS)
         await self._save(sch.METRICS, (self._now(ts_ns), payload.decode()))
 
     async def save_error(
@@ -277,7 +285,8 @@ class DataPersistence(QueriesMixin):
         if not self.save_error_nowait(
             kind, message, feed=feed, symbol=symbol, detail=detail, ts_ns=ts_ns
         ):
-            await self._save(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
+            texts = tuple(map(sch.safe_text, (kind, feed, symbol, message, detail)))
+            await self._save(sch.ERRORS, (self._now(ts_ns), *texts))
 
     def save_error_nowait(
         self,
@@ -289,10 +298,14 @@ class DataPersistence(QueriesMixin):
         detail: str = "",
         ts_ns: int | None = None,
     ) -> bool:
-        """Queue an errors-table row without waiting; return False when the queue is full."""
+        """Queue an errors-table row without waiting; return False when the queue is full.
+
+        Text that is not valid UTF-8 (a lone surrogate) is stored with backslash escapes.
+        """
         if not self._accepting:
             self._reject()
-        return self._offer(sch.ERRORS, (self._now(ts_ns), kind, feed, symbol, message, detail))
+        texts = tuple(map(sch.safe_text, (kind, feed, symbol, message, detail)))
+        return self._offer(sch.ERRORS, (self._now(ts_ns), *texts))
 
     async def record_coverage(
         self,
@@ -382,12 +395,15 @@ class DataPersistence(QueriesMixin):
 
     # ----------------------------------------------------------------- reads (more in QueriesMixin)
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, Any]:
         """Return a snapshot of the writer's counters.
 
         Keys: ``rows_written``, ``batches``, ``queue_depth``, ``write_failures`` (failed
         attempts, including ones that succeeded on retry), ``rows_lost`` (rows dropped
-        after a failed retry or a dead writer) and ``last_batch_rows``.
+        after a failed retry or a dead writer), ``rows_rejected`` (rows set aside as
+        unstorable, each reported as a ``storage_rejected`` errors row), ``rejected``
+        (those by reason: ``int_range``, ``text_encoding``, ``null``, ``type``, ``sqlite``)
+        and ``last_batch_rows``.
         """
         return self._batch_writer.statistics()
 
@@ -436,6 +452,19 @@ class DataPersistence(QueriesMixin):
                 raise StorageError(f"retention failed: {exc}") from exc
             finally:
                 self._batch_writer.forget_series()  # bar_series may have lost rows
+
+
+def _jsonable(value: Any) -> Any:
+    """Return ``value`` with text made valid UTF-8 and ints beyond 64 bits made text."""
+    if isinstance(value, str):
+        return sch.safe_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, Mapping):
+        return {_jsonable(k) if isinstance(k, str) else k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _probe(path: str) -> None:

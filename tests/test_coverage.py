@@ -321,6 +321,8 @@ async def test_reads_see_coverage_and_bars_queued_before_them(
         "queue_depth": 0,
         "write_failures": 0,
         "rows_lost": 0,
+        "rows_rejected": 0,
+        "rejected": {},
         "last_batch_rows": 2,
     }
 

@@ -317,6 +317,8 @@ async def test_thousand_rows_with_batch_rows_100_are_ten_batches(db_path: Path) 
             "queue_depth": 0,
             "write_failures": 0,
             "rows_lost": 0,
+            "rows_rejected": 0,
+            "rejected": {},
             "last_batch_rows": 100,
         }
 
@@ -447,6 +449,8 @@ async def test_locked_database_fails_twice_then_writer_recovers(db_path: Path) -
             "queue_depth": 0,
             "write_failures": 2,
             "rows_lost": 1,
+            "rows_rejected": 0,
+            "rejected": {},
             "last_batch_rows": 1,
         }
         assert await store.get_market_data("SPY", T0, T0 + NS_PER_DAY) == [bar(T0 + NS_PER_MINUTE)]
