@@ -110,8 +110,8 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
         type(ts) is int
         and type(recv) is int
         and MIN_EVENT_NS <= ts <= INT64_MAX
-        and 0 < recv <= INT64_MAX
-        and ts - recv <= skew_ns
+        and 0 <= recv <= INT64_MAX
+        and ts - (recv or now()) <= skew_ns
         and type(item.symbol) is str
         and item.symbol.isascii()
     ):

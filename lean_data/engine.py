@@ -620,8 +620,13 @@ class DataEngine(FailoverMixin, SeriesMixin):
                 if item is _STOP:
                     inbox.done()
                     return
-                if item is not WAKE:
-                    await self._guarded(feed, item, self._process, feed, item)
+                if item is not WAKE:  # inline, not _guarded(): one coroutine less per item
+                    try:
+                        later = self._process(feed, item)
+                        if later is not None:
+                            await self._finish(later)
+                    except Exception as exc:  # a bad item must not stop the pipeline
+                        self._pipeline_error(feed, item, exc)
                 inbox.done()
 
     async def _guarded(
