@@ -15,8 +15,7 @@ from lean_data.cli import main
 from .test_asset_classes import holed_csv
 
 
-def test_demo_runs_offline_and_prints_the_report(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+def _demo(out: Path) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "lean_data.cli", "demo", "--output", str(out), "--no-progress"],
         capture_output=True,
@@ -25,7 +24,22 @@ def test_demo_runs_offline_and_prints_the_report(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    text = result.stdout
+    return result.stdout
+
+
+def _report(text: str) -> str:
+    """The quality report and outcome counts: what must not change on a second run."""
+    quality = text[text.index("Data quality per symbol") : text.index("Metrics")]
+    outcomes = re.search(r"what became of each item: .*", text)
+    assert outcomes is not None, text
+    return quality + outcomes.group(0)
+
+
+def test_demo_runs_offline_and_prints_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    text = _demo(out)
+    assert "what became of each item: delivered 11,537" in text
+    assert _report(_demo(out)) == _report(text)  # day two: the same report, nothing "late"
     db = out / "lean_data.db"
     assert f"SQLite database: {db.resolve()}" in text
     assert "Data quality per symbol" in text
@@ -41,8 +55,7 @@ def test_demo_runs_offline_and_prints_the_report(tmp_path: Path) -> None:
 def replay(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, int]:
     """Run ``lean-data replay`` in-process; return its output and the gaps it reported.
 
-    Each run writes to a new directory: a database from an earlier run would make the same
-    bars duplicates.
+    Each run writes to a new directory, so each run's database holds that run only.
     """
     out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
     assert main(["replay", *args, "--output", str(out), "--no-progress"]) == 0
