@@ -249,7 +249,11 @@ class SeriesMixin:
         last = None
         if self.persistence is not None:
             last = await self.persistence.last_bar(
-                request.feed, request.symbol, request.resolution, committed_only=True
+                request.feed,
+                request.symbol,
+                request.resolution,
+                committed_only=True,
+                sane_before=time.time_ns() + self.config.validation.clock_skew_ns,
             )
         if last is not None and self.validator.screen(last) is not None:
             self._record_error(

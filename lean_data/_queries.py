@@ -166,6 +166,7 @@ class QueriesMixin:
         *,
         closed_only: bool = False,
         committed_only: bool = False,
+        sane_before: int | None = None,
     ) -> TradeBar | None:
         """Return the stored trade bar of a series with the latest open time, or None.
 
@@ -177,12 +178,18 @@ class QueriesMixin:
             committed_only: read what is committed now instead of first waiting for the
                 rows queued so far (a restart lookup: the previous run's bars are all
                 committed, and waiting would hold the new series back for a whole batch).
+            sane_before: skip bars stored INVALID (``store_invalid``) and bars opening after
+                this time (ns): a restart seeds from the newest bar that can be trusted.
 
         Raises:
             ValueError: an unknown resolution.
         """
         sql = sch.LAST_CLOSED_BAR if closed_only else sch.LAST_BAR
-        params = (feed, symbol, Resolution.parse(resolution).name)
+        params: tuple[object, ...] = (feed, symbol, Resolution.parse(resolution).name)
+        if sane_before is not None:
+            if closed_only:
+                raise ValueError("last_bar: closed_only and sane_before do not combine")
+            sql, params = sch.LAST_SANE_BAR, (*params, sane_before)
         rows = await self._fetch(sql, params, wait=not committed_only)
         return sch.bar_from_row(rows[0]) if rows else None
 

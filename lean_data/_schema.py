@@ -265,6 +265,11 @@ LAST_BAR: Final = (
     "ORDER BY ts_event DESC LIMIT 1"
 )
 """The newest bar of series (?1, ?2, ?3): a backward walk of the primary key."""
+LAST_SANE_BAR: Final = (
+    f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 AND ts_event <= ?4 "
+    "AND quality_level IS NOT 'INVALID' ORDER BY ts_event DESC LIMIT 1"
+)
+"""The newest bar of series (?1, ?2, ?3) opening at or before ?4 and not stored INVALID."""
 LAST_CLOSED_BAR: Final = (
     f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 AND closed = 1 "
     "ORDER BY ts_event DESC LIMIT 1"
