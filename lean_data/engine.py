@@ -258,11 +258,23 @@ class DataEngine(FailoverMixin, SeriesMixin):
         except TimeoutError:
             self._abandon_on_timeout()
         await self._close_tasks()
+        self._record_undelivered()
         try:
             if self.persistence is not None:
                 await self._close_storage(self.persistence)
         finally:
             self.state = EngineState.CLOSED
+
+    def _record_undelivered(self) -> None:
+        """One errors row per run for items not delivered that have no row of their own."""
+        quiet = {k: self._outcomes[k] for k in ("duplicate", "standby") if self._outcomes[k]}
+        if quiet:
+            counts = ", ".join(f"{kind} {count}" for kind, count in quiet.items())
+            self._record_error(
+                "undelivered",
+                f"not delivered this run: {counts} (duplicate: a repeat of a delivered bar; "
+                "standby: a failover standby feed's bar while the primary delivered)",
+            )
 
     async def _close_storage(self, persistence: DataPersistence) -> None:
         """Write the last coverage, errors and metrics, then close; a failure is logged."""

@@ -150,3 +150,26 @@ async def test_average_quality_score_is_the_mean_of_the_delivered_levels() -> No
     assert report["average_quality_score"] == pytest.approx(mean, rel=1e-12)
     assert report["levels"] == {level.name: levels.count(level) for level in DataQualityLevel}
     assert report["feeds"]["replay"]["messages"] == len(levels)
+
+
+async def test_exact_repeats_are_counted_in_metrics_and_one_errors_row(tmp_path: Path) -> None:
+    import sqlite3
+
+    bars = [b for b in load_file(SPY_FILES[0]) if isinstance(b, TradeBar)][:100]
+    sent = [*bars[:50], bars[10], bars[20], bars[49], *bars[50:]]
+    feed = ListFeed("venue", {"SPY": sent})
+    seen: list[MarketData] = []
+    db = tmp_path / "dup.db"
+    async with DataEngine(Config(db_path=db)) as engine:
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda s, b, q: seen.append(b))
+        await engine.subscribe_symbol("SPY")
+        await feed.wait_pumped()
+        await engine.wait_idle()
+    outcomes = engine.get_metrics()["engine"]["outcomes"]
+    assert seen == bars
+    assert (outcomes["delivered"], outcomes["duplicate"]) == (100, 3)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select message from errors where kind = 'undelivered'").fetchall()
+    assert len(rows) == 1
+    assert rows[0][0].startswith("not delivered this run: duplicate 3 ")
