@@ -344,11 +344,18 @@ class SeriesMixin:
         request = resume.request
         fill = []
         for bar in resume.fill:  # history is judged like live data before continuity sees it
-            screened = self.validator.screen(bar)
+            screened = self.validator.screen(bar)  # _history kept TradeBars only
             if screened is None:
                 fill.append(bar)
-            else:
-                await self._guarded(request.feed, bar, self._deliver, request.feed, bar, screened)
+                continue
+            # not called back: a replay's history is the file whose bar was just judged
+            self.metrics.increment_errors(feed=request.feed, kind="invalid_history")
+            self._record_error(
+                "invalid_history",
+                f"a history bar of {request.symbol} was not used: {screened.message}",
+                feed=request.feed,
+                symbol=request.symbol,
+            )
         out, again = self.continuity.resume(
             request.symbol,
             request.resolution,

@@ -14,18 +14,14 @@ from collections.abc import Callable
 from lean_data._validation_rules import (
     FAIR,
     GOOD,
-    INF,
-    INVALID,
     LOG,
     POOR,
     SIGMA_PER_MEAN_ABS,
     Issues,
     add,
-    bad_price,
     direction,
     fmt,
     match_split,
-    ohlc_problem,
     out_of_order,
     pct,
     range_issue,
@@ -69,18 +65,14 @@ class ValidatorCore:
 
     # ---------------------------------------------------------------- trade bars
 
+    # Each check below judges an item the screen passed (lean_data._validation_screen): the
+    # impossible (INVALID) was decided there, before continuity; these keep series state.
+
     def _check_bar(self, bar: TradeBar, feed: str) -> Verdict:
         o, h, low, c = bar.open, bar.high, bar.low, bar.close
-        if not (0.0 < low <= o <= h < INF and low <= c <= h):
-            bad = ohlc_problem("", o, h, low, c)
-            if bad is not None:
-                return Verdict(INVALID, (bad[0],), bad[1])
         v = bar.volume
         issues: Issues = None
-        if not 0.0 <= v < INF:
-            if v == v:
-                code = "negative_volume" if v < 0.0 else "non_finite_volume"
-                return Verdict(INVALID, (code,), f"volume {fmt(v)} is impossible")
+        if v != v:
             issues = [("nan_volume", FAIR, "volume is NaN (unknown)")]
         period = bar.resolution.nanos
         issues = self._timing(bar.ts_event, bar.ts_recv, period, issues)
@@ -179,21 +171,8 @@ class ValidatorCore:
     # ---------------------------------------------------------------- quote bars
 
     def _check_quote_bar(self, q: QuoteBar, feed: str) -> Verdict:
-        for side, o, h, low, c in (
-            ("bid_", q.bid_open, q.bid_high, q.bid_low, q.bid_close),
-            ("ask_", q.ask_open, q.ask_high, q.ask_low, q.ask_close),
-        ):
-            if not (0.0 < low <= o <= h < INF and low <= c <= h):
-                bad = ohlc_problem(side, o, h, low, c)
-                if bad is not None:
-                    return Verdict(INVALID, (bad[0],), bad[1])
-        bad_size = size_issue(q.bid_size, q.ask_size, "quote size")
-        if bad_size is not None and bad_size[1] is INVALID:
-            return verdict([bad_size])
+        bad_size = size_issue(q.bid_size, q.ask_size, "quote size")  # NaN: FAIR
         bid, ask = q.bid_close, q.ask_close
-        if bid > ask:
-            msg = f"bid_close {fmt(bid)} is above ask_close {fmt(ask)}"
-            return Verdict(INVALID, ("crossed_quote",), msg)
         issues = None if bad_size is None else [bad_size]
         issues = self._spread(bid, ask, issues)
         period = q.resolution.nanos
@@ -219,26 +198,14 @@ class ValidatorCore:
     def _check_tick(self, t: Tick, feed: str) -> Verdict:
         if t.tick_type is TickType.TRADE:
             price = t.price
-            if not 0.0 < price < INF:
-                return bad_price("price", price)
-            bad_size = size_issue(t.size, 0.0, "trade size")
+            bad_size = size_issue(t.size, 0.0, "trade size")  # NaN: FAIR
             issues: Issues = None
         else:
             bid, ask = t.bid_price, t.ask_price
-            if not 0.0 < bid < INF:
-                return bad_price("bid", bid)
-            if not 0.0 < ask < INF:
-                return bad_price("ask", ask)
-            if bid > ask:
-                return Verdict(
-                    INVALID, ("crossed_quote",), f"bid {fmt(bid)} is above ask {fmt(ask)}"
-                )
             bad_size = size_issue(t.bid_size, t.ask_size, "quote size")
             issues = self._spread(bid, ask, None)
             price = (bid + ask) * 0.5
         if bad_size is not None:
-            if bad_size[1] is INVALID:
-                return verdict([bad_size])
             issues = add(issues, *bad_size)
         return self._tick_series(t, feed, price, issues)
 

@@ -18,13 +18,18 @@ no computation grows with the size of a bogus time jump. Everything here is INVA
 ``bad_text``             a string field (symbol, exchange, condition, trade id) is not
                          a ``str`` or is not valid Unicode text (a lone surrogate)
 =======================  =============================================================
+
+Then the value rules (:mod:`lean_data.validation` lists them): OHLC inconsistent, a price
+not positive or not finite, a negative or infinite volume or size, a crossed quote. The
+stateful checks after it never see such an item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
+from lean_data._validation_rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
+from lean_data.models import MarketData, QuoteBar, Tick, TickType, TradeBar
 from lean_data.quality import DataQualityLevel, Verdict
 
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "screen"]
@@ -38,6 +43,8 @@ MAX_SIZE = 1e18
 """No trade, quote or bar volume is this large (SHIB minutes reach ~1e13)."""
 
 _INVALID = DataQualityLevel.INVALID
+_TRADE = TickType.TRADE
+_OHLC = ("open", "high", "low", "close")
 _INFINITIES = (float("inf"), float("-inf"))
 _TRADE_BAR_PRICES: tuple[str, ...] = ("open", "high", "low", "close")
 _QUOTE_BAR_PRICES: tuple[str, ...] = (
@@ -121,22 +128,27 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
             if (
                 type(revision) is int
                 and 0 <= revision <= INT64_MAX
-                and -MAX_PRICE <= bar.open <= MAX_PRICE
-                and -MAX_PRICE <= bar.high <= MAX_PRICE
-                and -MAX_PRICE <= bar.low <= MAX_PRICE
-                and -MAX_PRICE <= bar.close <= MAX_PRICE
-                and -MAX_SIZE <= bar.volume <= MAX_SIZE
+                and 0.0 < bar.low <= bar.open <= bar.high <= MAX_PRICE
+                and bar.low <= bar.close <= bar.high
+                and 0.0 <= bar.volume <= MAX_SIZE
             ):
                 return None
         elif kind is Tick:
             tick: Tick = item  # type: ignore[assignment]  # checked just above
+            if tick.tick_type is _TRADE:
+                sane = 0.0 < tick.price <= MAX_PRICE and 0.0 <= tick.size <= MAX_SIZE
+                sane = sane and -MAX_PRICE <= tick.bid_price <= MAX_PRICE
+                sane = sane and -MAX_PRICE <= tick.ask_price <= MAX_PRICE
+                sane = sane and -MAX_SIZE <= tick.bid_size <= MAX_SIZE
+                sane = sane and -MAX_SIZE <= tick.ask_size <= MAX_SIZE
+            else:
+                sane = 0.0 < tick.bid_price <= tick.ask_price <= MAX_PRICE
+                sane = sane and 0.0 <= tick.bid_size <= MAX_SIZE
+                sane = sane and 0.0 <= tick.ask_size <= MAX_SIZE
+                sane = sane and -MAX_PRICE <= tick.price <= MAX_PRICE
+                sane = sane and -MAX_SIZE <= tick.size <= MAX_SIZE
             if (
-                -MAX_PRICE <= tick.price <= MAX_PRICE
-                and -MAX_SIZE <= tick.size <= MAX_SIZE
-                and -MAX_PRICE <= tick.bid_price <= MAX_PRICE
-                and -MAX_PRICE <= tick.ask_price <= MAX_PRICE
-                and -MAX_SIZE <= tick.bid_size <= MAX_SIZE
-                and -MAX_SIZE <= tick.ask_size <= MAX_SIZE
+                sane
                 and type(tick.exchange) is str
                 and tick.exchange.isascii()
                 and type(tick.condition) is str
@@ -193,4 +205,46 @@ def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict |
         bad = _number(name, getattr(item, name), MAX_SIZE)
         if bad is not None:
             return bad
+    return _values(item)
+
+
+def _values(item: MarketData) -> Verdict | None:
+    """The value rules: impossible prices, OHLC, volumes, sizes and crossed quotes."""
+    if type(item) is TradeBar:
+        bad = ohlc_problem("", item.open, item.high, item.low, item.close)
+        if bad is not None:
+            return Verdict(_INVALID, (bad[0],), bad[1])
+        v = item.volume
+        if not 0.0 <= v < INF and v == v:
+            code = "negative_volume" if v < 0.0 else "non_finite_volume"
+            return _invalid(code, f"volume {fmt(v)} is impossible")
+        return None
+    if type(item) is QuoteBar:
+        for side in ("bid_", "ask_"):
+            bad = ohlc_problem(side, *(getattr(item, side + f) for f in _OHLC))
+            if bad is not None:
+                return Verdict(_INVALID, (bad[0],), bad[1])
+        size = size_issue(item.bid_size, item.ask_size, "quote size")
+        if size is not None and size[1] is _INVALID:
+            return verdict([size])
+        if item.bid_close > item.ask_close:
+            msg = f"bid_close {fmt(item.bid_close)} is above ask_close {fmt(item.ask_close)}"
+            return _invalid("crossed_quote", msg)
+        return None
+    tick: Tick = item  # type: ignore[assignment]  # the last kind
+    if tick.tick_type is _TRADE:
+        if not 0.0 < tick.price < INF:
+            return bad_price("price", tick.price)
+        size = size_issue(tick.size, 0.0, "trade size")
+    else:
+        bid, ask = tick.bid_price, tick.ask_price
+        if not 0.0 < bid < INF:
+            return bad_price("bid", bid)
+        if not 0.0 < ask < INF:
+            return bad_price("ask", ask)
+        if bid > ask:
+            return _invalid("crossed_quote", f"bid {fmt(bid)} is above ask {fmt(ask)}")
+        size = size_issue(tick.bid_size, tick.ask_size, "quote size")
+    if size is not None and size[1] is _INVALID:
+        return verdict([size])
     return None

@@ -23,7 +23,8 @@ with ``store_invalid``). First the screen (:meth:`DataValidator.screen`, statele
 engine runs it before continuity, buffering, storage and calendar arithmetic):
 ``bad_timestamp``, ``timestamp_unit``, ``future_timestamp`` (event time beyond the receive
 time, or the clock, plus ``clock_skew_ns``), ``bad_revision``, ``absurd_value``,
-``bad_text`` (see :mod:`lean_data._validation_screen`). Then the values:
+``bad_text`` (see :mod:`lean_data._validation_screen`). Then, still in the screen, the
+values:
 
 =======================  ===========================================================
 ``ohlc_inconsistent``    high < max(open, close), low > min(open, close) or high < low

@@ -167,7 +167,9 @@ async def test_invalid_item_is_counted_logged_called_back_flagged_not_stored(
     assert rows(db) == 4
     with sqlite3.connect(db) as conn:
         kinds = conn.execute("select kind, symbol, feed from errors").fetchall()
-    assert kinds == [("invalid_data", "ETH/USDT", "f")]
+    # judged before continuity, the broken bar leaves a hole in the series: a gap, checked
+    # with the feed's history (it has none)
+    assert kinds == [("invalid_data", "ETH/USDT", "f"), ("gap", "ETH/USDT", "f")]
 
 
 async def test_raising_callback_is_counted_logged_and_engine_goes_on(tmp_path: Path) -> None:
