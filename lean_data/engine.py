@@ -3,7 +3,8 @@
 ::
 
     feed.emit(item) ──► inbox (bounded) ──► pipeline task
-        validate → score → ring buffer → sync callbacks → async subscriber queues
+        screen (INVALID?) → continuity (bars) → score → ring buffer → sync callbacks
+        → async subscriber queues
         → storage writer (batched) ; metrics and quality on the way
 
 Every task is owned by the engine (feeds own theirs); every queue is bounded; a stop
