@@ -5,9 +5,13 @@ score, buffer, callbacks, cache, SQLite) with a progress bar, then prints the qu
 report and the metrics and says where the SQLite file is. No network, no credentials.
 
 ``lean-data replay FILE... [--asset-class crypto] [--calendar XNYS]`` does the same with
-your files. A symbol whose class neither its file nor its name tells, and a trading calendar
-that cannot be loaded (the ``calendars`` extra missing, an unknown exchange code), are
-printed as ``warning:`` lines before the replay: their gaps are then judged 24/7.
+your files (``--format``, ``--columns``, ``--symbol``, ``--resolution`` and
+``--no-check-spacing`` when a file needs telling how to read it).
+
+Every error is one line on stderr, ``lean-data: error: <file>: <problem>; <what to do>``,
+with exit status 1 (2 for a bad command line); ``--debug`` shows the traceback instead.
+Inputs are checked before the output directory is created. Ctrl-C stops the replay and
+prints ``interrupted: N items replayed`` (exit status 130).
 """
 
 from __future__ import annotations
@@ -15,23 +19,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from lean_data.config import Config
-from lean_data.engine import DataEngine
-from lean_data.errors import ConfigError
+from lean_data import __version__
+from lean_data._cli_run import Progress, named_calendar, run_replay
+from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
-from lean_data.models import AssetClass, MarketData, TradeBar
-from lean_data.quality import DataQualityLevel
-from lean_data.symbols import classify_symbol
+from lean_data.loaders import FORMATS
+from lean_data.models import AssetClass
 
-__all__ = ["main"]
+__all__ = ["DEMO_DATA", "demo_files", "main"]
 
 DEMO_DATA = Path(__file__).parent / "demo_data"
+PROG = "lean-data"
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
+
+log = logging.getLogger(__name__)
 
 
 def demo_files() -> list[Path]:
@@ -39,31 +46,92 @@ def demo_files() -> list[Path]:
     return sorted(p for p in DEMO_DATA.rglob("*.zip"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``lean-data`` command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="lean-data", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="replay bundled real data through the whole pipeline")
-    demo.add_argument(
+class CliError(Exception):
+    """A problem with what the user asked for, printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line too (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be > 0, got {text!r} (1 is real time, 60 a minute per second; "
+            "leave it out to replay as fast as possible)"
+        )
+    return value
+
+
+def _columns(text: str) -> dict[str, int | str]:
+    """Parse ``time=0,open=Open,...`` into the csv loader's ``columns`` mapping."""
+    mapping: dict[str, int | str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=COLUMN pairs such as time=0,open=1,high=2,low=3,close=4 "
+                f"(COLUMN a header name or a 0-based position), got {part!r}"
+            )
+        value = value.strip()
+        mapping[key.strip()] = int(value) if value.isdigit() else value
+    return mapping
+
+
+def _common_options(parser: argparse.ArgumentParser, default_output: str) -> None:
+    parser.add_argument(
         "--output",
         type=Path,
-        default=Path("lean_data_demo"),
-        help="directory for the SQLite file and the disk cache",
+        default=Path(default_output),
+        help=f"directory for the SQLite file and the disk cache, created if missing "
+        f"(default: {default_output})",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--speed",
-        type=float,
+        type=_positive_speed,
         default=None,
-        help="replay speed factor (default: as fast as possible)",
+        help="replay speed factor by event time, > 0: 1 is real time, 60 a minute per "
+        "second (default: as fast as possible)",
     )
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more: -v for INFO, -vv for DEBUG (default: warnings and errors)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        default=None,
+        help="log level of the engine's messages on stderr (overrides -v)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``lean-data`` argument parser."""
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    demo = sub.add_parser("demo", help="replay bundled real data through the whole pipeline")
+    _common_options(demo, "lean_data_demo")
     replay = sub.add_parser(
         "replay", help="replay your own files (CSV, LEAN zip, Binance, freqtrade)"
     )
-    replay.add_argument("files", nargs="+", type=Path)
-    replay.add_argument("--output", type=Path, default=Path("lean_data_replay"))
-    replay.add_argument("--speed", type=float, default=None)
-    replay.add_argument("--no-progress", action="store_true")
+    replay.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="market-data files to replay"
+    )
+    _common_options(replay, "lean_data_replay")
     replay.add_argument(
         "--asset-class",
         choices=[kind.value for kind in AssetClass],
@@ -76,186 +144,173 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="trading calendar for every symbol: 24/7, forex, cme, cme-equity or an "
         "exchange_calendars code such as XNYS (default: from the asset class)",
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    files = demo_files() if args.command == "demo" else list(args.files)
-    args.output.mkdir(parents=True, exist_ok=True)
-    choice = {} if args.command == "demo" else {"asset_class": args.asset_class,
-                                                "calendar": args.calendar}  # fmt: skip
-    return asyncio.run(run_replay(files, args.output, args.speed, not args.no_progress, **choice))
+    replay.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="the files' format (default: detected from each file's name and content)",
+    )
+    replay.add_argument(
+        "--columns",
+        type=_columns,
+        default=None,
+        metavar="NAME=COLUMN,...",
+        help="CSV columns by header name or 0-based position, e.g. "
+        "time=0,open=1,high=2,low=3,close=4,volume=5 (names: time, date, open, high, low, "
+        "close, volume); implies --format csv",
+    )
+    replay.add_argument(
+        "--symbol", default=None, help="the symbol of every file (default: from each file name)"
+    )
+    replay.add_argument(
+        "--resolution",
+        default=None,
+        help="the bar period, e.g. 1m, 1h, 1d (default: from the path, name or row spacing)",
+    )
+    replay.add_argument(
+        "--no-check-spacing",
+        action="store_true",
+        help="load bars whose spacing contradicts the resolution instead of stopping",
+    )
+    return parser
 
 
-async def run_replay(
-    files: Sequence[Path],
-    output: Path,
-    speed: float | None,
-    progress: bool,
-    *,
-    asset_class: str | None = None,
-    calendar: str | None = None,
-) -> int:
-    """Replay ``files`` through a DataEngine writing to ``output``; print the report."""
-    from tqdm import tqdm
-
-    db_path = output / "lean_data.db"
-    config = Config(db_path=db_path, cache_dir=output / "cache", metrics_interval_s=1.0)
-    chosen, warnings = await asyncio.to_thread(_named_calendar, calendar)
-    feed = ReplayFeed("replay", files, speed=speed, asset_class=asset_class, calendar=chosen)
-    if chosen is None:
-        for symbol in feed.symbols:  # an exchange calendar loads slowly: off the loop
-            warnings += await asyncio.to_thread(_calendar_warnings, feed, symbol)
-    for line in warnings:
-        sys.stdout.write(f"warning: {line}\n")
-    sys.stdout.flush()
-    total = sum(feed.count(symbol) for symbol in feed.symbols)
-    flagged: dict[str, list[str]] = {}
-    bar = tqdm(total=total, unit="msg", disable=not progress, file=sys.stderr, smoothing=0.1)
-
-    def on_data(symbol: str, data: MarketData, quality: DataQualityLevel) -> None:
-        bar.update(1)
-        if quality.value < DataQualityLevel.GOOD.value:
-            flagged.setdefault(symbol, []).append(_describe(data, quality))
-
-    engine = DataEngine(config)
-    engine.add_feed(feed)
-    engine.add_data_callback(on_data)
-    for symbol in feed.symbols:  # before start: trading calendars load here, not mid-replay
-        await engine.subscribe_symbol(symbol)
-    started = time.perf_counter()
-    async with engine:
-        await feed.wait_finished()
-        await engine.wait_idle()
-        bar.update(total - bar.n)
-        bar.close()
-        elapsed = time.perf_counter() - started
-        reports = {s: await engine.get_data_quality_report(s) for s in feed.symbols}
-        history = await _history_demo(engine, feed)
-        metrics = engine.get_metrics()
-    _print_report(reports, flagged, metrics, history, elapsed, total, db_path)
-    return 0
-
-
-def _named_calendar(name: str | None) -> tuple[Any, list[str]]:
-    """The calendar ``--calendar`` names, or None and a warning when it cannot be loaded."""
-    from lean_data.calendars import calendar_named
-
-    if name is None:
-        return None, []
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lean-data`` command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    progress = Progress()
     try:
-        return calendar_named(name), []
-    except ConfigError as exc:
-        return None, [f"no trading calendar {name!r}: {exc}; using each symbol's asset class"]
-
-
-def _calendar_warnings(feed: ReplayFeed, symbol: str) -> list[str]:
-    """Say why ``symbol``'s gaps will be judged 24/7 when it is not crypto; [] otherwise."""
-    from lean_data.calendars import calendar_for
-
-    kind = feed.asset_class(symbol) or classify_symbol(symbol)
-    if kind is None:
-        return [
-            f"no asset class for {symbol!r} (neither its file nor its name says one): its "
-            "gaps are judged 24/7; pass --asset-class or --calendar"
-        ]
-    try:
-        calendar_for(symbol, kind)
-    except ConfigError as exc:
-        return [
-            f"no trading calendar for {symbol} ({kind.value}): {exc}; every missing bar "
-            "counts as a gap"
-        ]
-    return []
-
-
-async def _history_demo(engine: DataEngine, feed: ReplayFeed) -> dict[str, Any]:
-    symbol = "SPY" if "SPY" in feed.symbols else feed.symbols[0]
-    latest = engine.get_latest(symbol, 1)
-    if not latest:
-        return {}
-    end = latest[0].ts_event + 1
-    start = end - 86_400 * 10**9
-    timings = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        bars = await engine.get_historical_data(symbol, start, end, "1h")
-        timings.append((time.perf_counter() - t0) * 1000)
-    return {"symbol": symbol, "bars": len(bars), "first_ms": timings[0], "cached_ms": timings[1]}
-
-
-def _describe(data: MarketData, quality: DataQualityLevel) -> str:
-    if isinstance(data, TradeBar):
-        values = (
-            f"O {data.open:g} H {data.high:g} L {data.low:g} C {data.close:g} V {data.volume:g}"
+        feed = _build_feed(args, progress)
+        _prepare_output(args.output)
+        return asyncio.run(
+            run_replay(feed, args.output, progress, show_progress=not args.no_progress)
         )
-    else:
-        values = type(data).__name__
-    return f"{data.time:%Y-%m-%d %H:%M} UTC {quality.name:<5} {values}"
-
-
-def _print_report(
-    reports: dict[str, dict[str, Any]],
-    flagged: dict[str, list[str]],
-    metrics: dict[str, Any],
-    history: dict[str, Any],
-    elapsed: float,
-    total: int,
-    db_path: Path,
-) -> None:
-    out = sys.stdout.write
-    out(f"\nReplayed {total:,} real messages in {elapsed:.2f} s ({total / elapsed:,.0f} msg/s)\n\n")
-    out("Data quality per symbol\n")
-    out(f"  {'symbol':<10} {'feed':<8} {'items':>7} {'avg':>6}  levels / reasons\n")
-    for symbol, report in reports.items():
-        for feed, stats in report["feeds"].items():
-            levels = {k: v for k, v in stats["levels"].items() if v}
-            reasons = stats.get("reasons") or {}
-            out(
-                f"  {symbol:<10} {feed:<8} {stats['messages']:>7,} {stats['average_score']:>6.3f}"
-                f"  {levels}  {reasons if reasons else ''}\n"
-            )
-    for symbol, items in flagged.items():
-        out(f"\n  flagged {symbol} ({len(items)}):\n")
-        for line in items[:5]:
-            out(f"    {line}\n")
-        if len(items) > 5:
-            out(f"    ... {len(items) - 5} more\n")
-    engine = metrics["engine"]
-    latency = engine.get("latency_ms", {})
-    out("\nMetrics\n")
-    out(
-        f"  messages {engine.get('messages', 0):,}  invalid {engine.get('invalid', 0)}  "
-        f"errors {engine.get('errors', 0)}  drops {engine.get('drops', 0)}\n"
-    )
-    outcomes = engine.get("outcomes", {})
-    if outcomes:
-        shown = "  ".join(f"{name} {count:,}" for name, count in outcomes.items() if count)
-        out(f"  what became of each item: {shown or 'nothing yet'}\n")
-    out(
-        f"  pipeline latency ms: avg {latency.get('avg', 0):.3f}  p50 {latency.get('p50', 0):.3f}"
-        f"  p99 {latency.get('p99', 0):.3f}\n"
-    )
-    series = metrics.get("continuity", {})
-    out(
-        f"  gaps {series.get('gaps', 0)} ({series.get('missing_reported', 0)} bars missing, "
-        f"{series.get('backfilled', 0)} backfilled; rows of kind 'gap' in the errors table)"
-        f"  duplicates {series.get('duplicates', 0)}\n"
-    )
-    storage = metrics.get("storage", {})
-    out(
-        f"  rows written to SQLite {storage.get('rows_written', 0):,} "
-        f"in {storage.get('batches', 0)} batches\n"
-    )
-    if history:
-        out(
-            f"  history {history['symbol']} 1h over one day: {history['bars']} bars, "
-            f"{history['first_ms']:.1f} ms from the files, "
-            f"{history['cached_ms']:.2f} ms from cache\n"
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"{PROG}: interrupted: {progress.replayed:,} of {progress.total:,} items replayed\n"
         )
-    out(f"\nSQLite database: {db_path.resolve()}\n")
-    out(
-        f"  try: sqlite3 {db_path} "
-        "'select symbol, count(*), avg(quality_score) from bars group by 1'\n"
-    )
+        return INTERRUPTED
+    except (LeanDataError, CliError, OSError) as exc:
+        if args.debug:
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {one_line(exc)}\n")
+        return 1
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = args.log_level or ("WARNING", "INFO", "DEBUG")[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _build_feed(args: argparse.Namespace, progress: Progress) -> ReplayFeed:
+    """Check every input and return the feed that replays them (nothing written yet)."""
+    if args.command == "demo":
+        return _counted(ReplayFeed("replay", demo_files(), speed=args.speed), progress)
+    calendar, progress.warnings = named_calendar(args.calendar)
+    feed = ReplayFeed("replay", speed=args.speed, asset_class=args.asset_class, calendar=calendar)
+    options = _loader_options(args)
+    for path in args.files:
+        _check_input(path)
+        try:
+            feed.add_source(path, **options)
+        except LeanDataError as exc:
+            raise CliError(_naming(path, exc)) from exc
+    return _counted(feed, progress)
+
+
+def _loader_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "format": args.format or ("csv" if args.columns else None),
+        "symbol": args.symbol,
+        "resolution": args.resolution,
+    }
+    if args.columns:
+        options["columns"] = args.columns
+    if args.no_check_spacing:
+        options["check_spacing"] = False
+    return options
+
+
+def _counted(feed: ReplayFeed, progress: Progress) -> ReplayFeed:
+    """Read every file once (a malformed row anywhere fails here, before any output)."""
+    for symbol in feed.symbols:
+        progress.total += feed.count(symbol)
+    return feed
+
+
+def _check_input(path: Path) -> None:
+    if path.is_dir():
+        raise CliError(
+            f"{path}: is a directory, not a file; pass the files in it, e.g. {path}/*.csv"
+        )
+    if not path.exists():
+        raise CliError(f"{path}: no such file; check the path")
+    if not path.is_file():
+        raise CliError(f"{path}: not a regular file; pass a market-data file")
+
+
+def _prepare_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise CliError(
+            f"--output {output}: exists and is not a directory; pass a directory "
+            "(it is created if missing)"
+        )
+    output.mkdir(parents=True, exist_ok=True)
+
+
+def _naming(path: Path, exc: BaseException) -> str:
+    """The error's message for the command line, naming ``path`` once."""
+    message = for_cli(one_line(exc))
+    return message if str(path) in message else f"{path}: {message}"
+
+
+def one_line(exc: BaseException) -> str:
+    """Return ``exc``'s message on one line (an OSError names its file)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text
+
+
+_UNKNOWN_OPTIONS = re.compile(r"unknown option\(s\) ([\w, ]+) for format '(\w+)'.*")
+_OPTION_FLAGS = {"columns": "--columns", "check_spacing": "--no-check-spacing"}
+_HINTS = (  # the loaders' API hints, said with the options this command has
+    ("pass format= and columns= for", "pass --format csv and --columns for"),
+    ("pass columns={...} naming them", "pass --columns naming them, e.g. --columns "
+     "time=0,open=1,high=2,low=3,close=4"),
+    ("pass a positional columns mapping, e.g. columns={'date': 0, 'time': 1, 'open': 2, "
+     "...}, to read such rows", "pass positional --columns, e.g. --columns "
+     "date=0,time=1,open=2,high=3,low=4,close=5, to read such rows"),
+    ("pass check_spacing=False", "pass --no-check-spacing"),
+    ("pass resolution=", "pass --resolution (e.g. --resolution 1m)"),
+    ("pass symbol=", "pass --symbol"),
+)  # fmt: skip
+_ADVICE = (  # what to do, for messages that only say what is wrong
+    ("the file is empty", "check that it was fully written or downloaded"),
+    ("unreadable file", "expected UTF-8 text, or an undamaged .zip/.gz/.feather file"),
+)
+
+
+def for_cli(message: str) -> str:
+    """Reword a loader message's hints so they name this command's options."""
+    for api, cli in _HINTS:
+        message = message.replace(api, cli)
+    for problem, advice in _ADVICE:
+        if problem in message:
+            message = f"{message}; {advice}"
+    unknown = _UNKNOWN_OPTIONS.search(message)
+    if unknown is not None:
+        flags = ", ".join(_OPTION_FLAGS.get(n.strip(), n) for n in unknown.group(1).split(","))
+        message = message.replace(
+            unknown.group(0), f"{flags} does not apply to {unknown.group(2)} files; drop it"
+        )
+    return message
 
 
 if __name__ == "__main__":  # pragma: no cover
