@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -152,39 +153,69 @@ class Config:
     def from_env(cls, prefix: str = "LEAN_DATA_", **overrides: object) -> Config:
         """Build a Config from ``LEAN_DATA_<FIELD>`` environment variables, then overrides.
 
+        Validator thresholds come from ``<prefix>VALIDATION_<FIELD>``. Booleans accept
+        true/false, 1/0, yes/no, on/off (any case); numbers must parse and be finite;
+        ``none`` or an empty value means ``None`` for the path settings.
         Credentials come from ``<prefix>CREDENTIALS_<VENUE>_KEY_ID`` and
         ``<prefix>CREDENTIALS_<VENUE>_SECRET`` pairs (venue lower-cased), and for Alpaca also
         from its own ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``.
 
         Raises:
-            ConfigError: a variable cannot be converted to its field's type.
+            ConfigError: a variable cannot be converted to its field's type (the message
+                names the variable and its value), or a value is out of range.
         """
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = os.environ.get(prefix + f.name.upper())
-            if raw is None or f.name in ("validation", "credentials"):
-                continue
-            values[f.name] = _convert(f.name, raw, getattr(cls(), f.name))
+        values = _fields_from_env(cls(), prefix, skip=("validation", "credentials"))
+        thresholds = _fields_from_env(ValidationConfig(), prefix + "VALIDATION_", skip=())
+        if thresholds:
+            values["validation"] = ValidationConfig(**thresholds)  # type: ignore[arg-type]  # its own field names
         values["credentials"] = _credentials_from_env(prefix)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
 
 
-def _convert(name: str, raw: str, default: object) -> object:
-    try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, OverflowPolicy):
-            return OverflowPolicy(raw.strip().lower())
-    except ValueError as exc:
-        raise ConfigError(f"environment value for {name} is not valid: {exc}") from None
-    if raw.strip().lower() in ("", "none"):
-        return None
-    return raw
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _fields_from_env(
+    defaults: Config | ValidationConfig, prefix: str, *, skip: tuple[str, ...]
+) -> dict[str, object]:
+    """The fields of ``defaults`` set by ``<prefix><FIELD>`` variables, converted."""
+    values: dict[str, object] = {}
+    for f in fields(defaults):
+        variable = prefix + f.name.upper()
+        raw = os.environ.get(variable)
+        if raw is None or f.name in skip:
+            continue
+        values[f.name] = _convert(variable, raw, getattr(defaults, f.name))
+    return values
+
+
+def _convert(variable: str, raw: str, default: object) -> object:
+    """Convert ``raw`` to the type of ``default``; ConfigError names variable and value."""
+    text = raw.strip()
+    if isinstance(default, bool):
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        expected = "a boolean: true/false, 1/0, yes/no or on/off"
+    elif isinstance(default, int | float):
+        try:
+            number = int(text) if isinstance(default, int) else float(text)
+        except ValueError:
+            number = None
+        if number is not None and math.isfinite(number):
+            return number
+        expected = "an integer" if isinstance(default, int) else "a finite number"
+    elif isinstance(default, OverflowPolicy):
+        try:
+            return OverflowPolicy(text.lower())
+        except ValueError:
+            expected = "one of " + ", ".join(p.value for p in OverflowPolicy)
+    else:
+        return None if text.lower() in ("", "none") else raw
+    raise ConfigError(f"{variable}={raw!r} is not valid: expected {expected}")
 
 
 def _credentials_from_env(prefix: str) -> dict[str, Credentials]:
