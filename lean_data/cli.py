@@ -200,6 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         sys.stderr.write(f"{PROG}: error: {one_line(exc)}\n")
         return 1
+    except Exception as exc:  # a bug of ours: still one line, the traceback on request
+        if args.debug:
+            raise
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {one_line(exc)}; rerun with "
+            "--debug for the traceback and report it\n"
+        )
+        return 1
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -167,6 +167,15 @@ def test_spacing_hint_names_no_check_spacing(
     assert "check_spacing=False" not in line
 
 
+def test_an_option_a_format_does_not_take_is_named_as_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = fails(tmp_path, capsys, str(LEAN_ZIP), "--no-check-spacing")
+    assert line == (
+        f"lean-data: error: {LEAN_ZIP}: --no-check-spacing does not apply to lean files; drop it"
+    )
+
+
 def test_a_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "data").mkdir()
     line = fails(tmp_path, capsys, str(tmp_path / "data"))
