@@ -32,7 +32,7 @@ from lean_data.errors import LeanDataError, StorageError, StorageFailedError
 from lean_data.loaders import load_file
 from lean_data.models import TradeBar
 from lean_data.persistence import DataPersistence, StorageFailure
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, eventually
 from tests.helpers import ListFeed
 
 SPY_MINUTES = FIXTURES / "lean/equity/usa/minute/spy/20131007_trade.zip"
@@ -97,6 +97,12 @@ async def test_lost_batch_degrades_metrics_calls_hook_and_stop_raises(tmp_path: 
     engine.add_feed(feed)
     seen: list[StorageFailure] = []
     engine.on_storage_failed(seen.append)
+    seen_async: list[str] = []
+
+    async def async_hook(failure: StorageFailure) -> None:  # runs as an engine task
+        seen_async.append(failure.kind)
+
+    engine.on_storage_failed(async_hook)
     await engine.start()
     assert engine.persistence is not None
     assert engine.get_metrics()["engine"]["degraded"] is False
@@ -119,6 +125,7 @@ async def test_lost_batch_degrades_metrics_calls_hook_and_stop_raises(tmp_path: 
     assert "locked" in failed["message"]
     assert failed["rows_lost"] == metrics["storage"]["rows_lost"] == 828
     assert [(f.kind, f.rows_lost > 0) for f in seen] == [("locked", True)]
+    await eventually(lambda: seen_async == ["locked"])
     with pytest.raises(StorageFailedError, match=r"\(locked\): \d+ rows were not stored") as info:
         await engine.stop()
     assert engine.state is EngineState.CLOSED
