@@ -194,11 +194,13 @@ class DataPersistence(QueriesMixin):
         writer is writing is taken as writable.
         """
         rows = list(await db.execute_fetchall("PRAGMA quick_check(5)"))
-        lines = [str(row[0]) for row in rows]
-        if lines != ["ok"]:
+        text = "\n".join(str(row[0]) for row in rows)
+        if text != "ok":  # e.g. "*** in database main ***\nPage 3 is never used\n..."
+            problems = [line for line in text.splitlines() if line and not line.startswith("***")]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise StorageError(
-                f"cannot open SQLite database {self._path!r}: corrupt: {lines[0] if lines else '?'}"
-                + (f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else "")
+                f"cannot open SQLite database {self._path!r}: corrupt: "
+                f"{problems[0] if problems else text}{more}"
             )
         await db.execute("PRAGMA busy_timeout=0")
         try:

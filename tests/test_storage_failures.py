@@ -18,6 +18,7 @@ classification of SQLite's ``SQLITE_READONLY`` is covered by :func:`failure_kind
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
 import subprocess
 import sys
@@ -196,6 +197,24 @@ async def test_garbage_over_page_two_is_refused_as_corrupt(tmp_path: Path) -> No
         file.write(bytes(range(256)) * (int(page_size) // 256))
     error = await start_refused(path)
     assert "corrupt" in str(error)
+
+
+async def test_a_lost_freelist_is_refused_with_the_quick_check_line(tmp_path: Path) -> None:
+    path = tmp_path / "stored.db"
+    async with DataPersistence(path) as store:
+        for bar in spy_minutes():
+            await store.save_market_data(bar, feed="lean")
+    other = sqlite3.connect(path)
+    other.execute("DELETE FROM bars")  # its pages go to the freelist
+    other.commit()
+    other.close()
+    ((free,),) = sqlite_rows(path, "PRAGMA freelist_count")
+    assert int(free) > 1
+    with path.open("r+b") as file:  # forget the freelist: its pages belong to nothing
+        file.seek(32)
+        file.write(bytes(8))
+    error = await start_refused(path)
+    assert re.search(r": corrupt: Page \d+ is never used \(and 4 more\)$", str(error)), error
 
 
 async def test_a_good_file_passes_the_check_and_is_unchanged(tmp_path: Path) -> None:
