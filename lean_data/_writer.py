@@ -26,6 +26,11 @@ should SQLite still refuse some, and reports each rejected row as a ``storage_re
 errors row in the same transaction. A rejected bar's span is cut from coverage like a lost
 one. Only an error of the database itself (locked, disk full, closed) drops the batch, and
 no exception from one batch ends the writer task.
+
+A dropped batch is loud: the first one puts the writer in a degraded state,
+:attr:`BatchWriter.failure` (what kind of failure, the first error, rows lost since), logs
+one ERROR line and calls the ``on_failure`` hook once. ``DataEngine.stop()`` turns it into
+a :class:`lean_data.errors.StorageFailedError`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final, TypeAlias
 
@@ -46,7 +52,7 @@ from lean_data import intervals as iv
 from lean_data._inbox import Inbox
 from lean_data.errors import StorageError
 
-__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry"]
+__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry", "StorageFailure", "failure_kind"]
 
 logger = logging.getLogger("lean_data.persistence")  # the name users configure for storage
 
@@ -71,6 +77,62 @@ _ROW_ERRORS = (
 """Errors that one row causes, as opposed to the database (locked, full, closed)."""
 Rejected = tuple[int, sch.Row, sch.Unstorable]
 
+_ERROR_NAMES = (
+    ("SQLITE_FULL", "disk_full"),
+    ("SQLITE_READONLY", "read_only"),
+    ("SQLITE_CORRUPT", "corrupt"),
+    ("SQLITE_NOTADB", "corrupt"),
+    ("SQLITE_BUSY", "locked"),
+    ("SQLITE_LOCKED", "locked"),
+    ("SQLITE_IOERR", "io"),  # a write past RLIMIT_FSIZE (EFBIG) is SQLITE_IOERR_WRITE
+)
+_KINDS = (  # (kind, words of SQLite's message), first match wins
+    ("disk_full", ("disk is full", "disk full", "no space")),
+    ("read_only", ("readonly", "read-only", "read only")),
+    ("corrupt", ("malformed", "not a database", "corrupt")),
+    ("locked", ("locked", "busy")),
+    ("io", ("disk i/o", "i/o error")),
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Classify a database error: ``disk_full``, ``read_only``, ``corrupt``, ``locked``,
+    ``io`` or ``error``."""
+    name = str(getattr(exc, "sqlite_errorname", ""))  # e.g. SQLITE_IOERR_WRITE
+    for prefix, kind in _ERROR_NAMES:
+        if name.startswith(prefix):
+            return kind
+    text = str(exc).lower()
+    for kind, words in _KINDS:
+        if any(word in text for word in words):
+            return kind
+    return "error"
+
+
+@dataclass(slots=True)
+class StorageFailure:
+    """Why storage is degraded: the first failure that lost rows, and the rows lost since.
+
+    Attributes:
+        kind: see :func:`failure_kind` (``writer_died`` when the writer task ended).
+        message: the first error, as the database reported it.
+        ts_ns: when it happened, ns since the epoch.
+        rows_lost: rows lost so far (the writer's ``rows_lost``).
+    """
+
+    kind: str
+    message: str
+    ts_ns: int
+    rows_lost: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "ts_ns": self.ts_ns,
+            "rows_lost": self.rows_lost,
+        }
+
 
 class BatchWriter:
     """Commit queued rows with one ``executemany`` per table per transaction.
@@ -87,6 +149,7 @@ class BatchWriter:
         batch_rows: commit after this many rows at most.
         batch_s: commit at most this many seconds after a batch's first row.
         clock_ns: wall clock, ns since the epoch, for the time of rejection reports.
+        on_failure: called once, with :attr:`failure`, when rows are first lost.
     """
 
     def __init__(
@@ -96,8 +159,11 @@ class BatchWriter:
         batch_rows: int,
         batch_s: float,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_failure: Callable[[StorageFailure], None] | None = None,
     ) -> None:
         self.queue = queue
+        self.on_failure = on_failure
+        self.failure: StorageFailure | None = None  # set when rows are first lost
         self.db: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()  # one open transaction at a time (batch or retention)
         self.error: StorageError | None = None  # why the writer task died, once it has
@@ -138,7 +204,24 @@ class BatchWriter:
             "rows_rejected": self.rows_rejected,
             "rejected": dict(sorted(self.rejected.items())),
             "last_batch_rows": self.last_batch_rows,
+            "failed": None if self.failure is None else self.failure.to_dict(),
         }
+
+    def _lose(self, count: int, kind: str, exc: BaseException | str) -> None:
+        """Count ``count`` rows lost; the first loss degrades storage, loudly, once."""
+        self.rows_lost += count
+        if self.failure is not None:
+            self.failure.rows_lost = self.rows_lost
+            return
+        self.failure = StorageFailure(kind, str(exc), self._clock_ns(), self.rows_lost)
+        logger.error(
+            "storage FAILED (%s): %d rows lost, later rows may be lost too: %s", kind, count, exc
+        )
+        if self.on_failure is not None:
+            try:
+                self.on_failure(self.failure)
+            except Exception:  # a user's hook must not end the writer
+                logger.exception("the storage failure hook raised")
 
     async def run(self) -> None:
         """Commit queued rows in batches until a stop marker, then drain what is left."""
@@ -225,9 +308,9 @@ class BatchWriter:
                     await self._retry(groups, count)
                 else:
                     self._written(count, new_series, lost_after)
-        except Exception:  # a bug of ours must not end the writer (and with it the engine)
-            self.rows_lost += count
+        except Exception as exc:  # a bug of ours must not end the writer (nor the engine)
             logger.exception("storage batch of %d rows dropped: the writer failed", count)
+            self._lose(count, "error", exc)
         finally:
             for rows in groups:
                 rows.clear()
@@ -247,9 +330,10 @@ class BatchWriter:
             self.write_failures += 1
             await self.rollback()
             logger.warning("storage batch of %d rows failed (attempt 2 of 2): %r", count, exc)
-            self.rows_lost += count
             self.lost_spans = _with_spans(self.lost_spans, groups[sch.BARS], add=True)
-            logger.error("storage batch of %d rows dropped after a retry", count)
+            if self.failure is not None:  # the ERROR line was logged at the first loss
+                logger.warning("storage batch of %d rows dropped after a retry", count)
+            self._lose(count, failure_kind(exc), exc)
             return
         self._written(count - len(rejected), new_series, lost_after)
         for kind, _, problem in rejected:
@@ -370,7 +454,7 @@ class BatchWriter:
             if table == FLUSH and not payload[0].done():
                 payload[0].set_exception(error)
             lost += table >= 0
-        self.rows_lost += lost
+        self._lose(lost, "writer_died", error)
 
 
 async def _write_rows(

@@ -12,7 +12,16 @@ directory; the symbol prefix lets :meth:`DataCache.invalidate` find a symbol's f
 reading them). Files are written to a temporary file in ``cache_dir`` and moved into place
 with ``os.replace`` (no fsync: a torn file after a crash fails its checksum and is dropped).
 The format is in :mod:`lean_data._codec`. A file that is corrupt, truncated, of another
-version or of another key is a logged miss: it is counted as ``corrupt`` and removed. Disk
+version or of another key is a logged miss: it is counted as ``corrupt`` and removed.
+
+A disk answer is checked before it is served, since anyone who can write to ``cache_dir``
+can plant a file with a valid checksum: before decoding, the item count its manifest claims
+per type must fit the request (for bars at most ``(end - start) // period + 1`` of each
+type; for ticks at most one per payload byte, as a real tick file spends bytes per tick);
+after decoding, every item must be of the requested symbol, of the requested resolution
+(bars), and open within ``[start, end]``. A file that fails is a logged miss counted as
+``rejected`` and removed, and the caller asks the next source. ``put`` writes an answer
+that would fail these checks to memory only, with a warning. Disk
 I/O errors are logged misses too, and a put that cannot reach the disk still serves from
 memory. The disk tier is bounded by ``disk_max_bytes``, evicting the least recently used
 files; a hit in either tier counts as use, and recency survives restarts through each
@@ -30,6 +39,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import struct
 import tempfile
 import threading
 import time
@@ -38,6 +48,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import orjson
 
 from lean_data import _codec
 from lean_data.errors import ConfigError, DataFormatError
@@ -64,9 +76,11 @@ _COUNTERS = (
     "disk_evictions",
     "expired",
     "disk_errors",
+    "rejected",
 )
 
 _Key = tuple[str, str, int, int]
+_MANIFEST_SIZE = struct.Struct("<I")  # the payload's first field (see lean_data._codec)
 
 
 @dataclass(slots=True)
@@ -91,6 +105,57 @@ def _symbol_prefix(symbol: str) -> str:
 
 def _file_name(key: _Key) -> str:
     return _symbol_prefix(key[0]) + hashlib.sha256(_key_bytes(key)).hexdigest() + _SUFFIX
+
+
+def _claimed_counts(payload: memoryview) -> dict[str, int]:
+    """The item count a payload's manifest claims per type, read before decoding it.
+
+    Raises:
+        DataFormatError: the manifest cannot be read.
+    """
+    try:
+        (size,) = _MANIFEST_SIZE.unpack_from(payload)
+        manifest = orjson.loads(payload[_MANIFEST_SIZE.size : _MANIFEST_SIZE.size + size])
+        counts: dict[str, int] = {}
+        for block in manifest["blocks"]:
+            kind, n = block["type"], block["n"]
+            if not isinstance(kind, str) or type(n) is not int or n < 0:
+                raise ValueError(f"bad block {str(block)[:80]}")
+            counts[kind] = counts.get(kind, 0) + n
+    except (ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
+        raise DataFormatError(f"payload manifest cannot be read: {exc}") from None
+    return counts
+
+
+def _count_problem(key: _Key, counts: dict[str, int], payload_bytes: int) -> str | None:
+    """Why the claimed counts cannot be an answer to ``key``, or None when they can."""
+    nanos = Resolution.parse(key[1]).nanos
+    for kind, n in counts.items():
+        # ticks: no bound from the range; a real tick costs bytes in the file
+        bound = max(0, key[3] - key[2]) // nanos + 1 if nanos > 0 else max(payload_bytes, 16)
+        if n > bound:
+            return f"{n} {kind} items claimed, at most {bound} fit {key[1]} in the range"
+    return None
+
+
+def _item_problem(key: _Key, items: Sequence[MarketData]) -> str | None:
+    """Why ``items`` cannot be the answer to ``key``, or None when they can."""
+    symbol, name, start, end = key
+    resolution = Resolution.parse(name)
+    for item in items:
+        if item.symbol != symbol:
+            return f"an item of symbol {item.symbol!r}"
+        if not start <= item.ts_event <= end:
+            return f"an item at {item.ts_event}, outside [{start}, {end}]"
+        found = getattr(item, "resolution", None)
+        if found is not None and not resolution.is_tick and found != resolution:
+            return f"an item of resolution {found}"
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    if resolution.nanos > 0:
+        return _count_problem(key, counts, 0)
+    return None
 
 
 def _estimate_bytes(items: list[MarketData]) -> int:
@@ -169,8 +234,11 @@ class DataCache:
         payload = None
         if self._dir is not None:
             try:
+                problem = _item_problem(key, items)
+                if problem is not None:
+                    raise ValueError(f"{problem}: a disk read would reject it")
                 payload = _codec.encode_items(items)
-            except (TypeError, ValueError, OverflowError) as exc:
+            except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                 logger.warning("cannot store %r on disk, keeping it in memory: %s", key, exc)
         entry = _Entry(items, written_at, _estimate_bytes(items))
         with self._lock:
@@ -228,7 +296,8 @@ class DataCache:
         """Return a snapshot of the counters and sizes.
 
         Keys: ``hits``, ``misses``, ``memory_hits``, ``disk_hits``, ``corrupt``, ``evictions``
-        (memory), ``disk_evictions``, ``expired``, ``disk_errors``, ``entries``, ``bytes``
+        (memory), ``disk_evictions``, ``expired``, ``disk_errors``, ``rejected`` (disk
+        answers that did not fit their request), ``entries``, ``bytes``
         (memory estimate), ``disk_entries``, ``disk_bytes``, ``hit_rate``.
 
         Lock-free, so the event loop never waits behind another thread's disk I/O; a
@@ -418,10 +487,18 @@ class DataCache:
             return None
         try:
             written_at, payload = _codec.unframe(data, _key_bytes(key))
-            items = _codec.decode_items(payload)
+            problem = _count_problem(key, _claimed_counts(payload), len(payload))
+            if problem is None:
+                items = _codec.decode_items(payload)
+                problem = _item_problem(key, items)
         except DataFormatError as exc:
             logger.warning("dropping corrupt cache file %s: %s", path, exc)
             self._counts["corrupt"] += 1
+            self._remove_file(name)
+            return None
+        if problem is not None:
+            logger.warning("rejecting cache file %s for %r: %s", path, key, problem)
+            self._counts["rejected"] += 1
             self._remove_file(name)
             return None
         if self._expired(written_at, now):

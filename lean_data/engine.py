@@ -42,6 +42,7 @@ from lean_data.errors import (
     EngineClosedError,
     EngineStateError,
     LeanDataError,
+    StorageFailedError,
     SubscriptionError,
 )
 from lean_data.failover import FailoverState
@@ -55,7 +56,7 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
-from lean_data.persistence import DataPersistence
+from lean_data.persistence import DataPersistence, StorageFailure
 from lean_data.quality import DataQualityLevel, Verdict
 from lean_data.subscribers import AsyncCallback, Subscriber
 from lean_data.validation import DataValidator, QualityTracker
@@ -176,6 +177,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         self._outcomes = dict.fromkeys(OUTCOMES, 0)
         self._callback_errors = 0
         self._pending_errors: deque[tuple[str, str, str, str, int]] = deque(maxlen=10_000)
+        self._storage_hooks: list[Callable[[StorageFailure], Any]] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> DataEngine:
@@ -205,6 +207,8 @@ class DataEngine(FailoverMixin, SeriesMixin):
 
         Raises:
             EngineClosedError: the engine was stopped before; create a new one.
+            StorageError: the database cannot be opened, is not a database, is corrupt or
+                cannot be written (the engine stays NEW).
         """
         if self.state is EngineState.RUNNING:
             return
@@ -237,16 +241,39 @@ class DataEngine(FailoverMixin, SeriesMixin):
             batch_rows=cfg.storage_batch_rows,
             batch_ms=cfg.storage_batch_ms,
             queue_size=cfg.storage_queue_size,
+            on_failure=self._storage_failed,
         )
         await self.persistence.open()
         if cfg.retention_days > 0:
             await self.persistence.apply_retention(cfg.retention_days)
+
+    def on_storage_failed(self, callback: Callable[[StorageFailure], Any]) -> None:
+        """Call ``callback(failure)`` once when storage first loses rows (disk full, ...).
+
+        ``failure`` has ``kind``, ``message`` (the first error) and ``rows_lost`` (so far).
+        It is called from the storage writer task: a coroutine it returns runs as an
+        engine task. Storage goes on trying; :meth:`stop` raises ``StorageFailedError``.
+        """
+        self._storage_hooks.append(callback)
+
+    def _storage_failed(self, failure: StorageFailure) -> None:
+        for hook in self._storage_hooks:
+            try:
+                result = hook(failure)
+                if inspect.isawaitable(result):
+                    self._own(result, "storage_failed_hook")
+            except Exception as exc:  # a user's hook must not stop storage
+                self._callback_failed("storage_failed_hook", "", exc)
 
     async def stop(self) -> None:
         """Stop feeds, deliver and store everything accepted, then close; idempotent.
 
         Waits at most ``config.stop_timeout_s`` for slow subscribers; what they could not
         take by then is counted as dropped and logged.
+
+        Raises:
+            StorageFailedError: storage lost rows this run (after closing everything; the
+                state is CLOSED). The message says how many and why.
         """
         if self.state is not EngineState.RUNNING:
             if self.state is EngineState.NEW:
@@ -265,6 +292,15 @@ class DataEngine(FailoverMixin, SeriesMixin):
                 await self._close_storage(self.persistence)
         finally:
             self.state = EngineState.CLOSED
+        failure = self.persistence.failure if self.persistence is not None else None
+        if failure is not None:
+            raise StorageFailedError(
+                f"storage of {self.config.db_path!s} failed ({failure.kind}): "
+                f"{failure.rows_lost} rows were not stored; first error: {failure.message}",
+                kind=failure.kind,
+                rows_lost=failure.rows_lost,
+                path=str(self.config.db_path),
+            )
 
     def _record_undelivered(self) -> None:
         """One errors row per run for items not delivered that have no row of their own."""
@@ -943,6 +979,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
             outcomes=dict(self._outcomes),
             callback_errors=self._callback_errors,
             inbox_depth=len(self._inbox) if self._inbox is not None else 0,
+            degraded=self.persistence is not None and self.persistence.failure is not None,
         )
         feeds = snapshot.setdefault("feeds", {})
         for name, feed in self._feeds.items():

@@ -15,6 +15,7 @@ trading bot can catch one type without importing aiosqlite, ccxt or alpaca-py::
     │   └── SubscriptionError       unknown symbol, insufficient subscription (fatal)
     ├── DataQualityError            data judged INVALID where a caller asked for strictness
     ├── StorageError                SQLite (or another store) failed
+    │   └── StorageFailedError      writes failed for good; rows were lost (``stop()``)
     └── EngineStateError            an operation that the engine's state does not allow
         └── EngineClosedError       the engine was stopped; it cannot be reopened
 
@@ -37,6 +38,7 @@ __all__ = [
     "LeanDataError",
     "RateLimitError",
     "StorageError",
+    "StorageFailedError",
     "SubscriptionError",
 ]
 
@@ -137,6 +139,28 @@ class DataQualityError(LeanDataError):
 
 class StorageError(LeanDataError):
     """A storage backend failed."""
+
+
+class StorageFailedError(StorageError):
+    """Storage could not write: rows accepted by the engine were lost.
+
+    Raised by ``DataEngine.stop()`` once everything is closed, when a batch of rows could
+    not be written even after its retry (disk full, read-only or corrupt file, a dead
+    writer).
+
+    Args:
+        message: what failed, how many rows were lost and the first error.
+        kind: ``disk_full``, ``read_only``, ``corrupt``, ``locked``, ``io``,
+            ``writer_died`` or ``error``.
+        rows_lost: rows not stored.
+        path: the database.
+    """
+
+    def __init__(self, message: str, *, kind: str, rows_lost: int, path: str = ""):
+        self.kind = kind
+        self.rows_lost = rows_lost
+        self.path = path
+        super().__init__(message)
 
 
 class EngineStateError(LeanDataError):

@@ -46,12 +46,12 @@ import orjson
 from lean_data import _schema as sch
 from lean_data._inbox import Inbox
 from lean_data._queries import QueriesMixin
-from lean_data._writer import STOP, BatchWriter, Entry
+from lean_data._writer import STOP, BatchWriter, Entry, StorageFailure, failure_kind
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
 from lean_data.models import NS_PER_DAY, MarketData, Resolution
 from lean_data.quality import Verdict
 
-__all__ = ["DataPersistence"]
+__all__ = ["DataPersistence", "StorageFailure"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,13 @@ class DataPersistence(QueriesMixin):
     ``statistics()["rejected"]`` and reported as a ``storage_rejected`` errors row, and the
     rest of the batch is stored. When the retry fails as well (the database is locked or
     full), the batch's rows are counted in ``statistics()["rows_lost"]``. Either way the
-    writer goes on, and the next :meth:`flush` reports the rows not stored.
+    writer goes on, and the next :meth:`flush` reports the rows not stored. The first lost
+    batch degrades storage: :attr:`failure` and ``statistics()["failed"]`` say why (kind,
+    first error, rows lost so far), one ERROR line is logged, ``on_failure`` is called once,
+    and :meth:`close` writes a ``storage_failed`` errors row when the file still takes one.
+
+    :meth:`open` checks the file first (``PRAGMA quick_check`` and a rolled-back test
+    write): a file that is not a database, is corrupt or cannot be written is refused.
 
     Args:
         path: the SQLite file (created with its tables when missing).
@@ -78,6 +84,9 @@ class DataPersistence(QueriesMixin):
         queue_size: capacity of the write queue; ``save_market_data`` waits when it is full.
         busy_timeout_ms: how long SQLite waits for another connection's write lock.
         clock_ns: wall clock in ns since the epoch, for default timestamps and windows.
+        on_failure: called once (from the writer task) when rows are first lost.
+        check: run the start-up check (``quick_check`` reads the whole file: about
+            0.3 s per 100 MB on a warm page cache, measured).
 
     Raises:
         ConfigError: a size or duration is not positive.
@@ -92,6 +101,8 @@ class DataPersistence(QueriesMixin):
         queue_size: int = 100_000,
         busy_timeout_ms: int = 5000,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_failure: Callable[[StorageFailure], None] | None = None,
+        check: bool = True,
     ) -> None:
         for name, value in (("batch_rows", batch_rows), ("queue_size", queue_size)):
             if value <= 0:
@@ -107,8 +118,13 @@ class DataPersistence(QueriesMixin):
         self._clock_ns = clock_ns
         self._queue: Inbox[int] = Inbox(queue_size)
         self._batch_writer = BatchWriter(
-            self._queue, batch_rows=batch_rows, batch_s=batch_ms / 1000.0, clock_ns=clock_ns
+            self._queue,
+            batch_rows=batch_rows,
+            batch_s=batch_ms / 1000.0,
+            clock_ns=clock_ns,
+            on_failure=on_failure,
         )
+        self._check = check
         self._db: aiosqlite.Connection | None = None
         self._writer: asyncio.Task[None] | None = None  # runs self._batch_writer.run()
         self._state = _NEW
@@ -123,7 +139,9 @@ class DataPersistence(QueriesMixin):
 
         Raises:
             EngineClosedError: the instance was closed.
-            StorageError: the file cannot be opened or holds a newer schema.
+            StorageError: the file cannot be opened, holds a newer schema, is not a
+                database, is corrupt or cannot be written (the message names the path
+                and the problem).
         """
         if self._state == _OPEN:
             return
@@ -137,7 +155,9 @@ class DataPersistence(QueriesMixin):
             await self._prepare(self._db)
         except (sqlite3.Error, OSError) as exc:
             await self._discard_connection()
-            raise StorageError(f"cannot open SQLite database {self._path!r}: {exc}") from exc
+            raise StorageError(
+                f"cannot open SQLite database {self._path!r}: {_problem(exc)} ({exc})"
+            ) from exc
         except StorageError:
             await self._discard_connection()
             raise
@@ -152,6 +172,8 @@ class DataPersistence(QueriesMixin):
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms:d}")
+        if self._check:
+            await self._check_file(db)
         if await sch.stored_version(db) == sch.SCHEMA_VERSION:
             return  # up to date: no write lock needed, however busy other writers are
         await db.execute("BEGIN IMMEDIATE")  # one creating or migrating process at a time
@@ -163,6 +185,56 @@ class DataPersistence(QueriesMixin):
         if found != sch.SCHEMA_VERSION:
             logger.info(
                 "upgraded %s from schema version %d to %d", self._path, found, sch.SCHEMA_VERSION
+            )
+
+    async def _check_file(self, db: aiosqlite.Connection) -> None:
+        """Refuse a corrupt file, or one that cannot be written (a rolled-back test write).
+
+        The test write does not wait for another connection's write lock: a file another
+        writer is writing is taken as writable.
+        """
+        rows = list(await db.execute_fetchall("PRAGMA quick_check(5)"))
+        text = "\n".join(str(row[0]) for row in rows)
+        if text != "ok":  # e.g. "*** in database main ***\nPage 3 is never used\n..."
+            problems = [line for line in text.splitlines() if line and not line.startswith("***")]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StorageError(
+                f"cannot open SQLite database {self._path!r}: corrupt: "
+                f"{problems[0] if problems else text}{more}"
+            )
+        await db.execute("PRAGMA busy_timeout=0")
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute("CREATE TABLE lean_write_check (x INTEGER)")  # main file
+            finally:
+                await db.rollback()
+        except sqlite3.OperationalError as exc:
+            if failure_kind(exc) != "locked":
+                raise
+            logger.info("%s: skipped the test write, another connection is writing", self._path)
+        finally:
+            await db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms:d}")
+
+    @property
+    def failure(self) -> StorageFailure | None:
+        """Why storage is degraded (rows were lost), or None while every write succeeded."""
+        return self._batch_writer.failure
+
+    async def _report_failure(self, failure: StorageFailure) -> None:
+        """Write one ``storage_failed`` errors row, when the file still takes one."""
+        db = self._db
+        if db is None:
+            return
+        message = f"{failure.rows_lost} rows were not stored ({failure.kind}): {failure.message}"
+        row = (self._clock_ns(), "storage_failed", "", "", message, "")
+        try:
+            await db.execute(sch.WRITE_SQL[sch.ERRORS], row)
+            await db.commit()
+        except (sqlite3.Error, ValueError) as exc:
+            await self._batch_writer.rollback()
+            logger.error(
+                "%s: the storage_failed errors row could not be written: %s", self._path, exc
             )
 
     async def _discard_connection(self) -> None:
@@ -184,6 +256,8 @@ class DataPersistence(QueriesMixin):
                 await self._queue.put(STOP, None)
                 self._queue.wake()
                 await asyncio.wait({writer})
+            if (failure := self._batch_writer.failure) is not None:
+                await self._report_failure(failure)
         finally:
             await self._discard_connection()
 
@@ -465,6 +539,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _problem(exc: BaseException) -> str:
+    """A short name for why a file was refused at open."""
+    kind = failure_kind(exc)
+    if kind == "corrupt" and "not a database" in str(exc):
+        return "not a database"
+    if kind == "read_only":
+        return "read-only"
+    if isinstance(exc, OSError) or "unable to open" in str(exc):
+        return "cannot be opened or created"
+    return kind.replace("_", " ")
 
 
 def _probe(path: str) -> None:

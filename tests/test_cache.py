@@ -11,9 +11,11 @@ import struct
 import tempfile
 import threading
 import time
+import tracemalloc
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -217,11 +219,14 @@ def test_real_ticks_and_every_field_round_trip_exactly(tmp_path: Path, fixtures:
         exchange="P",
         condition="20002020",
     )
+    day = _day_ns(Path("20131011"))
+    DataCache(cache_dir=tmp_path).put("IBM", "tick", day, day + 86_400 * 10**9, ticks)
+    from_disk = DataCache(cache_dir=tmp_path).get("IBM", Resolution.TICK, day, day + 86_400 * 10**9)
+    assert reprs(from_disk) == reprs(ticks)
+    # items of other symbols and times cannot be the answer to one request: the codec alone
     mixed = ticks[:50] + edge_items() + ticks[50:]
-    DataCache(cache_dir=tmp_path).put("IBM", "tick", 0, 1, mixed)
-    got = DataCache(cache_dir=tmp_path).get("IBM", Resolution.TICK, 0, 1)
+    got = _codec.decode_items(memoryview(b"".join(_codec.encode_items(mixed))))
     assert reprs(got) == reprs(mixed)
-    assert got is not None
     bar = got[50]
     assert isinstance(bar, TradeBar)
     assert math.isnan(bar.volume)
@@ -261,13 +266,13 @@ def test_keys_normalise_resolutions_and_datetimes(spy_bars: list[TradeBar]) -> N
 def test_a_list_passed_to_put_can_change_afterwards(spy_bars: list[TradeBar]) -> None:
     cache = DataCache()
     bars = list(spy_bars)
-    cache.put("SPY", "1m", 0, 1, bars)
+    cache.put("SPY", "1m", DAY + 0, END + 1, bars)
     bars.clear()
-    got = cache.get("SPY", "1m", 0, 1)
+    got = cache.get("SPY", "1m", DAY + 0, END + 1)
     assert got == spy_bars
     assert got is not None
     got.clear()
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
 
 
 @pytest.mark.parametrize(
@@ -296,10 +301,10 @@ def test_a_cache_dir_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
 def test_evicts_the_least_recently_used_entry_by_count(spy_bars: list[TradeBar]) -> None:
     cache = DataCache(max_size=3)
     for i in range(3):
-        cache.put("SPY", "1m", i, i + 1, spy_bars[i : i + 1])
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars[0:1]  # 0 is now the most recent
-    cache.put("SPY", "1m", 3, 4, spy_bars[3:4])  # evicts 1
-    remaining = {i for i in range(4) if cache.get("SPY", "1m", i, i + 1) is not None}
+        cache.put("SPY", "1m", DAY + i, END + i + 1, spy_bars[i : i + 1])
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars[0:1]  # 0 is now the most recent
+    cache.put("SPY", "1m", DAY + 3, END + 4, spy_bars[3:4])  # evicts 1
+    remaining = {i for i in range(4) if cache.get("SPY", "1m", DAY + i, END + i + 1) is not None}
     assert remaining == {0, 2, 3}
     stats = cache.statistics()
     assert (stats["entries"], stats["evictions"], stats["bytes"]) == (3, 1, 3 * (256 + 336))
@@ -309,12 +314,16 @@ def test_evicts_by_estimated_bytes(spy_bars: list[TradeBar]) -> None:
     entry = 256 + 10 * 336  # the documented estimate for ten TradeBars
     cache = DataCache(max_size=100, max_bytes=2 * entry + 100)
     for i in range(3):
-        cache.put("SPY", "1m", i, i + 1, spy_bars[10 * i : 10 * i + 10])
-    assert [cache.get("SPY", "1m", i, i + 1) is not None for i in range(3)] == [False, True, True]
+        cache.put("SPY", "1m", DAY + i, END + i + 1, spy_bars[10 * i : 10 * i + 10])
+    assert [cache.get("SPY", "1m", DAY + i, END + i + 1) is not None for i in range(3)] == [
+        False,
+        True,
+        True,
+    ]
     stats = cache.statistics()
     assert (stats["entries"], stats["bytes"], stats["evictions"]) == (2, 2 * entry, 1)
-    cache.put("SPY", "1m", 9, 10, spy_bars)  # 828 bars cannot fit: kept out of memory
-    assert cache.get("SPY", "1m", 9, 10) is None
+    cache.put("SPY", "1m", DAY + 9, END + 10, spy_bars)  # 828 bars cannot fit: kept out of memory
+    assert cache.get("SPY", "1m", DAY + 9, END + 10) is None
     assert cache.statistics()["entries"] == 2
 
 
@@ -322,8 +331,8 @@ def test_an_entry_too_big_for_memory_is_served_from_disk(
     tmp_path: Path, spy_bars: list[TradeBar]
 ) -> None:
     cache = DataCache(cache_dir=tmp_path, max_bytes=1_000)
-    cache.put("SPY", "1m", 0, 1, spy_bars)
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
     stats = cache.statistics()
     assert (stats["entries"], stats["disk_hits"], stats["memory_hits"]) == (0, 1, 0)
 
@@ -335,15 +344,17 @@ def test_disk_tier_evicts_least_recently_used_files_across_restarts(
     first = DataCache(cache_dir=tmp_path, clock=clock)
     for i in range(3):
         clock.now = 1.0 + i
-        first.put("SPY", "1m", 10 + i, 20, spy_bars)
+        first.put("SPY", "1m", DAY + 10 + i, END + 20, spy_bars)
     one_file = int(first.statistics()["disk_bytes"]) // 3
     clock.now = 10.0
-    assert first.get("SPY", "1m", 10, 20) == spy_bars  # a memory hit refreshes the file too
+    assert (
+        first.get("SPY", "1m", DAY + 10, END + 20) == spy_bars
+    )  # a memory hit refreshes the file too
     clock.now = 11.0
     second = DataCache(cache_dir=tmp_path, disk_max_bytes=3 * one_file + 10, clock=clock)
-    second.put("SPY", "1m", 13, 20, spy_bars)  # over the bound: the file of key 11 goes
+    second.put("SPY", "1m", DAY + 13, END + 20, spy_bars)  # over the bound: the file of key 11 goes
     third = DataCache(cache_dir=tmp_path)
-    hits = {i for i in range(10, 14) if third.get("SPY", "1m", i, 20) is not None}
+    hits = {i for i in range(10, 14) if third.get("SPY", "1m", DAY + i, END + 20) is not None}
     assert hits == {10, 12, 13}
     assert second.statistics()["disk_evictions"] == 1
     assert second.statistics()["disk_bytes"] == 3 * one_file
@@ -354,11 +365,11 @@ def test_a_file_bigger_than_the_disk_bound_is_not_written(
     tmp_path: Path, spy_bars: list[TradeBar]
 ) -> None:
     cache = DataCache(cache_dir=tmp_path, disk_max_bytes=1_000)
-    cache.put("SPY", "1m", 0, 1, spy_bars[:2])
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars[:2])
     assert len(cache_files(tmp_path)) == 1
-    cache.put("SPY", "1m", 0, 1, spy_bars)  # the small old version must not resurface
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)  # the small old version must not resurface
     assert cache_files(tmp_path) == []
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
 
 
 # ---------------------------------------------------------------- TTL
@@ -369,18 +380,18 @@ def test_ttl_expires_entries_in_memory_and_on_disk(
 ) -> None:
     clock = Clock(100.0)
     cache = DataCache(cache_dir=tmp_path, ttl_s=10.0, clock=clock)
-    cache.put("SPY", "1m", 0, 1, spy_bars)
-    cache.put("SPY", "1m", 0, 2, spy_bars)
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
+    cache.put("SPY", "1m", DAY + 0, END + 2, spy_bars)
     clock.now = 109.999
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
-    assert DataCache(cache_dir=tmp_path, ttl_s=10.0, clock=clock).get("SPY", "1m", 0, 2) == (
-        spy_bars
-    )
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
+    assert DataCache(cache_dir=tmp_path, ttl_s=10.0, clock=clock).get(
+        "SPY", "1m", DAY + 0, END + 2
+    ) == (spy_bars)
     clock.now = 110.0
-    assert cache.get("SPY", "1m", 0, 1) is None
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) is None
     assert len(cache_files(tmp_path)) == 1  # the expired entry's file went with it
     fresh = DataCache(cache_dir=tmp_path, ttl_s=10.0, clock=clock)
-    assert fresh.get("SPY", "1m", 0, 2) is None
+    assert fresh.get("SPY", "1m", DAY + 0, END + 2) is None
     assert cache_files(tmp_path) == []
     assert (cache.statistics()["expired"], fresh.statistics()["expired"]) == (1, 1)
     assert DataCache(cache_dir=tmp_path).statistics()["disk_entries"] == 0
@@ -389,9 +400,9 @@ def test_ttl_expires_entries_in_memory_and_on_disk(
 def test_ttl_zero_keeps_entries_forever(spy_bars: list[TradeBar]) -> None:
     clock = Clock(0.0)
     cache = DataCache(clock=clock)
-    cache.put("SPY", "1m", 0, 1, spy_bars)
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
     clock.now = 1e12
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
 
 
 # ---------------------------------------------------------------- corrupt files
@@ -434,31 +445,33 @@ CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
 def test_a_corrupt_file_is_a_logged_counted_miss_and_is_removed(
     tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture, corruption: str
 ) -> None:
-    DataCache(cache_dir=tmp_path).put("SPY", "1m", 0, 1, spy_bars)
+    DataCache(cache_dir=tmp_path).put("SPY", "1m", DAY + 0, END + 1, spy_bars)
     (path,) = cache_files(tmp_path)
     path.write_bytes(CORRUPTIONS[corruption](path.read_bytes()))
     cache = DataCache(cache_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
-        assert cache.get("SPY", "1m", 0, 1) is None
+        assert cache.get("SPY", "1m", DAY + 0, END + 1) is None
     assert [
         r.getMessage().startswith(f"dropping corrupt cache file {path}") for r in caplog.records
     ] == [True]
     assert not path.exists()
     stats = cache.statistics()
     assert (stats["corrupt"], stats["misses"], stats["disk_entries"]) == (1, 1, 0)
-    cache.put("SPY", "1m", 0, 1, spy_bars)
-    assert reprs(DataCache(cache_dir=tmp_path).get("SPY", "1m", 0, 1)) == reprs(spy_bars)
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
+    assert reprs(DataCache(cache_dir=tmp_path).get("SPY", "1m", DAY + 0, END + 1)) == reprs(
+        spy_bars
+    )
 
 
 def test_a_file_holding_another_key_is_corrupt(tmp_path: Path, spy_bars: list[TradeBar]) -> None:
     cache = DataCache(cache_dir=tmp_path)
-    cache.put("SPY", "1m", 0, 1, spy_bars[:5])
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars[:5])
     (first,) = cache_files(tmp_path)
-    cache.put("SPY", "1m", 0, 2, spy_bars[5:9])
+    cache.put("SPY", "1m", DAY + 0, END + 2, spy_bars[5:9])
     (second,) = [p for p in cache_files(tmp_path) if p != first]
     shutil.copyfile(first, second)
     reopened = DataCache(cache_dir=tmp_path)
-    assert reopened.get("SPY", "1m", 0, 2) is None
+    assert reopened.get("SPY", "1m", DAY + 0, END + 2) is None
     assert reopened.statistics()["corrupt"] == 1
     assert cache_files(tmp_path) == [first]
 
@@ -474,8 +487,8 @@ def test_a_put_that_cannot_reach_the_disk_still_serves_from_memory(
     shutil.rmtree(directory)
     directory.write_bytes(b"not a directory")  # works as root too, unlike chmod
     with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
-        cache.put("SPY", "1m", 0, 1, spy_bars)
-        assert cache.get("SPY", "1m", 0, 1) == spy_bars
+        cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
+        assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
         assert cache.invalidate("SPY") == 1
         cache.clear()
     stats = cache.statistics()
@@ -488,15 +501,15 @@ def test_a_put_that_cannot_reach_the_disk_still_serves_from_memory(
 def test_an_unreadable_entry_is_a_logged_miss(
     tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture
 ) -> None:
-    DataCache(cache_dir=tmp_path).put("SPY", "1m", 0, 1, spy_bars)
+    DataCache(cache_dir=tmp_path).put("SPY", "1m", DAY + 0, END + 1, spy_bars)
     (path,) = cache_files(tmp_path)
     path.unlink()
     path.mkdir()  # reading a directory fails with IsADirectoryError, root or not
     cache = DataCache(cache_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
-        assert cache.get("SPY", "1m", 0, 1) is None
-        cache.put("SPY", "1m", 0, 1, spy_bars)  # os.replace onto a directory fails
-    assert cache.get("SPY", "1m", 0, 1) == spy_bars
+        assert cache.get("SPY", "1m", DAY + 0, END + 1) is None
+        cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)  # os.replace onto a directory fails
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
     assert [r.getMessage().split(":")[0] for r in caplog.records] == [
         f"cache cannot read {path}",
         f"cache cannot write {path}",
@@ -560,14 +573,14 @@ def test_hostile_symbols_stay_inside_cache_dir_and_round_trip(tmp_path: Path) ->
     cache = DataCache(cache_dir=directory)
     for i, symbol in enumerate(HOSTILE):
         bar = TradeBar(symbol, i, 1.0, 2.0, 0.5, 1.5, 10.0 + i)
-        cache.put(symbol, "1m", 0, 1, [bar])
+        cache.put(symbol, "1m", 0, 100, [bar])
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(p.parent == directory for p in files)
     assert {p.name for p in tmp_path.rglob("*")} == {"one", "cache"} | {p.name for p in files}
     assert len(files) == len(HOSTILE)
     reopened = DataCache(cache_dir=directory)
     for i, symbol in enumerate(HOSTILE):
-        assert reopened.get(symbol, "1m", 0, 1) == [
+        assert reopened.get(symbol, "1m", 0, 100) == [
             TradeBar(symbol, i, 1.0, 2.0, 0.5, 1.5, 10.0 + i)
         ]
     assert reopened.invalidate("../../x") == 1
@@ -581,13 +594,13 @@ def test_hostile_symbols_stay_inside_cache_dir_and_round_trip(tmp_path: Path) ->
 def test_counters_are_exact(tmp_path: Path, spy_bars: list[TradeBar]) -> None:
     cache = DataCache(cache_dir=tmp_path)
     assert cache.hit_rate == 0.0
-    cache.put("SPY", "1m", 0, 1, spy_bars[:3])
-    assert cache.get("SPY", "1m", 0, 1) is not None
-    assert cache.get("SPY", "1m", 0, 2) is None
-    assert cache.get("QQQ", "1m", 0, 1) is None
+    cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars[:3])
+    assert cache.get("SPY", "1m", DAY + 0, END + 1) is not None
+    assert cache.get("SPY", "1m", DAY + 0, END + 2) is None
+    assert cache.get("QQQ", "1m", DAY + 0, END + 1) is None
     reopened = DataCache(cache_dir=tmp_path)
-    assert reopened.get("SPY", "1m", 0, 1) is not None
-    assert reopened.get("SPY", "1m", 0, 1) is not None
+    assert reopened.get("SPY", "1m", DAY + 0, END + 1) is not None
+    assert reopened.get("SPY", "1m", DAY + 0, END + 1) is not None
     size = len(cache_files(tmp_path)[0].read_bytes())
     assert cache.statistics() == {
         "hits": 1,
@@ -599,6 +612,7 @@ def test_counters_are_exact(tmp_path: Path, spy_bars: list[TradeBar]) -> None:
         "disk_evictions": 0,
         "expired": 0,
         "disk_errors": 0,
+        "rejected": 0,
         "entries": 1,
         "bytes": 256 + 3 * 336,
         "disk_entries": 1,
@@ -614,14 +628,17 @@ def test_invalidate_drops_one_symbol_from_both_tiers(
     tmp_path: Path, spy_bars: list[TradeBar]
 ) -> None:
     cache = DataCache(cache_dir=tmp_path)
+    qqq = [replace(bar, symbol="QQQ") for bar in spy_bars[:2]]
     for symbol, start in (("SPY", 0), ("SPY", 1), ("QQQ", 0)):
-        cache.put(symbol, "1m", start, 9, spy_bars[:2])
-    DataCache(cache_dir=tmp_path).put("SPY", "1h", 0, 9, spy_bars[:1])  # on disk only
+        bars = qqq if symbol == "QQQ" else spy_bars[:2]
+        cache.put(symbol, "1m", DAY + start, END + 9, bars)
+    hourly = [replace(spy_bars[0], resolution=Resolution.HOUR)]
+    DataCache(cache_dir=tmp_path).put("SPY", "1h", DAY, END + 9, hourly)  # on disk only
     assert cache.invalidate("SPY") == 3
     assert cache.invalidate("SPY") == 0
-    assert cache.get("SPY", "1m", 0, 9) is None
-    assert cache.get("QQQ", "1m", 0, 9) == spy_bars[:2]
-    assert DataCache(cache_dir=tmp_path).get("SPY", "1h", 0, 9) is None
+    assert cache.get("SPY", "1m", DAY + 0, END + 9) is None
+    assert cache.get("QQQ", "1m", DAY + 0, END + 9) == qqq
+    assert DataCache(cache_dir=tmp_path).get("SPY", "1h", DAY, END + 9) is None
     assert len(cache_files(tmp_path)) == 1
 
 
@@ -630,11 +647,11 @@ def test_clear_empties_both_tiers_but_keeps_foreign_files(
 ) -> None:
     (tmp_path / "README").write_text("mine")
     cache = DataCache(cache_dir=tmp_path)
-    cache.put("SPY", "1m", 0, 9, spy_bars)
-    cache.put("QQQ", "1m", 0, 9, spy_bars)
+    cache.put("SPY", "1m", DAY + 0, END + 9, spy_bars)
+    cache.put("QQQ", "1m", DAY + 0, END + 9, spy_bars)
     cache.clear()
     assert [p.name for p in tmp_path.iterdir()] == ["README"]
-    assert cache.get("SPY", "1m", 0, 9) is None
+    assert cache.get("SPY", "1m", DAY + 0, END + 9) is None
     stats = cache.statistics()
     assert (stats["entries"], stats["bytes"], stats["disk_entries"], stats["disk_bytes"]) == (
         0,
@@ -654,8 +671,8 @@ def test_threads_can_share_a_cache(tmp_path: Path, spy_bars: list[TradeBar]) -> 
     def work(worker: int) -> None:
         for i in range(40):
             bars = spy_bars[i : i + worker + 1]
-            cache.put("SPY", "1m", worker, i, bars)
-            got = cache.get("SPY", "1m", worker, i)
+            cache.put("SPY", "1m", DAY + worker, END + i, bars)
+            got = cache.get("SPY", "1m", DAY + worker, END + i)
             if got is None or reprs(got) != reprs(bars):
                 errors.append(f"worker {worker} step {i}")
 
@@ -753,10 +770,21 @@ class CacheModel(RuleBasedStateMachine):
         st.sampled_from(["1m", "1h"]),
         st.integers(0, 3),
         st.integers(0, 3),
-    )
+    ).map(lambda k: (k[0], k[1], k[2], k[2] + k[3]))
 
     @rule(key=keys, items=st.lists(st.one_of(trade_bars, ticks), max_size=4))
     def put(self, key: tuple[str, str, int, int], items: list[MarketData]) -> None:
+        # an answer to the request (its symbol, resolution, range; one item per type fits
+        # less than a period), as the disk tier accepts no other
+        symbol, name, start, _ = key
+        fields: dict[type, dict[str, Any]] = {
+            TradeBar: {"resolution": Resolution.parse(name)},
+            Tick: {},
+        }
+        items = [
+            replace(item, symbol=symbol, ts_event=start, **fields[type(item)])
+            for item in {type(item): item for item in items}.values()
+        ]
         self.cache.put(*key, items)
         self.model[key] = [repr(item) for item in items]
 
@@ -799,7 +827,7 @@ def test_lean_reader_helper_reads_deci_cents(tmp_path: Path) -> None:
 def _two_bars() -> list[MarketData]:
     return [
         TradeBar("SPY", 0, 1.0, 2.0, 0.5, 1.5, 10.0, closed=True),
-        TradeBar("SPY", 60, 1.5, 2.5, 1.0, 2.0, 20.0, closed=False),
+        TradeBar("SPY", NS_PER_MINUTE, 1.5, 2.5, 1.0, 2.0, 20.0, closed=False),
     ]
 
 
@@ -854,22 +882,24 @@ def test_a_payload_that_is_not_json_is_a_data_format_error() -> None:
 
 def test_a_checksummed_file_with_a_bad_payload_is_corrupt(tmp_path: Path) -> None:
     cache = DataCache(cache_dir=tmp_path)
-    cache.put("SPY", "1m", 0, 1, _two_bars())
+    cache.put("SPY", "1m", 0, 10 * NS_PER_MINUTE, _two_bars())
     (path,) = cache_files(tmp_path)
     bad = _edit_manifest(_set("n", 3))
-    path.write_bytes(b"".join(_codec.frame(b"3:SPY|1m|0|1", 5.0, [bad])))
+    path.write_bytes(b"".join(_codec.frame(b"3:SPY|1m|0|%d" % (10 * NS_PER_MINUTE), 5.0, [bad])))
     reopened = DataCache(cache_dir=tmp_path)
-    assert reopened.get("SPY", "1m", 0, 1) is None
+    assert reopened.get("SPY", "1m", 0, 10 * NS_PER_MINUTE) is None
     assert reopened.statistics()["corrupt"] == 1
     assert not path.exists()
 
 
 def test_the_file_key_is_the_length_prefixed_symbol_and_the_request(tmp_path: Path) -> None:
     cache = DataCache(cache_dir=tmp_path)
-    cache.put("SPY", "1m", 0, 1, _two_bars())
+    cache.put("SPY", "1m", 0, NS_PER_MINUTE, _two_bars())
     (path,) = cache_files(tmp_path)
-    path.write_bytes(b"".join(_codec.frame(b"3:SPY|1m|0|1", 5.0, _codec.encode_items([]))))
-    assert DataCache(cache_dir=tmp_path).get("SPY", "minute", 0, 1) == []
+    path.write_bytes(
+        b"".join(_codec.frame(b"3:SPY|1m|0|%d" % NS_PER_MINUTE, 5.0, _codec.encode_items([])))
+    )
+    assert DataCache(cache_dir=tmp_path).get("SPY", "minute", 0, NS_PER_MINUTE) == []
 
 
 def test_ints_beyond_int64_round_trip_and_symbols_must_be_text() -> None:
@@ -880,7 +910,7 @@ def test_ints_beyond_int64_round_trip_and_symbols_must_be_text() -> None:
     payload = b"".join(_codec.encode_items(items))
     assert _codec.decode_items(memoryview(payload)) == items
     with pytest.raises(TypeError, match="symbol must be a str, got bytes"):
-        DataCache().get(b"SPY", "1m", 0, 1)  # type: ignore[arg-type]  # wrong type on purpose
+        DataCache().get(b"SPY", "1m", DAY + 0, END + 1)  # type: ignore[arg-type]  # wrong type on purpose
 
 
 def test_statistics_never_wait_for_a_thread_doing_disk_io(tmp_path: Path) -> None:
@@ -888,3 +918,115 @@ def test_statistics_never_wait_for_a_thread_doing_disk_io(tmp_path: Path) -> Non
     with cache._lock:  # what a worker thread holds while it reads a big file
         assert cache.statistics()["hits"] == 0
         assert cache.hit_rate == 0.0
+
+
+# ---------------------------------------------------------------- forged disk answers
+
+
+def plant(directory: Path, key: tuple[str, str, int, int], payload: list[bytes]) -> Path:
+    """Write a cache file with a valid checksum for ``key``, as anyone with access could."""
+    from lean_data import cache as cache_module
+
+    path = directory / cache_module._file_name(key)
+    path.write_bytes(b"".join(_codec.frame(cache_module._key_bytes(key), time.time(), payload)))
+    return path
+
+
+def claiming(items: list[MarketData], count: int) -> list[bytes]:
+    """The payload of ``items`` with its manifest claiming ``count`` items in the first block."""
+    _, manifest, *blobs = _codec.encode_items(items)
+    edited = orjson.loads(manifest)
+    edited["blocks"][0]["n"] = count
+    raw = orjson.dumps(edited)
+    return [struct.pack("<I", len(raw)), raw, *blobs]
+
+
+@pytest.mark.parametrize("resolution", ["1m", "tick"])
+def test_a_file_claiming_a_million_items_is_rejected_before_decoding(
+    tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture, resolution: str
+) -> None:
+    start = spy_bars[0].ts_event
+    key = ("SPY", resolution, start, start + 100 * NS_PER_MINUTE)
+    one: MarketData = spy_bars[0]
+    if resolution == "tick":
+        one = Tick("SPY", start, 168.0, 100.0)
+    path = plant(tmp_path, key, claiming([one], 1_000_000))
+    assert path.stat().st_size < 600  # 517 bytes for the bar
+    cache = DataCache(cache_dir=tmp_path)
+    tracemalloc.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+            assert cache.get(*key) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # decoding would have built 1,000,000 items: 131 MiB for bars
+    assert [r.getMessage().startswith(f"rejecting cache file {path}") for r in caplog.records] == [
+        True
+    ]
+    assert "1000000" in caplog.records[0].getMessage()
+    stats = cache.statistics()
+    assert (stats["rejected"], stats["corrupt"], stats["misses"], stats["hits"]) == (1, 0, 1, 0)
+    assert not path.exists()
+    assert stats["disk_entries"] == 0
+
+
+FORGERIES: dict[str, Callable[[TradeBar], TradeBar]] = {
+    "another symbol": lambda bar: replace(bar, symbol="AAPL"),
+    "after the range": lambda bar: replace(bar, ts_event=bar.ts_event + 200 * NS_PER_MINUTE),
+    "before the range": lambda bar: replace(bar, ts_event=bar.ts_event - 24 * 60 * NS_PER_MINUTE),
+    "another resolution": lambda bar: replace(bar, resolution=Resolution.parse("5m")),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_file_with_an_item_that_does_not_fit_the_request_is_rejected(
+    tmp_path: Path, spy_bars: list[TradeBar], forgery: str
+) -> None:
+    bars = spy_bars[:100]
+    key = ("SPY", "1m", bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE)
+    forged: list[MarketData] = [*bars[:50], FORGERIES[forgery](bars[50]), *bars[51:]]
+    path = plant(tmp_path, key, _codec.encode_items(forged))
+    cache = DataCache(cache_dir=tmp_path)
+    assert cache.get(*key) is None
+    assert cache.statistics()["rejected"] == 1
+    assert not path.exists()
+    plant(tmp_path, key, _codec.encode_items(bars))  # the honest answer is served
+    assert DataCache(cache_dir=tmp_path).get(*key) == bars
+
+
+def test_put_keeps_an_answer_that_does_not_fit_its_request_off_disk(
+    tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = DataCache(cache_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+        cache.put("SPY", "1m", 0, 1, spy_bars)  # the bars are of 2013, not of 1970
+    assert cache.get("SPY", "1m", 0, 1) == spy_bars  # memory still answers
+    assert cache_files(tmp_path) == []
+    assert "outside [0, 1]" in caplog.records[0].getMessage()
+
+
+async def test_the_engine_asks_its_feed_when_the_disk_answer_is_forged(
+    tmp_path: Path, spy_bars: list[TradeBar]
+) -> None:
+    from lean_data import Config, DataEngine
+    from tests.helpers import ListFeed
+
+    start = spy_bars[0].ts_event
+    end = start + 100 * NS_PER_MINUTE
+    expected = [bar for bar in spy_bars if start <= bar.ts_event < end]
+    assert len(expected) == 69  # the first 100 minutes hold 69 bars
+    key = DataCache._key("SPY", Resolution.MINUTE, start, end)
+    forged = plant(tmp_path, key, claiming([spy_bars[0]], 1_000_000))
+    feed = ListFeed("lean", history=spy_bars)
+    engine = DataEngine(Config(db_path=None, cache_dir=tmp_path, metrics_interval_s=0))
+    engine.add_feed(feed)
+    async with engine:
+        got = await engine.get_historical_data("SPY", start, end, Resolution.MINUTE)
+        assert got == expected
+        assert feed.history_calls == 1
+        assert engine.get_metrics()["cache"]["rejected"] == 1
+        assert await engine.get_historical_data("SPY", start, end, Resolution.MINUTE) == got
+        assert feed.history_calls == 1  # the real answer replaced the forged file
+    assert forged.exists()  # the same name, now holding the real answer
+    assert DataCache(cache_dir=tmp_path).get("SPY", "1m", start, end) == expected

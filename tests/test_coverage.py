@@ -324,6 +324,7 @@ async def test_reads_see_coverage_and_bars_queued_before_them(
         "rows_rejected": 0,
         "rejected": {},
         "last_batch_rows": 2,
+        "failed": None,
     }
 
 

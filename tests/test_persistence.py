@@ -320,6 +320,7 @@ async def test_thousand_rows_with_batch_rows_100_are_ten_batches(db_path: Path) 
             "rows_rejected": 0,
             "rejected": {},
             "last_batch_rows": 100,
+            "failed": None,
         }
 
 
@@ -443,7 +444,11 @@ async def test_locked_database_fails_twice_then_writer_recovers(db_path: Path) -
         other.close()
         await store.save_market_data(bar(T0 + NS_PER_MINUTE))
         await store.flush()
-        assert store.statistics() == {
+        stats = store.statistics()
+        failed = stats.pop("failed")  # the lost row degraded storage for good
+        assert (failed["kind"], failed["rows_lost"]) == ("locked", 1)
+        assert "locked" in failed["message"]
+        assert stats == {
             "rows_written": 1,
             "batches": 1,
             "queue_depth": 0,
