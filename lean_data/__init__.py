@@ -25,6 +25,7 @@ from lean_data.errors import (
     LeanDataError,
     RateLimitError,
     StorageError,
+    StorageFailedError,
     SubscriptionError,
 )
 from lean_data.feeds.backoff import BackoffPolicy
@@ -118,6 +119,7 @@ __all__ = [
     "Resolution",
     "Secret",
     "StorageError",
+    "StorageFailedError",
     "StreamingFeed",
     "Subscriber",
     "SubscriptionError",

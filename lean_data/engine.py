@@ -190,7 +190,13 @@ class DataEngine(FailoverMixin, SeriesMixin):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop()
+        if exc is None:
+            await self.stop()
+            return
+        try:  # the body's own exception is the one the caller must see
+            await self.stop()
+        except StorageFailedError as failed:
+            log.error("while leaving after %r: %s", exc, failed)
 
     @property
     def running(self) -> bool:
