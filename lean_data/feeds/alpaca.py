@@ -212,6 +212,7 @@ class AlpacaDataFeed(StreamingFeed):
             open_timeout=self.open_timeout_s,  # the base class bounds open_session too
             close_timeout=1.0,
             max_size=self.ws_max_message_bytes,
+            compression=None,  # see StreamingFeed: deflate would defeat ws_buffer_bytes
             max_queue=self.ws_max_queue,
             ping_interval=10.0,
             ping_timeout=30.0,

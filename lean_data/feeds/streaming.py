@@ -139,7 +139,10 @@ class StreamingFeed(DataFeed):
         ws_buffer_bytes: memory budget of the frames a websocket client buffers ahead of
             the reader (default 16 MiB): it buffers at most :attr:`ws_max_queue` =
             ``ws_buffer_bytes // ws_max_message_bytes`` messages, then stops reading from
-            the socket (TCP backpressure reaches the venue).
+            the socket (TCP backpressure reaches the venue). Subclasses turn websocket
+            compression (permessage-deflate) off: one compressed read of a few hundred KiB
+            can inflate to hundreds of 1 MiB messages before reading pauses, which no
+            ``max_queue`` bounds.
         rng: the jitter source (``random.random``); tests pin it.
 
     Attributes:
@@ -528,6 +531,9 @@ class StreamingFeed(DataFeed):
                 return
             except Exception as exc:
                 error = self.translate_error(exc)
+            if _cancel_requested():  # a cancel that asyncio.wait_for (3.11) swallowed
+                await self._end_session()
+                raise asyncio.CancelledError
             got_data = self._session_data or self.messages_emitted > emitted_before
             await self._end_session()
             self._tell_down(list(self.desired), str(error))
@@ -662,6 +668,17 @@ class StreamingFeed(DataFeed):
         sink = self._sink
         if sink is not None and symbols:
             sink.feed_down(self.name, symbols, reason)
+
+
+def _cancel_requested() -> bool:
+    """Return True when the current task was asked to cancel.
+
+    On Python 3.11, ``asyncio.wait_for`` returns (or raises) the inner result when it
+    completes together with an outer cancel, and the cancel is lost: without this check
+    the supervisor would sleep and reconnect while ``disconnect`` waits for it forever.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _loop_time(monotonic_deadline: float) -> float:
