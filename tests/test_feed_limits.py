@@ -32,6 +32,9 @@ from lean_data.secrets import Credentials
 from lean_data.testing import BinanceLoopbackServer, kline_event
 
 from .conftest import eventually
+from .test_alpaca_feed import feed_for as alpaca_feed
+from .test_alpaca_feed import server_for as alpaca_server
+from .test_alpaca_feed import vendor_minutes
 from .test_binance_feed import STREAM, SYMBOL, real_bars
 
 MARGIN_S = 5.0  # generous: a loaded CI machine must not turn a bound into a flaky failure
@@ -154,6 +157,31 @@ async def test_rest_retry_after_of_a_billion_seconds_waits_only_the_cap(
     assert cap <= elapsed < cap + MARGIN_S
     (warning,) = warnings_of(caplog, "rate_limited")[:1]
     assert "asked to wait 1e+09s; waiting 0.5s" in warning
+
+
+async def test_alpaca_rest_retry_after_of_a_billion_seconds_waits_only_the_cap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bars = vendor_minutes()[:10]
+    cap = 0.5
+    async with alpaca_server(bars={"SPY": bars}) as server:
+        server.faults.rate_limit_next = 1
+        server.faults.retry_after = 10**9
+        feed = alpaca_feed(
+            server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004, retry_after_cap_s=cap)
+        )
+        start, end = bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE
+        began = time.monotonic()
+        got = await feed.get_historical_data("SPY", start, end, Resolution.MINUTE)
+        elapsed = time.monotonic() - began
+        await feed.close()
+    assert [r.status for r in server.rest_requests] == [429, 200]
+    assert len(got) == len(bars)
+    assert list(feed.retry_delays) == [cap]
+    assert cap <= elapsed < cap + MARGIN_S
+    assert any(
+        "asked to wait 1e+09s; waiting 0.5s" in w for w in warnings_of(caplog, "rate_limited")
+    )
 
 
 @pytest.mark.parametrize("make", [binance, alpaca], ids=["binance", "alpaca"])
