@@ -22,7 +22,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from lean_data.errors import RetriesExhaustedError
+from lean_data.errors import ConfigError, RetriesExhaustedError
 from lean_data.feeds.alpaca import AlpacaDataFeed
 from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.binance import BinanceDataFeed
@@ -357,3 +357,27 @@ async def test_frames_a_stuck_consumer_never_reads_stay_within_the_buffer_budget
     # the buffered frames, the frame being parsed, the server's frame, and slack for the
     # interpreter; an unbounded queue would hold all 64 MiB
     assert growth < budget + 2 * MIB + 16 * MIB, f"RSS grew by {growth / MIB:.1f} MiB"
+
+
+# ------------------------------------------------------------------ settings
+def test_defaults_bound_the_websocket_buffer_to_16_mib() -> None:
+    feed = binance()
+    assert (feed.ws_max_message_bytes, feed.ws_buffer_bytes, feed.max_queue) == (MIB, 16 * MIB, 16)
+    assert feed.max_queue * feed.ws_max_message_bytes <= feed.ws_buffer_bytes
+    assert (feed.request_attempts, feed.request_budget_s, feed.http_timeout_s) == (8, 180.0, 30.0)
+    assert feed.backoff_policy.retry_after_cap_s == 60.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_queue": 4096}, "max_queue: expected 1 to 16"),
+        ({"ws_buffer_bytes": MIB - 1}, "ws_buffer_bytes: expected >= ws_max_message_bytes"),
+        ({"request_attempts": 0}, "request_attempts: expected >= 1"),
+        ({"request_budget_s": 0.0}, "request_budget_s: expected > 0"),
+        ({"http_timeout_s": float("nan")}, "http_timeout_s: expected > 0"),
+    ],
+)
+def test_limits_out_of_range_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        binance(**kwargs)
