@@ -380,4 +380,4 @@ def test_defaults_bound_the_websocket_buffer_to_16_mib() -> None:
 )
 def test_limits_out_of_range_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        binance(**kwargs)
+        binance(**kwargs)  # type: ignore[arg-type]
