@@ -12,6 +12,7 @@ trading bot can catch one type without importing aiosqlite, ccxt or alpaca-py::
     │   ├── FeedAuthError           credentials refused                       (fatal)
     │   ├── FeedProtocolError       the venue sent something we cannot use    (retryable)
     │   ├── RateLimitError          the venue asked us to slow down           (retryable)
+    │   ├── RetriesExhaustedError   a request used up its attempts or time budget   (fatal)
     │   └── SubscriptionError       unknown symbol, insufficient subscription (fatal)
     ├── DataQualityError            data judged INVALID where a caller asked for strictness
     ├── StorageError                SQLite (or another store) failed
@@ -37,6 +38,7 @@ __all__ = [
     "FeedProtocolError",
     "LeanDataError",
     "RateLimitError",
+    "RetriesExhaustedError",
     "StorageError",
     "StorageFailedError",
     "SubscriptionError",
@@ -125,6 +127,25 @@ class RateLimitError(FeedError):
     ):
         self.retry_after = retry_after
         super().__init__(message, feed=feed, retryable=retryable)
+
+
+class RetriesExhaustedError(FeedError):
+    """A request was retried until its budget (attempts or total time) ran out.
+
+    Not retryable: the budget was the retry. The last failure is ``__cause__`` when it was
+    a lean_data error, and its text is in the message.
+
+    Args:
+        attempts: attempts made.
+        elapsed_s: seconds spent, waits included.
+    """
+
+    retryable_default = False
+
+    def __init__(self, message: str, *, feed: str = "", attempts: int = 0, elapsed_s: float = 0.0):
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        super().__init__(message, feed=feed)
 
 
 class SubscriptionError(FeedError):

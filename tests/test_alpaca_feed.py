@@ -218,7 +218,9 @@ async def test_history_pages_and_fifty_429s() -> None:
     async with server_for(bars={"SPY": vendor}, page_limit=500) as server:
         server.faults.rate_limit_next = 50
         server.faults.retry_after = 0
-        feed = feed_for(server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004))
+        feed = feed_for(
+            server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004), request_attempts=51
+        )
         history = await feed.get_historical_data("SPY", start, end, vendor[0].resolution)
         await feed.close()
     statuses = [r.status for r in server.rest_requests]

@@ -74,11 +74,29 @@ def test_connection_limited_waits_at_least_the_connection_limit() -> None:
     backoff = Backoff(rng=const(1.0))
     assert backoff.next_delay(connection_limited=True) == 90.0
     assert Backoff(rng=const(0.0)).next_delay(connection_limited=True) == 90.0
-    # A longer Retry-After wins over the connection-limit floor.
-    assert backoff.next_delay(connection_limited=True, retry_after_s=120.0) == 120.0
+    # A longer Retry-After wins over the connection-limit floor, up to its cap.
+    uncapped = Backoff(BackoffPolicy(retry_after_cap_s=300.0), rng=const(1.0))
+    assert uncapped.next_delay(connection_limited=True, retry_after_s=120.0) == 120.0
+    # The cap never lowers the connection-limit floor.
+    assert backoff.next_delay(connection_limited=True, retry_after_s=1e9) == 90.0
     policy = BackoffPolicy(base_s=100.0, cap_s=200.0)
     assert Backoff(policy, rng=const(1.0)).next_delay(connection_limited=True) == 100.0
     assert Backoff(policy, rng=const(0.99)).next_delay(connection_limited=True) == 99.0
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    assert Backoff(rng=const(0.0)).next_delay(retry_after_s=1e9) == 60.0  # the default cap
+    policy = BackoffPolicy(retry_after_cap_s=2.5)
+    assert Backoff(policy, rng=const(0.0)).next_delay(retry_after_s=1e9) == 2.5
+    assert Backoff(policy, rng=const(0.0)).next_delay(retry_after_s=float("inf")) == 2.5
+    assert Backoff(policy, rng=const(0.0)).next_delay(retry_after_s=2.0) == 2.0
+    # the jitter window still applies above a capped floor
+    assert (
+        Backoff(BackoffPolicy(base_s=5.0, retry_after_cap_s=2.5), rng=const(1.0)).next_delay(
+            retry_after_s=1e9
+        )
+        == 5.0
+    )
 
 
 def test_reset_returns_to_attempt_zero() -> None:
@@ -171,6 +189,7 @@ calls = st.lists(
         cap_s=st.floats(10.0, 1000.0),
         multiplier=st.floats(1.0, 5.0),
         connection_limit_s=st.floats(0.0, 200.0),
+        retry_after_cap_s=st.floats(0.0, 1000.0),
     ),
     sequence=calls,
 )
@@ -182,7 +201,8 @@ def test_every_delay_lies_between_the_floor_and_the_window(
     expected_attempt = 0
     for _, retry_after, limited, reset in sequence:
         assert backoff.attempt == expected_attempt
-        floor = max(retry_after or 0.0, policy.connection_limit_s if limited else 0.0)
+        asked = min(retry_after or 0.0, policy.retry_after_cap_s)
+        floor = max(asked, policy.connection_limit_s if limited else 0.0)
         ceiling = backoff.ceiling(backoff.attempt)
         delay = backoff.next_delay(retry_after_s=retry_after, connection_limited=limited)
         assert floor <= delay <= max(floor, ceiling)
@@ -202,6 +222,7 @@ def test_every_delay_lies_between_the_floor_and_the_window(
         ({"multiplier": 0.5}, "multiplier: expected >= 1, found 0.5"),
         ({"connection_limit_s": -1.0}, "connection_limit_s: expected >= 0, found -1.0"),
         ({"max_attempts": 0}, "max_attempts: expected None or >= 1, found 0"),
+        ({"retry_after_cap_s": -1.0}, "retry_after_cap_s: expected >= 0, found -1.0"),
     ],
 )
 def test_policy_rejects_out_of_range_values(kwargs: dict[str, float], message: str) -> None:

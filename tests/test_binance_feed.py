@@ -152,7 +152,9 @@ async def test_rate_limited_history_counts_requests_and_completes() -> None:
     async with BinanceLoopbackServer(klines={"BTCBUSD": bars}) as server:
         server.faults.rate_limit_next = 50
         server.faults.retry_after = 0
-        feed = feed_for(server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004))
+        feed = feed_for(
+            server, backoff=BackoffPolicy(base_s=0.001, cap_s=0.004), request_attempts=51
+        )
         history = await feed.get_historical_data(SYMBOL, start, end, bars[0].resolution)
         statuses = [r.status for r in server.rest_requests]
         assert feed.request_retries == 50

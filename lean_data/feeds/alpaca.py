@@ -18,6 +18,15 @@ is switched off; the feed's :meth:`~StreamingFeed.retrying` waits for ``Retry-Af
 and counts every retry. Pages are requested one chunk at a time, so a failure resumes after
 the last bar received instead of starting over.
 
+**Limits.** alpaca-py's ``requests`` session has no timeout of its own: the feed mounts an
+adapter that gives every request ``(connect, read)`` timeouts of ``(min(10, http_timeout_s),
+http_timeout_s)`` (``read`` bounds each socket read, not the whole answer; the whole request
+is bounded by :meth:`~StreamingFeed.retrying`'s ``request_budget_s``, after which the worker
+thread is abandoned and ends at its next read timeout). The stream is our own ``websockets``
+client, with ``max_size`` and ``max_queue`` from ``ws_max_message_bytes`` and
+``ws_buffer_bytes``; alpaca-py's ``StockDataStream`` (and its ``websocket_params``) is not
+used.
+
 Channels: ``bars`` (closed minute bars), ``updatedBars`` (revisions of sent bars, emitted with
 ``revision`` 1, 2, ...), ``dailyBars`` (running daily bar, ``closed=False``), ``trades``,
 ``quotes``.
@@ -39,7 +48,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.errors import ConfigError, FeedError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import Cadence, StreamingFeed, http_error
+from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.secrets import Credentials
 from lean_data.wire.alpaca import (
@@ -88,8 +97,10 @@ class AlpacaDataFeed(StreamingFeed):
         data_url: REST base URL for history.
         encoding: ``"msgpack"`` (what alpaca-py uses) or ``"json"``.
         symbols: the symbols served (None: any symbol of the market's asset class).
-        backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
-            By default (``cadence_s="auto"``) a ``bars`` subscription is stale after
+        backoff, cadence_s, stale_factor, open_timeout_s, request_attempts,
+        request_budget_s, http_timeout_s, ws_max_message_bytes, ws_buffer_bytes, rng: see
+            :class:`StreamingFeed`. By default (``cadence_s="auto"``) a ``bars``
+            subscription is stale after
             ``stale_factor`` (3) minutes plus 10 s without a message; for stocks only while
             the regular session is open by the symbol's exchange calendar
             (:func:`~lean_data.calendars.calendar_for`; without the ``calendars`` extra,
@@ -116,6 +127,11 @@ class AlpacaDataFeed(StreamingFeed):
         cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
+        request_attempts: int = 8,
+        request_budget_s: float = 180.0,
+        http_timeout_s: float = 30.0,
+        ws_max_message_bytes: int = MIB,
+        ws_buffer_bytes: int = 16 * MIB,
         rng: Callable[[], float] = random.random,
     ) -> None:
         if market not in ("stocks", "crypto"):
@@ -129,6 +145,11 @@ class AlpacaDataFeed(StreamingFeed):
             cadence_s=cadence_s,
             stale_factor=stale_factor,
             open_timeout_s=open_timeout_s,
+            request_attempts=request_attempts,
+            request_budget_s=request_budget_s,
+            http_timeout_s=http_timeout_s,
+            ws_max_message_bytes=ws_max_message_bytes,
+            ws_buffer_bytes=ws_buffer_bytes,
             rng=rng,
         )
         allowed = CRYPTO_CHANNELS if market == "crypto" else STOCK_CHANNELS
@@ -188,9 +209,11 @@ class AlpacaDataFeed(StreamingFeed):
         self._ws = ws = await connect(
             self.stream_url,
             additional_headers=headers,
-            open_timeout=None,  # the base class bounds open_session
+            open_timeout=self.open_timeout_s,  # the base class bounds open_session too
             close_timeout=1.0,
-            max_queue=1024,
+            max_size=self.ws_max_message_bytes,
+            compression=None,  # see StreamingFeed: deflate would defeat ws_buffer_bytes
+            max_queue=self.ws_max_queue,
             ping_interval=10.0,
             ping_timeout=30.0,
             logger=_NO_FRAME_LOG,
@@ -330,6 +353,7 @@ class AlpacaDataFeed(StreamingFeed):
             else:
                 client = StockHistoricalDataClient(key, secret, url_override=self.data_url)
             client._retry = 0  # our retry loop honours Retry-After; alpaca-py's sleeps 3 s
+            _bound_requests(client._session, self.http_timeout_s)
             self._history_client = client
         return self._history_client
 
@@ -409,6 +433,22 @@ class AlpacaDataFeed(StreamingFeed):
             revisions=self.revisions,
         )
         return status
+
+
+def _bound_requests(session: Any, timeout_s: float) -> None:
+    """Give every request of a ``requests.Session`` without a timeout ``(connect, read)``."""
+    from requests.adapters import HTTPAdapter
+
+    timeout = (min(10.0, timeout_s), timeout_s)
+
+    class _TimeoutAdapter(HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeout
+            return super().send(request, *args, **kwargs)
+
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, _TimeoutAdapter())
 
 
 def _split_timeframe(timeframe: str) -> tuple[int, str]:

@@ -57,7 +57,10 @@ class BackoffPolicy:
         multiplier: growth factor of the ceiling per attempt.
         connection_limit_s: minimum wait after a "connection limit exceeded" answer.
         max_attempts: attempts allowed before ``Backoff.exhausted``; None retries forever
-            (the feed still reports every failure).
+            (the feed still reports every failure). REST requests also have their own
+            budget (``StreamingFeed(request_attempts=, request_budget_s=)``).
+        retry_after_cap_s: the longest wait a venue's ``Retry-After`` (or rate-limit frame)
+            can impose; a longer demand is cut to this (the feed reports what was asked).
 
     Raises:
         ConfigError: a value is out of range.
@@ -68,6 +71,7 @@ class BackoffPolicy:
     multiplier: float = 2.0
     connection_limit_s: float = 90.0
     max_attempts: int | None = None
+    retry_after_cap_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.base_s > 0:
@@ -82,6 +86,10 @@ class BackoffPolicy:
             raise ConfigError(
                 "BackoffPolicy.connection_limit_s: expected >= 0, "
                 f"found {self.connection_limit_s!r}"
+            )
+        if not self.retry_after_cap_s >= 0:
+            raise ConfigError(
+                f"BackoffPolicy.retry_after_cap_s: expected >= 0, found {self.retry_after_cap_s!r}"
             )
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ConfigError(
@@ -170,7 +178,8 @@ class Backoff:
 
         Args:
             retry_after_s: the wait the venue asked for (Retry-After, rate-limit frame); the
-                delay is never shorter. None, negative or NaN values impose no floor.
+                delay is never shorter, up to ``policy.retry_after_cap_s``. None, negative
+                or NaN values impose no floor.
             connection_limited: the venue refused because the connection limit is reached;
                 the delay is at least ``policy.connection_limit_s``.
 
@@ -186,7 +195,7 @@ class Backoff:
             )
         floor = self._policy.connection_limit_s if connection_limited else 0.0
         if retry_after_s is not None and retry_after_s > floor:
-            floor = retry_after_s
+            floor = max(floor, min(retry_after_s, self._policy.retry_after_cap_s))
         delay = self._rng() * self._policy.ceiling(self._attempt)
         self._attempt += 1
         return delay if delay > floor else floor

@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.errors import ConfigError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
-from lean_data.feeds.streaming import Cadence, StreamingFeed, http_error
+from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
     error_for_code,
@@ -64,8 +64,14 @@ class BinanceDataFeed(StreamingFeed):
         channels: any of ``"kline"``, ``"agg_trade"``, ``"book_ticker"``.
         emit_partial: also emit in-progress candle updates (``closed=False``).
         symbols: the symbols served (None: any crypto pair).
-        max_queue: frames the websocket client buffers before it stops reading.
-        backoff, cadence_s, stale_factor, open_timeout_s, rng: see :class:`StreamingFeed`.
+        max_queue: messages the websocket client buffers before it stops reading; None
+            (default) derives it from the memory budget, ``ws_buffer_bytes //
+            ws_max_message_bytes`` (16 with the defaults); a number whose
+            ``max_queue * ws_max_message_bytes`` exceeds ``ws_buffer_bytes`` is refused.
+        backoff, cadence_s, stale_factor, open_timeout_s, request_attempts,
+        request_budget_s, http_timeout_s, ws_max_message_bytes, ws_buffer_bytes, rng: see
+            :class:`StreamingFeed`. ``http_timeout_s`` bounds every klines request (total,
+            and the connect and each socket read within it).
             By default (``cadence_s="auto"``) a kline subscription is stale after
             ``stale_factor`` (3) kline periods plus 2 s without a frame (Binance pushes a
             kline update every 1-2 s, trades or not, and the final one up to 2 s late);
@@ -89,11 +95,16 @@ class BinanceDataFeed(StreamingFeed):
         channels: Iterable[Channel] = ("kline",),
         emit_partial: bool = False,
         symbols: Iterable[str] | None = None,
-        max_queue: int = 4096,
+        max_queue: int | None = None,
         backoff: BackoffPolicy | None = None,
         cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
+        request_attempts: int = 8,
+        request_budget_s: float = 180.0,
+        http_timeout_s: float = 30.0,
+        ws_max_message_bytes: int = MIB,
+        ws_buffer_bytes: int = 16 * MIB,
         rng: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(
@@ -103,8 +114,21 @@ class BinanceDataFeed(StreamingFeed):
             cadence_s=cadence_s,
             stale_factor=stale_factor,
             open_timeout_s=open_timeout_s,
+            request_attempts=request_attempts,
+            request_budget_s=request_budget_s,
+            http_timeout_s=http_timeout_s,
+            ws_max_message_bytes=ws_max_message_bytes,
+            ws_buffer_bytes=ws_buffer_bytes,
             rng=rng,
         )
+        if max_queue is None:
+            max_queue = self.ws_max_queue
+        elif not 1 <= max_queue <= self.ws_max_queue:
+            raise ConfigError(
+                f"max_queue: expected 1 to {self.ws_max_queue} (ws_buffer_bytes "
+                f"{ws_buffer_bytes} // ws_max_message_bytes {ws_max_message_bytes}), "
+                f"found {max_queue!r}"
+            )
         self.channels = tuple(dict.fromkeys(channels))
         unknown = [c for c in self.channels if c not in ("kline", "agg_trade", "book_ticker")]
         if unknown or not self.channels:
@@ -153,8 +177,10 @@ class BinanceDataFeed(StreamingFeed):
         """Open the combined-stream websocket."""
         self._ws = await connect(
             f"{self.ws_url}/stream",
-            open_timeout=None,  # the base class bounds open_session
+            open_timeout=self.open_timeout_s,  # the base class bounds open_session too
             close_timeout=1.0,
+            max_size=self.ws_max_message_bytes,
+            compression=None,  # see StreamingFeed: deflate would defeat ws_buffer_bytes
             max_queue=self.max_queue,
             ping_interval=20.0,
             ping_timeout=20.0,
@@ -285,7 +311,7 @@ class BinanceDataFeed(StreamingFeed):
     ) -> list[TradeBar]:
         http = self._http
         if http is None or http.closed:
-            http = self._http = aiohttp.ClientSession()
+            http = self._http = aiohttp.ClientSession(timeout=http_timeout(self.http_timeout_s))
         async with http.get(f"{self.rest_url}/api/v3/klines", params=params) as response:
             body = await response.read()
             status, retry_after = response.status, response.headers.get("Retry-After")
@@ -316,6 +342,16 @@ class BinanceDataFeed(StreamingFeed):
             revised_bars=self.revised_bars,
         )
         return status
+
+
+def http_timeout(total_s: float) -> aiohttp.ClientTimeout:
+    """Return the aiohttp timeouts of one request bounded by ``total_s`` seconds."""
+    return aiohttp.ClientTimeout(
+        total=total_s,
+        connect=min(10.0, total_s),
+        sock_connect=min(10.0, total_s),
+        sock_read=total_s,
+    )
 
 
 def _same(values: _Values, seen: _Values) -> bool:

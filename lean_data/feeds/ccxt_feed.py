@@ -155,6 +155,11 @@ class CcxtDataFeed(StreamingFeed):
         close_check_s: longest pause between clock checks (an injected clock may jump).
         clock: wall clock in ns deciding when periods end (``time.time_ns``; tests pin it).
         symbols: the symbols this feed serves (None: any crypto symbol).
+        request_attempts, request_budget_s: the budget of each history page (see
+            :class:`~lean_data.feeds.streaming.StreamingFeed`).
+        http_timeout_s: ccxt's ``timeout`` (its REST request limit) unless
+            ``exchange_config`` sets one; ccxt's websocket buffers are its own (not bounded
+            by ``ws_buffer_bytes``).
         backoff, cadence_s, stale_factor, open_timeout_s, rng: see
             :class:`~lean_data.feeds.streaming.StreamingFeed`. By default
             (``cadence_s="auto"``) an ohlcv subscription is stale after ``stale_factor``
@@ -196,6 +201,9 @@ class CcxtDataFeed(StreamingFeed):
         cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
+        request_attempts: int = 8,
+        request_budget_s: float = 180.0,
+        http_timeout_s: float = 30.0,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.channels = tuple(dict.fromkeys(channels))
@@ -232,6 +240,9 @@ class CcxtDataFeed(StreamingFeed):
             cadence_s=cadence_s,
             stale_factor=stale_factor,
             open_timeout_s=open_timeout_s,
+            request_attempts=request_attempts,
+            request_budget_s=request_budget_s,
+            http_timeout_s=http_timeout_s,
             rng=rng,
         )
         self.exchange_id = exchange_id
@@ -317,7 +328,8 @@ class CcxtDataFeed(StreamingFeed):
     # ----------------------------------------------------------------- exchanges
     def _new_exchange(self, module: str) -> Any:
         cls = getattr(_import_ccxt(module), self.exchange_id)
-        config = {**self._exchange_config, "enableRateLimit": True}
+        timeout_ms = int(self.http_timeout_s * 1000)
+        config = {"timeout": timeout_ms, **self._exchange_config, "enableRateLimit": True}
         return cls(config)
 
     async def _set_markets(self, exchange: Any) -> None:

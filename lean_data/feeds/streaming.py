@@ -24,8 +24,15 @@ send an unsubscribe, and read the session until it ends — and inherits:
 - **Fatal errors stop the feed.** Bad credentials, unknown symbols and insufficient plans
   (errors whose ``retryable`` is False) end the supervisor with status ``FAILED`` and one
   clear error; there is no retry loop.
-- **Request retries.** :meth:`retrying` runs one REST request with the same policy, honouring
-  ``Retry-After`` on 429/418 answers.
+- **Request retries, within a budget.** :meth:`retrying` runs one REST request with the same
+  policy, honouring ``Retry-After`` on 429/418 answers, and gives up with
+  :class:`~lean_data.errors.RetriesExhaustedError` after ``request_attempts`` attempts or
+  ``request_budget_s`` seconds, whichever comes first.
+- **Bounded waits and buffers.** A venue's ``Retry-After`` is honoured up to
+  ``BackoffPolicy.retry_after_cap_s`` (a longer demand is reported as ``rate_limited``);
+  every HTTP request is bounded by ``http_timeout_s``; websocket messages by
+  ``ws_max_message_bytes`` and the frames buffered ahead of the reader by
+  ``ws_buffer_bytes`` (see :attr:`ws_max_queue`).
 
 Hooks must not wait for a reply that :meth:`run_session` reads (send a subscribe and return):
 ``run_session`` may be blocked in ``emit`` while the engine's inbox is full, and the caller
@@ -54,12 +61,13 @@ from lean_data.errors import (
     FeedError,
     LeanDataError,
     RateLimitError,
+    RetriesExhaustedError,
 )
 from lean_data.feeds.backoff import Backoff, BackoffPolicy, classify, retry_after_of
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.models import AssetClass
 
-__all__ = ["Cadence", "StaleSubscriptionError", "StreamingFeed", "http_error"]
+__all__ = ["MIB", "Cadence", "StaleSubscriptionError", "StreamingFeed", "http_error"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,7 @@ Cadence = float | Mapping[str, float] | Literal["auto"] | None
 
 _NS = 1_000_000_000
 _CLOSE_TIMEOUT_S = 5.0
+MIB = 1024 * 1024
 
 
 class StaleSubscriptionError(FeedConnectError):
@@ -119,6 +128,21 @@ class StreamingFeed(DataFeed):
         stale_factor: a subscription is stale after ``stale_factor`` x its cadence of silence
             (plus ``stale_grace_s`` when the cadence is derived).
         open_timeout_s: limit for :meth:`open_session` (dial and authentication).
+        request_attempts: most attempts of one REST request in :meth:`retrying` (default 8).
+        request_budget_s: most seconds one REST request may take in :meth:`retrying`,
+            attempts and waits included (default 180); then it fails with
+            :class:`~lean_data.errors.RetriesExhaustedError`.
+        http_timeout_s: limit of one HTTP request (connect, send, read the whole answer;
+            default 30 s). Subclasses pass it to their HTTP client.
+        ws_max_message_bytes: largest websocket message accepted (default 1 MiB); a larger
+            one closes the connection (code 1009) and the feed reconnects.
+        ws_buffer_bytes: memory budget of the frames a websocket client buffers ahead of
+            the reader (default 16 MiB): it buffers at most :attr:`ws_max_queue` =
+            ``ws_buffer_bytes // ws_max_message_bytes`` messages, then stops reading from
+            the socket (TCP backpressure reaches the venue). Subclasses turn websocket
+            compression (permessage-deflate) off: one compressed read of a few hundred KiB
+            can inflate to hundreds of 1 MiB messages before reading pauses, which no
+            ``max_queue`` bounds.
         rng: the jitter source (``random.random``); tests pin it.
 
     Attributes:
@@ -142,9 +166,36 @@ class StreamingFeed(DataFeed):
         cadence_s: Cadence = "auto",
         stale_factor: float = 3.0,
         open_timeout_s: float = 10.0,
+        request_attempts: int = 8,
+        request_budget_s: float = 180.0,
+        http_timeout_s: float = 30.0,
+        ws_max_message_bytes: int = MIB,
+        ws_buffer_bytes: int = 16 * MIB,
         rng: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name, config, symbols=symbols, asset_classes=asset_classes)
+        for label, seconds in (
+            ("request_budget_s", request_budget_s),
+            ("http_timeout_s", http_timeout_s),
+        ):
+            if not seconds > 0:
+                raise ConfigError(f"{label}: expected > 0, found {seconds!r}")
+        if isinstance(request_attempts, bool) or not request_attempts >= 1:
+            raise ConfigError(f"request_attempts: expected >= 1, found {request_attempts!r}")
+        if not ws_max_message_bytes >= 1:
+            raise ConfigError(
+                f"ws_max_message_bytes: expected >= 1, found {ws_max_message_bytes!r}"
+            )
+        if not ws_buffer_bytes >= ws_max_message_bytes:
+            raise ConfigError(
+                f"ws_buffer_bytes: expected >= ws_max_message_bytes ({ws_max_message_bytes}), "
+                f"found {ws_buffer_bytes!r}"
+            )
+        self.request_attempts = request_attempts
+        self.request_budget_s = request_budget_s
+        self.http_timeout_s = http_timeout_s
+        self.ws_max_message_bytes = ws_max_message_bytes
+        self.ws_buffer_bytes = ws_buffer_bytes
         if not stale_factor > 1:
             raise ConfigError(f"stale_factor: expected > 1, found {stale_factor!r}")
         if not open_timeout_s > 0:
@@ -249,6 +300,31 @@ class StreamingFeed(DataFeed):
         if not self.expects_data(symbol, now_ns):
             return None
         return self.stale_factor * cadence + self.stale_grace_s
+
+    @property
+    def ws_max_queue(self) -> int:
+        """Return the messages a websocket client may buffer ahead of the reader.
+
+        ``ws_buffer_bytes // ws_max_message_bytes``, so the buffered messages never hold
+        more than ``ws_buffer_bytes`` (plus the one being parsed).
+        """
+        return max(1, self.ws_buffer_bytes // self.ws_max_message_bytes)
+
+    def capped_retry_after(self, error: FeedError, what: str) -> float | None:
+        """Return the venue's ``Retry-After`` of ``error``; report it when above the cap.
+
+        The backoff cuts it to ``retry_after_cap_s``; a longer demand is worth knowing
+        about (a ban, a misconfigured venue), so it is reported as ``rate_limited``.
+        """
+        asked = retry_after_of(error)
+        cap = self.backoff_policy.retry_after_cap_s
+        if asked is not None and asked > cap:
+            self.report_error(
+                "rate_limited",
+                f"{what}: the venue asked to wait {asked:g}s; waiting {cap:g}s "
+                "(BackoffPolicy.retry_after_cap_s)",
+            )
+        return asked
 
     def translate_error(self, exc: BaseException) -> FeedError:
         """Map any exception from a hook to a :class:`FeedError` with a retryable flag.
@@ -355,35 +431,71 @@ class StreamingFeed(DataFeed):
     ) -> T:
         """Run one request, retrying retryable failures with backoff and ``Retry-After``.
 
+        The request has a budget: ``request_attempts`` attempts and ``request_budget_s``
+        seconds in all (an attempt still running when the time is up is cancelled; a wait
+        that would end past it is not started).
+
         Args:
             call: makes the request afresh on every attempt.
             what: names the request in errors (``"klines BTCUSDT"``).
             policy: overrides the feed's backoff policy for this request.
 
         Raises:
-            FeedError: a fatal failure, or the policy's ``max_attempts`` used up.
+            FeedError: a fatal failure.
+            RetriesExhaustedError: the budget (or the policy's ``max_attempts``) ran out.
         """
         backoff = Backoff(policy or self.backoff_policy, rng=self._rng)
+        started = time.monotonic()
+        deadline = started + self.request_budget_s
+        attempts = 0
         while True:
+            attempts += 1
+            budget = asyncio.timeout_at(_loop_time(deadline))
             try:
-                return await call()
+                async with budget:
+                    return await call()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if budget.expired():
+                    raise self._exhausted(
+                        what, attempts, started, "the time budget ran out during an attempt"
+                    ) from None
                 error = self.translate_error(exc)
-                if not error.retryable or backoff.exhausted:
+                if not error.retryable:
                     if error is exc:
                         raise
                     raise error from _cause(exc)
+                if backoff.exhausted or attempts >= self.request_attempts:
+                    raise self._exhausted(what, attempts, started, str(error)) from _cause(exc)
                 delay = backoff.next_delay(
-                    retry_after_s=retry_after_of(error),
+                    retry_after_s=self.capped_retry_after(error, what),
                     connection_limited=isinstance(error, ConnectionLimitError),
                 )
+                if time.monotonic() + delay > deadline:
+                    raise self._exhausted(
+                        what, attempts, started, f"{error}; the next wait ({delay:g}s) ends late"
+                    ) from _cause(exc)
                 self.request_retries += 1
                 self.retry_delays.append(delay)
                 kind = "rate_limited" if isinstance(error, RateLimitError) else "request_failed"
                 self.report_error(kind, f"{what}: {error}; retry {backoff.attempt} in {delay:.3f}s")
                 await asyncio.sleep(delay)
+
+    def _exhausted(
+        self, what: str, attempts: int, started: float, last: str
+    ) -> RetriesExhaustedError:
+        elapsed = time.monotonic() - started
+        error = RetriesExhaustedError(
+            f"{what}: gave up after {attempts} attempts in {elapsed:.3f}s "
+            f"(budget {self.request_attempts} attempts, {self.request_budget_s:g}s); "
+            f"last: {last}",
+            feed=self.name,
+            attempts=attempts,
+            elapsed_s=elapsed,
+        )
+        self.report_error("retries_exhausted", str(error))
+        return error
 
     def get_connection_status(self) -> dict[str, Any]:
         """Return the base snapshot plus reconnect, staleness and subscription state."""
@@ -419,6 +531,9 @@ class StreamingFeed(DataFeed):
                 return
             except Exception as exc:
                 error = self.translate_error(exc)
+            if _cancel_requested():  # a cancel that asyncio.wait_for (3.11) swallowed
+                await self._end_session()
+                raise asyncio.CancelledError
             got_data = self._session_data or self.messages_emitted > emitted_before
             await self._end_session()
             self._tell_down(list(self.desired), str(error))
@@ -437,7 +552,7 @@ class StreamingFeed(DataFeed):
                 )
                 return
             delay = self._backoff.next_delay(
-                retry_after_s=retry_after_of(error),
+                retry_after_s=self.capped_retry_after(error, "reconnect"),
                 connection_limited=isinstance(error, ConnectionLimitError),
             )
             self.reconnect_delays.append(delay)
@@ -553,6 +668,22 @@ class StreamingFeed(DataFeed):
         sink = self._sink
         if sink is not None and symbols:
             sink.feed_down(self.name, symbols, reason)
+
+
+def _cancel_requested() -> bool:
+    """Return True when the current task was asked to cancel.
+
+    On Python 3.11, ``asyncio.wait_for`` returns (or raises) the inner result when it
+    completes together with an outer cancel, and the cancel is lost: without this check
+    the supervisor would sleep and reconnect while ``disconnect`` waits for it forever.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """Convert a ``time.monotonic`` deadline to the running loop's clock."""
+    return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
 
 
 def _cause(exc: BaseException) -> BaseException | None:
