@@ -381,3 +381,35 @@ def test_defaults_bound_the_websocket_buffer_to_16_mib() -> None:
 def test_limits_out_of_range_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         binance(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ half a handshake
+@pytest.mark.parametrize("make", [binance, alpaca], ids=["binance", "alpaca"])
+async def test_a_handshake_never_answered_is_bounded_by_the_open_timeout(
+    make: Callable[..., StreamingFeed],
+) -> None:
+    """The server accepts the TCP connection, reads the upgrade request, never answers."""
+    timeout = 0.5
+    accepted: list[float] = []
+    held: list[asyncio.StreamWriter] = []
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())
+        held.append(writer)
+        await reader.read(65536)  # the HTTP upgrade request, left unanswered
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    feed = make(ws_url=f"ws://127.0.0.1:{port}", backoff=FAST, open_timeout_s=timeout)
+    try:
+        started = time.monotonic()
+        await feed.connect()
+        await eventually(lambda: len(accepted) >= 2, timeout=timeout + MARGIN_S)
+        await feed.disconnect()
+        assert accepted[1] - accepted[0] >= timeout * 0.9  # the first one was waited for
+        assert accepted[1] - started < timeout + MARGIN_S  # ... no longer than the timeout
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
