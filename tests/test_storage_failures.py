@@ -245,3 +245,60 @@ def test_failure_kind(errorname: str, message: str, kind: str) -> None:
     if errorname:
         exc.sqlite_errorname = errorname
     assert failure_kind(exc) == kind
+
+
+READ_ONLY_CHILD = r"""
+import asyncio, os, sys
+import aiosqlite, concurrent.futures.thread, sqlite3  # imported before dropping privileges
+from lean_data import Config, DataEngine
+from lean_data.errors import StorageError
+import lean_data.calendars, lean_data.persistence
+
+if os.geteuid() == 0:  # root writes through any mode: become nobody, who cannot
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+async def main() -> int:
+    engine = DataEngine(Config(db_path=sys.argv[1], cache_dir=None))
+    try:
+        await engine.start()
+    except StorageError as exc:
+        print(exc)
+        return 3
+    await engine.stop()
+    return 0
+
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+def test_a_read_only_database_file_is_refused_at_start(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    bars = [b for b in load_file(SPY_MINUTES) if isinstance(b, TradeBar)][:50]
+    folder = Path(tempfile.mkdtemp(prefix="lean-data-ro-"))  # traversable by nobody
+    try:
+        folder.chmod(0o755)
+        db = folder / "ro.db"
+        with sqlite3.connect(db) as conn:  # a real database: the engine's own schema
+            conn.execute("create table bars (ts int)")
+            conn.executemany("insert into bars values (?)", [(b.ts_event,) for b in bars])
+        db.chmod(0o444)
+        result = subprocess.run(
+            [sys.executable, "-c", READ_ONLY_CHILD, str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parent.parent,
+            check=False,
+        )
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert "read-only" in result.stdout, result.stdout
+        assert str(db) in result.stdout
+        assert os.stat(db).st_size > 0
+    finally:
+        shutil.rmtree(folder)
