@@ -121,7 +121,11 @@ async def main() -> None:
             engine.add_data_callback(on_trade)
             await engine.subscribe_symbol("SPY")
             await asyncio.wait_for(done.wait(), timeout=30)
-            print(f"received {len(received)} trades, last {received[-1]}")
+            last = received[-1]
+            print(
+                f"received {len(received)} trades, last {last.time:%Y-%m-%d %H:%M:%S} "
+                f"{last.symbol} {last.price} x {last.size:g}"
+            )
             print(f"feed errors counted: {feed.get_connection_status()['errors']}")
 
 
