@@ -87,13 +87,6 @@ class SeriesMixin:
     ) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    async def _finish(later: Later) -> None:
-        raise NotImplementedError
-
-    async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
-        raise NotImplementedError
-
     async def accept(self, feed: str, item: MarketData) -> None:
         raise NotImplementedError
 

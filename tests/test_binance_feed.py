@@ -73,6 +73,16 @@ def subscribes(server: BinanceLoopbackServer) -> list[list[str]]:
     ]
 
 
+def collect_bars(seen: list[TradeBar]) -> Callable[[str, MarketData, DataQualityLevel], None]:
+    """A sync callback appending every delivered bar to ``seen``."""
+
+    def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+        assert isinstance(bar, TradeBar)
+        seen.append(bar)
+
+    return on_bar
+
+
 async def test_exact_closed_bars_reach_callbacks_and_sqlite(tmp_path: Path) -> None:
     bars = real_bars(120)
     seen: list[MarketData] = []
@@ -318,11 +328,7 @@ async def test_seven_minutes_lost_to_a_drop_are_backfilled_into_an_exact_series(
         async with DataEngine(Config(db_path=db)) as engine:
             engine.add_feed(feed)
 
-            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
-                assert isinstance(bar, TradeBar)
-                seen.append(bar)
-
-            engine.add_data_callback(on_bar)
+            engine.add_data_callback(collect_bars(seen))
             await engine.subscribe_symbol(SYMBOL)
             await eventually(lambda: server.connections == 2 and len(seen) == 30)
             # the venue went on while we were away: minutes 30-36 were never sent to us
@@ -392,11 +398,7 @@ async def test_warmup_delivers_history_before_the_first_live_bar_without_seam(
         async with DataEngine(Config(db_path=tmp_path / "warm.db")) as engine:
             engine.add_feed(feed)
 
-            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
-                assert isinstance(bar, TradeBar)
-                seen.append(bar)
-
-            engine.add_data_callback(on_bar)
+            engine.add_data_callback(collect_bars(seen))
             await engine.subscribe_symbol(SYMBOL, warmup=20)
             await eventually(lambda: len(seen) == 42)
             await engine.wait_idle()
@@ -430,11 +432,7 @@ async def test_corrected_closed_kline_is_a_revision_and_stored_corrected(tmp_pat
         async with DataEngine(Config(db_path=db)) as engine:
             engine.add_feed(feed)
 
-            def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
-                assert isinstance(bar, TradeBar)
-                seen.append(bar)
-
-            engine.add_data_callback(on_bar)
+            engine.add_data_callback(collect_bars(seen))
             await engine.subscribe_symbol(SYMBOL)
             await eventually(lambda: len(seen) == 13)
             await engine.wait_idle()
