@@ -2,7 +2,7 @@
 
 Reads the real LEAN/AlgoSeek US-equity trades in ``../shared/data/lean/equity/usa/tick``
 (2 793 792 trades: SPY, BAC, AIG, IBM, 2013-10-07 … 11), aggregates them into 1-minute bars
-with :class:`lean_data.aggregation.TimeBarAggregator` and compares every minute with the
+with :class:`lean_data.series.aggregation.TimeBarAggregator` and compares every minute with the
 vendor's minute trade bars (``minute/spy/<date>_trade.zip``; only SPY has them).
 
 Comparison: a minute matches when the vendor and we both have a bar for it and open, high,
@@ -39,9 +39,9 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lean_data.aggregation import TimeBarAggregator, TradeRules  # noqa: E402
 from lean_data.loaders import load_file  # noqa: E402
 from lean_data.models import Tick, TradeBar, datetime_to_ns  # noqa: E402
+from lean_data.series.aggregation import TimeBarAggregator, TradeRules  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "lean" / "equity" / "usa"
 SYMBOLS = ("spy", "bac", "aig", "ibm")

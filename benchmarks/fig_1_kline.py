@@ -61,10 +61,10 @@ from _common import Context, Result, best_rate  # noqa: E402
 
 from lean_data import Config, DataEngine  # noqa: E402
 from lean_data.feeds.binance import BinanceDataFeed, Channel  # noqa: E402
+from lean_data.loaders.capture import read_capture  # noqa: E402
 from lean_data.models import MarketData  # noqa: E402
-from lean_data.quality import DataQualityLevel  # noqa: E402
+from lean_data.quality.levels import DataQualityLevel  # noqa: E402
 from lean_data.wire.binance import KLINE_INTERVALS, binance_symbol, parse_message  # noqa: E402
-from lean_data.wire.capture import read_capture  # noqa: E402
 
 NAME = "Binance kline frames -> BinanceDataFeed parsing -> engine (msg/s)"
 

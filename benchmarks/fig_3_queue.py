@@ -553,8 +553,8 @@ def step_costs(rows: Sequence[Row], n: int) -> list[tuple[str, float]]:
     Every step gets a fresh engine and fresh in-order bars, so its state is the steady
     state of a running series (clean bars, the continuity fast path, a full-ish buffer).
     """
-    from lean_data.quality import CLEAN, DataQualityLevel
-    from lean_data.subscribers import Subscriber
+    from lean_data.engine.subscribers import Subscriber
+    from lean_data.quality.levels import CLEAN, DataQualityLevel
 
     def fresh() -> tuple[DataEngine, list[TradeBar]]:
         bars = Replicator(rows).bars(n)
@@ -572,7 +572,7 @@ def step_costs(rows: Sequence[Row], n: int) -> list[tuple[str, float]]:
     admit = getattr(engine.continuity, "admit_fast", engine.continuity.admit)
     out.append(("continuity.admit_fast", _per_item_us(lambda b: admit("ftx", b), bars)))
     engine, bars = fresh()
-    from lean_data.buffer import DataBuffer
+    from lean_data.series.buffer import DataBuffer
 
     buffer: DataBuffer[TradeBar] = DataBuffer(engine.config.buffer_size)
     out.append(("DataBuffer.add", _per_item_us(buffer.add, bars)))

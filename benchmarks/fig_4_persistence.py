@@ -40,9 +40,9 @@ from fig_1_kline import (
     parsed_items,
 )
 
-from lean_data import _schema as sch
 from lean_data.models import TradeBar
-from lean_data.quality import CLEAN
+from lean_data.quality.levels import CLEAN
+from lean_data.storage import schema as sch
 
 NAME = "figure 1 with SQLite persistence: msg/s and rows/s reaching disk"
 FIGURE = "4 kline frames -> engine + SQLite"

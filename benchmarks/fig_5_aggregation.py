@@ -3,8 +3,8 @@
 Workload: every LEAN/AlgoSeek US-equity trade file in ``lean/equity/usa/tick/*/*.zip``
 (SPY, BAC, AIG, IBM, 2013-10-07 ... 11; 2,793,812 trade ticks), loaded with
 :func:`lean_data.loaders.load_file` one file at a time. Loading is not timed: the clock runs
-around the aggregation only, with :class:`lean_data.aggregation.TimeBarAggregator` and its
-default :class:`~lean_data.aggregation.TradeRules` (sale conditions, suspicious prints,
+around the aggregation only, with :class:`lean_data.series.aggregation.TimeBarAggregator` and its
+default :class:`~lean_data.series.aggregation.TradeRules` (sale conditions, suspicious prints,
 auction crosses, late-trade revisions, exact volume sums), through ``update_many`` (one call
 per file) and through ``update`` (one call per tick, the live path).
 
@@ -35,9 +35,9 @@ from typing import Any
 
 from _common import Context, Result
 
-from lean_data.aggregation import TimeBarAggregator
 from lean_data.loaders import load_file
 from lean_data.models import Tick
+from lean_data.series.aggregation import TimeBarAggregator
 
 NAME = "real trades -> 1-minute bars (aggregation step)"
 

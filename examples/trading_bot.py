@@ -13,8 +13,8 @@ import asyncio
 import math
 
 from lean_data import Config, DataEngine, DataQualityLevel, ReplayFeed, TradeBar
+from lean_data.analytics.transform import DataTransformer
 from lean_data.cli import DEMO_DATA
-from lean_data.transform import DataTransformer
 
 FAST, SLOW = 10, 30
 

@@ -7,10 +7,11 @@ SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that
 
 from typing import TYPE_CHECKING, Any
 
-from lean_data.buffer import DataBuffer
-from lean_data.cache import DataCache
+from lean_data.analytics.transform import DataTransformer
 from lean_data.config import Config, OverflowPolicy, ValidationConfig
 from lean_data.engine import DataEngine, EngineState
+from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.subscribers import Subscriber
 from lean_data.errors import (
     ConfigError,
     ConnectionLimitError,
@@ -32,35 +33,34 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.feeds.replay import ReplayFeed, ReplaySource
 from lean_data.feeds.streaming import StreamingFeed
-from lean_data.metrics import DataMetrics
 from lean_data.models import AssetClass, QuoteBar, Resolution, Tick, TickType, TradeBar
-from lean_data.persistence import DataPersistence
-from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.secrets import Credentials, Secret
-from lean_data.subscribers import Subscriber
-from lean_data.transform import DataTransformer
-from lean_data.validation import DataValidator, QualityTracker
+from lean_data.series.buffer import DataBuffer
+from lean_data.storage.cache import DataCache
+from lean_data.storage.sqlite import DataPersistence
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from lean_data.aggregation import (
+    from lean_data.feeds.alpaca import AlpacaDataFeed
+    from lean_data.feeds.binance import BinanceDataFeed
+    from lean_data.feeds.ccxt_feed import CcxtDataFeed
+    from lean_data.series.aggregation import (
         TickCountBarAggregator,
         TimeBarAggregator,
         TradeRules,
         VolumeBarAggregator,
     )
-    from lean_data.derived import BarResampler
-    from lean_data.feeds.alpaca import AlpacaDataFeed
-    from lean_data.feeds.binance import BinanceDataFeed
-    from lean_data.feeds.ccxt_feed import CcxtDataFeed
+    from lean_data.series.resample import BarResampler
 
 _LAZY = {
-    "BarResampler": "lean_data.derived",
-    "TickCountBarAggregator": "lean_data.aggregation",
-    "TimeBarAggregator": "lean_data.aggregation",
-    "TradeRules": "lean_data.aggregation",
-    "VolumeBarAggregator": "lean_data.aggregation",
+    "BarResampler": "lean_data.series.resample",
+    "TickCountBarAggregator": "lean_data.series.aggregation",
+    "TimeBarAggregator": "lean_data.series.aggregation",
+    "TradeRules": "lean_data.series.aggregation",
+    "VolumeBarAggregator": "lean_data.series.aggregation",
     "AlpacaDataFeed": "lean_data.feeds.alpaca",
     "BinanceDataFeed": "lean_data.feeds.binance",
     "CcxtDataFeed": "lean_data.feeds.ccxt_feed",

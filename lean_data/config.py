@@ -30,7 +30,7 @@ class OverflowPolicy(enum.Enum):
 
 @dataclass(slots=True)
 class ValidationConfig:
-    """Thresholds for :class:`lean_data.validation.DataValidator`.
+    """Thresholds for :class:`lean_data.quality.validator.DataValidator`.
 
     Attributes:
         clock_skew_ns: how far in the future (vs. the receive time) an event time may be.

@@ -5,7 +5,7 @@ Timestamps are ``int`` nanoseconds since the Unix epoch, UTC. Bars are keyed by 
 receive time (``ts_recv``); latency is their difference. ``datetime`` views are properties.
 
 These classes are the hot path: plain slotted dataclasses, no validation in ``__init__``
-(validation is :class:`lean_data.validation.DataValidator`'s job, so bad data can be
+(validation is :class:`lean_data.quality.validator.DataValidator`'s job, so bad data can be
 scored and counted instead of raising).
 """
 

@@ -12,7 +12,7 @@ import sys
 
 from lean_data import BackoffPolicy, BinanceDataFeed, Config, DataEngine, TradeBar
 from lean_data.models import MarketData
-from lean_data.quality import DataQualityLevel
+from lean_data.quality.levels import DataQualityLevel
 
 
 async def main(db: str, ws_url: str, rest_url: str, stop_at: int) -> None:

@@ -21,7 +21,7 @@ from lean_data import Config, DataEngine
 from lean_data.errors import StorageFailedError
 from lean_data.loaders import iter_file
 from lean_data.models import Tick
-from lean_data.persistence import StorageFailure
+from lean_data.storage.sqlite import StorageFailure
 from tests.conftest import FIXTURES
 from tests.helpers import ListFeed
 

@@ -13,15 +13,6 @@ from itertools import pairwise
 
 import pytest
 
-from lean_data.aggregation import (
-    AggregatorStatistics,
-    PrintUse,
-    TickCountBarAggregator,
-    TimeBarAggregator,
-    TradeCondition,
-    TradeRules,
-    VolumeBarAggregator,
-)
 from lean_data.errors import ConfigError
 from lean_data.loaders import load_file
 from lean_data.models import (
@@ -32,6 +23,15 @@ from lean_data.models import (
     Tick,
     TickType,
     TradeBar,
+)
+from lean_data.series.aggregation import (
+    AggregatorStatistics,
+    PrintUse,
+    TickCountBarAggregator,
+    TimeBarAggregator,
+    TradeCondition,
+    TradeRules,
+    VolumeBarAggregator,
 )
 
 from .conftest import FIXTURES

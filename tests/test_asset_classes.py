@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from lean_data import AssetClass, Config, DataEngine, ReplayFeed, ReplaySource
-from lean_data.calendars import AlwaysOpen, ExchangeCalendar
 from lean_data.errors import ConfigError
 from lean_data.feeds.ccxt_feed import CcxtDataFeed
 from lean_data.loaders import describe_file
+from lean_data.series.calendars import AlwaysOpen, ExchangeCalendar
 from lean_data.wire.ccxt import market_asset_class
 
 from .conftest import FIXTURES

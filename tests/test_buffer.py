@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lean_data.buffer import DataBuffer
 from lean_data.errors import ConfigError
 from lean_data.loaders import load_file
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.series.buffer import DataBuffer
 from tests.conftest import FIXTURES
 
 CSV = FIXTURES / "nautilus_trader" / "btc-perp-20211231-20220201_1m.csv"

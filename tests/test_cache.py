@@ -27,8 +27,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from lean_data import _codec
-from lean_data.cache import DataCache
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.models import (
     NS_PER_MINUTE,
@@ -40,6 +38,8 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
+from lean_data.storage import codec as _codec
+from lean_data.storage.cache import DataCache
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY = datetime_to_ns(datetime(2013, 10, 7, tzinfo=NEW_YORK))
@@ -449,7 +449,7 @@ def test_a_corrupt_file_is_a_logged_counted_miss_and_is_removed(
     (path,) = cache_files(tmp_path)
     path.write_bytes(CORRUPTIONS[corruption](path.read_bytes()))
     cache = DataCache(cache_dir=tmp_path)
-    with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+    with caplog.at_level(logging.WARNING, logger="lean_data.storage.cache"):
         assert cache.get("SPY", "1m", DAY + 0, END + 1) is None
     assert [
         r.getMessage().startswith(f"dropping corrupt cache file {path}") for r in caplog.records
@@ -486,7 +486,7 @@ def test_a_put_that_cannot_reach_the_disk_still_serves_from_memory(
     cache = DataCache(cache_dir=directory)
     shutil.rmtree(directory)
     directory.write_bytes(b"not a directory")  # works as root too, unlike chmod
-    with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+    with caplog.at_level(logging.WARNING, logger="lean_data.storage.cache"):
         cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)
         assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
         assert cache.invalidate("SPY") == 1
@@ -506,7 +506,7 @@ def test_an_unreadable_entry_is_a_logged_miss(
     path.unlink()
     path.mkdir()  # reading a directory fails with IsADirectoryError, root or not
     cache = DataCache(cache_dir=tmp_path)
-    with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+    with caplog.at_level(logging.WARNING, logger="lean_data.storage.cache"):
         assert cache.get("SPY", "1m", DAY + 0, END + 1) is None
         cache.put("SPY", "1m", DAY + 0, END + 1, spy_bars)  # os.replace onto a directory fails
     assert cache.get("SPY", "1m", DAY + 0, END + 1) == spy_bars
@@ -524,7 +524,7 @@ def test_items_the_codec_cannot_store_stay_in_memory(
 ) -> None:
     cache = DataCache(cache_dir=tmp_path)
     odd = [TradeBar("X", 0, 1.0, 1.0, 1.0, 1.0, "lots")]  # type: ignore[arg-type]  # wrong type
-    caplog.set_level(logging.WARNING, logger="lean_data.cache")
+    caplog.set_level(logging.WARNING, logger="lean_data.storage.cache")
     cache.put("X", "1m", 0, 1, odd)
     assert cache.get("X", "1m", 0, 1) == odd
     assert cache_files(tmp_path) == []
@@ -925,7 +925,7 @@ def test_statistics_never_wait_for_a_thread_doing_disk_io(tmp_path: Path) -> Non
 
 def plant(directory: Path, key: tuple[str, str, int, int], payload: list[bytes]) -> Path:
     """Write a cache file with a valid checksum for ``key``, as anyone with access could."""
-    from lean_data import cache as cache_module
+    from lean_data.storage import cache as cache_module
 
     path = directory / cache_module._file_name(key)
     path.write_bytes(b"".join(_codec.frame(cache_module._key_bytes(key), time.time(), payload)))
@@ -955,7 +955,7 @@ def test_a_file_claiming_a_million_items_is_rejected_before_decoding(
     cache = DataCache(cache_dir=tmp_path)
     tracemalloc.start()
     try:
-        with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+        with caplog.at_level(logging.WARNING, logger="lean_data.storage.cache"):
             assert cache.get(*key) is None
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -999,7 +999,7 @@ def test_put_keeps_an_answer_that_does_not_fit_its_request_off_disk(
     tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = DataCache(cache_dir=tmp_path)
-    with caplog.at_level(logging.WARNING, logger="lean_data.cache"):
+    with caplog.at_level(logging.WARNING, logger="lean_data.storage.cache"):
         cache.put("SPY", "1m", 0, 1, spy_bars)  # the bars are of 2013, not of 1970
     assert cache.get("SPY", "1m", 0, 1) == spy_bars  # memory still answers
     assert cache_files(tmp_path) == []

@@ -22,7 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_data.calendars import (
+from lean_data.errors import ConfigError
+from lean_data.loaders import load_file
+from lean_data.models import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, AssetClass, Resolution
+from lean_data.models import datetime_to_ns as to_ns
+from lean_data.series.calendars import (
     COUNT_HORIZON_NS,
     AlwaysOpen,
     CmeGlobexCalendar,
@@ -31,11 +35,7 @@ from lean_data.calendars import (
     TradingCalendar,
     calendar_for,
 )
-from lean_data.continuity import EveryInterval
-from lean_data.errors import ConfigError
-from lean_data.loaders import load_file
-from lean_data.models import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, AssetClass, Resolution
-from lean_data.models import datetime_to_ns as to_ns
+from lean_data.series.continuity import EveryInterval
 
 NEW_YORK = ZoneInfo("America/New_York")
 CHICAGO = ZoneInfo("America/Chicago")
@@ -346,7 +346,7 @@ def test_routing_and_shared_instances(caplog: pytest.LogCaptureFixture) -> None:
     assert calendar_for("ETH/USDT", extended_hours=True).name == "24/7"
     assert calendar_for("6E/H4", AssetClass.FUTURE) is calendar_for("6EH4.XCME")
     assert calendar_for("ESH4", AssetClass.FUTURE).name == "CME Globex fx"
-    with caplog.at_level(logging.WARNING, logger="lean_data.calendars"):
+    with caplog.at_level(logging.WARNING, logger="lean_data.series.calendars"):
         assert calendar_for("not a symbol!").name == "24/7"
     assert "no asset class for symbol 'not a symbol!'" in caplog.text
 
@@ -383,8 +383,8 @@ if sys.argv[1] == "absent":
 def heavy():
     loaded = {name for name, module in sys.modules.items() if module is not None}
     return sorted({"pandas", "exchange_calendars"} & loaded)
-import lean_data, lean_data.calendars
-from lean_data.calendars import calendar_for
+import lean_data, lean_data.series.calendars
+from lean_data.series.calendars import calendar_for
 from lean_data.errors import ConfigError
 result = {"after_import": heavy(),
           "crypto": len(calendar_for("BTC/USDT").missing(0, 10 * 60 * 10**9, "1m")),

@@ -41,6 +41,7 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import FeedStatus
 from lean_data.feeds.ccxt_feed import CcxtDataFeed
 from lean_data.loaders import load_file
+from lean_data.loaders.capture import read_capture
 from lean_data.models import (
     NS_PER_DAY,
     NS_PER_MINUTE,
@@ -49,10 +50,9 @@ from lean_data.models import (
     Tick,
     TradeBar,
 )
-from lean_data.persistence import DataPersistence
+from lean_data.storage.sqlite import DataPersistence
 from lean_data.testing import BinanceLoopbackServer, kline_event
 from lean_data.wire.binance import parse_agg_trade
-from lean_data.wire.capture import read_capture
 from lean_data.wire.ccxt import CandleCloser, error_for, ohlcv_to_bars, trade_to_tick
 
 from .conftest import FIXTURES, eventually

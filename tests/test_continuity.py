@@ -12,10 +12,10 @@ from dataclasses import fields, replace
 
 import pytest
 
-from lean_data.calendars import COUNT_HORIZON_NS, calendar_for
-from lean_data.continuity import Action, Continuity
 from lean_data.loaders import load_file
 from lean_data.models import TradeBar
+from lean_data.series.calendars import COUNT_HORIZON_NS, calendar_for
+from lean_data.series.continuity import Action, Continuity
 
 from .conftest import FIXTURES
 

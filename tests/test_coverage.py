@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from lean_data import _schema as sch
 from lean_data.errors import EngineClosedError, StorageError
-from lean_data.intervals import clip, overlay
 from lean_data.loaders import load_file
 from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, QuoteBar, Resolution, TradeBar
-from lean_data.persistence import DataPersistence
+from lean_data.series.intervals import clip, overlay
+from lean_data.storage import schema as sch
+from lean_data.storage.sqlite import DataPersistence
 from tests.conftest import FIXTURES, eventually
 
 M = NS_PER_MINUTE
@@ -213,7 +213,7 @@ async def test_bad_arguments_and_closed_store(db_path: Path) -> None:
 CHILD = """
 import asyncio, sys
 from lean_data.loaders import load_file
-from lean_data.persistence import DataPersistence
+from lean_data.storage.sqlite import DataPersistence
 
 async def main(db, csv):
     bars = load_file(csv, symbol="BTC-PERP")[:5000]

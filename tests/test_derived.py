@@ -34,7 +34,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_data.derived import BarResampler, ResamplerStatistics, _ExactSum
+from lean_data.analytics.transform import DataTransformer
 from lean_data.errors import ConfigError
 from lean_data.loaders import load_file
 from lean_data.models import (
@@ -44,7 +44,7 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
-from lean_data.transform import DataTransformer
+from lean_data.series.resample import BarResampler, ResamplerStatistics, _ExactSum
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPY_MINUTES = FIXTURES / "lean/equity/usa/minute/spy"

@@ -199,7 +199,7 @@ def test_hostile_values_are_judged_in_bounded_time_and_memory() -> None:
     """A bar in 2100 or at int64's end costs no calendar listing and no history request."""
     import tracemalloc
 
-    from lean_data.continuity import Continuity
+    from lean_data.series.continuity import Continuity
 
     tracker = Continuity()
     first = TRADE_BARS[0]

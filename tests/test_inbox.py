@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lean_data._inbox import Inbox
+from lean_data.inbox import Inbox
 
 
 def drain(inbox: Inbox) -> list[object]:

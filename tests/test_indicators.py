@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lean_data.indicators import atr, bollinger_bands, ema, macd, rsi, sma, true_range
+from lean_data.analytics.indicators import atr, bollinger_bands, ema, macd, rsi, sma, true_range
 from lean_data.models import TradeBar
 
 NAN = math.nan

@@ -1,4 +1,4 @@
-"""lean_data.intervals against a brute-force reference: intervals as sets of minutes."""
+"""lean_data.series.intervals against a brute-force reference: intervals as sets of minutes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lean_data.intervals import (
+from lean_data.series.intervals import (
     Interval,
     clip,
     difference,

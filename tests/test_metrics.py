@@ -8,7 +8,7 @@ import random
 import orjson
 import pytest
 
-from lean_data.metrics import DataMetrics
+from lean_data.engine.metrics import DataMetrics
 
 MS = 1_000_000  # ns per ms
 

@@ -26,8 +26,8 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
-from lean_data.persistence import DataPersistence
-from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.storage.sqlite import DataPersistence
 from tests.conftest import eventually
 
 NOW = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z

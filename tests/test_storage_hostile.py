@@ -28,7 +28,7 @@ from lean_data.engine import EngineState
 from lean_data.errors import StorageError
 from lean_data.loaders import iter_file, load_file
 from lean_data.models import MarketData, Tick, TradeBar
-from lean_data.persistence import DataPersistence
+from lean_data.storage.sqlite import DataPersistence
 from tests.conftest import FIXTURES
 from tests.helpers import ListFeed
 

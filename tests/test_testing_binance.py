@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosedError
 
 from lean_data.loaders import load_file
+from lean_data.loaders.capture import read_capture
 from lean_data.models import TradeBar
 from lean_data.testing import (
     MALFORMED_FRAME,
@@ -26,7 +27,6 @@ from lean_data.testing import (
     kline_row,
     stream_of,
 )
-from lean_data.wire.capture import read_capture
 from tests.conftest import FIXTURES, eventually
 
 SPOT = FIXTURES / "cryptofeed" / "BINANCE.ws.1.0"

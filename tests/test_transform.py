@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lean_data.indicators import atr, bollinger_bands, ema, macd, rsi, sma
+from lean_data.analytics.indicators import atr, bollinger_bands, ema, macd, rsi, sma
+from lean_data.analytics.transform import DataTransformer
 from lean_data.models import NS_PER_MINUTE, QuoteBar, Resolution, TradeBar, datetime_to_ns
-from lean_data.transform import DataTransformer
 
 NY = ZoneInfo("America/New_York")
 MINUTE = Resolution.MINUTE

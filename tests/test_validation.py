@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_data._validation_state import Series
 from lean_data.config import ValidationConfig
 from lean_data.models import (
     NS_PER_DAY,
@@ -19,8 +18,9 @@ from lean_data.models import (
     TickType,
     TradeBar,
 )
-from lean_data.quality import CLEAN, DataQualityLevel, Verdict
-from lean_data.validation import DataValidator, match_split
+from lean_data.quality.levels import CLEAN, DataQualityLevel, Verdict
+from lean_data.quality.state import Series
+from lean_data.quality.validator import DataValidator, match_split
 
 T0 = 1_402_300_800_000_000_000  # 2014-06-09 08:00 UTC
 INVALID = DataQualityLevel.INVALID

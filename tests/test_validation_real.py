@@ -14,8 +14,8 @@ import pytest
 
 from lean_data.loaders import iter_file
 from lean_data.models import MarketData, Tick
-from lean_data.quality import CLEAN, DataQualityLevel, Verdict
-from lean_data.validation import DataValidator
+from lean_data.quality.levels import CLEAN, DataQualityLevel, Verdict
+from lean_data.quality.validator import DataValidator
 
 FAIR = DataQualityLevel.FAIR
 POOR = DataQualityLevel.POOR

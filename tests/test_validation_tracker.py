@@ -9,8 +9,8 @@ import pytest
 from lean_data.errors import ConfigError
 from lean_data.loaders import iter_file
 from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, QuoteBar, Resolution, Tick, TradeBar
-from lean_data.quality import CLEAN, DataQualityLevel, Verdict
-from lean_data.validation import DataValidator, QualityTracker
+from lean_data.quality.levels import CLEAN, DataQualityLevel, Verdict
+from lean_data.quality.validator import DataValidator, QualityTracker
 
 T0 = 1_381_392_000_000_000_000  # 2013-10-10 08:00 UTC
 MS = 1_000_000

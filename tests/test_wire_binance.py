@@ -17,6 +17,7 @@ from lean_data.errors import (
     RateLimitError,
     SubscriptionError,
 )
+from lean_data.loaders.capture import Capture, SentFrame, parse_capture, read_capture, seconds_to_ns
 from lean_data.models import Resolution, Tick, TickType, TradeBar
 from lean_data.wire.binance import (
     ParsedMessage,
@@ -28,7 +29,6 @@ from lean_data.wire.binance import (
     subscribe_frame,
     unsubscribe_frame,
 )
-from lean_data.wire.capture import Capture, SentFrame, parse_capture, read_capture, seconds_to_ns
 
 CAPTURES = ("BINANCE.ws.1.0", "BINANCE_US.ws.1.0", "BINANCE_FUTURES.ws.1.0")
 MINUTE = Resolution.MINUTE

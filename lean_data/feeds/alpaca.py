@@ -103,7 +103,7 @@ class AlpacaDataFeed(StreamingFeed):
             subscription is stale after
             ``stale_factor`` (3) minutes plus 10 s without a message; for stocks only while
             the regular session is open by the symbol's exchange calendar
-            (:func:`~lean_data.calendars.calendar_for`; without the ``calendars`` extra,
+            (:func:`~lean_data.series.calendars.calendar_for`; without the ``calendars`` extra,
             stocks are never judged stale). Minute bars come only for minutes with trades:
             for a thinly traded symbol pass ``cadence_s=None`` (off) or a longer cadence.
 
@@ -186,13 +186,13 @@ class AlpacaDataFeed(StreamingFeed):
     def expects_data(self, symbol: str, now_ns: int) -> bool:
         """Return True for crypto; for stocks, while the regular session is open.
 
-        The calendar is :func:`~lean_data.calendars.calendar_for` (read only); without the
+        The calendar is :func:`~lean_data.series.calendars.calendar_for` (read only); without the
         ``calendars`` extra a stock never expects data (never judged stale by default).
         """
         if self.market == "crypto":
             return True
         if symbol not in self._calendars:
-            from lean_data.calendars import calendar_for
+            from lean_data.series.calendars import calendar_for
 
             try:
                 self._calendars[symbol] = calendar_for(symbol, AssetClass.EQUITY)

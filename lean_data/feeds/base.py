@@ -188,8 +188,8 @@ class DataFeed(abc.ABC):
         """Return the trading calendar this feed declares for ``symbol``, or None.
 
         None (the default) lets the engine pick one from the asset class
-        (:func:`~lean_data.calendars.calendar_for`). A
-        :class:`~lean_data.calendars.TradingCalendar` overrides that choice.
+        (:func:`~lean_data.series.calendars.calendar_for`). A
+        :class:`~lean_data.series.calendars.TradingCalendar` overrides that choice.
         """
         del symbol
         return None

@@ -21,11 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lean_data.analytics.transform import DataTransformer
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.loaders import describe_file, iter_file
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
-from lean_data.transform import DataTransformer
 
 __all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
 
@@ -138,7 +138,7 @@ class ReplayFeed(DataFeed):
             format says (a LEAN folder, a Binance or freqtrade file: crypto); a
             :class:`ReplaySource`'s own ``asset_class`` overrides it. Without any, the
             engine reads the symbol's name (:func:`~lean_data.symbols.classify_symbol`).
-        calendar: a :class:`~lean_data.calendars.TradingCalendar` for every symbol of the
+        calendar: a :class:`~lean_data.series.calendars.TradingCalendar` for every symbol of the
             feed, instead of the one its asset class gets.
 
     Raises:

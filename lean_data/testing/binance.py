@@ -42,6 +42,7 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from lean_data.loaders.capture import Capture, read_capture
 from lean_data.models import TradeBar
 from lean_data.testing._binance_klines import (
     KLINES_WEIGHT,
@@ -54,7 +55,6 @@ from lean_data.testing._binance_klines import (
 )
 from lean_data.testing._faults import FramePlanner, ServerFaults
 from lean_data.testing._rest import LoopbackServers, recording_middleware
-from lean_data.wire.capture import Capture, read_capture
 
 __all__ = [
     "KLINES_WEIGHT",

@@ -1,9 +1,9 @@
-"""The checks behind :class:`lean_data.validation.DataValidator`, per item kind.
+"""The checks behind :class:`lean_data.quality.validator.DataValidator`, per item kind.
 
 :class:`ValidatorCore` holds the thresholds and the per-series tables and judges trade
-bars, quote bars and ticks; :class:`~lean_data.validation.DataValidator` adds the public
-entry points on top of it. Rules and messages are in :mod:`lean_data._validation_rules`,
-the rolling state in :mod:`lean_data._validation_state`.
+bars, quote bars and ticks; :class:`~lean_data.quality.validator.DataValidator` adds the public
+entry points on top of it. Rules and messages are in :mod:`lean_data.quality.rules`,
+the rolling state in :mod:`lean_data.quality.state`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lean_data._validation_rules import (
+from lean_data.config import ValidationConfig
+from lean_data.models import QuoteBar, Tick, TickType, TradeBar
+from lean_data.quality.levels import CLEAN, Verdict
+from lean_data.quality.rules import (
     FAIR,
     GOOD,
     LOG,
@@ -29,16 +32,13 @@ from lean_data._validation_rules import (
     split_words,
     verdict,
 )
-from lean_data._validation_state import Series, level_shift, repeat, widened
-from lean_data.config import ValidationConfig
-from lean_data.models import QuoteBar, Tick, TickType, TradeBar
-from lean_data.quality import CLEAN, Verdict
+from lean_data.quality.state import Series, level_shift, repeat, widened
 
 
 class ValidatorCore:
     """Thresholds, per-series tables and the checks behind each item kind.
 
-    The arguments are documented on :class:`~lean_data.validation.DataValidator`.
+    The arguments are documented on :class:`~lean_data.quality.validator.DataValidator`.
     """
 
     def __init__(
@@ -65,7 +65,7 @@ class ValidatorCore:
 
     # ---------------------------------------------------------------- trade bars
 
-    # Each check below judges an item the screen passed (lean_data._validation_screen): the
+    # Each check below judges an item the screen passed (lean_data.quality.screen): the
     # impossible (INVALID) was decided there, before continuity; these keep series state.
 
     def _check_bar(self, bar: TradeBar, feed: str) -> Verdict:

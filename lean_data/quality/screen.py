@@ -19,7 +19,7 @@ no computation grows with the size of a bogus time jump. Everything here is INVA
                          a ``str`` or is not valid Unicode text (a lone surrogate)
 =======================  =============================================================
 
-Then the value rules (:mod:`lean_data.validation` lists them): OHLC inconsistent, a price
+Then the value rules (:mod:`lean_data.quality.validator` lists them): OHLC inconsistent, a price
 not positive or not finite, a negative or infinite volume or size, a crossed quote. The
 stateful checks after it never see such an item.
 """
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lean_data._validation_rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
 from lean_data.models import MarketData, QuoteBar, Tick, TickType, TradeBar
-from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
 
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "screen"]
 

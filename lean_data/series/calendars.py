@@ -23,7 +23,7 @@ unknown  :class:`AlwaysOpen` (logged as a warning)                    nothing
 
 Exchange calendars come from the maintained ``exchange_calendars`` library (the ``calendars``
 extra: ``pip install 'lean-data[calendars]'``). It is imported when such a calendar is
-*created*, never by ``import lean_data.calendars``, so pandas stays unloaded until then.
+*created*, never by ``import lean_data.series.calendars``, so pandas stays unloaded until then.
 
 **The expected-bar rule.** Bars lie on a grid ``anchor + k * resolution`` (``anchor`` 0 means
 aligned to the epoch, like :meth:`Resolution.floor`). A bar opening at ``t`` is expected when

@@ -1,7 +1,7 @@
 """The engine's failover: which feed delivers a symbol while its home feed is down.
 
 A mixin of :class:`~lean_data.engine.DataEngine`. The bookkeeping is pure
-(:class:`~lean_data.failover.FailoverState`); this module subscribes and releases backups and
+(:class:`~lean_data.engine.failover.FailoverState`); this module subscribes and releases backups and
 records every switch in the log, the errors table and the metrics.
 """
 
@@ -12,13 +12,13 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
+from lean_data.engine.failover import FailoverState, Switch
+from lean_data.engine.metrics import DataMetrics
 from lean_data.errors import LeanDataError
-from lean_data.failover import FailoverState, Switch
 from lean_data.feeds.base import DataFeed, FeedStatus
-from lean_data.metrics import DataMetrics
 
 if TYPE_CHECKING:
-    from lean_data.engine import EngineState
+    from lean_data.engine.state import EngineState
 
 __all__ = ["FailoverMixin"]
 

@@ -1,6 +1,6 @@
 """Rolling data-quality statistics per (feed, symbol): :class:`QualityTracker`.
 
-The engine records every item with its :class:`~lean_data.quality.Verdict`; ``report()``
+The engine records every item with its :class:`~lean_data.quality.levels.Verdict`; ``report()``
 returns plain dicts (JSON-ready) for dashboards, logs and
 ``DataEngine.get_data_quality_report``.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
-from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
 
 __all__ = ["QualityTracker"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lean_data import __version__
-from lean_data._cli_run import Progress, named_calendar, run_replay
+from lean_data.cli.run import Progress, named_calendar, run_replay
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.loaders import FORMATS
@@ -34,7 +34,7 @@ from lean_data.models import AssetClass
 
 __all__ = ["DEMO_DATA", "demo_files", "main"]
 
-DEMO_DATA = Path(__file__).parent / "demo_data"
+DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
 PROG = "lean-data"
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
 
@@ -320,7 +320,3 @@ def for_cli(message: str) -> str:
             unknown.group(0), f"{flags} does not apply to {unknown.group(2)} files; drop it"
         )
     return message
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

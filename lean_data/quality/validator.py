@@ -1,9 +1,10 @@
 """Validate market data and grade its quality: :class:`DataValidator`.
 
 The validator judges every bar, quote and trade the engine receives and returns a
-:class:`~lean_data.quality.Verdict`: a :class:`~lean_data.quality.DataQualityLevel`, short
-reason codes and a human-readable message that names the values. Clean items get the shared
-:data:`~lean_data.quality.CLEAN` verdict (EXCELLENT, no reasons): no verdict, list or
+:class:`~lean_data.quality.levels.Verdict`: a
+:class:`~lean_data.quality.levels.DataQualityLevel`, short reason codes and a human-readable
+message that names the values. Clean items get the shared
+:data:`~lean_data.quality.levels.CLEAN` verdict (EXCELLENT, no reasons): no verdict, list or
 string is built for them, and a clean bar costs about 1.5 us.
 
 Only the physically impossible is INVALID. Everything else that looks wrong but could be
@@ -23,7 +24,7 @@ with ``store_invalid``). First the screen (:meth:`DataValidator.screen`, statele
 engine runs it before continuity, buffering, storage and calendar arithmetic):
 ``bad_timestamp``, ``timestamp_unit``, ``future_timestamp`` (event time beyond the receive
 time, or the clock, plus ``clock_skew_ns``), ``bad_revision``, ``absurd_value``,
-``bad_text`` (see :mod:`lean_data._validation_screen`). Then, still in the screen, the
+``bad_text`` (see :mod:`lean_data.quality.screen`). Then, still in the screen, the
 values:
 
 =======================  ===========================================================
@@ -115,13 +116,13 @@ revision) is judged against the state from before that bar's first version.
 
 from __future__ import annotations
 
-from lean_data._validation_checks import ValidatorCore
-from lean_data._validation_rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
-from lean_data._validation_screen import screen
-from lean_data._validation_state import forget
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
-from lean_data.quality import DataQualityLevel, Verdict
-from lean_data.quality_tracker import QualityTracker
+from lean_data.quality.checks import ValidatorCore
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
+from lean_data.quality.screen import screen
+from lean_data.quality.state import forget
+from lean_data.quality.tracker import QualityTracker
 
 __all__ = ["FORWARD_SPLITS", "REVERSE_SPLITS", "DataValidator", "QualityTracker", "match_split"]
 
@@ -160,7 +161,7 @@ class DataValidator(ValidatorCore):
     def screen(self, item: MarketData) -> Verdict | None:
         """Return the INVALID verdict of an item with an impossible value, else None.
 
-        Stateless, and the engine's first step: see :mod:`lean_data._validation_screen`
+        Stateless, and the engine's first step: see :mod:`lean_data.quality.screen`
         (non-int or out-of-range times, times in 1970 or beyond the clock skew, bad
         revisions, absurd magnitudes, text that is not valid Unicode).
         """

@@ -1,4 +1,4 @@
-"""The batched storage writer behind :class:`lean_data.persistence.DataPersistence`.
+"""The batched storage writer behind :class:`lean_data.storage.sqlite.DataPersistence`.
 
 The write queue holds ``(table index, row)`` entries, coverage records
 ``(COVERAGE, (feed, symbol, resolution name, start_ns, end_ns, empty))`` and two kinds of
@@ -19,7 +19,7 @@ times are stored again.
 
 One bad row never costs the others. A batch is first written as it is (the fast path);
 when that fails for any reason, the retry converts every row defensively
-(:func:`lean_data._schema.clean_row`), sets aside the rows that cannot be stored (an int
+(:func:`lean_data.storage.schema.clean_row`), sets aside the rows that cannot be stored (an int
 beyond 64 bits in an integer column, a lone surrogate in a string, NaN or NULL in a NOT
 NULL column, a value of no storable type), writes the rest, bisecting under a savepoint
 should SQLite still refuse some, and reports each rejected row as a ``storage_rejected``
@@ -47,14 +47,14 @@ from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
-from lean_data import _schema as sch
-from lean_data import intervals as iv
-from lean_data._inbox import Inbox
 from lean_data.errors import StorageError
+from lean_data.inbox import Inbox
+from lean_data.series import intervals as iv
+from lean_data.storage import schema as sch
 
 __all__ = ["FLUSH", "STOP", "BatchWriter", "Entry", "StorageFailure", "failure_kind"]
 
-logger = logging.getLogger("lean_data.persistence")  # the name users configure for storage
+logger = logging.getLogger("lean_data.storage.sqlite")  # the name users configure for storage
 
 FLUSH: Final = -1
 STOP: Final = -2

@@ -36,7 +36,7 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lean_data.indicators import atr, bollinger_bands, ema, macd, rsi, sma, true_range
+from lean_data.analytics.indicators import atr, bollinger_bands, ema, macd, rsi, sma, true_range
 from lean_data.models import NS_PER_DAY, QuoteBar, Resolution, TradeBar, datetime_to_ns
 from lean_data.models import ns_to_datetime as _ns_to_datetime
 

@@ -1,4 +1,4 @@
-"""Per-series rolling state of :mod:`lean_data.validation` and the rules that move it.
+"""Per-series rolling state of :mod:`lean_data.quality.validator` and the rules that move it.
 
 A :class:`Series` holds one series' price reference, last timestamp and fixed-size windows
 of moves and ranges (O(1) memory per series); the functions below widen limits over quiet
@@ -11,8 +11,8 @@ import math
 from array import array
 from typing import Any, Final
 
-from lean_data._validation_rules import FAIR, LOG, POOR, Issues, add, tier
 from lean_data.models import NS_PER_MINUTE, MarketData, QuoteBar, TradeBar
+from lean_data.quality.rules import FAIR, LOG, POOR, Issues, add, tier
 
 TICK_PERIOD: Final = NS_PER_MINUTE  # time unit for widening tick limits over quiet spells
 NO_TS: Final = -(2**63)

@@ -11,7 +11,7 @@ The disk tier (``cache_dir``) survives restarts. One file per key, named
 directory; the symbol prefix lets :meth:`DataCache.invalidate` find a symbol's files without
 reading them). Files are written to a temporary file in ``cache_dir`` and moved into place
 with ``os.replace`` (no fsync: a torn file after a crash fails its checksum and is dropped).
-The format is in :mod:`lean_data._codec`. A file that is corrupt, truncated, of another
+The format is in :mod:`lean_data.storage.codec`. A file that is corrupt, truncated, of another
 version or of another key is a logged miss: it is counted as ``corrupt`` and removed.
 
 A disk answer is checked before it is served, since anyone who can write to ``cache_dir``
@@ -51,9 +51,9 @@ from pathlib import Path
 
 import orjson
 
-from lean_data import _codec
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
+from lean_data.storage import codec as _codec
 
 __all__ = ["DataCache"]
 
@@ -80,7 +80,7 @@ _COUNTERS = (
 )
 
 _Key = tuple[str, str, int, int]
-_MANIFEST_SIZE = struct.Struct("<I")  # the payload's first field (see lean_data._codec)
+_MANIFEST_SIZE = struct.Struct("<I")  # the payload's first field (see lean_data.storage.codec)
 
 
 @dataclass(slots=True)

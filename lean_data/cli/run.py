@@ -21,7 +21,7 @@ from lean_data.engine import DataEngine
 from lean_data.errors import ConfigError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.models import MarketData, TradeBar
-from lean_data.quality import DataQualityLevel
+from lean_data.quality.levels import DataQualityLevel
 from lean_data.symbols import classify_symbol
 
 __all__ = ["Progress", "named_calendar", "run_replay"]
@@ -88,7 +88,7 @@ async def run_replay(
 
 def named_calendar(name: str | None) -> tuple[Any, list[str]]:
     """Return the calendar ``--calendar`` names, or None and a warning when it cannot be loaded."""
-    from lean_data.calendars import calendar_named
+    from lean_data.series.calendars import calendar_named
 
     if name is None:
         return None, []
@@ -100,7 +100,7 @@ def named_calendar(name: str | None) -> tuple[Any, list[str]]:
 
 def _calendar_warnings(feed: ReplayFeed, symbol: str) -> list[str]:
     """Say why ``symbol``'s gaps will be judged 24/7 when it is not crypto; [] otherwise."""
-    from lean_data.calendars import calendar_for
+    from lean_data.series.calendars import calendar_for
 
     kind = feed.asset_class(symbol) or classify_symbol(symbol)
     if kind is None:

@@ -1,4 +1,4 @@
-"""The read side of :class:`lean_data.persistence.DataPersistence`: queries and summaries.
+"""The read side of :class:`lean_data.storage.sqlite.DataPersistence`: queries and summaries.
 
 :class:`QueriesMixin` holds the read methods; every query goes through ``_fetch``, which
 ``DataPersistence`` implements (state check, read-your-writes barrier, error mapping).
@@ -12,15 +12,15 @@ from typing import Any
 
 import orjson
 
-from lean_data import _schema as sch
-from lean_data import intervals as iv
 from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
+from lean_data.series import intervals as iv
+from lean_data.storage import schema as sch
 
 __all__ = ["QueriesMixin"]
 
 
 class QueriesMixin:
-    """Read methods of :class:`~lean_data.persistence.DataPersistence`."""
+    """Read methods of :class:`~lean_data.storage.sqlite.DataPersistence`."""
 
     _clock_ns: Callable[[], int]
 

@@ -1,8 +1,8 @@
-"""Pure, stateless rules of :mod:`lean_data.validation`: limits, split ratios, messages.
+"""Pure, stateless rules of :mod:`lean_data.quality.validator`: limits, split ratios, messages.
 
 Nothing here keeps state: the move/range limit tiers, split matching, the checks of
 impossible values (OHLC, prices, sizes) and the helpers that build reason codes, messages
-and verdicts. The public names are re-exported by :mod:`lean_data.validation`.
+and verdicts. The public names are re-exported by :mod:`lean_data.quality.validator`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 from typing import Final
 
 from lean_data.models import NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND
-from lean_data.quality import CLEAN, DataQualityLevel, Verdict
+from lean_data.quality.levels import CLEAN, DataQualityLevel, Verdict
 
 INF: Final = math.inf
 LOG: Final = math.log

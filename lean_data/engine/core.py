@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import inspect
 import logging
 import time
@@ -29,14 +28,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lean_data._engine_failover import FailoverMixin
-from lean_data._engine_series import WAKE, Later, Resume, SeriesMixin
-from lean_data._inbox import Inbox
-from lean_data._validation_screen import bad_text
-from lean_data.buffer import DataBuffer
-from lean_data.cache import DataCache
 from lean_data.config import Config, OverflowPolicy
-from lean_data.continuity import Action, Continuity, Request
+from lean_data.engine._failover_mixin import FailoverMixin
+from lean_data.engine._series_mixin import WAKE, Later, Resume, SeriesMixin
+from lean_data.engine.failover import FailoverState
+from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.state import EngineState
+from lean_data.engine.subscribers import AsyncCallback, Subscriber
 from lean_data.errors import (
     ConfigError,
     EngineClosedError,
@@ -45,9 +43,8 @@ from lean_data.errors import (
     StorageFailedError,
     SubscriptionError,
 )
-from lean_data.failover import FailoverState
 from lean_data.feeds.base import DataFeed
-from lean_data.metrics import DataMetrics
+from lean_data.inbox import Inbox
 from lean_data.models import (
     MarketData,
     Resolution,
@@ -56,10 +53,13 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
-from lean_data.persistence import DataPersistence, StorageFailure
-from lean_data.quality import DataQualityLevel, Verdict
-from lean_data.subscribers import AsyncCallback, Subscriber
-from lean_data.validation import DataValidator, QualityTracker
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.screen import bad_text
+from lean_data.quality.validator import DataValidator, QualityTracker
+from lean_data.series.buffer import DataBuffer
+from lean_data.series.continuity import Action, Continuity, Request
+from lean_data.storage.cache import DataCache
+from lean_data.storage.sqlite import DataPersistence, StorageFailure
 
 __all__ = ["DataEngine", "EngineState"]
 
@@ -67,15 +67,6 @@ log = logging.getLogger(__name__)
 
 SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 _STOP = object()
-
-
-class EngineState(enum.Enum):
-    """The engine's life: NEW → RUNNING → STOPPING → CLOSED (never reopened)."""
-
-    NEW = "new"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    CLOSED = "closed"
 
 
 # Enum members read through their class cost a descriptor call on CPython 3.11: the hot path
@@ -464,13 +455,13 @@ class DataEngine(FailoverMixin, SeriesMixin):
                 history is fetched when the first live bar arrives, ending at its open time).
             resolution: the bar resolution the warm-up is for.
             bars_from_trades: also build time bars of this resolution from the symbol's
-                trade ticks (:class:`~lean_data.aggregation.TimeBarAggregator`), closed by
+                trade ticks (:class:`~lean_data.series.aggregation.TimeBarAggregator`), closed by
                 the next trade or, for a live feed, by the clock; they pass continuity,
                 callbacks and storage like a feed's bars.
             trade_rules: which prints set prices and volume (default
-                :class:`~lean_data.aggregation.TradeRules`).
+                :class:`~lean_data.series.aggregation.TradeRules`).
             derived: coarser resolutions (``"5m"``, ``"1h"``, ``"1d"``) maintained live from
-                the symbol's closed ``resolution`` bars (:class:`~lean_data.derived.
+                the symbol's closed ``resolution`` bars (:class:`~lean_data.series.resample.
                 BarResampler`): identical to resampling the stored series afterwards;
                 equity days are New York days.
 
@@ -491,7 +482,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         if targets:
             self._add_derived(symbol, Resolution.parse(resolution), targets, feed)
         if bars_from_trades is not None and symbol not in self._aggregators:
-            from lean_data.aggregation import TimeBarAggregator
+            from lean_data.series.aggregation import TimeBarAggregator
 
             self._aggregators[symbol] = TimeBarAggregator(
                 symbol, bars_from_trades, rules=trade_rules
@@ -1019,7 +1010,7 @@ class DataEngine(FailoverMixin, SeriesMixin):
         Top level: ``messages`` (items judged, from every feed), ``average_quality_score``
         (the mean score of their levels, INVALID counting 0; None before the first item) and
         ``levels`` (count per level name). ``feeds`` has the per-feed detail (see
-        :meth:`~lean_data.validation.QualityTracker.report`); ``stored`` summarises the rows
+        :meth:`~lean_data.quality.validator.QualityTracker.report`); ``stored`` summarises the rows
         received in the last ``hours`` hours.
         """
         feeds = {

@@ -1,4 +1,4 @@
-"""SQLite schema, SQL text, row encoding and decoding for :mod:`lean_data.persistence`.
+"""SQLite schema, SQL text, row encoding and decoding for :mod:`lean_data.storage.sqlite`.
 
 Every statement here is a constant built at import time from fixed column lists; values
 always travel as ``?`` parameters, never as text spliced into SQL.
@@ -46,9 +46,9 @@ from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
-from lean_data import intervals as iv
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
-from lean_data.quality import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.series import intervals as iv
 
 Row: TypeAlias = tuple[Any, ...]
 

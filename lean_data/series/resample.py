@@ -6,7 +6,7 @@ as soon as each is complete. No asyncio, no clock reads: the caller passes the t
 :meth:`BarResampler.on_clock`.
 
 **Equality with resampling afterwards.** Buckets, aggregation and the ``closed`` flag are
-those of :meth:`lean_data.transform.DataTransformer.resample_bars` (same bucket code, same
+those of :meth:`lean_data.analytics.transform.DataTransformer.resample_bars` (same bucket code, same
 tie rules for high/low, volumes summed exactly like ``math.fsum``), called with this
 resampler's ``origin_ns`` and, for whole-day targets only, its ``tz``
 (:meth:`BarResampler.resample` makes that call). Let ``S`` be the stored source series
@@ -78,9 +78,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from lean_data.analytics.transform import DataTransformer, _Buckets
 from lean_data.errors import ConfigError
 from lean_data.models import NS_PER_DAY, NS_PER_HOUR, Resolution, TradeBar
-from lean_data.transform import DataTransformer, _Buckets
 
 __all__ = ["BarResampler", "ResamplerStatistics"]
 

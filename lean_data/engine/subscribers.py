@@ -17,7 +17,7 @@ from typing import Any
 
 from lean_data.config import OverflowPolicy
 from lean_data.models import MarketData
-from lean_data.quality import DataQualityLevel
+from lean_data.quality.levels import DataQualityLevel
 
 __all__ = ["AsyncCallback", "Subscriber"]
 

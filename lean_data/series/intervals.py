@@ -8,7 +8,7 @@ Every function returns a *normal* list: sorted by start, pairwise disjoint and w
 intervals touching (``[0, 5)`` and ``[5, 9)`` come back as ``[0, 9)``), so results compare
 with ``==``.
 
-Coverage (see :meth:`lean_data.persistence.DataPersistence.record_coverage`) layers two such
+Coverage (see :meth:`lean_data.storage.sqlite.DataPersistence.record_coverage`) layers two such
 sets: intervals covered by stored bars and intervals the source reported empty.
 :func:`overlay` resolves them into one sorted partition where covered wins.
 

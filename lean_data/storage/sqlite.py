@@ -24,9 +24,9 @@ retention until it has been kept for ``days``. An item saved with ``ts_recv == 0
 are selected by their own ``ts``.
 
 Layout: this module holds the lifecycle and the write API; the writer task's batching,
-commit, retry and failure accounting live in :mod:`lean_data._writer`, the read queries in
-:mod:`lean_data._queries` (a mixin of :class:`DataPersistence`), SQL and row codecs in
-:mod:`lean_data._schema`.
+commit, retry and failure accounting live in :mod:`lean_data.storage.writer`, the read queries in
+:mod:`lean_data.storage.queries` (a mixin of :class:`DataPersistence`), SQL and row codecs in
+:mod:`lean_data.storage.schema`.
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from typing import Any, NoReturn
 import aiosqlite
 import orjson
 
-from lean_data import _schema as sch
-from lean_data._inbox import Inbox
-from lean_data._queries import QueriesMixin
-from lean_data._writer import STOP, BatchWriter, Entry, StorageFailure, failure_kind
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
+from lean_data.inbox import Inbox
 from lean_data.models import NS_PER_DAY, MarketData, Resolution
-from lean_data.quality import Verdict
+from lean_data.quality.levels import Verdict
+from lean_data.storage import schema as sch
+from lean_data.storage.queries import QueriesMixin
+from lean_data.storage.writer import STOP, BatchWriter, Entry, StorageFailure, failure_kind
 
 __all__ = ["DataPersistence", "StorageFailure"]
 

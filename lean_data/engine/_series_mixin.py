@@ -1,8 +1,8 @@
 """The engine's series work: continuity answers, warm-up, restart, bars from trades, derived bars.
 
 A mixin of :class:`~lean_data.engine.DataEngine`, kept apart so the engine module stays the
-data path. The policy is pure (:mod:`lean_data.continuity`, :mod:`lean_data.derived`,
-:mod:`lean_data.aggregation`); this module does its I/O: history requests, storage lookups,
+data path. The policy is pure (:mod:`lean_data.series.continuity`, :mod:`lean_data.series.resample`,
+:mod:`lean_data.series.aggregation`); this module does its I/O: history requests, storage lookups,
 coverage records and the bar clock. Every bar it produces is handed to the pipeline, which
 stays the one path to callbacks and storage.
 """
@@ -16,19 +16,19 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from lean_data._inbox import Inbox
 from lean_data.config import Config
-from lean_data.continuity import Continuity, EveryInterval, Request
+from lean_data.engine.metrics import DataMetrics
 from lean_data.errors import LeanDataError
 from lean_data.feeds.base import DataFeed
-from lean_data.metrics import DataMetrics
+from lean_data.inbox import Inbox
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar
-from lean_data.persistence import DataPersistence
+from lean_data.quality.validator import DataValidator
+from lean_data.series.continuity import Continuity, EveryInterval, Request
+from lean_data.storage.sqlite import DataPersistence
 from lean_data.symbols import classify_symbol
-from lean_data.validation import DataValidator
 
 if TYPE_CHECKING:
-    from lean_data.engine import EngineState
+    from lean_data.engine.state import EngineState
 
 Later = list[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]]
 """Steps of one item that must wait, in order: (coroutine function, arguments)."""
@@ -106,7 +106,7 @@ class SeriesMixin:
     def _add_derived(
         self, symbol: str, source: Resolution, targets: list[Resolution], feed: DataFeed
     ) -> None:
-        from lean_data.derived import BarResampler
+        from lean_data.series.resample import BarResampler
 
         key = (symbol, source)
         known = self._derivers.get(key)
@@ -144,7 +144,7 @@ class SeriesMixin:
         """The calendar a feed serving ``symbol`` declares, else its asset class's."""
         calendar = self._calendars.get(symbol)
         if calendar is None:
-            from lean_data.calendars import calendar_for
+            from lean_data.series.calendars import calendar_for
 
             for feed_name, subscribed in self._refcounts:
                 if subscribed == symbol and calendar is None:
@@ -391,6 +391,6 @@ class SeriesMixin:
 
 
 def _running_state() -> EngineState:
-    from lean_data.engine import EngineState
+    from lean_data.engine.state import EngineState
 
     return EngineState.RUNNING
