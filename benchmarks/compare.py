@@ -1,0 +1,66 @@
+"""Compare two checkouts of lean_data on the same figures, in the same run.
+
+    git worktree add --detach ../before <rev>
+    python benchmarks/compare.py ../before --only 1 2 3 4 --rounds 3
+
+Runs ``benchmarks/run.py`` of each checkout in turn (before, after, before, after, ...), each
+in a fresh interpreter importing that checkout's ``lean_data``, so both see the same machine
+load; then prints, for every figure and metric, the median of each side and after/before
+(>1 is better for throughput; for latency-like metrics the ratio is inverted so that >1 is
+better too). The figures' own baselines (peers, aiosqlite) are printed by ``run.py`` itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run(tree: Path, only: list[str], quick: bool, out: Path) -> dict[tuple[str, str], dict]:
+    command = [sys.executable, str(tree / "benchmarks" / "run.py"), "--json", str(out)]
+    command += ["--only", *only]
+    if quick:
+        command.append("--quick")
+    subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
+    rows = json.loads(out.read_text())["results"]
+    return {(row["figure"], row["metric"]): row for row in rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("before", type=Path, help="the other checkout (e.g. previous main)")
+    parser.add_argument("--only", nargs="*", default=["1", "2", "3", "4"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
+    args = parser.parse_args(argv)
+    before, after = args.before.resolve(), HERE.parent
+    if not (before / "benchmarks" / "run.py").exists():
+        print(f"compare: error: {before} has no benchmarks/run.py; give a lean_data checkout")
+        return 2
+    runs: dict[str, list[dict[tuple[str, str], dict]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for side, tree in (("before", before), ("after", after)):
+                print(f"round {round_ + 1}/{args.rounds}: {side} ...", file=sys.stderr)
+                out = Path(tmp) / f"{side}-{round_}.json"
+                runs[side].append(_run(tree, args.only, args.quick, out))
+    keys = [k for k in runs["after"][0] if all(k in r for r in runs["before"] + runs["after"])]
+    print(f"{'figure':40} {'metric':28} {'before':>12} {'after':>12} {'after/before':>13}")
+    for key in keys:
+        old = statistics.median(r[key]["value"] for r in runs["before"])
+        new = statistics.median(r[key]["value"] for r in runs["after"])
+        higher = runs["after"][0][key].get("higher_is_better", True)
+        ratio = (new / old if higher else old / new) if old and new else float("nan")
+        print(f"{key[0][:40]:40} {key[1][:28]:28} {old:12.4g} {new:12.4g} {ratio:12.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
