@@ -59,7 +59,6 @@ LONG_MODULES: dict[str, str] = {
     "lean_data.series.aggregation": "not split yet",
     "lean_data.series.calendars": "not split yet",
     "lean_data.series.resample": "not split yet",
-    "lean_data.storage.cache": "not split yet",
     "lean_data.testing.alpaca": "not split yet",
     "lean_data.wire.alpaca": "not split yet",
     "lean_data.wire.binance": "not split yet",
