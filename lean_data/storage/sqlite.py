@@ -203,6 +203,16 @@ class DataPersistence(Queries):
         self._accepting = False
         logger.error("storage writer of %s stopped: %s", self._path, error, exc_info=error)
 
+    def _check_writer(self) -> None:
+        """Degrade storage if the writer task ended without its body seeing it end.
+
+        That is a task cancelled before its first step (its body never ran): flush, reads,
+        waiting saves and close look here, as the writer cannot tell them.
+        """
+        writer = self._writer
+        if self._accepting and writer is not None and writer.done():
+            self._writer_died(StorageError("the storage writer task was cancelled"))
+
     @property
     def failure(self) -> StorageFailure | None:
         """Why storage is degraded (rows were lost), or None while every write succeeded."""
@@ -218,6 +228,7 @@ class DataPersistence(Queries):
         """Commit everything queued, stop the writer and close the connection (idempotent)."""
         if self._state == _CLOSED:
             return
+        self._check_writer()
         was_open = self._state == _OPEN
         self._state = _CLOSED
         self._accepting = False
@@ -386,6 +397,9 @@ class DataPersistence(Queries):
         await self._put((table, row))
 
     async def _put(self, entry: Entry) -> None:
+        self._check_writer()
+        if not self._accepting:
+            self._reject()
         await self._queue.put(*entry)
         if (error := self._batch_writer.error) is not None:
             raise StorageError("the storage writer died; the row was not stored") from error
@@ -408,12 +422,14 @@ class DataPersistence(Queries):
                 or the writer task died.
             EngineStateError: not opened yet (EngineClosedError once closed).
         """
+        self._check_writer()
         if not self._accepting:
             self._reject()
         await self._barrier(strict=True)
 
     async def _barrier(self, *, strict: bool) -> None:
         """Wait until the writer has handled every row queued so far."""
+        self._check_writer()
         writer = self._writer
         if self._accepting and writer is not None:
             await self._batch_writer.barrier(writer, strict=strict)
