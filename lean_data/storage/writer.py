@@ -6,8 +6,8 @@ control entries:
 a flush marker ``(FLUSH, (future, rows_unstored when queued))``, answered once every row queued
 before it has been handled, and the stop marker ``(STOP, None)`` put by ``close()``.
 :meth:`BatchWriter.run` is the body of the one writer task; the ``DataPersistence`` that
-owns it creates and names the task, sets :attr:`BatchWriter.db` and calls
-:meth:`BatchWriter.fail` when the task ends abnormally.
+starts it creates and names the task (in its own keeping or a caller's TaskGroup), sets
+:attr:`BatchWriter.db` and calls :meth:`BatchWriter.fail` when the task ends abnormally.
 
 Coverage is never durable before the bars it covers. A batch is a contiguous run of the
 FIFO queue committed in one transaction, so a coverage record commits together with, or
@@ -15,7 +15,7 @@ after, every bar queued before it; a crash loses a suffix of the queue, never a 
 without also losing the coverage queued after it. A batch dropped after its retry is the
 other way to lose bars: the writer remembers the open-time spans of those bars per series
 and cuts them out of every coverage record it writes later, until bars with those open
-times are stored again.
+times are stored again (:mod:`lean_data.storage.coverage`).
 
 One bad row never costs the others. A batch is first written as it is (the fast path);
 when that fails for any reason, the retry converts every row defensively
