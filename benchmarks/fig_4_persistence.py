@@ -43,6 +43,7 @@ from fig_1_kline import (
 from lean_data.models import TradeBar
 from lean_data.quality.levels import CLEAN
 from lean_data.storage import schema as sch
+from lean_data.storage.rows import bar_row
 
 NAME = "figure 1 with SQLite persistence: msg/s and rows/s reaching disk"
 FIGURE = "4 kline frames -> engine + SQLite"
@@ -123,7 +124,7 @@ def _rows(workload: Workload) -> list[sch.Row]:
     rows = []
     for item in parsed_items(workload):
         assert isinstance(item, TradeBar)
-        rows.append(sch.bar_row(item, "binance", CLEAN, item.ts_recv))
+        rows.append(bar_row(item, "binance", CLEAN, item.ts_recv))
     return rows
 
 

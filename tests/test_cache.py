@@ -925,10 +925,10 @@ def test_statistics_never_wait_for_a_thread_doing_disk_io(tmp_path: Path) -> Non
 
 def plant(directory: Path, key: tuple[str, str, int, int], payload: list[bytes]) -> Path:
     """Write a cache file with a valid checksum for ``key``, as anyone with access could."""
-    from lean_data.storage import cache as cache_module
+    from lean_data.storage.cache_disk import file_name, key_bytes
 
-    path = directory / cache_module._file_name(key)
-    path.write_bytes(b"".join(_codec.frame(cache_module._key_bytes(key), time.time(), payload)))
+    path = directory / file_name(key)
+    path.write_bytes(b"".join(_codec.frame(key_bytes(key), time.time(), payload)))
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import sqlite3
 import zipfile
@@ -27,6 +28,7 @@ from lean_data.models import (
     datetime_to_ns,
 )
 from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.storage.base import Storage
 from lean_data.storage.sqlite import DataPersistence
 from tests.conftest import eventually
 
@@ -484,6 +486,77 @@ async def test_dead_writer_makes_flush_and_save_raise(store: DataPersistence) ->
     with pytest.raises(StorageError, match="writer task was cancelled"):
         await store.save_market_data(bar())
     assert await store.count("bars") == 0  # reads still work
+
+
+def _writer_task() -> asyncio.Task[object]:
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("lean_data.storage:")]
+    return task
+
+
+async def test_a_task_group_owns_the_writer_when_given_one(db_path: Path) -> None:
+    async with asyncio.TaskGroup() as group:
+        store = DataPersistence(db_path)
+        await store.open(task_group=group)
+        writer = _writer_task()
+        await store.save_market_data(bar())
+        await store.flush()
+        await store.close()  # stops the writer, so the group can end
+    assert writer.done()
+    assert writer.exception() is None
+    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM bars").fetchall() == [(1,)]
+
+
+async def test_a_dead_writer_degrades_storage_without_cancelling_its_group(
+    db_path: Path,
+) -> None:
+    async with asyncio.TaskGroup() as group:
+        store = DataPersistence(db_path)
+        await store.open(task_group=group)
+        await store.save_market_data(bar())
+        await store.flush()  # the writer runs
+        writer = _writer_task()
+        writer.cancel()
+        await asyncio.wait({writer})
+        with pytest.raises(StorageError, match="writer task was cancelled"):
+            await store.flush()
+        with pytest.raises(StorageError, match="writer task was cancelled"):
+            await store.save_market_data(bar(T0 + NS_PER_MINUTE))
+        assert store.statistics()["failed"]["kind"] == "writer_died"
+        assert await store.count("bars") == 1  # reads still work
+        await store.close()
+    assert writer.cancelled()  # and the group ended normally
+
+
+@pytest.mark.parametrize("owner", ["store", "task group"])
+async def test_a_writer_cancelled_before_it_ran_degrades_storage(db_path: Path, owner: str) -> None:
+    async with asyncio.TaskGroup() as group:
+        store = DataPersistence(db_path)
+        await store.open(task_group=group if owner == "task group" else None)
+        writer = _writer_task()
+        writer.cancel()  # before its first step: its body never runs
+        await asyncio.wait({writer})
+        store.save_market_data_nowait(bar())
+        with pytest.raises(StorageError, match="writer task was cancelled"):
+            await store.flush()
+        with pytest.raises(StorageError, match="writer task was cancelled"):
+            await store.save_error("kind", "message")
+        failure = store.failure
+        assert failure is not None
+        assert (failure.kind, failure.rows_lost) == ("writer_died", 1)
+        await store.close()
+
+
+def test_data_persistence_has_every_method_of_the_storage_interface() -> None:
+    store: Storage = DataPersistence("unused.db")  # mypy checks the same in storage/sqlite.py
+    names = [name for name in vars(Storage) if not name.startswith("_")]
+    assert {"open", "close", "failure", "save_market_data", "last_bar"} <= set(names)
+    for name in names:
+        member = inspect.getattr_static(Storage, name)
+        found = inspect.getattr_static(type(store), name)
+        if isinstance(member, property):
+            assert isinstance(found, property), name
+        else:
+            assert inspect.signature(found) == inspect.signature(member), name
 
 
 # ------------------------------------------------------------------ metrics and errors

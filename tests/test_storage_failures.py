@@ -31,8 +31,8 @@ from lean_data.engine import EngineState
 from lean_data.errors import LeanDataError, StorageError, StorageFailedError
 from lean_data.loaders import load_file
 from lean_data.models import TradeBar
+from lean_data.storage.failures import failure_kind
 from lean_data.storage.sqlite import DataPersistence, StorageFailure
-from lean_data.storage.writer import failure_kind
 from tests.conftest import FIXTURES, eventually
 from tests.helpers import ListFeed
 

@@ -6,13 +6,14 @@ Entries are keyed exactly by ``(symbol, timeframe, start, end)``. The memory tie
 QuoteBar 496, Tick 384 bytes, measured with ``tracemalloc`` on CPython 3.11). An entry
 bigger than ``max_bytes`` on its own skips the memory tier.
 
-The disk tier (``cache_dir``) survives restarts. One file per key, named
-``<sha256(symbol)[:16]>-<sha256(key)>.ldc`` (hex only, so no symbol can escape or break the
-directory; the symbol prefix lets :meth:`DataCache.invalidate` find a symbol's files without
-reading them). Files are written to a temporary file in ``cache_dir`` and moved into place
-with ``os.replace`` (no fsync: a torn file after a crash fails its checksum and is dropped).
-The format is in :mod:`lean_data.storage.codec`. A file that is corrupt, truncated, of another
-version or of another key is a logged miss: it is counted as ``corrupt`` and removed.
+The disk tier (``cache_dir``, :mod:`lean_data.storage.cache_disk`) survives restarts. One
+file per key, named ``<sha256(symbol)[:16]>-<sha256(key)>.ldc`` (hex only, so no symbol can
+escape or break the directory; the symbol prefix lets :meth:`DataCache.invalidate` find a
+symbol's files without reading them). Files are written to a temporary file in ``cache_dir``
+and moved into place with ``os.replace`` (no fsync: a torn file after a crash fails its
+checksum and is dropped). The format is in :mod:`lean_data.storage.codec`. A file that is
+corrupt, truncated, of another version or of another key is a logged miss: it is counted as
+``corrupt`` and removed.
 
 A disk answer is checked before it is served, since anyone who can write to ``cache_dir``
 can plant a file with a valid checksum: before decoding, the item count its manifest claims
@@ -35,12 +36,7 @@ be used from ``asyncio.to_thread`` workers; encoding a put happens before taking
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
-import os
-import struct
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -49,19 +45,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import orjson
-
-from lean_data.errors import ConfigError, DataFormatError
+from lean_data.errors import ConfigError
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
 from lean_data.storage import codec as _codec
+from lean_data.storage.cache_disk import DiskTier, Key, file_name, item_problem
 
 __all__ = ["DataCache"]
 
 logger = logging.getLogger(__name__)
 
-_SUFFIX = ".ldc"
-_TEMP_PREFIX = ".tmp-"
-_STALE_TEMP_S = 3600.0
 _ENTRY_BYTES = 256
 _ITEM_BYTES: dict[type, int] = {TradeBar: 336, QuoteBar: 496, Tick: 384}
 _DEFAULT_ITEM_BYTES = 400
@@ -79,9 +71,6 @@ _COUNTERS = (
     "rejected",
 )
 
-_Key = tuple[str, str, int, int]
-_MANIFEST_SIZE = struct.Struct("<I")  # the payload's first field (see lean_data.storage.codec)
-
 
 @dataclass(slots=True)
 class _Entry:
@@ -92,70 +81,6 @@ class _Entry:
 
 def _ns(value: int | datetime) -> int:
     return datetime_to_ns(value) if isinstance(value, datetime) else int(value)
-
-
-def _key_bytes(key: _Key) -> bytes:
-    symbol = key[0].encode("utf-8", "surrogatepass")
-    return b"%d:%b|%b|%d|%d" % (len(symbol), symbol, key[1].encode(), key[2], key[3])
-
-
-def _symbol_prefix(symbol: str) -> str:
-    return hashlib.sha256(symbol.encode("utf-8", "surrogatepass")).hexdigest()[:16] + "-"
-
-
-def _file_name(key: _Key) -> str:
-    return _symbol_prefix(key[0]) + hashlib.sha256(_key_bytes(key)).hexdigest() + _SUFFIX
-
-
-def _claimed_counts(payload: memoryview) -> dict[str, int]:
-    """The item count a payload's manifest claims per type, read before decoding it.
-
-    Raises:
-        DataFormatError: the manifest cannot be read.
-    """
-    try:
-        (size,) = _MANIFEST_SIZE.unpack_from(payload)
-        manifest = orjson.loads(payload[_MANIFEST_SIZE.size : _MANIFEST_SIZE.size + size])
-        counts: dict[str, int] = {}
-        for block in manifest["blocks"]:
-            kind, n = block["type"], block["n"]
-            if not isinstance(kind, str) or type(n) is not int or n < 0:
-                raise ValueError(f"bad block {str(block)[:80]}")
-            counts[kind] = counts.get(kind, 0) + n
-    except (ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
-        raise DataFormatError(f"payload manifest cannot be read: {exc}") from None
-    return counts
-
-
-def _count_problem(key: _Key, counts: dict[str, int], payload_bytes: int) -> str | None:
-    """Why the claimed counts cannot be an answer to ``key``, or None when they can."""
-    nanos = Resolution.parse(key[1]).nanos
-    for kind, n in counts.items():
-        # ticks: no bound from the range; a real tick costs bytes in the file
-        bound = max(0, key[3] - key[2]) // nanos + 1 if nanos > 0 else max(payload_bytes, 16)
-        if n > bound:
-            return f"{n} {kind} items claimed, at most {bound} fit {key[1]} in the range"
-    return None
-
-
-def _item_problem(key: _Key, items: Sequence[MarketData]) -> str | None:
-    """Why ``items`` cannot be the answer to ``key``, or None when they can."""
-    symbol, name, start, end = key
-    resolution = Resolution.parse(name)
-    for item in items:
-        if item.symbol != symbol:
-            return f"an item of symbol {item.symbol!r}"
-        if not start <= item.ts_event <= end:
-            return f"an item at {item.ts_event}, outside [{start}, {end}]"
-        found = getattr(item, "resolution", None)
-        if found is not None and not resolution.is_tick and found != resolution:
-            return f"an item of resolution {found}"
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.kind] = counts.get(item.kind, 0) + 1
-    if resolution.nanos > 0:
-        return _count_problem(key, counts, 0)
-    return None
 
 
 def _estimate_bytes(items: list[MarketData]) -> int:
@@ -200,18 +125,16 @@ class DataCache:
             )
         self._max_size = max_size
         self._max_bytes = max_bytes
-        self._disk_max_bytes = disk_max_bytes
         self._ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._memory: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._memory: OrderedDict[Key, _Entry] = OrderedDict()
         self._memory_bytes = 0
-        self._disk: OrderedDict[str, int] = OrderedDict()  # file name -> size, LRU first
-        self._disk_bytes = 0
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._dir = None if cache_dir is None else Path(cache_dir)
-        if self._dir is not None:
-            self._open_dir(self._dir)
+        self._disk = (
+            None if self._dir is None else DiskTier(self._dir, disk_max_bytes, self._counts)
+        )
 
     # ----------------------------------------------------------------- public API
 
@@ -232,9 +155,9 @@ class DataCache:
         items = list(bars)
         written_at = self._clock()
         payload = None
-        if self._dir is not None:
+        if self._disk is not None:
             try:
-                problem = _item_problem(key, items)
+                problem = item_problem(key, items)
                 if problem is not None:
                     raise ValueError(f"{problem}: a disk read would reject it")
                 payload = _codec.encode_items(items)
@@ -243,8 +166,8 @@ class DataCache:
         entry = _Entry(items, written_at, _estimate_bytes(items))
         with self._lock:
             self._remember(key, entry)
-            if self._dir is not None:
-                self._write_disk(key, written_at, payload)
+            if self._disk is not None:
+                self._disk.write(key, written_at, payload)
 
     def get(
         self,
@@ -262,8 +185,8 @@ class DataCache:
         now = self._clock()
         with self._lock:
             items = self._get_memory(key, now)
-            if items is None and self._dir is not None:
-                items = self._get_disk(key, now)
+            if items is None and self._disk is not None:
+                items = self._get_disk(self._disk, key, now)
             self._counts["hits" if items is not None else "misses"] += 1
             return None if items is None else list(items)
 
@@ -273,13 +196,9 @@ class DataCache:
             removed = set()
             for key in [key for key in self._memory if key[0] == symbol]:
                 self._forget_memory(key)
-                removed.add(_file_name(key))
-            if self._dir is not None:
-                prefix = _symbol_prefix(symbol)
-                for name in self._list_dir():
-                    if name.startswith(prefix) and name.endswith(_SUFFIX):
-                        self._remove_file(name)
-                        removed.add(name)
+                removed.add(file_name(key))
+            if self._disk is not None:
+                removed |= self._disk.remove_symbol(symbol)
             return len(removed)
 
     def clear(self) -> None:
@@ -287,10 +206,8 @@ class DataCache:
         with self._lock:
             self._memory.clear()
             self._memory_bytes = 0
-            if self._dir is not None:
-                for name in self._list_dir():
-                    if name.endswith(_SUFFIX) or name.startswith(_TEMP_PREFIX):
-                        self._remove_file(name)
+            if self._disk is not None:
+                self._disk.clear()
 
     def statistics(self) -> dict[str, float | int]:
         """Return a snapshot of the counters and sizes.
@@ -307,8 +224,8 @@ class DataCache:
         stats.update(
             entries=len(self._memory),
             bytes=self._memory_bytes,
-            disk_entries=len(self._disk),
-            disk_bytes=self._disk_bytes,
+            disk_entries=0 if self._disk is None else len(self._disk),
+            disk_bytes=0 if self._disk is None else self._disk.nbytes,
             hit_rate=self._hit_rate(),
         )
         return stats
@@ -319,9 +236,10 @@ class DataCache:
         return self._hit_rate()
 
     def __repr__(self) -> str:
+        disk_entries = 0 if self._disk is None else len(self._disk)
         return (
             f"DataCache(max_size={self._max_size}, cache_dir={self._dir!r}, "
-            f"entries={len(self._memory)}, disk_entries={len(self._disk)})"
+            f"entries={len(self._memory)}, disk_entries={disk_entries})"
         )
 
     # ----------------------------------------------------------------- memory tier
@@ -329,7 +247,7 @@ class DataCache:
     @staticmethod
     def _key(
         symbol: str, timeframe: Resolution | str, start: int | datetime, end: int | datetime
-    ) -> _Key:
+    ) -> Key:
         if not isinstance(symbol, str):
             raise TypeError(f"symbol must be a str, got {type(symbol).__name__}")
         return (symbol, Resolution.parse(timeframe).name, _ns(start), _ns(end))
@@ -342,7 +260,7 @@ class DataCache:
     def _expired(self, written_at: float, now: float) -> bool:
         return self._ttl_s > 0 and now - written_at >= self._ttl_s
 
-    def _remember(self, key: _Key, entry: _Entry) -> None:
+    def _remember(self, key: Key, entry: _Entry) -> None:
         self._forget_memory(key)
         if entry.nbytes > self._max_bytes:
             return
@@ -353,159 +271,39 @@ class DataCache:
             self._memory_bytes -= oldest.nbytes
             self._counts["evictions"] += 1
 
-    def _forget_memory(self, key: _Key) -> None:
+    def _forget_memory(self, key: Key) -> None:
         old = self._memory.pop(key, None)
         if old is not None:
             self._memory_bytes -= old.nbytes
 
-    def _get_memory(self, key: _Key, now: float) -> list[MarketData] | None:
+    def _get_memory(self, key: Key, now: float) -> list[MarketData] | None:
         entry = self._memory.get(key)
         if entry is None:
             return None
         if self._expired(entry.written_at, now):
             self._forget_memory(key)
-            if self._dir is not None:
-                self._remove_file(_file_name(key))
+            if self._disk is not None:
+                self._disk.remove(file_name(key))
             self._counts["expired"] += 1
             return None
         self._memory.move_to_end(key)
-        if self._dir is not None:  # keep the disk tier's recency in step with use
-            name = _file_name(key)
-            size = self._disk.get(name)
-            if size is not None:
-                self._touch(self._dir / name, name, size, now)
+        if self._disk is not None:  # keep the disk tier's recency in step with use
+            self._disk.touch_key(key, now)
         self._counts["memory_hits"] += 1
         return entry.items
 
     # ----------------------------------------------------------------- disk tier
 
-    def _open_dir(self, directory: Path) -> None:
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            found = []
-            with os.scandir(directory) as scan:
-                for item in scan:
-                    if item.name.startswith(_TEMP_PREFIX):
-                        self._drop_stale_temp(item)
-                    elif item.name.endswith(_SUFFIX) and item.is_file(follow_symlinks=False):
-                        stat = item.stat(follow_symlinks=False)
-                        found.append((stat.st_mtime_ns, item.name, stat.st_size))
-        except OSError as exc:
-            raise ConfigError(f"cache_dir {str(directory)!r} is not usable: {exc}") from exc
-        for _, name, size in sorted(found):
-            self._disk[name] = size
-            self._disk_bytes += size
-
-    @staticmethod
-    def _drop_stale_temp(item: os.DirEntry[str]) -> None:
-        """Remove a temporary file left by a crash (an hour old, so not a live write)."""
-        try:
-            if time.time() - item.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_S:
-                os.unlink(item.path)
-        except OSError as exc:
-            logger.warning("cannot remove stale cache temp file %s: %s", item.path, exc)
-
-    def _list_dir(self) -> list[str]:
-        assert self._dir is not None
-        try:
-            return os.listdir(self._dir)
-        except OSError as exc:
-            self._disk_error("list", self._dir, exc)
-            return list(self._disk)
-
-    def _disk_error(self, action: str, path: Path, exc: OSError) -> None:
-        self._counts["disk_errors"] += 1
-        logger.warning("cache cannot %s %s: %s", action, path, exc)
-
-    def _forget_disk(self, name: str) -> None:
-        size = self._disk.pop(name, None)
-        if size is not None:
-            self._disk_bytes -= size
-
-    def _remove_file(self, name: str, *, quiet: bool = False) -> None:
-        assert self._dir is not None
-        self._forget_disk(name)
-        try:
-            os.unlink(self._dir / name)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if not quiet:  # quiet: the caller already reported the error that led here
-                self._disk_error("remove", self._dir / name, exc)
-
-    def _touch(self, path: Path, name: str, size: int, now: float) -> None:
-        self._forget_disk(name)
-        self._disk[name] = size
-        self._disk_bytes += size
-        try:
-            os.utime(path, (now, now))
-        except OSError as exc:
-            logger.debug("cannot set the mtime of %s: %s", path, exc)
-
-    def _write_disk(self, key: _Key, written_at: float, payload: list[bytes] | None) -> None:
-        assert self._dir is not None
-        name = _file_name(key)
-        chunks = None if payload is None else _codec.frame(_key_bytes(key), written_at, payload)
-        size = 0 if chunks is None else sum(map(len, chunks))
-        if chunks is None or size > self._disk_max_bytes:
-            self._remove_file(name)  # an older version of this key must not resurface
-            return
-        path = self._dir / name
-        try:
-            self._write_atomic(path, chunks)
-        except OSError as exc:
-            self._disk_error("write", path, exc)
-            self._remove_file(name, quiet=True)  # an older version must not resurface
-            return
-        self._touch(path, name, size, written_at)
-        while self._disk_bytes > self._disk_max_bytes:
-            self._remove_file(next(iter(self._disk)))
-            self._counts["disk_evictions"] += 1
-
-    def _write_atomic(self, path: Path, chunks: list[bytes]) -> None:
-        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.writelines(chunks)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-
-    def _get_disk(self, key: _Key, now: float) -> list[MarketData] | None:
-        assert self._dir is not None
-        name = _file_name(key)
-        path = self._dir / name
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            self._forget_disk(name)
+    def _get_disk(self, disk: DiskTier, key: Key, now: float) -> list[MarketData] | None:
+        found = disk.read(key)
+        if found is None:
             return None
-        except OSError as exc:
-            self._disk_error("read", path, exc)
-            return None
-        try:
-            written_at, payload = _codec.unframe(data, _key_bytes(key))
-            problem = _count_problem(key, _claimed_counts(payload), len(payload))
-            if problem is None:
-                items = _codec.decode_items(payload)
-                problem = _item_problem(key, items)
-        except DataFormatError as exc:
-            logger.warning("dropping corrupt cache file %s: %s", path, exc)
-            self._counts["corrupt"] += 1
-            self._remove_file(name)
-            return None
-        if problem is not None:
-            logger.warning("rejecting cache file %s for %r: %s", path, key, problem)
-            self._counts["rejected"] += 1
-            self._remove_file(name)
-            return None
+        written_at, items, size = found
         if self._expired(written_at, now):
-            self._remove_file(name)
+            disk.remove(file_name(key))
             self._counts["expired"] += 1
             return None
-        self._touch(path, name, len(data), now)
+        disk.touch(file_name(key), size, now)
         self._remember(key, _Entry(items, written_at, _estimate_bytes(items)))
         self._counts["disk_hits"] += 1
         return items

@@ -1,34 +1,48 @@
 """The read side of :class:`lean_data.storage.sqlite.DataPersistence`: queries and summaries.
 
-:class:`QueriesMixin` holds the read methods; every query goes through ``_fetch``, which
-``DataPersistence`` implements (state check, read-your-writes barrier, error mapping).
+:class:`Queries` holds the read methods; every query goes through its abstract ``_fetch``,
+which ``DataPersistence`` implements (state check, read-your-writes barrier, error mapping).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
+from lean_data.quality.levels import DataQualityLevel
 from lean_data.series import intervals as iv
 from lean_data.storage import schema as sch
+from lean_data.storage.rows import (
+    ERROR_KEYS,
+    bar_from_row,
+    quote_from_row,
+    resolution_from_text,
+    tick_from_row,
+)
 
-__all__ = ["QueriesMixin"]
+__all__ = ["Queries"]
 
 
-class QueriesMixin:
-    """Read methods of :class:`~lean_data.storage.sqlite.DataPersistence`."""
+class Queries(ABC):
+    """Read methods of :class:`~lean_data.storage.sqlite.DataPersistence`, its base class.
 
-    _clock_ns: Callable[[], int]
+    Args:
+        clock_ns: wall clock in ns since the epoch, for the ``hours`` windows.
+    """
 
+    def __init__(self, clock_ns: Callable[[], int]) -> None:
+        self._clock_ns = clock_ns
+
+    @abstractmethod
     async def _fetch(
         self, sql: str, params: tuple[Any, ...], *, wait: bool = True
     ) -> list[sch.Row]:
         """Run a query after the rows queued so far are committed (``wait=False``: now)."""
-        raise NotImplementedError  # implemented by DataPersistence, which owns the connection
 
     async def pragmas(self) -> dict[str, Any]:
         """Return this connection's ``journal_mode``, ``synchronous`` and ``busy_timeout``.
@@ -62,7 +76,7 @@ class QueriesMixin:
             Bars in ascending open time; stored NULL prices and volumes come back as nan.
         """
         rows = await self._bar_rows("bars", symbol, start, end, resolution, feed)
-        return [sch.bar_from_row(r) for r in rows]
+        return [bar_from_row(r) for r in rows]
 
     async def get_quote_bars(
         self,
@@ -78,7 +92,7 @@ class QueriesMixin:
         Arguments and ordering as :meth:`get_market_data`.
         """
         rows = await self._bar_rows("quote_bars", symbol, start, end, resolution, feed)
-        return [sch.quote_from_row(r) for r in rows]
+        return [quote_from_row(r) for r in rows]
 
     async def _bar_rows(
         self,
@@ -110,7 +124,7 @@ class QueriesMixin:
             sql += " AND feed = ?4"
             params += (feed,)
         rows = await self._fetch(sql + " ORDER BY ts_event, id", params)
-        return [sch.tick_from_row(r) for r in rows]
+        return [tick_from_row(r) for r in rows]
 
     async def get_coverage(
         self,
@@ -191,7 +205,7 @@ class QueriesMixin:
                 raise ValueError("last_bar: closed_only and sane_before do not combine")
             sql, params = sch.LAST_SANE_BAR, (*params, sane_before)
         rows = await self._fetch(sql, params, wait=not committed_only)
-        return sch.bar_from_row(rows[0]) if rows else None
+        return bar_from_row(rows[0]) if rows else None
 
     async def bar_series_keys(self) -> list[tuple[str, str, Resolution]]:
         """Return ``(feed, symbol, resolution)`` of every stored trade-bar series.
@@ -202,7 +216,7 @@ class QueriesMixin:
             Sorted by feed, symbol, then resolution period.
         """
         rows = await self._fetch(sch.SERIES_KEYS, ())
-        keys = [(feed, symbol, sch.resolution_from_text(res)) for feed, symbol, res in rows]
+        keys = [(feed, symbol, resolution_from_text(res)) for feed, symbol, res in rows]
         keys.sort(key=lambda k: (k[0], k[1], k[2].nanos))
         return keys
 
@@ -214,7 +228,7 @@ class QueriesMixin:
         """
         sql = f"{sch.SELECT['bars']} WHERE symbol = ? AND ts_recv >= ? ORDER BY ts_event, feed"
         rows = await self._fetch(sql, (symbol, self._since(hours)))
-        return [sch.bar_from_row(r) for r in rows]
+        return [bar_from_row(r) for r in rows]
 
     async def get_metrics_history(self, hours: float = 24) -> list[dict[str, Any]]:
         """Return the metrics snapshots of the last ``hours``, oldest first.
@@ -245,7 +259,7 @@ class QueriesMixin:
             sql += " AND kind = ?"
             params += (kind,)
         rows = await self._fetch(sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
-        return [dict(zip(sch.ERROR_KEYS, row, strict=True)) for row in rows]
+        return [dict(zip(ERROR_KEYS, row, strict=True)) for row in rows]
 
     async def count(self, table: str = "bars", *, symbol: str | None = None) -> int:
         """Return the number of rows in ``table`` (optionally of one ``symbol``).
@@ -282,10 +296,42 @@ class QueriesMixin:
         since = self._since(hours)
         rows = await self._fetch(sch.QUALITY_BY_FEED, (symbol, since) * len(sch.MARKET_TABLES))
         summary: dict[str, Any] = {"symbol": symbol, "hours": hours, "since_ns": since}
-        return summary | sch.quality_summary(rows)
+        return summary | _fold_quality(rows)
 
     def _since(self, hours: float) -> int:
         return self._clock_ns() - int(hours * NS_PER_HOUR)
+
+
+_LEVEL_NAMES: Final = (*(level.name for level in DataQualityLevel), "UNSCORED")
+
+
+class _QualityTally:
+    """Row counts per quality level and the sum of scores, for quality_summary."""
+
+    def __init__(self) -> None:
+        self.levels = dict.fromkeys(_LEVEL_NAMES, 0)
+        self.scored = 0
+        self.score_sum = 0.0
+
+    def add(self, level: str | None, count: int, score_sum: float) -> None:
+        self.levels[level or "UNSCORED"] += count
+        if level is not None:
+            self.scored += count
+            self.score_sum += score_sum
+
+    def as_dict(self) -> dict[str, Any]:
+        average = self.score_sum / self.scored if self.scored else None
+        return {"rows": sum(self.levels.values()), "average_score": average, "levels": self.levels}
+
+
+def _fold_quality(rows: list[sch.Row]) -> dict[str, Any]:
+    """Fold ``QUALITY_BY_FEED`` rows into overall and per-feed tallies."""
+    total = _QualityTally()
+    feeds: dict[str, _QualityTally] = {}
+    for feed, level, count, score_sum in rows:
+        for tally in (total, feeds.setdefault(feed, _QualityTally())):
+            tally.add(level, count, score_sum)
+    return total.as_dict() | {"feeds": {name: feeds[name].as_dict() for name in sorted(feeds)}}
 
 
 def _ns(value: int | datetime) -> int:

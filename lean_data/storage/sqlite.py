@@ -9,12 +9,9 @@ Consistency: every read first waits until the rows queued before it are committe
 caller reads its own writes. :meth:`DataPersistence.flush` gives the same guarantee to other
 connections (another process, a ``sqlite3`` shell).
 
-Coverage: :meth:`DataPersistence.record_coverage` notes which event-time intervals of a
-(feed, symbol, resolution) trade-bar series storage holds, or the source reported empty;
-:meth:`~DataPersistence.get_coverage` and :meth:`~DataPersistence.missing_intervals`
-read it back. A coverage record travels through the same FIFO queue as the bars and
-commits in the same or a later transaction than every bar queued before it, so a crash can
-lose coverage (the interval is fetched again) but never leave coverage for bars it lost.
+Coverage (:meth:`DataPersistence.record_coverage`) travels through the same FIFO queue as
+the bars, so a crash can lose coverage (the interval is fetched again) but never leave
+coverage for bars it lost (see :mod:`lean_data.storage.coverage`).
 
 Time windows: ``get_recent_data``, ``quality_summary`` and ``apply_retention`` select
 market rows by **receive time** (``ts_recv``), not event time: a replayed or backfilled bar
@@ -23,10 +20,18 @@ retention until it has been kept for ``days``. An item saved with ``ts_recv == 0
 (unknown, e.g. read from a file) is stored with the time it was saved. Metrics and errors
 are selected by their own ``ts``.
 
-Layout: this module holds the lifecycle and the write API; the writer task's batching,
-commit, retry and failure accounting live in :mod:`lean_data.storage.writer`, the read queries in
-:mod:`lean_data.storage.queries` (a mixin of :class:`DataPersistence`), SQL and row codecs in
-:mod:`lean_data.storage.schema`.
+Task ownership: the writer task is owned by the :class:`DataPersistence` that starts it in
+:meth:`~DataPersistence.open` (or by the ``task_group`` passed there) and awaited by
+:meth:`~DataPersistence.close`. Its body handles its own end: should it fail or be
+cancelled, storage is degraded in the task itself (no done-callback), and it never raises
+but for cancellation, so a failing store never tears down the TaskGroup that owns it.
+
+Layout: this module holds the lifecycle and the write API; opening and checking the file
+is :mod:`lean_data.storage.connect`; the writer task's batching, commit, retry and failure
+accounting live in :mod:`lean_data.storage.writer`, the read queries in
+:mod:`lean_data.storage.queries` (the base class of :class:`DataPersistence`), SQL text in
+:mod:`lean_data.storage.schema`, row codecs in :mod:`lean_data.storage.rows`.
+:class:`DataPersistence` implements :class:`lean_data.storage.base.Storage`.
 """
 
 from __future__ import annotations
@@ -38,18 +43,27 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import aiosqlite
-import orjson
 
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
 from lean_data.inbox import Inbox
 from lean_data.models import NS_PER_DAY, MarketData, Resolution
 from lean_data.quality.levels import Verdict
 from lean_data.storage import schema as sch
-from lean_data.storage.queries import QueriesMixin
-from lean_data.storage.writer import STOP, BatchWriter, Entry, StorageFailure, failure_kind
+from lean_data.storage.base import Storage
+from lean_data.storage.connect import connect
+from lean_data.storage.failures import StorageFailure
+from lean_data.storage.queries import Queries
+from lean_data.storage.retention import delete_before
+from lean_data.storage.rows import (
+    ROW_BUILDERS,
+    error_row,
+    metrics_payload,
+    row_builder_for_subclass,
+)
+from lean_data.storage.writer import STOP, BatchWriter, Entry
 
 __all__ = ["DataPersistence", "StorageFailure"]
 
@@ -58,7 +72,7 @@ logger = logging.getLogger(__name__)
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
 
 
-class DataPersistence(QueriesMixin):
+class DataPersistence(Queries):
     """Store bars, quotes, ticks, metrics and errors in one SQLite file (WAL mode).
 
     Use it as an async context manager, or call :meth:`open` and :meth:`close`. A closed
@@ -73,6 +87,9 @@ class DataPersistence(QueriesMixin):
     batch degrades storage: :attr:`failure` and ``statistics()["failed"]`` say why (kind,
     first error, rows lost so far), one ERROR line is logged, ``on_failure`` is called once,
     and :meth:`close` writes a ``storage_failed`` errors row when the file still takes one.
+
+    The writer task is owned by this instance, or by the ``task_group`` given to
+    :meth:`open`; either way :meth:`close` stops it and waits for it.
 
     :meth:`open` checks the file first (``PRAGMA quick_check`` and a rolled-back test
     write): a file that is not a database, is corrupt or cannot be written is refused.
@@ -113,9 +130,9 @@ class DataPersistence(QueriesMixin):
             raise ConfigError(
                 f"DataPersistence busy_timeout_ms must be >= 0, got {busy_timeout_ms!r}"
             )
+        super().__init__(clock_ns)
         self._path = str(path)
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._clock_ns = clock_ns
         self._queue: Inbox[int] = Inbox(queue_size)
         self._batch_writer = BatchWriter(
             self._queue,
@@ -126,16 +143,21 @@ class DataPersistence(QueriesMixin):
         )
         self._check = check
         self._db: aiosqlite.Connection | None = None
-        self._writer: asyncio.Task[None] | None = None  # runs self._batch_writer.run()
+        self._writer: asyncio.Task[None] | None = None  # runs self._run_writer()
         self._state = _NEW
         self._accepting = False
 
     # ----------------------------------------------------------------- lifecycle
 
-    async def open(self) -> None:
+    async def open(self, *, task_group: asyncio.TaskGroup | None = None) -> None:
         """Connect, set the pragmas, create the schema and start the writer task.
 
         Calling it again while open does nothing.
+
+        Args:
+            task_group: the group that owns the writer task (default: this instance owns
+                it). The group must outlive :meth:`close`, which stops the task; a storage
+                failure never raises out of the task, so it never cancels the group.
 
         Raises:
             EngineClosedError: the instance was closed.
@@ -147,95 +169,54 @@ class DataPersistence(QueriesMixin):
             return
         if self._state == _CLOSED:
             raise EngineClosedError("DataPersistence was closed; create a new instance")
-        try:
-            # Probe first: when aiosqlite.connect() itself fails, its worker thread may
-            # report to the event loop after the loop has closed.
-            await asyncio.to_thread(_probe, self._path)
-            self._db = await aiosqlite.connect(self._path)
-            await self._prepare(self._db)
-        except (sqlite3.Error, OSError) as exc:
-            await self._discard_connection()
-            raise StorageError(
-                f"cannot open SQLite database {self._path!r}: {_problem(exc)} ({exc})"
-            ) from exc
-        except StorageError:
-            await self._discard_connection()
-            raise
+        self._db = await connect(
+            self._path, busy_timeout_ms=self._busy_timeout_ms, check=self._check
+        )
         self._state = _OPEN
         self._accepting = True
         self._batch_writer.db = self._db
         name = f"lean_data.storage:{self._path}"
-        self._writer = asyncio.create_task(self._batch_writer.run(), name=name)
-        self._writer.add_done_callback(self._on_writer_done)
+        if task_group is None:
+            self._writer = asyncio.get_running_loop().create_task(self._run_writer(), name=name)
+        else:
+            self._writer = task_group.create_task(self._run_writer(), name=name)
 
-    async def _prepare(self, db: aiosqlite.Connection) -> None:
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms:d}")
-        if self._check:
-            await self._check_file(db)
-        if await sch.stored_version(db) == sch.SCHEMA_VERSION:
-            return  # up to date: no write lock needed, however busy other writers are
-        await db.execute("BEGIN IMMEDIATE")  # one creating or migrating process at a time
-        try:
-            found = await sch.create_or_migrate(db)
-        except ValueError as exc:
-            raise StorageError(f"{self._path!r} has {exc}") from None
-        await db.commit()
-        if found != sch.SCHEMA_VERSION:
-            logger.info(
-                "upgraded %s from schema version %d to %d", self._path, found, sch.SCHEMA_VERSION
-            )
+    async def _run_writer(self) -> None:
+        """The writer task: commit batches until :meth:`close`; degrade storage if it dies.
 
-    async def _check_file(self, db: aiosqlite.Connection) -> None:
-        """Refuse a corrupt file, or one that cannot be written (a rolled-back test write).
-
-        The test write does not wait for another connection's write lock: a file another
-        writer is writing is taken as writable.
+        Should the batch writer raise or the task be cancelled, the queued rows are
+        counted lost, waiting flushes fail, saves are refused from then on and one ERROR
+        line is logged. Nothing but cancellation propagates.
         """
-        rows = list(await db.execute_fetchall("PRAGMA quick_check(5)"))
-        text = "\n".join(str(row[0]) for row in rows)
-        if text != "ok":  # e.g. "*** in database main ***\nPage 3 is never used\n..."
-            problems = [line for line in text.splitlines() if line and not line.startswith("***")]
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise StorageError(
-                f"cannot open SQLite database {self._path!r}: corrupt: "
-                f"{problems[0] if problems else text}{more}"
-            )
-        await db.execute("PRAGMA busy_timeout=0")
         try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                await db.execute("CREATE TABLE lean_write_check (x INTEGER)")  # main file
-            finally:
-                await db.rollback()
-        except sqlite3.OperationalError as exc:
-            if failure_kind(exc) != "locked":
-                raise
-            logger.info("%s: skipped the test write, another connection is writing", self._path)
-        finally:
-            await db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms:d}")
+            await self._batch_writer.run()
+        except asyncio.CancelledError:
+            self._writer_died(StorageError("the storage writer task was cancelled"))
+            raise
+        except Exception as cause:
+            error = StorageError(f"the storage writer task failed: {cause!r}")
+            error.__cause__ = cause
+            self._writer_died(error)
+
+    def _writer_died(self, error: StorageError) -> None:
+        self._batch_writer.fail(error)
+        self._accepting = False
+        logger.error("storage writer of %s stopped: %s", self._path, error, exc_info=error)
+
+    def _check_writer(self) -> None:
+        """Degrade storage if the writer task ended without its body seeing it end.
+
+        That is a task cancelled before its first step (its body never ran): flush, reads,
+        waiting saves and close look here, as the writer cannot tell them.
+        """
+        writer = self._writer
+        if self._accepting and writer is not None and writer.done():
+            self._writer_died(StorageError("the storage writer task was cancelled"))
 
     @property
     def failure(self) -> StorageFailure | None:
         """Why storage is degraded (rows were lost), or None while every write succeeded."""
         return self._batch_writer.failure
-
-    async def _report_failure(self, failure: StorageFailure) -> None:
-        """Write one ``storage_failed`` errors row, when the file still takes one."""
-        db = self._db
-        if db is None:
-            return
-        message = f"{failure.rows_lost} rows were not stored ({failure.kind}): {failure.message}"
-        row = (self._clock_ns(), "storage_failed", "", "", message, "")
-        try:
-            await db.execute(sch.WRITE_SQL[sch.ERRORS], row)
-            await db.commit()
-        except (sqlite3.Error, ValueError) as exc:
-            await self._batch_writer.rollback()
-            logger.error(
-                "%s: the storage_failed errors row could not be written: %s", self._path, exc
-            )
 
     async def _discard_connection(self) -> None:
         db, self._db = self._db, None
@@ -247,6 +228,7 @@ class DataPersistence(QueriesMixin):
         """Commit everything queued, stop the writer and close the connection (idempotent)."""
         if self._state == _CLOSED:
             return
+        self._check_writer()
         was_open = self._state == _OPEN
         self._state = _CLOSED
         self._accepting = False
@@ -256,23 +238,10 @@ class DataPersistence(QueriesMixin):
                 await self._queue.put(STOP, None)
                 self._queue.wake()
                 await asyncio.wait({writer})
-            if (failure := self._batch_writer.failure) is not None:
-                await self._report_failure(failure)
+            if self._batch_writer.failure is not None:
+                await self._batch_writer.report_failure(self._path)
         finally:
             await self._discard_connection()
-
-    def _on_writer_done(self, task: asyncio.Task[None]) -> None:
-        """Record why the writer ended (unless stopped by close) and fail queued work."""
-        if task.cancelled():
-            error = StorageError("the storage writer task was cancelled")
-        elif (cause := task.exception()) is not None:
-            error = StorageError(f"the storage writer task failed: {cause!r}")
-            error.__cause__ = cause
-        else:
-            return
-        self._batch_writer.fail(error)
-        self._accepting = False
-        logger.error("storage writer of %s stopped: %s", self._path, error, exc_info=error)
 
     async def __aenter__(self) -> DataPersistence:
         await self.open()
@@ -326,9 +295,9 @@ class DataPersistence(QueriesMixin):
         return self._queue.offer(*self._entry(item, feed, quality))
 
     def _entry(self, item: MarketData, feed: str, quality: Verdict | None) -> Entry:
-        found = sch.ROW_BUILDERS.get(type(item))
+        found = ROW_BUILDERS.get(type(item))
         if found is None:
-            found = sch.row_builder_for_subclass(item)
+            found = row_builder_for_subclass(item)
         table, build = found
         return (table, build(item, feed, quality, item.ts_recv or self._clock_ns()))
 
@@ -339,11 +308,7 @@ class DataPersistence(QueriesMixin):
             metrics: any JSON-like mapping; values orjson cannot encode are stored as text.
             ts_ns: the snapshot time (default: now).
         """
-        try:
-            payload = orjson.dumps(metrics, default=str, option=orjson.OPT_NON_STR_KEYS)
-        except orjson.JSONEncodeError:  # a lone surrogate, an int beyond 64 bits
-            payload = orjson.dumps(_jsonable(metrics), default=str, option=orjson.OPT_NON_STR_KEYS)
-        await self._save(sch.METRICS, (self._now(ts_ns), payload.decode()))
+        await self._save(sch.METRICS, (self._now(ts_ns), metrics_payload(metrics)))
 
     async def save_error(
         self,
@@ -359,8 +324,8 @@ class DataPersistence(QueriesMixin):
         if not self.save_error_nowait(
             kind, message, feed=feed, symbol=symbol, detail=detail, ts_ns=ts_ns
         ):
-            texts = tuple(map(sch.safe_text, (kind, feed, symbol, message, detail)))
-            await self._save(sch.ERRORS, (self._now(ts_ns), *texts))
+            row = error_row(self._now(ts_ns), kind, feed, symbol, message, detail)
+            await self._save(sch.ERRORS, row)
 
     def save_error_nowait(
         self,
@@ -378,8 +343,8 @@ class DataPersistence(QueriesMixin):
         """
         if not self._accepting:
             self._reject()
-        texts = tuple(map(sch.safe_text, (kind, feed, symbol, message, detail)))
-        return self._offer(sch.ERRORS, (self._now(ts_ns), *texts))
+        row = error_row(self._now(ts_ns), kind, feed, symbol, message, detail)
+        return self._queue.offer(sch.ERRORS, row)
 
     async def record_coverage(
         self,
@@ -426,15 +391,15 @@ class DataPersistence(QueriesMixin):
         elif not self._accepting:
             self._reject()
 
-    def _offer(self, table: int, row: sch.Row) -> bool:
-        return self._queue.offer(table, row)
-
     async def _save(self, table: int, row: sch.Row) -> None:
         if not self._accepting:
             self._reject()
         await self._put((table, row))
 
     async def _put(self, entry: Entry) -> None:
+        self._check_writer()
+        if not self._accepting:
+            self._reject()
         await self._queue.put(*entry)
         if (error := self._batch_writer.error) is not None:
             raise StorageError("the storage writer died; the row was not stored") from error
@@ -457,17 +422,19 @@ class DataPersistence(QueriesMixin):
                 or the writer task died.
             EngineStateError: not opened yet (EngineClosedError once closed).
         """
+        self._check_writer()
         if not self._accepting:
             self._reject()
         await self._barrier(strict=True)
 
     async def _barrier(self, *, strict: bool) -> None:
         """Wait until the writer has handled every row queued so far."""
+        self._check_writer()
         writer = self._writer
         if self._accepting and writer is not None:
             await self._batch_writer.barrier(writer, strict=strict)
 
-    # ----------------------------------------------------------------- reads (more in QueriesMixin)
+    # ----------------------------------------------------------------- reads (more in Queries)
 
     def statistics(self) -> dict[str, Any]:
         """Return a snapshot of the writer's counters.
@@ -520,7 +487,7 @@ class DataPersistence(QueriesMixin):
             self._reject()
         async with self._batch_writer.write_lock:
             try:
-                return await sch.delete_before(db, cutoff)
+                return await delete_before(db, cutoff)
             except sqlite3.Error as exc:
                 await self._batch_writer.rollback()
                 raise StorageError(f"retention failed: {exc}") from exc
@@ -528,31 +495,5 @@ class DataPersistence(QueriesMixin):
                 self._batch_writer.forget_series()  # bar_series may have lost rows
 
 
-def _jsonable(value: Any) -> Any:
-    """Return ``value`` with text made valid UTF-8 and ints beyond 64 bits made text."""
-    if isinstance(value, str):
-        return sch.safe_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if -(2**63) <= value < 2**64 else str(value)
-    if isinstance(value, Mapping):
-        return {_jsonable(k) if isinstance(k, str) else k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _problem(exc: BaseException) -> str:
-    """A short name for why a file was refused at open."""
-    kind = failure_kind(exc)
-    if kind == "corrupt" and "not a database" in str(exc):
-        return "not a database"
-    if kind == "read_only":
-        return "read-only"
-    if isinstance(exc, OSError) or "unable to open" in str(exc):
-        return "cannot be opened or created"
-    return kind.replace("_", " ")
-
-
-def _probe(path: str) -> None:
-    """Open and close ``path`` with plain sqlite3 (raises when it cannot be opened)."""
-    sqlite3.connect(path).close()
+if TYPE_CHECKING:  # mypy checks here that DataPersistence implements the interface
+    _implements: Storage = cast(DataPersistence, None)

@@ -6,8 +6,8 @@ control entries:
 a flush marker ``(FLUSH, (future, rows_unstored when queued))``, answered once every row queued
 before it has been handled, and the stop marker ``(STOP, None)`` put by ``close()``.
 :meth:`BatchWriter.run` is the body of the one writer task; the ``DataPersistence`` that
-owns it creates and names the task, sets :attr:`BatchWriter.db` and calls
-:meth:`BatchWriter.fail` when the task ends abnormally.
+starts it creates and names the task (in its own keeping or a caller's TaskGroup), sets
+:attr:`BatchWriter.db` and calls :meth:`BatchWriter.fail` when the task ends abnormally.
 
 Coverage is never durable before the bars it covers. A batch is a contiguous run of the
 FIFO queue committed in one transaction, so a coverage record commits together with, or
@@ -15,11 +15,11 @@ after, every bar queued before it; a crash loses a suffix of the queue, never a 
 without also losing the coverage queued after it. A batch dropped after its retry is the
 other way to lose bars: the writer remembers the open-time spans of those bars per series
 and cuts them out of every coverage record it writes later, until bars with those open
-times are stored again.
+times are stored again (:mod:`lean_data.storage.coverage`).
 
 One bad row never costs the others. A batch is first written as it is (the fast path);
 when that fails for any reason, the retry converts every row defensively
-(:func:`lean_data.storage.schema.clean_row`), sets aside the rows that cannot be stored (an int
+(:func:`lean_data.storage.sanitize.clean_row`), sets aside the rows that cannot be stored (an int
 beyond 64 bits in an integer column, a lone surrogate in a string, NaN or NULL in a NOT
 NULL column, a value of no storable type), writes the rest, bisecting under a savepoint
 should SQLite still refuse some, and reports each rejected row as a ``storage_rejected``
@@ -40,19 +40,20 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, Final, TypeAlias
+from collections.abc import Callable
+from typing import Any, Final
 
 import aiosqlite
 
 from lean_data.errors import StorageError
 from lean_data.inbox import Inbox
-from lean_data.series import intervals as iv
 from lean_data.storage import schema as sch
+from lean_data.storage.coverage import LostSpans, series_of, with_spans, write_coverage
+from lean_data.storage.failures import ROW_ERRORS, StorageFailure, failure_kind
+from lean_data.storage.sanitize import ENTRY_NAMES, Unstorable, clean_row, rejection_row
+from lean_data.storage.schema import Row
 
-__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry", "StorageFailure", "failure_kind"]
+__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry"]
 
 logger = logging.getLogger("lean_data.storage.sqlite")  # the name users configure for storage
 
@@ -61,77 +62,8 @@ STOP: Final = -2
 
 Entry = tuple[int, Any]
 _FlushMarker = tuple["asyncio.Future[None]", int]  # (answer, rows_unstored when queued)
-LostSpans: TypeAlias = dict[sch.SeriesKey, list[iv.Interval]]
-"""Open-time intervals of bars dropped after a retry, per series (normal lists)."""
 
-_series_of = itemgetter(0, 1, 2)  # (feed, symbol, resolution) of a bars row
-_ROW_ERRORS = (
-    sqlite3.IntegrityError,  # NOT NULL, CHECK
-    sqlite3.DataError,  # string or blob too big
-    sqlite3.ProgrammingError,  # cannot bind a parameter of this type
-    sqlite3.InterfaceError,
-    OverflowError,  # an int beyond 64 bits
-    UnicodeError,  # a lone surrogate in a string
-    TypeError,
-)
-"""Errors that one row causes, as opposed to the database (locked, full, closed)."""
-Rejected = tuple[int, sch.Row, sch.Unstorable]
-
-_ERROR_NAMES = (
-    ("SQLITE_FULL", "disk_full"),
-    ("SQLITE_READONLY", "read_only"),
-    ("SQLITE_CORRUPT", "corrupt"),
-    ("SQLITE_NOTADB", "corrupt"),
-    ("SQLITE_BUSY", "locked"),
-    ("SQLITE_LOCKED", "locked"),
-    ("SQLITE_IOERR", "io"),  # a write past RLIMIT_FSIZE (EFBIG) is SQLITE_IOERR_WRITE
-)
-_KINDS = (  # (kind, words of SQLite's message), first match wins
-    ("disk_full", ("disk is full", "disk full", "no space")),
-    ("read_only", ("readonly", "read-only", "read only")),
-    ("corrupt", ("malformed", "not a database", "corrupt")),
-    ("locked", ("locked", "busy")),
-    ("io", ("disk i/o", "i/o error")),
-)
-
-
-def failure_kind(exc: BaseException) -> str:
-    """Classify a database error: ``disk_full``, ``read_only``, ``corrupt``, ``locked``,
-    ``io`` or ``error``."""
-    name = str(getattr(exc, "sqlite_errorname", ""))  # e.g. SQLITE_IOERR_WRITE
-    for prefix, kind in _ERROR_NAMES:
-        if name.startswith(prefix):
-            return kind
-    text = str(exc).lower()
-    for kind, words in _KINDS:
-        if any(word in text for word in words):
-            return kind
-    return "error"
-
-
-@dataclass(slots=True)
-class StorageFailure:
-    """Why storage is degraded: the first failure that lost rows, and the rows lost since.
-
-    Attributes:
-        kind: see :func:`failure_kind` (``writer_died`` when the writer task ended).
-        message: the first error, as the database reported it.
-        ts_ns: when it happened, ns since the epoch.
-        rows_lost: rows lost so far (the writer's ``rows_lost``).
-    """
-
-    kind: str
-    message: str
-    ts_ns: int
-    rows_lost: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "ts_ns": self.ts_ns,
-            "rows_lost": self.rows_lost,
-        }
+Rejected = tuple[int, Row, Unstorable]
 
 
 class BatchWriter:
@@ -225,7 +157,7 @@ class BatchWriter:
 
     async def run(self) -> None:
         """Commit queued rows in batches until a stop marker, then drain what is left."""
-        groups: list[list[sch.Row]] = [[] for _ in range(sch.ENTRY_KINDS)]
+        groups: list[list[Row]] = [[] for _ in range(sch.ENTRY_KINDS)]
         while True:
             count, control = await self._collect(groups)
             if count:
@@ -242,7 +174,7 @@ class BatchWriter:
             if control is not None:
                 self._control(control)
 
-    def _take(self, groups: list[list[sch.Row]], count: int) -> tuple[int, Entry | None]:
+    def _take(self, groups: list[list[Row]], count: int) -> tuple[int, Entry | None]:
         """Move queued rows into ``groups`` without waiting; stop at a control entry."""
         take = self.queue.take
         limit = self._batch_rows
@@ -257,7 +189,7 @@ class BatchWriter:
             count += 1
         return count, None
 
-    async def _collect(self, groups: list[list[sch.Row]]) -> tuple[int, Entry | None]:
+    async def _collect(self, groups: list[list[Row]]) -> tuple[int, Entry | None]:
         """Wait for a first row, then gather a batch until full, timed out or a control.
 
         Between the first row and the deadline the writer sleeps until a whole batch is
@@ -293,7 +225,7 @@ class BatchWriter:
                 done.set_result(None)
         return False
 
-    async def _commit(self, groups: list[list[sch.Row]], count: int) -> None:
+    async def _commit(self, groups: list[list[Row]], count: int) -> None:
         """Write one batch in one transaction; retry it carefully; never raise (but cancel)."""
         try:
             async with self.write_lock:
@@ -322,7 +254,7 @@ class BatchWriter:
         self._known_series.update(new_series)
         self.lost_spans = lost
 
-    async def _retry(self, groups: list[list[sch.Row]], count: int) -> None:
+    async def _retry(self, groups: list[list[Row]], count: int) -> None:
         """The second attempt: store every row that can be, reject the others."""
         try:
             rejected, new_series, lost_after = await self._write_carefully(groups)
@@ -330,7 +262,7 @@ class BatchWriter:
             self.write_failures += 1
             await self.rollback()
             logger.warning("storage batch of %d rows failed (attempt 2 of 2): %r", count, exc)
-            self.lost_spans = _with_spans(self.lost_spans, groups[sch.BARS], add=True)
+            self.lost_spans = with_spans(self.lost_spans, groups[sch.BARS], add=True)
             if self.failure is not None:  # the ERROR line was logged at the first loss
                 logger.warning("storage batch of %d rows dropped after a retry", count)
             self._lose(count, failure_kind(exc), exc)
@@ -338,10 +270,10 @@ class BatchWriter:
         self._written(count - len(rejected), new_series, lost_after)
         for kind, _, problem in rejected:
             self.rejected[problem.reason] += 1
-            logger.error("storage rejected a %s row: %s", sch.ENTRY_NAMES[kind], problem)
+            logger.error("storage rejected a %s row: %s", ENTRY_NAMES[kind], problem)
 
     async def _write_carefully(
-        self, groups: list[list[sch.Row]]
+        self, groups: list[list[Row]]
     ) -> tuple[list[Rejected], set[sch.SeriesKey], LostSpans]:
         """Write and commit what can be stored of one batch, plus a report per rejected row.
 
@@ -353,12 +285,12 @@ class BatchWriter:
         if db is None:
             raise sqlite3.InterfaceError("the connection was closed under the writer")
         rejected: list[Rejected] = []
-        clean: list[list[sch.Row]] = [[] for _ in groups]
+        clean: list[list[Row]] = [[] for _ in groups]
         for kind, rows in enumerate(groups):
             for row in rows:
                 try:
-                    clean[kind].append(sch.clean_row(kind, row))
-                except sch.Unstorable as problem:
+                    clean[kind].append(clean_row(kind, row))
+                except Unstorable as problem:
                     rejected.append((kind, row, problem))
         if not db.in_transaction:
             await db.execute("BEGIN IMMEDIATE")
@@ -367,24 +299,22 @@ class BatchWriter:
                 clean[table], refused = await _write_rows(db, sql, clean[table])
                 rejected += [(table, row, problem) for row, problem in refused]
         bars = clean[sch.BARS]
-        new_series = set(map(_series_of, bars)) - self._known_series
+        new_series = set(map(series_of, bars)) - self._known_series
         if new_series:
             await db.executemany(sch.INSERT_SERIES, new_series)
-        lost = _with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
+        lost = with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
         cut = [row for kind, row, _ in rejected if kind == sch.BARS]
-        lost = _with_spans(lost, cut, add=True) if cut else lost
+        lost = with_spans(lost, cut, add=True) if cut else lost
         if clean[sch.COVERAGE]:
-            await _write_coverage(db, clean[sch.COVERAGE], lost)
+            await write_coverage(db, clean[sch.COVERAGE], lost)
         if rejected:
             now = self._clock_ns()
-            reports = [
-                sch.rejection_row(now, kind, row, problem) for kind, row, problem in rejected
-            ]
+            reports = [rejection_row(now, kind, row, problem) for kind, row, problem in rejected]
             await db.executemany(sch.WRITE_SQL[sch.ERRORS], reports)
         await db.commit()
         return rejected, new_series, lost
 
-    async def _write(self, groups: list[list[sch.Row]]) -> tuple[set[sch.SeriesKey], LostSpans]:
+    async def _write(self, groups: list[list[Row]]) -> tuple[set[sch.SeriesKey], LostSpans]:
         """Write and commit one batch.
 
         Returns:
@@ -402,14 +332,14 @@ class BatchWriter:
             if rows := groups[table]:
                 await db.executemany(sql, rows)
         bars = groups[sch.BARS]
-        new_series = set(map(_series_of, bars)) - self._known_series if bars else set()
+        new_series = set(map(series_of, bars)) - self._known_series if bars else set()
         if new_series:
             await db.executemany(sch.INSERT_SERIES, new_series)
         lost = self.lost_spans
         if lost and bars:
-            lost = _with_spans(lost, bars, add=False)
+            lost = with_spans(lost, bars, add=False)
         if coverage:
-            await _write_coverage(db, coverage, lost)
+            await write_coverage(db, coverage, lost)
         await db.commit()
         return new_series, lost
 
@@ -420,6 +350,20 @@ class BatchWriter:
                 await self.db.rollback()
             except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite was closed
                 logger.warning("storage rollback failed: %s", exc)
+
+    async def report_failure(self, path: str) -> None:
+        """Write one ``storage_failed`` errors row for :attr:`failure`, if the file takes it."""
+        db, failure = self.db, self.failure
+        if db is None or failure is None:
+            return
+        message = f"{failure.rows_lost} rows were not stored ({failure.kind}): {failure.message}"
+        row = (self._clock_ns(), "storage_failed", "", "", message, "")
+        try:
+            await db.execute(sch.WRITE_SQL[sch.ERRORS], row)
+            await db.commit()
+        except (sqlite3.Error, ValueError) as exc:
+            await self.rollback()
+            logger.error("%s: the storage_failed errors row could not be written: %s", path, exc)
 
     async def barrier(self, task: asyncio.Task[None], *, strict: bool) -> None:
         """Wait until ``task`` (running :meth:`run`) has handled every row queued so far.
@@ -458,8 +402,8 @@ class BatchWriter:
 
 
 async def _write_rows(
-    db: aiosqlite.Connection, sql: str, rows: list[sch.Row]
-) -> tuple[list[sch.Row], list[tuple[sch.Row, sch.Unstorable]]]:
+    db: aiosqlite.Connection, sql: str, rows: list[Row]
+) -> tuple[list[Row], list[tuple[Row, Unstorable]]]:
     """Write ``rows`` in the open transaction, bisecting under a savepoint on a row error.
 
     Returns:
@@ -468,20 +412,20 @@ async def _write_rows(
     Raises:
         sqlite3.Error: an error of the database rather than of a row.
     """
-    written: list[sch.Row] = []
-    refused: list[tuple[sch.Row, sch.Unstorable]] = []
+    written: list[Row] = []
+    refused: list[tuple[Row, Unstorable]] = []
     chunks = [rows]
     while chunks:
         chunk = chunks.pop()
         await db.execute("SAVEPOINT lean_rows")
         try:
             await db.executemany(sql, chunk)
-        except _ROW_ERRORS as exc:
+        except ROW_ERRORS as exc:
             await db.execute("ROLLBACK TO lean_rows")
             await db.execute("RELEASE lean_rows")
             if len(chunk) == 1:
                 detail = f"{type(exc).__name__}: {exc}"
-                refused.append((chunk[0], sch.Unstorable("row", chunk[0], "sqlite", detail)))
+                refused.append((chunk[0], Unstorable("row", chunk[0], "sqlite", detail)))
             else:
                 half = len(chunk) // 2
                 chunks += (chunk[half:], chunk[:half])  # the first half is written first
@@ -489,54 +433,3 @@ async def _write_rows(
         await db.execute("RELEASE lean_rows")
         written += chunk
     return written, refused
-
-
-def _bar_span(row: sch.Row) -> iv.Interval | None:
-    """The open-time span of a bars row, or None when its key cannot be trusted."""
-    ts = row[3]
-    if type(ts) is not int or not sch.INT64_MIN <= ts <= sch.INT64_MAX:
-        return None
-    if not all(type(text) is str for text in _series_of(row)):
-        return None  # no series key to file the span under
-    try:
-        nanos = sch.resolution_from_text(row[2]).nanos
-    except (ValueError, TypeError):
-        return None
-    return (ts, ts + max(nanos, 1))
-
-
-def _with_spans(lost: LostSpans, bars: Iterable[sch.Row], *, add: bool) -> LostSpans:
-    """Return a copy of ``lost`` with the open-time spans of ``bars`` rows added or removed.
-
-    A row whose open time or resolution is not valid has no span and is skipped.
-    """
-    spans: dict[sch.SeriesKey, list[iv.Interval]] = {}
-    for row in bars:
-        span = _bar_span(row)
-        if span is not None:
-            spans.setdefault(_series_of(row), []).append(span)
-    result = dict(lost)
-    for key, found in spans.items():
-        if add:
-            result[key] = iv.union(result.get(key, ()), found)
-        elif key in result:
-            remaining = iv.difference(result[key], found)
-            if remaining:
-                result[key] = remaining
-            else:
-                del result[key]
-    return result
-
-
-async def _write_coverage(
-    db: aiosqlite.Connection, records: list[sch.Row], lost: LostSpans
-) -> None:
-    """Merge a batch's coverage records into the table, minus the spans of lost bars."""
-    by_series: dict[sch.SeriesKey, tuple[list[iv.Interval], list[iv.Interval]]] = {}
-    for feed, symbol, resolution, start, end, empty in records:
-        covered, empties = by_series.setdefault((feed, symbol, resolution), ([], []))
-        (empties if empty else covered).append((start, end))
-    for key, (covered, empties) in by_series.items():
-        if cut := lost.get(key):
-            covered, empties = iv.difference(covered, cut), iv.difference(empties, cut)
-        await sch.merge_coverage(db, key, covered, empties)

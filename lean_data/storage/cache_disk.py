@@ -1,0 +1,299 @@
+"""The disk tier of :class:`~lean_data.storage.cache.DataCache`: one checked file per request.
+
+One file per key, named ``<sha256(symbol)[:16]>-<sha256(key)>.ldc`` (hex only, so no symbol
+can escape or break the directory; the symbol prefix lets a symbol's files be found without
+reading them). Files are written to a temporary file in the directory and moved into place
+with ``os.replace`` (no fsync: a torn file after a crash fails its checksum and is dropped).
+The format is :mod:`lean_data.storage.codec`.
+
+A file read back is checked before it is served, since anyone who can write to the
+directory can plant a file with a valid checksum: before decoding, the item count its
+manifest claims per type must fit the request (:func:`count_problem`); after decoding,
+every item must fit it too (:func:`item_problem`). A file that is corrupt, truncated, of
+another version or of another key is counted ``corrupt``, one that does not fit its
+request ``rejected``; either is removed and read as a miss. I/O errors are logged and
+counted as ``disk_errors``. The tier is bounded by ``max_bytes``, evicting the least
+recently used files; recency survives restarts through each file's mtime.
+
+:class:`DiskTier` is not locked itself: its owner serialises every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from lean_data.errors import ConfigError, DataFormatError
+from lean_data.models import MarketData, Resolution
+from lean_data.storage import codec as _codec
+
+__all__ = ["SUFFIX", "TEMP_PREFIX", "DiskTier", "Key", "file_name", "item_problem", "key_bytes"]
+
+logger = logging.getLogger("lean_data.storage.cache")  # the name users configure for the cache
+
+SUFFIX = ".ldc"
+TEMP_PREFIX = ".tmp-"
+_STALE_TEMP_S = 3600.0
+_MANIFEST_SIZE = struct.Struct("<I")  # the payload's first field (see lean_data.storage.codec)
+
+Key = tuple[str, str, int, int]
+"""(symbol, resolution name, start ns, end ns) of one history request."""
+
+
+def key_bytes(key: Key) -> bytes:
+    """The key as framed into its file, checked when the file is read back."""
+    symbol = key[0].encode("utf-8", "surrogatepass")
+    return b"%d:%b|%b|%d|%d" % (len(symbol), symbol, key[1].encode(), key[2], key[3])
+
+
+def symbol_prefix(symbol: str) -> str:
+    """The start of the file names of every key of ``symbol``."""
+    return hashlib.sha256(symbol.encode("utf-8", "surrogatepass")).hexdigest()[:16] + "-"
+
+
+def file_name(key: Key) -> str:
+    """The name of the file holding ``key``'s answer."""
+    return symbol_prefix(key[0]) + hashlib.sha256(key_bytes(key)).hexdigest() + SUFFIX
+
+
+def _claimed_counts(payload: memoryview) -> dict[str, int]:
+    """The item count a payload's manifest claims per type, read before decoding it.
+
+    Raises:
+        DataFormatError: the manifest cannot be read.
+    """
+    try:
+        (size,) = _MANIFEST_SIZE.unpack_from(payload)
+        manifest = orjson.loads(payload[_MANIFEST_SIZE.size : _MANIFEST_SIZE.size + size])
+        counts: dict[str, int] = {}
+        for block in manifest["blocks"]:
+            kind, n = block["type"], block["n"]
+            if not isinstance(kind, str) or type(n) is not int or n < 0:
+                raise ValueError(f"bad block {str(block)[:80]}")
+            counts[kind] = counts.get(kind, 0) + n
+    except (ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
+        raise DataFormatError(f"payload manifest cannot be read: {exc}") from None
+    return counts
+
+
+def count_problem(key: Key, counts: dict[str, int], payload_bytes: int) -> str | None:
+    """Why the claimed counts cannot be an answer to ``key``, or None when they can.
+
+    For bars at most ``(end - start) // period + 1`` of each type fit; for ticks at most
+    one per payload byte, as a real tick file spends bytes per tick.
+    """
+    nanos = Resolution.parse(key[1]).nanos
+    for kind, n in counts.items():
+        # ticks: no bound from the range; a real tick costs bytes in the file
+        bound = max(0, key[3] - key[2]) // nanos + 1 if nanos > 0 else max(payload_bytes, 16)
+        if n > bound:
+            return f"{n} {kind} items claimed, at most {bound} fit {key[1]} in the range"
+    return None
+
+
+def item_problem(key: Key, items: Sequence[MarketData]) -> str | None:
+    """Why ``items`` cannot be the answer to ``key``, or None when they can.
+
+    Every item must be of the requested symbol, of the requested resolution (bars), open
+    within ``[start, end]``, and bars must be no more than fit the range.
+    """
+    symbol, name, start, end = key
+    resolution = Resolution.parse(name)
+    for item in items:
+        if item.symbol != symbol:
+            return f"an item of symbol {item.symbol!r}"
+        if not start <= item.ts_event <= end:
+            return f"an item at {item.ts_event}, outside [{start}, {end}]"
+        found = getattr(item, "resolution", None)
+        if found is not None and not resolution.is_tick and found != resolution:
+            return f"an item of resolution {found}"
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.kind] = counts.get(item.kind, 0) + 1
+    if resolution.nanos > 0:
+        return count_problem(key, counts, 0)
+    return None
+
+
+class DiskTier:
+    """The cache files in one directory, least recently used first.
+
+    Args:
+        directory: created if missing; stale temporary files (an hour old) are removed.
+        max_bytes: bound of the total size of the files.
+        counts: the owner's counters; this tier adds to ``corrupt``, ``rejected``,
+            ``disk_errors`` and ``disk_evictions``.
+
+    Raises:
+        ConfigError: ``directory`` cannot be created or listed.
+    """
+
+    def __init__(self, directory: Path, max_bytes: int, counts: dict[str, int]) -> None:
+        self.directory = directory
+        self._max_bytes = max_bytes
+        self._counts = counts
+        self._files: OrderedDict[str, int] = OrderedDict()  # file name -> size, LRU first
+        self.nbytes = 0
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            found = []
+            with os.scandir(directory) as scan:
+                for item in scan:
+                    if item.name.startswith(TEMP_PREFIX):
+                        self._drop_stale_temp(item)
+                    elif item.name.endswith(SUFFIX) and item.is_file(follow_symlinks=False):
+                        stat = item.stat(follow_symlinks=False)
+                        found.append((stat.st_mtime_ns, item.name, stat.st_size))
+        except OSError as exc:
+            raise ConfigError(f"cache_dir {str(directory)!r} is not usable: {exc}") from exc
+        for _, name, size in sorted(found):
+            self._files[name] = size
+            self.nbytes += size
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def read(self, key: Key) -> tuple[float, list[MarketData], int] | None:
+        """Return ``(written_at, items, file size)`` of ``key``'s checked file, or None.
+
+        A file that fails its checks is removed (and counted); recency is not changed.
+        """
+        name = file_name(key)
+        path = self.directory / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        except OSError as exc:
+            self._error("read", path, exc)
+            return None
+        try:
+            written_at, payload = _codec.unframe(data, key_bytes(key))
+            problem = count_problem(key, _claimed_counts(payload), len(payload))
+            if problem is None:
+                items = _codec.decode_items(payload)
+                problem = item_problem(key, items)
+        except DataFormatError as exc:
+            logger.warning("dropping corrupt cache file %s: %s", path, exc)
+            self._counts["corrupt"] += 1
+            self.remove(name)
+            return None
+        if problem is not None:
+            logger.warning("rejecting cache file %s for %r: %s", path, key, problem)
+            self._counts["rejected"] += 1
+            self.remove(name)
+            return None
+        return written_at, items, len(data)
+
+    def write(self, key: Key, written_at: float, payload: list[bytes] | None) -> None:
+        """Write ``key``'s answer (``None``: it cannot go to disk, remove an older one)."""
+        name = file_name(key)
+        chunks = None if payload is None else _codec.frame(key_bytes(key), written_at, payload)
+        size = 0 if chunks is None else sum(map(len, chunks))
+        if chunks is None or size > self._max_bytes:
+            self.remove(name)  # an older version of this key must not resurface
+            return
+        path = self.directory / name
+        try:
+            self._write_atomic(path, chunks)
+        except OSError as exc:
+            self._error("write", path, exc)
+            self.remove(name, quiet=True)  # an older version must not resurface
+            return
+        self.touch(name, size, written_at)
+        while self.nbytes > self._max_bytes:
+            self.remove(next(iter(self._files)))
+            self._counts["disk_evictions"] += 1
+
+    def touch(self, name: str, size: int, now: float) -> None:
+        """Make ``name`` the most recently used file, in memory and in its mtime."""
+        self._forget(name)
+        self._files[name] = size
+        self.nbytes += size
+        path = self.directory / name
+        try:
+            os.utime(path, (now, now))
+        except OSError as exc:
+            logger.debug("cannot set the mtime of %s: %s", path, exc)
+
+    def touch_key(self, key: Key, now: float) -> None:
+        """Mark ``key``'s file used, when there is one (a memory hit of the same key)."""
+        name = file_name(key)
+        size = self._files.get(name)
+        if size is not None:
+            self.touch(name, size, now)
+
+    def remove(self, name: str, *, quiet: bool = False) -> None:
+        """Delete one file (a missing one is fine)."""
+        self._forget(name)
+        try:
+            os.unlink(self.directory / name)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if not quiet:  # quiet: the caller already reported the error that led here
+                self._error("remove", self.directory / name, exc)
+
+    def remove_symbol(self, symbol: str) -> set[str]:
+        """Delete every file of ``symbol``; return their names."""
+        prefix = symbol_prefix(symbol)
+        removed = set()
+        for name in self._list():
+            if name.startswith(prefix) and name.endswith(SUFFIX):
+                self.remove(name)
+                removed.add(name)
+        return removed
+
+    def clear(self) -> None:
+        """Delete every cache file and temporary file."""
+        for name in self._list():
+            if name.endswith(SUFFIX) or name.startswith(TEMP_PREFIX):
+                self.remove(name)
+
+    def _list(self) -> list[str]:
+        try:
+            return os.listdir(self.directory)
+        except OSError as exc:
+            self._error("list", self.directory, exc)
+            return list(self._files)
+
+    def _error(self, action: str, path: Path, exc: OSError) -> None:
+        self._counts["disk_errors"] += 1
+        logger.warning("cache cannot %s %s: %s", action, path, exc)
+
+    def _forget(self, name: str) -> None:
+        size = self._files.pop(name, None)
+        if size is not None:
+            self.nbytes -= size
+
+    @staticmethod
+    def _write_atomic(path: Path, chunks: list[bytes]) -> None:
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.writelines(chunks)
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    @staticmethod
+    def _drop_stale_temp(item: os.DirEntry[str]) -> None:
+        """Remove a temporary file left by a crash (an hour old, so not a live write)."""
+        try:
+            if time.time() - item.stat(follow_symlinks=False).st_mtime > _STALE_TEMP_S:
+                os.unlink(item.path)
+        except OSError as exc:
+            logger.warning("cannot remove stale cache temp file %s: %s", item.path, exc)

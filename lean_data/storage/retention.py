@@ -1,0 +1,56 @@
+"""Retention: delete old rows while keeping coverage truthful.
+
+Market rows are aged by receive time (``ts_recv``: how long they have been kept), metrics
+and errors by ``ts``. Each trade-bar series that loses bars loses its covered (not its
+known-empty) intervals from its first to past its last deleted bar's open time, and series
+left without bars leave ``bar_series``. Full-table scans: meant for start-up or a daily
+job, not for every batch.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiosqlite
+
+from lean_data.storage.coverage import merge_coverage
+from lean_data.storage.rows import resolution_from_text
+from lean_data.storage.schema import MARKET_TABLES, TABLE_NAMES
+
+__all__ = ["delete_before"]
+
+_DELETED_BAR_SPANS: Final = (
+    "SELECT feed, symbol, resolution, MIN(ts_event), MAX(ts_event) FROM bars "
+    "WHERE ts_recv < ? GROUP BY feed, symbol, resolution"
+)
+_PRUNE_SERIES: Final = (
+    "DELETE FROM bar_series WHERE NOT EXISTS (SELECT 1 FROM bars WHERE "
+    "bars.symbol = bar_series.symbol AND bars.resolution = bar_series.resolution AND "
+    "bars.feed = bar_series.feed)"
+)
+
+
+async def delete_before(db: aiosqlite.Connection, cutoff: int) -> dict[str, int]:
+    """Delete market rows received before ``cutoff`` and metrics/errors older; commit.
+
+    Coverage stays truthful: the covered (not the known-empty) intervals of each bar
+    series lose the event-time span from its first to past its last deleted bar, and
+    series left without bars leave ``bar_series``.
+    """
+    if not db.in_transaction:
+        await db.execute("BEGIN IMMEDIATE")
+    for feed, symbol, resolution, first, last in await db.execute_fetchall(
+        _DELETED_BAR_SPANS, (cutoff,)
+    ):
+        span = (first, last + max(resolution_from_text(resolution).nanos, 1))
+        await merge_coverage(db, (feed, symbol, resolution), [], [], [span])
+    deleted: dict[str, int] = {}
+    for table in TABLE_NAMES:
+        column = "ts_recv" if table in MARKET_TABLES else "ts"
+        cursor = await db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
+        deleted[table] = cursor.rowcount
+        await cursor.close()
+    if deleted["bars"]:
+        await db.execute(_PRUNE_SERIES)
+    await db.commit()
+    return deleted

@@ -1,0 +1,213 @@
+"""Row codecs: a model into the row tuple storage writes, and a stored row back into a model.
+
+The column orders are :mod:`lean_data.storage.schema`'s (``BAR_COLUMNS``, ``QUOTE_COLUMNS``,
+``TICK_COLUMNS``, and the ``SELECT`` lists for reading back). These functions run once per
+stored or read row, so they are written for speed: plain tuples, no per-row lookups that
+can be done once (resolutions are memoised by their stored text).
+
+SQLite stores a float NaN as NULL, so every REAL market column reads NULL back as ``nan``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import orjson
+
+from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.quality.levels import Verdict
+from lean_data.storage.sanitize import safe_text
+from lean_data.storage.schema import BARS, QUOTE_BARS, TICKS, Row
+
+
+def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, str]:
+    """Return (score, level name, comma-joined reasons) for a verdict; NULLs for none."""
+    if quality is None:
+        return _NO_QUALITY
+    level = quality.level
+    reasons = quality.reasons
+    # _value_ / _name_ are Enum's documented member attributes; .value/.name are slow
+    # descriptors, and this runs once per stored row.
+    return (level._value_, level._name_, ",".join(reasons) if reasons else "")
+
+
+_NO_QUALITY: Final = (None, None, "")
+
+
+def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``bars`` row for ``bar`` in :data:`BAR_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    b = bar
+    return (
+        feed,
+        b.symbol,
+        b.resolution.name,
+        b.ts_event,
+        b.open,
+        b.high,
+        b.low,
+        b.close,
+        b.volume,
+        b.closed,
+        b.revision,
+        b.backfilled,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``quote_bars`` row for ``quote`` in :data:`QUOTE_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    q = quote
+    return (
+        feed,
+        q.symbol,
+        q.resolution.name,
+        q.ts_event,
+        q.bid_open,
+        q.bid_high,
+        q.bid_low,
+        q.bid_close,
+        q.bid_size,
+        q.ask_open,
+        q.ask_high,
+        q.ask_low,
+        q.ask_close,
+        q.ask_size,
+        q.closed,
+        q.revision,
+        q.backfilled,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+    """Return the ``ticks`` row for ``tick`` in :data:`TICK_COLUMNS` order."""
+    score, level, reasons = quality_fields(quality)
+    t = tick
+    return (
+        feed,
+        t.symbol,
+        t.ts_event,
+        t.tick_type.value,
+        t.price,
+        t.size,
+        t.bid_price,
+        t.bid_size,
+        t.ask_price,
+        t.ask_size,
+        t.exchange,
+        t.condition,
+        t.suspicious,
+        t.trade_id,
+        score,
+        level,
+        reasons,
+        ts_recv,
+    )
+
+
+_NAN = math.nan
+_RESOLUTIONS: dict[str, Resolution] = {}
+
+
+def resolution_from_text(text: str) -> Resolution:
+    """Return the resolution stored as ``text`` (``str(resolution)``), memoised."""
+    found = _RESOLUTIONS.get(text)
+    if found is None:
+        if text.endswith("ns") and text[:-2].isdigit():
+            found = Resolution(int(text[:-2]))  # sub-second periods; parse() lacks "ns"
+        else:
+            found = Resolution.parse(text)
+        _RESOLUTIONS[text] = found
+    return found
+
+
+def _f(value: float | None) -> float:
+    return _NAN if value is None else value
+
+
+def bar_from_row(r: Row) -> TradeBar:
+    """Return the TradeBar for a ``SELECT["bars"]`` row (NULL prices read back as nan)."""
+    return TradeBar(
+        *(r[0], r[1], _f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6])),
+        resolution_from_text(r[7]),
+        *(r[8], bool(r[9]), r[10], bool(r[11])),
+    )
+
+
+def quote_from_row(r: Row) -> QuoteBar:
+    """Return the QuoteBar for a ``SELECT["quote_bars"]`` row (NULL reads back as nan)."""
+    bid = (_f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6]))
+    ask = (_f(r[7]), _f(r[8]), _f(r[9]), _f(r[10]), _f(r[11]))
+    return QuoteBar(
+        r[0], r[1], *bid, *ask, resolution_from_text(r[12]), r[13], bool(r[14]), r[15], bool(r[16])
+    )
+
+
+def tick_from_row(r: Row) -> Tick:
+    """Return the Tick for a ``SELECT["ticks"]`` row (NULL reads back as nan)."""
+    return Tick(
+        *(r[0], r[1], _f(r[2]), _f(r[3]), TickType(r[4]), r[5]),
+        *(_f(r[6]), _f(r[7]), _f(r[8]), _f(r[9])),
+        *(r[10], r[11], bool(r[12]), r[13]),
+    )
+
+
+RowBuilder = Callable[[Any, str, Verdict | None, int], Row]
+ROW_BUILDERS: Final[dict[type, tuple[int, RowBuilder]]] = {
+    TradeBar: (BARS, bar_row),
+    QuoteBar: (QUOTE_BARS, quote_row),
+    Tick: (TICKS, tick_row),
+}
+
+
+def row_builder_for_subclass(item: object) -> tuple[int, RowBuilder]:
+    """Return the table and row builder for a subclass of a model (or raise TypeError)."""
+    for cls, found in ROW_BUILDERS.items():
+        if isinstance(item, cls):
+            return found
+    raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
+
+
+ERROR_KEYS: Final = ("ts_ns", "kind", "feed", "symbol", "message", "detail")
+"""Keys of an errors row read back as a dict, in the column order of ``ERRORS_COLUMNS``."""
+
+
+def error_row(ts: int, kind: str, feed: str, symbol: str, message: str, detail: str) -> Row:
+    """Return the ``errors`` row; text that is not valid UTF-8 gets backslash escapes."""
+    return (ts, *map(safe_text, (kind, feed, symbol, message, detail)))
+
+
+def metrics_payload(metrics: Mapping[str, Any]) -> str:
+    """Return a metrics snapshot as JSON text (NaN becomes null).
+
+    Values orjson cannot encode are stored as their text; a lone surrogate is escaped and an
+    int beyond 64 bits becomes text.
+    """
+    try:
+        payload = orjson.dumps(metrics, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate, an int beyond 64 bits
+        payload = orjson.dumps(_jsonable(metrics), default=str, option=orjson.OPT_NON_STR_KEYS)
+    return payload.decode()
+
+
+def _jsonable(value: Any) -> Any:
+    """Return ``value`` with text made valid UTF-8 and ints beyond 64 bits made text."""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, Mapping):
+        return {_jsonable(k) if isinstance(k, str) else k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
