@@ -568,7 +568,7 @@ class StreamingFeed(DataFeed):
         self.status = FeedStatus.CONNECTED
         self.connected_since_ns = self._session_started_ns = now
         self.sessions += 1
-        self._abort = asyncio.get_running_loop().create_future()
+        abort = self._abort = asyncio.get_running_loop().create_future()
         async with self._lock:
             self._active = {}
             wanted = list(self.desired)
@@ -577,19 +577,26 @@ class StreamingFeed(DataFeed):
                 self._active = dict.fromkeys(wanted, now)
             self._session_open = True
         self._settle_first(None)
-        reader = asyncio.ensure_future(self.run_session())
-        watchdog = asyncio.ensure_future(self._watch())
-        waiters: set[asyncio.Future[Any]] = {reader, watchdog, self._abort}
+        failure: BaseException | None = None
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (reader, watchdog):
-                waiter.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
-        errors = [f.exception() for f in done if not f.cancelled()]
-        for error in errors:
-            if error is not None:
-                raise error
+            async with asyncio.TaskGroup() as session:
+                session.create_task(self._read(), name=f"{self.name}:reader")
+                session.create_task(self._watch(), name=f"{self.name}:watchdog")
+                await abort  # raises what _recycle set; cancelled when a task ends the session
+        except BaseExceptionGroup as group:
+            failure = _session_failure(group)
+        if failure is not None:  # raised outside the handler: no group in its context
+            raise failure
+
+    async def _read(self) -> None:
+        """Run :meth:`run_session`; end the session (its task group) when it returns."""
+        try:
+            await self.run_session()
+        except asyncio.CancelledError:
+            if _cancel_requested():
+                raise
+            # a future cancelled inside the reader ended it, as if the server closed
+        raise _SessionEnded
 
     async def _watch(self) -> None:
         """Raise StaleSubscriptionError when a subscription outlives its cadence in silence."""
@@ -668,6 +675,19 @@ class StreamingFeed(DataFeed):
         sink = self._sink
         if sink is not None and symbols:
             sink.feed_down(self.name, symbols, reason)
+
+
+class _SessionEnded(Exception):
+    """The reader returned: the server closed the connection (ends the session's group)."""
+
+
+def _session_failure(group: BaseExceptionGroup) -> BaseException | None:
+    """Return the error that ended a session's task group; None when the server closed it."""
+    for error in group.exceptions:
+        found = _session_failure(error) if isinstance(error, BaseExceptionGroup) else error
+        if found is not None and not isinstance(found, _SessionEnded):
+            return found
+    return None
 
 
 def _cancel_requested() -> bool:
