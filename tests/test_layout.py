@@ -62,7 +62,6 @@ LONG_MODULES: dict[str, str] = {
     "lean_data.storage.schema": "not split yet",
     "lean_data.storage.sqlite": "not split yet",
     "lean_data.storage.writer": "not split yet",
-    "lean_data.testing.alpaca": "not split yet",
     "lean_data.wire.binance": "not split yet",
     "lean_data.wire.ccxt": "not split yet",
 }
