@@ -105,6 +105,7 @@ class DataFeed(abc.ABC):
         )
         self.status = FeedStatus.DISCONNECTED
         self._sink: FeedSink | None = None
+        self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.messages_emitted = 0
         self.errors = 0
@@ -241,33 +242,52 @@ class DataFeed(abc.ABC):
             self._sink.feed_error(self.name, kind, message, symbol)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
-        """Run ``coro`` as a task owned by this feed; it is cancelled by :meth:`close`.
+        """Run ``coro`` as a task of this feed's task group; :meth:`close` cancels it.
 
-        A task that fails is reported through :meth:`report_error`, never lost.
+        The group (an :class:`asyncio.TaskGroup`) is entered by the first task the feed
+        starts and exited by :meth:`close`. A task that fails is reported through
+        :meth:`report_error` (kind ``task_failed``), never lost; it then ends quietly, so
+        its siblings and the task that started the feed go on.
         """
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
+        group = self._group
+        if group is None:
+            group = self._group = _entered(asyncio.TaskGroup())
+        self._tasks = {task for task in self._tasks if not task.done()}  # live ones only
+        task = group.create_task(self._guarded(coro), name=f"{self.name}:{name}")
+        # A task cancelled before its first step never starts ``coro``: close it quietly
+        # (a no-op once it ran) instead of leaving a "never awaited" warning to the GC.
+        task.add_done_callback(lambda _: coro.close())
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.report_error("task_failed", f"{task.get_name()}: {exc!r}")
+    async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await coro
+        except Exception as exc:
+            task = asyncio.current_task()
+            label = task.get_name() if task is not None else self.name
+            self.report_error("task_failed", f"{label}: {exc!r}")
+            return None
 
     async def close(self) -> None:
-        """Disconnect and cancel every task this feed owns; idempotent."""
+        """Cancel every task this feed owns, wait for them, then disconnect; idempotent.
+
+        Always ends :attr:`FeedStatus.CLOSED`, even when disconnecting fails.
+        """
         if self.status is FeedStatus.CLOSED:
             return
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        group, self._group = self._group, None
         try:
-            await self.disconnect()
+            if group is not None:
+                for task in self._tasks:
+                    task.cancel()
+                await group.__aexit__(None, None, None)
         finally:
-            self.status = FeedStatus.CLOSED
+            self._tasks = set()
+            try:
+                await self.disconnect()
+            finally:
+                self.status = FeedStatus.CLOSED
 
     def get_connection_status(self) -> dict[str, Any]:
         """Return a snapshot of the feed's state and counters."""
@@ -280,8 +300,24 @@ class DataFeed(abc.ABC):
             "errors": self.errors,
             "last_message_ns": self.last_message_ns,
             "last_error": self.last_error,
-            "tasks": len(self._tasks),
+            "tasks": sum(not task.done() for task in self._tasks),
         }
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.status.value}>"
+
+
+def _entered(group: asyncio.TaskGroup) -> asyncio.TaskGroup:
+    """Enter ``group`` from synchronous code (``spawn`` is not a coroutine).
+
+    ``TaskGroup.__aenter__`` only records the running task as the group's parent and never
+    suspends, so one step of it completes it. The parent is never cancelled by the group:
+    :meth:`DataFeed._guarded` keeps task failures out of it.
+    """
+    step = group.__aenter__()
+    try:
+        step.send(None)
+    except StopIteration:
+        return group
+    step.close()
+    raise RuntimeError("asyncio.TaskGroup.__aenter__ suspended; cannot enter it synchronously")

@@ -166,6 +166,7 @@ class ReplayFeed(DataFeed):
         self._declared: dict[str, AssetClass] = {}  # from the file's format
         self._sources: dict[str, list[ReplaySource]] = {}
         self._replays: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, Exception] = {}  # symbol -> what ended its replay early
         self.replayed: dict[str, int] = {}
         self._history_cache: dict[str, tuple[list[MarketData], list[int]]] = {}
         for source in sources:
@@ -263,8 +264,15 @@ class ReplayFeed(DataFeed):
         return True
 
     async def wait_finished(self) -> None:
-        """Return when every replay started so far has emitted its last item."""
+        """Return when every replay started so far has emitted its last item.
+
+        Raises:
+            Exception: what stopped a replay early (it was also reported as ``task_failed``).
+        """
         await asyncio.gather(*self._replays.values())
+        for symbol in self._replays:
+            if symbol in self._failures:
+                raise self._failures[symbol]
 
     @property
     def finished(self) -> bool:
@@ -273,11 +281,16 @@ class ReplayFeed(DataFeed):
 
     async def _replay(self, symbol: str) -> None:
         self.replayed[symbol] = 0
+        self._failures.pop(symbol, None)
         iterator = self._iterate(symbol)
-        if self.speed is None:
-            await self._replay_fast(symbol, iterator)
-        else:
-            await self._replay_paced(symbol, iterator, self.speed)
+        try:
+            if self.speed is None:
+                await self._replay_fast(symbol, iterator)
+            else:
+                await self._replay_paced(symbol, iterator, self.speed)
+        except Exception as exc:
+            self._failures[symbol] = exc  # wait_finished raises it; spawn reports it
+            raise
 
     def _iterate(self, symbol: str) -> Iterator[MarketData]:
         sources = self._sources[symbol]

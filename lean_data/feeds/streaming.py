@@ -1,7 +1,7 @@
 """StreamingFeed: the resilience every network feed shares, written once.
 
-A network feed implements five small hooks — open a session, close it, send a subscribe,
-send an unsubscribe, and read the session until it ends — and inherits:
+A network feed implements five small hooks (open a session, close it, send a subscribe,
+send an unsubscribe, read the session until it ends) and inherits:
 
 - **Reconnect with backoff.** One supervisor task per feed opens sessions in a loop. After a
   retryable failure it waits a full-jitter capped exponential delay
@@ -12,15 +12,13 @@ send an unsubscribe, and read the session until it ends — and inherits:
 - **Desired-state subscriptions.** :meth:`subscribe` / :meth:`unsubscribe` edit the set of
   symbols the user wants; every new session subscribes to all of them before reading.
   Subscribing while disconnected is allowed: it takes effect on the next session.
-- **Staleness per subscription, on by default for bars.** A symbol with an expected cadence
-  that sends nothing for ``stale_factor`` x cadence while the socket is open is reported
-  ``stale``, the engine is told (it fails over to another feed serving the symbol) and the
-  connection is recycled. By default (``cadence_s="auto"``) the cadence of a bar
-  subscription is its bar period (:meth:`bar_period_s`), with ``stale_grace_s`` added to
-  the window, and silence counts only while the symbol's market is open
-  (:meth:`expects_data`); a number or a per-symbol mapping sets it explicitly, and
-  ``cadence_s=None`` or ``0`` turns staleness off. Symbols without a cadence (tick-only
-  subscriptions of a feed without a bar period) are never judged stale.
+- **Staleness per subscription, on by default for bars.** A symbol silent for
+  ``stale_factor`` x its cadence while the socket is open is reported ``stale``, the engine
+  is told (it fails over to another feed serving the symbol) and the connection is
+  recycled. By default (``cadence_s="auto"``) the cadence is the bar period
+  (:meth:`bar_period_s`) plus ``stale_grace_s``, and silence counts only while the market
+  is open (:meth:`expects_data`); a number or a per-symbol mapping sets it, ``None`` or
+  ``0`` turns it off. Symbols without a cadence are never judged stale.
 - **Fatal errors stop the feed.** Bad credentials, unknown symbols and insufficient plans
   (errors whose ``retryable`` is False) end the supervisor with status ``FAILED`` and one
   clear error; there is no retry loop.
@@ -34,84 +32,49 @@ send an unsubscribe, and read the session until it ends — and inherits:
   ``ws_max_message_bytes`` and the frames buffered ahead of the reader by
   ``ws_buffer_bytes`` (see :attr:`ws_max_queue`).
 
-Hooks must not wait for a reply that :meth:`run_session` reads (send a subscribe and return):
-``run_session`` may be blocked in ``emit`` while the engine's inbox is full, and the caller
-of ``subscribe`` may be the very callback the engine is waiting for.
+The hooks are declared in :mod:`lean_data.feeds.hooks`. This module is the supervisor and
+the subscription state; it delegates one session's tasks to :mod:`~lean_data.feeds.session`,
+staleness to :mod:`~lean_data.feeds.staleness`, request retries to
+:mod:`~lean_data.feeds.retrying` and error mapping to :mod:`~lean_data.feeds.translate`.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
-import contextlib
 import logging
 import random
-import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from lean_data.errors import (
     ConfigError,
     ConnectionLimitError,
     EngineStateError,
-    FeedAuthError,
     FeedConnectError,
     FeedError,
-    LeanDataError,
-    RateLimitError,
-    RetriesExhaustedError,
 )
-from lean_data.feeds.backoff import Backoff, BackoffPolicy, classify, retry_after_of
+from lean_data.feeds.backoff import Backoff, BackoffPolicy, retry_after_of
 from lean_data.feeds.base import DataFeed, FeedStatus
+from lean_data.feeds.hooks import SessionHooks
+from lean_data.feeds.retrying import RequestBudget, retry_request
+from lean_data.feeds.session import cancel_requested, run_session_tasks
+from lean_data.feeds.staleness import Cadence, StalenessWatch, StaleSubscriptionError
+from lean_data.feeds.translate import http_error, own_cause, translate
 from lean_data.models import AssetClass
 
+# Cadence, StaleSubscriptionError and http_error are re-exported: subclasses build on them.
 __all__ = ["MIB", "Cadence", "StaleSubscriptionError", "StreamingFeed", "http_error"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Cadence = float | Mapping[str, float] | Literal["auto"] | None
-"""What ``cadence_s`` takes: ``"auto"`` (derived from bars), seconds, per symbol, or off."""
-
-_NS = 1_000_000_000
 _CLOSE_TIMEOUT_S = 5.0
 MIB = 1024 * 1024
 
 
-class StaleSubscriptionError(FeedConnectError):
-    """A subscription sent nothing for longer than its cadence allows; the session is recycled."""
-
-
-def http_error(status: int, message: str, retry_after: str | None = None) -> FeedError:
-    """Return the lean_data error for an HTTP status (not raised).
-
-    401/403 are :class:`FeedAuthError` (fatal); 429 and 418 are :class:`RateLimitError` with
-    the ``Retry-After`` seconds when given; 5xx and 408 are retryable connection errors;
-    other 4xx are fatal.
-    """
-    text = f"HTTP {status}: {message}"
-    if status in (401, 403):
-        return FeedAuthError(text)
-    if status in (418, 429):
-        return RateLimitError(text, retry_after=_seconds(retry_after))
-    if status >= 500 or status == 408:
-        return FeedConnectError(text)
-    return FeedError(text, retryable=False)
-
-
-def _seconds(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-class StreamingFeed(DataFeed):
+class StreamingFeed(DataFeed, SessionHooks):
     """Base class of network feeds: reconnects, resubscribes, detects staleness, retries.
 
     Args:
@@ -177,6 +140,7 @@ class StreamingFeed(DataFeed):
         for label, seconds in (
             ("request_budget_s", request_budget_s),
             ("http_timeout_s", http_timeout_s),
+            ("open_timeout_s", open_timeout_s),
         ):
             if not seconds > 0:
                 raise ConfigError(f"{label}: expected > 0, found {seconds!r}")
@@ -198,8 +162,6 @@ class StreamingFeed(DataFeed):
         self.ws_buffer_bytes = ws_buffer_bytes
         if not stale_factor > 1:
             raise ConfigError(f"stale_factor: expected > 1, found {stale_factor!r}")
-        if not open_timeout_s > 0:
-            raise ConfigError(f"open_timeout_s: expected > 0, found {open_timeout_s!r}")
         if isinstance(cadence_s, str) and cadence_s != "auto":
             raise ConfigError(f"cadence_s: expected 'auto', seconds or None, found {cadence_s!r}")
         self.backoff_policy = backoff if backoff is not None else BackoffPolicy()
@@ -216,7 +178,6 @@ class StreamingFeed(DataFeed):
         self._supervisor: asyncio.Task[None] | None = None
         self._first: asyncio.Future[FeedError | None] | None = None
         self._abort: asyncio.Future[None] | None = None
-        self._changed = asyncio.Event()
         self.connect_attempts = 0
         self.sessions = 0
         self.reconnect_delays: list[float] = []
@@ -225,32 +186,7 @@ class StreamingFeed(DataFeed):
         self.retry_delays: deque[float] = deque(maxlen=1000)
         self.fatal_error: FeedError | None = None
         self._session_data = False
-        self._closed_seen: dict[str, int] = {}  # symbol -> last ns its market was closed
-
-    # ----------------------------------------------------------------- hooks
-    @abc.abstractmethod
-    async def open_session(self) -> None:
-        """Dial and authenticate; raise (a FeedError, OSError, ...) when that fails."""
-
-    @abc.abstractmethod
-    async def close_session(self) -> None:
-        """Close the session's connection; safe to call when nothing is open."""
-
-    @abc.abstractmethod
-    async def send_subscribe(self, symbols: Sequence[str]) -> None:
-        """Ask the source for ``symbols`` on the open session; do not wait for its reply."""
-
-    @abc.abstractmethod
-    async def send_unsubscribe(self, symbols: Sequence[str]) -> None:
-        """Stop ``symbols`` on the open session; do not wait for its reply."""
-
-    @abc.abstractmethod
-    async def run_session(self) -> None:
-        """Read the open session until it ends: parse, ``await self.emit(item)`` per item.
-
-        Report a bad frame with :meth:`report_error` and go on; raise when the connection
-        is lost (returning means the server closed it).
-        """
+        self._staleness = StalenessWatch(self.cadence_of, self.stale_after_s, self.last_seen)
 
     def note_data(self, symbol: str, now_ns: int) -> None:
         """Record that ``symbol`` sent data that is not emitted (an in-progress candle update).
@@ -260,23 +196,6 @@ class StreamingFeed(DataFeed):
         """
         self.last_seen[symbol] = now_ns
         self._session_data = True
-
-    stale_grace_s: float = 0.0
-    """Seconds added to a derived staleness window (a bar's final update may come late)."""
-
-    def bar_period_s(self, symbol: str) -> float | None:
-        """Return the bar period (s) of ``symbol``'s bar subscription, or None (no bars).
-
-        The default cadence of :attr:`cadence_s` ``"auto"``; the base has none.
-        """
-        return None
-
-    def expects_data(self, symbol: str, now_ns: int) -> bool:
-        """Return True when ``symbol``'s market is open at ``now_ns`` (silence counts then).
-
-        Applies to derived cadences only; the base expects data always (24/7 markets).
-        """
-        return True
 
     def cadence_of(self, symbol: str) -> float | None:
         """Return the seconds between messages ``symbol`` promises, or None (never stale)."""
@@ -331,18 +250,7 @@ class StreamingFeed(DataFeed):
 
         Subclasses extend this for their SDK's exceptions and call ``super()`` for the rest.
         """
-        if isinstance(exc, FeedError):
-            return exc
-        if isinstance(exc, LeanDataError):
-            return FeedError(str(exc), feed=self.name, retryable=False)
-        translated = _library_error(exc)
-        if translated is not None:
-            return translated
-        if isinstance(exc, TimeoutError):
-            return FeedConnectError(f"timed out: {exc!r}", feed=self.name)
-        if isinstance(exc, OSError):
-            return FeedConnectError(f"{exc!r}", feed=self.name, retryable=classify(exc))
-        return FeedError(f"unexpected error: {exc!r}", feed=self.name, retryable=True)
+        return translate(exc, self.name)
 
     # ----------------------------------------------------------------- DataFeed API
     @property
@@ -396,7 +304,7 @@ class StreamingFeed(DataFeed):
         if self.fatal_error is not None:
             return False
         self.desired[symbol] = None
-        self._changed.set()
+        self._staleness.wake()
         async with self._lock:
             if self._session_open and symbol not in self._active:
                 try:
@@ -407,7 +315,7 @@ class StreamingFeed(DataFeed):
                         self.desired.pop(symbol, None)
                         if error is exc:
                             raise
-                        raise error from _cause(exc)
+                        raise error from own_cause(exc)
                     self._recycle(error)  # the next session subscribes it
                     return True
                 self._active[symbol] = time.time_ns()
@@ -444,58 +352,20 @@ class StreamingFeed(DataFeed):
             FeedError: a fatal failure.
             RetriesExhaustedError: the budget (or the policy's ``max_attempts``) ran out.
         """
-        backoff = Backoff(policy or self.backoff_policy, rng=self._rng)
-        started = time.monotonic()
-        deadline = started + self.request_budget_s
-        attempts = 0
-        while True:
-            attempts += 1
-            budget = asyncio.timeout_at(_loop_time(deadline))
-            try:
-                async with budget:
-                    return await call()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if budget.expired():
-                    raise self._exhausted(
-                        what, attempts, started, "the time budget ran out during an attempt"
-                    ) from None
-                error = self.translate_error(exc)
-                if not error.retryable:
-                    if error is exc:
-                        raise
-                    raise error from _cause(exc)
-                if backoff.exhausted or attempts >= self.request_attempts:
-                    raise self._exhausted(what, attempts, started, str(error)) from _cause(exc)
-                delay = backoff.next_delay(
-                    retry_after_s=self.capped_retry_after(error, what),
-                    connection_limited=isinstance(error, ConnectionLimitError),
-                )
-                if time.monotonic() + delay > deadline:
-                    raise self._exhausted(
-                        what, attempts, started, f"{error}; the next wait ({delay:g}s) ends late"
-                    ) from _cause(exc)
-                self.request_retries += 1
-                self.retry_delays.append(delay)
-                kind = "rate_limited" if isinstance(error, RateLimitError) else "request_failed"
-                self.report_error(kind, f"{what}: {error}; retry {backoff.attempt} in {delay:.3f}s")
-                await asyncio.sleep(delay)
-
-    def _exhausted(
-        self, what: str, attempts: int, started: float, last: str
-    ) -> RetriesExhaustedError:
-        elapsed = time.monotonic() - started
-        error = RetriesExhaustedError(
-            f"{what}: gave up after {attempts} attempts in {elapsed:.3f}s "
-            f"(budget {self.request_attempts} attempts, {self.request_budget_s:g}s); "
-            f"last: {last}",
-            feed=self.name,
-            attempts=attempts,
-            elapsed_s=elapsed,
+        return await retry_request(
+            call,
+            what=what,
+            budget=RequestBudget(self.name, self.request_attempts, self.request_budget_s),
+            backoff=Backoff(policy or self.backoff_policy, rng=self._rng),
+            translate=self.translate_error,
+            retry_after=self.capped_retry_after,
+            report=self.report_error,
+            on_retry=self._count_retry,
         )
-        self.report_error("retries_exhausted", str(error))
-        return error
+
+    def _count_retry(self, delay: float) -> None:
+        self.request_retries += 1
+        self.retry_delays.append(delay)
 
     def get_connection_status(self) -> dict[str, Any]:
         """Return the base snapshot plus reconnect, staleness and subscription state."""
@@ -531,7 +401,7 @@ class StreamingFeed(DataFeed):
                 return
             except Exception as exc:
                 error = self.translate_error(exc)
-            if _cancel_requested():  # a cancel that asyncio.wait_for (3.11) swallowed
+            if cancel_requested():  # a cancel that asyncio.wait_for (3.11) swallowed
                 await self._end_session()
                 raise asyncio.CancelledError
             got_data = self._session_data or self.messages_emitted > emitted_before
@@ -568,7 +438,7 @@ class StreamingFeed(DataFeed):
         self.status = FeedStatus.CONNECTED
         self.connected_since_ns = self._session_started_ns = now
         self.sessions += 1
-        self._abort = asyncio.get_running_loop().create_future()
+        abort = self._abort = asyncio.get_running_loop().create_future()
         async with self._lock:
             self._active = {}
             wanted = list(self.desired)
@@ -577,60 +447,19 @@ class StreamingFeed(DataFeed):
                 self._active = dict.fromkeys(wanted, now)
             self._session_open = True
         self._settle_first(None)
-        reader = asyncio.ensure_future(self.run_session())
-        watchdog = asyncio.ensure_future(self._watch())
-        waiters: set[asyncio.Future[Any]] = {reader, watchdog, self._abort}
-        try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (reader, watchdog):
-                waiter.cancel()
-            await asyncio.gather(reader, watchdog, return_exceptions=True)
-        errors = [f.exception() for f in done if not f.cancelled()]
-        for error in errors:
-            if error is not None:
-                raise error
+        await run_session_tasks(self.run_session, self._watch, abort, name=self.name)
 
     async def _watch(self) -> None:
         """Raise StaleSubscriptionError when a subscription outlives its cadence in silence."""
-        while True:
-            self._changed.clear()
-            now = time.time_ns()
-            wait_ns: int | None = None
-            for symbol, subscribed_ns in self._active.items():
-                cadence = self.cadence_of(symbol)
-                if cadence is None:
-                    continue
-                window = self.stale_after_s(symbol, now)
-                if window is None:  # its market is closed: look again within a cadence
-                    self._closed_seen[symbol] = now
-                    left = int(cadence * _NS)
-                else:
-                    limit = int(window * _NS)
-                    since = max(
-                        self.last_seen.get(symbol, 0),
-                        subscribed_ns,
-                        self._closed_seen.get(symbol, 0),
-                    )
-                    left = since + limit - now
-                    if left < 0:
-                        self._stale(symbol, (now - since) / _NS, window)
-                if wait_ns is None or left < wait_ns:
-                    wait_ns = left
-            if wait_ns is None:
-                await self._changed.wait()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), wait_ns / _NS + 0.001)
-
-    def _stale(self, symbol: str, silent_s: float, window: float) -> None:
+        stale = await self._staleness.wait_stale(self._active)
         self.stale_events += 1
         message = (
-            f"{symbol}: no data for {silent_s:.3f}s on an open connection "
-            f"(expected every {self.cadence_of(symbol):g}s; stale after {window:g}s)"
+            f"{stale.symbol}: no data for {stale.silent_s:.3f}s on an open connection "
+            f"(expected every {self.cadence_of(stale.symbol):g}s; "
+            f"stale after {stale.window_s:g}s)"
         )
-        self.report_error("stale", message, symbol=symbol)
-        self._tell_down([symbol], "stale")
+        self.report_error("stale", message, symbol=stale.symbol)
+        self._tell_down([stale.symbol], "stale")
         raise StaleSubscriptionError(message, feed=self.name)
 
     def _recycle(self, error: FeedError) -> None:
@@ -668,47 +497,3 @@ class StreamingFeed(DataFeed):
         sink = self._sink
         if sink is not None and symbols:
             sink.feed_down(self.name, symbols, reason)
-
-
-def _cancel_requested() -> bool:
-    """Return True when the current task was asked to cancel.
-
-    On Python 3.11, ``asyncio.wait_for`` returns (or raises) the inner result when it
-    completes together with an outer cancel, and the cancel is lost: without this check
-    the supervisor would sleep and reconnect while ``disconnect`` waits for it forever.
-    """
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-def _loop_time(monotonic_deadline: float) -> float:
-    """Convert a ``time.monotonic`` deadline to the running loop's clock."""
-    return asyncio.get_running_loop().time() + (monotonic_deadline - time.monotonic())
-
-
-def _cause(exc: BaseException) -> BaseException | None:
-    """Chain ``exc`` only when it is ours: a library's message may carry a signed URL."""
-    return exc if isinstance(exc, LeanDataError) else None
-
-
-def _library_error(exc: BaseException) -> FeedError | None:
-    """Translate websockets and aiohttp exceptions, importing neither when unused."""
-    websockets_exceptions = sys.modules.get("websockets.exceptions")
-    if websockets_exceptions is not None:
-        if isinstance(exc, websockets_exceptions.InvalidStatus):
-            response = exc.response
-            return http_error(
-                response.status_code,
-                f"websocket handshake refused: {response.reason_phrase}",
-                response.headers.get("Retry-After"),
-            )
-        if isinstance(exc, websockets_exceptions.WebSocketException):
-            return FeedConnectError(f"websocket: {exc!r}")
-    aiohttp = sys.modules.get("aiohttp")
-    if aiohttp is not None:
-        if isinstance(exc, aiohttp.ClientResponseError):
-            headers = exc.headers or {}
-            return http_error(exc.status, exc.message, headers.get("Retry-After"))
-        if isinstance(exc, aiohttp.ClientError):
-            return FeedConnectError(f"http: {exc!r}")
-    return None
