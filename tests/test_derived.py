@@ -44,7 +44,8 @@ from lean_data.models import (
     TradeBar,
     datetime_to_ns,
 )
-from lean_data.series.resample import BarResampler, ResamplerStatistics, _ExactSum
+from lean_data.series.buckets import ExactSum
+from lean_data.series.resample import BarResampler, ResamplerStatistics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPY_MINUTES = FIXTURES / "lean/equity/usa/minute/spy"
@@ -564,7 +565,7 @@ def test_bars_delivered_out_of_order_end_in_the_same_bars(
     )
 )
 def test_the_running_sum_is_math_fsum(values: list[float]) -> None:
-    running = _ExactSum()
+    running = ExactSum()
     for value in values:
         running.add(value)
     assert running.value() == math.fsum(values)
@@ -573,11 +574,11 @@ def test_the_running_sum_is_math_fsum(values: list[float]) -> None:
 
 def test_the_running_sum_of_special_values_is_math_fsum() -> None:
     for values in ([1.0, math.nan, 2.0], [math.inf, 1.0], [-math.inf, 5.0, -math.inf]):
-        running = _ExactSum()
+        running = ExactSum()
         for value in values:
             running.add(value)
         assert repr(running.value()) == repr(math.fsum(values))
-    running = _ExactSum()  # where math.fsum raises, a live bar gets a NaN volume
+    running = ExactSum()  # where math.fsum raises, a live bar gets a NaN volume
     for value in (math.inf, 1.0, -math.inf):
         running.add(value)
     assert math.isnan(running.value())

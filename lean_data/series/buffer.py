@@ -178,6 +178,14 @@ class DataBuffer(Generic[T]):
     # -- internals, called with the lock held ------------------------------------------
 
     def _put(self, item: object) -> None:
+        """Store ``item`` in the next slot (and an exact TradeBar's fields in its row).
+
+        One implementation for every item: the common bar matches the usual key and packs
+        into an allocated row with no call. When packing fails, either row ``i`` is not
+        allocated yet (:meth:`_grow_rows` allocates it and the same code packs again, at
+        most once more) or a field does not fit a row (a timestamp beyond int64, a price
+        that is not a number, an unhashable field): the slot then holds the object itself.
+        """
         count = self._count
         i = count % self._max_size
         slot: Any = item
@@ -205,7 +213,9 @@ class DataBuffer(Generic[T]):
                 )
                 slot = key
             except Exception:  # row i not allocated yet, or a field that does not fit a row
-                slot = self._put_slow(item, i)
+                if self._grow_rows(i):
+                    self._put(item)  # row i exists now: pack again, the same way
+                    return
         try:
             self._slots[i] = slot
         except IndexError:  # slot i not allocated yet
@@ -214,34 +224,16 @@ class DataBuffer(Generic[T]):
             slots[i] = slot
         self._count = count + 1
 
-    def _put_slow(self, bar: TradeBar, i: int) -> Any:
-        """Allocate row ``i`` if missing and pack ``bar`` there; return the slot to store.
-
-        That is the bar's key once it is packed, or the bar itself when it cannot be (a
-        timestamp beyond int64, a price that is not a number, an unhashable field).
-        """
+    def _grow_rows(self, i: int) -> bool:
+        """Allocate rows up to ``i`` if row ``i`` is missing; return whether it was."""
         rows = self._rows
         have = len(rows) // _ROW
-        if have <= i:
-            grown = bytearray(self._grown(have, i) * _ROW)  # exact size: extend overallocates
-            grown[: len(rows)] = rows
-            self._rows = rows = grown
-        try:
-            key = self._key_for(bar)
-            _pack_into(
-                rows,
-                i * _ROW,
-                bar.ts_event,
-                bar.open,
-                bar.high,
-                bar.low,
-                bar.close,
-                bar.volume,
-                bar.ts_recv,
-            )
-        except Exception:  # any field that does not fit: keep the object
-            return bar
-        return key
+        if have > i:
+            return False
+        grown = bytearray(self._grown(have, i) * _ROW)  # exact size: extend overallocates
+        grown[: len(rows)] = rows
+        self._rows = grown
+        return True
 
     def _key_for(self, bar: TradeBar) -> _BarKey:
         """Return the shared key for ``bar``'s series and flags, and make it the usual one."""
