@@ -54,7 +54,6 @@ MAX_LINES = 500
 # Modules allowed over MAX_LINES, each with the reason it is one module.
 LONG_MODULES: dict[str, str] = {
     "lean_data.engine.core": "not split yet",
-    "lean_data.feeds.ccxt_feed": "not split yet",
     "lean_data.feeds.streaming": "not split yet",
     "lean_data.series.aggregation": "not split yet",
     "lean_data.series.calendars": "not split yet",
@@ -66,7 +65,6 @@ LONG_MODULES: dict[str, str] = {
     "lean_data.testing.alpaca": "not split yet",
     "lean_data.wire.alpaca": "not split yet",
     "lean_data.wire.binance": "not split yet",
-    "lean_data.wire.ccxt": "not split yet",
 }
 
 
