@@ -247,6 +247,7 @@ class Continuity:
         self._runs: list[tuple[str, str, Resolution, int, int]] = []
         self.late_bars: list[tuple[str, TradeBar]] = []
         """Late bars met while resuming a series; the engine stores and clears them."""
+        self._resumed_duplicates = 0
 
     # ----------------------------------------------------------------- the hot path
     def admit_fast(self, feed: str, bar: TradeBar) -> Decision | None:
@@ -455,10 +456,21 @@ class Continuity:
                 out.append((source, decision.bar))
             elif decision.action is Action.LATE and decision.bar is not None:
                 self.late_bars.append((source, decision.bar))
+            elif decision.action is Action.DUPLICATE:
+                self._resumed_duplicates += 1
             elif decision.action is Action.FETCH:
                 cast(list[tuple[str, TradeBar]], series.parked).extend(parked[index + 1 :])
                 return out, decision.request
         return out, None
+
+    def take_resumed_duplicates(self) -> int:
+        """Return how many parked bars :meth:`resume` dropped as duplicates since the last call.
+
+        A bar parked behind a request is decided when the series resumes; the engine counts
+        the duplicates among them in its outcomes, as it counts those :meth:`admit` answers.
+        """
+        count, self._resumed_duplicates = self._resumed_duplicates, 0
+        return count
 
     def parked(self, symbol: str, resolution: Resolution) -> int:
         """Return how many bars of a series wait for a request to be answered."""
