@@ -64,7 +64,12 @@ LONG_MODULES: dict[str, str] = {
     "lean_data.storage.writer": "not split yet",
     "lean_data.testing.alpaca": "not split yet",
     "lean_data.wire.alpaca": "not split yet",
-    "lean_data.wire.binance": "not split yet",
+    "lean_data.wire.binance": (
+        "one venue's whole wire protocol, the model issue 12 keeps: every websocket and REST "
+        "parser shares one set of field accessors (a fast path, then a checked slow path "
+        "with precise errors); the outgoing side (symbols, stream names, frames, error "
+        "codes) is ~90 of its 521 lines, so splitting it off would not shorten the parsers"
+    ),
 }
 
 

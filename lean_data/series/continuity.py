@@ -255,6 +255,8 @@ class Continuity:
 
         The next bar of a running series from the feed already delivering it costs a few
         attribute reads and one slot write; everything else goes through :meth:`admit`.
+        A hand-inlined copy of :meth:`_advance` / :func:`_remember` for that case, held to
+        them (answers and state) by tests/test_continuity_paths.py.
         """
         series = self._series.get((bar.symbol, bar.resolution))
         if (
@@ -466,8 +468,7 @@ class Continuity:
     def take_resumed_duplicates(self) -> int:
         """Return how many parked bars :meth:`resume` dropped as duplicates since the last call.
 
-        A bar parked behind a request is decided when the series resumes; the engine counts
-        the duplicates among them in its outcomes, as it counts those :meth:`admit` answers.
+        The engine counts them in its outcomes, as it counts the duplicates :meth:`admit` finds.
         """
         count, self._resumed_duplicates = self._resumed_duplicates, 0
         return count
