@@ -80,7 +80,6 @@ __all__ = ["CHANNELS", "CcxtDataFeed"]
 CHANNELS = frozenset({"ohlcv", "trades"})
 """The channels a :class:`CcxtDataFeed` can watch."""
 
-_MS = 1_000_000
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _WATCH_METHODS = {"ohlcv": "watchOHLCV", "trades": "watchTrades"}
 _UNWATCH_METHODS = {
@@ -209,7 +208,6 @@ class CcxtDataFeed(StreamingFeed):
         self.grace_ns = round(grace_s * NS_PER_SECOND)
         self.stale_grace_s = grace_s
         self.close_check_s = close_check_s
-        self._clock = clock
         self._exchange_config = dict(exchange_config or {})
         self._secrets = secrets_of(self._exchange_config)
         self._market_list = None if markets is None else [dict(m) for m in markets]
