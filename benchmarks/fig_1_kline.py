@@ -16,7 +16,7 @@ sync callbacks):
 
 - in memory: a :class:`BinanceDataFeed` whose websocket is replaced by the pre-loaded
   frames (``open_session`` installs an in-memory connection), so the feed's own
-  ``run_session`` runs per frame (receive time, ``parse_message``, the closed-bar dedupe,
+  ``run_session`` runs per frame (receive time, ``parse_message``,
   ``await self.emit``) and the engine does validate, score, buffer and callbacks; no socket.
   Timed from releasing the first frame to the last callback.
 - loopback socket: the unmodified BinanceDataFeed against a :class:`BinanceLoopbackServer`

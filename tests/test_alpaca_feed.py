@@ -119,6 +119,37 @@ async def test_bars_and_revisions_reach_callbacks_and_sqlite_keeps_the_final_bar
     assert (subscribe["bars"], subscribe["updatedBars"]) == (["SPY"], ["SPY"])
 
 
+async def test_a_repeated_correction_is_a_duplicate_and_a_second_one_revision_2() -> None:
+    """Corrections arrive flagged ``revision`` 1; the engine's continuity numbers them.
+
+    After the real timeline the first ``u`` is sent again as it was (an exact repeat), then
+    once more with a close one cent higher (a second correction of that minute, *derived*).
+    """
+    timeline = spy_stream()
+    first_u = next(m for m in timeline if m["T"] == "u")
+    higher = float(first_u["c"]) + 0.01  # type: ignore[arg-type]
+    second = dict(first_u, c=higher, h=max(float(first_u["h"]), higher))  # type: ignore[arg-type]
+    seen: list[TradeBar] = []
+
+    def on_bar(symbol: str, bar: MarketData, quality: DataQualityLevel) -> None:
+        assert isinstance(bar, TradeBar)
+        seen.append(bar)
+
+    async with server_for([*timeline, dict(first_u), second]) as server:
+        feed = feed_for(server)
+        async with DataEngine(Config(db_path=None)) as engine:
+            engine.add_feed(feed)
+            engine.add_data_callback(on_bar)
+            await engine.subscribe_symbol("SPY")
+            await eventually(lambda: len(seen) == 17)
+            await engine.wait_idle()
+            outcomes = engine.get_metrics()["engine"]["outcomes"]
+    assert [b.revision for b in seen].count(1) == 6
+    assert (seen[-1].ts_event, seen[-1].close, seen[-1].revision) == (first_u["t"], higher, 2)
+    assert outcomes["duplicate"] == 1
+    assert feed.get_connection_status()["revisions"] == 8  # corrections received
+
+
 async def test_drop_reconnects_reauthenticates_and_resubscribes() -> None:
     timeline = spy_stream()
     seen: list[MarketData] = []

@@ -60,6 +60,45 @@ def test_duplicates_and_revisions(bars: list[TradeBar]) -> None:
     assert (stats["duplicates"], stats["revisions"]) == (3, 2)
 
 
+def test_a_correction_flag_from_the_source_is_numbered_by_continuity(
+    bars: list[TradeBar],
+) -> None:
+    """Alpaca's ``updatedBars`` arrive flagged ``revision=1`` (the fact "a correction").
+
+    Continuity owns the numbering: the first correction is revision 1, a later one with
+    other values revision 2, and one repeating the values already delivered a duplicate.
+    """
+    tracker = Continuity()
+    for bar in bars[:10]:
+        tracker.admit("alpaca", bar)
+    first = replace(bars[4], close=bars[4].close + 1, revision=1)
+    second = replace(bars[4], close=bars[4].close + 2, revision=1)
+    assert tracker.admit("alpaca", first).bar == first
+    assert tracker.admit("alpaca", second).bar == replace(second, revision=2)
+    assert tracker.admit("alpaca", second).action is Action.DUPLICATE
+    stats = tracker.statistics()
+    assert (stats["delivered"], stats["revisions"], stats["duplicates"]) == (10, 2, 1)
+
+
+def test_duplicates_parked_behind_a_seed_are_counted_for_the_engine(
+    bars: list[TradeBar],
+) -> None:
+    """A venue re-sending a closed candle while the series waits: decided on resume."""
+    tracker = Continuity(seed_from_storage=True)
+    parked = [*bars[:5], replace(bars[3]), bars[5], replace(bars[5])]
+    assert [tracker.admit("binance", b).action for b in parked] == [
+        Action.FETCH,
+        *[Action.PARKED] * 7,
+    ]
+    tracker.seed("BTC-PERP", bars[0].resolution, None)
+    out, again = tracker.resume("BTC-PERP", bars[0].resolution, [])
+    assert again is None
+    assert [bar for _, bar in out] == bars[:6]
+    assert tracker.take_resumed_duplicates() == 2
+    assert tracker.take_resumed_duplicates() == 0  # taken once
+    assert tracker.statistics()["duplicates"] == 2
+
+
 def test_a_gap_parks_the_series_until_resumed_with_the_missing_bars(
     bars: list[TradeBar],
 ) -> None:

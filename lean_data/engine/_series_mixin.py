@@ -70,6 +70,7 @@ class SeriesMixin:
     _calendars: dict[str, Any]
     _aggregators: dict[str, Any]
     _derivers: dict[tuple[str, Resolution], Any]
+    _outcomes: dict[str, int]
 
     def _own(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         raise NotImplementedError
@@ -375,6 +376,7 @@ class SeriesMixin:
             )  # fmt: skip
         for feed, bar in out:
             await self._guarded(feed, bar, self._deliver, feed, bar)
+        self._outcomes["duplicate"] += self.continuity.take_resumed_duplicates()
         late, self.continuity.late_bars = self.continuity.late_bars, []
         for feed, bar in late:
             await self._guarded(feed, bar, self._deliver, feed, bar, None, True)

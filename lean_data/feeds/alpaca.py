@@ -27,9 +27,14 @@ client, with ``max_size`` and ``max_queue`` from ``ws_max_message_bytes`` and
 ``ws_buffer_bytes``; alpaca-py's ``StockDataStream`` (and its ``websocket_params``) is not
 used.
 
-Channels: ``bars`` (closed minute bars), ``updatedBars`` (revisions of sent bars, emitted with
-``revision`` 1, 2, ...), ``dailyBars`` (running daily bar, ``closed=False``), ``trades``,
-``quotes``.
+Channels: ``bars`` (closed minute bars), ``updatedBars`` (corrections of sent bars),
+``dailyBars`` (running daily bar, ``closed=False``), ``trades``, ``quotes``.
+
+**Revisions.** An ``updatedBars`` message is a fact, "the venue corrected this minute": it is
+emitted as parsed, with ``revision`` 1 (:mod:`lean_data.wire.alpaca`). The feed does not
+number revisions; the engine's continuity (:mod:`lean_data.series.continuity`) does: the
+first correction of a delivered bar is revision 1, each later one with other values the
+next number, and one that repeats the values already delivered is a duplicate.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ import logging
 import random
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -79,7 +83,6 @@ class _NoFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 log = logging.getLogger(__name__)
 _NO_FRAME_LOG = _NoFrameLog(logging.getLogger("websockets.client"), {})
-_REVISIONS_KEPT = 4096
 
 
 class AlpacaDataFeed(StreamingFeed):
@@ -170,7 +173,6 @@ class AlpacaDataFeed(StreamingFeed):
         self.encoding: Encoding = encoding
         self._ws: ClientConnection | None = None
         self._history_client: Any = None
-        self._revisions: OrderedDict[tuple[str, int], int] = OrderedDict()
         self.malformed_frames = 0
         self.unknown_messages = 0
         self.revisions = 0
@@ -271,10 +273,8 @@ class AlpacaDataFeed(StreamingFeed):
             for message in messages:
                 item = message.item
                 if item is not None:
-                    if message.kind == "updated_bar" and isinstance(item, TradeBar):
-                        item.revision = self._next_revision(item)
-                    elif message.kind == "bar" and isinstance(item, TradeBar):
-                        self._remember(item)
+                    if message.kind == "updated_bar":
+                        self.revisions += 1  # corrections received; continuity numbers them
                     await self.emit(item)
                 elif message.kind == "error":
                     error = error_for_code(message.code, message.text)
@@ -284,23 +284,6 @@ class AlpacaDataFeed(StreamingFeed):
                 elif message.kind == "unknown":
                     self.unknown_messages += 1
                     self.report_error("unknown_message", f"type {message.type!r}")
-
-    def _remember(self, bar: TradeBar) -> None:
-        key = (bar.symbol, bar.ts_event)
-        self._revisions[key] = 0
-        self._revisions.move_to_end(key)
-        if len(self._revisions) > _REVISIONS_KEPT:
-            self._revisions.popitem(last=False)
-
-    def _next_revision(self, bar: TradeBar) -> int:
-        key = (bar.symbol, bar.ts_event)
-        revision = self._revisions.get(key, 0) + 1
-        self._revisions[key] = revision
-        self._revisions.move_to_end(key)
-        if len(self._revisions) > _REVISIONS_KEPT:
-            self._revisions.popitem(last=False)
-        self.revisions += 1
-        return revision
 
     # ----------------------------------------------------------------- history
     async def get_historical_data(

@@ -10,10 +10,11 @@ optionally ``<pair>@aggTrade`` (trade ticks) and ``<pair>@bookTicker`` (top-of-b
 ticks). In-progress candle updates keep the subscription alive; they are emitted (closed=False)
 only with ``emit_partial=True``.
 
-A closed candle the venue sends again is dropped only when it repeats the values already
-emitted (counted in ``duplicate_bars``); one with corrected values is emitted as the venue
-sent it (``revision`` 0, counted in ``revised_bars``): the engine's continuity numbers it as
-a revision and storage upserts the corrected row.
+Every closed candle is emitted as the venue sent it (``revision`` 0), a re-sent one too:
+the feed does not judge repeats. The engine's continuity (:mod:`lean_data.series.continuity`)
+owns that decision: an exact repeat of a delivered candle is dropped and counted as a
+duplicate, one with corrected values is delivered as a revision (and storage upserts the
+corrected row).
 """
 
 from __future__ import annotations
@@ -46,11 +47,9 @@ __all__ = ["BINANCE_REST_URL", "BINANCE_WS_URL", "BinanceDataFeed", "Channel"]
 BINANCE_WS_URL = "wss://stream.binance.com:9443"
 BINANCE_REST_URL = "https://api.binance.com"
 Channel = Literal["kline", "agg_trade", "book_ticker"]
-_Values = tuple[float, float, float, float, float]  # open, high, low, close, volume
 _CHANNEL_NAMES: Mapping[str, str] = {"agg_trade": "aggTrade", "book_ticker": "bookTicker"}
 _KLINES_PAGE = 1000  # Binance's largest ``limit``
 _MS = 1_000_000
-_SEEN = 64  # closed candles remembered per symbol, to drop exact repeats of them
 
 
 class BinanceDataFeed(StreamingFeed):
@@ -78,9 +77,7 @@ class BinanceDataFeed(StreamingFeed):
             ``cadence_s=2`` is tighter for a liquid pair, ``None`` or ``0`` turns it off.
 
     Attributes:
-        malformed_frames, unknown_frames, duplicate_bars: frames counted and skipped
-            (``duplicate_bars``: exact repeats of a closed candle already emitted).
-        revised_bars: closed candles re-sent with changed values, emitted again.
+        malformed_frames, unknown_frames: frames counted and skipped.
     """
 
     asset_classes = frozenset({AssetClass.CRYPTO})
@@ -146,12 +143,8 @@ class BinanceDataFeed(StreamingFeed):
         self._http: aiohttp.ClientSession | None = None
         self._venue: dict[str, str] = {}  # "BTCUSDT" -> "BTC/USDT"
         self._request_id = 0
-        # symbol -> open time -> values of the closed candle last emitted
-        self._closed: dict[str, dict[int, _Values]] = {}
         self.malformed_frames = 0
         self.unknown_frames = 0
-        self.duplicate_bars = 0
-        self.revised_bars = 0
 
     stale_grace_s = 2.0  # the final kline update comes up to 2 s after the period ends
 
@@ -225,8 +218,10 @@ class BinanceDataFeed(StreamingFeed):
                 continue
             item = message.item
             if item is not None:
-                if isinstance(item, TradeBar) and not self._admit_bar(item, now):
-                    continue
+                if isinstance(item, TradeBar) and not item.closed:
+                    self.note_data(item.symbol, now)  # an update keeps the subscription alive
+                    if not self.emit_partial:
+                        continue
                 await self.emit(item)
             elif message.kind == "unknown":
                 self.unknown_frames += 1
@@ -236,32 +231,6 @@ class BinanceDataFeed(StreamingFeed):
                 if not error.retryable:
                     raise error
                 self.report_error("venue_error", str(error))
-
-    def _admit_bar(self, bar: TradeBar, now: int) -> bool:
-        """Return True when ``bar`` should be emitted; keep the subscription alive anyway.
-
-        A closed candle is dropped only when it repeats the values of the closed candle
-        already emitted for its open time; a changed one is emitted (a correction).
-        """
-        if not bar.closed:
-            self.note_data(bar.symbol, now)
-            return self.emit_partial
-        seen = self._closed.get(bar.symbol)
-        if seen is None:
-            seen = self._closed[bar.symbol] = {}
-        values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
-        previous = seen.get(bar.ts_event)
-        if previous is not None:
-            if _same(values, previous):
-                self.duplicate_bars += 1
-                self.note_data(bar.symbol, now)
-                return False
-            self.revised_bars += 1
-        seen[bar.ts_event] = values
-        if len(seen) > 2 * _SEEN:  # keep the newest _SEEN open times (insertion order)
-            for ts in list(seen)[:-_SEEN]:
-                del seen[ts]
-        return True
 
     # ----------------------------------------------------------------- history
     async def get_historical_data(
@@ -338,8 +307,6 @@ class BinanceDataFeed(StreamingFeed):
         status.update(
             malformed_frames=self.malformed_frames,
             unknown_frames=self.unknown_frames,
-            duplicate_bars=self.duplicate_bars,
-            revised_bars=self.revised_bars,
         )
         return status
 
@@ -352,11 +319,6 @@ def http_timeout(total_s: float) -> aiohttp.ClientTimeout:
         sock_connect=min(10.0, total_s),
         sock_read=total_s,
     )
-
-
-def _same(values: _Values, seen: _Values) -> bool:
-    """Compare candle values, NaN equal to NaN (as the engine's continuity does)."""
-    return all(a == b or (a != a and b != b) for a, b in zip(values, seen, strict=True))
 
 
 def _preview(raw: bytes | str, limit: int = 120) -> str:

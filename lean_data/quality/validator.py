@@ -65,7 +65,9 @@ Suspicious (delivered with the level shown):
 ``duplicate_timestamp``   FAIR/POOR  a bar with the same open time as the previous bar of
                                      its series, neither a revision (``revision``
                                      increased) nor an update of an in-progress bar: FAIR
-                                     when identical, POOR when the values differ
+                                     when identical, POOR when the values differ. A grade,
+                                     not a decision: in the engine, continuity decides
+                                     repeats of closed trade bars before they are judged
 ``out_of_order``          POOR/FAIR  event time earlier than the previous item of the
                                      series (bars POOR unless ``backfilled``; ticks FAIR)
 ``crossed_quote``         INVALID    see above

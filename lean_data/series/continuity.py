@@ -247,6 +247,7 @@ class Continuity:
         self._runs: list[tuple[str, str, Resolution, int, int]] = []
         self.late_bars: list[tuple[str, TradeBar]] = []
         """Late bars met while resuming a series; the engine stores and clears them."""
+        self._resumed_duplicates = 0
 
     # ----------------------------------------------------------------- the hot path
     def admit_fast(self, feed: str, bar: TradeBar) -> Decision | None:
@@ -254,6 +255,8 @@ class Continuity:
 
         The next bar of a running series from the feed already delivering it costs a few
         attribute reads and one slot write; everything else goes through :meth:`admit`.
+        A hand-inlined copy of :meth:`_advance` / :func:`_remember` for that case, held to
+        them (answers and state) by tests/test_continuity_paths.py.
         """
         series = self._series.get((bar.symbol, bar.resolution))
         if (
@@ -455,10 +458,20 @@ class Continuity:
                 out.append((source, decision.bar))
             elif decision.action is Action.LATE and decision.bar is not None:
                 self.late_bars.append((source, decision.bar))
+            elif decision.action is Action.DUPLICATE:
+                self._resumed_duplicates += 1
             elif decision.action is Action.FETCH:
                 cast(list[tuple[str, TradeBar]], series.parked).extend(parked[index + 1 :])
                 return out, decision.request
         return out, None
+
+    def take_resumed_duplicates(self) -> int:
+        """Return how many parked bars :meth:`resume` dropped as duplicates since the last call.
+
+        The engine counts them in its outcomes, as it counts the duplicates :meth:`admit` finds.
+        """
+        count, self._resumed_duplicates = self._resumed_duplicates, 0
+        return count
 
     def parked(self, symbol: str, resolution: Resolution) -> int:
         """Return how many bars of a series wait for a request to be answered."""

@@ -45,10 +45,10 @@ class ParsedMessage:
             ``"connected"`` or ``"authenticated"``); ``subscription`` (``channels`` set);
             ``error`` (``code`` and ``text`` set); ``unknown`` (a type this module does
             not decode; ``type`` names it).
-        item: the bar or tick, for data kinds. An ``updated_bar`` has ``revision=1``:
-            the parser cannot know how many revisions came before, so a feed keeps a
-            count per (symbol, open time) and sets ``revision`` to 1 for the first ``u``
-            of a bar, 2 for the second, and so on.
+        item: the bar or tick, for data kinds. An ``updated_bar`` has ``revision=1``,
+            the fact "a correction": the parser cannot know how many came before, and
+            the engine's continuity numbers them (1 for the first ``u`` of a bar, the
+            next number for each later one with other values).
         type: the message's ``T`` ("" when absent).
         text: the ``msg`` of ``success`` and ``error`` messages.
         code: the error code of ``error`` messages (``None`` when absent).
