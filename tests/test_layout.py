@@ -56,7 +56,6 @@ LONG_MODULES: dict[str, str] = {
     "lean_data.engine.core": "not split yet",
     "lean_data.feeds.ccxt_feed": "not split yet",
     "lean_data.feeds.streaming": "not split yet",
-    "lean_data.series.aggregation": "not split yet",
     "lean_data.series.calendars": "not split yet",
     "lean_data.series.resample": "not split yet",
     "lean_data.storage.cache": "not split yet",
