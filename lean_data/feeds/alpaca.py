@@ -41,6 +41,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -272,7 +273,7 @@ class AlpacaDataFeed(StreamingFeed):
                 item = message.item
                 if item is not None:
                     if message.kind == "updated_bar" and isinstance(item, TradeBar):
-                        item.revision = self._next_revision(item)
+                        item = replace(item, revision=self._next_revision(item))
                     elif message.kind == "bar" and isinstance(item, TradeBar):
                         self._remember(item)
                     await self.emit(item)

@@ -418,15 +418,27 @@ def _channels(message: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 def _bar(
-    message: Mapping[str, Any], ts_recv: int, where: str, resolution: Resolution, closed: bool
+    message: Mapping[str, Any],
+    ts_recv: int,
+    where: str,
+    resolution: Resolution,
+    closed: bool,
+    *,
+    revision: int = 0,
+    backfilled: bool = False,
+    now_ns: int | None = None,
 ) -> TradeBar:
+    """Return the bar of ``message``; with ``now_ns``, closed only if it ended by then."""
     for key in ("n", "vw"):  # not carried by TradeBar, but checked
         value = message.get(key)
         if value is not None and not _is_number(value):
             raise _bad(f"{where}.{key}", "a number", value)
+    ts_event = _ts(message, where)
+    if now_ns is not None:
+        closed = ts_event + resolution.nanos <= now_ns
     return TradeBar(
         symbol=_str(message, "S", where),
-        ts_event=_ts(message, where),
+        ts_event=ts_event,
         open=_num(message, "o", where),
         high=_num(message, "h", where),
         low=_num(message, "l", where),
@@ -435,6 +447,8 @@ def _bar(
         resolution=resolution,
         ts_recv=ts_recv,
         closed=closed,
+        revision=revision,
+        backfilled=backfilled,
     )
 
 
@@ -444,8 +458,7 @@ def _parse_bar(message: Mapping[str, Any], ts_recv: int) -> ParsedMessage:
 
 
 def _parse_updated_bar(message: Mapping[str, Any], ts_recv: int) -> ParsedMessage:
-    item = _bar(message, ts_recv, "updatedBar", Resolution.MINUTE, True)
-    item.revision = 1
+    item = _bar(message, ts_recv, "updatedBar", Resolution.MINUTE, True, revision=1)
     return ParsedMessage("updated_bar", item, type="u")
 
 
@@ -597,10 +610,13 @@ def parse_bars_page(
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise _bad(f"bars.{symbol}[{index}]", "an object", row)
-            bar = _bar({**row, "S": symbol}, ts_recv, f"bars.{symbol}[{index}]", resolution, True)
-            bar.closed = now_ns is None or bar.ts_event + resolution.nanos <= now_ns
-            bar.backfilled = backfilled
-            bars.append(bar)
+            where = f"bars.{symbol}[{index}]"
+            message = {**row, "S": symbol}
+            bars.append(
+                _bar(
+                    message, ts_recv, where, resolution, True, backfilled=backfilled, now_ns=now_ns
+                )
+            )
         result[str(symbol)] = bars
     return result, token
 
