@@ -218,9 +218,15 @@ def _fast_constructor(cls: type[_R]) -> type[_R]:
         f"\n    else:  # a subclass, whose layout differs\n        self = _new(cls){slow}"
         f"\n    return self\n"
     )
-    if "ts_recv" in names:  # the copy DataFeed.emit makes to stamp the receive time
-        values = ", ".join("ts_recv" if name == "ts_recv" else f"self.{name}" for name in names)
-        source += f"def _received(self, ts_recv):\n    return _record({values})\n"
+    if "ts_recv" in names:  # the copy DataFeed.emit makes: filled like __new__ fills one
+        copied = "".join(
+            f"\n    new.{name} = {'ts_recv' if name == 'ts_recv' else f'self.{name}'}"
+            for name in names
+        )
+        source += (
+            f"def _received(self, ts_recv):\n    new = _new(_twin){copied}"
+            f"\n    new.__class__ = _record\n    return new\n"
+        )
     namespace["_set"] = object.__setattr__
     exec(source, namespace)  # generated from the dataclass fields, as dataclasses does
     if "_received" in namespace:
