@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import csv
+import dataclasses
 import gc
 import io
 import pstats
@@ -557,10 +558,8 @@ def step_costs(rows: Sequence[Row], n: int) -> list[tuple[str, float]]:
     from lean_data.quality.levels import CLEAN, DataQualityLevel
 
     def fresh() -> tuple[DataEngine, list[TradeBar]]:
-        bars = Replicator(rows).bars(n)
         now = time.time_ns()
-        for bar in bars:
-            bar.ts_recv = now
+        bars = [dataclasses.replace(bar, ts_recv=now) for bar in Replicator(rows).bars(n)]
         return DataEngine(Config(db_path=None)), bars
 
     out: list[tuple[str, float]] = []

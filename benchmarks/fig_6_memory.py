@@ -41,7 +41,7 @@ from _common import BarFeed
 
 from lean_data import Config, DataEngine, TradeBar
 from lean_data.config import OverflowPolicy
-from lean_data.models import MarketData
+from lean_data.models import MarketData, with_ts_recv
 
 if TYPE_CHECKING:
     from _common import Context, Result
@@ -144,8 +144,7 @@ def fill_list(bars: Bars, per_symbol: int) -> dict[str, Any]:
     """The same bars, receive time stamped as emit does, kept in a plain list."""
     kept: list[TradeBar] = []
     for bar in bars.round_robin(per_symbol):
-        bar.ts_recv = time.time_ns()
-        kept.append(bar)
+        kept.append(with_ts_recv(bar, time.time_ns()))
     return {"rss": rss_mib(), "peak": peak_mib(), "held": len(kept)}
 
 

@@ -4,8 +4,12 @@ Timestamps are ``int`` nanoseconds since the Unix epoch, UTC. Bars are keyed by 
 **open** time (``ts_event``). Every item carries the source's event time and the local
 receive time (``ts_recv``); latency is their difference. ``datetime`` views are properties.
 
-These classes are the hot path: plain slotted dataclasses, no validation in ``__init__``
-(validation is :class:`lean_data.quality.validator.DataValidator`'s job, so bad data can be
+Bars, quotes and ticks are immutable records (frozen slotted dataclasses): nothing
+downstream can change an item another part of the engine holds, so nobody needs a
+defensive copy; a changed item is a new one (``dataclasses.replace``). They are the hot
+path, built for every message a feed parses, so they get a faster constructor than the one
+``dataclass(frozen=True)`` writes (see :func:`_fast_constructor`), and no validation
+(that is :class:`lean_data.quality.validator.DataValidator`'s job, so bad data can be
 scored and counted instead of raising).
 """
 
@@ -13,9 +17,10 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, TypeAlias
+from operator import attrgetter
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 __all__ = [
     "NS_PER_DAY",
@@ -31,6 +36,7 @@ __all__ = [
     "TradeBar",
     "datetime_to_ns",
     "ns_to_datetime",
+    "with_ts_recv",
 ]
 
 NS_PER_SECOND = 1_000_000_000
@@ -173,8 +179,82 @@ Resolution.MINUTE = Resolution(NS_PER_MINUTE)
 Resolution.HOUR = Resolution(NS_PER_HOUR)
 Resolution.DAILY = Resolution(NS_PER_DAY)
 
+_R = TypeVar("_R")
+_RECEIVED: dict[type, Any] = {}  # model class -> its copy-with-ts_recv function
 
-@dataclass(slots=True)
+
+def _fast_constructor(cls: type[_R]) -> type[_R]:
+    """Give the frozen slotted dataclass ``cls`` a constructor about 4x faster than its own.
+
+    ``dataclass(frozen=True)`` writes an ``__init__`` that stores each field through
+    ``object.__setattr__``, as the class's own ``__setattr__`` refuses: about 7x the cost
+    of a mutable slotted dataclass for a TradeBar. Instead, ``__new__`` fills an instance
+    of a twin class that has the same slots and no ``__setattr__`` (plain slot stores,
+    which CPython specialises), then makes it a ``cls`` by assigning ``__class__``
+    (allowed as the two layouts are identical); ``__init__`` is ``object.__init__``, so
+    nothing runs twice. A subclass (its layout differs) is built the slow way, through
+    ``object.__setattr__``. Everything else is the dataclass's own: the fields, equality,
+    hashing, ``repr``, ``dataclasses.replace``. ``__setattr__`` and ``__delattr__`` refuse
+    every name (Python 3.11's own raise ``TypeError`` for a name that is not a field of
+    a slotted class). Pickling and copying go through ``__reduce__`` (the constructor and
+    the field values), since ``__new__`` takes the fields.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # cls is a dataclass
+    twin = type(f"_{cls.__name__}Slots", (), {"__slots__": tuple(names)})
+    namespace: dict[str, Any] = {"_twin": twin, "_record": cls, "_new": object.__new__}
+    params = []
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    fast = "".join(f"\n        self.{name} = {name}" for name in names)
+    slow = "".join(f"\n        _set(self, {name!r}, {name})" for name in names)
+    source = (
+        f"def __new__(cls, {', '.join(params)}):"
+        f"\n    if cls is _record:\n        self = _new(_twin){fast}"
+        f"\n        self.__class__ = _record"
+        f"\n    else:  # a subclass, whose layout differs\n        self = _new(cls){slow}"
+        f"\n    return self\n"
+    )
+    if "ts_recv" in names:  # the copy DataFeed.emit makes: filled like __new__ fills one
+        copied = "".join(
+            f"\n    new.{name} = {'ts_recv' if name == 'ts_recv' else f'self.{name}'}"
+            for name in names
+        )
+        source += (
+            f"def _received(self, ts_recv):\n    new = _new(_twin){copied}"
+            f"\n    new.__class__ = _record\n    return new\n"
+        )
+    namespace["_set"] = object.__setattr__
+    exec(source, namespace)  # generated from the dataclass fields, as dataclasses does
+    if "_received" in namespace:
+        _RECEIVED[cls] = namespace["_received"]
+    get_fields = attrgetter(*names)
+
+    def __reduce__(self: _R) -> tuple[type[_R], tuple[Any, ...]]:
+        return (type(self), get_fields(self))
+
+    def __setattr__(self: _R, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self: _R, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    new = namespace["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    new.__doc__ = f"Return a new {cls.__name__} holding the given fields."
+    for method in (__reduce__, __setattr__, __delattr__):
+        method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
+        type.__setattr__(cls, method.__name__, method)
+    type.__setattr__(cls, "__new__", new)
+    type.__setattr__(cls, "__init__", object.__init__)
+    return cls
+
+
+@_fast_constructor
+@dataclass(frozen=True, slots=True)
 class TradeBar:
     """An OHLCV bar keyed by its open time.
 
@@ -216,7 +296,8 @@ class TradeBar:
         return ns_to_datetime(self.ts_event + self.resolution.nanos)
 
 
-@dataclass(slots=True)
+@_fast_constructor
+@dataclass(frozen=True, slots=True)
 class QuoteBar:
     """Bid and ask OHLC over a period, keyed by open time; sizes are the last seen."""
 
@@ -258,7 +339,8 @@ class TickType(enum.Enum):
     QUOTE = "quote"
 
 
-@dataclass(slots=True)
+@_fast_constructor
+@dataclass(frozen=True, slots=True)
 class Tick:
     """A single trade print or top-of-book quote.
 
@@ -291,3 +373,15 @@ class Tick:
 
 
 MarketData: TypeAlias = TradeBar | QuoteBar | Tick
+
+
+def with_ts_recv(item: MarketData, ts_recv: int) -> MarketData:
+    """Return a copy of ``item`` received at ``ts_recv`` (ns); models are immutable.
+
+    The same as ``dataclasses.replace(item, ts_recv=ts_recv)``, about 10x faster for the
+    models themselves (a subclass goes through ``replace``).
+    """
+    received = _RECEIVED.get(type(item))
+    if received is None:
+        return replace(item, ts_recv=ts_recv)
+    return received(item, ts_recv)  # type: ignore[no-any-return]

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
 from lean_data import AssetClass, DataFeed, Resolution
 from lean_data.feeds.base import FeedStatus
-from lean_data.models import MarketData, datetime_to_ns
+from lean_data.models import MarketData, datetime_to_ns, with_ts_recv
+
+
+def received(items: Sequence[MarketData]) -> list[MarketData]:
+    """Return ``items`` as a live feed builds them: stamped with a receive time (now).
+
+    ``DataFeed.emit`` passes a stamped item on as it is, and hands the engine a stamped
+    copy of one left at 0 (models are immutable), so a test that compares (or identifies)
+    what the engine delivered with what it sent sends received items.
+    """
+    now = time.time_ns()
+    return [with_ts_recv(x, now) if x.ts_recv == 0 else x for x in items]
 
 
 class ListFeed(DataFeed):

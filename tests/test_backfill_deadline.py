@@ -16,13 +16,13 @@ from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
 from .conftest import FIXTURES, eventually
-from .helpers import ListFeed
+from .helpers import ListFeed, received
 
 USA = FIXTURES / "lean/equity/usa/minute"
 
 
 def _session(path: Path, start_s: int, n: int) -> list[MarketData]:
-    return [x for x in load_file(path) if x.ts_event >= start_s * 10**9][:n]
+    return received([x for x in load_file(path) if x.ts_event >= start_s * 10**9][:n])
 
 
 SPY = _session(USA / "spy/20131007_trade.zip", 1381152600, 120)  # 09:30 New York

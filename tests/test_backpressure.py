@@ -11,13 +11,13 @@ from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
 from .conftest import eventually
-from .helpers import ListFeed
+from .helpers import ListFeed, received
 
 FTX = Path(__file__).parent / "fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv"
 
 
 def real_bars(n: int) -> list[MarketData]:
-    return load_file(FTX, symbol="BTC/USD:USD")[:n]
+    return received(load_file(FTX, symbol="BTC/USD:USD")[:n])
 
 
 async def test_drop_oldest_counts_exactly_what_the_slow_callback_lost() -> None:

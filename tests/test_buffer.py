@@ -136,17 +136,17 @@ def test_any_nan_comes_back_as_math_nan() -> None:
     assert got.close == 1.0
 
 
-def test_a_bar_is_stored_as_it_was_when_added() -> None:
+def test_a_bar_comes_back_equal_and_neither_can_change() -> None:
     bar = TradeBar("BTC/USDT", 60_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, closed=False)
     buffer: DataBuffer[TradeBar] = DataBuffer(3)
     buffer.add(bar)
-    snapshot = dataclasses.replace(bar)
-    bar.close = 1.75
-    bar.closed = True
-    assert buffer.latest == snapshot
     returned = buffer.get_latest(1)[0]
-    returned.high = 99.0
-    assert buffer.latest == snapshot
+    assert returned == bar
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bar.close = 1.75  # type: ignore[misc]  # what the test checks
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        returned.high = 99.0  # type: ignore[misc]  # what the test checks
+    assert buffer.latest == bar
 
 
 def test_int_prices_come_back_as_equal_floats() -> None:

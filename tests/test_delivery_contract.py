@@ -20,7 +20,7 @@ from lean_data.cli import DEMO_DATA
 from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
-from .helpers import ListFeed
+from .helpers import ListFeed, received
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SPY_FILES = sorted((DEMO_DATA / "lean/equity/usa/minute/spy").glob("*_trade.zip"))[:2]
@@ -155,7 +155,7 @@ async def test_average_quality_score_is_the_mean_of_the_delivered_levels() -> No
 async def test_exact_repeats_are_counted_in_metrics_and_one_errors_row(tmp_path: Path) -> None:
     import sqlite3
 
-    bars = [b for b in load_file(SPY_FILES[0]) if isinstance(b, TradeBar)][:100]
+    bars = received([b for b in load_file(SPY_FILES[0]) if isinstance(b, TradeBar)][:100])
     sent = [*bars[:50], bars[10], bars[20], bars[49], *bars[50:]]
     feed = ListFeed("venue", {"SPY": sent})
     seen: list[MarketData] = []

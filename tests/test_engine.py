@@ -22,7 +22,7 @@ from lean_data import (
 from lean_data.models import NS_PER_MINUTE, MarketData
 
 from .conftest import eventually
-from .helpers import ListFeed
+from .helpers import ListFeed, received
 
 T0 = 1_640_995_200 * 10**9  # 2022-01-01 00:00 UTC
 
@@ -45,7 +45,7 @@ def bars(symbol: str, n: int, start: float = 100.0) -> list[MarketData]:
             )
         )
         price = nxt
-    return out
+    return received(out)
 
 
 def rows(db: Path, sql: str = "select count(*) from bars") -> int:
@@ -146,8 +146,10 @@ async def test_invalid_item_is_counted_logged_called_back_flagged_not_stored(
     tmp_path: Path,
 ) -> None:
     good = bars("ETH/USDT", 3)
-    broken = TradeBar("ETH/USDT", T0 + 3 * NS_PER_MINUTE, 100.0, 99.0, 101.0, 100.0, 1.0)
-    tail = TradeBar("ETH/USDT", T0 + 4 * NS_PER_MINUTE, 100.0, 100.2, 99.9, 100.1, 2.0)
+    broken, tail = received([
+        TradeBar("ETH/USDT", T0 + 3 * NS_PER_MINUTE, 100.0, 99.0, 101.0, 100.0, 1.0),
+        TradeBar("ETH/USDT", T0 + 4 * NS_PER_MINUTE, 100.0, 100.2, 99.9, 100.1, 2.0),
+    ])  # fmt: skip
     feed = ListFeed("f", {"ETH/USDT": [*good, broken, tail]})
     seen: list[tuple[MarketData, DataQualityLevel]] = []
     fair: list[MarketData] = []

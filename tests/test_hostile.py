@@ -27,7 +27,7 @@ from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
 from .conftest import FIXTURES
-from .helpers import ListFeed
+from .helpers import ListFeed, received
 
 USA = FIXTURES / "lean/equity/usa"
 NOW_PLUS_400_DAYS = time.time_ns() + 400 * 86_400 * 10**9
@@ -160,8 +160,8 @@ async def test_one_hostile_item_costs_only_itself(
         earlier = [x for x in load_file(USA / "minute/spy/20131007_trade.zip")
                    if x.ts_event < items[0].ts_event][-30:] if kind == "bars" else []  # fmt: skip
         await _run(feed_type("f", {symbol: earlier}), symbol, db)
-    bad = corrupt(items[position])
-    sent = [*items[:position], bad, *items[position + 1 :]]
+    sent = received([*items[:position], corrupt(items[position]), *items[position + 1 :]])
+    bad = sent[position]
     sync_seen, async_seen, metrics = await _run(feed_type("f", {symbol: sent}), symbol, db)
 
     good = [x for x in sent if x is not bad]
@@ -238,7 +238,7 @@ def test_series_are_real() -> None:
 async def test_a_stored_future_bar_never_seeds_a_restarted_series(tmp_path: Path) -> None:
     """A bogus bar kept by ``store_invalid`` must not make the next run's bars late."""
     db = tmp_path / "x.db"
-    bars = [x for x in TRADE_BARS if isinstance(x, TradeBar)]
+    bars = received([x for x in TRADE_BARS if isinstance(x, TradeBar)])
     bogus = dataclasses.replace(bars[29], ts_event=NOW_PLUS_400_DAYS)
     first = LiveListFeed("f", {"SPY": [*bars[:29], bogus]})
     async with DataEngine(Config(db_path=db, store_invalid=True)) as engine:

@@ -54,8 +54,10 @@ def test_yahoo_daily_file(fixtures: Path) -> None:
     assert describe_file(path) == FileSpec(path, "csv", "YHOO", Resolution.DAILY, "bar")
     bars = load_file(path)
     assert len(bars) == 4965
-    first = TradeBar("YHOO", utc("1996-04-12"), 1.052083, 1.791667, 1.020833, 1.375, 408720000.0)
-    first.resolution = Resolution.DAILY
+    first = TradeBar(
+        "YHOO", utc("1996-04-12"), 1.052083, 1.791667, 1.020833, 1.375, 408720000.0,
+        Resolution.DAILY,
+    )  # fmt: skip
     assert bars[0] == first
     assert (bars[-1].ts_event, bars[-1].low, bars[-1].close) == (
         utc("2015-12-31"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import math
 import warnings
@@ -169,8 +170,7 @@ def test_timeline_is_derived_from_the_lean_files(
     for message in of_type(spy, "b", "u"):
         item = parse_message(message, 0).item
         assert isinstance(item, TradeBar)
-        item.revision = 0
-        final[item.ts_event] = item
+        final[item.ts_event] = dataclasses.replace(item, revision=0)
     assert final == {t: bar for t, bar in vendor.items() if ns(20, 16) <= t < ns(20, 26)}
     updates = of_type(spy, "u")
     assert [m["t"] for m in updates] == [ns(20, m) for m in (16, 17, 18, 21, 23, 25)]

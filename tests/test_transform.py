@@ -10,6 +10,7 @@ against them).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import zipfile
@@ -185,9 +186,7 @@ def test_vendor_hour_bars_resample_to_every_vendor_daily_bar_1998_2021(fixtures:
     got = resample(hours, Resolution.DAILY, tz="America/New_York")
     # 5 849 days across 23 years of DST changes and half days (4-6 hour bars), exactly.
     assert [b.closed for b in got] == [True] * 5_848 + [False]
-    for bar in got:
-        bar.closed = True
-    assert got == daily
+    assert [dataclasses.replace(bar, closed=True) for bar in got] == daily
 
 
 def test_the_project_loader_reads_the_fixtures_like_the_reference_readers(fixtures: Path) -> None:

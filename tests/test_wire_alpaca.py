@@ -8,6 +8,7 @@ messages derived from the LEAN SPY/AAPL files (see ``lean_data.testing.lean_time
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -213,7 +214,7 @@ def test_updated_bar_is_marked_as_a_revision() -> None:
     # 165.59 block print): what lean_timeline sends as "u".
     [vendor] = [bar for bar in load_file(SPY_MINUTE) if bar.ts_event == ns(2013, 10, 10, 20, 23)]
     assert isinstance(vendor, TradeBar)
-    vendor.revision = 1
+    vendor = dataclasses.replace(vendor, revision=1)
     message = {**alpaca_message(vendor), "t": msgpack.Timestamp.from_unix_nano(vendor.ts_event)}
     [parsed] = parse_frame(msgpack.packb([message]), RECV)
     assert parsed == ParsedMessage(
@@ -497,6 +498,5 @@ def test_lean_bars_round_trip_through_both_encodings(binary: bool) -> None:
         raw = orjson.dumps([{**m, "t": ns_to_rfc3339(m["t"])} for m in messages]).decode()
     parsed = parse_frame(raw, RECV)
     assert len(parsed) == 883
-    for bar in bars:
-        bar.ts_recv = RECV
-    assert [message.item for message in parsed] == bars
+    received = [dataclasses.replace(bar, ts_recv=RECV) for bar in bars]
+    assert [message.item for message in parsed] == received

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from lean_data.errors import EngineStateError
-from lean_data.models import AssetClass, MarketData, Resolution
+from lean_data.models import AssetClass, MarketData, Resolution, with_ts_recv
 from lean_data.symbols import classify_symbol
 
 __all__ = ["DataFeed", "FeedSink", "FeedStatus"]
@@ -211,7 +211,8 @@ class DataFeed(abc.ABC):
     async def emit(self, item: MarketData) -> None:
         """Hand one item to the engine; waits while the engine's inbox is full.
 
-        Stamps ``ts_recv`` with the current time when the feed left it at 0.
+        When the feed left ``ts_recv`` at 0, the engine gets a copy of ``item`` stamped
+        with the current time (models are immutable; ``item`` itself is unchanged).
 
         Raises:
             EngineStateError: the feed is not attached to an engine.
@@ -222,12 +223,13 @@ class DataFeed(abc.ABC):
             raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
         now = time.time_ns()
         try:
-            if item.ts_recv == 0:
-                item.ts_recv = now
+            ts_recv = item.ts_recv
         except AttributeError:
             raise TypeError(
                 f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
             ) from None
+        if ts_recv == 0:
+            item = with_ts_recv(item, now)
         self.last_message_ns = self.last_seen[item.symbol] = now
         self.messages_emitted += 1
         if not sink.offer(self.name, item):

@@ -222,22 +222,37 @@ def _equity_trade_tick(fields: list[str], ts: int, context: RowContext) -> Tick:
 
 
 def _quote_tick(
-    context: RowContext, ts: int, bid: float, bid_size: float, ask: float, ask_size: float
+    context: RowContext,
+    ts: int,
+    bid: float,
+    bid_size: float,
+    ask: float,
+    ask_size: float,
+    exchange: str = "",
+    condition: str = "",
+    suspicious: bool = False,
 ) -> Tick:
     price = (bid + ask) / 2.0 if bid > 0.0 and ask > 0.0 else max(bid, ask)
-    return Tick(context.symbol, ts, price, 0.0, _QUOTE, 0, bid, bid_size, ask, ask_size)
+    return Tick(
+        context.symbol, ts, price, 0.0, _QUOTE, 0, bid, bid_size, ask, ask_size, exchange,
+        condition, suspicious,
+    )  # fmt: skip
 
 
 def _equity_quote_tick(fields: list[str], ts: int, context: RowContext) -> Tick:
     _, bid, bid_size, ask, ask_size, exchange, condition, suspicious = fields
     scale = context.scale
-    tick = _quote_tick(
-        context, ts, float(bid) / scale, float(bid_size), float(ask) / scale, float(ask_size)
+    return _quote_tick(
+        context,
+        ts,
+        float(bid) / scale,
+        float(bid_size),
+        float(ask) / scale,
+        float(ask_size),
+        exchange,
+        condition,
+        _FLAGS[suspicious.rstrip()],
     )
-    tick.exchange = exchange
-    tick.condition = condition
-    tick.suspicious = _FLAGS[suspicious.rstrip()]
-    return tick
 
 
 def _crypto_trade_tick(fields: list[str], ts: int, context: RowContext) -> Tick:

@@ -286,28 +286,35 @@ def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar]:
     """
     layout, _ = _head(spec.path, options, limit=0)
     clock = LocalClock(zone(options.get("tz")))
-    parse = _RowParser(layout, clock, spec.symbol, spec.resolution, spec.path)
     stamped = options.get("stamped", "open")
     if stamped not in ("open", "close"):
         raise ConfigError(f"stamped: expected 'open' or 'close', found {stamped!r}")
     shift = spec.resolution.nanos if stamped == "close" else 0
+    parse = _RowParser(layout, clock, spec.symbol, spec.resolution, spec.path, shift)
     rows = _rows(spec.path, options)
     if layout.header is not None:
         next(rows)
     for line, fields in rows:
-        bar = parse(line, fields)
-        if shift:
-            bar.ts_event -= shift
-        yield bar
+        yield parse(line, fields)
 
 
 class _RowParser:
-    """Turn one row's fields into a TradeBar, or explain which field is wrong."""
+    """Turn one row's fields into a TradeBar, or explain which field is wrong.
+
+    ``shift`` (ns) is taken off each row's time: the period, for rows stamped at the close.
+    """
 
     def __init__(
-        self, layout: _Layout, clock: LocalClock, symbol: str, resolution: Resolution, path: Path
+        self,
+        layout: _Layout,
+        clock: LocalClock,
+        symbol: str,
+        resolution: Resolution,
+        path: Path,
+        shift: int = 0,
     ) -> None:
         self.layout = layout
+        self.shift = shift
         self.clock = clock
         self.symbol = symbol
         self.resolution = resolution
@@ -331,7 +338,7 @@ class _RowParser:
             volume = _NAN if layout.volume is None else float(fields[layout.volume])
             return TradeBar(
                 self.symbol,
-                self._time(text),
+                self._time(text) - self.shift,
                 float(fields[layout.open]),
                 float(fields[layout.high]),
                 float(fields[layout.low]),

@@ -23,7 +23,7 @@ import io
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -233,5 +233,4 @@ def _ms_parser(
 def _shift(items: Iterator[MarketData], clock: LocalClock) -> Iterator[MarketData]:
     """Convert wall-clock event times to UTC one by one (days with a DST transition)."""
     for item in items:
-        item.ts_event = clock.to_utc(item.ts_event)
-        yield item
+        yield replace(item, ts_event=clock.to_utc(item.ts_event))

@@ -63,8 +63,8 @@ class DataBuffer(Generic[T]):
     """Keep the ``max_size`` most recent items; adding to a full buffer drops the oldest.
 
     Items that are TradeBars come back as equal copies, not as the objects added: a bar is
-    stored as a snapshot of its fields taken by :meth:`add`, so changing the bar afterwards
-    does not change the buffer, and neither does changing a bar a read returned. Prices,
+    stored as its fields packed into a row (for memory, see the module docstring), and a
+    read builds a new TradeBar from them. Prices,
     volume and the timestamps go through a C double or int64: an ``int`` price comes back
     as a ``float``, and any ``nan`` as ``math.nan`` itself (so the copy of a bar built with
     ``math.nan`` compares equal to it). A TradeBar whose fields do not fit (a timestamp

@@ -106,10 +106,13 @@ def parse_bars_page(
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise _bad(f"bars.{symbol}[{index}]", "an object", row)
-            bar = _bar({**row, "S": symbol}, ts_recv, f"bars.{symbol}[{index}]", resolution, True)
-            bar.closed = now_ns is None or bar.ts_event + resolution.nanos <= now_ns
-            bar.backfilled = backfilled
-            bars.append(bar)
+            where = f"bars.{symbol}[{index}]"
+            message = {**row, "S": symbol}
+            bars.append(
+                _bar(
+                    message, ts_recv, where, resolution, True, backfilled=backfilled, now_ns=now_ns
+                )
+            )
         result[str(symbol)] = bars
     return result, token
 

@@ -146,15 +146,27 @@ def _channels(message: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 def _bar(
-    message: Mapping[str, Any], ts_recv: int, where: str, resolution: Resolution, closed: bool
+    message: Mapping[str, Any],
+    ts_recv: int,
+    where: str,
+    resolution: Resolution,
+    closed: bool,
+    *,
+    revision: int = 0,
+    backfilled: bool = False,
+    now_ns: int | None = None,
 ) -> TradeBar:
+    """Return the bar of ``message``; with ``now_ns``, closed only if it ended by then."""
     for key in ("n", "vw"):  # not carried by TradeBar, but checked
         value = message.get(key)
         if value is not None and not _is_number(value):
             raise _bad(f"{where}.{key}", "a number", value)
+    ts_event = _ts(message, where)
+    if now_ns is not None:
+        closed = ts_event + resolution.nanos <= now_ns
     return TradeBar(
         symbol=_str(message, "S", where),
-        ts_event=_ts(message, where),
+        ts_event=ts_event,
         open=_num(message, "o", where),
         high=_num(message, "h", where),
         low=_num(message, "l", where),
@@ -163,6 +175,8 @@ def _bar(
         resolution=resolution,
         ts_recv=ts_recv,
         closed=closed,
+        revision=revision,
+        backfilled=backfilled,
     )
 
 
@@ -172,8 +186,7 @@ def _parse_bar(message: Mapping[str, Any], ts_recv: int) -> ParsedMessage:
 
 
 def _parse_updated_bar(message: Mapping[str, Any], ts_recv: int) -> ParsedMessage:
-    item = _bar(message, ts_recv, "updatedBar", Resolution.MINUTE, True)
-    item.revision = 1
+    item = _bar(message, ts_recv, "updatedBar", Resolution.MINUTE, True, revision=1)
     return ParsedMessage("updated_bar", item, type="u")
 
 
