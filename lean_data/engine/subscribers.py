@@ -19,11 +19,12 @@ from lean_data.config import OverflowPolicy
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
 
-__all__ = ["AsyncCallback", "Subscriber"]
+__all__ = ["AsyncCallback", "Callbacks", "Subscriber", "SyncCallback"]
 
 log = logging.getLogger(__name__)
 
 AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
+SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 ErrorHook = Callable[["Subscriber", str, BaseException], None]
 _Entry = tuple[str, MarketData, DataQualityLevel]
 
@@ -177,3 +178,75 @@ class Subscriber:
             "dropped": self.dropped,
             "errors": self.errors,
         }
+
+
+class Callbacks:
+    """Who the pipeline calls back: sync callbacks inline, async ones through subscribers.
+
+    The pipeline reads the three lists per item; only this class changes them.
+
+    Args:
+        on_error: called with (callback name, symbol, exception) when a subscriber's
+            callback raises.
+    """
+
+    __slots__ = ("_on_error", "partial", "subscribers", "sync")
+
+    def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
+        self._on_error = on_error
+        self.sync: list[tuple[SyncCallback, float, bool]] = []  # callback, floor, late
+        self.partial: list[SyncCallback] = []  # sync callbacks that see in-progress bars
+        self.subscribers: list[Subscriber] = []
+
+    def add_sync(self, callback: SyncCallback, floor: float, late: bool, partial: bool) -> None:
+        """Call ``callback`` inline for items scoring at least ``floor``."""
+        self.sync.append((callback, floor, late))
+        if partial:
+            self.partial.append(callback)
+
+    def add_async(
+        self,
+        callback: AsyncCallback,
+        policy: OverflowPolicy,
+        size: int,
+        name: str,
+        *,
+        partial: bool,
+        floor: float,
+        late: bool,
+    ) -> Subscriber:
+        """Add a subscriber that runs ``callback`` from its own bounded queue."""
+        subscriber = Subscriber(
+            callback, policy, size, self._failed, name, partial=partial, floor=floor, late=late
+        )
+        self.subscribers.append(subscriber)
+        return subscriber
+
+    def _failed(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
+        self._on_error(subscriber.name, symbol, exc)
+
+    def remove(self, callback: Callable[..., Any]) -> bool:
+        """Stop calling ``callback``; an async one finishes what it has queued first."""
+        for entry in self.sync:
+            if entry[0] != callback:
+                continue
+            self.sync.remove(entry)
+            if callback in self.partial:
+                self.partial.remove(callback)
+            return True
+        for subscriber in self.subscribers:
+            if subscriber.callback == callback:
+                self.subscribers.remove(subscriber)
+                subscriber.close()
+                return True
+        return False
+
+    async def close(self) -> None:
+        """Let every subscriber finish its queue, then end (at stop)."""
+        for subscriber in self.subscribers:
+            subscriber.close()
+        await asyncio.gather(*(s.task for s in self.subscribers if s.task is not None))
+
+    def abandon(self) -> int:
+        """Discard what subscribers still queue (stop timeout); return how many were lost."""
+        return sum(s.abandon() for s in self.subscribers)
