@@ -153,8 +153,7 @@ class DataEngine:
         self.state = EngineState.RUNNING
         spawn = self._tasks.spawn
         self._pipeline_task = spawn("pipeline", self._pipeline.run)
-        for subscriber in self._callbacks.subscribers:
-            subscriber.task = spawn(f"subscriber:{subscriber.name}", subscriber.run)
+        self._callbacks.start(spawn)
         self._storage.start_saving()
         self._backfill.start_clock()
         await self._registry.connect_all()
@@ -394,8 +393,6 @@ class DataEngine:
         subscriber = self._callbacks.add_async(
             callback, chosen, size, name, partial=partial, floor=floor, late=late
         )
-        if self.running:
-            subscriber.task = self._tasks.spawn(f"subscriber:{subscriber.name}", subscriber.run)
         return subscriber
 
     def remove_data_callback(self, callback: Callable[..., Any]) -> bool:

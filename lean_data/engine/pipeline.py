@@ -433,10 +433,8 @@ class Pipeline:
                     getattr(callback, "__qualname__", "callback"), item.symbol, exc
                 )
         for subscriber in self._subscribers:
-            if subscriber.partial and not subscriber.offer(
-                item.symbol, item, DataQualityLevel.GOOD
-            ):
-                subscriber.dropped += 1  # an update is superseded by the next one: never wait
+            if subscriber.partial:
+                subscriber.offer_update(item.symbol, item, DataQualityLevel.GOOD)
 
     def latency_ns(self, feed: str, item: MarketData) -> int:
         """Nanoseconds from the item's event (a live bar's close) or receipt until now."""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lean_data.config import OverflowPolicy
+from lean_data.engine.tasks import Spawn
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
 
@@ -110,6 +111,11 @@ class Subscriber:
             self.dropped += 1
         latest[symbol] = (symbol, item, level)
 
+    def offer_update(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
+        """Offer an in-progress bar; dropped (counted) when full: the next update supersedes it."""
+        if not self.offer(symbol, item, level):
+            self.dropped += 1
+
     async def put(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
         """Queue one item, waiting for room under BLOCK."""
         while not self.offer(symbol, item, level):
@@ -190,10 +196,11 @@ class Callbacks:
             callback raises.
     """
 
-    __slots__ = ("_on_error", "partial", "subscribers", "sync")
+    __slots__ = ("_on_error", "_spawn", "partial", "subscribers", "sync")
 
     def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
         self._on_error = on_error
+        self._spawn: Spawn | None = None
         self.sync: list[tuple[SyncCallback, float, bool]] = []  # callback, floor, late
         self.partial: list[SyncCallback] = []  # sync callbacks that see in-progress bars
         self.subscribers: list[Subscriber] = []
@@ -220,7 +227,19 @@ class Callbacks:
             callback, policy, size, self._failed, name, partial=partial, floor=floor, late=late
         )
         self.subscribers.append(subscriber)
+        if self._spawn is not None:
+            self._run(subscriber)
         return subscriber
+
+    def start(self, spawn: Spawn) -> None:
+        """Run each subscriber's worker as an engine task, now and for those added later."""
+        self._spawn = spawn
+        for subscriber in self.subscribers:
+            self._run(subscriber)
+
+    def _run(self, subscriber: Subscriber) -> None:
+        assert self._spawn is not None
+        subscriber.task = self._spawn(f"subscriber:{subscriber.name}", subscriber.run)
 
     def _failed(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
         self._on_error(subscriber.name, symbol, exc)
