@@ -75,3 +75,21 @@ async def test_a_failing_feed_task_is_in_the_errors_table_and_the_engine_runs_on
     finally:
         await store.close()
     assert [e["message"] for e in errors] == ["connect:broken: RuntimeError('connect bug')"]
+
+
+class BadCloseFeed(ListFeed):
+    """A feed whose disconnect raises (a bug in the feed)."""
+
+    async def disconnect(self) -> None:
+        raise RuntimeError("disconnect bug")
+
+
+async def test_stop_ends_closed_when_a_feed_fails_to_close(tmp_path: Path) -> None:
+    engine = DataEngine(Config(db_path=tmp_path / "close.db", metrics_interval_s=0))
+    engine.add_feed(BadCloseFeed("bad"))
+    await engine.start()
+    with pytest.raises(RuntimeError, match="disconnect bug"):
+        await engine.stop()  # raised after storage closed: no ResourceWarning
+    assert engine.state is EngineState.CLOSED
+    await engine.stop()  # idempotent once closed
+    assert engine.state is EngineState.CLOSED

@@ -182,12 +182,13 @@ class DataEngine:
                 self.state = EngineState.CLOSED
             return
         self.state = EngineState.STOPPING
-        await asyncio.gather(*(feed.close() for feed in self._registry.feeds.values()))
-        try:
-            await asyncio.wait_for(self._drain(), self.config.stop_timeout_s)
-        except TimeoutError:
-            self._pipeline.abandon(self.config.stop_timeout_s)
-        try:
+        feeds = self._registry.feeds.values()
+        try:  # whatever fails on the way, the engine ends CLOSED
+            closed = await asyncio.gather(*(f.close() for f in feeds), return_exceptions=True)
+            try:
+                await asyncio.wait_for(self._drain(), self.config.stop_timeout_s)
+            except TimeoutError:
+                self._pipeline.abandon(self.config.stop_timeout_s)
             self._storage.stop_saving()
             await self._tasks.cancel_all()
             self._pipeline.record_undelivered()
@@ -199,6 +200,9 @@ class DataEngine:
                 self._errors.close()
                 self.state = EngineState.CLOSED
         self._storage.raise_if_failed()
+        for failed in closed:  # a feed that failed to close, after everything else closed
+            if isinstance(failed, BaseException):
+                raise failed
 
     async def _drain(self) -> None:
         pipeline = self._pipeline_task
