@@ -601,13 +601,15 @@ def step_costs(rows: Sequence[Row], n: int) -> list[tuple[str, float]]:
             _per_item_us(lambda b: metrics.record_quality(1.0, feed="ftx"), bars),
         )
     )
-    out.append(("engine._latency_ns", _per_item_us(lambda b: engine._latency_ns("ftx", b), bars)))
+    out.append(
+        ("engine._latency_ns", _per_item_us(lambda b: engine._pipeline.latency_ns("ftx", b), bars))
+    )
     feed = BarFeed("ftx")
     engine.add_feed(feed)
     out.append(
         (
             "engine._latency_ns (feed known)",
-            _per_item_us(lambda b: engine._latency_ns("ftx", b), bars),
+            _per_item_us(lambda b: engine._pipeline.latency_ns("ftx", b), bars),
         )
     )
 

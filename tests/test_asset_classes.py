@@ -45,7 +45,7 @@ async def replay_gaps(feed: ReplayFeed) -> tuple[str, dict[str, int], object]:
         await feed.wait_finished()
         await engine.wait_idle()
         stats = engine.get_metrics()["continuity"]
-        calendar = engine._calendar_of(symbol)  # which calendar judged it
+        calendar = engine._backfill.calendar_of(symbol)  # which calendar judged it
     return symbol, stats, calendar
 
 
@@ -144,7 +144,7 @@ async def test_the_engine_asks_the_feed_before_the_name() -> None:
     engine = DataEngine(Config(db_path=None))
     engine.add_feed(feed)
     await engine.subscribe_symbol("SPY", "crypto")
-    assert engine._asset_class_of("SPY") is AssetClass.CRYPTO
-    assert isinstance(engine._calendar_of("SPY"), AlwaysOpen)
+    assert engine._backfill.asset_class_of("SPY") is AssetClass.CRYPTO
+    assert isinstance(engine._backfill.calendar_of("SPY"), AlwaysOpen)
     mixed = ListFeed("any")  # serves every class: no answer, the name decides
     assert mixed.asset_class("SPY") is None

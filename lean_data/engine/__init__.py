@@ -1,13 +1,18 @@
 """The engine: :class:`DataEngine` and the components it is made of.
 
-It owns the lifecycle (NEW → RUNNING → STOPPING → CLOSED, :mod:`~lean_data.engine.state`),
-the feed registry and symbol routing, the pipeline that takes every item from a feed's
-inbox through the quality, series and storage stages to subscribers
-(:mod:`~lean_data.engine.pipeline`), gap filling, warm-up and restart
+:mod:`~lean_data.engine.core` holds the ``DataEngine``: its lifecycle (NEW → RUNNING →
+STOPPING → CLOSED, :mod:`~lean_data.engine.state`) and public API. It composes components,
+each given the collaborators it needs in its constructor: the pipeline that takes every item
+from the inbox through the quality, series and storage stages to subscribers
+(:mod:`~lean_data.engine.pipeline`, its typed control messages and waiting steps in
+:mod:`~lean_data.engine.steps`), gap filling, warm-up, restart and built bars
 (:mod:`~lean_data.engine.backfill`), failover between feeds (:mod:`~lean_data.engine.failover`),
-subscriber queues (:mod:`~lean_data.engine.subscribers`) and the counters users read
-(:mod:`~lean_data.engine.metrics`). It is the highest stage of the library: it imports the
-stages below it, none of them imports it.
+feeds, routing and subscriptions (:mod:`~lean_data.engine.registry`), callbacks and subscriber
+queues (:mod:`~lean_data.engine.subscribers`), the task group every background task lives in
+(:mod:`~lean_data.engine.tasks`), the engine's side of storage and its errors table
+(:mod:`~lean_data.engine.storage_link`, :mod:`~lean_data.engine.error_log`) and the counters
+users read (:mod:`~lean_data.engine.metrics`). It is the highest stage of the library: it
+imports the stages below it, none of them imports it.
 """
 
 from lean_data.engine.core import DataEngine

@@ -1,7 +1,8 @@
-"""Failover bookkeeping: which feed delivers a symbol while its home feed is down or stale.
+"""Failover: which feed delivers a symbol while its home feed is down or stale.
 
-Pure state, no I/O: the engine asks it what to do and does the subscribing, logging and
-metrics itself.
+:class:`FailoverState` is the bookkeeping, pure state with no I/O; :class:`Failover` is the
+engine's component around it that subscribes and releases backups and records every switch
+in the log, the errors table and the metrics.
 
 - A symbol's **home** feed is the one the user's subscription routed it to.
 - When the home feed reports the symbol down (disconnected, stale, failed), the next
@@ -14,12 +15,23 @@ metrics itself.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FailoverState", "Switch"]
+from lean_data.engine.error_log import RecordError
+from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.registry import FeedRegistry
+from lean_data.engine.tasks import Spawn
+from lean_data.errors import LeanDataError
+from lean_data.feeds.base import DataFeed, FeedStatus
+
+__all__ = ["Failover", "FailoverState", "Switch"]
+
+log = logging.getLogger("lean_data.engine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +149,100 @@ class FailoverState:
                 for sw in list(self.history)[-20:]
             ],
         }
+
+
+class Failover:
+    """Fail symbols over to the next feed serving them, and back.
+
+    Args:
+        state: the routes (the registry shares them).
+        registry: the engine's feeds and subscriptions; subscribes backups.
+        metrics: counts each switch.
+        record_error: writes each switch to the errors table.
+        spawn: runs the (un)subscribing of backups as engine tasks.
+        running: whether the engine runs (a stopping engine fails nothing over).
+    """
+
+    def __init__(
+        self,
+        state: FailoverState,
+        registry: FeedRegistry,
+        metrics: DataMetrics,
+        record_error: RecordError,
+        spawn: Spawn,
+        running: Callable[[], bool],
+    ) -> None:
+        self.state = state
+        self._registry = registry
+        self._metrics = metrics
+        self._record_error = record_error
+        self._spawn = spawn
+        self._running = running
+
+    def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
+        """Fail ``symbols`` over from ``feed`` to the next feed serving each.
+
+        Only symbols the engine routed to ``feed`` (or that ``feed`` stands in for) move; a
+        symbol with no other feed stays where it is and waits for ``feed`` to recover.
+        """
+        if not self._running():
+            return
+        state, registry = self.state, self._registry
+        for symbol in symbols:
+            home = state.home_of(symbol)
+            if home is None:
+                if not registry.subscribed(feed, symbol):
+                    continue
+                home = feed
+            elif state.backup_of(symbol) != feed:
+                continue  # already served by a backup; the home feed's news changes nothing
+            backup = self._backup_for(symbol, exclude={home, feed})
+            if backup is None:
+                continue
+            owned = not registry.subscribed(backup.name, symbol)
+            switch = state.fail_over(
+                symbol, home, backup.name, owned=owned, reason=f"{feed}: {reason}"
+            )
+            self._record_switch(switch)
+            if owned:
+                self._spawn(f"failover:{symbol}", self._subscribe_backup, backup, symbol)
+
+    def admit(self, feed: str, symbol: str) -> bool:
+        """Whether an item of ``symbol`` from ``feed`` is delivered (switching back on the way)."""
+        deliver, switch, release = self.state.admit(feed, symbol)
+        if switch is not None:
+            self._record_switch(switch)
+        if release is not None:
+            self._spawn(f"failback:{symbol}", self._release_backup, release, symbol)
+        return deliver
+
+    def _backup_for(self, symbol: str, exclude: set[str]) -> DataFeed | None:
+        for candidate in self._registry.feeds.values():
+            if (
+                candidate.name not in exclude
+                and candidate.status not in (FeedStatus.FAILED, FeedStatus.CLOSED)
+                and candidate.supports(symbol)
+            ):
+                return candidate
+        return None
+
+    async def _subscribe_backup(self, feed: DataFeed, symbol: str) -> None:
+        try:
+            await self._registry.subscribe_feed(feed, symbol)
+        except LeanDataError as exc:
+            self._record_error("failover_failed", f"{feed.name}: {exc}", symbol=symbol)
+
+    async def _release_backup(self, feed: str, symbol: str) -> None:
+        backup = self._registry.feeds.get(feed)
+        if backup is not None and not self._registry.subscribed(feed, symbol):
+            try:
+                await backup.unsubscribe(symbol)
+            except LeanDataError as exc:
+                self._record_error("failover_failed", f"{feed}: {exc}", symbol=symbol)
+
+    def _record_switch(self, switch: Switch) -> None:
+        kind = "failback" if switch.back else "failover"
+        message = f"{switch.symbol}: {switch.from_feed} -> {switch.to_feed} ({switch.reason})"
+        log.warning("%s %s", kind, message)
+        self._metrics.increment_errors(feed=switch.from_feed, kind=kind)
+        self._record_error(kind, message, feed=switch.from_feed, symbol=switch.symbol)

@@ -263,3 +263,32 @@ class DataMetrics:
     def to_json(self) -> str:
         """Return :meth:`to_dict` as JSON (orjson; NaN and infinities become null)."""
         return orjson.dumps(self.to_dict()).decode()
+
+
+def symbol_quality(
+    per_feed: dict[str, dict[str, Any]], symbol: str, hours: float
+) -> dict[str, Any]:
+    """Sum a quality tracker's per-feed report of ``symbol`` over its feeds.
+
+    Args:
+        per_feed: ``QualityTracker.report(symbol=symbol)``: feed → symbol → statistics.
+        symbol: the symbol.
+        hours: the storage window the caller adds (repeated in the report).
+    """
+    from lean_data.quality.levels import DataQualityLevel
+
+    feeds = {feed: stats[symbol] for feed, stats in per_feed.items() if symbol in stats}
+    messages = sum(stats["messages"] for stats in feeds.values())
+    levels = {
+        level.name: sum(stats["levels"][level.name] for stats in feeds.values())
+        for level in DataQualityLevel
+    }
+    scored = sum(stats["average_score"] * stats["messages"] for stats in feeds.values())
+    return {
+        "symbol": symbol,
+        "hours": hours,
+        "messages": messages,
+        "average_quality_score": scored / messages if messages else None,
+        "levels": levels,
+        "feeds": feeds,
+    }

@@ -16,14 +16,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lean_data.config import OverflowPolicy
+from lean_data.engine.tasks import Spawn
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
 
-__all__ = ["AsyncCallback", "Subscriber"]
+__all__ = ["AsyncCallback", "Callbacks", "Subscriber", "SyncCallback"]
 
 log = logging.getLogger(__name__)
 
 AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
+SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 ErrorHook = Callable[["Subscriber", str, BaseException], None]
 _Entry = tuple[str, MarketData, DataQualityLevel]
 
@@ -109,6 +111,11 @@ class Subscriber:
             self.dropped += 1
         latest[symbol] = (symbol, item, level)
 
+    def offer_update(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
+        """Offer an in-progress bar; dropped (counted) when full: the next update supersedes it."""
+        if not self.offer(symbol, item, level):
+            self.dropped += 1
+
     async def put(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
         """Queue one item, waiting for room under BLOCK."""
         while not self.offer(symbol, item, level):
@@ -177,3 +184,88 @@ class Subscriber:
             "dropped": self.dropped,
             "errors": self.errors,
         }
+
+
+class Callbacks:
+    """Who the pipeline calls back: sync callbacks inline, async ones through subscribers.
+
+    The pipeline reads the three lists per item; only this class changes them.
+
+    Args:
+        on_error: called with (callback name, symbol, exception) when a subscriber's
+            callback raises.
+    """
+
+    __slots__ = ("_on_error", "_spawn", "partial", "subscribers", "sync")
+
+    def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
+        self._on_error = on_error
+        self._spawn: Spawn | None = None
+        self.sync: list[tuple[SyncCallback, float, bool]] = []  # callback, floor, late
+        self.partial: list[SyncCallback] = []  # sync callbacks that see in-progress bars
+        self.subscribers: list[Subscriber] = []
+
+    def add_sync(self, callback: SyncCallback, floor: float, late: bool, partial: bool) -> None:
+        """Call ``callback`` inline for items scoring at least ``floor``."""
+        self.sync.append((callback, floor, late))
+        if partial:
+            self.partial.append(callback)
+
+    def add_async(
+        self,
+        callback: AsyncCallback,
+        policy: OverflowPolicy,
+        size: int,
+        name: str,
+        *,
+        partial: bool,
+        floor: float,
+        late: bool,
+    ) -> Subscriber:
+        """Add a subscriber that runs ``callback`` from its own bounded queue."""
+        subscriber = Subscriber(
+            callback, policy, size, self._failed, name, partial=partial, floor=floor, late=late
+        )
+        self.subscribers.append(subscriber)
+        if self._spawn is not None:
+            self._run(subscriber)
+        return subscriber
+
+    def start(self, spawn: Spawn) -> None:
+        """Run each subscriber's worker as an engine task, now and for those added later."""
+        self._spawn = spawn
+        for subscriber in self.subscribers:
+            self._run(subscriber)
+
+    def _run(self, subscriber: Subscriber) -> None:
+        assert self._spawn is not None
+        subscriber.task = self._spawn(f"subscriber:{subscriber.name}", subscriber.run)
+
+    def _failed(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
+        self._on_error(subscriber.name, symbol, exc)
+
+    def remove(self, callback: Callable[..., Any]) -> bool:
+        """Stop calling ``callback``; an async one finishes what it has queued first."""
+        for entry in self.sync:
+            if entry[0] != callback:
+                continue
+            self.sync.remove(entry)
+            if callback in self.partial:
+                self.partial.remove(callback)
+            return True
+        for subscriber in self.subscribers:
+            if subscriber.callback == callback:
+                self.subscribers.remove(subscriber)
+                subscriber.close()
+                return True
+        return False
+
+    async def close(self) -> None:
+        """Let every subscriber finish its queue, then end (at stop)."""
+        for subscriber in self.subscribers:
+            subscriber.close()
+        await asyncio.gather(*(s.task for s in self.subscribers if s.task is not None))
+
+    def abandon(self) -> int:
+        """Discard what subscribers still queue (stop timeout); return how many were lost."""
+        return sum(s.abandon() for s in self.subscribers)

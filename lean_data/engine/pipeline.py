@@ -1,0 +1,456 @@
+"""The pipeline: the one path from the inbox to callbacks and storage.
+
+::
+
+    inbox ──► screen (INVALID?) → failover → continuity (bars) → judge → ring buffer
+          → sync callbacks → async subscriber queues → storage queue → bars built from it
+
+One task runs :meth:`Pipeline.run`. Its per-item functions never wait: what would wait (a
+full BLOCK subscriber queue, a full storage queue, and what must come after those) is
+returned as typed steps (:mod:`lean_data.engine.steps`) the task awaits before the next
+item. Bars the engine builds (from trades, derived, closed by the clock) and bars
+continuity releases (backfilled, parked, late) come back in by one door, ``_rejoin``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lean_data.config import Config
+from lean_data.engine.backfill import Backfill, Resume
+from lean_data.engine.error_log import ErrorLog
+from lean_data.engine.failover import Failover
+from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.registry import FeedRegistry
+from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
+from lean_data.engine.subscribers import Callbacks
+from lean_data.inbox import Inbox
+from lean_data.models import MarketData, Resolution, Tick, TickType, TradeBar
+from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.screen import bad_text
+from lean_data.quality.validator import DataValidator, QualityTracker
+from lean_data.series.buffer import DataBuffer
+from lean_data.series.continuity import Action
+from lean_data.storage.sqlite import DataPersistence
+
+__all__ = ["OUTCOMES", "Pipeline"]
+
+log = logging.getLogger("lean_data.engine")
+
+# Enum members read through their class cost a descriptor call on CPython 3.11: the hot path
+# uses these module constants instead.
+_INVALID = DataQualityLevel.INVALID
+_TRADE = TickType.TRADE
+_POOR = DataQualityLevel.POOR
+
+OUTCOMES = (
+    "delivered",
+    "backfilled",
+    "late",
+    "invalid",
+    "duplicate",
+    "partial",
+    "standby",
+    "error",
+)
+"""What became of each item the pipeline took (``get_metrics()["engine"]["outcomes"]``).
+
+``delivered``: live items, buffered, called back, stored; ``backfilled``: history bars that
+filled a gap or a warm-up; ``late``: bars older than their series' head, never delivered
+before, called back flagged and stored; ``invalid``: judged INVALID, called back (callbacks
+with no ``min_quality``), stored only with ``store_invalid``; ``duplicate``: a repeat of a
+bar already delivered; ``partial``: in-progress bars (callbacks that asked for them);
+``standby``: bars of a failover's standby feed while the primary delivers; ``error``: an
+item the pipeline could not process (in the errors table as ``pipeline_error``).
+"""
+
+
+def _flag_late(verdict: Verdict, item: MarketData) -> Verdict:
+    """Add reason ``late`` to a bar's verdict; its level is POOR at best."""
+    level = verdict.level if verdict.level.value < _POOR.value else _POOR
+    message = f"late: open time {item.ts_event} is behind its series' newest bar"
+    if verdict.message:
+        message = f"{verdict.message}; {message}"
+    return Verdict(level, (*verdict.reasons, "late"), message)
+
+
+class Pipeline:
+    """Takes items from the inbox and delivers them; owns the ring buffers and counters.
+
+    Args:
+        config: the engine's settings (read per item: ``continuity``, ``store_invalid``).
+        inbox: where feeds' items and control messages wait.
+        validator: screens and judges every item.
+        quality: per-feed quality counters.
+        metrics: delivery latency, scores and error counts.
+        registry: the feeds (whether one is live, for latency).
+        failover: decides whether a failed-over symbol's item is delivered.
+        backfill: continuity, its answers and the bars built from items.
+        callbacks: who is called back.
+        errors: the errors table and callback error counts.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        inbox: Inbox[str],
+        validator: DataValidator,
+        quality: QualityTracker,
+        metrics: DataMetrics,
+        registry: FeedRegistry,
+        failover: Failover,
+        backfill: Backfill,
+        callbacks: Callbacks,
+        errors: ErrorLog,
+    ) -> None:
+        self.config = config
+        self._inbox = inbox
+        self._screen = validator.screen
+        self._judge = validator.judge
+        self._quality_record = quality.record
+        self._metrics = metrics
+        self._record_delivery = metrics.record_delivery
+        self._feeds = registry.feeds
+        self._failover = failover.state
+        self._admit = failover.admit
+        self._backfill = backfill
+        self._continuity = backfill.continuity
+        self._aggregators = backfill.aggregators
+        self._derivers = backfill.derivers
+        self._errors = errors
+        self._record_error = errors.record
+        self.persistence: DataPersistence | None = None
+        self.buffers: dict[str, DataBuffer[MarketData]] = {}
+        self._callbacks = callbacks
+        self._sync_callbacks = callbacks.sync  # the lists themselves: bound once, read per item
+        self._partial_callbacks = callbacks.partial
+        self._subscribers = callbacks.subscribers
+        self.processed = 0
+        self.invalid = 0
+        self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+
+    def use_storage(self, persistence: DataPersistence) -> None:
+        """Queue what is delivered for ``persistence`` from now on."""
+        self.persistence = persistence
+
+    def abandon(self, waited_s: float) -> None:
+        """Count and record what stop could not deliver in ``waited_s`` seconds."""
+        lost = self._callbacks.abandon()
+        pending = len(self._inbox)
+        self._metrics.increment_drops(lost + pending, source="stop_timeout")
+        self._record_error(
+            "stop_timeout",
+            f"stop() waited {waited_s}s: {lost} queued callback items and "
+            f"{pending} inbox items were not delivered",
+        )
+
+    def record_undelivered(self) -> None:
+        """One errors row per run for items not delivered that have no row of their own."""
+        quiet = {k: self.outcomes[k] for k in ("duplicate", "standby") if self.outcomes[k]}
+        if quiet:
+            counts = ", ".join(f"{kind} {count}" for kind, count in quiet.items())
+            self._record_error(
+                "undelivered",
+                f"not delivered this run: {counts} (duplicate: a repeat of a delivered bar; "
+                "standby: a failover standby feed's bar while the primary delivered)",
+            )
+
+    # ------------------------------------------------------------------ statistics
+    def counts(self) -> dict[str, Any]:
+        """Return the items processed, invalid, built and the outcome counts (a copy)."""
+        return {
+            "processed": self.processed,
+            "invalid": self.invalid,
+            "built": self.built,
+            "outcomes": dict(self.outcomes),
+        }
+
+    def buffer_statistics(self) -> dict[str, dict[str, float]]:
+        """Return each symbol's ring buffer size and utilization."""
+        return {
+            sym: {"size": len(buf), "utilization": buf.utilization}
+            for sym, buf in self.buffers.items()
+        }
+
+    def set_gauges(self, gauge: Callable[[str, float], None]) -> None:
+        """Set the buffer, inbox and subscriber gauges."""
+        if self.buffers:
+            usage = [b.utilization for b in self.buffers.values()]
+            gauge("buffer_utilization_avg", sum(usage) / len(usage))
+            gauge("buffer_utilization_max", max(usage))
+        gauge("inbox_depth", len(self._inbox))
+        gauge("subscriber_queue_depth", sum(len(s) for s in self._subscribers))
+        gauge("subscriber_drops", sum(s.dropped for s in self._subscribers))
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        """Take items until ``STOP``; answered backfills go before the next item."""
+        inbox = self._inbox
+        answers = self._backfill.answers
+        take = inbox.take
+        while True:
+            while answers:  # answered while the last items were processed
+                await self._settle(answers.popleft())
+            await inbox.wait()
+            while (pair := take()) is not None:
+                while answers:  # answered backfills go first: their bars are older
+                    await self._settle(answers.popleft())
+                feed, item = pair
+                if type(item) is Control:
+                    if item is STOP:
+                        inbox.done()
+                        return
+                    if item.bar is not None:  # a bar the clock closed
+                        await self._guarded(feed, item.bar, False, False)
+                    inbox.done()
+                    continue
+                try:  # inline, not _guarded(): one coroutine less per item
+                    later = self._process(feed, item)
+                    if later is not None:
+                        await self._finish(later)
+                except Exception as exc:  # a bad item must not stop the pipeline
+                    self.error(feed, item, exc)
+                inbox.done()
+
+    async def _settle(self, resume: Resume) -> None:
+        """Deliver the bars a backfill's answer releases, each guarded on its own."""
+        try:
+            released = await self._backfill.settle(resume)
+        except Exception as exc:  # its bars are guarded one by one: this is a bug
+            self.error(resume.request.feed, resume, exc)
+            return
+        # parked bars the answer showed to be repeats: decided by continuity, counted here
+        self.outcomes["duplicate"] += self._continuity.take_resumed_duplicates()
+        for feed, bar, late in released:
+            await self._guarded(feed, bar, True, late)
+
+    async def _guarded(self, feed: str, bar: MarketData, released: bool, late: bool) -> None:
+        """Let one built or released bar in and await what must wait; errors cost it only."""
+        try:
+            later = self._rejoin(None, feed, bar, released, late)
+            if later is not None:
+                await self._finish(later)
+        except Exception as exc:  # a bad item must not stop the pipeline
+            self.error(feed, bar, exc)
+
+    def error(self, feed: str, item: object, exc: Exception) -> None:
+        """Count and record an item the pipeline could not process."""
+        self.outcomes["error"] += 1
+        self._metrics.increment_errors(feed=feed, kind="pipeline_error")
+        log.warning("feed %s emitted an item the pipeline could not process: %r", feed, exc)
+        symbol = getattr(item, "symbol", "")
+        self._record_error(
+            "pipeline_error",
+            f"{type(item).__name__} from feed {feed!r} could not be processed: {exc!r}",
+            feed=feed,
+            symbol=symbol if bad_text(symbol) is None else ascii(symbol),
+        )
+
+    async def _finish(self, later: Later) -> None:
+        """Await the waiting steps of one item, in order."""
+        for step in later:
+            if isinstance(step, Offer):
+                await step.subscriber.put(step.symbol, step.item, step.level)
+            elif isinstance(step, Store):
+                await self._store(step.feed, step.item, step.verdict)
+            elif isinstance(step, Rejoin):
+                more = (
+                    self._deliver(step.feed, step.bar, None, step.late)
+                    if step.released
+                    else self._process(step.feed, step.bar)
+                )
+                if more is not None:
+                    await self._finish(more)
+            else:
+                await self._await_answer(step)
+
+    async def _await_answer(self, step: AwaitAnswer) -> None:
+        await asyncio.shield(step.task)
+        answers = self._backfill.answers
+        while answers:
+            await self._settle(answers.popleft())
+
+    # ------------------------------------------------------------------ one item
+    def _process(self, feed: str, item: MarketData) -> Later | None:
+        """Screen one item, route it through continuity to :meth:`_deliver`; never waits.
+
+        The validator's screen comes first: an item with an impossible value (time, revision,
+        magnitude, text) is INVALID before continuity, buffers, storage or calendar
+        arithmetic see it. Returns the steps that must wait (a full subscriber queue under
+        BLOCK, a full storage queue), in order, or None when none must: the caller awaits
+        them with :meth:`_finish` before it takes the next item.
+        """
+        screened = self._screen(item)
+        if screened is not None:
+            return self._deliver(feed, item, screened)
+        if type(item) is TradeBar and type(item.resolution) is Resolution:
+            if not item.closed:
+                self.outcomes["partial"] += 1
+                self._deliver_partial(feed, item)
+                return None
+            if not item.backfilled and self.config.continuity:
+                if self._failover.engaged and not self._admit(feed, item.symbol):
+                    self.outcomes["standby"] += 1
+                    return None
+                decision = self._continuity.admit_fast(feed, item)
+                if decision is None:
+                    return self._deliver(feed, item)
+                action = decision.action
+                if action is Action.DELIVER:
+                    assert decision.bar is not None
+                    return self._deliver(feed, decision.bar)
+                if action is Action.LATE:
+                    return self._deliver(feed, item, late=True)
+                if action is Action.DUPLICATE:
+                    self.outcomes["duplicate"] += 1
+                    return None
+                if decision.request is not None:  # parked: delivered when it is answered
+                    self._backfill.resolve(decision.request)
+                return self._backfill.bound_parked(item.symbol, item.resolution, feed)
+        if self._failover.engaged and not self._admit(feed, item.symbol):
+            self.outcomes["standby"] += 1
+            return None
+        return self._deliver(feed, item)
+
+    def _deliver(
+        self, feed: str, item: MarketData, verdict: Verdict | None = None, late: bool = False
+    ) -> Later | None:
+        """Judge, score, buffer, call back, store, then build bars from it; never waits.
+
+        ``verdict`` is the screen's INVALID verdict when there is one. A ``late`` bar is
+        flagged (reason ``late``) and reaches callbacks and storage, not the ring buffer nor
+        derived bars (both are in time order). Returns the steps that must wait, like
+        :meth:`_process`.
+        """
+        symbol = item.symbol
+        if verdict is None:
+            verdict = self._judge(item, feed=feed)
+        if late:
+            verdict = _flag_late(verdict, item)
+        level = verdict.level
+        self.processed += 1
+        if level is _INVALID:
+            self.invalid += 1
+            self.outcomes["invalid"] += 1
+            self._quality_record(feed, symbol, item, verdict, None)
+            self._metrics.increment_errors(feed=feed, kind="invalid_data")
+            shown = symbol if bad_text(symbol) is None else ascii(symbol)
+            self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
+            later = self._fan_out(symbol, item, level, late)
+            return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
+        if late:
+            self.outcomes["late"] += 1
+        else:
+            self.outcomes["backfilled" if getattr(item, "backfilled", False) else "delivered"] += 1
+            buffer = self.buffers.get(symbol)
+            if buffer is None:
+                buffer = self.buffers[symbol] = DataBuffer(self.config.buffer_size)
+            buffer.add(item)
+        later = self._fan_out(symbol, item, level, late)
+        latency = self.latency_ns(feed, item)
+        self._quality_record(feed, symbol, item, verdict, latency)
+        self._record_delivery(feed, latency, verdict.score)
+        if self.persistence is not None:
+            later = self._keep(feed, item, verdict, later)
+        if late:
+            return later
+        if self._aggregators and type(item) is Tick:
+            aggregator = self._aggregators.get(symbol)
+            if aggregator is not None and item.tick_type is _TRADE:
+                for bar in aggregator.update(item):
+                    later = self._rejoin(later, feed, bar)
+        elif self._derivers and type(item) is TradeBar:
+            deriver = self._derivers.get((symbol, item.resolution))
+            if deriver is not None:
+                for bar in deriver.update(item):
+                    later = self._rejoin(later, feed, bar)
+        return later
+
+    def _fan_out(
+        self, symbol: str, item: MarketData, level: DataQualityLevel, late: bool
+    ) -> Later | None:
+        """Call the sync callbacks and queue for the async ones whose filters take it."""
+        score = level._value_
+        for callback, floor, take_late in self._sync_callbacks:
+            if score < floor or (late and not take_late):
+                continue
+            try:
+                callback(symbol, item, level)
+            except Exception as exc:
+                self._errors.callback_failed(
+                    getattr(callback, "__qualname__", "callback"), symbol, exc
+                )
+        later: Later | None = None
+        for subscriber in self._subscribers:
+            if score < subscriber.floor or (late and not subscriber.late):
+                continue
+            if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
+                later = [] if later is None else later
+                later.append(Offer(subscriber, symbol, item, level))
+        return later
+
+    def _rejoin(
+        self,
+        later: Later | None,
+        feed: str,
+        bar: MarketData,
+        released: bool = False,
+        late: bool = False,
+    ) -> Later | None:
+        """The one door back in for bars the engine built or continuity released.
+
+        Built bars (from trades, derived, closed by the clock) go through the whole
+        pipeline; bars continuity released (backfilled, parked, ``late``) were decided
+        already and go straight to delivery. Now, or after ``later`` when steps wait.
+        """
+        if not released:
+            self.built += 1
+        if later is None:
+            return self._deliver(feed, bar, None, late) if released else self._process(feed, bar)
+        later.append(Rejoin(feed, bar, released, late))
+        return later
+
+    def _keep(self, feed: str, item: MarketData, verdict: Any, later: Later | None) -> Later | None:
+        """Queue ``item`` for storage now, or as a waiting step when the queue is full."""
+        persistence = self.persistence
+        assert persistence is not None
+        if later is None and persistence.save_market_data_nowait(item, feed=feed, quality=verdict):
+            return None
+        later = [] if later is None else later
+        later.append(Store(feed, item, verdict))
+        return later
+
+    def _deliver_partial(self, feed: str, item: TradeBar) -> None:
+        """An in-progress bar: only callbacks that asked for updates see it; not stored."""
+        for callback in self._partial_callbacks:
+            try:
+                callback(item.symbol, item, DataQualityLevel.GOOD)
+            except Exception as exc:
+                self._errors.callback_failed(
+                    getattr(callback, "__qualname__", "callback"), item.symbol, exc
+                )
+        for subscriber in self._subscribers:
+            if subscriber.partial:
+                subscriber.offer_update(item.symbol, item, DataQualityLevel.GOOD)
+
+    def latency_ns(self, feed: str, item: MarketData) -> int:
+        """Nanoseconds from the item's event (a live bar's close) or receipt until now."""
+        source = self._feeds.get(feed)
+        now = time.time_ns()
+        if source is None or not source.live:
+            return now - item.ts_recv
+        ts = item.ts_event
+        if not isinstance(item, TradeBar) or item.closed:
+            ts += getattr(item, "resolution", Resolution.TICK).nanos
+        return now - ts
+
+    async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
+        persistence = self.persistence
+        assert persistence is not None
+        if not persistence.save_market_data_nowait(item, feed=feed, quality=verdict):
+            await persistence.save_market_data(item, feed=feed, quality=verdict)
