@@ -26,6 +26,7 @@ from lean_data.models import (
 )
 from lean_data.series.aggregation import (
     AggregatorStatistics,
+    ForeignTickError,
     PrintUse,
     TickCountBarAggregator,
     TimeBarAggregator,
@@ -490,6 +491,14 @@ def test_ticks_of_other_kinds_and_symbols(ticks: list[Tick]) -> None:
         with pytest.raises(ValueError, match="got a tick for 'IBM'"):
             other.update(ibm)
         assert other.update(quote) == []
+    # a batch that fails on a foreign tick keeps the bars its earlier ticks completed
+    counter, reference = TickCountBarAggregator("SPY", 2), TickCountBarAggregator("SPY", 2)
+    completed = [bar for tick in ticks[:5] for bar in reference.update(tick)]
+    assert completed  # two-print bars over five real prints
+    with pytest.raises(ForeignTickError, match="got a tick for 'IBM'") as caught:
+        counter.update_many([*ticks[:5], ibm, *ticks[5:]])
+    assert caught.value.bars == completed
+    assert counter.statistics() == reference.statistics()
 
 
 @pytest.mark.parametrize(

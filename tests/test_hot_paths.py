@@ -12,9 +12,9 @@
   chunk by chunk, and the same state (counters, the bar in progress, what the clock and a
   flush close, and the kept bars a late trade revises), on real trades shuffled,
   duplicated, delayed and interleaved with non-trade ticks and other symbols' ticks.
-  One disagreement is known and marked ``xfail(strict=True)``: a tick of another symbol
-  later in a batch makes ``update_many`` raise and lose the bars the batch closed before
-  it, which ``update`` per trade returned.
+  A tick of another symbol later in a batch makes ``update_many`` raise
+  :class:`ForeignTickError` carrying the bars the batch closed before it, the ones
+  ``update`` per trade returned.
 
 Real data (``tests/fixtures/PROVENANCE.md``): the FTX BTC-PERP 1-minute bars of
 ``nautilus_trader/btc-perp-20211231-20220201_1m.csv``; IBM's 19,264 trades of 2013-10-11
@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from lean_data.loaders import load_file
 from lean_data.loaders.capture import read_capture
 from lean_data.models import NS_PER_SECOND, Resolution, Tick, TickType, TradeBar
-from lean_data.series.aggregation import TimeBarAggregator, TradeRules
+from lean_data.series.aggregation import ForeignTickError, TimeBarAggregator, TradeRules
 from lean_data.series.buffer import DataBuffer
 from lean_data.wire.binance import parse_message
 from tests.conftest import FIXTURES
@@ -286,13 +286,6 @@ def _update_each(aggregator: TimeBarAggregator, ticks: list[Tick], out: list[Tra
         out += aggregator.update(tick)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="update_many drops the bars it closed before a tick of another symbol: it raises "
-    "ValueError and its list of closed bars is lost, while update per trade returned them "
-    "(the statistics count them as emitted; they are never delivered)",
-)
 @given(
     start=st.integers(0, 19_263),
     size=st.integers(1, 400),
@@ -308,11 +301,10 @@ def test_update_many_returns_the_bars_closed_before_a_foreign_tick(
     stream.insert(min(position, len(stream)), Tick("OTHER", stream[-1].ts_event, 1.0, 1.0))
     fast = TimeBarAggregator("IBM", resolution)
     slow = TimeBarAggregator("IBM", resolution)
-    fast_out: list[TradeBar] = []
-    with pytest.raises(ValueError, match="got a tick for 'OTHER'"):
-        fast_out = fast.update_many(stream)
+    with pytest.raises(ForeignTickError, match="got a tick for 'OTHER'") as caught:
+        fast.update_many(stream)
     slow_out: list[TradeBar] = []
     with pytest.raises(ValueError, match="got a tick for 'OTHER'"):
         _update_each(slow, stream, slow_out)
     _same(_state(fast), _state(slow))  # the same trades were applied
-    _same(fast_out, slow_out)
+    _same(caught.value.bars, slow_out)  # and the bars they closed are not lost

@@ -22,7 +22,7 @@ Every aggregator is for one symbol.
 
 from __future__ import annotations
 
-from lean_data.series.forming import AggregatorStatistics
+from lean_data.series.forming import AggregatorStatistics, ForeignTickError
 from lean_data.series.sequence_bars import TickCountBarAggregator, VolumeBarAggregator
 from lean_data.series.time_bars import TimeBarAggregator
 from lean_data.series.trade_rules import (
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_PRICE_FLAGS",
     "DEFAULT_VETO_FLAGS",
     "AggregatorStatistics",
+    "ForeignTickError",
     "PrintUse",
     "TickCountBarAggregator",
     "TimeBarAggregator",

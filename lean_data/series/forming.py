@@ -22,12 +22,26 @@ from lean_data.series.trade_rules import (
     TradeRules,
 )
 
-__all__ = ["NEVER", "AggregatorStatistics", "FormingBar", "RulesUser"]
+__all__ = ["NEVER", "AggregatorStatistics", "ForeignTickError", "FormingBar", "RulesUser"]
 
 _KIND_CACHE_MAX = 4096
 _TRADE = TickType.TRADE
 NEVER = -(1 << 63)
 """A time before any other: the horizon of an aggregator that has seen nothing."""
+
+
+class ForeignTickError(ValueError):
+    """An aggregator was given a tick of another symbol (a caller's mistake).
+
+    Attributes:
+        bars: the bars the same ``update_many`` batch closed or revised before that tick
+            (its earlier ticks were applied), so a batch that fails loses none of them;
+            empty for :meth:`update`, whose earlier calls returned theirs.
+    """
+
+    def __init__(self, message: str, bars: list[TradeBar] | None = None) -> None:
+        super().__init__(message)
+        self.bars: list[TradeBar] = [] if bars is None else bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +187,10 @@ class RulesUser:
         """Return the kind of a tick (0: ignore it); count it.
 
         Raises:
-            ValueError: the tick is for another symbol.
+            ForeignTickError: the tick is for another symbol.
         """
         if tick.symbol != self.symbol:
-            raise ValueError(
+            raise ForeignTickError(
                 f"this aggregator builds {self.symbol!r} bars, got a tick for {tick.symbol!r}"
             )
         if tick.tick_type is not _TRADE:

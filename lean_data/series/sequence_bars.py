@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TradeBar
-from lean_data.series.forming import AggregatorStatistics, FormingBar, RulesUser
+from lean_data.series.forming import AggregatorStatistics, ForeignTickError, FormingBar, RulesUser
 from lean_data.series.trade_rules import KIND_CROSSES, KIND_PRICE, KIND_VOLUME, TradeRules
 
 __all__ = ["SequenceAggregator", "TickCountBarAggregator", "VolumeBarAggregator"]
@@ -74,14 +74,19 @@ class SequenceAggregator(RulesUser):
         """Add ticks in order; return every bar they completed.
 
         Raises:
-            ValueError: a tick is for another symbol (the ticks before it are applied).
+            ForeignTickError: a tick is for another symbol (a ValueError). The ticks
+                before it are applied and the bars they completed are its ``bars``.
         """
         out: list[TradeBar] = []
         update = self.update
-        for tick in ticks:
-            bars = update(tick)
-            if bars:
-                out.extend(bars)
+        try:
+            for tick in ticks:
+                bars = update(tick)
+                if bars:
+                    out.extend(bars)
+        except ForeignTickError as exc:
+            exc.bars = out
+            raise
         return out
 
     def update(self, tick: Tick) -> list[TradeBar]:  # pragma: no cover - overridden

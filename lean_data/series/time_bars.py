@@ -12,7 +12,13 @@ from typing import Literal
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TickType, TradeBar
-from lean_data.series.forming import NEVER, AggregatorStatistics, FormingBar, RulesUser
+from lean_data.series.forming import (
+    NEVER,
+    AggregatorStatistics,
+    ForeignTickError,
+    FormingBar,
+    RulesUser,
+)
 from lean_data.series.trade_rules import (
     KIND_CROSSES,
     KIND_OPEN_CROSS,
@@ -141,7 +147,8 @@ class TimeBarAggregator(RulesUser):
         The same as calling :meth:`update` per tick, in a tighter loop.
 
         Raises:
-            ValueError: a tick is for another symbol (the ticks before it are applied).
+            ForeignTickError: a tick is for another symbol (a ValueError). The ticks
+                before it are applied and the bars they closed or revised are its ``bars``.
         """
         out: list[TradeBar] = []
         kinds = self._kinds
@@ -154,7 +161,11 @@ class TimeBarAggregator(RulesUser):
             if tick.tick_type is not _TRADE or tick.symbol != symbol:
                 self._trades += trades
                 trades = 0
-                out.extend(self.update(tick))
+                try:
+                    out.extend(self.update(tick))
+                except ForeignTickError as exc:
+                    exc.bars = out
+                    raise
                 cur = self._cur
                 start, end = (cur.start, cur.end) if cur is not None else (1, 0)
                 continue
