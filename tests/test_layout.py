@@ -152,3 +152,57 @@ def test_no_module_is_over_the_line_limit_without_a_reason() -> None:
     assert over == [], {m: long[m] for m in over}
     stale = sorted(m for m in LONG_MODULES if long.get(m, 0) <= MAX_LINES)
     assert stale == [], f"no longer long, drop from LONG_MODULES: {stale}"
+
+
+def _declared_elsewhere(cls: ast.ClassDef) -> list[str]:
+    """Bare ``name: T`` declarations of ``cls`` that none of its own methods assigns."""
+    decorators = [ast.unparse(d) for d in cls.decorator_list]
+    bases = [ast.unparse(b) for b in cls.bases]
+    if any("dataclass" in d for d in decorators) or any(
+        kind in base for base in bases for kind in ("Protocol", "NamedTuple", "TypedDict", "Enum")
+    ):
+        return []  # their declarations are the fields
+    declared = [
+        s.target.id
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign)
+        and s.value is None
+        and isinstance(s.target, ast.Name)
+        and not ast.unparse(s.annotation).startswith(("ClassVar", "typing.ClassVar"))
+    ]
+    assigned: set[str] = set()
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for part in ast.walk(target):
+                    if (
+                        isinstance(part, ast.Attribute)
+                        and isinstance(part.value, ast.Name)
+                        and part.value.id in ("self", "cls")
+                    ):
+                        assigned.add(part.attr)
+    return [name for name in declared if name not in assigned]
+
+
+def test_no_class_declares_attributes_another_class_sets() -> None:
+    """No mixins: a class owns the attributes it declares (the engine was three files'
+    mixins re-declaring the host's attributes; components are passed what they need)."""
+    found = {
+        f"{module}.{node.name}": missing
+        for module, path in _modules().items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and (missing := _declared_elsewhere(node))
+    }
+    assert found == {}
+
+
+def test_the_declaration_check_sees_a_mixin() -> None:
+    mixin = ast.parse("class HostMixin:\n    state: int\n    def f(self) -> None: ...\n")
+    owner = ast.parse(
+        "class Owner:\n    state: int\n    def __init__(self) -> None:\n        self.state = 1\n"
+    )
+    assert isinstance(mixin.body[0], ast.ClassDef)
+    assert isinstance(owner.body[0], ast.ClassDef)
+    assert _declared_elsewhere(mixin.body[0]) == ["state"]
+    assert _declared_elsewhere(owner.body[0]) == []
