@@ -23,9 +23,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _run(tree: Path, only: list[str], quick: bool, out: Path) -> dict[tuple[str, str], dict]:
+def _run(
+    tree: Path, only: list[str], quick: bool, repeats: int, out: Path
+) -> dict[tuple[str, str], dict]:
     command = [sys.executable, str(tree / "benchmarks" / "run.py"), "--json", str(out)]
-    command += ["--only", *only]
+    command += ["--only", *only, "--repeats", str(repeats)]
     if quick:
         command.append("--quick")
     subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path, help="the other checkout (e.g. previous main)")
     parser.add_argument("--only", nargs="*", default=["1", "2", "3", "4"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="samples per figure per run")
     parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
     args = parser.parse_args(argv)
     before, after = args.before.resolve(), HERE.parent
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             for side, tree in (("before", before), ("after", after)):
                 print(f"round {round_ + 1}/{args.rounds}: {side} ...", file=sys.stderr)
                 out = Path(tmp) / f"{side}-{round_}.json"
-                runs[side].append(_run(tree, args.only, args.quick, out))
+                runs[side].append(_run(tree, args.only, args.quick, args.repeats, out))
     keys = [k for k in runs["after"][0] if all(k in r for r in runs["before"] + runs["after"])]
     print(f"{'figure':40} {'metric':28} {'before':>12} {'after':>12} {'after/before':>13}")
     for key in keys:
