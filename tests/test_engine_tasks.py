@@ -93,3 +93,16 @@ async def test_stop_ends_closed_when_a_feed_fails_to_close(tmp_path: Path) -> No
     assert engine.state is EngineState.CLOSED
     await engine.stop()  # idempotent once closed
     assert engine.state is EngineState.CLOSED
+
+
+async def test_the_storage_writer_runs_in_the_engine_task_group(tmp_path: Path) -> None:
+    engine = DataEngine(Config(db_path=tmp_path / "t.db", metrics_interval_s=0))
+    await engine.start()
+    group = engine._tasks.group
+    assert group is not None
+    (writer,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("lean_data.storage:")]
+    assert writer in group._tasks  # the group waits for it at stop: no orphan writer
+    await engine.stop()
+    assert writer.done()
+    assert not writer.cancelled()  # stopped by close(), its batch committed
+    assert engine._tasks.group is None

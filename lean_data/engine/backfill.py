@@ -28,7 +28,7 @@ from lean_data.inbox import Inbox
 from lean_data.models import AssetClass, Resolution, TradeBar
 from lean_data.quality.validator import DataValidator
 from lean_data.series.continuity import Continuity, EveryInterval, Request
-from lean_data.storage.sqlite import DataPersistence
+from lean_data.storage.base import Storage
 from lean_data.symbols import classify_symbol
 
 __all__ = ["Backfill", "Released", "Resume"]
@@ -86,7 +86,7 @@ class Backfill:
         self._record_error = record_error
         self._spawn = spawn
         self._running = running
-        self._persistence: DataPersistence | None = None
+        self._persistence: Storage | None = None
         self.continuity = Continuity(
             self.calendar_of,
             registry.sparse,
@@ -102,7 +102,7 @@ class Backfill:
         self._calendars: dict[str, Any] = {}
         self._clock: asyncio.Task[Any] | None = None
 
-    def use_storage(self, persistence: DataPersistence) -> None:
+    def use_storage(self, persistence: Storage) -> None:
         """Seed restarts from and record coverage in ``persistence`` from now on."""
         self._persistence = persistence
 

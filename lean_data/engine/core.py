@@ -15,7 +15,6 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from lean_data.config import Config, OverflowPolicy
@@ -43,8 +42,9 @@ from lean_data.models import MarketData, Resolution, datetime_to_ns
 from lean_data.quality.levels import DataQualityLevel
 from lean_data.quality.screen import bad_text
 from lean_data.quality.validator import DataValidator, QualityTracker
+from lean_data.storage.base import Storage
 from lean_data.storage.cache import DataCache
-from lean_data.storage.sqlite import DataPersistence, StorageFailure
+from lean_data.storage.sqlite import StorageFailure
 
 __all__ = ["DataEngine", "EngineState"]
 
@@ -80,7 +80,7 @@ class DataEngine:
             disk_max_bytes=config.cache_disk_max_bytes,
             ttl_s=config.cache_ttl_s,
         )
-        self.persistence: DataPersistence | None = None
+        self.persistence: Storage | None = None
         self.state = EngineState.NEW
         self._inbox: Inbox[str] = Inbox(config.inbox_size)
         self._accepted = 0
@@ -109,12 +109,8 @@ class DataEngine:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        exc = exc_info[1]
         if exc is None:
             await self.stop()
             return
@@ -148,8 +144,12 @@ class DataEngine:
             return
         if self.state is not EngineState.NEW:
             raise EngineClosedError("this DataEngine was stopped; create a new one")
-        self.persistence = await self._storage.open()
         await self._tasks.open()
+        try:  # the storage writer is one of the engine's tasks
+            self.persistence = await self._storage.open(self._tasks.group)
+        except BaseException:
+            await self._tasks.close(0)
+            raise
         self.state = EngineState.RUNNING
         spawn = self._tasks.spawn
         self._pipeline_task = spawn("pipeline", self._pipeline.run)

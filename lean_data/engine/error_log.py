@@ -8,7 +8,7 @@ from collections import deque
 from typing import Protocol
 
 from lean_data.engine.metrics import DataMetrics
-from lean_data.storage.sqlite import DataPersistence
+from lean_data.storage.base import Storage
 
 __all__ = ["ErrorLog", "RecordError"]
 
@@ -32,12 +32,12 @@ class ErrorLog:
 
     def __init__(self, metrics: DataMetrics) -> None:
         self._metrics = metrics
-        self._persistence: DataPersistence | None = None
+        self._persistence: Storage | None = None
         self._pending: deque[tuple[str, str, str, str, int]] = deque(maxlen=10_000)
         self._closed = False
         self.callback_errors = 0
 
-    def use_storage(self, persistence: DataPersistence) -> None:
+    def use_storage(self, persistence: Storage) -> None:
         """Write rows to ``persistence`` from now on."""
         self._persistence = persistence
 

@@ -35,7 +35,7 @@ from lean_data.quality.screen import bad_text
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import Action
-from lean_data.storage.sqlite import DataPersistence
+from lean_data.storage.base import Storage
 
 __all__ = ["OUTCOMES", "Pipeline"]
 
@@ -123,7 +123,7 @@ class Pipeline:
         self._derivers = backfill.derivers
         self._errors = errors
         self._record_error = errors.record
-        self.persistence: DataPersistence | None = None
+        self.persistence: Storage | None = None
         self.buffers: dict[str, DataBuffer[MarketData]] = {}
         self._callbacks = callbacks
         self._sync_callbacks = callbacks.sync  # the lists themselves: bound once, read per item
@@ -134,7 +134,7 @@ class Pipeline:
         self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
 
-    def use_storage(self, persistence: DataPersistence) -> None:
+    def use_storage(self, persistence: Storage) -> None:
         """Queue what is delivered for ``persistence`` from now on."""
         self.persistence = persistence
 

@@ -22,6 +22,7 @@ from lean_data.engine.tasks import Spawn
 from lean_data.errors import StorageFailedError
 from lean_data.feeds.base import DataFeed
 from lean_data.models import MarketData, Resolution
+from lean_data.storage.base import Storage
 from lean_data.storage.sqlite import DataPersistence, StorageFailure
 
 __all__ = ["StorageLink", "UsesStorage"]
@@ -32,7 +33,7 @@ log = logging.getLogger("lean_data.engine")
 class UsesStorage(Protocol):
     """A component that writes to storage once it is open."""
 
-    def use_storage(self, persistence: DataPersistence) -> None: ...
+    def use_storage(self, persistence: Storage) -> None: ...
 
 
 class StorageLink:
@@ -67,12 +68,16 @@ class StorageLink:
         self._snapshot = snapshot
         self._running = running
         self._users: tuple[UsesStorage, ...] = (errors, backfill, *users)
-        self.persistence: DataPersistence | None = None
+        self.persistence: Storage | None = None
         self._hooks: list[Callable[[StorageFailure], Any]] = []
         self._wakeup: asyncio.Event | None = None
 
-    async def open(self) -> DataPersistence | None:
-        """Open the database of ``config.db_path`` (None without one) and apply retention."""
+    async def open(self, task_group: asyncio.TaskGroup | None = None) -> Storage | None:
+        """Open the database of ``config.db_path`` (None without one) and apply retention.
+
+        ``task_group`` owns the storage writer task (the engine's); it must outlive
+        :meth:`close`, which stops the writer.
+        """
         cfg = self.config
         if cfg.db_path is None:
             return None
@@ -83,7 +88,7 @@ class StorageLink:
             queue_size=cfg.storage_queue_size,
             on_failure=self._failed,
         )
-        await persistence.open()
+        await persistence.open(task_group=task_group)
         for user in self._users:
             user.use_storage(persistence)
         if cfg.retention_days > 0:
@@ -114,7 +119,7 @@ class StorageLink:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    async def _save_loop(self, persistence: DataPersistence, wakeup: asyncio.Event) -> None:
+    async def _save_loop(self, persistence: Storage, wakeup: asyncio.Event) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), self.config.metrics_interval_s)

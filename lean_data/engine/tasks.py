@@ -51,6 +51,12 @@ class EngineTasks:
         await group.__aenter__()
         self._group = group
 
+    @property
+    def group(self) -> asyncio.TaskGroup | None:
+        """The open task group (None before start and after stop), for owners of tasks
+        that report their own failures (the storage writer)."""
+        return self._group
+
     def spawn(
         self, name: str, function: Callable[..., Awaitable[T]], /, *args: Any
     ) -> asyncio.Task[T | None]:

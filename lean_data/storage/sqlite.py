@@ -230,9 +230,7 @@ class DataPersistence(Queries):
             return
         self._check_writer()
         was_open = self._state == _OPEN
-        self._state = _CLOSED
-        self._accepting = False
-        writer = self._writer
+        self._state, self._accepting, writer = _CLOSED, False, self._writer
         try:
             if was_open and writer is not None and not writer.done():
                 await self._queue.put(STOP, None)
@@ -241,6 +239,8 @@ class DataPersistence(Queries):
             if self._batch_writer.failure is not None:
                 await self._batch_writer.report_failure(self._path)
         finally:
+            if writer is not None and not writer.done():  # close cancelled: no orphan writer
+                writer.cancel()
             await self._discard_connection()
 
     async def __aenter__(self) -> DataPersistence:
