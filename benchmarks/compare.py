@@ -24,9 +24,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def _run(
-    tree: Path, only: list[str], quick: bool, repeats: int, out: Path
+    tree: Path, only: list[str], quick: bool, repeats: int, data: Path, out: Path
 ) -> dict[tuple[str, str], dict]:
     command = [sys.executable, str(tree / "benchmarks" / "run.py"), "--json", str(out)]
+    command += ["--data", str(data)]
     command += ["--only", *only, "--repeats", str(repeats)]
     if quick:
         command.append("--quick")
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1, help="samples per figure per run")
     parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke test)")
+    parser.add_argument(
+        "--data", type=Path, default=HERE.parent.parent / "shared" / "data",
+        help="the real-data corpus, the same for both sides (default ../shared/data)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     before, after = args.before.resolve(), HERE.parent
     if not (before / "benchmarks" / "run.py").exists():
@@ -53,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             for side, tree in (("before", before), ("after", after)):
                 print(f"round {round_ + 1}/{args.rounds}: {side} ...", file=sys.stderr)
                 out = Path(tmp) / f"{side}-{round_}.json"
-                runs[side].append(_run(tree, args.only, args.quick, args.repeats, out))
+                runs[side].append(
+                    _run(tree, args.only, args.quick, args.repeats, args.data.resolve(), out)
+                )
     keys = [k for k in runs["after"][0] if all(k in r for r in runs["before"] + runs["after"])]
     print(f"{'figure':40} {'metric':28} {'before':>12} {'after':>12} {'after/before':>13}")
     for key in keys:
