@@ -84,9 +84,18 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
 
     def of(self, feed: str, item: MarketData) -> SeriesRecord | None:
         """Return the record of a screened item's series (made on its first item)."""
-        key = record_key(feed, item)
-        if key is None:
-            return None
+        kind = type(item)  # record_key(), inlined: this runs for every tick
+        key: tuple[object, ...]
+        if kind is Tick:
+            tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
+            if type(tick_type) is not TickType:
+                return None
+            key = (feed, item.symbol, tick_type)
+        else:
+            key_or_none = record_key(feed, item)
+            if key_or_none is None:
+                return None
+            key = key_or_none
         record = self.get(key)
         if record is None:
             record = self[key] = SeriesRecord()
