@@ -26,6 +26,7 @@ from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
 from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.registry import FeedRegistry
+from lean_data.engine.series_record import SeriesRecord, SeriesRecords
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
 from lean_data.inbox import Inbox
@@ -111,7 +112,15 @@ class Pipeline:
         self._inbox = inbox
         self._screen = validator.screen
         self._judge = validator.judge
-        self._quality_record = quality.record
+        # per-series state through the series records, unless a validator subclass judges
+        # its own way (then it is asked by key, as its judge() expects)
+        own_judge = type(validator).judge is not DataValidator.judge
+        self._validation_of = None if own_judge else validator.series_of
+        self._judge_in = validator.judge_in
+        self.records = SeriesRecords(validator, quality)
+        """Each series' state in every stage, by :func:`record_key`: one lookup per item."""
+        self._record_of = self.records.of
+        self._count = self.records.count
         self._metrics = metrics
         self._record_delivery = metrics.record_delivery
         self._feeds = registry.feeds
@@ -119,6 +128,8 @@ class Pipeline:
         self._admit = failover.admit
         self._backfill = backfill
         self._continuity = backfill.continuity
+        self._continuity_of = backfill.continuity.series_of
+        self._admit_in = backfill.continuity.admit_in
         self._aggregators = backfill.aggregators
         self._derivers = backfill.derivers
         self._errors = errors
@@ -287,49 +298,72 @@ class Pipeline:
         """
         screened = self._screen(item)
         if screened is not None:
-            return self._deliver(feed, item, screened)
+            return self._deliver(feed, item, screened)  # no record: its key may be bogus
         if type(item) is TradeBar and type(item.resolution) is Resolution:
             if not item.closed:
                 self.outcomes["partial"] += 1
                 self._deliver_partial(feed, item)
                 return None
+            key = (feed, item.symbol, TradeBar, item.resolution)  # record_key(), inlined
+            record = self.records.get(key)
+            if record is None:
+                record = self.records[key] = SeriesRecord()
             if not item.backfilled and self.config.continuity:
                 if self._failover.engaged and not self._admit(feed, item.symbol):
                     self.outcomes["standby"] += 1
                     return None
-                decision = self._continuity.admit_fast(feed, item)
+                series = record.continuity
+                if series is None:
+                    series = record.continuity = self._continuity_of(item.symbol, item.resolution)
+                decision = self._admit_in(series, feed, item)
                 if decision is None:
-                    return self._deliver(feed, item)
+                    return self._deliver(feed, item, None, False, record)
                 action = decision.action
                 if action is Action.DELIVER:
                     assert decision.bar is not None
-                    return self._deliver(feed, decision.bar)
+                    return self._deliver(feed, decision.bar, None, False, record)
                 if action is Action.LATE:
-                    return self._deliver(feed, item, late=True)
+                    return self._deliver(feed, item, None, True, record)
                 if action is Action.DUPLICATE:
                     self.outcomes["duplicate"] += 1
                     return None
                 if decision.request is not None:  # parked: delivered when it is answered
                     self._backfill.resolve(decision.request)
                 return self._backfill.bound_parked(item.symbol, item.resolution, feed)
+        else:
+            record = self._record_of(feed, item)
         if self._failover.engaged and not self._admit(feed, item.symbol):
             self.outcomes["standby"] += 1
             return None
-        return self._deliver(feed, item)
+        return self._deliver(feed, item, None, False, record)
 
     def _deliver(
-        self, feed: str, item: MarketData, verdict: Verdict | None = None, late: bool = False
+        self,
+        feed: str,
+        item: MarketData,
+        verdict: Verdict | None = None,
+        late: bool = False,
+        record: SeriesRecord | None = None,
     ) -> Later | None:
         """Judge, score, buffer, call back, store, then build bars from it; never waits.
 
-        ``verdict`` is the screen's INVALID verdict when there is one. A ``late`` bar is
+        ``verdict`` is the screen's INVALID verdict when there is one (the item then has no
+        ``record``; one the screen passed is looked up when not given). A ``late`` bar is
         flagged (reason ``late``) and reaches callbacks and storage, not the ring buffer nor
         derived bars (both are in time order). Returns the steps that must wait, like
         :meth:`_process`.
         """
         symbol = item.symbol
         if verdict is None:
-            verdict = self._judge(item, feed=feed)
+            if record is None:
+                record = self._record_of(feed, item)
+            if record is None or self._validation_of is None:
+                verdict = self._judge(item, feed=feed)
+            else:
+                window = record.validation
+                if window is None:
+                    window = record.validation = self._validation_of(item, feed)
+                verdict = self._judge_in(window, item)
         if late:
             verdict = _flag_late(verdict, item)
         level = verdict.level
@@ -337,7 +371,7 @@ class Pipeline:
         if level is _INVALID:
             self.invalid += 1
             self.outcomes["invalid"] += 1
-            self._quality_record(feed, symbol, item, verdict, None)
+            self._count(feed, item, verdict, None, record)
             self._metrics.increment_errors(feed=feed, kind="invalid_data")
             shown = symbol if bad_text(symbol) is None else ascii(symbol)
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
@@ -347,13 +381,17 @@ class Pipeline:
             self.outcomes["late"] += 1
         else:
             self.outcomes["backfilled" if getattr(item, "backfilled", False) else "delivered"] += 1
-            buffer = self.buffers.get(symbol)
+            buffer = None if record is None else record.buffer
             if buffer is None:
-                buffer = self.buffers[symbol] = DataBuffer(self.config.buffer_size)
+                buffer = self.buffers.get(symbol)
+                if buffer is None:
+                    buffer = self.buffers[symbol] = DataBuffer(self.config.buffer_size)
+                if record is not None:
+                    record.buffer = buffer
             buffer.add(item)
         later = self._fan_out(symbol, item, level, late)
         latency = self.latency_ns(feed, item)
-        self._quality_record(feed, symbol, item, verdict, latency)
+        self._count(feed, item, verdict, latency, record)
         self._record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             later = self._keep(feed, item, verdict, later)

@@ -62,24 +62,46 @@ class ValidatorCore:
         self._bars: dict[tuple[str, str, int], Series] = {}
         self._quotes: dict[tuple[str, str, int], Series] = {}
         self._ticks: dict[tuple[str, str, TickType], Series] = {}
+        self._reset_listeners: list[Callable[[str | None], None]] = []
 
     # ---------------------------------------------------------------- trade bars
 
     # Each check below judges an item the screen passed (lean_data.quality.screen): the
     # impossible (INVALID) was decided there, before continuity; these keep series state.
 
-    def _check_bar(self, bar: TradeBar, feed: str) -> Verdict:
+    def series_of(self, item: TradeBar | QuoteBar | Tick, feed: str) -> Series:
+        """Return the rolling state ``item``'s series keeps (made on its first item).
+
+        Raises:
+            TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
+        """
+        kind = type(item)
+        if kind is Tick:
+            tick_key = (feed, item.symbol, item.tick_type)  # type: ignore[union-attr]
+            st = self._ticks.get(tick_key)
+            if st is None:
+                st = self._ticks[tick_key] = Series(self._window, 0)
+            return st
+        if kind is TradeBar:
+            table = self._bars
+        elif kind is QuoteBar:
+            table = self._quotes
+        else:
+            raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+        period = item.resolution.nanos  # type: ignore[union-attr]  # a bar
+        key = (feed, item.symbol, period)
+        st = table.get(key)
+        if st is None:
+            st = table[key] = Series(self._window, period)
+        return st
+
+    def _check_bar(self, st: Series, bar: TradeBar) -> Verdict:
         o, h, low, c = bar.open, bar.high, bar.low, bar.close
         v = bar.volume
         issues: Issues = None
         if v != v:
             issues = [("nan_volume", FAIR, "volume is NaN (unknown)")]
-        period = bar.resolution.nanos
-        issues = self._timing(bar.ts_event, bar.ts_recv, period, issues)
-        key = (feed, bar.symbol, period)
-        st = self._bars.get(key)
-        if st is None:
-            st = self._bars[key] = Series(self._window, period)
+        issues = self._timing(bar.ts_event, bar.ts_recv, bar.resolution.nanos, issues)
         if v > 0.0:
             st.has_volume = True
         elif v == 0.0 and h > low and st.has_volume:
@@ -170,18 +192,13 @@ class ValidatorCore:
 
     # ---------------------------------------------------------------- quote bars
 
-    def _check_quote_bar(self, q: QuoteBar, feed: str) -> Verdict:
+    def _check_quote_bar(self, st: Series, q: QuoteBar) -> Verdict:
         bad_size = size_issue(q.bid_size, q.ask_size, "quote size")  # NaN: FAIR
         bid, ask = q.bid_close, q.ask_close
         issues = None if bad_size is None else [bad_size]
         issues = self._spread(bid, ask, issues)
-        period = q.resolution.nanos
         ts = q.ts_event
-        issues = self._timing(ts, q.ts_recv, period, issues)
-        key = (feed, q.symbol, period)
-        st = self._quotes.get(key)
-        if st is None:
-            st = self._quotes[key] = Series(self._window, period)
+        issues = self._timing(ts, q.ts_recv, q.resolution.nanos, issues)
         if ts < st.ts:
             return out_of_order(ts, st.ts, q.backfilled, issues)
         if ts == st.ts:
@@ -195,7 +212,7 @@ class ValidatorCore:
 
     # ---------------------------------------------------------------- ticks
 
-    def _check_tick(self, t: Tick, feed: str) -> Verdict:
+    def _check_tick(self, st: Series, t: Tick) -> Verdict:
         if t.tick_type is TickType.TRADE:
             price = t.price
             bad_size = size_issue(t.size, 0.0, "trade size")  # NaN: FAIR
@@ -207,15 +224,11 @@ class ValidatorCore:
             price = (bid + ask) * 0.5
         if bad_size is not None:
             issues = add(issues, *bad_size)
-        return self._tick_series(t, feed, price, issues)
+        return self._tick_series(st, t, price, issues)
 
-    def _tick_series(self, t: Tick, feed: str, price: float, issues: Issues) -> Verdict:
+    def _tick_series(self, st: Series, t: Tick, price: float, issues: Issues) -> Verdict:
         ts = t.ts_event
         issues = self._timing(ts, t.ts_recv, 0, issues)
-        key = (feed, t.symbol, t.tick_type)
-        st = self._ticks.get(key)
-        if st is None:
-            st = self._ticks[key] = Series(self._window, 0)
         if ts < st.ts:
             msg = f"event time {ts} is before the previous tick's {st.ts}"
             issues = add(issues, "out_of_order", FAIR, msg)

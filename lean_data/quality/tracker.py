@@ -22,10 +22,10 @@ from array import array
 from typing import Any
 
 from lean_data.errors import ConfigError
-from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
+from lean_data.models import MarketData, Tick
 from lean_data.quality.levels import DataQualityLevel, Verdict
 
-__all__ = ["QualityTracker"]
+__all__ = ["Counters", "QualityTracker", "SeriesClock"]
 
 _LEVELS = tuple(DataQualityLevel)
 # A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
@@ -35,7 +35,7 @@ _TENTHS: dict[float, int] = {level._value_: round(level.value * 10) for level in
 _LEVEL_SLOTS = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
 
 
-class _SeriesClock:
+class SeriesClock:
     """Timing state of one series, for gaps, duplicates and out-of-order items."""
 
     __slots__ = ("closed", "period", "revision", "ts")
@@ -47,7 +47,7 @@ class _SeriesClock:
         self.revision = 0
 
 
-class _Stats:
+class Counters:
     """Counters and rolling windows of one (feed, symbol)."""
 
     __slots__ = (
@@ -90,7 +90,7 @@ class _Stats:
         self.lat_sum = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
-        self.series: dict[object, _SeriesClock] = {}
+        self.series: dict[object, SeriesClock] = {}
 
 
 class QualityTracker:
@@ -107,7 +107,7 @@ class QualityTracker:
         if not isinstance(window, int) or window <= 0:
             raise ConfigError(f"QualityTracker window must be a positive integer, got {window!r}")
         self._window = window
-        self._stats: dict[tuple[str, str], _Stats] = {}
+        self._stats: dict[tuple[str, str], Counters] = {}
 
     def record(
         self,
@@ -128,9 +128,39 @@ class QualityTracker:
                 tick: receive - event time; a closed bar: receive - bar end), and nothing
                 is recorded when ``ts_recv`` is 0.
         """
+        self.record_in(self.stats_of(feed, symbol), None, item, verdict, latency_ns)
+
+    def stats_of(self, feed: str, symbol: str) -> Counters:
+        """Return the counters of (``feed``, ``symbol``), made on first use."""
         st = self._stats.get((feed, symbol))
         if st is None:
-            st = self._stats[(feed, symbol)] = _Stats(self._window)
+            st = self._stats[(feed, symbol)] = Counters(self._window)
+        return st
+
+    def clock_of(self, st: Counters, item: MarketData) -> SeriesClock:
+        """Return the timing state of ``item``'s series within ``st``, made on first use."""
+        if type(item) is Tick:
+            key: object = item.tick_type
+            period = 0
+        else:
+            period = item.resolution.nanos  # type: ignore[union-attr]  # not a Tick: a bar
+            key = (type(item), period)
+        clock = st.series.get(key)
+        if clock is None:
+            clock = st.series[key] = SeriesClock(period)
+        return clock
+
+    def record_in(
+        self,
+        st: Counters,
+        clock: SeriesClock | None,
+        item: MarketData,
+        verdict: Verdict,
+        latency_ns: int | None = None,
+    ) -> None:
+        """Like :meth:`record`, with the counters (:meth:`stats_of`) and, when known, the
+        series' timing state (:meth:`clock_of`) at hand: the engine keeps both in its
+        series record and so skips the lookups."""
         st.messages += 1
         tenths = _TENTHS[verdict.level._value_]
         st.tenths += tenths
@@ -148,7 +178,7 @@ class QualityTracker:
             st.first_ts = ts
         if st.last_ts is None or ts > st.last_ts:
             st.last_ts = ts
-        period = self._timing(st, item)
+        period = self._timing(st, clock, item)
         if latency_ns is None and item.ts_recv:
             if period == 0:
                 latency_ns = item.ts_recv - ts
@@ -157,18 +187,11 @@ class QualityTracker:
         if latency_ns is not None:
             self._latency(st, latency_ns)
 
-    def _timing(self, st: _Stats, item: MarketData) -> int:
+    def _timing(self, st: Counters, clock: SeriesClock | None, item: MarketData) -> int:
         """Update gaps, duplicates and out-of-order counts; return the period (0: tick)."""
-        if type(item) is Tick:
-            key: object = item.tick_type
-            period = 0
-        else:
-            bar: TradeBar | QuoteBar = item  # type: ignore[assignment]  # not a Tick
-            period = bar.resolution.nanos
-            key = (type(bar), period)
-        clock = st.series.get(key)
         if clock is None:
-            clock = st.series[key] = _SeriesClock(period)
+            clock = self.clock_of(st, item)
+        period = clock.period
         prev, ts = clock.ts, item.ts_event
         if prev is None or ts > prev:
             if prev is not None and period and ts - prev > period:
@@ -185,7 +208,7 @@ class QualityTracker:
             clock.revision = item.revision  # type: ignore[union-attr]
         return period
 
-    def _latency(self, st: _Stats, latency_ns: int) -> None:
+    def _latency(self, st: Counters, latency_ns: int) -> None:
         st.lat_sum += latency_ns
         i = st.lat_idx
         try:
@@ -213,7 +236,7 @@ class QualityTracker:
                 out.setdefault(f, {})[s] = self._summary(st)
         return out
 
-    def _summary(self, st: _Stats) -> dict[str, Any]:
+    def _summary(self, st: Counters) -> dict[str, Any]:
         in_window = min(st.messages, self._window)
         return {
             "messages": st.messages,
@@ -230,7 +253,7 @@ class QualityTracker:
             "last_ts": st.last_ts,
         }
 
-    def _latency_summary(self, st: _Stats) -> dict[str, float | None]:
+    def _latency_summary(self, st: Counters) -> dict[str, float | None]:
         if st.lat_n == 0:
             return {"avg": None, "p50": None, "p99": None}
         recent = sorted(st.latencies[: min(st.lat_n, self._window)])

@@ -118,12 +118,14 @@ revision) is judged against the state from before that bar's first version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
 from lean_data.quality.checks import ValidatorCore
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
 from lean_data.quality.screen import screen
-from lean_data.quality.state import forget
+from lean_data.quality.state import Series, forget
 from lean_data.quality.tracker import QualityTracker
 
 __all__ = ["FORWARD_SPLITS", "REVERSE_SPLITS", "DataValidator", "QualityTracker", "match_split"]
@@ -175,14 +177,31 @@ class DataValidator(ValidatorCore):
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
+        return self.judge_in(self.series_of(item, feed), item)
+
+    def judge_in(self, series: Series, item: MarketData) -> Verdict:
+        """Like :meth:`judge`, with the item's series state (:meth:`series_of`) at hand.
+
+        The engine keeps each series' state in its series record and so skips the lookup.
+
+        Raises:
+            TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
+        """
         kind = type(item)
         if kind is TradeBar:
-            return self._check_bar(item, feed)  # type: ignore[arg-type]  # checked just above
+            return self._check_bar(series, item)  # type: ignore[arg-type]  # checked above
         if kind is Tick:
-            return self._check_tick(item, feed)  # type: ignore[arg-type]  # checked just above
+            return self._check_tick(series, item)  # type: ignore[arg-type]  # checked above
         if kind is QuoteBar:
-            return self._check_quote_bar(item, feed)  # type: ignore[arg-type]  # checked above
+            return self._check_quote_bar(series, item)  # type: ignore[arg-type]  # checked
         raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+
+    def on_reset(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(symbol)`` after each :meth:`reset` (None: every symbol).
+
+        Whoever holds series states from :meth:`series_of` drops them there.
+        """
+        self._reset_listeners.append(listener)
 
     def validate_trade_bar(self, bar: TradeBar) -> tuple[bool, DataQualityLevel, str]:
         """Judge a trade bar (stateful, feed ``""``); return (is_valid, level, message)."""
@@ -203,3 +222,5 @@ class DataValidator(ValidatorCore):
         """Forget the state of every series, or of ``symbol``'s series on every feed."""
         for table in (self._bars, self._quotes, self._ticks):
             forget(table, symbol)
+        for listener in self._reset_listeners:
+            listener(symbol)

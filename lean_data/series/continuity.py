@@ -44,14 +44,7 @@ from typing import Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
 
-__all__ = [
-    "Action",
-    "CalendarLike",
-    "Continuity",
-    "Decision",
-    "EveryInterval",
-    "Request",
-]
+__all__ = ["Action", "CalendarLike", "Continuity", "Decision", "EveryInterval", "Request"]
 
 _RECENT = 128  # delivered open times remembered per series (duplicates, revisions)
 # What is remembered of a delivered bar: its revision and exact OHLCV, packed. Not the bar
@@ -138,7 +131,7 @@ _PARKED = Decision(Action.PARKED)
 _DUPLICATE = Decision(Action.DUPLICATE)
 
 
-class _Series:
+class ContinuityState:
     """State of one series.
 
     The last ``_RECENT`` delivered bars (and late ones) are remembered in a ring of slots,
@@ -175,7 +168,7 @@ def _same(values: Sequence[float], seen: Sequence[float]) -> bool:
     return all(a == b or (a != a and b != b) for a, b in zip(values, seen, strict=True))
 
 
-def _remember(series: _Series, feed: str, bar: TradeBar, slot: int = -1) -> None:
+def _remember(series: ContinuityState, feed: str, bar: TradeBar, slot: int = -1) -> None:
     """Remember a delivered bar in ``slot``, or (-1) in the next one of the ring."""
     packed = _SLOT.pack(bar.revision, *_values(bar))  # first: a bad value changes nothing
     if slot < 0:
@@ -194,7 +187,7 @@ def _remember(series: _Series, feed: str, bar: TradeBar, slot: int = -1) -> None
     series.values[start : start + _SLOT_SIZE] = packed
 
 
-def _find(series: _Series, ts: int, period: int) -> int:
+def _find(series: ContinuityState, ts: int, period: int) -> int:
     """Return the slot remembering open time ``ts`` (there is at most one), or -1."""
     opens = series.opens
     if period > 0:  # first guess: one slot per period back from the newest bar
@@ -234,7 +227,7 @@ class Continuity:
         self._live = live or (lambda feed: True)
         self.max_backfill_bars = max_backfill_bars
         self.seed_from_storage = seed_from_storage
-        self._series: dict[tuple[str, Resolution], _Series] = {}
+        self._series: dict[tuple[str, Resolution], ContinuityState] = {}
         self.delivered = 0
         self.duplicates = 0
         self.revisions = 0
@@ -251,20 +244,25 @@ class Continuity:
 
     # ----------------------------------------------------------------- the hot path
     def admit_fast(self, feed: str, bar: TradeBar) -> Decision | None:
-        """Like :meth:`admit`, but None when the bar is delivered as it is (the common case).
+        """Like :meth:`admit`, but None when the bar is delivered as it is (the common case)."""
+        return self.admit_in(self.series_of(bar.symbol, bar.resolution), feed, bar)
+
+    def series_of(self, symbol: str, resolution: Resolution) -> ContinuityState:
+        """Return the state of a series (made on first use), for :meth:`admit_in`."""
+        series = self._series.get((symbol, resolution))
+        if series is None:
+            series = self._series[(symbol, resolution)] = ContinuityState()
+        return series
+
+    def admit_in(self, series: ContinuityState, feed: str, bar: TradeBar) -> Decision | None:
+        """:meth:`admit_fast` with the bar's series (:meth:`series_of`) at hand.
 
         The next bar of a running series from the feed already delivering it costs a few
-        attribute reads and one slot write; everything else goes through :meth:`admit`.
+        attribute reads and one slot write; everything else goes through :meth:`_decide`.
         A hand-inlined copy of :meth:`_advance` / :func:`_remember` for that case, held to
         them (answers and state) by tests/test_continuity_paths.py.
         """
-        series = self._series.get((bar.symbol, bar.resolution))
-        if (
-            series is not None
-            and bar.ts_event == series.next_open
-            and series.parked is None
-            and feed == series.run_feed
-        ):
+        if bar.ts_event == series.next_open and series.parked is None and feed == series.run_feed:
             ts = bar.ts_event
             feeds = series.feeds
             i = series.head
@@ -282,14 +280,13 @@ class Continuity:
             series.next_open = ts + bar.resolution.nanos
             self.delivered += 1
             return None
-        return self.admit(feed, bar)
+        return self._decide(series, feed, bar)
 
     def admit(self, feed: str, bar: TradeBar) -> Decision:
         """Decide about one closed bar (not backfilled) from ``feed``."""
-        key = (bar.symbol, bar.resolution)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = _Series()
+        return self._decide(self.series_of(bar.symbol, bar.resolution), feed, bar)
+
+    def _decide(self, series: ContinuityState, feed: str, bar: TradeBar) -> Decision:
         if series.parked is not None:
             series.parked.append((feed, bar))
             return _PARKED
@@ -313,7 +310,7 @@ class Continuity:
         sparse = self._sparse(feed)
         return self._park(series, feed, bar, "gap", series.next_open, ts, 0 if sparse else expected)
 
-    def _advance(self, series: _Series, feed: str, bar: TradeBar) -> None:
+    def _advance(self, series: ContinuityState, feed: str, bar: TradeBar) -> None:
         ts = bar.ts_event
         if ts != series.next_open or feed != series.run_feed:
             self._close_run(series, bar.symbol, bar.resolution)
@@ -323,7 +320,7 @@ class Continuity:
         series.next_open = ts + bar.resolution.nanos
         self.delivered += 1
 
-    def _earlier(self, series: _Series, feed: str, bar: TradeBar) -> Decision:
+    def _earlier(self, series: ContinuityState, feed: str, bar: TradeBar) -> Decision:
         slot = _find(series, bar.ts_event, bar.resolution.nanos)
         if slot < 0:
             # a bar for a hole behind the head (a gap its source could not fill then):
@@ -344,7 +341,7 @@ class Continuity:
         return Decision(Action.DELIVER, revised)
 
     def _park(
-        self, series: _Series, feed: str, bar: TradeBar, reason: str, start: int, end: int,
+        self, series: ContinuityState, feed: str, bar: TradeBar, reason: str, start: int, end: int,
         missing: int,
     ) -> Decision:  # fmt: skip
         series.parked = [(feed, bar)]
@@ -357,7 +354,7 @@ class Continuity:
             self.gap_checks += 1
         return Decision(Action.FETCH, request=request)
 
-    def _close_run(self, series: _Series, symbol: str, resolution: Resolution) -> None:
+    def _close_run(self, series: ContinuityState, symbol: str, resolution: Resolution) -> None:
         if series.run_start >= 0 and series.next_open > series.run_start:
             self._runs.append(
                 (series.run_feed, symbol, resolution, series.run_start, series.next_open)
@@ -381,7 +378,7 @@ class Continuity:
     # ----------------------------------------------------------------- resolution
     def seed(self, symbol: str, resolution: Resolution, last_open: int | None) -> None:
         """Tell the series the open time of its newest stored bar (before :meth:`resume`)."""
-        series = self._series.setdefault((symbol, resolution), _Series())
+        series = self._series.setdefault((symbol, resolution), ContinuityState())
         series.seeded = True
         if last_open is not None and last_open > series.last_open:
             series.last_open = last_open
@@ -389,7 +386,7 @@ class Continuity:
 
     def hold(self, symbol: str, resolution: Resolution, bars: int) -> None:
         """Deliver ``bars`` historical bars before the first live bar of the series."""
-        series = self._series.setdefault((symbol, resolution), _Series())
+        series = self._series.setdefault((symbol, resolution), ContinuityState())
         if series.next_open < 0:
             series.hold = bars
 

@@ -1,0 +1,128 @@
+"""One record per series: the per-series state of every stage, found with one lookup.
+
+A series is (feed, symbol, item kind, resolution) for bars and (feed, symbol, tick type)
+for ticks: the finest key any stage keeps state by. Each stage still owns its state and
+keeps it in its own table, keyed as it needs (the validator by feed, symbol and period,
+the quality tracker by feed and symbol, continuity by symbol and resolution, the ring
+buffers by symbol); a :class:`SeriesRecord` holds direct references to the objects in
+those tables, filled in the first time the pipeline needs each one (so every stage makes
+its state when it made it before). Series that share a stage's key share its object.
+
+The pipeline keeps the records (:class:`SeriesRecords`) and hands the references to the
+stages' ``*_in`` methods. A stage that forgets state tells the records
+(:meth:`lean_data.quality.validator.DataValidator.on_reset`): they drop the symbol's
+records, and the next item looks everything up afresh.
+"""
+
+from __future__ import annotations
+
+from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.quality.levels import Verdict
+from lean_data.quality.state import Series
+from lean_data.quality.tracker import Counters, QualityTracker, SeriesClock
+from lean_data.quality.validator import DataValidator
+from lean_data.series.buffer import DataBuffer
+from lean_data.series.continuity import ContinuityState
+
+__all__ = ["SeriesRecord", "SeriesRecords", "record_key"]
+
+
+class SeriesRecord:
+    """References to one series' state in each stage (None until first needed).
+
+    Attributes:
+        validation: the validator's rolling window of the series.
+        counters: the quality tracker's counters of (feed, symbol).
+        clock: the quality tracker's timing state of the series (gaps, duplicates).
+        continuity: continuity's state of (symbol, resolution); closed trade bars only.
+        buffer: the ring buffer of the symbol.
+    """
+
+    __slots__ = ("buffer", "clock", "continuity", "counters", "validation")
+
+    def __init__(self) -> None:
+        self.validation: Series | None = None
+        self.counters: Counters | None = None
+        self.clock: SeriesClock | None = None
+        self.continuity: ContinuityState | None = None
+        self.buffer: DataBuffer[MarketData] | None = None
+
+
+def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
+    """Return the series key of an item the screen passed, or None when it has none.
+
+    None for an item whose resolution is not a :class:`Resolution` (or tick type not a
+    :class:`TickType`): the stages look such an item up by their own keys, as they did.
+    """
+    kind = type(item)
+    if kind is TradeBar or kind is QuoteBar:
+        resolution = item.resolution  # type: ignore[union-attr]  # a bar
+        if type(resolution) is Resolution:
+            return (feed, item.symbol, kind, resolution)
+    elif kind is Tick:
+        tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
+        if type(tick_type) is TickType:
+            return (feed, item.symbol, tick_type)
+    return None
+
+
+class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
+    """The records by series key (:func:`record_key`); dropped when the validator resets.
+
+    Args:
+        validator: the engine's validator (its resets drop the records of the symbol).
+        quality: the engine's quality counters, counted through the records.
+    """
+
+    def __init__(self, validator: DataValidator, quality: QualityTracker) -> None:
+        super().__init__()
+        self._record = quality.record
+        self._counters_of = quality.stats_of
+        self._clock_of = quality.clock_of
+        self._record_in = quality.record_in
+        validator.on_reset(self.forget)
+
+    def of(self, feed: str, item: MarketData) -> SeriesRecord | None:
+        """Return the record of a screened item's series (made on its first item)."""
+        kind = type(item)  # record_key(), inlined: this runs for every tick
+        key: tuple[object, ...]
+        if kind is Tick:
+            tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
+            if type(tick_type) is not TickType:
+                return None
+            key = (feed, item.symbol, tick_type)
+        else:
+            key_or_none = record_key(feed, item)
+            if key_or_none is None:
+                return None
+            key = key_or_none
+        record = self.get(key)
+        if record is None:
+            record = self[key] = SeriesRecord()
+        return record
+
+    def count(
+        self,
+        feed: str,
+        item: MarketData,
+        verdict: Verdict,
+        latency: int | None,
+        record: SeriesRecord | None,
+    ) -> None:
+        """Count the item in its feed's quality counters, through its record if it has one."""
+        if record is None:
+            self._record(feed, item.symbol, item, verdict, latency)
+            return
+        counters = record.counters
+        if counters is None:
+            counters = record.counters = self._counters_of(feed, item.symbol)
+            record.clock = self._clock_of(counters, item)
+        self._record_in(counters, record.clock, item, verdict, latency)
+
+    def forget(self, symbol: str | None) -> None:
+        """Drop the records of ``symbol`` (None: all); the next item looks up afresh."""
+        if symbol is None:
+            self.clear()
+            return
+        for key in [key for key in self if key[1] == symbol]:
+            del self[key]
