@@ -23,6 +23,31 @@ def received(items: Sequence[MarketData]) -> list[MarketData]:
     return [with_ts_recv(x, now) if x.ts_recv == 0 else x for x in items]
 
 
+class IdleFeed(DataFeed):
+    """A feed that connects and subscribes and does nothing else (tests add behaviour)."""
+
+    async def connect(self) -> bool:
+        return True
+
+    async def disconnect(self) -> None:
+        pass
+
+    async def subscribe(self, symbol: str) -> bool:
+        return True
+
+    async def unsubscribe(self, symbol: str) -> bool:
+        return True
+
+    async def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | int,
+        end_date: datetime | int,
+        resolution: Resolution,
+    ) -> list[MarketData]:
+        return []
+
+
 class ListFeed(DataFeed):
     """Emits a fixed list of items per symbol on subscribe and records every call."""
 

@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 
 import pytest
 
-from lean_data.feeds.base import DataFeed, FeedStatus
-from lean_data.models import MarketData, Resolution
+from lean_data.feeds.base import FeedStatus
+from tests.helpers import IdleFeed
 
 
-class TaskFeed(DataFeed):
+class TaskFeed(IdleFeed):
     """A feed whose only behaviour is the tasks a test spawns on it."""
 
     def __init__(self) -> None:
         super().__init__("tasks")
         self.disconnects = 0
 
-    async def connect(self) -> bool:
-        return True
-
     async def disconnect(self) -> None:
         self.disconnects += 1
-
-    async def subscribe(self, symbol: str) -> bool:
-        return True
-
-    async def unsubscribe(self, symbol: str) -> bool:
-        return True
-
-    async def get_historical_data(
-        self,
-        symbol: str,
-        start_date: datetime | int,
-        end_date: datetime | int,
-        resolution: Resolution,
-    ) -> list[MarketData]:
-        return []
 
 
 async def _fail() -> None:

@@ -15,12 +15,10 @@ import inspect
 import math
 import pickle
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import pytest
 
-from lean_data.feeds.base import DataFeed
 from lean_data.models import (
     AssetClass,
     MarketData,
@@ -31,6 +29,7 @@ from lean_data.models import (
     TradeBar,
     with_ts_recv,
 )
+from tests.helpers import IdleFeed
 
 BAR = TradeBar(
     "BTC/USDT", 1_701_648_000_000_000_000, 37000.5, 37010.25, 36990.0, 37005.75, 12.345,
@@ -171,29 +170,8 @@ class _Sink:
         pass
 
 
-class _Feed(DataFeed):
+class _Feed(IdleFeed):
     asset_classes = frozenset({AssetClass.CRYPTO})
-
-    async def connect(self) -> bool:
-        return True
-
-    async def disconnect(self) -> None:
-        pass
-
-    async def subscribe(self, symbol: str) -> bool:
-        return True
-
-    async def unsubscribe(self, symbol: str) -> bool:
-        return True
-
-    async def get_historical_data(
-        self,
-        symbol: str,
-        start_date: datetime | int,
-        end_date: datetime | int,
-        resolution: Resolution,
-    ) -> list[MarketData]:
-        return []
 
 
 async def test_emit_stamps_a_copy_and_leaves_the_feeds_item_alone() -> None:
