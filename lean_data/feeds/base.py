@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Coroutine, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar, Protocol
 
 from lean_data.errors import EngineStateError
@@ -254,13 +255,16 @@ class DataFeed(abc.ABC):
         group = self._group
         if group is None:
             group = self._group = _entered(asyncio.TaskGroup())
-        self._tasks = {task for task in self._tasks if not task.done()}  # live ones only
         task = group.create_task(self._guarded(coro), name=f"{self.name}:{name}")
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._task_ended, coro))
+        return task
+
+    def _task_ended(self, coro: Coroutine[Any, Any, Any], task: asyncio.Task[Any]) -> None:
         # A task cancelled before its first step never starts ``coro``: close it quietly
         # (a no-op once it ran) instead of leaving a "never awaited" warning to the GC.
-        task.add_done_callback(lambda _: coro.close())
-        self._tasks.add(task)
-        return task
+        coro.close()
+        self._tasks.discard(task)  # live tasks only, without a rescan per spawn
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any]) -> Any:
         try:
@@ -302,7 +306,7 @@ class DataFeed(abc.ABC):
             "errors": self.errors,
             "last_message_ns": self.last_message_ns,
             "last_error": self.last_error,
-            "tasks": sum(not task.done() for task in self._tasks),
+            "tasks": len(self._tasks),
         }
 
     def __repr__(self) -> str:
