@@ -121,6 +121,7 @@ class Pipeline:
         """Each series' state in every stage, by :func:`record_key`: one lookup per item."""
         self._record_of = self.records.of
         self._count = self.records.count
+        self._record_in = quality.record_in
         self._metrics = metrics
         self._record_delivery = metrics.record_delivery
         self._feeds = registry.feeds
@@ -391,7 +392,10 @@ class Pipeline:
             buffer.add(item)
         later = self._fan_out(symbol, item, level, late)
         latency = self.latency_ns(feed, item)
-        self._count(feed, item, verdict, latency, record)
+        if record is not None and (counters := record.counters) is not None:  # at hand
+            self._record_in(counters, record.clock, item, verdict, latency)
+        else:
+            self._count(feed, item, verdict, latency, record)
         self._record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             later = self._keep(feed, item, verdict, later)

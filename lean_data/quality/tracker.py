@@ -178,46 +178,39 @@ class QualityTracker:
             st.first_ts = ts
         if st.last_ts is None or ts > st.last_ts:
             st.last_ts = ts
-        period = self._timing(st, clock, item)
+        # timing: gaps, duplicates and out-of-order counts of the series
+        if clock is None:
+            clock = self.clock_of(st, item)
+        period = clock.period
+        prev = clock.ts
+        if prev is not None and ts < prev:
+            st.out_of_order += 1
+        else:
+            if prev is None or ts > prev:
+                if prev is not None and period and ts - prev > period:
+                    st.gaps += 1
+                    st.missing += (ts - prev - 1) // period
+                clock.ts = ts
+            elif period and item.revision <= clock.revision and clock.closed:  # type: ignore[union-attr]
+                st.duplicates += 1
+            if period:
+                clock.closed = item.closed  # type: ignore[union-attr]
+                clock.revision = item.revision  # type: ignore[union-attr]
         if latency_ns is None and item.ts_recv:
             if period == 0:
                 latency_ns = item.ts_recv - ts
             elif item.closed:  # type: ignore[union-attr]  # period > 0: a bar
                 latency_ns = item.ts_recv - ts - period
         if latency_ns is not None:
-            self._latency(st, latency_ns)
-
-    def _timing(self, st: Counters, clock: SeriesClock | None, item: MarketData) -> int:
-        """Update gaps, duplicates and out-of-order counts; return the period (0: tick)."""
-        if clock is None:
-            clock = self.clock_of(st, item)
-        period = clock.period
-        prev, ts = clock.ts, item.ts_event
-        if prev is None or ts > prev:
-            if prev is not None and period and ts - prev > period:
-                st.gaps += 1
-                st.missing += (ts - prev - 1) // period
-            clock.ts = ts
-        elif ts < prev:
-            st.out_of_order += 1
-            return period
-        elif period and item.revision <= clock.revision and clock.closed:  # type: ignore[union-attr]
-            st.duplicates += 1
-        if period:
-            clock.closed = item.closed  # type: ignore[union-attr]
-            clock.revision = item.revision  # type: ignore[union-attr]
-        return period
-
-    def _latency(self, st: Counters, latency_ns: int) -> None:
-        st.lat_sum += latency_ns
-        i = st.lat_idx
-        try:
-            st.latencies[i] = latency_ns
-        except (OverflowError, TypeError):  # beyond int64, or not an int: keep it exactly
-            st.latencies = list(st.latencies)
-            st.latencies[i] = latency_ns
-        st.lat_idx = i + 1 if i + 1 < self._window else 0
-        st.lat_n += 1
+            st.lat_sum += latency_ns
+            i = st.lat_idx
+            try:
+                st.latencies[i] = latency_ns
+            except (OverflowError, TypeError):  # beyond int64, or not an int: keep it exactly
+                st.latencies = list(st.latencies)
+                st.latencies[i] = latency_ns
+            st.lat_idx = i + 1 if i + 1 < self._window else 0
+            st.lat_n += 1
 
     def report(self, symbol: str | None = None, feed: str | None = None) -> dict[str, Any]:
         """Return ``{feed: {symbol: stats}}``, optionally for one symbol and/or one feed.
