@@ -180,7 +180,6 @@ Resolution.HOUR = Resolution(NS_PER_HOUR)
 Resolution.DAILY = Resolution(NS_PER_DAY)
 
 _R = TypeVar("_R")
-_RECEIVED: dict[type, Any] = {}  # model class -> its copy-with-ts_recv function
 
 
 def _fast_constructor(cls: type[_R]) -> type[_R]:
@@ -192,8 +191,9 @@ def _fast_constructor(cls: type[_R]) -> type[_R]:
     of a twin class that has the same slots and no ``__setattr__`` (plain slot stores,
     which CPython specialises), then makes it a ``cls`` by assigning ``__class__``
     (allowed as the two layouts are identical); ``__init__`` is ``object.__init__``, so
-    nothing runs twice. A subclass (its layout differs) is built the slow way, through
-    ``object.__setattr__``. Everything else is the dataclass's own: the fields, equality,
+    nothing runs twice. A subclass (its layout differs) is built the slow way: by its own
+    dataclass ``__init__`` when it declares one (it may add fields), else through
+    ``object.__setattr__`` here. Everything else is the dataclass's own: the fields, equality,
     hashing, ``repr``, ``dataclasses.replace``. ``__setattr__`` and ``__delattr__`` refuse
     every name (Python 3.11's own raise ``TypeError`` for a name that is not a field of
     a slotted class). Pickling and copying go through ``__reduce__`` (the constructor and
@@ -213,7 +213,7 @@ def _fast_constructor(cls: type[_R]) -> type[_R]:
     slow = "".join(f"\n        _set(self, {name!r}, {name})" for name in names)
     source = (
         f"def __new__(cls, {', '.join(params)}):"
-        f"\n    if cls is _record:\n        self = _new(_twin){fast}"
+        f"\n    if cls is _record:\n        self = _twin(){fast}"
         f"\n        self.__class__ = _record"
         f"\n    else:  # a subclass, whose layout differs\n        self = _new(cls){slow}"
         f"\n    return self\n"
@@ -224,17 +224,38 @@ def _fast_constructor(cls: type[_R]) -> type[_R]:
             for name in names
         )
         source += (
-            f"def _received(self, ts_recv):\n    new = _new(_twin){copied}"
+            f"def _received(self, ts_recv):"
+            f"\n    if type(self) is not _record:  # a subclass, whose layout differs"
+            f"\n        return _replace(self, ts_recv=ts_recv)"
+            f"\n    new = _twin(){copied}"
             f"\n    new.__class__ = _record\n    return new\n"
         )
+        namespace["_replace"] = replace
     namespace["_set"] = object.__setattr__
     exec(source, namespace)  # generated from the dataclass fields, as dataclasses does
     if "_received" in namespace:
-        _RECEIVED[cls] = namespace["_received"]
+        received = namespace["_received"]
+        received.__name__ = "with_ts_recv"
+        received.__qualname__ = f"{cls.__qualname__}.with_ts_recv"
+        received.__doc__ = cls.__dict__["with_ts_recv"].__doc__
+        type.__setattr__(cls, "with_ts_recv", received)
     get_fields = attrgetter(*names)
 
     def __reduce__(self: _R) -> tuple[type[_R], tuple[Any, ...]]:
-        return (type(self), get_fields(self))
+        kind = type(self)
+        if kind is cls:
+            return (kind, get_fields(self))
+        return (kind, tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+
+    base_new = namespace["__new__"]
+
+    def subclass_new(sub: type[_R], *args: Any, **kwargs: Any) -> _R:
+        if sub.__init__ is object.__init__:  # no fields of its own: filled like ``cls``
+            return base_new(sub, *args, **kwargs)  # type: ignore[no-any-return]
+        return object.__new__(sub)  # a dataclass subclass: its own __init__ fills it
+
+    def __init_subclass__(sub: type[_R], /, **kwargs: Any) -> None:
+        type.__setattr__(sub, "__new__", subclass_new)
 
     def __setattr__(self: _R, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -248,6 +269,7 @@ def _fast_constructor(cls: type[_R]) -> type[_R]:
     for method in (__reduce__, __setattr__, __delattr__):
         method.__qualname__ = f"{cls.__qualname__}.{method.__name__}"
         type.__setattr__(cls, method.__name__, method)
+    type.__setattr__(cls, "__init_subclass__", classmethod(__init_subclass__))
     type.__setattr__(cls, "__new__", new)
     type.__setattr__(cls, "__init__", object.__init__)
     return cls
@@ -285,6 +307,13 @@ class TradeBar:
 
     kind: ClassVar[str] = "bar"
 
+    def with_ts_recv(self, ts_recv: int) -> TradeBar:
+        """Return a copy received at ``ts_recv`` (ns since the epoch); models are immutable.
+
+        The same as ``dataclasses.replace(self, ts_recv=ts_recv)``, about 10x faster.
+        """
+        return replace(self, ts_recv=ts_recv)  # the class gets a generated, faster copy
+
     @property
     def time(self) -> datetime:
         """Open time as a tz-aware UTC ``datetime``."""
@@ -320,6 +349,13 @@ class QuoteBar:
     backfilled: bool = False
 
     kind: ClassVar[str] = "quote"
+
+    def with_ts_recv(self, ts_recv: int) -> QuoteBar:
+        """Return a copy received at ``ts_recv`` (ns since the epoch); models are immutable.
+
+        The same as ``dataclasses.replace(self, ts_recv=ts_recv)``, about 10x faster.
+        """
+        return replace(self, ts_recv=ts_recv)  # the class gets a generated, faster copy
 
     @property
     def time(self) -> datetime:
@@ -366,6 +402,13 @@ class Tick:
 
     kind: ClassVar[str] = "tick"
 
+    def with_ts_recv(self, ts_recv: int) -> Tick:
+        """Return a copy received at ``ts_recv`` (ns since the epoch); models are immutable.
+
+        The same as ``dataclasses.replace(self, ts_recv=ts_recv)``, about 10x faster.
+        """
+        return replace(self, ts_recv=ts_recv)  # the class gets a generated, faster copy
+
     @property
     def time(self) -> datetime:
         """Event time as a tz-aware UTC ``datetime``."""
@@ -378,10 +421,7 @@ MarketData: TypeAlias = TradeBar | QuoteBar | Tick
 def with_ts_recv(item: MarketData, ts_recv: int) -> MarketData:
     """Return a copy of ``item`` received at ``ts_recv`` (ns); models are immutable.
 
-    The same as ``dataclasses.replace(item, ts_recv=ts_recv)``, about 10x faster for the
-    models themselves (a subclass goes through ``replace``).
+    The same as ``item.with_ts_recv(ts_recv)`` and ``dataclasses.replace(item,
+    ts_recv=ts_recv)``.
     """
-    received = _RECEIVED.get(type(item))
-    if received is None:
-        return replace(item, ts_recv=ts_recv)
-    return received(item, ts_recv)  # type: ignore[no-any-return]
+    return item.with_ts_recv(ts_recv)

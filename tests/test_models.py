@@ -141,6 +141,28 @@ def test_a_subclass_is_built_whole_and_stays_frozen() -> None:
     assert _values(stamped) == {**values, "ts_recv": 5}
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _VenueBar(TradeBar):
+    """A user's dataclass subclass with a field of its own."""
+
+    venue: str = ""
+
+
+def test_a_dataclass_subclass_may_add_fields() -> None:
+    values = _values(BAR)
+    bar = _VenueBar(**values, venue="XNAS")
+    assert type(bar) is _VenueBar
+    assert _values(bar) == {**values, "venue": "XNAS"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bar.venue = "ARCX"  # type: ignore[misc]  # what the test checks
+    for same in (pickle.loads(pickle.dumps(bar)), copy.copy(bar), dataclasses.replace(bar)):
+        assert type(same) is _VenueBar
+        assert same == bar
+    stamped = bar.with_ts_recv(5)
+    assert (type(stamped), stamped.venue, stamped.ts_recv) == (_VenueBar, "XNAS", 5)
+    assert bar.ts_recv == values["ts_recv"]
+
+
 @pytest.mark.parametrize("item", RECORDS, ids=IDS)
 def test_with_ts_recv_is_a_new_record_and_the_old_is_unchanged(item: MarketData) -> None:
     before = _values(item)

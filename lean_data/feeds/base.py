@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, ClassVar, Protocol
 
 from lean_data.errors import EngineStateError
-from lean_data.models import AssetClass, MarketData, Resolution, with_ts_recv
+from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.symbols import classify_symbol
 
 __all__ = ["DataFeed", "FeedSink", "FeedStatus"]
@@ -230,7 +230,7 @@ class DataFeed(abc.ABC):
                 f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
             ) from None
         if ts_recv == 0:
-            item = with_ts_recv(item, now)
+            item = item.with_ts_recv(now)
         self.last_message_ns = self.last_seen[item.symbol] = now
         self.messages_emitted += 1
         if not sink.offer(self.name, item):
