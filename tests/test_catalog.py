@@ -348,16 +348,26 @@ async def test_what_is_not_a_catalog_is_refused_in_one_line(tmp_path: Path) -> N
         read_catalog(tmp_path, "BTC/USDT")
     bars = ftx_bars(10)
     two = [*bars, *(replace(b, symbol="ETH-PERP") for b in bars)]
+    root = tmp_path / "bars"  # a catalog root may itself be called like a kind directory
     db = await stored(tmp_path / "s.db", two, "ftx")
     try:
-        await export_catalog(db, tmp_path / "cat", symbols=[SYMBOL, "ETH-PERP"])
+        await export_catalog(db, root, symbols=[SYMBOL, "ETH-PERP"])
+        quotes = load_file(SPY_QUOTES)[:5]
+        for quote in quotes:
+            await db.save_market_data(quote, feed="algoseek")
+        await db.save_market_data(load_file(IBM_TICKS)[0], feed="algoseek")
+        await export_catalog(db, tmp_path / "q", symbols=["SPY", "IBM"], kinds=["quote", "tick"])
     finally:
         await db.close()
+    assert len(list(read_catalog(root, SYMBOL))) == 10
     with pytest.raises(ConfigError, match=r"2 bar series .*\(BTC-PERP 1m, ETH-PERP 1m\); name one"):
-        read_catalog(tmp_path / "cat")
+        read_catalog(root)
     with pytest.raises(ConfigError, match="no bar series of 'SOL-PERP'"):
-        read_catalog(tmp_path / "cat", "SOL-PERP")
-    broken = tmp_path / "cat/bars/BTC-PERP/1m/date=2021-12-31/part-ftx.parquet"
+        read_catalog(root, "SOL-PERP")
+    with pytest.raises(ConfigError, match="holds quote and tick: name a kind"):
+        read_catalog(tmp_path / "q")
+    assert len(list(read_catalog(tmp_path / "q", kind="quote"))) == 5
+    broken = root / "bars/BTC-PERP/1m/date=2021-12-31/part-ftx.parquet"
     broken.write_bytes(b"PAR1 not really")
     with pytest.raises(DataFormatError, match=r"part-ftx\.parquet: not a readable Parquet"):
-        list(read_catalog(tmp_path / "cat", SYMBOL))
+        list(read_catalog(root, SYMBOL))
