@@ -2,7 +2,9 @@
 
 ``import lean_data`` loads only the core (aiohttp, websockets, orjson, aiosqlite): venue
 SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them:
-``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use.
+``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use, and so do
+the Parquet catalog functions (``export_catalog``, ``import_catalog``, ``read_catalog``,
+``catalog_series``), which import pyarrow only when called.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,14 @@ if TYPE_CHECKING:
         VolumeBarAggregator,
     )
     from lean_data.series.resample import BarResampler
+    from lean_data.storage.parquet import (
+        CatalogExport,
+        CatalogSeries,
+        catalog_series,
+        export_catalog,
+        import_catalog,
+        read_catalog,
+    )
 
 _LAZY = {
     "BarResampler": "lean_data.series.resample",
@@ -64,11 +74,17 @@ _LAZY = {
     "AlpacaDataFeed": "lean_data.feeds.alpaca",
     "BinanceDataFeed": "lean_data.feeds.binance",
     "CcxtDataFeed": "lean_data.feeds.ccxt_feed",
+    "CatalogExport": "lean_data.storage.parquet",
+    "CatalogSeries": "lean_data.storage.parquet",
+    "catalog_series": "lean_data.storage.parquet",
+    "export_catalog": "lean_data.storage.parquet",
+    "import_catalog": "lean_data.storage.parquet",
+    "read_catalog": "lean_data.storage.parquet",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the venue feeds on first use, so ``import lean_data`` stays light."""
+    """Import the venue feeds and the catalog on first use, so ``import lean_data`` stays light."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lean_data' has no attribute {name!r}")
@@ -85,6 +101,8 @@ __all__ = [
     "BackoffPolicy",
     "BarResampler",
     "BinanceDataFeed",
+    "CatalogExport",
+    "CatalogSeries",
     "CcxtDataFeed",
     "Config",
     "ConfigError",
@@ -133,4 +151,8 @@ __all__ = [
     "Verdict",
     "VolumeBarAggregator",
     "__version__",
+    "catalog_series",
+    "export_catalog",
+    "import_catalog",
+    "read_catalog",
 ]

@@ -5,7 +5,8 @@ files were given in: the files are merged by time (items with equal times keep f
 each streamed, a file opened only when the replay reaches its first item. It plays either as
 fast as the engine takes it (``speed=None``) or paced by the recorded timestamps
 (``speed=60`` plays an hour of data in a minute). ``get_historical_data`` serves the same
-files.
+files. One series of a Parquet catalog (a directory) replays like a file: pass its
+directory, or :meth:`ReplaySource.catalog` for the catalog root and a symbol.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def parse_asset_class(value: AssetClass | str | None) -> AssetClass | None:
 
 @dataclass(frozen=True)
 class ReplaySource:
-    """One file to replay, with what the loader needs to read it.
+    """One file (or catalog series, :meth:`catalog`) to replay, with what the loader needs.
 
     Attributes:
         path: the file.
@@ -65,6 +66,41 @@ class ReplaySource:
     resolution: Resolution | None = None
     options: dict[str, Any] = field(default_factory=dict)
     asset_class: AssetClass | None = None
+
+    @classmethod
+    def catalog(
+        cls,
+        root: str | Path,
+        symbol: str | None = None,
+        *,
+        kind: str = "bar",
+        resolution: Resolution | str | None = None,
+        feed: str | None = None,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        asset_class: AssetClass | str | None = None,
+    ) -> ReplaySource:
+        """Return the source replaying one series of a Parquet catalog.
+
+        Args:
+            root: the catalog directory (see :func:`lean_data.export_catalog`).
+            symbol: the real symbol (``"BTC/USDT"``); default: the only one stored.
+            kind: ``"bar"``, ``"quote"`` or ``"tick"``.
+            resolution: the bar period; default: the only one stored for the symbol.
+            feed: only rows this feed stored (default: every feed).
+            start, end: event-time range ``[start, end)``, ns or datetimes (naive = UTC).
+            asset_class: what the symbol is (default: the feed's, else its name's).
+
+        Raises:
+            ConfigError: an unknown ``asset_class``.
+            ValueError: an unknown resolution.
+        """
+        options: dict[str, Any] = {"kind": kind}
+        chosen = (("feed", feed), ("start", start), ("end", end))
+        options |= {name: value for name, value in chosen if value is not None}
+        res = Resolution.parse(resolution) if resolution is not None else None
+        kind_of = parse_asset_class(asset_class)
+        return cls(Path(root), symbol, "parquet_catalog", res, options, kind_of)
 
     def items(self) -> Iterator[MarketData]:
         """Stream the file's items."""

@@ -11,6 +11,8 @@ Formats (the ``format=`` names):
 - ``"lean"``: QuantConnect LEAN zipped CSVs (:mod:`lean_data.loaders.lean`).
 - ``"freqtrade_json"`` / ``"freqtrade_feather"``: freqtrade candles
   (:mod:`lean_data.loaders.freqtrade`).
+- ``"parquet_catalog"``: one series of a Parquet catalog, a directory, not a file
+  (:mod:`lean_data.loaders.parquet_catalog`; detected for a directory).
 
 Every item has ``ts_recv = 0`` (the replaying feed stamps receive time); bars are
 ``closed=True, revision=0``. Anything malformed raises :class:`DataFormatError` naming the
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lean_data.errors import ConfigError, DataFormatError
-from lean_data.loaders import binance, csv_ohlcv, freqtrade, lean
+from lean_data.loaders import binance, csv_ohlcv, freqtrade, lean, parquet_catalog
 from lean_data.loaders._common import FileSpec, check_options, parse_resolution_arg
 from lean_data.loaders.detect import detect_format
 from lean_data.models import MarketData, Resolution
@@ -60,6 +62,9 @@ _HANDLERS: dict[str, _Handler] = {
     "lean": _Handler(lean.describe, lean.iterate, lean.OPTIONS),
     "freqtrade_json": _Handler(freqtrade.describe, freqtrade.iterate, freqtrade.OPTIONS),
     "freqtrade_feather": _Handler(freqtrade.describe, freqtrade.iterate, freqtrade.OPTIONS),
+    parquet_catalog.FORMAT: _Handler(
+        parquet_catalog.describe, parquet_catalog.iterate, parquet_catalog.OPTIONS
+    ),
 }
 
 FORMATS: tuple[str, ...] = tuple(_HANDLERS)
@@ -74,9 +79,17 @@ def _prepare(
     options: dict[str, Any],
 ) -> tuple[FileSpec, _Handler]:
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        fmt = format or _detect_directory(path)
+        if fmt != parquet_catalog.FORMAT:
+            raise ConfigError(
+                f"{path} is a directory; format {fmt!r} reads a file "
+                f"({parquet_catalog.FORMAT!r} is the one format read from a directory)"
+            )
+    elif not path.is_file():
         raise ConfigError(f"no such file: {path}")
-    fmt = format or _detect(path, options)
+    else:
+        fmt = format or _detect(path, options)
     handler = _HANDLERS.get(fmt)
     if handler is None:
         raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -89,6 +102,15 @@ def _prepare(
     if spec.format != fmt:  # freqtrade's two formats share a handler: keep the asked one
         raise DataFormatError(f"this is a {spec.format} file, not {fmt}", source=str(path))
     return spec, handler
+
+
+def _detect_directory(path: Path) -> str:
+    """Return the format of a directory: a Parquet catalog, or raise ConfigError."""
+    if parquet_catalog.looks_like_catalog(path):
+        return parquet_catalog.FORMAT
+    raise ConfigError(
+        f"{path} is a directory but not a Parquet catalog (no bars/, quote_bars/ or ticks/)"
+    )
 
 
 def _detect(path: Path, options: dict[str, Any]) -> str:
@@ -141,7 +163,7 @@ def iter_file(
     this returns; rows are parsed as the iterator is consumed.
 
     Args:
-        path: the file.
+        path: the file (a directory for ``parquet_catalog``).
         format: a name from :data:`FORMATS`; ``None`` detects it from path and content.
         symbol: the symbol to give every item; ``None`` infers it from the path.
         resolution: the bar period; ``None`` takes it from the path, name or spacing.

@@ -12,6 +12,7 @@ retry's defensive row conversion (:mod:`~lean_data.storage.sanitize`), coverage 
 failure kinds (:mod:`~lean_data.storage.failures`) and the read queries
 (:mod:`~lean_data.storage.queries`). The LRU-plus-disk cache is
 :mod:`~lean_data.storage.cache`, with its disk tier (:mod:`~lean_data.storage.cache_disk`)
-and disk format (:mod:`~lean_data.storage.codec`). This package imports the core, quality
-and series stages, never feeds or the engine.
+and disk format (:mod:`~lean_data.storage.codec`). The Parquet catalog (export from any
+Storage, import, read; pyarrow on first use) is :mod:`~lean_data.storage.parquet`. This
+package imports the core, quality and series stages, never feeds or the engine.
 """
