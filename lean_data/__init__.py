@@ -2,7 +2,8 @@
 
 ``import lean_data`` loads only the core (aiohttp, websockets, orjson, aiosqlite): venue
 SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them:
-``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use.
+``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use, as does
+``PostgresStorage`` (asyncpg).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         VolumeBarAggregator,
     )
     from lean_data.series.resample import BarResampler
+    from lean_data.storage.postgres import PostgresStorage
 
 _LAZY = {
     "BarResampler": "lean_data.series.resample",
@@ -64,11 +66,13 @@ _LAZY = {
     "AlpacaDataFeed": "lean_data.feeds.alpaca",
     "BinanceDataFeed": "lean_data.feeds.binance",
     "CcxtDataFeed": "lean_data.feeds.ccxt_feed",
+    "PostgresStorage": "lean_data.storage.postgres",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the venue feeds on first use, so ``import lean_data`` stays light."""
+    """Import the venue feeds and PostgresStorage on first use: ``import lean_data`` stays
+    light."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lean_data' has no attribute {name!r}")
@@ -111,6 +115,7 @@ __all__ = [
     "FeedStatus",
     "LeanDataError",
     "OverflowPolicy",
+    "PostgresStorage",
     "QualityTracker",
     "QuoteBar",
     "RateLimitError",
