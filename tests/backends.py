@@ -13,6 +13,7 @@ placeholders for both.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sqlite3
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -136,3 +138,75 @@ async def pg_schema() -> AsyncIterator[PostgresBackend]:
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+class PgProxy:
+    """A loopback TCP proxy to the PostgreSQL server that a test can cut and restore.
+
+    While cut, every open connection is aborted and new ones are closed as soon as they
+    are accepted: to a store it is a server that went away (a network cut, a restart).
+    Use it as an async context manager; :attr:`url` is the test database through it.
+    """
+
+    def __init__(self) -> None:
+        target = urlsplit(PG_URL)
+        self._target = (target.hostname or "127.0.0.1", target.port or 5432)
+        self._server: asyncio.Server | None = None
+        self._open: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.up = True
+        self.url = ""
+
+    async def __aenter__(self) -> PgProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        target = urlsplit(PG_URL)
+        user = f"{target.username}@" if target.username else ""
+        self.url = f"postgresql://{user}127.0.0.1:{port}{target.path}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def cut(self) -> None:
+        """Abort every connection through the proxy and refuse new ones."""
+        self.up = False
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+
+    def restore(self) -> None:
+        """Let connections through again."""
+        self.up = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open.update((writer, up_writer))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.get_running_loop().create_task(_pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        sink.transport.abort()

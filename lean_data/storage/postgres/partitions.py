@@ -30,7 +30,7 @@ import asyncpg
 
 from lean_data.models import datetime_to_ns
 from lean_data.storage import schema as sch
-from lean_data.storage.postgres.schema import DDL_LOCK, quote_ident
+from lean_data.storage.postgres.schema import ddl_lock, quote_ident
 from lean_data.storage.sanitize import INT64_MAX, INT64_MIN
 from lean_data.storage.schema import Row
 
@@ -157,8 +157,7 @@ class Partitions:
         if not missing:
             return
         schema = quote_ident(self._schema)
-        async with conn.transaction():
-            await conn.execute(DDL_LOCK, f"lean_data.ddl:{self._schema}")
+        async with ddl_lock(conn, self._schema), conn.transaction():
             for table, month in missing:
                 start, end = month_bounds(month)
                 partition = f"{schema}.{quote_ident(partition_name(table, month))}"

@@ -31,7 +31,7 @@ import asyncpg
 
 from lean_data.storage.coverage import merge_coverage
 from lean_data.storage.postgres.partitions import Partitions, month_bounds, parse_name
-from lean_data.storage.postgres.schema import DDL_LOCK, quote_ident
+from lean_data.storage.postgres.schema import ddl_lock, quote_ident
 from lean_data.storage.postgres.sink import PgTx
 from lean_data.storage.rows import resolution_from_text
 from lean_data.storage.schema import MARKET_TABLES, TABLE_NAMES, SeriesKey
@@ -61,8 +61,7 @@ async def retain(
     deleted = dict.fromkeys(TABLE_NAMES, 0)
     spans: Spans = {}
     dropped: list[tuple[str, int]] = []
-    async with conn.transaction():
-        await conn.execute(DDL_LOCK, f"lean_data.ddl:{schema}")
+    async with ddl_lock(conn, schema), conn.transaction():
         for table in MARKET_TABLES:
             for name in await partitions.listing(conn, table):
                 ours = parse_name(name)

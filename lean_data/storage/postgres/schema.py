@@ -45,6 +45,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Final
 
 import asyncpg
@@ -54,7 +56,6 @@ from lean_data.storage.sanitize import COLUMN_KINDS
 
 __all__ = [
     "COLUMNS",
-    "DDL_LOCK",
     "FLAGS",
     "SCHEMA_VERSION",
     "SQL",
@@ -63,6 +64,7 @@ __all__ = [
     "UPSERT",
     "column_kinds",
     "create_or_migrate",
+    "ddl_lock",
     "pg_sql",
     "quote_ident",
 ]
@@ -163,8 +165,30 @@ def _upsert(table: int) -> str:
 UPSERT: Final = {table: _upsert(table) for table in STAGE}
 """Move staged rows ``$1 <= seq < $2`` into their table, keeping the newest version."""
 
-DDL_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
-"""Serialise schema and partition DDL of one schema (``$1``: ``lean_data.ddl:<schema>``)."""
+_LOCK: Final = "SELECT pg_advisory_lock(hashtextextended($1, 0))"
+_UNLOCK: Final = "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
+
+
+@asynccontextmanager
+async def ddl_lock(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
+    """Hold the schema's DDL lock (schema creation, partitions, retention) while inside.
+
+    A session advisory lock, taken before the caller's transaction begins: a transaction
+    that began before another creator committed may still see the catalog as it was
+    (``CREATE SCHEMA IF NOT EXISTS`` then fails on a duplicate key), one that begins
+    after the wait sees it as it is. The server releases it with a lost connection.
+    """
+    key = f"lean_data.ddl:{schema}"
+    await conn.execute(_LOCK, key)
+    try:
+        yield
+    finally:
+        try:
+            if not conn.is_closed():
+                await conn.execute(_UNLOCK, key)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass  # the connection is gone, and its session locks with it
+
 
 SERIES_LOCK: Final = (
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
@@ -236,8 +260,7 @@ async def create_or_migrate(conn: asyncpg.Connection, schema: str) -> int:
     found = await _stored_version(conn)
     if found == SCHEMA_VERSION:
         return found
-    async with conn.transaction():
-        await conn.execute(DDL_LOCK, f"lean_data.ddl:{schema}")
+    async with ddl_lock(conn, schema), conn.transaction():
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
         found = await _stored_version(conn)
         if found is not None and found > SCHEMA_VERSION:

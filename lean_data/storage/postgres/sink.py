@@ -225,10 +225,10 @@ class PgSink:
 
 
 async def _rollback(conn: asyncpg.Connection) -> None:
-    """Roll back; a connection that died has nothing left to roll back."""
-    if conn.is_closed():
-        return
+    """Roll back; a connection that died has nothing left to roll back (and asyncpg has
+    already detached it from its pool proxy: any call on it raises InterfaceError)."""
     try:
-        await conn.execute("ROLLBACK")
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        logger.warning("storage rollback failed: %r", exc)
+        logger.debug("storage rollback skipped: %r", exc)
