@@ -73,6 +73,8 @@ class SqliteBackend(Backend):
         return Config(db_path=self.path, **settings)
 
     async def rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        if not self.path.exists():  # never create the file under the store about to
+            raise sqlite3.OperationalError(f"no such table: {self.path} does not exist")
         other = sqlite3.connect(self.path, isolation_level=None)
         try:
             return other.execute(sql, params).fetchall()

@@ -18,7 +18,12 @@ from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
 from lean_data.storage.sqlite import DataPersistence
 
-__all__ = ["create_storage", "storage_location"]
+__all__ = ["create_storage", "storage_configured", "storage_location"]
+
+
+def storage_configured(config: Config) -> bool:
+    """Whether ``config`` asks for storage at all (either backend)."""
+    return bool(config.database_url) or config.db_path is not None
 
 
 def create_storage(
