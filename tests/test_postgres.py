@@ -280,6 +280,32 @@ async def test_nul_characters_and_fractions_are_rejected_alone(
     ) == [(True, NOW)]
 
 
+async def test_a_row_the_server_refuses_is_found_by_bisection_and_rejected_alone(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    bars = received(btc[:200])
+    async with pg.make(batch_rows=1_000, clock_ns=lambda: NOW) as store:
+        await store.save_market_data(bars[0], feed="ftx")
+        await store.flush()
+        # a rule of the database's own (it reaches every partition)
+        await pg.execute("ALTER TABLE bars ADD CONSTRAINT sane_volume CHECK (volume < 1e12)")
+        bad = {
+            57: dataclasses.replace(bars[57], volume=1e13),
+            133: dataclasses.replace(bars[133], volume=2e12),
+        }
+        for i, bar in enumerate(bars[1:], 1):
+            await store.save_market_data(bad.get(i, bar), feed="ftx")
+        with pytest.raises(StorageError, match=r"^2 queued rows could not be stored"):
+            await store.flush()
+        assert store.statistics()["rejected"] == {"postgres": 2}
+        stored = await store.get_market_data("BTC-PERP", 0, 2**62)
+        assert stored == [b for i, b in enumerate(bars) if i not in bad]
+        reports = [e["message"] for e in await store.get_errors(kind="storage_rejected")]
+    assert len(reports) == 2
+    assert all(m.startswith("bars row not stored (postgres): row = (") for m in reports)
+    assert all('violates check constraint "sane_volume"' in m for m in reports)
+
+
 async def test_nan_reads_back_as_nan_and_null_as_in_sqlite(pg: PostgresBackend) -> None:
     bar = TradeBar("X", 60 * 10**9, math.nan, 1.0, math.inf, -math.inf, math.nan, ts_recv=NOW)
     async with pg.make() as store:
