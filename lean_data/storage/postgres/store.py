@@ -31,7 +31,13 @@ from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
 from lean_data.storage.postgres import records
 from lean_data.storage.postgres.retention import retain
-from lean_data.storage.postgres.schema import SQL, STAGING_DDL, create_or_migrate, pg_sql
+from lean_data.storage.postgres.schema import (
+    SCHEMA_VERSION,
+    SQL,
+    STAGING_DDL,
+    create_or_migrate,
+    pg_sql,
+)
 from lean_data.storage.postgres.sink import PgSink
 from lean_data.storage.schema import Row
 from lean_data.storage.store import QueuedStore
@@ -162,8 +168,11 @@ class PostgresStorage(QueuedStore):
                 f"cannot open PostgreSQL database {self._description}: {_problem(exc)} "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
-        if found != 1:
-            logger.info("upgraded %s from schema version %d", self._description, found)
+        if found != SCHEMA_VERSION:
+            logger.info(
+                "upgraded %s from schema version %d to %d",
+                *(self._description, found, SCHEMA_VERSION),
+            )
         self._sink.pool = self._pool
 
     async def _disconnect(self) -> None:
