@@ -2,9 +2,9 @@
 
 ``import lean_data`` loads only the core (aiohttp, websockets, orjson, aiosqlite): venue
 SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them:
-``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use, and so do
-the Parquet catalog functions (``export_catalog``, ``import_catalog``, ``read_catalog``,
-``catalog_series``), which import pyarrow only when called.
+``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use, as do
+``PostgresStorage`` (asyncpg) and the Parquet catalog functions (``export_catalog``,
+``import_catalog``, ``read_catalog``, ``catalog_series``), which import pyarrow only when called.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         import_catalog,
         read_catalog,
     )
+    from lean_data.storage.postgres import PostgresStorage
 
 _LAZY = {
     "BarResampler": "lean_data.series.resample",
@@ -80,11 +81,13 @@ _LAZY = {
     "export_catalog": "lean_data.storage.parquet",
     "import_catalog": "lean_data.storage.parquet",
     "read_catalog": "lean_data.storage.parquet",
+    "PostgresStorage": "lean_data.storage.postgres",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the venue feeds and the catalog on first use, so ``import lean_data`` stays light."""
+    """Import the venue feeds, PostgresStorage and the catalog on first use: ``import
+    lean_data`` stays light."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'lean_data' has no attribute {name!r}")
@@ -129,6 +132,7 @@ __all__ = [
     "FeedStatus",
     "LeanDataError",
     "OverflowPolicy",
+    "PostgresStorage",
     "QualityTracker",
     "QuoteBar",
     "RateLimitError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -57,6 +58,10 @@ class Config:
 
     Attributes:
         db_path: SQLite file for market data, metrics and errors (``None``: no storage).
+        database_url: a PostgreSQL URL (``postgresql://user@host:5432/db``); when set,
+            storage is PostgreSQL (the ``postgres`` extra) and ``db_path`` is not used.
+            Never printed (it may hold a password).
+        database_schema: the PostgreSQL schema of the tables (created when missing).
         cache_dir: directory of the disk cache tier (``None``: memory only).
         buffer_size: ring-buffer capacity per symbol.
         cache_max_entries / cache_max_bytes: bounds of the memory LRU.
@@ -69,7 +74,7 @@ class Config:
             this many milliseconds, whichever comes first.
         storage_queue_size: capacity of the storage writer's queue.
         retention_days: stored rows older than this are purged at start (0: keep all).
-        metrics_interval_s: how often metrics are saved to SQLite (0: only at stop).
+        metrics_interval_s: how often metrics are saved to storage (0: only at stop).
         stop_timeout_s: how long ``stop()`` waits for queues to drain.
         store_invalid: also store INVALID items (flagged) instead of only logging them.
         validation: validator thresholds.
@@ -95,6 +100,8 @@ class Config:
     """
 
     db_path: str | Path | None = "lean_data.db"
+    database_url: str | None = field(default=None, repr=False)
+    database_schema: str = "lean_data"
     cache_dir: str | Path | None = None
     buffer_size: int = 10_000
     cache_max_entries: int = 256
@@ -140,6 +147,11 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
+        if not isinstance(self.database_schema, str) or not _IDENTIFIER.match(self.database_schema):
+            raise ConfigError(
+                "Config.database_schema must be a plain identifier (letters, digits, _; "
+                f"at most 63), got {self.database_schema!r}"
+            )
         if isinstance(self.overflow_policy, str):
             try:
                 self.overflow_policy = OverflowPolicy(self.overflow_policy)
@@ -173,6 +185,7 @@ class Config:
         return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 

@@ -1,13 +1,16 @@
-"""Shared test helpers: wait for a condition instead of sleeping; locate fixtures."""
+"""Shared test helpers: wait for a condition instead of sleeping; locate fixtures; the
+storage backends (``backend``: SQLite then PostgreSQL; ``pg``: PostgreSQL only)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
+from tests.backends import Backend, PostgresBackend, SqliteBackend, pg_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -31,3 +34,20 @@ async def eventually(
 def fixtures() -> Path:
     """The directory of real-data fixtures copied from ../shared/data."""
     return FIXTURES
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The test's database: a SQLite file, then a fresh PostgreSQL schema (tests/backends.py)."""
+    if request.param == "sqlite":
+        yield SqliteBackend(tmp_path / "lean.db")
+        return
+    async with pg_schema() as database:
+        yield database
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[PostgresBackend]:
+    """A fresh PostgreSQL schema for the test, dropped afterwards."""
+    async with pg_schema() as database:
+        yield database

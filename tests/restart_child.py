@@ -1,8 +1,9 @@
-"""A trading process for the restart test: engine + BinanceDataFeed + SQLite, printing bars.
+"""A trading process for the restart test: engine + BinanceDataFeed + storage, printing bars.
 
 Run as ``python -m tests.restart_child DB WS_URL REST_URL STOP_AT_NS``: prints
 ``bar <open ns> <backfilled>`` per delivered bar (flushed), and stops cleanly once the bar
-opening at STOP_AT_NS has been delivered (0: run until killed).
+opening at STOP_AT_NS has been delivered (0: run until killed). DB is a SQLite file, or
+``postgresql://...#<schema>`` for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ async def main(db: str, ws_url: str, rest_url: str, stop_at: int) -> None:
     feed = BinanceDataFeed(
         ws_url=ws_url, rest_url=rest_url, backoff=BackoffPolicy(base_s=0.01, cap_s=0.05)
     )
-    config = Config(db_path=db, storage_batch_ms=1.0, metrics_interval_s=0)
+    if db.startswith("postgresql://"):
+        url, schema = db.rsplit("#", 1)
+        database = {"db_path": None, "database_url": url, "database_schema": schema}
+    else:
+        database = {"db_path": db}
+    config = Config(**database, storage_batch_ms=1.0, metrics_interval_s=0)  # type: ignore[arg-type]  # the Config fields above
     async with DataEngine(config) as engine:
         engine.add_feed(feed)
         engine.add_data_callback(on_bar)

@@ -1,6 +1,8 @@
-"""Coverage intervals, restart queries and the schema migration of DataPersistence.
+"""Coverage intervals, restart queries and the schema migration of the stores.
 
-Real SQLite files in tmp_path; bars are FTX BTC-PERP 1-minute bars
+Tests taking ``backend`` run on a SQLite file in tmp_path and on a fresh PostgreSQL schema;
+SQLite's own facts (query plans, its lock, a killed writer process, the version-1 file)
+stay SQLite-only. Bars are FTX BTC-PERP 1-minute bars
 (tests/fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv, contiguous minutes).
 """
 
@@ -24,6 +26,8 @@ from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, QuoteBar, Resolution, Tr
 from lean_data.series.intervals import clip, overlay
 from lean_data.storage import schema as sch
 from lean_data.storage.sqlite import DataPersistence
+from lean_data.storage.store import QueuedStore
+from tests.backends import Backend
 from tests.conftest import FIXTURES, eventually
 
 M = NS_PER_MINUTE
@@ -47,10 +51,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[DataPersistence]:
+async def store(backend: Backend) -> AsyncIterator[QueuedStore]:
     # batch_ms of a minute: every read below relies on the read barrier, not on timing
-    async with DataPersistence(db_path, batch_ms=60_000, clock_ns=lambda: NOW) as persistence:
+    async with backend.make(batch_ms=60_000, clock_ns=lambda: NOW) as persistence:
         yield persistence
+
+
+COVERAGE_ROWS = "SELECT start_ns, end_ns, empty FROM coverage WHERE feed = ? ORDER BY start_ns"
 
 
 def received(bar: TradeBar, ts_recv: int = NOW) -> TradeBar:
@@ -65,23 +72,23 @@ def sqlite_rows(path: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
     return rows
 
 
-def stored_coverage(path: Path, feed: str = "ftx") -> list[tuple[Any, ...]]:
+async def stored_coverage(backend: Backend, feed: str = "ftx") -> list[tuple[Any, ...]]:
     sql = "SELECT start_ns, end_ns, empty FROM coverage WHERE feed = ? ORDER BY start_ns"
-    return sqlite_rows(path, sql, feed)
+    return [(s, e, int(empty)) for s, e, empty in await backend.rows(sql, feed)]
 
 
-async def cover(store: DataPersistence, start: int, end: int, *, empty: bool = False) -> None:
+async def cover(store: QueuedStore, start: int, end: int, *, empty: bool = False) -> None:
     await store.record_coverage(
         "ftx", "BTC-PERP", MINUTE, T0 + start * M, T0 + end * M, empty=empty
     )
 
 
-async def coverage(store: DataPersistence, start: int, end: int) -> list[tuple[int, int, bool]]:
+async def coverage(store: QueuedStore, start: int, end: int) -> list[tuple[int, int, bool]]:
     found = await store.get_coverage("ftx", "BTC-PERP", MINUTE, T0 + start * M, T0 + end * M)
     return [((s - T0) // M, (e - T0) // M, empty) for s, e, empty in found]
 
 
-async def missing(store: DataPersistence, start: int, end: int) -> list[tuple[int, int]]:
+async def missing(store: QueuedStore, start: int, end: int) -> list[tuple[int, int]]:
     found = await store.missing_intervals("ftx", "BTC-PERP", "1m", T0 + start * M, T0 + end * M)
     return [((s - T0) // M, (e - T0) // M) for s, e in found]
 
@@ -90,19 +97,20 @@ async def missing(store: DataPersistence, start: int, end: int) -> list[tuple[in
 
 
 async def test_overlapping_and_touching_intervals_coalesce(
-    store: DataPersistence, db_path: Path
+    store: QueuedStore, backend: Backend
 ) -> None:
     for start, end in ((0, 10), (10, 20), (15, 30), (40, 50), (45, 46)):
         await cover(store, start, end)
     assert await coverage(store, 0, 60) == [(0, 30, False), (40, 50, False)]
-    assert stored_coverage(db_path) == [(T0, T0 + 30 * M, 0), (T0 + 40 * M, T0 + 50 * M, 0)]
+    expected = [(T0, T0 + 30 * M, 0), (T0 + 40 * M, T0 + 50 * M, 0)]
+    assert await stored_coverage(backend) == expected
     await cover(store, 30, 40)  # fills the hole: one row remains
     await store.flush()  # for the other connection
-    assert stored_coverage(db_path) == [(T0, T0 + 50 * M, 0)]
+    assert await stored_coverage(backend) == [(T0, T0 + 50 * M, 0)]
 
 
 async def test_covered_wins_over_known_empty_in_either_order(
-    store: DataPersistence, db_path: Path
+    store: QueuedStore, backend: Backend
 ) -> None:
     await cover(store, 0, 60, empty=True)
     await cover(store, 10, 20)
@@ -112,7 +120,7 @@ async def test_covered_wins_over_known_empty_in_either_order(
     assert await coverage(store, 0, 60) == expected
     await cover(store, 55, 70)  # overlaps the empty tail and extends past it
     assert await coverage(store, 0, 80) == [*expected[:2], (20, 55, True), (55, 70, False)]
-    assert len(stored_coverage(db_path)) == 4
+    assert len(await stored_coverage(backend)) == 4
     # the other order on another feed: empty recorded after the covered part
     for feed_order in (("covered", 10, 20), ("empty", 0, 60)):
         kind, start, end = feed_order
@@ -120,14 +128,14 @@ async def test_covered_wins_over_known_empty_in_either_order(
             "other", "BTC-PERP", MINUTE, T0 + start * M, T0 + end * M, empty=kind == "empty"
         )
     await store.flush()
-    assert stored_coverage(db_path, "other") == [
+    assert await stored_coverage(backend, "other") == [
         (T0, T0 + 10 * M, 1),
         (T0 + 10 * M, T0 + 20 * M, 0),
         (T0 + 20 * M, T0 + 60 * M, 1),
     ]
 
 
-async def test_coverage_is_clipped_to_the_span(store: DataPersistence) -> None:
+async def test_coverage_is_clipped_to_the_span(store: QueuedStore) -> None:
     await cover(store, 0, 10)
     await cover(store, 10, 20, empty=True)
     await cover(store, 30, 40)
@@ -139,7 +147,7 @@ async def test_coverage_is_clipped_to_the_span(store: DataPersistence) -> None:
     assert await coverage(store, 7, 7) == []
 
 
-async def test_missing_intervals_skip_covered_and_known_empty(store: DataPersistence) -> None:
+async def test_missing_intervals_skip_covered_and_known_empty(store: QueuedStore) -> None:
     assert await missing(store, 0, 60) == [(0, 60)]
     await cover(store, 10, 20)
     await cover(store, 25, 30, empty=True)
@@ -150,7 +158,7 @@ async def test_missing_intervals_skip_covered_and_known_empty(store: DataPersist
     assert await missing(store, 60, 60) == []
 
 
-async def test_series_are_independent(store: DataPersistence) -> None:
+async def test_series_are_independent(store: QueuedStore) -> None:
     await cover(store, 0, 10)
     for feed, symbol, resolution in (
         ("alpaca", "BTC-PERP", MINUTE),
@@ -162,7 +170,7 @@ async def test_series_are_independent(store: DataPersistence) -> None:
 
 
 async def test_random_records_match_the_interval_reference(
-    store: DataPersistence, db_path: Path
+    store: QueuedStore, backend: Backend
 ) -> None:
     rng = random.Random(20240117)  # injected randomness: the same sequence every run
     covered: list[tuple[int, int]] = []
@@ -181,7 +189,7 @@ async def test_random_records_match_the_interval_reference(
     assert len(reference) > 100
     assert await store.get_coverage("ftx", "BTC-PERP", MINUTE, T0 - M, T0 + 30_000 * M) == reference
     await store.flush()
-    assert [(s, e, bool(f)) for s, e, f in stored_coverage(db_path)] == reference
+    assert [(s, e, bool(f)) for s, e, f in await stored_coverage(backend)] == reference
     assert store.statistics()["rows_written"] == 300
 
 
@@ -191,8 +199,8 @@ def clipped(layered: list[tuple[int, int, bool]], lo: int, hi: int) -> list[tupl
     return [(s, e, flag) for start, end, flag in layered for s, e in clip([(start, end)], (lo, hi))]
 
 
-async def test_bad_arguments_and_closed_store(db_path: Path) -> None:
-    store = DataPersistence(db_path)
+async def test_bad_arguments_and_closed_store(backend: Backend) -> None:
+    store = backend.make()
     async with store:
         with pytest.raises(ValueError, match=r"start_ns <= end_ns, got \[5, 4\) for ftx/BTC-PERP"):
             await store.record_coverage("ftx", "BTC-PERP", MINUTE, 5, 4)
@@ -308,7 +316,7 @@ async def test_coverage_skips_bars_lost_after_a_retry(db_path: Path, btc: list[T
 
 
 async def test_reads_see_coverage_and_bars_queued_before_them(
-    store: DataPersistence, btc: list[TradeBar]
+    store: QueuedStore, btc: list[TradeBar]
 ) -> None:
     await store.save_market_data(btc[0], feed="ftx")
     await cover(store, 0, 1)
@@ -331,8 +339,8 @@ async def test_reads_see_coverage_and_bars_queued_before_them(
 # ------------------------------------------------------------------ restart queries
 
 
-async def test_last_bar_and_series_keys_on_real_bars(db_path: Path, btc: list[TradeBar]) -> None:
-    async with DataPersistence(db_path, clock_ns=lambda: NOW) as store:
+async def test_last_bar_and_series_keys_on_real_bars(backend: Backend, btc: list[TradeBar]) -> None:
+    async with backend.make(clock_ns=lambda: NOW) as store:
         assert await store.bar_series_keys() == []
         assert await store.last_bar("ftx", "BTC-PERP", MINUTE) is None
         for bar in btc:
@@ -352,8 +360,8 @@ async def test_last_bar_and_series_keys_on_real_bars(db_path: Path, btc: list[Tr
         assert await store.last_bar("backup", "BTC-PERP", MINUTE) == received(btc[999])
         assert await store.last_bar("ftx", "BTC-PERP", Resolution.parse("5m")) is None
         assert await store.last_bar("ftx", "ETH-PERP", MINUTE) is None
-    # after a restart the same answers come from the file
-    async with DataPersistence(db_path) as again:
+    # after a restart the same answers come from the database
+    async with backend.make() as again:
         assert [k[0] for k in await again.bar_series_keys()] == ["backup", "ftx"]
         assert await again.last_bar("backup", "BTC-PERP", MINUTE) == received(btc[999])
 
@@ -362,9 +370,9 @@ def query_plan(path: Path, sql: str, params: tuple[object, ...]) -> list[str]:
     return [str(row[3]) for row in sqlite_rows(path, f"EXPLAIN QUERY PLAN {sql}", *params)]
 
 
-async def test_restart_and_coverage_queries_walk_primary_keys(
-    store: DataPersistence, db_path: Path
-) -> None:
+async def test_restart_and_coverage_queries_walk_primary_keys(db_path: Path) -> None:
+    async with DataPersistence(db_path):  # creates the file
+        pass
     path = db_path
     series = ("ftx", "BTC-PERP", "1m")
     for sql in (sch.LAST_BAR, sch.LAST_CLOSED_BAR):
@@ -382,19 +390,19 @@ async def test_restart_and_coverage_queries_walk_primary_keys(
     assert query_plan(path, sch.SERIES_KEYS, ()) == ["SCAN bar_series"]  # one row per series
 
 
-async def test_coverage_survives_a_restart(db_path: Path) -> None:
-    async with DataPersistence(db_path) as first:
+async def test_coverage_survives_a_restart(backend: Backend) -> None:
+    async with backend.make() as first:
         await cover(first, 0, 10)
         await cover(first, 10, 20, empty=True)
-    async with DataPersistence(db_path) as second:
+    async with backend.make() as second:
         assert await coverage(second, 0, 30) == [(0, 10, False), (10, 20, True)]
 
 
 async def test_retention_trims_coverage_of_deleted_bars_and_prunes_series(
-    db_path: Path, btc: list[TradeBar]
+    backend: Backend, btc: list[TradeBar]
 ) -> None:
     old = NOW - 3 * NS_PER_DAY
-    async with DataPersistence(db_path, clock_ns=lambda: NOW) as store:
+    async with backend.make(clock_ns=lambda: NOW) as store:
         for i, bar in enumerate(btc[:20]):
             await store.save_market_data(received(bar, old if i < 10 else NOW), feed="ftx")
         for bar in btc[:5]:
@@ -476,7 +484,9 @@ async def test_version_1_file_gains_coverage_and_series_tables(
     assert sorted(schema) == sorted([s.split()[2] for s in V1_DDL] + ["coverage", "bar_series"])
     assert [schema[s.split()[2]] for s in V1_DDL] == list(V1_DDL)  # old tables untouched
     assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(111,)]
-    assert stored_coverage(db_path) == [(T0, T0 + 100 * M, 0)]
+    assert [(s, e, f) for s, e, f in sqlite_rows(db_path, COVERAGE_ROWS, "ftx")] == [
+        (T0, T0 + 100 * M, 0)
+    ]
     async with DataPersistence(db_path) as again:  # version 2 opens as it is
         assert await again.last_bar("ftx", "BTC-PERP", MINUTE) == received(btc[100])
         assert await coverage(again, 0, 200) == [(0, 100, False)]

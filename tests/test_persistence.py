@@ -1,4 +1,10 @@
-"""DataPersistence against real SQLite files in tmp_path, with real Lean market data."""
+"""The stores against real databases with real Lean market data.
+
+Tests of backend behaviour through the public interface take the ``backend`` fixture and
+run twice: on a SQLite file in tmp_path (DataPersistence) and on a fresh PostgreSQL schema
+(PostgresStorage); what they read behind the store's back they read with ``backend.rows``.
+Facts of SQLite alone (pragmas, its lock, the file path) stay SQLite-only.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +35,10 @@ from lean_data.models import (
 )
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.storage.base import Storage
+from lean_data.storage.postgres import PostgresStorage
 from lean_data.storage.sqlite import DataPersistence
+from lean_data.storage.store import QueuedStore
+from tests.backends import Backend
 from tests.conftest import eventually
 
 NOW = 1_700_000_000 * 1_000_000_000  # 2023-11-14T22:13:20Z
@@ -58,8 +67,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: Clock) -> AsyncIterator[DataPersistence]:
-    async with DataPersistence(db_path, clock_ns=clock) as persistence:
+async def store(backend: Backend, clock: Clock) -> AsyncIterator[QueuedStore]:
+    async with backend.make(clock_ns=clock) as persistence:
         yield persistence
 
 
@@ -132,22 +141,20 @@ async def test_open_sets_wal_normal_sync_and_busy_timeout(db_path: Path) -> None
     assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(2,)]
 
 
-async def test_reopen_keeps_data_and_schema_version(db_path: Path, clock: Clock) -> None:
-    async with DataPersistence(db_path, clock_ns=clock) as first:
+async def test_reopen_keeps_data_and_schema_version(backend: Backend, clock: Clock) -> None:
+    async with backend.make(clock_ns=clock) as first:
         await first.save_market_data(bar(), feed="lean")
-    async with DataPersistence(db_path, clock_ns=clock) as second:
+    async with backend.make(clock_ns=clock) as second:
         assert await second.get_market_data("SPY", T0, T0 + 1) == [bar()]
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(2,)]
+    assert await backend.rows("SELECT version FROM schema_version") == [(backend.version,)]
 
 
-async def test_newer_schema_version_is_refused(db_path: Path) -> None:
-    async with DataPersistence(db_path):
+async def test_newer_schema_version_is_refused(backend: Backend) -> None:
+    async with backend.make():
         pass
-    with sqlite3.connect(db_path) as other:
-        other.execute("UPDATE schema_version SET version = 99")
-    other.close()
+    await backend.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(StorageError, match="schema version 99"):
-        await DataPersistence(db_path).open()
+        await backend.make().open()
 
 
 @pytest.mark.parametrize(
@@ -167,21 +174,21 @@ async def test_unopenable_path_raises_storage_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ upsert semantics
 
 
-async def test_same_bar_saved_three_times_is_one_row(store: DataPersistence) -> None:
+async def test_same_bar_saved_three_times_is_one_row(store: QueuedStore) -> None:
     for _ in range(3):
         await store.save_market_data(bar(), feed="lean")
     assert await store.count("bars") == 1
     assert await store.get_market_data("SPY", T0, T0 + NS_PER_MINUTE) == [bar()]
 
 
-async def test_lower_revision_never_overwrites_higher(store: DataPersistence) -> None:
+async def test_lower_revision_never_overwrites_higher(store: QueuedStore) -> None:
     await store.save_market_data(bar(close=2.0, revision=1), feed="lean")
     await store.save_market_data(bar(close=1.0, revision=0), feed="lean")
     assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=2.0, revision=1)]
 
 
 async def test_closed_replaces_in_progress_at_same_revision_not_reverse(
-    store: DataPersistence,
+    store: QueuedStore,
 ) -> None:
     await store.save_market_data(bar(close=1.2, closed=False), feed="lean")
     await store.save_market_data(bar(close=1.4, closed=True), feed="lean")
@@ -189,7 +196,7 @@ async def test_closed_replaces_in_progress_at_same_revision_not_reverse(
     assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=1.4, closed=True)]
 
 
-async def test_same_key_on_two_feeds_is_two_rows(store: DataPersistence) -> None:
+async def test_same_key_on_two_feeds_is_two_rows(store: QueuedStore) -> None:
     await store.save_market_data(bar(close=1.1), feed="alpaca")
     await store.save_market_data(bar(close=1.2), feed="replay")
     assert await store.get_market_data("SPY", T0, T0 + 1, feed="replay") == [bar(close=1.2)]
@@ -200,14 +207,14 @@ async def test_same_key_on_two_feeds_is_two_rows(store: DataPersistence) -> None
 
 
 async def test_nan_volume_and_prices_round_trip_as_nan(
-    store: DataPersistence, db_path: Path
+    store: QueuedStore, backend: Backend
 ) -> None:
     await store.save_market_data(bar(volume=math.nan))
     quote = QuoteBar("SPY", T0, *(math.nan,) * 5, 1.0, 1.0, 1.0, 1.0, 5.0, ts_recv=NOW)
     await store.save_market_data(quote)
     await store.save_market_data(Tick("SPY", T0, 167.5, math.nan, ts_recv=NOW))
     await store.flush()
-    assert sqlite_rows(db_path, "SELECT volume FROM bars") == [(None,)]  # SQLite: NaN -> NULL
+    assert await backend.rows("SELECT volume FROM bars") == [(None,)]  # NaN -> NULL
     (got,) = await store.get_market_data("SPY", T0, T0 + 1)
     assert math.isnan(got.volume)
     assert (got.open, got.high, got.low, got.close) == (1.0, 2.0, 0.5, 1.5)
@@ -218,7 +225,7 @@ async def test_nan_volume_and_prices_round_trip_as_nan(
     assert (got_tick.price, math.isnan(got_tick.size)) == (167.5, True)
 
 
-async def test_range_is_start_inclusive_end_exclusive(store: DataPersistence) -> None:
+async def test_range_is_start_inclusive_end_exclusive(store: QueuedStore) -> None:
     bars = [bar(T0 + i * NS_PER_MINUTE, close=1.0 + i) for i in range(3)]
     for item in bars:
         await store.save_market_data(item)
@@ -230,7 +237,7 @@ async def test_range_is_start_inclusive_end_exclusive(store: DataPersistence) ->
     assert await store.get_market_data("SPY", T0 - 1, T0) == []
 
 
-async def test_resolution_filter_and_sub_second_resolution(store: DataPersistence) -> None:
+async def test_resolution_filter_and_sub_second_resolution(store: QueuedStore) -> None:
     minute = bar()
     hour = bar(resolution=Resolution.HOUR, close=9.0)
     odd = bar(resolution=Resolution(1_500_000_000), close=7.0)  # stored as "1500000000ns"
@@ -246,7 +253,7 @@ async def test_resolution_filter_and_sub_second_resolution(store: DataPersistenc
 
 
 async def test_real_lean_minute_bars_quotes_and_ticks_round_trip(
-    store: DataPersistence, fixtures: Path
+    store: QueuedStore, fixtures: Path
 ) -> None:
     minute = fixtures / "lean/equity/usa/minute/spy"
     bars = lean_trade_bars(minute / "20131007_trade.zip", "SPY")
@@ -266,7 +273,7 @@ async def test_real_lean_minute_bars_quotes_and_ticks_round_trip(
                                3197.0, ts_recv=NOW)  # fmt: skip
 
 
-async def test_tick_quote_fields_round_trip(store: DataPersistence) -> None:
+async def test_tick_quote_fields_round_trip(store: QueuedStore) -> None:
     quote = Tick("BTC/USD", T0, 100.5, 0.0, TickType.QUOTE, NOW, 100.0, 2.0, 101.0, 3.0)
     trade = Tick("BTC/USD", T0, 100.7, 0.25, trade_id="t-1", exchange="CB", suspicious=True)
     await store.save_market_data(quote, feed="coinbase")
@@ -276,16 +283,14 @@ async def test_tick_quote_fields_round_trip(store: DataPersistence) -> None:
                                   suspicious=True, trade_id="t-1")]  # fmt: skip
 
 
-async def test_zero_receive_time_is_stored_as_save_time(
-    store: DataPersistence, clock: Clock
-) -> None:
+async def test_zero_receive_time_is_stored_as_save_time(store: QueuedStore, clock: Clock) -> None:
     clock.now = NOW + 5
     await store.save_market_data(bar(ts_recv=0))
     assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(ts_recv=NOW + 5)]
 
 
 async def test_sql_injection_in_symbol_is_stored_literally(
-    store: DataPersistence, db_path: Path
+    store: QueuedStore, backend: Backend
 ) -> None:
     evil = "x'); DROP TABLE bars;--"
     await store.save_market_data(bar(symbol=evil))
@@ -293,11 +298,12 @@ async def test_sql_injection_in_symbol_is_stored_literally(
     assert await store.get_market_data(evil, T0, T0 + 1) == [bar(symbol=evil)]
     assert await store.count("bars", symbol=evil) == 1
     assert await store.count("errors", symbol=evil) == 1
-    assert sqlite_rows(db_path, "SELECT symbol FROM bars") == [(evil,)]
-    assert sqlite_rows(db_path, "SELECT symbol FROM errors") == [(evil,)]
+    await store.flush()
+    assert await backend.rows("SELECT symbol FROM bars") == [(evil,)]
+    assert await backend.rows("SELECT symbol FROM errors") == [(evil,)]
 
 
-async def test_count_accepts_only_known_tables(store: DataPersistence) -> None:
+async def test_count_accepts_only_known_tables(store: QueuedStore) -> None:
     with pytest.raises(ValueError, match="table must be one of"):
         await store.count("bars; DROP TABLE bars")
     with pytest.raises(ValueError, match="no symbol column"):
@@ -308,8 +314,8 @@ async def test_count_accepts_only_known_tables(store: DataPersistence) -> None:
 # ------------------------------------------------------------------ batching and flushing
 
 
-async def test_thousand_rows_with_batch_rows_100_are_ten_batches(db_path: Path) -> None:
-    async with DataPersistence(db_path, batch_rows=100) as store:
+async def test_thousand_rows_with_batch_rows_100_are_ten_batches(backend: Backend) -> None:
+    async with backend.make(batch_rows=100) as store:
         for i in range(1000):
             store.save_market_data_nowait(bar(T0 + i * NS_PER_MINUTE))
         await store.flush()
@@ -326,42 +332,42 @@ async def test_thousand_rows_with_batch_rows_100_are_ten_batches(db_path: Path) 
         }
 
 
-async def test_a_lone_row_is_committed_after_batch_ms(db_path: Path) -> None:
-    async with DataPersistence(db_path, batch_ms=20) as store:
+async def test_a_lone_row_is_committed_after_batch_ms(backend: Backend) -> None:
+    async with backend.make(batch_ms=20) as store:
         await store.save_market_data(bar(), feed="lean")
         await eventually(lambda: store.statistics()["batches"] == 1)
-        assert sqlite_rows(db_path, "SELECT feed, symbol, ts_event FROM bars") == [
+        assert await backend.rows("SELECT feed, symbol, ts_event FROM bars") == [
             ("lean", "SPY", T0)
         ]
 
 
-async def test_flush_makes_rows_visible_to_another_connection(db_path: Path) -> None:
-    async with DataPersistence(db_path, batch_ms=60_000) as store:
+async def test_flush_makes_rows_visible_to_another_connection(backend: Backend) -> None:
+    async with backend.make(batch_ms=60_000) as store:
         for i in range(3):
             await store.save_market_data(bar(T0 + i * NS_PER_MINUTE, close=1.0 + i), feed="a")
-        assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(0,)]
+        assert await backend.rows("SELECT COUNT(*) FROM bars") == [(0,)]
         await store.flush()
-        assert sqlite_rows(db_path, "SELECT ts_event, close FROM bars ORDER BY ts_event") == [
+        assert await backend.rows("SELECT ts_event, close FROM bars ORDER BY ts_event") == [
             (T0, 1.0),
             (T0 + NS_PER_MINUTE, 2.0),
             (T0 + 2 * NS_PER_MINUTE, 3.0),
         ]
 
 
-async def test_close_commits_everything_queued(db_path: Path) -> None:
-    store = DataPersistence(db_path, batch_ms=60_000)
+async def test_close_commits_everything_queued(backend: Backend) -> None:
+    store = backend.make(batch_ms=60_000)
     await store.open()
     for i in range(5):
         await store.save_market_data(bar(T0 + i * NS_PER_MINUTE))
     await store.close()
     await store.close()  # idempotent
-    assert sqlite_rows(db_path, "SELECT COUNT(*), MIN(ts_event), MAX(ts_event) FROM bars") == [
+    assert await backend.rows("SELECT COUNT(*), MIN(ts_event), MAX(ts_event) FROM bars") == [
         (5, T0, T0 + 4 * NS_PER_MINUTE)
     ]
 
 
-async def test_close_keeps_every_row_whose_save_returned(db_path: Path) -> None:
-    store = DataPersistence(db_path, queue_size=5, batch_rows=3)
+async def test_close_keeps_every_row_whose_save_returned(backend: Backend) -> None:
+    store = backend.make(queue_size=5, batch_rows=3)
     await store.open()
     saved: list[int] = []
 
@@ -375,12 +381,12 @@ async def test_close_keeps_every_row_whose_save_returned(db_path: Path) -> None:
     await store.close()
     with pytest.raises(EngineClosedError):
         await producer
-    stored = sqlite_rows(db_path, "SELECT ts_event - ? FROM bars ORDER BY ts_event", T0)
+    stored = await backend.rows("SELECT ts_event - ? FROM bars ORDER BY ts_event", T0)
     assert [offset for (offset,) in stored] == saved
 
 
-async def test_full_queue_nowait_refuses_and_await_waits(db_path: Path) -> None:
-    async with DataPersistence(db_path, queue_size=2) as store:
+async def test_full_queue_nowait_refuses_and_await_waits(backend: Backend) -> None:
+    async with backend.make(queue_size=2) as store:
         results = [store.save_market_data_nowait(bar(T0 + i)) for i in range(3)]
         assert results == [True, True, False]
         for i in range(3, 50):  # waits for room each time the queue is full
@@ -389,8 +395,10 @@ async def test_full_queue_nowait_refuses_and_await_waits(db_path: Path) -> None:
         assert [b.ts_event - T0 for b in stored] == [0, 1, *range(3, 50)]  # 2 was refused
 
 
-async def test_save_error_nowait_refuses_when_full_and_stores_otherwise(db_path: Path) -> None:
-    async with DataPersistence(db_path, queue_size=2) as store:
+async def test_save_error_nowait_refuses_when_full_and_stores_otherwise(
+    backend: Backend,
+) -> None:
+    async with backend.make(queue_size=2) as store:
         results = [
             store.save_error_nowait("malformed_frame", f"frame {i}", feed="f", ts_ns=T0 + i)
             for i in range(3)
@@ -400,7 +408,7 @@ async def test_save_error_nowait_refuses_when_full_and_stores_otherwise(db_path:
     assert sorted(e["message"] for e in errors) == ["frame 0", "frame 1"]
 
 
-async def test_save_rejects_unknown_item_type(store: DataPersistence) -> None:
+async def test_save_rejects_unknown_item_type(store: QueuedStore) -> None:
     with pytest.raises(TypeError, match="expected a TradeBar, QuoteBar or Tick, got dict"):
         await store.save_market_data({"close": 1.0})  # type: ignore[arg-type]
 
@@ -408,8 +416,8 @@ async def test_save_rejects_unknown_item_type(store: DataPersistence) -> None:
 # ------------------------------------------------------------------ lifecycle errors
 
 
-async def test_use_before_open_and_after_close_raises(db_path: Path) -> None:
-    store = DataPersistence(db_path)
+async def test_use_before_open_and_after_close_raises(backend: Backend) -> None:
+    store = backend.make()
     with pytest.raises(EngineStateError, match="not open"):
         await store.save_market_data(bar())
     await store.open()
@@ -477,7 +485,7 @@ async def test_retry_succeeds_once_the_lock_is_released(db_path: Path) -> None:
         assert store.statistics()["rows_lost"] == 0
 
 
-async def test_dead_writer_makes_flush_and_save_raise(store: DataPersistence) -> None:
+async def test_dead_writer_makes_flush_and_save_raise(store: QueuedStore) -> None:
     (writer,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("lean_data.storage:")]
     writer.cancel()
     await asyncio.wait({writer})
@@ -493,9 +501,9 @@ def _writer_task() -> asyncio.Task[object]:
     return task
 
 
-async def test_a_task_group_owns_the_writer_when_given_one(db_path: Path) -> None:
+async def test_a_task_group_owns_the_writer_when_given_one(backend: Backend) -> None:
     async with asyncio.TaskGroup() as group:
-        store = DataPersistence(db_path)
+        store = backend.make()
         await store.open(task_group=group)
         writer = _writer_task()
         await store.save_market_data(bar())
@@ -503,14 +511,14 @@ async def test_a_task_group_owns_the_writer_when_given_one(db_path: Path) -> Non
         await store.close()  # stops the writer, so the group can end
     assert writer.done()
     assert writer.exception() is None
-    assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM bars").fetchall() == [(1,)]
+    assert await backend.rows("SELECT COUNT(*) FROM bars") == [(1,)]
 
 
 async def test_a_dead_writer_degrades_storage_without_cancelling_its_group(
-    db_path: Path,
+    backend: Backend,
 ) -> None:
     async with asyncio.TaskGroup() as group:
-        store = DataPersistence(db_path)
+        store = backend.make()
         await store.open(task_group=group)
         await store.save_market_data(bar())
         await store.flush()  # the writer runs
@@ -528,9 +536,11 @@ async def test_a_dead_writer_degrades_storage_without_cancelling_its_group(
 
 
 @pytest.mark.parametrize("owner", ["store", "task group"])
-async def test_a_writer_cancelled_before_it_ran_degrades_storage(db_path: Path, owner: str) -> None:
+async def test_a_writer_cancelled_before_it_ran_degrades_storage(
+    backend: Backend, owner: str
+) -> None:
     async with asyncio.TaskGroup() as group:
-        store = DataPersistence(db_path)
+        store = backend.make()
         await store.open(task_group=group if owner == "task group" else None)
         writer = _writer_task()
         writer.cancel()  # before its first step: its body never runs
@@ -546,8 +556,9 @@ async def test_a_writer_cancelled_before_it_ran_degrades_storage(db_path: Path, 
         await store.close()
 
 
-def test_data_persistence_has_every_method_of_the_storage_interface() -> None:
-    store: Storage = DataPersistence("unused.db")  # mypy checks the same in storage/sqlite.py
+@pytest.mark.parametrize("kind", [DataPersistence, PostgresStorage])
+def test_each_store_has_every_method_of_the_storage_interface(kind: type[QueuedStore]) -> None:
+    store: Storage = kind("unused")  # mypy checks the same at the end of each store's module
     names = [name for name in vars(Storage) if not name.startswith("_")]
     assert {"open", "close", "failure", "save_market_data", "last_bar"} <= set(names)
     for name in names:
@@ -562,7 +573,7 @@ def test_data_persistence_has_every_method_of_the_storage_interface() -> None:
 # ------------------------------------------------------------------ metrics and errors
 
 
-async def test_metrics_round_trip_with_nan_and_window(store: DataPersistence) -> None:
+async def test_metrics_round_trip_with_nan_and_window(store: QueuedStore) -> None:
     await store.save_metrics({"engine": {"messages": 3}}, ts_ns=NOW - 2 * NS_PER_HOUR)
     snapshot = {"engine": {"messages": 5, "latency": math.nan}, 7: "seven"}
     await store.save_metrics(snapshot)  # type: ignore[arg-type]  # int keys are stringified
@@ -575,7 +586,7 @@ async def test_metrics_round_trip_with_nan_and_window(store: DataPersistence) ->
     ]
 
 
-async def test_errors_round_trip_newest_first_with_filters(store: DataPersistence) -> None:
+async def test_errors_round_trip_newest_first_with_filters(store: QueuedStore) -> None:
     await store.save_error("callback", "boom", feed="a", symbol="SPY", detail="tb", ts_ns=NOW - 3)
     await store.save_error("feed", "lost", feed="b", ts_ns=NOW - 2)
     await store.save_error("callback", "again", ts_ns=NOW - 2 * NS_PER_HOUR)
@@ -591,7 +602,7 @@ async def test_errors_round_trip_newest_first_with_filters(store: DataPersistenc
 # ------------------------------------------------------------------ windows and retention
 
 
-async def test_recent_data_is_selected_by_receive_time(store: DataPersistence) -> None:
+async def test_recent_data_is_selected_by_receive_time(store: QueuedStore) -> None:
     replayed = bar(T0, ts_recv=NOW - NS_PER_HOUR)  # 2013 event time, received an hour ago
     old = bar(T0 + NS_PER_MINUTE, ts_recv=NOW - 2 * NS_PER_DAY)
     await store.save_market_data(replayed)
@@ -600,7 +611,7 @@ async def test_recent_data_is_selected_by_receive_time(store: DataPersistence) -
     assert await store.get_recent_data("SPY", hours=49) == [replayed, old]
 
 
-async def test_quality_summary_per_feed(store: DataPersistence, db_path: Path) -> None:
+async def test_quality_summary_per_feed(store: QueuedStore, backend: Backend) -> None:
     good = Verdict(DataQualityLevel.GOOD)
     poor = Verdict(DataQualityLevel.POOR, ("extreme_move", "stale"))
     await store.save_market_data(bar(T0), feed="a", quality=good)
@@ -622,13 +633,14 @@ async def test_quality_summary_per_feed(store: DataPersistence, db_path: Path) -
             "b": {"rows": 1, "average_score": None, "levels": levels | {"UNSCORED": 1}},
         },
     }  # fmt: skip
-    assert sqlite_rows(db_path, "SELECT reasons FROM bars WHERE feed = 'a'") == [
+    await store.flush()
+    assert await backend.rows("SELECT reasons FROM bars WHERE feed = 'a' ORDER BY ts_event") == [
         ("",),
         ("extreme_move,stale",),
     ]
 
 
-async def test_retention_deletes_exactly_the_old_rows(store: DataPersistence) -> None:
+async def test_retention_deletes_exactly_the_old_rows(store: QueuedStore) -> None:
     old, fresh = NOW - 3 * NS_PER_DAY, NOW - 1 * NS_PER_DAY
     for i, ts in enumerate((old, fresh)):
         await store.save_market_data(bar(T0 + i, ts_recv=ts))

@@ -1,8 +1,9 @@
-"""SIGKILL mid-stream, then restart on the same SQLite file (issue 4, done-when 6).
+"""SIGKILL mid-stream, then restart on the same database (issue 4, done-when 6).
 
 The engine runs in a child process (tests/restart_child.py) against a loopback Binance
 server in this process, replaying real BTC/BUSD minute candles derived from the bundled
-demo data (see tests/test_binance_feed.py and tests/fixtures/PROVENANCE.md).
+demo data (see tests/test_binance_feed.py and tests/fixtures/PROVENANCE.md). The database
+is a SQLite file, then a fresh PostgreSQL schema (``backend``).
 """
 
 from __future__ import annotations
@@ -12,33 +13,60 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
+
+import asyncpg
 
 from lean_data.testing import BinanceLoopbackServer
 
-from .conftest import eventually
+from .backends import Backend, PostgresBackend, SqliteBackend
 from .test_binance_feed import push_klines, real_bars
 
 ROOT = Path(__file__).parent.parent
 
 
 async def start_child(
-    db: Path, server: BinanceLoopbackServer, stop_at: int
+    db: str, server: BinanceLoopbackServer, stop_at: int
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.restart_child", str(db), server.ws_url, server.rest_url,
+        sys.executable, "-m", "tests.restart_child", db, server.ws_url, server.rest_url,
         str(stop_at), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 
 
-def committed(db: Path) -> int:
-    """Bars another process has committed to ``db`` (0 before the table exists)."""
+def database(backend: Backend) -> str:
+    """The child's DB argument for ``backend``."""
+    if isinstance(backend, PostgresBackend):
+        return f"{backend.url}#{backend.schema}"
+    assert isinstance(backend, SqliteBackend)
+    return str(backend.path)
+
+
+async def settled(backend: Backend) -> None:
+    """Wait until the server has done with a killed child's connections: a COMMIT it had
+    sent may still be applied (SQLite has no server: a killed writer's commit is done)."""
+    if isinstance(backend, PostgresBackend):
+        name = f"lean_data:{backend.schema}"
+        query = "select count(*) from pg_stat_activity where application_name = ?"
+        deadline = time.monotonic() + 10
+        while (await backend.rows(query, name))[0][0]:
+            assert time.monotonic() < deadline, "the killed child's connections linger"
+            await asyncio.sleep(0.005)
+
+
+async def committed(backend: Backend) -> int:
+    """Bars another process has committed (0 before the table exists)."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return int(conn.execute("select count(*) from bars").fetchone()[0])
-    except sqlite3.OperationalError:
+        return int((await backend.rows("select count(*) from bars"))[0][0])
+    except (sqlite3.OperationalError, asyncpg.UndefinedTableError):
         return 0
+
+
+async def integrity(backend: Backend) -> None:
+    if isinstance(backend, SqliteBackend):
+        assert await backend.rows("PRAGMA integrity_check") == [("ok",)]
 
 
 async def read_bars(child: asyncio.subprocess.Process, until: int) -> list[tuple[int, int]]:
@@ -56,22 +84,25 @@ async def read_bars(child: asyncio.subprocess.Process, until: int) -> list[tuple
 
 
 async def test_sigkill_then_restart_backfills_without_corruption_or_duplicates(
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
     bars = real_bars(60)
-    db = tmp_path / "restart.db"
+    db = database(backend)
     async with BinanceLoopbackServer(resume=True, klines={"BTCBUSD": bars}) as server:
         push_klines(server, bars[:30])
         child = await start_child(db, server, 0)
         first = await read_bars(child, 20)
-        await eventually(lambda: committed(db) >= 10)  # let the writer commit some of them
+        deadline = time.monotonic() + 10
+        while await committed(backend) < 10:  # let the writer commit some of them
+            assert time.monotonic() < deadline, "the child committed fewer than 10 bars"
+            await asyncio.sleep(0.005)
         os.kill(child.pid, signal.SIGKILL)  # mid-stream: no stop(), no flush
         assert await child.wait() == -signal.SIGKILL
         assert [ts for ts, _ in first] == [b.ts_event for b in bars[:20]]
 
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-            stored = [ts for (ts,) in conn.execute("select ts_event from bars order by ts_event")]
+        await settled(backend)
+        await integrity(backend)
+        stored = [ts for (ts,) in await backend.rows("select ts_event from bars order by ts_event")]
         # whatever was committed is a prefix of the series, each bar once
         assert stored == [b.ts_event for b in bars[: len(stored)]]
         assert 10 <= len(stored) <= 30
@@ -89,14 +120,13 @@ async def test_sigkill_then_restart_backfills_without_corruption_or_duplicates(
     assert delivered == [b.ts_event for b in bars[resumed_from:]]
     backfilled = [ts for ts, flag in second if flag]
     assert backfilled == [b.ts_event for b in bars[resumed_from:40]]
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        rows = conn.execute(
-            "select ts_event, open, high, low, close, volume, count(*) over () from bars "
-            "order by ts_event"
-        ).fetchall()
-        duplicates = conn.execute("select count(*) - count(distinct ts_event) from bars").fetchone()
+    await integrity(backend)
+    rows = await backend.rows(
+        "select ts_event, open, high, low, close, volume, count(*) over () from bars "
+        "order by ts_event"
+    )
+    duplicates = await backend.rows("select count(*) - count(distinct ts_event) from bars")
     assert [r[:6] for r in rows] == [
         (b.ts_event, b.open, b.high, b.low, b.close, b.volume) for b in bars
     ]
-    assert duplicates == (0,)
+    assert duplicates == [(0,)]

@@ -48,7 +48,7 @@ def test_missing_credentials_name_the_variable_not_a_value(
 def test_import_lean_data_loads_no_venue_sdk() -> None:
     code = (
         "import sys, lean_data; "
-        "print(sorted(m for m in ('alpaca', 'ccxt', 'aiohttp', 'msgpack', 'pandas') "
+        "print(sorted(m for m in ('alpaca', 'ccxt', 'aiohttp', 'msgpack', 'pandas', 'asyncpg') "
         "if m in sys.modules)); "
         "lean_data.BinanceDataFeed; print('aiohttp' in sys.modules)"
     )

@@ -3,7 +3,9 @@
 An int beyond 64 bits, a lone surrogate or a NaN in a NOT NULL column used to kill the
 writer task (and the engine with it) or cost the whole batch. Now only the bad row is
 lost: it is counted by reason, reported as a ``storage_rejected`` errors row, and every
-other row of real LEAN / Nautilus data is stored, counted exactly in SQLite.
+other row of real LEAN / Nautilus data is stored, counted exactly in the database. Tests
+taking ``backend`` run on SQLite and on PostgreSQL (whose own refusals, such as a NUL in
+text, are tested in tests/test_postgres.py).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_data import Config, DataEngine
+from lean_data import DataEngine
 from lean_data.engine import EngineState
 from lean_data.errors import StorageError
 from lean_data.loaders import iter_file, load_file
 from lean_data.models import MarketData, Tick, TradeBar
 from lean_data.storage.sqlite import DataPersistence
+from tests.backends import Backend, pg_schema
 from tests.conftest import FIXTURES
 from tests.helpers import ListFeed
 
@@ -81,12 +84,11 @@ BAD_BARS = {
 @pytest.mark.parametrize("batch_rows", [1000, 100])
 @pytest.mark.parametrize("case", sorted(BAD_BARS))
 async def test_one_hostile_bar_among_real_spy_minutes_costs_only_itself(
-    tmp_path: Path, spy: list[TradeBar], case: str, batch_rows: int
+    backend: Backend, spy: list[TradeBar], case: str, batch_rows: int
 ) -> None:
     fields, reason, shown = BAD_BARS[case]
     bad = replace(spy[414], **fields)
-    db = tmp_path / "hostile.db"
-    store = DataPersistence(db, batch_rows=batch_rows, clock_ns=lambda: NOW)
+    store = backend.make(batch_rows=batch_rows, clock_ns=lambda: NOW)
     async with store:
         for index, bar in enumerate(spy):
             await store.save_market_data(bad if index == 414 else bar, feed="lean")
@@ -106,8 +108,8 @@ async def test_one_hostile_bar_among_real_spy_minutes_costs_only_itself(
         await store.flush()
     assert writer.done()
     assert writer.exception() is None  # close() stopped it cleanly
-    assert sqlite_rows(db, "SELECT COUNT(*) FROM bars WHERE symbol = 'SPY'") == [(828,)]
-    errors = sqlite_rows(db, "SELECT ts, kind, feed, symbol, message, detail FROM errors")
+    assert await backend.rows("SELECT COUNT(*) FROM bars WHERE symbol = 'SPY'") == [(828,)]
+    errors = await backend.rows("SELECT ts, kind, feed, symbol, message, detail FROM errors")
     assert len(errors) == 1
     ts, kind, feed, symbol, message, detail = errors[0]
     assert (ts, kind, feed) == (NOW, "storage_rejected", "lean")
@@ -117,22 +119,21 @@ async def test_one_hostile_bar_among_real_spy_minutes_costs_only_itself(
 
 
 async def test_a_huge_int_in_a_float_column_is_stored_as_a_float(
-    tmp_path: Path, spy: list[TradeBar]
+    backend: Backend, spy: list[TradeBar]
 ) -> None:
-    db = tmp_path / "volume.db"
-    async with DataPersistence(db, clock_ns=lambda: NOW) as store:
+    async with backend.make(clock_ns=lambda: NOW) as store:
         for index, bar in enumerate(spy):
             await store.save_market_data(replace(bar, volume=2**64) if index == 7 else bar)
         await store.flush()
         assert store.statistics()["rows_rejected"] == 0
         assert store.statistics()["rows_written"] == 828
-    assert sqlite_rows(db, f"SELECT volume FROM bars WHERE ts_event = {spy[7].ts_event}") == [
+    assert await backend.rows(f"SELECT volume FROM bars WHERE ts_event = {spy[7].ts_event}") == [
         (float(2**64),)
     ]
-    assert sqlite_rows(db, "SELECT COUNT(*) FROM errors") == [(0,)]
+    assert await backend.rows("SELECT COUNT(*) FROM errors") == [(0,)]
 
 
-async def test_hostile_ticks_lose_only_themselves(tmp_path: Path, ticks: list[Tick]) -> None:
+async def test_hostile_ticks_lose_only_themselves(backend: Backend, ticks: list[Tick]) -> None:
     hostile = {
         10: replace(ticks[10], trade_id="t\ud800"),  # rejected: text_encoding
         20: replace(ticks[20], exchange="\udcff"),  # rejected: text_encoding
@@ -142,20 +143,19 @@ async def test_hostile_ticks_lose_only_themselves(tmp_path: Path, ticks: list[Ti
         60: replace(ticks[60], trade_id=2**64),  # type: ignore[arg-type]  # stored as text
         70: replace(ticks[70], suspicious=math.nan),  # type: ignore[arg-type]  # rejected: null
     }
-    db = tmp_path / "ticks.db"
-    async with DataPersistence(db, batch_rows=64) as store:
+    async with backend.make(batch_rows=64) as store:
         for index, tick in enumerate(ticks):
             await store.save_market_data(hostile.get(index, tick), feed="algoseek")
         with pytest.raises(StorageError, match=r"^5 queued rows could not be stored"):
             await store.flush()
         assert store.statistics()["rejected"] == {"int_range": 1, "null": 1, "text_encoding": 3}
         assert not writer_task().done()
-    assert sqlite_rows(db, "SELECT COUNT(*) FROM ticks") == [(295,)]
+    assert await backend.rows("SELECT COUNT(*) FROM ticks") == [(295,)]
     numeric_id = f"SELECT ts_event, size FROM ticks WHERE trade_id = '{2**64}'"
-    assert sqlite_rows(db, numeric_id) == [(ticks[60].ts_event, ticks[60].size)]
+    assert await backend.rows(numeric_id) == [(ticks[60].ts_event, ticks[60].size)]
     huge = "SELECT ts_event, size FROM ticks WHERE size > 1e20"
-    assert sqlite_rows(db, huge) == [(ticks[50].ts_event, float(2**70))]
-    messages = [m for (m,) in sqlite_rows(db, "SELECT message FROM errors ORDER BY id")]
+    assert await backend.rows(huge) == [(ticks[50].ts_event, float(2**70))]
+    messages = [m for (m,) in await backend.rows("SELECT message FROM errors ORDER BY id")]
     assert messages == [
         "ticks row not stored (text_encoding): trade_id = 't\\ud800': not UTF-8: surrogates "
         "not allowed",
@@ -163,15 +163,14 @@ async def test_hostile_ticks_lose_only_themselves(tmp_path: Path, ticks: list[Ti
         "not allowed",
         "ticks row not stored (text_encoding): condition = '\\ud83d': not UTF-8: surrogates "
         "not allowed",
-        "ticks row not stored (int_range): ts_event = -9223372036854775809: outside SQLite's "
+        "ticks row not stored (int_range): ts_event = -9223372036854775809: outside the "
         "64-bit integer range",
         "ticks row not stored (null): suspicious = nan: NaN (stored as NULL) in a NOT NULL column",
     ]
 
 
-async def test_errors_and_metrics_with_hostile_text_are_stored_escaped(tmp_path: Path) -> None:
-    db = tmp_path / "errors.db"
-    async with DataPersistence(db, clock_ns=lambda: NOW) as store:
+async def test_errors_and_metrics_with_hostile_text_are_stored_escaped(backend: Backend) -> None:
+    async with backend.make(clock_ns=lambda: NOW) as store:
         await store.save_error(
             "feed\ud800", "bad frame \udcff", feed="f\ud800", symbol="SPY\ud800", detail="\ud83d"
         )
@@ -192,10 +191,9 @@ async def test_errors_and_metrics_with_hostile_text_are_stored_escaped(tmp_path:
 
 
 async def test_coverage_records_with_hostile_values_are_rejected_alone(
-    tmp_path: Path, spy: list[TradeBar]
+    backend: Backend, spy: list[TradeBar]
 ) -> None:
-    db = tmp_path / "coverage.db"
-    async with DataPersistence(db) as store:
+    async with backend.make() as store:
         for bar in spy[:10]:
             await store.save_market_data(bar, feed="lean")
         await store.record_coverage("lean", "SPY", "1m", spy[0].ts_event, spy[10].ts_event)
@@ -206,14 +204,13 @@ async def test_coverage_records_with_hostile_values_are_rejected_alone(
         assert await store.get_coverage("lean", "SPY", "1m", 0, 2**62) == [
             (spy[0].ts_event, spy[10].ts_event, False)
         ]
-    assert sqlite_rows(db, "SELECT COUNT(*) FROM bars") == [(10,)]
+    assert await backend.rows("SELECT COUNT(*) FROM bars") == [(10,)]
 
 
 async def test_a_rejected_bar_is_cut_from_later_coverage(
-    tmp_path: Path, spy: list[TradeBar]
+    backend: Backend, spy: list[TradeBar]
 ) -> None:
-    db = tmp_path / "cut.db"
-    async with DataPersistence(db) as store:
+    async with backend.make() as store:
         for index, bar in enumerate(spy[:10]):
             await store.save_market_data(replace(bar, revision=2**63) if index == 4 else bar)
         await store.record_coverage("", "SPY", "1m", spy[0].ts_event, spy[10].ts_event)
@@ -234,6 +231,27 @@ _FIELDS = st.sampled_from(
 )  # fmt: skip
 
 
+def _hostile(bad: list[tuple[int, str, object]]) -> list[MarketData]:
+    items: list[MarketData] = list(spy_minutes()[:200])
+    for index, field, value in bad:
+        items[index] = replace(items[index], **{field: value})  # type: ignore[arg-type]
+    return items
+
+
+async def _store_hostile(store: Any, items: list[MarketData]) -> dict[str, Any]:
+    async with store:
+        for item in items:
+            await store.save_market_data(item)
+        with contextlib.suppress(StorageError):  # rejected rows are reported; fine here
+            await store.flush()
+        assert not writer_task().done()
+        return dict(store.statistics())
+
+
+_REPORTS = "SELECT COUNT(*) FROM errors WHERE kind = 'storage_rejected'"
+_KEYS = "SELECT ts_event FROM bars WHERE symbol = 'SPY'"
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     bad=st.lists(st.tuples(st.integers(0, 199), _FIELDS, _HOSTILE_VALUES), max_size=6),
@@ -242,25 +260,39 @@ _FIELDS = st.sampled_from(
 def test_any_hostile_values_never_stop_the_writer_and_cost_only_their_rows(
     bad: list[tuple[int, str, object]], batch_rows: int
 ) -> None:
-    spy = spy_minutes()[:200]
-    items: list[MarketData] = list(spy)
-    for index, field, value in bad:
-        items[index] = replace(items[index], **{field: value})  # type: ignore[arg-type]
-
-    async def run(db: Path) -> dict[str, Any]:
-        async with DataPersistence(db, batch_rows=batch_rows) as store:
-            for item in items:
-                await store.save_market_data(item)
-            with contextlib.suppress(StorageError):  # rejected rows are reported; fine here
-                await store.flush()
-            assert not writer_task().done()
-            return store.statistics()
-
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "any.db"
-        stats = asyncio.run(run(db))
-        reports = sqlite_rows(db, "SELECT COUNT(*) FROM errors WHERE kind = 'storage_rejected'")
-        keys = {ts for (ts,) in sqlite_rows(db, "SELECT ts_event FROM bars WHERE symbol = 'SPY'")}
+        store = DataPersistence(db, batch_rows=batch_rows)
+        stats = asyncio.run(_store_hostile(store, _hostile(bad)))
+        reports = sqlite_rows(db, _REPORTS)
+        keys = {ts for (ts,) in sqlite_rows(db, _KEYS)}
+    _check_hostile(bad, stats, reports, keys)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    bad=st.lists(st.tuples(st.integers(0, 199), _FIELDS, _HOSTILE_VALUES), max_size=6),
+    batch_rows=st.sampled_from([7, 64, 1000]),
+)
+def test_any_hostile_values_on_postgres_cost_only_their_rows(
+    bad: list[tuple[int, str, object]], batch_rows: int
+) -> None:
+    async def run() -> tuple[dict[str, Any], list[tuple[Any, ...]], set[int]]:
+        async with pg_schema() as pg:
+            stats = await _store_hostile(pg.make(batch_rows=batch_rows), _hostile(bad))
+            keys = {ts for (ts,) in await pg.rows(_KEYS)}
+            return stats, await pg.rows(_REPORTS), keys
+
+    _check_hostile(bad, *asyncio.run(run()))
+
+
+def _check_hostile(
+    bad: list[tuple[int, str, object]],
+    stats: dict[str, Any],
+    reports: list[tuple[Any, ...]],
+    keys: set[int],
+) -> None:
+    spy = spy_minutes()[:200]
     assert stats["rows_lost"] == 0
     assert stats["rows_written"] + stats["rows_rejected"] == 200
     assert reports == [(stats["rows_rejected"],)]
@@ -310,12 +342,11 @@ ENGINE_REJECTS = {
 @pytest.mark.parametrize("store_invalid", [True, False])
 @pytest.mark.parametrize("case", sorted(HOSTILE_ITEMS))
 async def test_engine_stores_every_other_item_and_stops_clean(
-    tmp_path: Path, case: str, store_invalid: bool
+    backend: Backend, case: str, store_invalid: bool
 ) -> None:
     good = btc_perp(100)
     feed = ListFeed("ftx", {"BTC-PERP": [*good[:50], HOSTILE_ITEMS[case], *good[50:]]})
-    db = tmp_path / "x.db"
-    engine = DataEngine(Config(db_path=db, store_invalid=store_invalid, cache_dir=None))
+    engine = DataEngine(backend.config(store_invalid=store_invalid, cache_dir=None))
     engine.add_feed(feed)
     await engine.start()
     await engine.subscribe_symbol("BTC-PERP")
@@ -324,11 +355,12 @@ async def test_engine_stores_every_other_item_and_stops_clean(
     assert engine.state is EngineState.CLOSED
     assert engine.persistence is not None
     storage = engine.persistence.statistics()
-    assert sqlite_rows(db, "SELECT COUNT(*) FROM bars WHERE symbol = 'BTC-PERP'") == [(100,)]
+    count = "SELECT COUNT(*) FROM bars WHERE symbol = 'BTC-PERP'"
+    assert await backend.rows(count) == [(100,)]
     assert storage["rows_lost"] == 0
-    rejected = sqlite_rows(db, "SELECT COUNT(*) FROM errors WHERE kind = 'storage_rejected'")
+    rejected = await backend.rows(_REPORTS)
     assert rejected == [(storage["rows_rejected"],)]
-    kinds = {kind for (kind,) in sqlite_rows(db, "SELECT kind FROM errors")}
+    kinds = {kind for (kind,) in await backend.rows("SELECT kind FROM errors")}
     assert "pipeline_error" not in kinds
     reason = ENGINE_REJECTS[case]
     if store_invalid:  # the item reached storage whatever the validator thinks of it

@@ -29,6 +29,7 @@ from lean_data.models import AssetClass, Resolution, TradeBar
 from lean_data.quality.validator import DataValidator
 from lean_data.series.continuity import Continuity, EveryInterval, Request
 from lean_data.storage.base import Storage
+from lean_data.storage.factory import storage_configured
 from lean_data.symbols import classify_symbol
 
 __all__ = ["Backfill", "Released", "Resume"]
@@ -90,7 +91,7 @@ class Backfill:
         self.continuity = Continuity(
             self.calendar_of,
             registry.sparse,
-            seed_from_storage=config.db_path is not None and config.resume_from_storage,
+            seed_from_storage=storage_configured(config) and config.resume_from_storage,
             live=registry.live,
             max_backfill_bars=config.backfill_max_bars,
         )

@@ -23,7 +23,8 @@ from lean_data.errors import StorageFailedError
 from lean_data.feeds.base import DataFeed
 from lean_data.models import MarketData, Resolution
 from lean_data.storage.base import Storage
-from lean_data.storage.sqlite import DataPersistence, StorageFailure
+from lean_data.storage.factory import create_storage, storage_location
+from lean_data.storage.failures import StorageFailure
 
 __all__ = ["StorageLink", "UsesStorage"]
 
@@ -40,7 +41,8 @@ class StorageLink:
     """Opens, saves to and closes the engine's storage.
 
     Args:
-        config: ``db_path``, batching, retention and the metrics interval.
+        config: the database (``database_url`` or ``db_path``), batching, retention and the
+            metrics interval.
         errors: the errors table rows that wait for room.
         backfill: the coverage runs to record, and history from feeds.
         spawn: runs the periodic save and coroutines hooks return as engine tasks.
@@ -73,21 +75,19 @@ class StorageLink:
         self._wakeup: asyncio.Event | None = None
 
     async def open(self, task_group: asyncio.TaskGroup | None = None) -> Storage | None:
-        """Open the database of ``config.db_path`` (None without one) and apply retention.
+        """Open the configured storage (None without any) and apply retention.
+
+        PostgreSQL when ``config.database_url`` is set, else SQLite at ``config.db_path``
+        (:func:`~lean_data.storage.factory.create_storage` decides).
 
         ``task_group`` owns the storage writer task (the engine's); it must outlive
         :meth:`close`, which stops the writer.
         """
         cfg = self.config
-        if cfg.db_path is None:
+        persistence = create_storage(cfg, on_failure=self._failed)
+        if persistence is None:
             return None
-        self.persistence = persistence = DataPersistence(
-            cfg.db_path,
-            batch_rows=cfg.storage_batch_rows,
-            batch_ms=cfg.storage_batch_ms,
-            queue_size=cfg.storage_queue_size,
-            on_failure=self._failed,
-        )
+        self.persistence = persistence
         await persistence.open(task_group=task_group)
         for user in self._users:
             user.use_storage(persistence)
@@ -150,12 +150,13 @@ class StorageLink:
         """
         failure = self.persistence.failure if self.persistence is not None else None
         if failure is not None:
+            where = storage_location(self.config)
             raise StorageFailedError(
-                f"storage of {self.config.db_path!s} failed ({failure.kind}): "
+                f"storage of {where} failed ({failure.kind}): "
                 f"{failure.rows_lost} rows were not stored; first error: {failure.message}",
                 kind=failure.kind,
                 rows_lost=failure.rows_lost,
-                path=str(self.config.db_path),
+                path=where,
             )
 
     async def history(

@@ -2,9 +2,11 @@
 
 :class:`Storage` is a :class:`typing.Protocol`: a backend implements it by having these
 methods, with no base class to inherit. :class:`~lean_data.storage.sqlite.DataPersistence`
-(one SQLite file) is the first implementation; a PostgreSQL backend implements the same.
-``mypy --strict`` checks that ``DataPersistence`` satisfies it (see the end of
-:mod:`lean_data.storage.sqlite`).
+(one SQLite file) and :class:`~lean_data.storage.postgres.PostgresStorage` (a PostgreSQL
+schema) implement it, both on the backend-neutral
+:class:`~lean_data.storage.store.QueuedStore`. ``mypy --strict`` checks that each satisfies
+it (see the end of :mod:`lean_data.storage.sqlite` and
+:mod:`lean_data.storage.postgres.store`).
 """
 
 from __future__ import annotations

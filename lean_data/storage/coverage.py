@@ -3,7 +3,8 @@
 The ``coverage`` table (see :mod:`lean_data.storage.schema`) keeps the rows of one
 (feed, symbol, resolution) series in normal form: pairwise disjoint, covered winning over
 known-empty, same-flag neighbours merged. :func:`merge_coverage` folds new intervals in and
-cuts removed ones out, in the caller's transaction.
+cuts removed ones out, in the caller's transaction (any backend's
+:class:`~lean_data.storage.sink.BatchTx`).
 
 Coverage is never durable before the bars it covers. The writer commits a coverage record
 in the same transaction as, or a later one than, every bar queued before it; and it
@@ -18,12 +19,11 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import TypeAlias
 
-import aiosqlite
-
 from lean_data.series import intervals as iv
 from lean_data.storage.rows import resolution_from_text
 from lean_data.storage.sanitize import INT64_MAX, INT64_MIN
-from lean_data.storage.schema import COVERAGE_TOUCHING, SERIES, Row, SeriesKey
+from lean_data.storage.schema import Row, SeriesKey
+from lean_data.storage.sink import BatchTx
 
 __all__ = ["LostSpans", "merge_coverage", "series_of", "with_spans", "write_coverage"]
 
@@ -33,15 +33,9 @@ LostSpans: TypeAlias = dict[SeriesKey, list[iv.Interval]]
 series_of = itemgetter(0, 1, 2)
 """(feed, symbol, resolution) of a ``bars`` row."""
 
-_DELETE_COVERAGE = f"DELETE FROM coverage WHERE {SERIES} AND start_ns = ?4"
-_INSERT_COVERAGE = (
-    "INSERT INTO coverage (feed, symbol, resolution, start_ns, end_ns, empty) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-
 
 async def merge_coverage(
-    db: aiosqlite.Connection,
+    tx: BatchTx,
     key: SeriesKey,
     covered: list[iv.Interval],
     empty: list[iv.Interval],
@@ -51,13 +45,13 @@ async def merge_coverage(
 
     The stored rows near the new intervals are read, combined (covered wins over empty),
     ``removed`` is cut out of the covered rows (the known-empty ones stay), and the rows
-    that changed are rewritten, keeping the series in normal form.
+    that changed are rewritten, keeping the series in normal form. The caller holds the
+    series (:meth:`~lean_data.storage.sink.BatchTx.lock_series`).
     """
     touched = iv.union(covered, empty, removed)
     if not touched:
         return
-    old = [(s, e, bool(flag)) for s, e, flag in await db.execute_fetchall(
-        COVERAGE_TOUCHING, (*key, touched[0][0], touched[-1][1]))]  # fmt: skip
+    old = await tx.coverage_near(key, touched[0][0], touched[-1][1])
     old_covered = [(s, e) for s, e, flag in old if not flag]
     old_empty = [(s, e) for s, e, flag in old if flag]
     new = iv.overlay(
@@ -65,20 +59,20 @@ async def merge_coverage(
     )
     if new == old:
         return
-    await db.executemany(_DELETE_COVERAGE, [(*key, s) for s, _, _ in old])
-    await db.executemany(_INSERT_COVERAGE, [(*key, s, e, int(flag)) for s, e, flag in new])
+    await tx.replace_coverage(key, [s for s, _, _ in old], new)
 
 
-async def write_coverage(db: aiosqlite.Connection, records: list[Row], lost: LostSpans) -> None:
+async def write_coverage(tx: BatchTx, records: list[Row], lost: LostSpans) -> None:
     """Merge a batch's coverage records into the table, minus the spans of lost bars."""
     by_series: dict[SeriesKey, tuple[list[iv.Interval], list[iv.Interval]]] = {}
     for feed, symbol, resolution, start, end, empty in records:
         covered, empties = by_series.setdefault((feed, symbol, resolution), ([], []))
         (empties if empty else covered).append((start, end))
+    await tx.lock_series(list(by_series))
     for key, (covered, empties) in by_series.items():
         if cut := lost.get(key):
             covered, empties = iv.difference(covered, cut), iv.difference(empties, cut)
-        await merge_coverage(db, key, covered, empties)
+        await merge_coverage(tx, key, covered, empties)
 
 
 def _bar_span(row: Row) -> iv.Interval | None:

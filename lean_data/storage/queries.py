@@ -1,7 +1,9 @@
-"""The read side of :class:`lean_data.storage.sqlite.DataPersistence`: queries and summaries.
+"""The read side of every store: queries and summaries, for SQLite and PostgreSQL alike.
 
 :class:`Queries` holds the read methods; every query goes through its abstract ``_fetch``,
-which ``DataPersistence`` implements (state check, read-your-writes barrier, error mapping).
+which the store implements (state check, read-your-writes barrier, placeholder style, error
+mapping). The statements' text comes from the backend (:class:`~lean_data.storage.schema.
+QuerySql`), with numbered ``?n`` placeholders throughout.
 """
 
 from __future__ import annotations
@@ -29,31 +31,23 @@ __all__ = ["Queries"]
 
 
 class Queries(ABC):
-    """Read methods of :class:`~lean_data.storage.sqlite.DataPersistence`, its base class.
+    """Read methods of every store (a base class of :class:`~lean_data.storage.store.
+    QueuedStore`).
 
     Args:
         clock_ns: wall clock in ns since the epoch, for the ``hours`` windows.
+        sql: the backend's statements.
     """
 
-    def __init__(self, clock_ns: Callable[[], int]) -> None:
+    def __init__(self, clock_ns: Callable[[], int], sql: sch.QuerySql) -> None:
         self._clock_ns = clock_ns
+        self._sql = sql
 
     @abstractmethod
     async def _fetch(
         self, sql: str, params: tuple[Any, ...], *, wait: bool = True
     ) -> list[sch.Row]:
         """Run a query after the rows queued so far are committed (``wait=False``: now)."""
-
-    async def pragmas(self) -> dict[str, Any]:
-        """Return this connection's ``journal_mode``, ``synchronous`` and ``busy_timeout``.
-
-        ``synchronous`` is SQLite's number (1 is NORMAL); ``busy_timeout`` is in ms.
-        """
-        found: dict[str, Any] = {}
-        for name in ("journal_mode", "synchronous", "busy_timeout"):
-            rows = await self._fetch(f"PRAGMA {name}", ())
-            found[name] = rows[0][0]
-        return found
 
     async def get_market_data(
         self,
@@ -104,10 +98,12 @@ class Queries(ABC):
         feed: str | None,
     ) -> list[sch.Row]:
         params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
+        q = self._sql
         if resolution is None:  # walk the stored resolutions so the key index still serves
-            sql = f"{sch.RESOLUTIONS_CTE[table]} {sch.SELECT[table]} {sch.RANGE_ANY_RESOLUTION}"
+            sql = f"{q.resolutions_cte[table]} {q.select[table]} {q.range}"
+            sql += " AND resolution IN (SELECT res FROM r)"
         else:
-            sql = f"{sch.SELECT[table]} {sch.RANGE} AND resolution = ?4"
+            sql = f"{q.select[table]} {q.range} AND resolution = ?4"
             params += (Resolution.parse(resolution).name,)
         if feed is not None:
             sql += f" AND feed = ?{len(params) + 1}"
@@ -118,7 +114,7 @@ class Queries(ABC):
         self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None
     ) -> list[Tick]:
         """Return the stored ticks of ``symbol`` in ``[start, end)``, in time then save order."""
-        sql = f"{sch.SELECT['ticks']} {sch.RANGE}"
+        sql = f"{self._sql.select['ticks']} {self._sql.range}"
         params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
         if feed is not None:
             sql += " AND feed = ?4"
@@ -149,7 +145,8 @@ class Queries(ABC):
         if end_ns <= start_ns:
             return []
         key = (feed, symbol, Resolution.parse(resolution).name)
-        rows = await self._fetch(sch.COVERAGE_OVERLAPPING, (*key, int(start_ns), int(end_ns)))
+        sql = self._sql.coverage_overlapping
+        rows = await self._fetch(sql, (*key, int(start_ns), int(end_ns)))
         return [(max(s, start_ns), min(e, end_ns), bool(empty)) for s, e, empty in rows]
 
     async def missing_intervals(
@@ -198,12 +195,12 @@ class Queries(ABC):
         Raises:
             ValueError: an unknown resolution.
         """
-        sql = sch.LAST_CLOSED_BAR if closed_only else sch.LAST_BAR
+        sql = self._sql.last_closed_bar if closed_only else self._sql.last_bar
         params: tuple[object, ...] = (feed, symbol, Resolution.parse(resolution).name)
         if sane_before is not None:
             if closed_only:
                 raise ValueError("last_bar: closed_only and sane_before do not combine")
-            sql, params = sch.LAST_SANE_BAR, (*params, sane_before)
+            sql, params = self._sql.last_sane_bar, (*params, sane_before)
         rows = await self._fetch(sql, params, wait=not committed_only)
         return bar_from_row(rows[0]) if rows else None
 
@@ -215,7 +212,7 @@ class Queries(ABC):
         Returns:
             Sorted by feed, symbol, then resolution period.
         """
-        rows = await self._fetch(sch.SERIES_KEYS, ())
+        rows = await self._fetch(self._sql.series_keys, ())
         keys = [(feed, symbol, resolution_from_text(res)) for feed, symbol, res in rows]
         keys.sort(key=lambda k: (k[0], k[1], k[2].nanos))
         return keys
@@ -226,7 +223,8 @@ class Queries(ABC):
         Selected by receive time (``ts_recv``), because replayed and backfilled bars carry
         old event times; returned in ascending open time.
         """
-        sql = f"{sch.SELECT['bars']} WHERE symbol = ? AND ts_recv >= ? ORDER BY ts_event, feed"
+        select = self._sql.select["bars"]
+        sql = f"{select} WHERE symbol = ?1 AND ts_recv >= ?2 ORDER BY ts_event, feed"
         rows = await self._fetch(sql, (symbol, self._since(hours)))
         return [bar_from_row(r) for r in rows]
 
@@ -236,7 +234,7 @@ class Queries(ABC):
         Returns:
             ``[{"ts_ns": int, "metrics": dict}, ...]``.
         """
-        sql = "SELECT ts, payload FROM metrics WHERE ts >= ? ORDER BY ts, id"
+        sql = "SELECT ts, payload FROM metrics WHERE ts >= ?1 ORDER BY ts, id"
         rows = await self._fetch(sql, (self._since(hours),))
         return [{"ts_ns": ts, "metrics": orjson.loads(payload)} for ts, payload in rows]
 
@@ -253,12 +251,13 @@ class Queries(ABC):
         Returns:
             Dicts with ``ts_ns``, ``kind``, ``feed``, ``symbol``, ``message``, ``detail``.
         """
-        sql = "SELECT ts, kind, feed, symbol, message, detail FROM errors WHERE ts >= ?"
+        sql = "SELECT ts, kind, feed, symbol, message, detail FROM errors WHERE ts >= ?1"
         params: tuple[Any, ...] = (-(2**63) if hours is None else self._since(hours),)
         if kind is not None:
-            sql += " AND kind = ?"
+            sql += " AND kind = ?2"
             params += (kind,)
-        rows = await self._fetch(sql + " ORDER BY ts DESC, id DESC LIMIT ?", (*params, limit))
+        sql += f" ORDER BY ts DESC, id DESC LIMIT ?{len(params) + 1}"
+        rows = await self._fetch(sql, (*params, limit))
         return [dict(zip(ERROR_KEYS, row, strict=True)) for row in rows]
 
     async def count(self, table: str = "bars", *, symbol: str | None = None) -> int:
@@ -279,7 +278,8 @@ class Queries(ABC):
         elif name == "metrics":
             raise ValueError("the metrics table has no symbol column")
         else:
-            rows = await self._fetch(f"SELECT COUNT(*) FROM {name} WHERE symbol = ?", (symbol,))
+            sql = f"SELECT COUNT(*) FROM {name} WHERE symbol = ?1"
+            rows = await self._fetch(sql, (symbol,))
         return int(rows[0][0])
 
     async def quality_summary(self, symbol: str, *, hours: float = 24) -> dict[str, Any]:
@@ -294,7 +294,7 @@ class Queries(ABC):
             (saved without a verdict); ``average_score`` covers scored rows (None if none).
         """
         since = self._since(hours)
-        rows = await self._fetch(sch.QUALITY_BY_FEED, (symbol, since) * len(sch.MARKET_TABLES))
+        rows = await self._fetch(self._sql.quality_by_feed, (symbol, since))
         summary: dict[str, Any] = {"symbol": symbol, "hours": hours, "since_ns": since}
         return summary | _fold_quality(rows)
 

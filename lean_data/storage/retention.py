@@ -1,4 +1,4 @@
-"""Retention: delete old rows while keeping coverage truthful.
+"""SQLite retention: delete old rows while keeping coverage truthful.
 
 Market rows are aged by receive time (``ts_recv``: how long they have been kept), metrics
 and errors by ``ts``. Each trade-bar series that loses bars loses its covered (not its
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import aiosqlite
-
 from lean_data.storage.coverage import merge_coverage
 from lean_data.storage.rows import resolution_from_text
 from lean_data.storage.schema import MARKET_TABLES, TABLE_NAMES
+from lean_data.storage.sqlite_sink import SqliteTx
 
 __all__ = ["delete_before"]
 
@@ -30,20 +29,20 @@ _PRUNE_SERIES: Final = (
 )
 
 
-async def delete_before(db: aiosqlite.Connection, cutoff: int) -> dict[str, int]:
-    """Delete market rows received before ``cutoff`` and metrics/errors older; commit.
+async def delete_before(tx: SqliteTx, cutoff: int) -> dict[str, int]:
+    """Delete market rows received before ``cutoff`` and metrics/errors older.
 
-    Coverage stays truthful: the covered (not the known-empty) intervals of each bar
-    series lose the event-time span from its first to past its last deleted bar, and
-    series left without bars leave ``bar_series``.
+    Runs in the caller's ``BEGIN IMMEDIATE`` transaction, which commits. Coverage stays
+    truthful: the covered (not the known-empty) intervals of each bar series lose the
+    event-time span from its first to past its last deleted bar, and series left without
+    bars leave ``bar_series``.
     """
-    if not db.in_transaction:
-        await db.execute("BEGIN IMMEDIATE")
+    db = tx.db
     for feed, symbol, resolution, first, last in await db.execute_fetchall(
         _DELETED_BAR_SPANS, (cutoff,)
     ):
         span = (first, last + max(resolution_from_text(resolution).nanos, 1))
-        await merge_coverage(db, (feed, symbol, resolution), [], [], [span])
+        await merge_coverage(tx, (feed, symbol, resolution), [], [], [span])
     deleted: dict[str, int] = {}
     for table in TABLE_NAMES:
         column = "ts_recv" if table in MARKET_TABLES else "ts"
@@ -52,5 +51,4 @@ async def delete_before(db: aiosqlite.Connection, cutoff: int) -> dict[str, int]
         await cursor.close()
     if deleted["bars"]:
         await db.execute(_PRUNE_SERIES)
-    await db.commit()
     return deleted

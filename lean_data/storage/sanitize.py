@@ -1,4 +1,4 @@
-"""Defensive row conversion: what the writer's retry does to a batch SQLite refused.
+"""Defensive row conversion: what the writer's retry does to a batch the database refused.
 
 The fast path writes queued rows as they are. When a batch fails, the writer converts every
 row with :func:`clean_row` before trying again: ints outside 64 bits in a REAL column become
@@ -56,13 +56,14 @@ ENTRY_NAMES: Final = (*TABLE_NAMES, "coverage")
 
 
 class Unstorable(ValueError):
-    """One value of a queued row that SQLite cannot store as its column requires.
+    """One value of a queued row that the database cannot store as its column requires.
 
     Attributes:
         column: the column's name.
         value: the value found.
-        reason: a short category: ``int_range``, ``text_encoding``, ``null``, ``type``
-            or ``sqlite`` (SQLite refused the row on its own, with ``detail`` saying why).
+        reason: a short category: ``int_range``, ``text_encoding``, ``null``, ``type``,
+            or ``sqlite`` / ``postgres`` (the database refused the row on its own, with
+            ``detail`` saying why).
     """
 
     def __init__(self, column: str, value: object, reason: str, detail: str) -> None:
@@ -76,7 +77,7 @@ def clip(text: str, limit: int = 200) -> str:
 
 
 def safe_text(value: object) -> str:
-    """Return ``value`` as text SQLite can store: lone surrogates become ``\\udXXX``."""
+    """Return ``value`` as storable text: lone surrogates become ``\\udXXX``."""
     if type(value) is str:
         if value.isascii():
             return value
@@ -119,7 +120,7 @@ def _clean_value(kind: str, column: str, value: Any) -> Any:
         return number
     if kind == _RN:
         return _as_float(column, number)  # a float column: a huge int is just a big float
-    raise Unstorable(column, value, "int_range", "outside SQLite's 64-bit integer range")
+    raise Unstorable(column, value, "int_range", "outside the 64-bit integer range")
 
 
 def _as_float(column: str, value: Any) -> float:
@@ -130,7 +131,7 @@ def _as_float(column: str, value: Any) -> float:
 
 
 def clean_row(kind: int, row: Row) -> Row:
-    """Return a queued row converted to values SQLite stores as the columns require.
+    """Return a queued row converted to values stored as the columns require.
 
     Ints outside 64 bits in a REAL column become floats, an int in a text column becomes
     its text; an errors row is sanitised whatever it holds (it reports problems itself).

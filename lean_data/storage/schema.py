@@ -41,11 +41,33 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import aiosqlite
 
 Row: TypeAlias = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySql:
+    """The backend's text of each statement the read queries run.
+
+    Placeholders are numbered, ``?1`` .. ``?n`` (SQLite's spelling); a backend with another
+    style translates them when it runs a statement (PostgreSQL: ``$1`` .. ``$n``).
+    """
+
+    select: Mapping[str, str]
+    range: str
+    resolutions_cte: Mapping[str, str]
+    coverage_overlapping: str
+    series_keys: str
+    last_bar: str
+    last_sane_bar: str
+    last_closed_bar: str
+    quality_by_feed: str
+
 
 SCHEMA_VERSION: Final = 2
 
@@ -214,7 +236,6 @@ SELECT: Final = {
 """Column lists in the order the ``*_from_row`` functions read them."""
 
 RANGE: Final = "WHERE symbol = ?1 AND ts_event >= ?2 AND ts_event < ?3"
-RANGE_ANY_RESOLUTION: Final = f"{RANGE} AND resolution IN (SELECT res FROM r)"
 
 RESOLUTIONS_CTE: Final = {
     table: f"WITH RECURSIVE r(res) AS (SELECT MIN(resolution) FROM {table} WHERE symbol = ?1 "
@@ -267,7 +288,20 @@ LAST_CLOSED_BAR: Final = (
 
 QUALITY_BY_FEED: Final = " UNION ALL ".join(
     f"SELECT feed, quality_level, COUNT(*), TOTAL(quality_score) FROM {table} "
-    "WHERE symbol = ? AND ts_recv >= ? GROUP BY feed, quality_level"
+    "WHERE symbol = ?1 AND ts_recv >= ?2 GROUP BY feed, quality_level"
     for table in MARKET_TABLES
 )
-"""Rows and score sums per (feed, level) of one symbol since a receive time, all tables."""
+"""Rows and score sums per (feed, level) of symbol ?1 since receive time ?2, all tables."""
+
+SQL: Final = QuerySql(
+    select=SELECT,
+    range=RANGE,
+    resolutions_cte=RESOLUTIONS_CTE,
+    coverage_overlapping=COVERAGE_OVERLAPPING,
+    series_keys=SERIES_KEYS,
+    last_bar=LAST_BAR,
+    last_sane_bar=LAST_SANE_BAR,
+    last_closed_bar=LAST_CLOSED_BAR,
+    quality_by_feed=QUALITY_BY_FEED,
+)
+"""The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite."""

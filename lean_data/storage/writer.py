@@ -1,13 +1,14 @@
-"""The batched storage writer behind :class:`lean_data.storage.sqlite.DataPersistence`.
+"""The batched storage writer, shared by every backend (SQLite, PostgreSQL).
 
 The write queue holds ``(table index, row)`` entries, coverage records
 ``(COVERAGE, (feed, symbol, resolution name, start_ns, end_ns, empty))`` and two kinds of
 control entries:
 a flush marker ``(FLUSH, (future, rows_unstored when queued))``, answered once every row queued
 before it has been handled, and the stop marker ``(STOP, None)`` put by ``close()``.
-:meth:`BatchWriter.run` is the body of the one writer task; the ``DataPersistence`` that
-starts it creates and names the task (in its own keeping or a caller's TaskGroup), sets
-:attr:`BatchWriter.db` and calls :meth:`BatchWriter.fail` when the task ends abnormally.
+:meth:`BatchWriter.run` is the body of the one writer task; the store that starts it
+(:class:`lean_data.storage.store.QueuedStore`) creates and names the task (in its own keeping
+or a caller's TaskGroup) and calls :meth:`BatchWriter.fail` when the task ends abnormally.
+How a batch reaches the database is the backend's :class:`~lean_data.storage.sink.BatchSink`.
 
 Coverage is never durable before the bars it covers. A batch is a contiguous run of the
 FIFO queue committed in one transaction, so a coverage record commits together with, or
@@ -18,14 +19,25 @@ and cuts them out of every coverage record it writes later, until bars with thos
 times are stored again (:mod:`lean_data.storage.coverage`).
 
 One bad row never costs the others. A batch is first written as it is (the fast path);
-when that fails for any reason, the retry converts every row defensively
-(:func:`lean_data.storage.sanitize.clean_row`), sets aside the rows that cannot be stored (an int
-beyond 64 bits in an integer column, a lone surrogate in a string, NaN or NULL in a NOT
-NULL column, a value of no storable type), writes the rest, bisecting under a savepoint
-should SQLite still refuse some, and reports each rejected row as a ``storage_rejected``
-errors row in the same transaction. A rejected bar's span is cut from coverage like a lost
-one. Only an error of the database itself (locked, disk full, closed) drops the batch, and
-no exception from one batch ends the writer task.
+when that fails for any reason but a transient one, the retry converts every row
+defensively (:func:`lean_data.storage.sanitize.clean_row`, then the sink's own
+:meth:`~lean_data.storage.sink.BatchSink.clean`), sets aside the rows that cannot be stored
+(an int beyond 64 bits in an integer column, a lone surrogate in a string, NaN or NULL in a
+NOT NULL column, a value of no storable type), writes the rest, bisecting under a savepoint
+should the database still refuse some
+(:func:`~lean_data.storage.sink.write_rows_bisecting`), and reports each rejected row as a
+``storage_rejected`` errors row in the same transaction. A rejected bar's span is cut from
+coverage like a lost one. Only an error of the database itself (locked, disk full, closed)
+drops the batch, and no exception from one batch ends the writer task.
+
+A transient fault (the sink says so: a connection that died, a deadlock) is retried on a
+fresh connection with capped exponential backoff, ``RetryPolicy.retries`` times; after that
+the batch is held, tried again every ``backoff_cap_s``, for as long as the queue behind it
+has room and the store is not closing. When the queue fills up (or at close) the batch is
+counted lost; until a batch is stored again, later batches are held but not retried with
+backoff first. A commit whose acknowledgement was lost (:class:`~lean_data.storage.sink.
+CommitInDoubt`) is resolved with the sink before the batch is written again, so a batch
+that did commit is never appended twice.
 
 A dropped batch is loud: the first one puts the writer in a degraded state,
 :attr:`BatchWriter.failure` (what kind of failure, the first error, rows lost since), logs
@@ -37,25 +49,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
-
-import aiosqlite
 
 from lean_data.errors import StorageError
 from lean_data.inbox import Inbox
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import LostSpans, series_of, with_spans, write_coverage
-from lean_data.storage.failures import ROW_ERRORS, StorageFailure, failure_kind
+from lean_data.storage.failures import StorageFailure
 from lean_data.storage.sanitize import ENTRY_NAMES, Unstorable, clean_row, rejection_row
 from lean_data.storage.schema import Row
+from lean_data.storage.sink import BatchSink, write_rows_bisecting
 
-__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry"]
-
-logger = logging.getLogger("lean_data.storage.sqlite")  # the name users configure for storage
+__all__ = ["FLUSH", "STOP", "BatchWriter", "Entry", "RetryPolicy"]
 
 FLUSH: Final = -1
 STOP: Final = -2
@@ -64,43 +73,76 @@ Entry = tuple[int, Any]
 _FlushMarker = tuple["asyncio.Future[None]", int]  # (answer, rows_unstored when queued)
 
 Rejected = tuple[int, Row, Unstorable]
+Outcome = tuple[list[Rejected], set[sch.SeriesKey], LostSpans]
+"""What a committed batch changed: rows rejected, series added, lost spans left."""
+
+_POLL_S: Final = 0.02  # how often a held batch looks at the queue and the close flag
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How the writer retries a batch that failed for a transient reason.
+
+    Attributes:
+        retries: attempts after the first, with backoff, before the batch is held.
+        backoff_s: the first delay; it doubles with each attempt.
+        backoff_cap_s: the longest delay, also the interval at which a held batch is tried.
+    """
+
+    retries: int = 0
+    backoff_s: float = 0.05
+    backoff_cap_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """The delay before retry ``attempt`` (1 for the first retry)."""
+        return float(min(self.backoff_cap_s, self.backoff_s * 2.0 ** (attempt - 1)))
 
 
 class BatchWriter:
-    """Commit queued rows with one ``executemany`` per table per transaction.
+    """Commit queued rows in one transaction per batch, through a backend's sink.
 
     A batch closes after ``batch_rows`` rows or ``batch_s`` seconds after its first row,
     whichever comes first. A failed batch is rolled back and retried once, row by row in
     effect: rows that cannot be stored are rejected (counted in ``rows_rejected`` and by
     reason in ``rejected``, reported in the errors table), the others are written. When
-    the retry fails too, the batch's rows are counted in ``rows_lost``. Both kinds of
-    unstored rows are reported to the next flush marker.
+    the retry fails too, the batch's rows are counted in ``rows_lost``. A transient fault
+    is retried as ``retry`` says (see the module docstring). Both kinds of unstored rows
+    are reported to the next flush marker.
 
     Args:
         queue: the write queue shared with the owner's ``save_*`` methods.
+        sink: how batches reach the database.
         batch_rows: commit after this many rows at most.
         batch_s: commit at most this many seconds after a batch's first row.
         clock_ns: wall clock, ns since the epoch, for the time of rejection reports.
         on_failure: called once, with :attr:`failure`, when rows are first lost.
+        retry: the retry policy for transient faults (SQLite has none).
+        logger: where the writer logs (the backend's storage logger).
     """
 
     def __init__(
         self,
         queue: Inbox[int],
+        sink: BatchSink,
         *,
         batch_rows: int,
         batch_s: float,
         clock_ns: Callable[[], int] = time.time_ns,
         on_failure: Callable[[StorageFailure], None] | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # frozen, never mutated
+        logger: logging.Logger = logging.getLogger("lean_data.storage"),  # noqa: B008
     ) -> None:
         self.queue = queue
+        self.sink = sink
         self.on_failure = on_failure
         self.failure: StorageFailure | None = None  # set when rows are first lost
-        self.db: aiosqlite.Connection | None = None
         self.write_lock = asyncio.Lock()  # one open transaction at a time (batch or retention)
         self.error: StorageError | None = None  # why the writer task died, once it has
+        self.closing = False  # set by close(): a held batch is not held any longer
         self._batch_rows = batch_rows
         self._batch_s = batch_s
+        self._retry = retry
+        self._log = logger
         self.rows_written = 0
         self.batches = 0
         self.write_failures = 0
@@ -110,6 +152,7 @@ class BatchWriter:
         self._clock_ns = clock_ns
         self.lost_spans: LostSpans = {}
         self._known_series: set[sch.SeriesKey] = set()  # in bar_series for sure
+        self._outage = False  # a batch was lost to a transient fault and none stored since
 
     def forget_series(self) -> None:
         """Forget which series ``bar_series`` holds (call after deleting from it)."""
@@ -126,7 +169,7 @@ class BatchWriter:
         return sum(self.rejected.values())
 
     def statistics(self) -> dict[str, Any]:
-        """Return a snapshot of the counters (see ``DataPersistence.statistics``)."""
+        """Return a snapshot of the counters (see ``QueuedStore.statistics``)."""
         return {
             "rows_written": self.rows_written,
             "batches": self.batches,
@@ -146,14 +189,14 @@ class BatchWriter:
             self.failure.rows_lost = self.rows_lost
             return
         self.failure = StorageFailure(kind, str(exc), self._clock_ns(), self.rows_lost)
-        logger.error(
+        self._log.error(
             "storage FAILED (%s): %d rows lost, later rows may be lost too: %s", kind, count, exc
         )
         if self.on_failure is not None:
             try:
                 self.on_failure(self.failure)
             except Exception:  # a user's hook must not end the writer
-                logger.exception("the storage failure hook raised")
+                self._log.exception("the storage failure hook raised")
 
     async def run(self) -> None:
         """Commit queued rows in batches until a stop marker, then drain what is left."""
@@ -226,144 +269,177 @@ class BatchWriter:
         return False
 
     async def _commit(self, groups: list[list[Row]], count: int) -> None:
-        """Write one batch in one transaction; retry it carefully; never raise (but cancel)."""
+        """Write one batch in one transaction; retry as needed; never raise (but cancel)."""
         try:
-            async with self.write_lock:
-                try:
-                    new_series, lost_after = await self._write(groups)
-                except Exception as exc:  # anything one row can cause: the retry sorts it out
-                    self.write_failures += 1
-                    await self.rollback()
-                    logger.warning(
-                        "storage batch of %d rows failed (attempt 1 of 2): %r", count, exc
-                    )
-                    await self._retry(groups, count)
-                else:
-                    self._written(count, new_series, lost_after)
+            await self._attempts(groups, count)
         except Exception as exc:  # a bug of ours must not end the writer (nor the engine)
-            logger.exception("storage batch of %d rows dropped: the writer failed", count)
+            self._log.exception("storage batch of %d rows dropped: the writer failed", count)
             self._lose(count, "error", exc)
         finally:
             for rows in groups:
                 rows.clear()
 
-    def _written(self, count: int, new_series: set[sch.SeriesKey], lost: LostSpans) -> None:
-        self.rows_written += count
-        self.batches += 1
-        self.last_batch_rows = count
-        self._known_series.update(new_series)
-        self.lost_spans = lost
-
-    async def _retry(self, groups: list[list[Row]], count: int) -> None:
-        """The second attempt: store every row that can be, reject the others."""
-        try:
-            rejected, new_series, lost_after = await self._write_carefully(groups)
-        except Exception as exc:  # the database itself failed: the batch is lost
-            self.write_failures += 1
-            await self.rollback()
-            logger.warning("storage batch of %d rows failed (attempt 2 of 2): %r", count, exc)
-            self.lost_spans = with_spans(self.lost_spans, groups[sch.BARS], add=True)
-            if self.failure is not None:  # the ERROR line was logged at the first loss
-                logger.warning("storage batch of %d rows dropped after a retry", count)
-            self._lose(count, failure_kind(exc), exc)
+    async def _attempts(self, groups: list[list[Row]], count: int) -> None:
+        """Try a batch until it is stored or lost: fast, then carefully; transient faults
+        are retried (and held) before either counts."""
+        careful = False
+        transient = 0
+        pending: Outcome | None = None  # of an attempt whose commit is in doubt
+        while True:
+            box: list[Outcome] = []  # the attempt's outcome, set just before its commit
+            try:
+                async with self.write_lock:
+                    if pending is not None and await self.sink.resolve_in_doubt():
+                        box.append(pending)  # it was stored; only the answer was lost
+                    else:
+                        pending = None
+                        await (self._write_carefully if careful else self._write)(groups, box)
+            except Exception as exc:  # anything one row can cause: the retry sorts it out
+                self.write_failures += 1
+                if box:
+                    pending = box[0]
+                if self.sink.is_transient(exc):
+                    transient += 1
+                    if await self._wait_to_retry(transient, count, exc):
+                        continue
+                elif not careful:
+                    self._log.warning(
+                        "storage batch of %d rows failed (attempt 1 of 2): %r", count, exc
+                    )
+                    careful = True
+                    continue
+                else:
+                    self._log.warning(
+                        "storage batch of %d rows failed (attempt 2 of 2): %r", count, exc
+                    )
+                self._drop(groups, count, exc)
+                return
+            self._stored(count, *box[0])
             return
-        self._written(count - len(rejected), new_series, lost_after)
+
+    async def _wait_to_retry(self, attempt: int, count: int, exc: BaseException) -> bool:
+        """Sleep before retrying a transient failure; False when the batch must be dropped.
+
+        The first ``retries`` retries back off exponentially; then the batch is held and
+        tried every ``backoff_cap_s`` while the queue has room and the store is not closing.
+        """
+        retry = self._retry
+        backoff = not self._outage and attempt <= retry.retries
+        if not backoff and self._must_drop():
+            return False
+        delay = retry.delay(attempt) if backoff else retry.backoff_cap_s
+        if attempt == 1 or backoff:
+            self._log.warning(
+                "storage batch of %d rows failed (%s), retrying in %.2fs: %r",
+                *(count, self.sink.failure_kind(exc), delay, exc),
+            )
+        deadline = asyncio.get_running_loop().time() + delay
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if not backoff and self._must_drop():
+                return False
+            await asyncio.sleep(min(left, _POLL_S))
+        return True
+
+    def _must_drop(self) -> bool:
+        """A held batch gives way when the queue behind it is full or the store closes."""
+        return self.closing or len(self.queue) >= self.queue.maxsize
+
+    def _drop(self, groups: list[list[Row]], count: int, exc: BaseException) -> None:
+        self.lost_spans = with_spans(self.lost_spans, groups[sch.BARS], add=True)
+        if self.sink.is_transient(exc):
+            self._outage = True
+        if self.failure is not None:  # the ERROR line was logged at the first loss
+            self._log.warning("storage batch of %d rows dropped after a retry", count)
+        self._lose(count, self.sink.failure_kind(exc), exc)
+
+    def _stored(
+        self, count: int, rejected: list[Rejected], new: set[sch.SeriesKey], lost: LostSpans
+    ) -> None:
+        self._outage = False
+        self.rows_written += count - len(rejected)
+        self.batches += 1
+        self.last_batch_rows = count - len(rejected)
+        self._known_series.update(new)
+        self.lost_spans = lost
         for kind, _, problem in rejected:
             self.rejected[problem.reason] += 1
-            logger.error("storage rejected a %s row: %s", ENTRY_NAMES[kind], problem)
+            self._log.error("storage rejected a %s row: %s", ENTRY_NAMES[kind], problem)
 
-    async def _write_carefully(
-        self, groups: list[list[Row]]
-    ) -> tuple[list[Rejected], set[sch.SeriesKey], LostSpans]:
+    async def _write_carefully(self, groups: list[list[Row]], box: list[Outcome]) -> None:
         """Write and commit what can be stored of one batch, plus a report per rejected row.
 
-        Returns:
-            The rejected rows (entry kind, row, problem), and the new series and lost spans
-            as :meth:`_write` returns them.
+        ``box`` receives the outcome (the rejected rows, the new series and the lost spans
+        as :meth:`_write` sets them) just before the commit.
         """
-        db = self.db
-        if db is None:
-            raise sqlite3.InterfaceError("the connection was closed under the writer")
+        sink = self.sink
         rejected: list[Rejected] = []
         clean: list[list[Row]] = [[] for _ in groups]
         for kind, rows in enumerate(groups):
             for row in rows:
                 try:
-                    clean[kind].append(clean_row(kind, row))
+                    clean[kind].append(sink.clean(kind, clean_row(kind, row)))
                 except Unstorable as problem:
                     rejected.append((kind, row, problem))
-        if not db.in_transaction:
-            await db.execute("BEGIN IMMEDIATE")
-        for table, sql in enumerate(sch.WRITE_SQL):
-            if clean[table]:
-                clean[table], refused = await _write_rows(db, sql, clean[table])
-                rejected += [(table, row, problem) for row, problem in refused]
-        bars = clean[sch.BARS]
-        new_series = set(map(series_of, bars)) - self._known_series
-        if new_series:
-            await db.executemany(sch.INSERT_SERIES, new_series)
-        lost = with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
-        cut = [row for kind, row, _ in rejected if kind == sch.BARS]
-        lost = with_spans(lost, cut, add=True) if cut else lost
-        if clean[sch.COVERAGE]:
-            await write_coverage(db, clean[sch.COVERAGE], lost)
-        if rejected:
-            now = self._clock_ns()
-            reports = [rejection_row(now, kind, row, problem) for kind, row, problem in rejected]
-            await db.executemany(sch.WRITE_SQL[sch.ERRORS], reports)
-        await db.commit()
-        return rejected, new_series, lost
+        async with sink.transaction(clean, immediate=True) as tx:
+            for table in range(len(sch.WRITE_SQL)):
+                if clean[table]:
+                    clean[table], refused = await write_rows_bisecting(
+                        tx, sink, table, clean[table]
+                    )
+                    rejected += [(table, row, problem) for row, problem in refused]
+            bars = clean[sch.BARS]
+            new_series = set(map(series_of, bars)) - self._known_series
+            if new_series:
+                await tx.insert_series(new_series)
+            lost = with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
+            cut = [row for kind, row, _ in rejected if kind == sch.BARS]
+            lost = with_spans(lost, cut, add=True) if cut else lost
+            if clean[sch.COVERAGE]:
+                await write_coverage(tx, clean[sch.COVERAGE], lost)
+            if rejected:
+                now = self._clock_ns()
+                reports = [rejection_row(now, k, row, problem) for k, row, problem in rejected]
+                await tx.write_rows(sch.ERRORS, reports, 0)
+            box.append((rejected, new_series, lost))
 
-    async def _write(self, groups: list[list[Row]]) -> tuple[set[sch.SeriesKey], LostSpans]:
+    async def _write(self, groups: list[list[Row]], box: list[Outcome]) -> None:
         """Write and commit one batch.
 
-        Returns:
-            The bar series this batch added to ``bar_series`` and the lost spans that
-            remain once it is committed (its bars are stored again); the caller keeps
-            both only when the commit succeeded.
+        ``box`` receives the outcome just before the commit: no rejected rows, the bar
+        series this batch added to ``bar_series`` and the lost spans that remain once it is
+        committed (its bars are stored again); the writer keeps them only when the commit
+        succeeded.
         """
-        db = self.db
-        if db is None:
-            raise sqlite3.InterfaceError("the connection was closed under the writer")
         coverage = groups[sch.COVERAGE]
-        if coverage and not db.in_transaction:
-            await db.execute("BEGIN IMMEDIATE")  # read-modify-write of coverage rows
-        for table, sql in enumerate(sch.WRITE_SQL):
-            if rows := groups[table]:
-                await db.executemany(sql, rows)
-        bars = groups[sch.BARS]
-        new_series = set(map(series_of, bars)) - self._known_series if bars else set()
-        if new_series:
-            await db.executemany(sch.INSERT_SERIES, new_series)
-        lost = self.lost_spans
-        if lost and bars:
-            lost = with_spans(lost, bars, add=False)
-        if coverage:
-            await write_coverage(db, coverage, lost)
-        await db.commit()
-        return new_series, lost
+        # immediate with coverage: a read-modify-write of coverage rows
+        async with self.sink.transaction(groups, immediate=bool(coverage)) as tx:
+            for table in range(len(sch.WRITE_SQL)):
+                if rows := groups[table]:
+                    await tx.write_rows(table, rows, 0)
+            bars = groups[sch.BARS]
+            new_series = set(map(series_of, bars)) - self._known_series if bars else set()
+            if new_series:
+                await tx.insert_series(new_series)
+            lost = self.lost_spans
+            if lost and bars:
+                lost = with_spans(lost, bars, add=False)
+            if coverage:
+                await write_coverage(tx, coverage, lost)
+            box.append(([], new_series, lost))
 
-    async def rollback(self) -> None:
-        """Roll back the open transaction; log (never raise) when that fails too."""
-        if self.db is not None:
-            try:
-                await self.db.rollback()
-            except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite was closed
-                logger.warning("storage rollback failed: %s", exc)
-
-    async def report_failure(self, path: str) -> None:
-        """Write one ``storage_failed`` errors row for :attr:`failure`, if the file takes it."""
-        db, failure = self.db, self.failure
-        if db is None or failure is None:
+    async def report_failure(self, where: str) -> None:
+        """Write one ``storage_failed`` errors row for :attr:`failure`, if the store takes it."""
+        failure = self.failure
+        if failure is None:
             return
         message = f"{failure.rows_lost} rows were not stored ({failure.kind}): {failure.message}"
         row = (self._clock_ns(), "storage_failed", "", "", message, "")
         try:
-            await db.execute(sch.WRITE_SQL[sch.ERRORS], row)
-            await db.commit()
-        except (sqlite3.Error, ValueError) as exc:
-            await self.rollback()
-            logger.error("%s: the storage_failed errors row could not be written: %s", path, exc)
+            await self.sink.write_report(row)
+        except Exception as exc:
+            self._log.error(
+                "%s: the storage_failed errors row could not be written: %s", where, exc
+            )
 
     async def barrier(self, task: asyncio.Task[None], *, strict: bool) -> None:
         """Wait until ``task`` (running :meth:`run`) has handled every row queued so far.
@@ -399,37 +475,3 @@ class BatchWriter:
                 payload[0].set_exception(error)
             lost += table >= 0
         self._lose(lost, "writer_died", error)
-
-
-async def _write_rows(
-    db: aiosqlite.Connection, sql: str, rows: list[Row]
-) -> tuple[list[Row], list[tuple[Row, Unstorable]]]:
-    """Write ``rows`` in the open transaction, bisecting under a savepoint on a row error.
-
-    Returns:
-        The rows written, in order, and each row SQLite refused on its own with why.
-
-    Raises:
-        sqlite3.Error: an error of the database rather than of a row.
-    """
-    written: list[Row] = []
-    refused: list[tuple[Row, Unstorable]] = []
-    chunks = [rows]
-    while chunks:
-        chunk = chunks.pop()
-        await db.execute("SAVEPOINT lean_rows")
-        try:
-            await db.executemany(sql, chunk)
-        except ROW_ERRORS as exc:
-            await db.execute("ROLLBACK TO lean_rows")
-            await db.execute("RELEASE lean_rows")
-            if len(chunk) == 1:
-                detail = f"{type(exc).__name__}: {exc}"
-                refused.append((chunk[0], Unstorable("row", chunk[0], "sqlite", detail)))
-            else:
-                half = len(chunk) // 2
-                chunks += (chunk[half:], chunk[:half])  # the first half is written first
-            continue
-        await db.execute("RELEASE lean_rows")
-        written += chunk
-    return written, refused

@@ -1,0 +1,234 @@
+"""How the shared batch writer reaches PostgreSQL: COPY into staging, one upsert per table.
+
+:class:`PgSink` implements :class:`~lean_data.storage.sink.BatchSink`. One batch is one
+transaction on one pooled connection:
+
+1. the partitions the batch's rows need are created first, in their own transaction
+   (:meth:`~lean_data.storage.postgres.partitions.Partitions.ensure`);
+2. ``BEGIN`` travels with an upsert of this store's row in ``lean_writers`` (the attempt
+   number, see below);
+3. bars and quote bars: binary COPY (``copy_records_to_table``) into the connection's
+   temporary staging table, then ONE ``INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT
+   DO UPDATE ... WHERE <incoming wins>`` per table (:data:`~lean_data.storage.postgres.
+   schema.UPSERT`): duplicates within the batch collapse to the version applying them one
+   by one would keep, and rows go in key order so concurrent writers lock shared keys in
+   the same order; ticks, metrics and errors have no natural key: binary COPY straight
+   into the table (an append);
+4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
+   its read-modify-write), then :meth:`PgTx.finish`, the one place where steps derived
+   from the batch's staged rows belong (rollup tables, say), still in the transaction;
+5. ``COMMIT``.
+
+No per-row round trips. The careful retry writes slices of the same staging table
+(``seq`` ranges) under savepoints, so after it the staging table holds exactly the rows
+stored.
+
+Retry safety. A transaction that fails before its commit leaves nothing behind (staging
+rows are rolled back with it), so the writer may simply write the batch again on a fresh
+connection: upserts are idempotent, and appends happen once because the failed attempt's
+are gone. A commit whose answer was lost may have gone through: :class:`CommitInDoubt` is
+raised, and before the batch is written again :meth:`PgSink.resolve_in_doubt` reads this
+store's ``lean_writers`` row: the attempt number it holds is the last one committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from lean_data.storage import schema as sch
+from lean_data.storage.postgres import records
+from lean_data.storage.postgres.partitions import Partitions
+from lean_data.storage.postgres.schema import (
+    ATTEMPT_OF,
+    COLUMNS,
+    DELETE_COVERAGE,
+    INSERT_COVERAGE,
+    INSERT_SERIES,
+    MARK_ATTEMPT,
+    SERIES_LOCK,
+    STAGE,
+    UPSERT,
+    pg_sql,
+)
+from lean_data.storage.sanitize import Unstorable
+from lean_data.storage.schema import Row, SeriesKey
+from lean_data.storage.sink import CommitInDoubt, CoverageRow
+
+__all__ = ["PgSink", "PgTx"]
+
+logger = logging.getLogger("lean_data.storage.postgres")
+
+_STAGE_COLUMNS = {table: (*COLUMNS[table], "seq") for table in STAGE}
+
+
+class PgTx:
+    """One open batch transaction on a pooled connection (see :class:`BatchTx`).
+
+    Args:
+        conn: the connection, inside ``BEGIN``.
+        schema: the store's schema (the advisory lock keys of its series).
+    """
+
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        self.conn = conn
+        self._schema = schema
+        self.staged: set[int] = set()  # tables with rows in their staging table
+
+    async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
+        convert = records.to_record
+        if table in STAGE:
+            staged = [(*convert(table, row), offset + i) for i, row in enumerate(rows)]
+            await self.conn.copy_records_to_table(
+                STAGE[table], records=staged, columns=_STAGE_COLUMNS[table]
+            )
+            self.staged.add(table)
+            await self.conn.execute(UPSERT[table], offset, offset + len(rows))
+        else:
+            await self.conn.copy_records_to_table(
+                sch.TABLE_NAMES[table],
+                records=[convert(table, row) for row in rows],
+                columns=COLUMNS[table],
+                schema_name=self._schema,
+            )
+
+    async def savepoint(self) -> None:
+        await self.conn.execute("SAVEPOINT lean_rows")
+
+    async def rollback_to_savepoint(self) -> None:
+        await self.conn.execute("ROLLBACK TO SAVEPOINT lean_rows; RELEASE SAVEPOINT lean_rows")
+
+    async def release_savepoint(self) -> None:
+        await self.conn.execute("RELEASE SAVEPOINT lean_rows")
+
+    async def insert_series(self, keys: Collection[SeriesKey]) -> None:
+        ordered = sorted(keys)
+        columns = [list(column) for column in zip(*ordered, strict=True)]
+        await self.conn.execute(INSERT_SERIES, *columns)
+
+    async def lock_series(self, keys: Sequence[SeriesKey]) -> None:
+        """Hold each series' coverage (advisory locks, sorted, so never a deadlock)."""
+        names = sorted({"\x1f".join((self._schema, *key)) for key in keys})
+        if names:
+            await self.conn.execute(SERIES_LOCK, names)
+
+    async def coverage_near(self, key: SeriesKey, start: int, end: int) -> list[CoverageRow]:
+        rows = await self.conn.fetch(pg_sql(sch.COVERAGE_TOUCHING), *key, start, end)
+        return [(int(s), int(e), bool(flag)) for s, e, flag in rows]
+
+    async def replace_coverage(
+        self, key: SeriesKey, starts: Sequence[int], rows: Sequence[CoverageRow]
+    ) -> None:
+        if starts:
+            await self.conn.execute(DELETE_COVERAGE, *key, list(starts))
+        if rows:
+            begins, ends, flags = (list(column) for column in zip(*rows, strict=True))
+            await self.conn.execute(INSERT_COVERAGE, *key, begins, ends, flags)
+
+    async def finish(self) -> None:
+        """The last step before the commit, with the batch's rows still staged.
+
+        The one place for work derived from the batch (rollup tables kept from
+        ``lean_stage_bars`` / ``lean_stage_quote_bars``, which hold exactly the rows this
+        transaction stored, with ``seq`` their place in the batch): nothing yet.
+        """
+
+
+class PgSink:
+    """Write batches through the pool in :attr:`pool` (set by the store while it is open).
+
+    Args:
+        schema: the store's schema.
+        clock_ns: wall clock, for the ``lean_writers`` row.
+    """
+
+    def __init__(self, schema: str, clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.partitions = Partitions(schema)
+        self._schema = schema
+        self._clock_ns = clock_ns
+        self._writer_id = uuid.uuid4().hex  # this store's row in lean_writers
+        self._attempt = 0
+        self._in_doubt: int | None = None  # the attempt whose commit was not answered
+
+    def _pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise asyncpg.InterfaceError("the connection pool was closed under the writer")
+        return self.pool
+
+    @asynccontextmanager
+    async def transaction(
+        self, groups: Sequence[list[Row]] | None, *, immediate: bool
+    ) -> AsyncIterator[PgTx]:
+        """Open a batch transaction (see the module docstring); ``immediate`` has no
+        meaning here: row locks and the series' advisory locks serialise writers."""
+        async with self._pool().acquire() as conn:
+            if groups is not None:
+                await self.partitions.ensure(conn, groups)
+            self._attempt += 1
+            attempt = self._attempt
+            mark = MARK_ATTEMPT.format(
+                writer=f"'{self._writer_id}'", attempt=attempt, ts=self._clock_ns()
+            )
+            await conn.execute(f"BEGIN; {mark}")
+            tx = PgTx(conn, self._schema)
+            try:
+                yield tx
+                await tx.finish()
+            except BaseException as exc:
+                if not isinstance(exc, asyncio.CancelledError):  # else the pool resets it
+                    await _rollback(conn)
+                if records.is_missing_partition(exc):
+                    self.partitions.clear()
+                raise
+            try:
+                await conn.execute("COMMIT")
+            except Exception as exc:
+                if records.is_transient(exc):
+                    self._in_doubt = attempt
+                    raise CommitInDoubt(f"the commit was not answered: {exc!r}") from exc
+                raise
+
+    async def resolve_in_doubt(self) -> bool:
+        attempt = self._in_doubt
+        if attempt is None:
+            return False
+        async with self._pool().acquire() as conn:
+            stored = await conn.fetchval(ATTEMPT_OF, self._writer_id)
+        self._in_doubt = None
+        return bool(stored == attempt)
+
+    def clean(self, kind: int, row: Row) -> Row:
+        return records.to_record(kind, row)
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        return records.is_row_error(exc)
+
+    def refusal(self, row: Row, exc: BaseException) -> Unstorable:
+        return records.refusal(row, exc)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return records.is_transient(exc)
+
+    def failure_kind(self, exc: BaseException) -> str:
+        return records.failure_kind(exc)
+
+    async def write_report(self, row: Row) -> None:
+        async with self.transaction(None, immediate=False) as tx:
+            await tx.write_rows(sch.ERRORS, [row], 0)
+
+
+async def _rollback(conn: asyncpg.Connection) -> None:
+    """Roll back; a connection that died has nothing left to roll back (and asyncpg has
+    already detached it from its pool proxy: any call on it raises InterfaceError)."""
+    try:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        logger.debug("storage rollback skipped: %r", exc)

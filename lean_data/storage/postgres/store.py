@@ -1,0 +1,231 @@
+"""PostgreSQL storage of market data, metrics and errors: :class:`PostgresStorage`.
+
+The same store as :class:`~lean_data.storage.sqlite.DataPersistence`, on PostgreSQL: the
+lifecycle, the queued writes and the read barrier are the shared
+:class:`~lean_data.storage.store.QueuedStore`; batches go through
+:class:`~lean_data.storage.postgres.sink.PgSink` (binary COPY into staging, one upsert per
+table, monthly partitions created ahead); reads are the shared
+:class:`~lean_data.storage.queries.Queries` in PostgreSQL's words
+(:data:`~lean_data.storage.postgres.schema.SQL`). This module owns the connection pool,
+opening (schema creation or migration) and the glue.
+
+The pool (asyncpg) holds ``min_size=1`` to ``pool_size`` connections, each with
+``search_path`` set to the store's schema and the two temporary staging tables; the
+writer takes one per batch, reads take one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import asyncpg
+
+from lean_data.errors import ConfigError, StorageError
+from lean_data.storage.base import Storage
+from lean_data.storage.failures import StorageFailure
+from lean_data.storage.location import describe_url
+from lean_data.storage.postgres import records
+from lean_data.storage.postgres.retention import retain
+from lean_data.storage.postgres.schema import (
+    SCHEMA_VERSION,
+    SQL,
+    STAGING_DDL,
+    create_or_migrate,
+    pg_sql,
+)
+from lean_data.storage.postgres.sink import PgSink
+from lean_data.storage.schema import Row
+from lean_data.storage.store import QueuedStore
+from lean_data.storage.writer import RetryPolicy
+
+__all__ = ["PostgresStorage"]
+
+logger = logging.getLogger("lean_data.storage.postgres")
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_CLOSE_S = 10.0  # how long close() waits for the pool's connections to be returned
+
+
+class PostgresStorage(QueuedStore):
+    """Store bars, quotes, ticks, metrics and errors in one PostgreSQL schema.
+
+    Behaves as :class:`~lean_data.storage.sqlite.DataPersistence` does (see
+    :class:`~lean_data.storage.base.Storage`): queued writes with ``*_nowait`` twins, a
+    bounded queue, read-your-writes, upserts keeping the highest revision (and, at equal
+    revision, final over in-progress), coverage never durable before its bars, unstorable
+    rows rejected alone as ``storage_rejected`` errors rows, the degraded ``failure``
+    state. Several stores (processes) may write the same schema at once.
+
+    A batch that fails because the connection died (``pg_terminate_backend``, a server
+    restart, a network cut) or a deadlock is retried on a fresh connection, ``retries``
+    times with backoff from ``retry_backoff_s`` doubling up to ``retry_backoff_cap_s``;
+    then it is held, tried every ``retry_backoff_cap_s``, as long as the write queue has
+    room (and the store is not closing); after that its rows are counted lost, as SQLite
+    counts a batch it cannot write. No retry stores a row twice.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database`` (asyncpg's DSN).
+        schema: the PostgreSQL schema of this store's tables (created when missing).
+        batch_rows, batch_ms, queue_size, clock_ns, on_failure: as for
+            :class:`~lean_data.storage.sqlite.DataPersistence`.
+        pool_size: the most connections the store opens.
+        retries, retry_backoff_s, retry_backoff_cap_s: the transient-fault retry policy.
+        connect_timeout_s: how long opening one connection may take.
+
+    Raises:
+        ConfigError: a setting is out of range, or ``schema`` is not a plain identifier.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "lean_data",
+        batch_rows: int = 1000,
+        batch_ms: float = 200.0,
+        queue_size: int = 100_000,
+        pool_size: int = 4,
+        clock_ns: Callable[[], int] = time.time_ns,
+        on_failure: Callable[[StorageFailure], None] | None = None,
+        retries: int = 5,
+        retry_backoff_s: float = 0.05,
+        retry_backoff_cap_s: float = 2.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ConfigError(
+                f"PostgresStorage schema must be a plain identifier (letters, digits, _; "
+                f"at most 63), got {schema!r}"
+            )
+        if pool_size < 1 or retries < 0:
+            raise ConfigError(
+                f"PostgresStorage needs pool_size >= 1 and retries >= 0, got "
+                f"{pool_size!r} and {retries!r}"
+            )
+        if not (retry_backoff_s > 0 and retry_backoff_cap_s > 0 and connect_timeout_s > 0):
+            raise ConfigError("PostgresStorage backoffs and connect_timeout_s must be > 0")
+        self._url = url
+        self._schema = schema
+        self._description = f"{describe_url(url)}#{schema}"
+        self._sink = PgSink(schema, clock_ns)
+        super().__init__(
+            self._sink,
+            SQL,
+            batch_rows=batch_rows,
+            batch_ms=batch_ms,
+            queue_size=queue_size,
+            clock_ns=clock_ns,
+            on_failure=on_failure,
+            retry=RetryPolicy(retries, retry_backoff_s, retry_backoff_cap_s),
+            logger=logger,
+        )
+        self._pool_size = pool_size
+        self._connect_timeout_s = connect_timeout_s
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema holding this store's tables."""
+        return self._schema
+
+    def _where(self) -> str:
+        return self._description
+
+    async def _connect(self) -> None:
+        """Open the pool, create or migrate the schema, learn its partitions.
+
+        Raises:
+            StorageError: the server cannot be reached, refuses us, or the schema is newer
+                than this lean_data (the message names the URL, never its password).
+        """
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._url,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout_s,
+                init=_init_connection,
+                server_settings={
+                    "search_path": f'"{self._schema}"',
+                    "application_name": f"lean_data:{self._schema}",
+                    "client_min_messages": "warning",
+                },
+            )
+            async with self._pool.acquire() as conn:
+                found = await create_or_migrate(conn, self._schema)
+                await self._sink.partitions.load(conn)
+        except ValueError as exc:  # a newer schema, or no migration path
+            await self._disconnect()
+            raise StorageError(f"PostgreSQL schema {self._description} has {exc}") from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            await self._disconnect()
+            raise StorageError(
+                f"cannot open PostgreSQL database {self._description}: {_problem(exc)} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        if found != SCHEMA_VERSION:
+            logger.info(
+                "upgraded %s from schema version %d to %d",
+                *(self._description, found, SCHEMA_VERSION),
+            )
+        self._sink.pool = self._pool
+
+    async def _disconnect(self) -> None:
+        pool, self._pool = self._pool, None
+        self._sink.pool = None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), _CLOSE_S)
+            except (TimeoutError, asyncpg.InterfaceError, OSError) as exc:
+                logger.warning("closing the pool of %s: %r; terminating it", self._where(), exc)
+                pool.terminate()
+
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[Row]:
+        pool = self._pool
+        if pool is None:
+            self._reject()
+        try:
+            async with pool.acquire() as conn:
+                found = await conn.fetch(pg_sql(sql), *params)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StorageError(f"query failed: {type(exc).__name__}: {exc}") from exc
+        return [tuple(row) for row in found]
+
+    async def _retain(self, cutoff: int) -> dict[str, int]:
+        """Drop old partitions, delete old rows (see :mod:`~lean_data.storage.postgres.
+        retention`)."""
+        pool = self._pool
+        if pool is None:
+            self._reject()
+        try:
+            async with pool.acquire() as conn:
+                return await retain(conn, self._schema, self._sink.partitions, cutoff)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StorageError(f"retention failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Give each new pooled connection its staging tables."""
+    await conn.execute(STAGING_DDL)
+
+
+def _problem(exc: BaseException) -> str:
+    """A short name for why the database was refused at open."""
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "no such database"
+    if isinstance(
+        exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError
+    ):
+        return "access denied"
+    if records.is_transient(exc):
+        return "cannot connect"
+    return "refused"
+
+
+if TYPE_CHECKING:  # mypy checks here that PostgresStorage implements the interface
+    _implements: Storage = cast(PostgresStorage, None)

@@ -1,0 +1,126 @@
+"""How the shared batch writer reaches SQLite: one aiosqlite connection, one transaction.
+
+:class:`SqliteSink` implements :class:`~lean_data.storage.sink.BatchSink` for
+:class:`~lean_data.storage.sqlite.DataPersistence`: ``executemany`` per table, savepoints
+for the bisection, ``BEGIN IMMEDIATE`` when a batch rewrites coverage (SQLite's write
+lock serialises writers, so :meth:`SqliteTx.lock_series` has nothing to do). SQLite has no
+transient faults: a locked or full database fails the batch, which the writer retries
+once carefully and then counts lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+import aiosqlite
+
+from lean_data.storage import schema as sch
+from lean_data.storage.failures import ROW_ERRORS, failure_kind
+from lean_data.storage.sanitize import Unstorable
+from lean_data.storage.schema import Row, SeriesKey
+from lean_data.storage.sink import CoverageRow
+
+__all__ = ["SqliteSink", "SqliteTx"]
+
+logger = logging.getLogger("lean_data.storage.sqlite")  # the name users configure for storage
+
+_DELETE_COVERAGE: Final = f"DELETE FROM coverage WHERE {sch.SERIES} AND start_ns = ?4"
+_INSERT_COVERAGE: Final = (
+    "INSERT INTO coverage (feed, symbol, resolution, start_ns, end_ns, empty) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+class SqliteTx:
+    """The open transaction on the store's connection (see :class:`BatchTx`)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
+        await self.db.executemany(sch.WRITE_SQL[table], rows)
+
+    async def savepoint(self) -> None:
+        await self.db.execute("SAVEPOINT lean_rows")
+
+    async def rollback_to_savepoint(self) -> None:
+        await self.db.execute("ROLLBACK TO lean_rows")
+        await self.db.execute("RELEASE lean_rows")
+
+    async def release_savepoint(self) -> None:
+        await self.db.execute("RELEASE lean_rows")
+
+    async def insert_series(self, keys: Collection[SeriesKey]) -> None:
+        await self.db.executemany(sch.INSERT_SERIES, keys)
+
+    async def lock_series(self, keys: Sequence[SeriesKey]) -> None:
+        """Nothing to do: a batch with coverage holds SQLite's write lock."""
+
+    async def coverage_near(self, key: SeriesKey, start: int, end: int) -> list[CoverageRow]:
+        rows = await self.db.execute_fetchall(sch.COVERAGE_TOUCHING, (*key, start, end))
+        return [(s, e, bool(flag)) for s, e, flag in rows]
+
+    async def replace_coverage(
+        self, key: SeriesKey, starts: Sequence[int], rows: Sequence[CoverageRow]
+    ) -> None:
+        await self.db.executemany(_DELETE_COVERAGE, [(*key, s) for s in starts])
+        await self.db.executemany(_INSERT_COVERAGE, [(*key, s, e, int(f)) for s, e, f in rows])
+
+
+class SqliteSink:
+    """Write batches to the connection in :attr:`db` (set by the store while it is open)."""
+
+    def __init__(self) -> None:
+        self.db: aiosqlite.Connection | None = None
+
+    @asynccontextmanager
+    async def transaction(
+        self, groups: Sequence[list[Row]] | None, *, immediate: bool
+    ) -> AsyncIterator[SqliteTx]:
+        """Open a transaction (``BEGIN IMMEDIATE`` when ``immediate``, else deferred on
+        the first write); commit when the block ends, roll back when it raises."""
+        db = self.db
+        if db is None:
+            raise sqlite3.InterfaceError("the connection was closed under the writer")
+        try:
+            if immediate and not db.in_transaction:
+                await db.execute("BEGIN IMMEDIATE")
+            yield SqliteTx(db)
+            await db.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+
+    async def rollback(self) -> None:
+        """Roll back the open transaction; log (never raise) when that fails too."""
+        if self.db is not None:
+            try:
+                await self.db.rollback()
+            except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite was closed
+                logger.warning("storage rollback failed: %s", exc)
+
+    def clean(self, kind: int, row: Row) -> Row:
+        return row  # clean_row's conversion is SQLite's own
+
+    def is_row_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, ROW_ERRORS)
+
+    def refusal(self, row: Row, exc: BaseException) -> Unstorable:
+        return Unstorable("row", row, "sqlite", f"{type(exc).__name__}: {exc}")
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return False  # a locked database is retried once (carefully), then counted lost
+
+    def failure_kind(self, exc: BaseException) -> str:
+        return failure_kind(exc)
+
+    async def resolve_in_doubt(self) -> bool:
+        return False  # SQLite commits locally: never in doubt
+
+    async def write_report(self, row: Row) -> None:
+        async with self.transaction(None, immediate=False) as tx:
+            await tx.write_rows(sch.ERRORS, [row], 0)
