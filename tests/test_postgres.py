@@ -93,7 +93,8 @@ async def test_the_schema_and_its_tables_are_created_with_their_partitioning(
         pg.schema,
     )
     assert tables == [
-        ("bar_series", "r"), ("bars", "p"), ("coverage", "r"), ("errors", "r"),
+        ("bar_rollups", "r"), ("bar_series", "r"), ("bars", "p"), ("coverage", "r"),
+        ("errors", "r"),
         ("lean_writers", "r"), ("metrics", "r"), ("quote_bars", "p"), ("schema_version", "r"),
         ("ticks", "p"),
     ]  # fmt: skip

@@ -569,3 +569,16 @@ def test_indicator_errors() -> None:
         DataTransformer.calculate_technical_indicators([], sma_lenght=5)
     with pytest.raises(ValueError, match="rsi_period must be an integer"):
         DataTransformer.calculate_technical_indicators([], ["rsi"], rsi_period=14.5)
+
+
+@given(minute_bars(share_counts), st.sampled_from(["5m", "1h", "1d"]), st.data())
+def test_a_part_resampled_with_the_series_end_gives_the_whole_series_bars(
+    bars: list[TradeBar], target: str, data: st.DataObject
+) -> None:
+    """What PostgreSQL's rollups rely on: one UTC day at a time, told where the data ends."""
+    whole = resample(bars, target)
+    end = bars[-1].ts_event + NS_PER_MINUTE
+    day = data.draw(st.sampled_from(sorted({b.ts_event // 86_400_000_000_000 for b in bars})))
+    part = [b for b in bars if b.ts_event // 86_400_000_000_000 == day]
+    mine = resample(part, target, data_end_ns=end)
+    assert mine == [b for b in whole if b.ts_event // 86_400_000_000_000 == day]

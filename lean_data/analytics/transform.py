@@ -330,6 +330,7 @@ class DataTransformer:
         *,
         origin_ns: int = 0,
         tz: str | None = None,
+        data_end_ns: int | None = None,
     ) -> list[TradeBar]:
         """Aggregate trade bars into coarser bars (rules in the module docstring).
 
@@ -339,6 +340,10 @@ class DataTransformer:
             origin_ns: a bucket boundary (ns since the epoch); buckets repeat from it.
             tz: an IANA zone (e.g. ``"America/New_York"``) for calendar-day buckets; only
                 for whole-day resolutions.
+            data_end_ns: where the series' data ends when ``bars`` is a part of a longer
+                series (the ``closed`` rule's "data reaches the bucket's end"); by default
+                the end of the last bar. Resampling a part with the series' own end gives
+                the same bars as resampling the whole series and keeping that part's.
 
         Returns:
             One bar per non-empty bucket, stamped with the bucket's open time.
@@ -350,6 +355,8 @@ class DataTransformer:
         target = _target(resolution)
         spans = list(_spans(bars, target, origin_ns, tz))
         end_of_data = _data_end(bars) if bars else 0
+        if data_end_ns is not None:
+            end_of_data = data_end_ns
         return [
             _merge_trades(bars, i, j, start, target, end_of_data >= end)
             for i, j, start, end in spans

@@ -20,6 +20,8 @@ PRECISION, the flags ``closed``, ``backfilled`` and ``suspicious`` → BOOLEAN, 
     metrics     (id BIGSERIAL PRIMARY KEY, ts BIGINT, payload TEXT), index on ts
     errors      (id BIGSERIAL PRIMARY KEY, ts BIGINT, kind, feed, symbol, message, detail),
                  index on ts
+    bar_rollups (the columns of bars, PRIMARY KEY as bars'): the 5m / 15m / 1h / 1d bars
+                 derived from the stored minutes (:mod:`lean_data.storage.postgres.rollups`)
     coverage    (feed, symbol, resolution, start_ns BIGINT, end_ns BIGINT, empty BOOLEAN,
                  PRIMARY KEY (feed, symbol, resolution, start_ns))
     bar_series  (feed, symbol, resolution, PRIMARY KEY (feed, symbol, resolution))
@@ -53,6 +55,12 @@ import asyncpg
 
 from lean_data.storage import schema as sch
 from lean_data.storage.sanitize import COLUMN_KINDS
+
+ROLLUPS_DDL: Final = (
+    "CREATE TABLE IF NOT EXISTS bar_rollups (LIKE bars INCLUDING DEFAULTS, "
+    "PRIMARY KEY (symbol, resolution, ts_event, feed))"
+)
+"""The rollups (:mod:`lean_data.storage.postgres.rollups`): the columns of ``bars``."""
 
 __all__ = [
     "COLUMNS",
@@ -125,6 +133,7 @@ DDL: Final = (
     "empty BOOLEAN NOT NULL, PRIMARY KEY (feed, symbol, resolution, start_ns))",
     f"CREATE TABLE IF NOT EXISTS bar_series (feed {_TEXT} NOT NULL, symbol {_TEXT} NOT NULL, "
     f"resolution {_TEXT} NOT NULL, PRIMARY KEY (feed, symbol, resolution))",
+    ROLLUPS_DDL,
     "CREATE TABLE IF NOT EXISTS lean_writers (writer TEXT PRIMARY KEY, "
     "attempt BIGINT NOT NULL, ts BIGINT NOT NULL)",
 )

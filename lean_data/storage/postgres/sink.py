@@ -16,7 +16,8 @@ transaction on one pooled connection:
    into the table (an append);
 4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
    its read-modify-write), then :meth:`PgTx.finish`, the one place where steps derived
-   from the batch's staged rows belong (rollup tables, say), still in the transaction;
+   from the batch's staged rows belong: the rollups of the minute bars
+   (:mod:`~lean_data.storage.postgres.rollups`), still in the transaction;
 5. ``COMMIT``.
 
 No per-row round trips. The careful retry writes slices of the same staging table
@@ -42,8 +43,9 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from lean_data.models import Resolution
 from lean_data.storage import schema as sch
-from lean_data.storage.postgres import records
+from lean_data.storage.postgres import records, rollups
 from lean_data.storage.postgres.partitions import Partitions
 from lean_data.storage.postgres.schema import (
     ATTEMPT_OF,
@@ -76,9 +78,12 @@ class PgTx:
         schema: the store's schema (the advisory lock keys of its series).
     """
 
-    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, schema: str, rollups: Sequence[Resolution] = ()
+    ) -> None:
         self.conn = conn
         self._schema = schema
+        self._rollups = rollups
         self.staged: set[int] = set()  # tables with rows in their staging table
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
@@ -134,10 +139,13 @@ class PgTx:
     async def finish(self) -> None:
         """The last step before the commit, with the batch's rows still staged.
 
-        The one place for work derived from the batch (rollup tables kept from
-        ``lean_stage_bars`` / ``lean_stage_quote_bars``, which hold exactly the rows this
-        transaction stored, with ``seq`` their place in the batch): nothing yet.
+        The one place for work derived from the batch, from ``lean_stage_bars`` /
+        ``lean_stage_quote_bars``, which hold exactly the rows this transaction stored
+        (``seq``: their place in the batch): the rollups of the minute bars
+        (:func:`~lean_data.storage.postgres.rollups.refresh`).
         """
+        if sch.BARS in self.staged and self._rollups:
+            await rollups.refresh(self.conn, self._schema, self._rollups)
 
 
 class PgSink:
@@ -148,8 +156,14 @@ class PgSink:
         clock_ns: wall clock, for the ``lean_writers`` row.
     """
 
-    def __init__(self, schema: str, clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        schema: str,
+        clock_ns: Callable[[], int] = time.time_ns,
+        rollups: Sequence[Resolution] = (),
+    ) -> None:
         self.pool: asyncpg.Pool | None = None
+        self.rollups = tuple(rollups)
         self.partitions = Partitions(schema)
         self._schema = schema
         self._clock_ns = clock_ns
@@ -177,7 +191,7 @@ class PgSink:
                 writer=f"'{self._writer_id}'", attempt=attempt, ts=self._clock_ns()
             )
             await conn.execute(f"BEGIN; {mark}")
-            tx = PgTx(conn, self._schema)
+            tx = PgTx(conn, self._schema, self.rollups)
             try:
                 yield tx
                 await tx.finish()

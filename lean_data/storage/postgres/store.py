@@ -20,17 +20,20 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
 from lean_data.errors import ConfigError, StorageError
+from lean_data.models import Resolution, TradeBar, datetime_to_ns
 from lean_data.storage.base import Storage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
 from lean_data.storage.postgres import records
 from lean_data.storage.postgres.retention import retain
+from lean_data.storage.postgres.rollups import DEFAULT_ROLLUPS, SELECT_ROLLUPS, rollup_targets
 from lean_data.storage.postgres.schema import (
     SCHEMA_VERSION,
     SQL,
@@ -39,6 +42,7 @@ from lean_data.storage.postgres.schema import (
     pg_sql,
 )
 from lean_data.storage.postgres.sink import PgSink
+from lean_data.storage.rows import bar_from_row
 from lean_data.storage.schema import Row
 from lean_data.storage.store import QueuedStore
 from lean_data.storage.writer import RetryPolicy
@@ -76,6 +80,9 @@ class PostgresStorage(QueuedStore):
         pool_size: the most connections the store opens.
         retries, retry_backoff_s, retry_backoff_cap_s: the transient-fault retry policy.
         connect_timeout_s: how long opening one connection may take.
+        rollups: the resolutions kept in ``bar_rollups`` from the stored 1-minute bars
+            (:meth:`get_rollups`); each coarser than a minute and dividing a day; ``()``:
+            none (each batch of minute bars then costs no read-back).
 
     Raises:
         ConfigError: a setting is out of range, or ``schema`` is not a plain identifier.
@@ -96,6 +103,7 @@ class PostgresStorage(QueuedStore):
         retry_backoff_s: float = 0.05,
         retry_backoff_cap_s: float = 2.0,
         connect_timeout_s: float = 10.0,
+        rollups: Sequence[Resolution | str] = DEFAULT_ROLLUPS,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ConfigError(
@@ -112,7 +120,11 @@ class PostgresStorage(QueuedStore):
         self._url = url
         self._schema = schema
         self._description = f"{describe_url(url)}#{schema}"
-        self._sink = PgSink(schema, clock_ns)
+        try:
+            targets = rollup_targets(rollups)
+        except ValueError as exc:
+            raise ConfigError(f"PostgresStorage rollups: {exc}") from None
+        self._sink = PgSink(schema, clock_ns, targets)
         super().__init__(
             self._sink,
             SQL,
@@ -132,6 +144,39 @@ class PostgresStorage(QueuedStore):
     def schema(self) -> str:
         """The PostgreSQL schema holding this store's tables."""
         return self._schema
+
+    @property
+    def rollups(self) -> tuple[Resolution, ...]:
+        """The resolutions kept in ``bar_rollups`` from the stored minute bars."""
+        return self._sink.rollups
+
+    async def get_rollups(
+        self,
+        symbol: str,
+        resolution: Resolution | str,
+        start: int | datetime,
+        end: int | datetime,
+        *,
+        feed: str | None = None,
+    ) -> list[TradeBar]:
+        """Return the rollup bars of ``symbol`` at ``resolution`` opening in ``[start, end)``.
+
+        They equal :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`
+        of the stored minute bars of each feed, as of the last commit (see
+        :mod:`lean_data.storage.postgres.rollups`); ordered by open time, then feed.
+        """
+        params: tuple[Any, ...] = (
+            symbol,
+            datetime_to_ns(start) if isinstance(start, datetime) else start,
+            datetime_to_ns(end) if isinstance(end, datetime) else end,
+            Resolution.parse(resolution).name,
+        )
+        sql = SELECT_ROLLUPS
+        if feed is not None:
+            sql += " AND feed = ?5"
+            params += (feed,)
+        rows = await self._fetch(sql + " ORDER BY ts_event, feed", params)
+        return [bar_from_row(r) for r in rows]
 
     def _where(self) -> str:
         return self._description
