@@ -4,14 +4,18 @@ Runs ``benchmarks/run.py --quick`` twice in subprocesses, at the same time: once
 corpus (``../shared/data``) and once with ``--data`` pointing at an empty directory, where
 the figures that read the corpus must say they are skipped rather than fail. The figures
 are whatever ``benchmarks/fig_<N>_<name>.py`` modules exist. No timing is asserted: quick
-numbers mean nothing.
+numbers mean nothing. Figure 10 also needs PostgreSQL (as the storage tests do, see
+``tests/backends.py``); a third run points it at a port where no server listens, where it
+must be skipped with one line naming the server, not fail.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +37,7 @@ def figure_modules() -> dict[str, str]:
     return {path.stem.split("_")[1]: path.stem for path in BENCHMARKS.glob("fig_*.py")}
 
 
-def start(json_path: Path, *extra: str) -> subprocess.Popen[str]:
+def start(json_path: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     args = [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--json", str(json_path)]
     return subprocess.Popen(
         [*args, *extra],
@@ -41,6 +45,7 @@ def start(json_path: Path, *extra: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -114,7 +119,7 @@ def test_quick_run_covers_every_figure(runs: dict[str, dict[str, Any]]) -> None:
     payload = runs["with_data"]
     check_complete(payload)
     if SHARED_DATA.is_dir():
-        assert {"5", "7", "8", "9"} <= numbers_with_results(payload)
+        assert {"5", "7", "8", "9", "10"} <= numbers_with_results(payload)
         assert payload["skipped"] == {}
 
 
@@ -126,5 +131,28 @@ def test_quick_run_without_corpus_skips_instead_of_failing(
     for module, why in payload["skipped"].items():
         assert "no-corpus-here" in why, (module, why)
         assert "absent" in why, (module, why)
-    assert {"fig_5_aggregation", "fig_8_history"} <= set(payload["skipped"])
+    assert {"fig_5_aggregation", "fig_8_history", "fig_10_postgres"} <= set(payload["skipped"])
     assert {"7", "9"} <= numbers_with_results(payload)  # need no corpus
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="figure 10 checks its corpus first")
+def test_figure_10_without_postgres_is_skipped_in_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{closed_port()}/test"
+    json_path = tmp_path / "results.json"
+    process = start(json_path, "--only", "10", env={"LEAN_DATA_BENCH_DATABASE_URL": url})
+    payload = finish(process, json_path)
+    why = payload["skipped"]["fig_10_postgres"]
+    assert "Traceback" not in why
+    assert len(why.strip().splitlines()) == 1, why
+    assert "PostgreSQL" in why, why
+    assert "absent" in why, why
+    assert "hunter2" not in why  # the URL is named without its password
+    assert payload["results"] == []
