@@ -20,13 +20,17 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lean_data.errors import ConfigError, StorageError
 from lean_data.loaders import load_file
 from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, QuoteBar, Tick, TradeBar
+from lean_data.storage import schema as sch
 from lean_data.storage.failures import StorageFailure
-from lean_data.storage.postgres import PostgresStorage
+from lean_data.storage.postgres import PostgresStorage, records
 from lean_data.storage.postgres.partitions import month_bounds, month_of
+from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.sqlite import DataPersistence
 from tests.backends import PG_URL, PgProxy, PostgresBackend, pg_connect
 from tests.conftest import FIXTURES, eventually
@@ -471,3 +475,53 @@ def test_a_commit_in_doubt_is_a_transient_fault() -> None:
     assert (is_transient(deadlock), failure_kind(deadlock)) == (True, "locked")
     nul = asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence")
     assert (is_transient(nul), is_row_error(nul)) == (False, True)
+
+
+_PLAIN = (
+    "ftx", "BTC-PERP", "1m", 1_641_000_000 * 10**9, 47_000.5, 47_010.0, 46_990.0, 47_005.0,
+    12.5, True, 0, False, 1.0, "GOOD", "", 1_641_000_060 * 10**9,
+)  # fmt: skip
+_ODD = (
+    st.sampled_from([math.nan, math.inf, 2**63, -(2**63) - 1, 1.5, 2.0, 1, 0, None, "\x00"])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-(2**64), 2**64)
+    | st.booleans()
+    | st.none()
+    | st.text(alphabet=st.sampled_from("ab/:\x00é"), max_size=4)
+)
+
+
+_ODD_VALUES = (math.nan, math.inf, 2**63, -(2**63) - 1, 1.5, 2.0, 1, 0, None, "\x00", "a", True)
+
+
+@pytest.mark.parametrize("column", range(len(_PLAIN)))
+def test_the_plain_bar_fast_path_answers_as_the_full_walk_for_each_odd_value(
+    column: int,
+) -> None:
+    """``to_record`` skips the column walk for a plain bar: same answer, same refusals."""
+    for value in _ODD_VALUES:
+        check_fast_path([(column, value)])
+
+
+@given(st.lists(st.tuples(st.integers(0, len(_PLAIN) - 1), _ODD), max_size=3))
+def test_the_plain_bar_fast_path_answers_as_the_full_walk(
+    changes: list[tuple[int, Any]],
+) -> None:
+    """The same, whatever odd values replace a few columns of a real-looking bar row."""
+    check_fast_path(changes)
+
+
+def check_fast_path(changes: list[tuple[int, Any]]) -> None:
+    values = list(_PLAIN)
+    for i, value in changes:
+        values[i] = value
+    row = tuple(values)
+    try:
+        expected: Any = records.convert(sch.BARS, row)
+    except Unstorable as exc:
+        expected = (exc.reason, exc.column)
+    try:
+        got: Any = records.to_record(sch.BARS, row)
+    except Unstorable as exc:
+        got = (exc.reason, exc.column)
+    assert got == expected
