@@ -68,6 +68,18 @@ async def test_rollups_equal_resample_bars_of_the_stored_minutes(
     assert rows == [(checked,)]
 
 
+async def test_the_writer_refreshes_rollups_once_its_queue_is_empty(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    async with pg.make(batch_rows=500) as store:
+        await save(store, btc[:3_000])  # flushed: the writer was idle after the last batch
+        assert store.rollup_status == {
+            "resolutions": list(TARGETS), "pending_series": 0, "failures": 0,
+        }  # fmt: skip
+        seen = await pg.rows("SELECT count(*) FROM bar_rollups WHERE resolution = '5m'")
+        assert seen == [(601,)]  # read by another connection: committed (23:00 .. 09:00)
+
+
 async def test_late_revisions_and_minutes_out_of_order_are_rolled_up_again(
     pg: PostgresBackend, btc: list[TradeBar]
 ) -> None:

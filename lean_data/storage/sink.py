@@ -121,6 +121,11 @@ class BatchSink(Protocol):
         """Write and commit one errors row (the ``storage_failed`` report at close)."""
         ...
 
+    async def between_batches(self, *, idle: bool) -> None:
+        """Work derived from committed batches, done by the writer between two batches
+        (``idle``: nothing is queued); it must not raise."""
+        ...
+
 
 async def write_rows_bisecting(
     tx: BatchTx, sink: BatchSink, table: int, rows: list[Row]

@@ -121,6 +121,9 @@ class SqliteSink:
     async def resolve_in_doubt(self) -> bool:
         return False  # SQLite commits locally: never in doubt
 
+    async def between_batches(self, *, idle: bool) -> None:
+        pass  # nothing derived from batches
+
     async def write_report(self, row: Row) -> None:
         async with self.transaction(None, immediate=False) as tx:
             await tx.write_rows(sch.ERRORS, [row], 0)

@@ -205,6 +205,9 @@ class BatchWriter:
             count, control = await self._collect(groups)
             if count:
                 await self._commit(groups, count)
+            if count or control is not None:  # derived work before a flush is answered
+                async with self.write_lock:
+                    await self.sink.between_batches(idle=not self.queue)
             if control is not None and self._control(control):
                 break
         while True:  # after the stop marker: rows from producers that were blocked on put

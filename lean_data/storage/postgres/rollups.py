@@ -2,23 +2,27 @@
 
 Without TimescaleDB's continuous aggregates, the store keeps the coarser resolutions itself,
 in the table ``bar_rollups`` (the columns of ``bars``, no quality columns filled, keyed like
-it), refreshed by every batch transaction that stores minute bars, before it commits
-(:meth:`~lean_data.storage.postgres.sink.PgTx.finish`):
+it). Like a continuous aggregate they are refreshed after the fact, not on the ingest path:
 
-1. the (feed, symbol) series of the batch's 1-minute bars and the UTC days they open in
-   are read from the staging table (it holds exactly the rows the batch stored);
-2. each series is held by a transaction advisory lock (sorted, so writers never deadlock),
-   so a refresh always sees every minute committed before it: of two writers refreshing
-   the same series, the later one sees the earlier one's bars, and its rollups win;
-3. for each touched day (and the day of the series' last minute before the batch, whose
-   last bucket may now be complete), the day's stored minutes are read back and resampled
-   by :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`, the one owner
-   of the aggregation rule, with the series' own end of data (so a bucket is final exactly
-   as it would be when resampling the whole series); the day's rollups are replaced.
+1. each batch transaction that stores 1-minute bars notes, from its staging table (which
+   holds exactly the rows it stored), the (feed, symbol) series and UTC days it touched
+   (:func:`touched`); the store adds them to its pending days once the batch commits;
+2. the writer refreshes the pending days between batches: when its queue is empty, and at
+   least every few batches under a steady load (so one refresh covers many batches), and
+   :meth:`~lean_data.storage.postgres.PostgresStorage.get_rollups` and ``close`` refresh
+   what is pending first, so a reader always sees rollups of every row it wrote;
+3. a refresh (:func:`refresh`) is one transaction holding each series' advisory lock
+   (sorted, so refreshers never deadlock): for each pending day, plus the day of the
+   series' last minute before it (its last bucket may be complete now), the day's stored
+   minutes are read back and resampled by
+   :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`, the one owner of
+   the aggregation rule, with the series' own end of data (so a bucket is final exactly as
+   when resampling the whole series), and the day's rollups are replaced.
 
-So the rollups equal ``resample_bars`` of the stored minutes at every commit, revisions
-and late bars included (a revised minute re-reads its day). The cost is reading back the
-touched days' minutes (at most 1,440 rows per series and day) once per batch.
+Refreshes of one series are serialised and each runs after the commit that asked for it,
+so the last one saw every minute committed before it, in whatever process: after the
+last refresh the rollups equal ``resample_bars`` of the stored minutes, late bars and
+revisions included.
 """
 
 from __future__ import annotations
@@ -35,7 +39,14 @@ from lean_data.storage import schema as sch
 from lean_data.storage.postgres.records import to_record
 from lean_data.storage.rows import bar_from_row, bar_row
 
-__all__ = ["DEFAULT_ROLLUPS", "SELECT_ROLLUPS", "refresh", "rollup_targets"]
+__all__ = [
+    "DEFAULT_ROLLUPS",
+    "SELECT_ROLLUPS",
+    "Pending",
+    "refresh",
+    "rollup_targets",
+    "touched",
+]
 
 logger = logging.getLogger("lean_data.storage.postgres")
 
@@ -52,7 +63,7 @@ SELECT_ROLLUPS: Final = (
 """The rollups of one symbol and resolution in ``[?2, ?3)`` (``bar_from_row`` reads them)."""
 
 _TOUCHED: Final = (
-    "SELECT feed, symbol, min(ts_event) AS first, "
+    "SELECT feed, symbol, "
     f"array_agg(DISTINCT ts_event - ((ts_event % {_DAY}) + {_DAY}) % {_DAY}) AS days "
     "FROM lean_stage_bars WHERE resolution = $1 GROUP BY feed, symbol ORDER BY feed, symbol"
 )
@@ -95,31 +106,41 @@ def rollup_targets(resolutions: Sequence[Resolution | str]) -> tuple[Resolution,
     return tuple(out)
 
 
-async def refresh(conn: asyncpg.Connection, schema: str, targets: Sequence[Resolution]) -> int:
-    """Bring the rollups of every series the batch's minute bars touched up to date.
+Pending = dict[tuple[str, str], set[int]]
+"""(feed, symbol) -> UTC days (ns of their midnight) whose rollups must be recomputed."""
 
-    Runs inside the batch transaction, after the batch's bars are stored.
+
+async def touched(conn: asyncpg.Connection) -> Pending:
+    """The series and days of the 1-minute bars this batch staged (inside its transaction)."""
+    found: Pending = {}
+    for record in await conn.fetch(_TOUCHED, _SOURCE.name):
+        found[(record["feed"], record["symbol"])] = set(record["days"])
+    return found
+
+
+async def refresh(
+    conn: asyncpg.Connection, schema: str, targets: Sequence[Resolution], pending: Pending
+) -> int:
+    """Recompute the rollups of the pending days, in the caller's transaction.
 
     Returns:
         The number of rollup rows written.
     """
-    if not targets:
+    if not targets or not pending:
         return 0
-    touched = await conn.fetch(_TOUCHED, _SOURCE.name)
-    if not touched:
-        return 0
-    await conn.execute(
-        _LOCK, [f"lean_data.rollup:{schema}\x1f{r['feed']}\x1f{r['symbol']}" for r in touched]
-    )
+    series = sorted(pending)
+    await conn.execute(_LOCK, [f"lean_data.rollup:{schema}\x1f{f}\x1f{s}" for f, s in series])
     names = [t.name for t in targets]
     written = 0
-    for record in touched:
-        feed, symbol = record["feed"], record["symbol"]
-        days = set(record["days"])
-        before = await conn.fetchval(_BEFORE, symbol, _SOURCE.name, feed, record["first"])
-        if before is not None:  # its last bucket may be complete now
-            days.add(before - before % _DAY)
+    for feed, symbol in series:
+        days = set(pending[(feed, symbol)])
+        for day in sorted(days):  # a day whose data stopped short of midnight before it:
+            before = await conn.fetchval(_BEFORE, symbol, _SOURCE.name, feed, day)
+            if before is not None and before + _SOURCE.nanos < day:  # its last bucket may
+                days.add(before - before % _DAY)  # be final now that later data exists
         last = await conn.fetchval(_LAST, symbol, _SOURCE.name, feed)
+        if last is None:  # no minutes (left): nothing to roll up
+            continue
         data_end = int(last) + _SOURCE.nanos
         rows: list[tuple[object, ...]] = []
         for day in sorted(days):

@@ -16,8 +16,9 @@ transaction on one pooled connection:
    into the table (an append);
 4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
    its read-modify-write), then :meth:`PgTx.finish`, the one place where steps derived
-   from the batch's staged rows belong: the rollups of the minute bars
-   (:mod:`~lean_data.storage.postgres.rollups`), still in the transaction;
+   from the batch's staged rows belong (the series and days of its minute bars, whose
+   rollups :meth:`PgSink.refresh_rollups` recomputes after the commit), still in the
+   transaction;
 5. ``COMMIT``.
 
 No per-row round trips. The careful retry writes slices of the same staging table
@@ -63,7 +64,10 @@ from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CommitInDoubt, CoverageRow
 
-__all__ = ["PgSink", "PgTx"]
+__all__ = ["REFRESH_EVERY", "PgSink", "PgTx"]
+
+REFRESH_EVERY = 16
+"""Under a steady load, refresh the rollups at least every this many batches."""
 
 logger = logging.getLogger("lean_data.storage.postgres")
 
@@ -79,11 +83,12 @@ class PgTx:
     """
 
     def __init__(
-        self, conn: asyncpg.Connection, schema: str, rollups: Sequence[Resolution] = ()
+        self, conn: asyncpg.Connection, schema: str, targets: Sequence[Resolution] = ()
     ) -> None:
         self.conn = conn
         self._schema = schema
-        self._rollups = rollups
+        self._rollups = targets
+        self.touched: rollups.Pending = {}  # series and days of the minutes it stored
         self.staged: set[int] = set()  # tables with rows in their staging table
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
@@ -141,11 +146,12 @@ class PgTx:
 
         The one place for work derived from the batch, from ``lean_stage_bars`` /
         ``lean_stage_quote_bars``, which hold exactly the rows this transaction stored
-        (``seq``: their place in the batch): the rollups of the minute bars
-        (:func:`~lean_data.storage.postgres.rollups.refresh`).
+        (``seq``: their place in the batch): which series and days of minute bars it
+        stored, whose rollups the sink refreshes after the commit
+        (:mod:`~lean_data.storage.postgres.rollups`).
         """
         if sch.BARS in self.staged and self._rollups:
-            await rollups.refresh(self.conn, self._schema, self._rollups)
+            self.touched = await rollups.touched(self.conn)
 
 
 class PgSink:
@@ -160,10 +166,13 @@ class PgSink:
         self,
         schema: str,
         clock_ns: Callable[[], int] = time.time_ns,
-        rollups: Sequence[Resolution] = (),
+        targets: Sequence[Resolution] = (),
     ) -> None:
         self.pool: asyncpg.Pool | None = None
-        self.rollups = tuple(rollups)
+        self.rollups = tuple(targets)
+        self.pending_rollups: rollups.Pending = {}  # committed, not yet rolled up
+        self.rollup_failures = 0
+        self._batches = 0  # since the last rollup refresh
         self.partitions = Partitions(schema)
         self._schema = schema
         self._clock_ns = clock_ns
@@ -206,8 +215,42 @@ class PgSink:
             except Exception as exc:
                 if records.is_transient(exc):
                     self._in_doubt = attempt
+                    self._add_pending(tx.touched)  # maybe stored: a refresh costs nothing
                     raise CommitInDoubt(f"the commit was not answered: {exc!r}") from exc
                 raise
+            self._add_pending(tx.touched)
+
+    def _add_pending(self, touched: rollups.Pending) -> None:
+        for key, days in touched.items():
+            self.pending_rollups.setdefault(key, set()).update(days)
+
+    async def between_batches(self, *, idle: bool) -> None:
+        """Refresh the pending rollups when the writer is idle or every few batches."""
+        self._batches += 1
+        if self.pending_rollups and (idle or self._batches >= REFRESH_EVERY):
+            await self.refresh_rollups()
+
+    async def refresh_rollups(self) -> None:
+        """Recompute the rollups of the pending days in one transaction; never raises.
+
+        A failure keeps the days pending when it was a connection fault (the next refresh
+        tries again) and drops them otherwise, logged: rollups are derived data and must
+        never stop the writer.
+        """
+        self._batches = 0
+        pending, self.pending_rollups = self.pending_rollups, {}
+        if not pending or not self.rollups:
+            return
+        try:
+            async with self._pool().acquire() as conn, conn.transaction():
+                await rollups.refresh(conn, self._schema, self.rollups, pending)
+        except Exception as exc:
+            if records.is_transient(exc):
+                self._add_pending(pending)
+                logger.warning("rollup refresh postponed: %r", exc)
+            else:
+                self.rollup_failures += 1
+                logger.error("rollups of %d series not refreshed: %r", len(pending), exc)
 
     async def resolve_in_doubt(self) -> bool:
         attempt = self._in_doubt

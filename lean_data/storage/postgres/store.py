@@ -146,6 +146,16 @@ class PostgresStorage(QueuedStore):
         return self._schema
 
     @property
+    def rollup_status(self) -> dict[str, Any]:
+        """The resolutions kept in ``bar_rollups``, the series with days waiting for a
+        refresh, and the refreshes that failed (their days were logged and dropped)."""
+        return {
+            "resolutions": [r.name for r in self._sink.rollups],
+            "pending_series": len(self._sink.pending_rollups),
+            "failures": self._sink.rollup_failures,
+        }
+
+    @property
     def rollups(self) -> tuple[Resolution, ...]:
         """The resolutions kept in ``bar_rollups`` from the stored minute bars."""
         return self._sink.rollups
@@ -162,8 +172,9 @@ class PostgresStorage(QueuedStore):
         """Return the rollup bars of ``symbol`` at ``resolution`` opening in ``[start, end)``.
 
         They equal :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`
-        of the stored minute bars of each feed, as of the last commit (see
-        :mod:`lean_data.storage.postgres.rollups`); ordered by open time, then feed.
+        of the stored minute bars of each feed: the rollups of every row queued before the
+        call are refreshed first (see :mod:`lean_data.storage.postgres.rollups`). Ordered
+        by open time, then feed.
         """
         params: tuple[Any, ...] = (
             symbol,
@@ -175,7 +186,11 @@ class PostgresStorage(QueuedStore):
         if feed is not None:
             sql += " AND feed = ?5"
             params += (feed,)
-        rows = await self._fetch(sql + " ORDER BY ts_event, feed", params)
+        await self._barrier(strict=False)
+        if self._sink.pending_rollups:  # the rows it wrote are committed: roll them up
+            async with self._batch_writer.write_lock:
+                await self._sink.refresh_rollups()
+        rows = await self._fetch(sql + " ORDER BY ts_event, feed", params, wait=False)
         return [bar_from_row(r) for r in rows]
 
     def _where(self) -> str:
@@ -221,6 +236,8 @@ class PostgresStorage(QueuedStore):
         self._sink.pool = self._pool
 
     async def _disconnect(self) -> None:
+        if self._pool is not None and self._sink.pending_rollups:  # close: roll up the rest
+            await self._sink.refresh_rollups()
         pool, self._pool = self._pool, None
         self._sink.pool = None
         if pool is not None:
