@@ -525,3 +525,58 @@ def check_fast_path(changes: list[tuple[int, Any]]) -> None:
     except Unstorable as exc:
         got = (exc.reason, exc.column)
     assert got == expected
+
+
+# ------------------------------------------------------------------ TimescaleDB
+
+
+async def test_the_layout_is_reported_at_open_native_partitions_without_timescaledb(
+    pg: PostgresBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    offered = await pg.rows("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    caplog.set_level("INFO", logger="lean_data.storage.postgres")
+    async with pg.make(timescaledb=not offered) as store:
+        assert store.timescaledb_version is None
+    said = [r.getMessage() for r in caplog.records if "monthly partitions" in r.getMessage()]
+    assert len(said) == 1
+    assert (
+        ("TimescaleDB" in said[0] and "not used" in said[0])
+        if offered
+        else ("the server has no TimescaleDB" in said[0])
+    )
+
+
+async def test_timescaledb_hypertables_when_the_server_has_them(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    offered = await pg.rows(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
+    )
+    if not offered:
+        pytest.skip(
+            "the timescaledb extension is not available on this PostgreSQL server: "
+            "the native partitioning path is the one tested here"
+        )
+    async with pg.make() as store:
+        assert store.timescaledb_version is not None
+        tables = await pg.rows(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables "
+            "WHERE hypertable_schema = ? ORDER BY 1",
+            pg.schema,
+        )
+        assert tables == [("bars",), ("quote_bars",), ("ticks",)]
+        assert await pg.partitions("bars") != []  # TimescaleDB's chunks, not ours
+        for bar in received(btc):
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert await store.count("bars") == len(btc)
+        stored = await store.get_market_data("BTC-PERP", btc[0].ts_event, btc[-1].ts_event + 1)
+        assert stored == received(btc)
+        revised = dataclasses.replace(received(btc)[5], close=1.0, low=1.0, revision=1)
+        await store.save_market_data(revised, feed="ftx")
+        days = await store.get_rollups("BTC-PERP", "1d", 0, 2**62)
+        assert len(days) == 33
+        assert (await store.last_bar("ftx", "BTC-PERP", "1m")) == received(btc)[-1]
+        deleted = await store.apply_retention(1)  # every row was received long ago
+        assert deleted["bars"] == len(btc)
+        assert await store.count("bars") == 0

@@ -109,9 +109,14 @@ class Partitions:
     def __init__(self, schema: str) -> None:
         self._schema = schema
         self._known: set[tuple[str, Month]] = set()
+        self.hypertables = False
+        """The market tables are TimescaleDB hypertables: it makes their chunks."""
 
     async def listing(self, conn: asyncpg.Connection, table: str) -> list[str]:
-        """Return the names of ``table``'s partitions (ours and any others)."""
+        """Return the names of ``table``'s partitions (ours and any others); of a
+        hypertable, the table itself (its chunks are TimescaleDB's)."""
+        if self.hypertables:
+            return [table]
         rows = await conn.fetch(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = to_regclass($1) ORDER BY c.relname",
@@ -153,6 +158,8 @@ class Partitions:
     async def ensure(self, conn: asyncpg.Connection, groups: Sequence[list[Row]]) -> None:
         """Create the partitions a batch needs, in their own transaction (not the batch's:
         creating a partition locks its parent table until commit)."""
+        if self.hypertables:
+            return
         missing = self.needed(groups)
         if not missing:
             return

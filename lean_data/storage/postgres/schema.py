@@ -54,6 +54,7 @@ from typing import Final
 import asyncpg
 
 from lean_data.storage import schema as sch
+from lean_data.storage.postgres import timescale
 from lean_data.storage.sanitize import COLUMN_KINDS
 
 ROLLUPS_DDL: Final = (
@@ -138,6 +139,13 @@ DDL: Final = (
     "attempt BIGINT NOT NULL, ts BIGINT NOT NULL)",
 )
 """Every table and index; ``IF NOT EXISTS``, so it also adds what an older schema lacks."""
+
+HYPERTABLE_DDL: Final = tuple(
+    statement.replace(" PARTITION BY RANGE (ts_event)", "")
+    for statement in DDL
+    if "PARTITION BY" in statement
+)
+"""The market tables as plain tables, for TimescaleDB to make hypertables of."""
 
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
 """Statements run, after :data:`DDL`, on a schema of version ``n`` to make it n + 1."""
@@ -254,11 +262,15 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def create_or_migrate(conn: asyncpg.Connection, schema: str) -> int:
+async def create_or_migrate(
+    conn: asyncpg.Connection, schema: str, *, timescaledb: bool = True
+) -> int:
     """Create the schema and its tables, or bring an older one up to :data:`SCHEMA_VERSION`.
 
     Serialised with other stores opening the same schema by an advisory lock; a schema at
-    the current version is only read.
+    the current version is only read. A new schema's market tables are TimescaleDB
+    hypertables when ``timescaledb`` and the server allows it
+    (:mod:`lean_data.storage.postgres.timescale`), else native monthly partitions.
 
     Returns:
         The version the schema had (:data:`SCHEMA_VERSION` for a new one).
@@ -276,7 +288,9 @@ async def create_or_migrate(conn: asyncpg.Connection, schema: str) -> int:
             raise ValueError(
                 f"schema version {found}; this lean_data supports up to {SCHEMA_VERSION}"
             )
-        for statement in DDL:
+        if found is None and timescaledb:
+            await timescale.create_tables(conn, schema, HYPERTABLE_DDL)
+        for statement in DDL:  # IF NOT EXISTS: hypertables made just now stay as they are
             await conn.execute(statement)
         if found is None:
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)

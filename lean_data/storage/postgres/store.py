@@ -31,7 +31,7 @@ from lean_data.models import Resolution, TradeBar, datetime_to_ns
 from lean_data.storage.base import Storage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
-from lean_data.storage.postgres import records
+from lean_data.storage.postgres import records, timescale
 from lean_data.storage.postgres.retention import retain
 from lean_data.storage.postgres.rollups import DEFAULT_ROLLUPS, SELECT_ROLLUPS, rollup_targets
 from lean_data.storage.postgres.schema import (
@@ -83,6 +83,9 @@ class PostgresStorage(QueuedStore):
         rollups: the resolutions kept in ``bar_rollups`` from the stored 1-minute bars
             (:meth:`get_rollups`); each coarser than a minute and dividing a day; ``()``:
             none (each batch of minute bars then costs no read-back).
+        timescaledb: make a new schema's market tables TimescaleDB hypertables when the
+            server has the extension (False: native partitions regardless); see
+            :attr:`timescaledb_version`.
 
     Raises:
         ConfigError: a setting is out of range, or ``schema`` is not a plain identifier.
@@ -104,6 +107,7 @@ class PostgresStorage(QueuedStore):
         retry_backoff_cap_s: float = 2.0,
         connect_timeout_s: float = 10.0,
         rollups: Sequence[Resolution | str] = DEFAULT_ROLLUPS,
+        timescaledb: bool = True,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ConfigError(
@@ -136,6 +140,8 @@ class PostgresStorage(QueuedStore):
             retry=RetryPolicy(retries, retry_backoff_s, retry_backoff_cap_s),
             logger=logger,
         )
+        self._use_ts = timescaledb
+        self._timescaledb: str | None = None
         self._pool_size = pool_size
         self._connect_timeout_s = connect_timeout_s
         self._pool: asyncpg.Pool | None = None
@@ -144,6 +150,12 @@ class PostgresStorage(QueuedStore):
     def schema(self) -> str:
         """The PostgreSQL schema holding this store's tables."""
         return self._schema
+
+    @property
+    def timescaledb_version(self) -> str | None:
+        """The TimescaleDB version whose hypertables hold the market tables, or None
+        (native monthly partitions); known once the store is open."""
+        return self._timescaledb
 
     @property
     def rollup_status(self) -> dict[str, Any]:
@@ -217,8 +229,11 @@ class PostgresStorage(QueuedStore):
                 },
             )
             async with self._pool.acquire() as conn:
-                found = await create_or_migrate(conn, self._schema)
+                found = await create_or_migrate(conn, self._schema, timescaledb=self._use_ts)
+                self._timescaledb = await timescale.in_use(conn, self._schema)
+                self._sink.partitions.hypertables = self._timescaledb is not None
                 await self._sink.partitions.load(conn)
+                offered = await timescale.available(conn)
         except ValueError as exc:  # a newer schema, or no migration path
             await self._disconnect()
             raise StorageError(f"PostgreSQL schema {self._description} has {exc}") from None
@@ -228,6 +243,13 @@ class PostgresStorage(QueuedStore):
                 f"cannot open PostgreSQL database {self._description}: {_problem(exc)} "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
+        if self._timescaledb is not None:
+            layout = f"TimescaleDB {self._timescaledb} hypertables"
+        elif offered is None:
+            layout = "native monthly partitions (the server has no TimescaleDB)"
+        else:
+            layout = f"native monthly partitions (TimescaleDB {offered} not used by this schema)"
+        logger.info("storage %s: %s", self._description, layout)
         if found != SCHEMA_VERSION:
             logger.info(
                 "upgraded %s from schema version %d to %d",
