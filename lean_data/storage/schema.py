@@ -41,7 +41,7 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
@@ -184,21 +184,36 @@ async def create_or_migrate(db: aiosqlite.Connection) -> int:
     if not rows:
         await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         return SCHEMA_VERSION
-    found = version = int(rows[0][0])
-    if version > SCHEMA_VERSION:
-        raise ValueError(
-            f"schema version {version}; this lean_data supports up to {SCHEMA_VERSION}"
-        )
-    while version < SCHEMA_VERSION:
-        steps = MIGRATIONS.get(version)
-        if steps is None:
-            raise ValueError(f"schema version {version} has no migration to {SCHEMA_VERSION}")
-        for statement in steps:
-            await db.execute(statement)
-        version += 1
-    if version != found:
-        await db.execute("UPDATE schema_version SET version = ?", (version,))
+    found = int(rows[0][0])
+    if await migrate(found, SCHEMA_VERSION, MIGRATIONS, db.execute) != found:
+        await db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     return found
+
+
+async def migrate(
+    found: int,
+    latest: int,
+    migrations: Mapping[int, tuple[str, ...]],
+    execute: Callable[[str], Awaitable[object]],
+) -> int:
+    """Run the migrations that bring a schema of version ``found`` to ``latest``; return
+    ``latest`` (both backends' discipline: a newer version is refused, each step is one
+    version).
+
+    Raises:
+        ValueError: ``found`` is newer than ``latest``, or a step is missing.
+    """
+    if found > latest:
+        raise ValueError(f"schema version {found}; this lean_data supports up to {latest}")
+    version = found
+    while version < latest:
+        steps = migrations.get(version)
+        if steps is None:
+            raise ValueError(f"schema version {version} has no migration to {latest}")
+        for statement in steps:
+            await execute(statement)
+        version += 1
+    return version
 
 
 def _insert(table: str, columns: tuple[str, ...]) -> str:

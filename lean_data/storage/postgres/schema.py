@@ -295,16 +295,8 @@ async def create_or_migrate(
         if found is None:
             await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION)
             return SCHEMA_VERSION
-        version = found
-        while version < SCHEMA_VERSION:
-            steps = MIGRATIONS.get(version)
-            if steps is None:
-                raise ValueError(f"schema version {version} has no migration to {SCHEMA_VERSION}")
-            for statement in steps:
-                await conn.execute(statement)
-            version += 1
-        if version != found:
-            await conn.execute("UPDATE schema_version SET version = $1", version)
+        if await sch.migrate(found, SCHEMA_VERSION, MIGRATIONS, conn.execute) != found:
+            await conn.execute("UPDATE schema_version SET version = $1", SCHEMA_VERSION)
         return found
 
 
