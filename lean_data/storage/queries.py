@@ -99,7 +99,17 @@ class Queries(ABC):
     ) -> list[sch.Row]:
         params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
         q = self._sql
+        wait = True
         if resolution is None:  # walk the stored resolutions so the key index still serves
+            found = await self._fetch(
+                f"{q.resolutions_cte[table]} SELECT res FROM r WHERE res IS NOT NULL", (symbol,)
+            )
+            if not found:
+                return []
+            wait = False  # the barrier was just passed
+            if len(found) == 1:  # the usual case: rows come in key order, with no sort
+                resolution = found[0][0]
+        if resolution is None:
             sql = f"{q.resolutions_cte[table]} {q.select[table]} {q.range}"
             sql += " AND resolution IN (SELECT res FROM r)"
         else:
@@ -108,7 +118,7 @@ class Queries(ABC):
         if feed is not None:
             sql += f" AND feed = ?{len(params) + 1}"
             params += (feed,)
-        return await self._fetch(sql + " ORDER BY ts_event, feed, resolution", params)
+        return await self._fetch(sql + " ORDER BY ts_event, feed, resolution", params, wait=wait)
 
     async def get_ticks(
         self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None

@@ -278,7 +278,7 @@ class PostgresStorage(QueuedStore):
                 found = await conn.fetch(pg_sql(sql), *params)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StorageError(f"query failed: {type(exc).__name__}: {exc}") from exc
-        return [tuple(row) for row in found]
+        return found  # type: ignore[no-any-return]  # Records index and unpack like tuples
 
     async def _retain(self, cutoff: int) -> dict[str, int]:
         """Drop old partitions, delete old rows (see :mod:`~lean_data.storage.postgres.
