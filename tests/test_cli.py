@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import sqlite3
@@ -13,13 +14,24 @@ from pathlib import Path
 import pytest
 
 from lean_data.cli import main
+from lean_data.storage.location import describe_url
+from tests.backends import PG_URL, PostgresBackend
 
 from .test_asset_classes import holed_csv
 
 
-def _demo(out: Path) -> str:
+def _demo(out: Path, *more: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "lean_data.cli", "demo", "--output", str(out), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "lean_data.cli",
+            "demo",
+            "--output",
+            str(out),
+            "--no-progress",
+            *more,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -52,6 +64,39 @@ def test_demo_runs_offline_and_prints_the_report(tmp_path: Path) -> None:
         symbols = dict(conn.execute("select symbol, count(*) from bars group by symbol"))
     assert set(symbols) == {"SPY", "AAPL", "BTC/USD", "BTC/BUSD"}
     assert symbols["BTC/BUSD"] == 1440
+
+
+async def test_the_demo_stores_in_postgresql_when_given_a_database_url(
+    tmp_path: Path, pg: PostgresBackend
+) -> None:
+    url = (
+        PG_URL.replace("postgresql://", "postgresql://lean:hidden@", 1)
+        if "@" not in PG_URL
+        else PG_URL
+    )
+    more = ("--database-url", url, "--database-schema", pg.schema)
+    text = await asyncio.to_thread(_demo, tmp_path / "pg", *more)
+    again = await asyncio.to_thread(_demo, tmp_path / "pg", *more)
+    assert _report(again) == _report(text)  # day two on PostgreSQL too
+    assert "rows written to PostgreSQL" in text
+    assert f"PostgreSQL database: {describe_url(url)}, schema {pg.schema}" in text
+    assert "lean_data.db" not in text
+    counts = dict(await pg.rows("SELECT symbol, count(*) FROM bars GROUP BY symbol"))
+    _demo(tmp_path / "sqlite")
+    with sqlite3.connect(tmp_path / "sqlite" / "lean_data.db") as conn:
+        assert counts == dict(conn.execute("select symbol, count(*) from bars group by symbol"))
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://lean:s3cret@127.0.0.1:9/test"  # port 9: nothing listens
+    code = main(["demo", "--output", str(tmp_path / "o"), "--no-progress", "--database-url", url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("lean-data: error: cannot open PostgreSQL database ")
+    assert err.count("\n") == 1
+    assert "s3cret" not in err
 
 
 def replay(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, int]:

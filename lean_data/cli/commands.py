@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lean_data import __version__
-from lean_data.cli.run import Progress, named_calendar, run_replay
+from lean_data.cli.run import Progress, Storing, named_calendar, run_replay
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.loaders import FORMATS
@@ -99,6 +100,20 @@ def _common_options(parser: argparse.ArgumentParser, default_output: str) -> Non
         default=None,
         help="replay speed factor by event time, > 0: 1 is real time, 60 a minute per "
         "second (default: as fast as possible)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("LEAN_DATA_DATABASE_URL") or None,
+        metavar="URL",
+        help="store in PostgreSQL (postgresql://user@host:5432/db; needs the postgres extra) "
+        "instead of the SQLite file (default: $LEAN_DATA_DATABASE_URL, else SQLite)",
+    )
+    parser.add_argument(
+        "--database-schema",
+        default=os.environ.get("LEAN_DATA_DATABASE_SCHEMA") or "lean_data",
+        metavar="NAME",
+        help="the PostgreSQL schema of the tables, created if missing "
+        "(default: $LEAN_DATA_DATABASE_SCHEMA, else lean_data)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -183,9 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         feed = _build_feed(args, progress)
         _prepare_output(args.output)
-        return asyncio.run(
-            run_replay(feed, args.output, progress, show_progress=not args.no_progress)
-        )
+        storage = Storing(args.output, args.database_url, args.database_schema)
+        return asyncio.run(run_replay(feed, storage, progress, show_progress=not args.no_progress))
     except KeyboardInterrupt:
         if args.debug:
             raise

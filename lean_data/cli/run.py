@@ -22,6 +22,7 @@ from lean_data.errors import ConfigError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.models import MarketData, TradeBar
 from lean_data.quality.levels import DataQualityLevel
+from lean_data.storage.location import describe_url
 from lean_data.symbols import classify_symbol
 
 __all__ = ["Progress", "named_calendar", "run_replay"]
@@ -36,18 +37,59 @@ class Progress:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Storing:
+    """Where a run stores: the SQLite file in ``output``, or a PostgreSQL database.
+
+    ``output`` also holds the disk cache either way.
+    """
+
+    output: Path
+    database_url: str | None = None
+    database_schema: str = "lean_data"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file (when no database URL is given)."""
+        return self.output / "lean_data.db"
+
+    def config(self) -> Config:
+        """The engine's Config for this run."""
+        return Config(
+            db_path=self.db_path,
+            database_url=self.database_url,
+            database_schema=self.database_schema,
+            cache_dir=self.output / "cache",
+            metrics_interval_s=1.0,
+        )
+
+    def lines(self) -> list[str]:
+        """Where the rows are and how to look at them (never the URL's password)."""
+        if self.database_url is None:
+            return [
+                f"SQLite database: {self.db_path.resolve()}",
+                f"  try: sqlite3 {self.db_path} "
+                "'select symbol, count(*), avg(quality_score) from bars group by 1'",
+            ]
+        where = describe_url(self.database_url)
+        return [
+            f"PostgreSQL database: {where}, schema {self.database_schema}",
+            f"  try: psql '{where}' -c 'select symbol, count(*), avg(quality_score) "
+            f'from "{self.database_schema}".bars group by 1\'',
+        ]
+
+
 async def run_replay(
-    feed: ReplayFeed, output: Path, progress: Progress, *, show_progress: bool = True
+    feed: ReplayFeed, storing: Storing, progress: Progress, *, show_progress: bool = True
 ) -> int:
-    """Replay ``feed`` through a DataEngine writing to ``output``; print the report.
+    """Replay ``feed`` through a DataEngine storing as ``storing`` says; print the report.
 
     ``progress.total`` is the number of items the feed will emit; ``progress.replayed``
     counts those delivered, so an interrupted run can say how far it got.
     """
     from tqdm import tqdm
 
-    db_path = output / "lean_data.db"
-    config = Config(db_path=db_path, cache_dir=output / "cache", metrics_interval_s=1.0)
+    config = storing.config()
     warnings = list(progress.warnings)
     if all(feed.calendar(symbol) is None for symbol in feed.symbols):
         for symbol in feed.symbols:  # an exchange calendar loads slowly: off the loop
@@ -82,7 +124,7 @@ async def run_replay(
             metrics = engine.get_metrics()
     finally:
         bar.close()
-    _print_report(reports, flagged, metrics, history, elapsed, total, db_path)
+    _print_report(reports, flagged, metrics, history, elapsed, total, storing)
     return 0
 
 
@@ -150,7 +192,7 @@ def _print_report(
     history: dict[str, Any],
     elapsed: float,
     total: int,
-    db_path: Path,
+    storing: Storing,
 ) -> None:
     out = sys.stdout.write
     out(f"\nReplayed {total:,} real messages in {elapsed:.2f} s ({total / elapsed:,.0f} msg/s)\n\n")
@@ -192,8 +234,9 @@ def _print_report(
         f"  duplicates {series.get('duplicates', 0)}\n"
     )
     storage = metrics.get("storage", {})
+    backend = "SQLite" if storing.database_url is None else "PostgreSQL"
     out(
-        f"  rows written to SQLite {storage.get('rows_written', 0):,} "
+        f"  rows written to {backend} {storage.get('rows_written', 0):,} "
         f"in {storage.get('batches', 0)} batches\n"
     )
     if history:
@@ -202,8 +245,4 @@ def _print_report(
             f"{history['first_ms']:.1f} ms from the files, "
             f"{history['cached_ms']:.2f} ms from cache\n"
         )
-    out(f"\nSQLite database: {db_path.resolve()}\n")
-    out(
-        f"  try: sqlite3 {db_path} "
-        "'select symbol, count(*), avg(quality_score) from bars group by 1'\n"
-    )
+    out("\n" + "\n".join(storing.lines()) + "\n")
