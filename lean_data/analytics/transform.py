@@ -185,15 +185,19 @@ def _flags(bars: Sequence[_BarT], i: int, j: int) -> tuple[int, bool, bool]:
 def _merge_trades(
     bars: Sequence[TradeBar], i: int, j: int, start: int, target: Resolution, done: bool
 ) -> TradeBar:
-    first, last = bars[i], bars[j - 1]
+    part = bars[i:j]
+    first, last = part[0], part[-1]
     high, low = first.high, first.low
-    for k in range(i + 1, j):
-        bar = bars[k]
+    ts_recv, backfilled, closed = 0, False, True
+    for bar in part:  # one pass: what _flags gives, with the high and the low
         if bar.high > high:
             high = bar.high
         if bar.low < low:
             low = bar.low
-    ts_recv, backfilled, closed = _flags(bars, i, j)
+        if bar.ts_recv > ts_recv:
+            ts_recv = bar.ts_recv
+        backfilled = backfilled or bar.backfilled
+        closed = closed and bar.closed
     return TradeBar(
         symbol=first.symbol,
         ts_event=start,
@@ -201,7 +205,7 @@ def _merge_trades(
         high=high,
         low=low,
         close=last.close,
-        volume=math.fsum(bars[k].volume for k in range(i, j)),
+        volume=math.fsum([bar.volume for bar in part]),
         resolution=target,
         ts_recv=ts_recv,
         closed=closed and done,
