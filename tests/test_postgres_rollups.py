@@ -165,3 +165,24 @@ async def test_writers_racing_on_one_series_leave_the_rollups_of_the_union(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_minutes_that_cannot_be_rolled_up_are_reported_and_spare_the_others(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    """A "1m" bar off the minute grid straddles a 5m bucket: resample_bars refuses it."""
+    day = btc[:1_440]
+    skewed = dataclasses.replace(day[103], ts_event=day[103].ts_event + 30 * 10**9)  # 00:44:30
+    async with pg.make() as store:
+        await save(store, day[:100], feed="odd")
+        before = await store.get_rollups("BTC-PERP", "5m", *EVER, feed="odd")
+        assert before == DataTransformer.resample_bars(day[:100], "5m")
+        for bar in day:
+            await store.save_market_data(bar, feed="ftx")
+        await save(store, [skewed], feed="odd")  # in the same refresh as the ftx minutes
+        await assert_rollups_resample_the_stored_minutes(store, "ftx")  # refreshed
+        assert await store.get_rollups("BTC-PERP", "5m", *EVER, feed="odd") == before  # kept
+        assert store.rollup_status["failures"] == 1
+        errors = await store.get_errors(kind="rollup_failed")
+        assert [(e["feed"], e["symbol"]) for e in errors] == [("odd", "BTC-PERP")]
+        assert "straddles the bucket boundary" in errors[0]["message"]

@@ -27,14 +27,13 @@ revisions included.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Final
 
 import asyncpg
 
 from lean_data.analytics.transform import DataTransformer
-from lean_data.models import NS_PER_DAY, Resolution, TradeBar
+from lean_data.models import NS_PER_DAY, Resolution
 from lean_data.storage import schema as sch
 from lean_data.storage.postgres.records import to_record
 from lean_data.storage.rows import bar_from_row, bar_row
@@ -42,13 +41,13 @@ from lean_data.storage.rows import bar_from_row, bar_row
 __all__ = [
     "DEFAULT_ROLLUPS",
     "SELECT_ROLLUPS",
+    "Failure",
     "Pending",
     "refresh",
     "rollup_targets",
     "touched",
 ]
 
-logger = logging.getLogger("lean_data.storage.postgres")
 
 DEFAULT_ROLLUPS: Final = ("5m", "15m", "1h", "1d")
 """The resolutions kept from minute bars unless the store is told otherwise."""
@@ -118,20 +117,26 @@ async def touched(conn: asyncpg.Connection) -> Pending:
     return found
 
 
+Failure = tuple[str, str, str]
+"""(feed, symbol, why) of a series whose stored minutes could not be rolled up."""
+
+
 async def refresh(
     conn: asyncpg.Connection, schema: str, targets: Sequence[Resolution], pending: Pending
-) -> int:
+) -> list[Failure]:
     """Recompute the rollups of the pending days, in the caller's transaction.
 
-    Returns:
-        The number of rollup rows written.
+    A series whose stored minutes cannot be resampled (``resample_bars`` refuses them, e.g.
+    a "1m" bar not on a minute boundary, straddling a bucket) keeps its rollups as they
+    were and is returned with the reason, for the caller to report; the others are
+    refreshed.
     """
+    failures: list[Failure] = []
     if not targets or not pending:
-        return 0
+        return failures
     series = sorted(pending)
     await conn.execute(_LOCK, [f"lean_data.rollup:{schema}\x1f{f}\x1f{s}" for f, s in series])
     names = [t.name for t in targets]
-    written = 0
     for feed, symbol in series:
         days = set(pending[(feed, symbol)])
         for day in sorted(days):  # a day whose data stopped short of midnight before it:
@@ -143,28 +148,27 @@ async def refresh(
             continue
         data_end = int(last) + _SOURCE.nanos
         rows: list[tuple[object, ...]] = []
-        for day in sorted(days):
-            minutes = [
-                bar_from_row(r)
-                for r in await conn.fetch(_DAY_MINUTES, symbol, _SOURCE.name, feed, day, day + _DAY)
-            ]
+        try:
+            for day in sorted(days):
+                minutes = [
+                    bar_from_row(r)
+                    for r in await conn.fetch(
+                        _DAY_MINUTES, symbol, _SOURCE.name, feed, day, day + _DAY
+                    )
+                ]
+                for target in targets:
+                    if minutes:
+                        for bar in DataTransformer.resample_bars(
+                            minutes, target, data_end_ns=data_end
+                        ):
+                            rows.append(to_record(sch.BARS, bar_row(bar, feed, None, bar.ts_recv)))
+        except ValueError as exc:  # the stored minutes themselves: nothing is written
+            failures.append((feed, symbol, str(exc)))
+            continue
+        for day in days:
             await conn.execute(_CLEAR, symbol, feed, names, day, day + _DAY)
-            for target in targets:
-                for bar in _resample(minutes, target, data_end):
-                    rows.append(to_record(sch.BARS, bar_row(bar, feed, None, bar.ts_recv)))
         if rows:
             await conn.copy_records_to_table(
                 "bar_rollups", records=rows, columns=sch.BAR_COLUMNS, schema_name=schema
             )
-            written += len(rows)
-    return written
-
-
-def _resample(minutes: list[TradeBar], target: Resolution, data_end: int) -> list[TradeBar]:
-    if not minutes:
-        return []
-    try:
-        return DataTransformer.resample_bars(minutes, target, data_end_ns=data_end)
-    except ValueError as exc:  # derived data: never worth the batch's stored minutes
-        logger.warning("no %s rollup of %s minutes: %s", target, minutes[0].symbol, exc)
-        return []
+    return failures

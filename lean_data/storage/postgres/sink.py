@@ -60,6 +60,7 @@ from lean_data.storage.postgres.schema import (
     UPSERT,
     pg_sql,
 )
+from lean_data.storage.rows import error_row
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CommitInDoubt, CoverageRow
@@ -233,9 +234,11 @@ class PgSink:
     async def refresh_rollups(self) -> None:
         """Recompute the rollups of the pending days in one transaction; never raises.
 
-        A failure keeps the days pending when it was a connection fault (the next refresh
-        tries again) and drops them otherwise, logged: rollups are derived data and must
-        never stop the writer.
+        A connection fault keeps the days pending (the next refresh tries again). A series
+        that cannot be rolled up (its stored minutes refused by ``resample_bars``, or another
+        database error) keeps its old rollups and is counted (:attr:`rollup_failures`),
+        logged and written to the errors table as ``rollup_failed``: rollups are derived
+        data and never stop the writer.
         """
         self._batches = 0
         pending, self.pending_rollups = self.pending_rollups, {}
@@ -243,14 +246,23 @@ class PgSink:
             return
         try:
             async with self._pool().acquire() as conn, conn.transaction():
-                await rollups.refresh(conn, self._schema, self.rollups, pending)
+                failures = await rollups.refresh(conn, self._schema, self.rollups, pending)
         except Exception as exc:
             if records.is_transient(exc):
                 self._add_pending(pending)
                 logger.warning("rollup refresh postponed: %r", exc)
-            else:
-                self.rollup_failures += 1
-                logger.error("rollups of %d series not refreshed: %r", len(pending), exc)
+                return
+            failures = [(f, s, repr(exc)) for f, s in sorted(pending)]
+        for feed, symbol, why in failures:  # counted, logged and in the errors table
+            self.rollup_failures += 1
+            message = f"the rollups of {feed}/{symbol} were not refreshed: {why}"
+            logger.error("%s", message)
+            try:
+                await self.write_report(
+                    error_row(self._clock_ns(), "rollup_failed", feed, symbol, message, "")
+                )
+            except Exception as exc:  # the database is failing: the log line stays
+                logger.warning("could not record a rollup failure: %r", exc)
 
     async def resolve_in_doubt(self) -> bool:
         attempt = self._in_doubt

@@ -160,7 +160,8 @@ class PostgresStorage(QueuedStore):
     @property
     def rollup_status(self) -> dict[str, Any]:
         """The resolutions kept in ``bar_rollups``, the series with days waiting for a
-        refresh, and the refreshes that failed (their days were logged and dropped)."""
+        refresh, and the series whose refresh failed (each logged and an errors row
+        ``rollup_failed``; their previous rollups stay)."""
         return {
             "resolutions": [r.name for r in self._sink.rollups],
             "pending_series": len(self._sink.pending_rollups),
@@ -260,6 +261,13 @@ class PostgresStorage(QueuedStore):
     async def _disconnect(self) -> None:
         if self._pool is not None and self._sink.pending_rollups:  # close: roll up the rest
             await self._sink.refresh_rollups()
+            if self._sink.pending_rollups:  # the connection failed: say what stays stale
+                self._sink.rollup_failures += len(self._sink.pending_rollups)
+                logger.error(
+                    "closing %s with the rollups of %d series not refreshed (connection lost)",
+                    self._where(),
+                    len(self._sink.pending_rollups),
+                )
         pool, self._pool = self._pool, None
         self._sink.pool = None
         if pool is not None:
