@@ -656,3 +656,15 @@ async def test_retention_deletes_exactly_the_old_rows(store: QueuedStore) -> Non
     assert [e["message"] for e in await store.get_errors()] == ["e1"]
     with pytest.raises(ValueError, match="days must be > 0"):
         await store.apply_retention(0)
+
+
+async def test_stored_feeds_lists_each_tables_feeds_of_a_symbol(store: QueuedStore) -> None:
+    await store.save_market_data(bar(), feed="b")
+    await store.save_market_data(bar(), feed="a")
+    await store.save_market_data(Tick("SPY", T0, 1.0, 1.0), feed="t")
+    assert await store.stored_feeds("SPY") == ["a", "b"]
+    assert await store.stored_feeds("SPY", "ticks") == ["t"]
+    assert await store.stored_feeds("SPY", "quote_bars") == []
+    assert await store.stored_feeds("QQQ") == []
+    with pytest.raises(ValueError, match="table must be one of"):
+        await store.stored_feeds("SPY", "errors")

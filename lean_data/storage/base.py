@@ -237,6 +237,11 @@ class Storage(Protocol):
         """Return the number of rows in ``table`` (optionally of one ``symbol``)."""
         ...
 
+    async def stored_feeds(self, symbol: str, table: str = "bars") -> list[str]:
+        """Return the feeds that stored rows of ``symbol`` in ``table`` (``bars``,
+        ``quote_bars`` or ``ticks``), sorted."""
+        ...
+
     async def quality_summary(self, symbol: str, *, hours: float = 24) -> dict[str, Any]:
         """Summarise the quality of ``symbol``'s rows received in the last ``hours``."""
         ...

@@ -292,6 +292,21 @@ class Queries(ABC):
             rows = await self._fetch(sql, (symbol,))
         return int(rows[0][0])
 
+    async def stored_feeds(self, symbol: str, table: str = "bars") -> list[str]:
+        """Return the feeds that stored rows of ``symbol`` in ``table``, sorted.
+
+        Args:
+            table: ``bars``, ``quote_bars`` or ``ticks``.
+
+        Raises:
+            ValueError: another table.
+        """
+        if table not in sch.MARKET_TABLES:
+            raise ValueError(f"table must be one of {', '.join(sch.MARKET_TABLES)}, got {table!r}")
+        name = sch.MARKET_TABLES[sch.MARKET_TABLES.index(table)]  # the constant
+        sql = f"SELECT DISTINCT feed FROM {name} WHERE symbol = ?1 ORDER BY feed"
+        return [str(row[0]) for row in await self._fetch(sql, (symbol,))]
+
     async def quality_summary(self, symbol: str, *, hours: float = 24) -> dict[str, Any]:
         """Summarise the quality of ``symbol``'s rows received in the last ``hours``.
 

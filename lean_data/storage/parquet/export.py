@@ -1,7 +1,7 @@
 """Export stored series from any :class:`~lean_data.storage.base.Storage` to a Parquet catalog.
 
 Only the interface's own methods are used (``bar_series_keys``, ``get_market_data``,
-``get_quote_bars``, ``get_ticks``, ``quality_summary``), so SQLite and any other backend
+``get_quote_bars``, ``get_ticks``, ``stored_feeds``), so SQLite and any other backend
 export alike. Each (kind, symbol, resolution, feed, UTC day) becomes one file, written to a
 hidden temporary name and renamed into place, so readers never see half a file.
 
@@ -20,7 +20,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import NS_PER_DAY, MarketData, Resolution
@@ -29,9 +28,6 @@ from lean_data.storage.parquet import layout
 from lean_data.storage.parquet.arrow import pyarrow_modules, table_from_items
 
 __all__ = ["CatalogExport", "export_catalog"]
-
-_ALL_TIME_HOURS: Final = 200 * 365.25 * 24
-"""A quality_summary window reaching every row ever received (ts_recv after 1826)."""
 
 
 @dataclass
@@ -70,7 +66,7 @@ async def export_catalog(
         kinds: any of ``"bar"``, ``"quote"``, ``"tick"``.
         resolutions: only these bar periods (default: all).
         feeds: only rows these feeds stored (default: every feed; for quote bars and ticks
-            the feeds are found with ``quality_summary`` over all time).
+            the feeds that stored the symbol, ``stored_feeds``).
         start, end: the event-time range ``[start, end)`` in ns or datetimes (naive = UTC);
             ``None`` leaves that side open. Widened to whole UTC days.
         days_per_query: with both bounds given, read the store this many days at a time
@@ -137,7 +133,7 @@ class _Export:
 
     async def quotes_or_ticks(self, kind: str, symbols: list[str]) -> None:
         for symbol in symbols:
-            feeds = self.feeds if self.feeds is not None else await self._stored_feeds(symbol)
+            feeds = self.feeds if self.feeds is not None else await self._stored_feeds(kind, symbol)
             for feed in feeds:
                 for lo, hi in self.windows:
                     await self._write(kind, feed, await self._fetch(kind, symbol, feed, lo, hi))
@@ -156,10 +152,9 @@ class _Export:
             )
         return found
 
-    async def _stored_feeds(self, symbol: str) -> list[str]:
-        """The feeds that stored any row of ``symbol`` (the interface has no feed lister)."""
-        summary = await self.storage.quality_summary(symbol, hours=_ALL_TIME_HOURS)
-        return sorted(summary["feeds"])
+    async def _stored_feeds(self, kind: str, symbol: str) -> list[str]:
+        """The feeds that stored rows of ``symbol`` of this kind."""
+        return await self.storage.stored_feeds(symbol, layout.KIND_DIRS[kind])
 
     async def _write(self, kind: str, feed: str, items: Sequence[MarketData]) -> None:
         """Write ``items`` (one feed's, in time order) as one file per resolution and day."""
