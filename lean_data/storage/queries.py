@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,7 +28,30 @@ from lean_data.storage.rows import (
     tick_from_row,
 )
 
-__all__ = ["Queries"]
+__all__ = ["Queries", "RangeQuery"]
+
+
+@dataclass(frozen=True, slots=True)
+class RangeQuery:
+    """A range read of one market table, to run with a select list of the backend's choice.
+
+    Attributes:
+        cte: what goes before ``SELECT`` (a ``WITH`` clause, or nothing).
+        tail: from ``WHERE`` to the end (``ORDER BY``), ``?n`` placeholders.
+        params: the placeholders' values; the first is the symbol every row has.
+        wait: pass the read-your-writes barrier first (False: it was just passed).
+        resolution: the one resolution every row has (its stored name), when known.
+    """
+
+    cte: str
+    tail: str
+    params: tuple[Any, ...]
+    wait: bool
+    resolution: str | None
+
+    def sql(self, select: str) -> str:
+        """The statement with ``select`` (``SELECT <columns> FROM <table>``)."""
+        return f"{self.cte}{select} {self.tail}"
 
 
 class Queries(ABC):
@@ -69,8 +93,8 @@ class Queries(ABC):
         Returns:
             Bars in ascending open time; stored NULL prices and volumes come back as nan.
         """
-        rows = await self._bar_rows("bars", symbol, start, end, resolution, feed)
-        return [bar_from_row(r) for r in rows]
+        query = await self._range_query("bars", symbol, start, end, resolution, feed)
+        return [] if query is None else await self._read_bars(query)
 
     async def get_quote_bars(
         self,
@@ -97,6 +121,21 @@ class Queries(ABC):
         resolution: Resolution | str | None,
         feed: str | None,
     ) -> list[sch.Row]:
+        query = await self._range_query(table, symbol, start, end, resolution, feed)
+        if query is None:
+            return []
+        return await self._fetch(query.sql(self._sql.select[table]), query.params, wait=query.wait)
+
+    async def _range_query(
+        self,
+        table: str,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        resolution: Resolution | str | None,
+        feed: str | None,
+    ) -> RangeQuery | None:
+        """The range read of ``table``'s rows of ``symbol``; None when it has no rows."""
         params: tuple[Any, ...] = (symbol, _ns(start), _ns(end))
         q = self._sql
         wait = True
@@ -105,20 +144,27 @@ class Queries(ABC):
                 f"{q.resolutions_cte[table]} SELECT res FROM r WHERE res IS NOT NULL", (symbol,)
             )
             if not found:
-                return []
+                return None
             wait = False  # the barrier was just passed
             if len(found) == 1:  # the usual case: rows come in key order, with no sort
                 resolution = found[0][0]
         if resolution is None:
-            sql = f"{q.resolutions_cte[table]} {q.select[table]} {q.range}"
-            sql += " AND resolution IN (SELECT res FROM r)"
+            cte = f"{q.resolutions_cte[table]} "
+            where = f"{q.range} AND resolution IN (SELECT res FROM r)"
+            name = None
         else:
-            sql = f"{q.select[table]} {q.range} AND resolution = ?4"
-            params += (Resolution.parse(resolution).name,)
+            cte, name = "", Resolution.parse(resolution).name
+            where = f"{q.range} AND resolution = ?4"
+            params += (name,)
         if feed is not None:
-            sql += f" AND feed = ?{len(params) + 1}"
+            where += f" AND feed = ?{len(params) + 1}"
             params += (feed,)
-        return await self._fetch(sql + " ORDER BY ts_event, feed, resolution", params, wait=wait)
+        return RangeQuery(cte, where + " ORDER BY ts_event, feed, resolution", params, wait, name)
+
+    async def _read_bars(self, query: RangeQuery) -> list[TradeBar]:
+        """Run ``query`` on the bars table and build its bars (a backend may do it faster)."""
+        rows = await self._fetch(query.sql(self._sql.select["bars"]), query.params, wait=query.wait)
+        return [bar_from_row(r) for r in rows]
 
     async def get_ticks(
         self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None

@@ -423,13 +423,17 @@ class QueuedStore(Queries):
         self, sql: str, params: tuple[Any, ...], *, wait: bool = True
     ) -> list[sch.Row]:
         """Run a query after the rows queued so far are committed (``wait=False``: now)."""
+        await self._ready_to_read(wait=wait)
+        return await self._query(sql, params)
+
+    async def _ready_to_read(self, *, wait: bool) -> None:
+        """Refuse a read unless open; ``wait``: first let the rows queued so far commit."""
         if self._state != _OPEN:
             self._reject()
         if wait:
             await self._barrier(strict=False)
         if self._state != _OPEN:
             self._reject()
-        return await self._query(sql, params)
 
     async def apply_retention(self, days: float) -> dict[str, int]:
         """Delete rows older than ``days``; return the number deleted per table.

@@ -35,8 +35,9 @@ import asyncpg
 from lean_data.analytics.transform import DataTransformer
 from lean_data.models import NS_PER_DAY, Resolution
 from lean_data.storage import schema as sch
+from lean_data.storage.postgres.bulk_read import BAR_COLUMNS, copy_bars
 from lean_data.storage.postgres.records import to_record
-from lean_data.storage.rows import bar_from_row, bar_row
+from lean_data.storage.rows import bar_row
 
 __all__ = [
     "DEFAULT_ROLLUPS",
@@ -76,7 +77,7 @@ _BEFORE: Final = (
 )
 _LAST: Final = "SELECT max(ts_event) FROM bars WHERE symbol = $1 AND resolution = $2 AND feed = $3"
 _DAY_MINUTES: Final = (
-    f"{sch.SELECT['bars']} WHERE symbol = $1 AND resolution = $2 AND feed = $3 "
+    f"SELECT {BAR_COLUMNS} FROM bars WHERE symbol = $1 AND resolution = $2 AND feed = $3 "
     "AND ts_event >= $4 AND ts_event < $5 ORDER BY ts_event"
 )
 _CLEAR: Final = (
@@ -150,12 +151,8 @@ async def refresh(
         rows: list[tuple[object, ...]] = []
         try:
             for day in sorted(days):
-                minutes = [
-                    bar_from_row(r)
-                    for r in await conn.fetch(
-                        _DAY_MINUTES, symbol, _SOURCE.name, feed, day, day + _DAY
-                    )
-                ]
+                params = (symbol, _SOURCE.name, feed, day, day + _DAY)
+                minutes = await copy_bars(conn, _DAY_MINUTES, params, _SOURCE)
                 for target in targets:
                     if minutes:
                         for bar in DataTransformer.resample_bars(

@@ -32,6 +32,8 @@ from lean_data.storage.base import Storage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
 from lean_data.storage.postgres import records, timescale
+from lean_data.storage.postgres.bulk_read import BAR_COLUMNS as BULK_BAR_COLUMNS
+from lean_data.storage.postgres.bulk_read import BinaryCopyError, copy_bars
 from lean_data.storage.postgres.retention import retain
 from lean_data.storage.postgres.rollups import DEFAULT_ROLLUPS, SELECT_ROLLUPS, rollup_targets
 from lean_data.storage.postgres.schema import (
@@ -42,7 +44,8 @@ from lean_data.storage.postgres.schema import (
     pg_sql,
 )
 from lean_data.storage.postgres.sink import PgSink
-from lean_data.storage.rows import bar_from_row
+from lean_data.storage.queries import RangeQuery
+from lean_data.storage.rows import bar_from_row, resolution_from_text
 from lean_data.storage.schema import Row
 from lean_data.storage.store import QueuedStore
 from lean_data.storage.writer import RetryPolicy
@@ -287,6 +290,25 @@ class PostgresStorage(QueuedStore):
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StorageError(f"query failed: {type(exc).__name__}: {exc}") from exc
         return found  # type: ignore[no-any-return]  # Records index and unpack like tuples
+
+    async def _read_bars(self, query: RangeQuery) -> list[TradeBar]:
+        """Bars of one resolution come by binary COPY, decoded as they arrive
+        (:mod:`~lean_data.storage.postgres.bulk_read`); several resolutions as any read."""
+        if query.resolution is None:
+            return await super()._read_bars(query)
+        await self._ready_to_read(wait=query.wait)
+        pool = self._pool
+        if pool is None:
+            self._reject()
+        sql = pg_sql(query.sql(f"SELECT {BULK_BAR_COLUMNS} FROM bars"))
+        resolution = resolution_from_text(query.resolution)
+        try:
+            async with pool.acquire() as conn:
+                return await copy_bars(conn, sql, query.params, resolution)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StorageError(f"query failed: {type(exc).__name__}: {exc}") from exc
+        except BinaryCopyError as exc:
+            raise StorageError(f"reading bars: {exc}") from exc
 
     async def _retain(self, cutoff: int) -> dict[str, int]:
         """Drop old partitions, delete old rows (see :mod:`~lean_data.storage.postgres.

@@ -1,0 +1,144 @@
+"""Trade bars read out of PostgreSQL by binary COPY, decoded as they arrive.
+
+A range read of one series at one resolution (a year of minutes is 525,600 rows) spends
+most of its time turning rows into values: asyncpg builds a ``Record`` per row, then
+:func:`~lean_data.storage.rows.bar_from_row` reads it again. Here the server sends the
+rows in COPY's binary format, every column cast to a fixed width and never NULL (a NULL
+price or volume is sent as ``NaN``, which is what ``bar_from_row`` makes of it), so every
+row has the same 108 bytes: one :class:`struct.Struct` unpacks a whole buffer in C, and
+the bars are built from the unpacked values as the chunks arrive, while the server is
+still sending the rest (the two run on different cores).
+
+The cyclic garbage collector is paused while one chunk's bars are built (a synchronous
+list comprehension of a few thousand bars: no other task runs meanwhile) and resumed after
+it. Building half a million tracked objects otherwise triggers collection after
+collection that finds nothing to free: measured, 500 ms of a 525,600-bar build against
+210 ms with the pause.
+
+The caller knows the symbol (``WHERE symbol = ...``) and the single resolution, which
+therefore travel in no row. Anything else about the format that is not as expected (the
+signature, a header extension, a trailer, a length that is not a whole number of rows)
+raises :class:`BinaryCopyError`, never a bar built from misread bytes.
+"""
+
+from __future__ import annotations
+
+import gc
+import struct
+from collections.abc import Callable, Sequence
+from typing import Final, cast
+
+import asyncpg
+
+from lean_data.models import Resolution, TradeBar
+
+__all__ = ["BAR_COLUMNS", "BarDecoder", "BinaryCopyError", "copy_bars"]
+
+BAR_COLUMNS: Final = (
+    "ts_event::int8, COALESCE(open, 'NaN')::float8, COALESCE(high, 'NaN')::float8, "
+    "COALESCE(low, 'NaN')::float8, COALESCE(close, 'NaN')::float8, "
+    "COALESCE(volume, 'NaN')::float8, ts_recv::int8, closed::bool, revision::int8, "
+    "backfilled::bool"
+)
+"""The select list whose rows :class:`BarDecoder` reads: TradeBar's fields after symbol,
+without resolution, each a fixed-width value that is never NULL."""
+
+_SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
+_HEADER: Final = struct.Struct(">11sii")  # signature, flags, header extension length
+_TRAILER: Final = b"\xff\xff"  # a field count of -1
+# Per row: the field count (10), then each field's int32 length and its value.
+_ROW: Final = struct.Struct(">h" + "iq" + "id" * 5 + "iq" + "i?" + "iq" + "i?")
+_LAYOUT: Final = (10, 8, 8, 8, 8, 8, 8, 8, 1, 8, 1)  # what the skipped fields must hold
+_VALUES: Final = struct.Struct(">2x4xq" + "4xd" * 5 + "4xq" + "4x?" + "4xq" + "4x?")
+
+
+class BinaryCopyError(ValueError):
+    """The COPY data is not the row format :data:`BAR_COLUMNS` describes."""
+
+
+class BarDecoder:
+    """Build the trade bars of one symbol and resolution from binary COPY chunks.
+
+    Feed it every chunk in order (:meth:`feed`), then call :meth:`finish` for the bars.
+
+    Args:
+        symbol: the symbol every row has (the query's ``WHERE symbol = ...``).
+        resolution: the resolution every row has.
+    """
+
+    def __init__(self, symbol: str, resolution: Resolution) -> None:
+        self._symbol = symbol
+        self._resolution = resolution
+        self._pending = bytearray()
+        self._header = False
+        self._bars: list[TradeBar] = []
+
+    def feed(self, chunk: bytes) -> None:
+        """Decode the whole rows ``chunk`` completes; keep the rest for the next one."""
+        pending = self._pending
+        pending += chunk
+        start = 0
+        if not self._header:
+            if len(pending) < _HEADER.size:
+                return
+            signature, _flags, extension = _HEADER.unpack_from(pending)
+            if signature != _SIGNATURE or extension:
+                raise BinaryCopyError(f"not a binary COPY header: {bytes(pending[:19])!r}")
+            self._header = True
+            start = _HEADER.size
+        size = _ROW.size
+        stop = start + (len(pending) - start) // size * size
+        if stop > start:
+            view = memoryview(pending)[start:stop]
+            try:
+                self._build(view)
+            finally:
+                view.release()
+        del pending[:stop]
+
+    def finish(self) -> list[TradeBar]:
+        """Return the bars; raise :class:`BinaryCopyError` when the data ended mid-row."""
+        if not self._header or bytes(self._pending) != _TRAILER:
+            raise BinaryCopyError(
+                f"binary COPY data ended with {len(self._pending)} undecoded byte(s), "
+                "not its trailer"
+            )
+        return self._bars
+
+    def _build(self, view: memoryview) -> None:
+        first = _ROW.unpack_from(view)  # every row has the first row's layout:
+        if (first[0], *first[1::2]) != _LAYOUT:  # the casts and COALESCEs make it so
+            raise BinaryCopyError(f"unexpected binary COPY row layout {first!r}")
+        symbol, resolution, cls = self._symbol, self._resolution, TradeBar
+        new = cast("Callable[..., TradeBar]", TradeBar.__new__)  # the generated constructor,
+        # called directly: ``TradeBar(...)`` adds type.__call__ to each of 500k bars
+        paused = gc.isenabled()
+        if paused:  # see the module docstring: no collection while a chunk's bars are built
+            gc.disable()
+        try:
+            self._bars += [
+                new(cls, symbol, ts, o, h, lo, c, v, resolution, recv, closed, rev, back)
+                for ts, o, h, lo, c, v, recv, closed, rev, back in _VALUES.iter_unpack(view)
+            ]
+        finally:
+            if paused:
+                gc.enable()
+
+
+async def copy_bars(
+    conn: asyncpg.Connection, sql: str, params: Sequence[object], resolution: Resolution
+) -> list[TradeBar]:
+    """Run ``sql``, a ``SELECT`` of :data:`BAR_COLUMNS` (``$n`` placeholders, ``params[0]``
+    the symbol every row has, every row at ``resolution``), by binary COPY; return its bars.
+
+    Raises:
+        BinaryCopyError: the data is not in the expected format.
+        asyncpg.PostgresError, asyncpg.InterfaceError, OSError: as any query.
+    """
+    decoder = BarDecoder(cast(str, params[0]), resolution)
+
+    async def output(chunk: bytes) -> None:
+        decoder.feed(chunk)
+
+    await conn.copy_from_query(sql, *params, output=output, format="binary")
+    return decoder.finish()
