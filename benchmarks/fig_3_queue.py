@@ -602,14 +602,14 @@ def step_costs(rows: Sequence[Row], n: int) -> list[tuple[str, float]]:
         )
     )
     out.append(
-        ("engine._latency_ns", _per_item_us(lambda b: engine._pipeline.latency_ns("ftx", b), bars))
+        ("engine._latency_ns", _per_item_us(lambda b: engine._registry.latency_ns("ftx", b), bars))
     )
     feed = BarFeed("ftx")
     engine.add_feed(feed)
     out.append(
         (
             "engine._latency_ns (feed known)",
-            _per_item_us(lambda b: engine._pipeline.latency_ns("ftx", b), bars),
+            _per_item_us(lambda b: engine._registry.latency_ns("ftx", b), bars),
         )
     )
 

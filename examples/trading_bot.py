@@ -1,8 +1,10 @@
 """A moving-average crossover bot on real SPY minute bars, using ``async with``.
 
-The strategy runs as an async callback with the ``conflate`` policy: if it ever falls
-behind, it sees the latest bar per symbol instead of a growing backlog, and the feed is
-never stalled. Bars the validator scores below FAIR are ignored.
+The strategy runs as an async callback with the ``block`` policy: it sees every bar, in
+order (a crossover needs each one), and while it is behind, its bounded queue holds the
+bars waiting for it. It keeps its own window of the bars it has seen, so its decisions do
+not depend on how far the engine's ring buffer has moved on meanwhile. Bars the validator
+scores below FAIR are ignored.
 
 Run: python examples/trading_bot.py
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 
 from lean_data import Config, DataEngine, DataQualityLevel, ReplayFeed, TradeBar
 from lean_data.analytics.transform import DataTransformer
@@ -26,17 +29,19 @@ class CrossoverBot:
         self.engine = engine
         self.position: dict[str, int] = {}
         self.trades: list[tuple[str, str, float]] = []
+        # The bot's own window: the engine's buffer may already hold bars newer than the
+        # one being handled (the pipeline runs ahead of a callback that is behind).
+        self.windows: dict[str, deque[TradeBar]] = {}
 
     async def on_bar(self, symbol: str, bar: TradeBar, quality: DataQualityLevel) -> None:
         if quality.value < DataQualityLevel.FAIR.value:
             return  # never trade on a bar the validator distrusts
-        # The buffer may already hold newer bars than this one: use history up to it.
-        recent = self.engine.get_latest(symbol, SLOW + 64)
-        history = [b for b in recent if b.ts_event <= bar.ts_event][-(SLOW + 1) :]
-        if len(history) <= SLOW:
+        window = self.windows.setdefault(symbol, deque(maxlen=SLOW + 1))
+        window.append(bar)
+        if len(window) <= SLOW:
             return
         ind = DataTransformer.calculate_technical_indicators(
-            history, [f"sma_{FAST}", f"sma_{SLOW}"]
+            list(window), [f"sma_{FAST}", f"sma_{SLOW}"]
         )
         fast, slow = ind[f"sma_{FAST}"][-1], ind[f"sma_{SLOW}"][-1]
         if math.isnan(fast) or math.isnan(slow):

@@ -11,7 +11,7 @@ from lean_data.loaders import load_file
 from lean_data.models import MarketData
 
 from .conftest import eventually
-from .helpers import ListFeed, received
+from .helpers import IdleFeed, ListFeed, received
 
 FTX = Path(__file__).parent / "fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv"
 
@@ -42,7 +42,8 @@ async def test_drop_oldest_counts_exactly_what_the_slow_callback_lost() -> None:
         assert slow_sub is not None
         assert fast_sub is not None
         await engine.subscribe_symbol("BTC/USD:USD")
-        await feed.wait_pumped()
+        await feed.wait_pumped()  # in the inbox; the pipeline yields between slices:
+        await eventually(lambda: len(sync_seen) == len(data))  # every item taken
         await fast_sub.join()
         # The feed and the fast callbacks are done while the slow one is far behind:
         assert fast_seen == data
@@ -143,3 +144,29 @@ async def test_stop_delivers_what_a_producer_waiting_for_room_had_handed_over() 
     assert isinstance(outcome[0], EngineStateError)  # emitting after stop() is refused
     assert len(accepted) == 5  # the waiting producer's bar was taken in
     assert seen == accepted  # and everything taken in was delivered, in order
+
+
+async def test_a_burst_never_holds_the_event_loop_until_it_is_all_processed() -> None:
+    """5,000 bars queued at once: other tasks (the storage writer's round trips, sockets,
+    timers) run between slices of the burst, not after the whole of it."""
+    data = real_bars(5000)
+    feed = IdleFeed("ftx")
+    seen: list[MarketData] = []
+    sampled: list[int] = []  # how many bars were delivered each time another task ran
+    async with DataEngine(Config(db_path=None)) as engine:
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda s, d, q: seen.append(d))
+        await engine.subscribe_symbol("BTC/USD:USD")
+
+        async def watch() -> None:
+            while len(seen) < len(data):
+                sampled.append(len(seen))
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        for item in data:  # into the inbox without yielding: one burst
+            await feed.emit(item)
+        await engine.wait_idle()
+        await watcher
+    assert seen == data
+    assert [n for n in sampled if 0 < n < len(data)], sampled  # it ran mid-burst

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from lean_data import Config, DataEngine, DataQualityLevel, ReplayFeed, TradeBar
+from lean_data.analytics.transform import DataTransformer
 from lean_data.cli import DEMO_DATA
 from lean_data.loaders import load_file
 from lean_data.models import MarketData
@@ -75,7 +76,22 @@ def test_quickstart_and_trading_bot_run_twice_with_identical_output(tmp_path: Pa
         assert first == second, example
         assert len(first.splitlines()) > 10, first
     assert (tmp_path / "quickstart.db").exists()
-    assert "0 trades" not in second
+    # every crossover of the whole week, as the full series' SMAs count them
+    count, _, _ = second.splitlines()[-1].partition(" trades;")
+    assert int(count) == _crossovers(
+        sorted(DEMO_DATA.glob("lean/equity/usa/minute/spy/*_trade.zip"))
+    )
+
+
+def _crossovers(files: list[Path], fast: int = 10, slow: int = 30) -> int:
+    """How often the fast SMA of the closes crosses the slow one (the example's strategy)."""
+    bars = sorted((b for f in files for b in load_file(f, symbol="SPY")), key=lambda b: b.ts_event)
+    sma = DataTransformer.calculate_technical_indicators(bars, [f"sma_{fast}", f"sma_{slow}"])
+    position = trades = 0
+    for f, s in zip(sma[f"sma_{fast}"][slow:], sma[f"sma_{slow}"][slow:], strict=True):
+        if (want := int(f > s)) != position:
+            position, trades = want, trades + 1
+    return trades
 
 
 async def test_late_bars_on_a_live_feed_are_delivered_flagged(tmp_path: Path) -> None:
