@@ -186,3 +186,32 @@ async def test_minutes_that_cannot_be_rolled_up_are_reported_and_spare_the_other
         errors = await store.get_errors(kind="rollup_failed")
         assert [(e["feed"], e["symbol"]) for e in errors] == [("odd", "BTC-PERP")]
         assert "straddles the bucket boundary" in errors[0]["message"]
+
+
+async def test_under_a_steady_load_the_rollups_refresh_while_batches_commit(
+    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh in the background: the writer commits batches meanwhile, and a reader (or
+    close) right after still sees the rollups of every minute written."""
+    from lean_data.storage.postgres import sink as pg_sink
+
+    spans: list[tuple[int, int]] = []  # the writer's batch count when each refresh began, ended
+    refresh = pg_sink.rollups.refresh
+
+    async def watched(*args: object, **kwargs: object) -> object:
+        begun = store.statistics()["batches"]
+        try:
+            return await refresh(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            spans.append((begun, store.statistics()["batches"]))
+
+    monkeypatch.setattr(pg_sink.rollups, "refresh", watched)
+    store = pg.make(batch_rows=500)
+    async with store:
+        for bar in btc:  # no flush until the end: the queue is never empty meanwhile
+            await store.save_market_data(bar, feed="ftx")
+        await assert_rollups_resample_the_stored_minutes(store)
+    assert any(end > begun for begun, end in spans), spans  # batches went on during one
+    async with pg.make() as again:  # what close left: rollups of every minute
+        await assert_rollups_resample_the_stored_minutes(again)
+        assert again.rollup_status["pending_series"] == 0

@@ -7,10 +7,12 @@ it). Like a continuous aggregate they are refreshed after the fact, not on the i
 1. each batch transaction that stores 1-minute bars notes, from its staging table (which
    holds exactly the rows it stored), the (feed, symbol) series and UTC days it touched
    (:func:`touched`); the store adds them to its pending days once the batch commits;
-2. the writer refreshes the pending days between batches: when its queue is empty, and at
-   least every few batches under a steady load (so one refresh covers many batches), and
-   :meth:`~lean_data.storage.postgres.PostgresStorage.get_rollups` and ``close`` refresh
-   what is pending first, so a reader always sees rollups of every row it wrote;
+2. the writer refreshes the pending days when its queue is empty (before it answers a
+   flush), and under a steady load every few batches (so one refresh covers many batches)
+   in a background task on a connection of its own, while the writer goes on committing
+   batches (one refresh at a time); :meth:`~lean_data.storage.postgres.PostgresStorage.
+   get_rollups` and ``close`` wait for it and refresh what is pending first, so a reader
+   always sees rollups of every row it wrote;
 3. a refresh (:func:`refresh`) is one transaction holding each series' advisory lock
    (sorted, so refreshers never deadlock): for each pending day, plus the day of the
    series' last minute before it (its last bucket may be complete now), the day's stored

@@ -180,6 +180,8 @@ class PgSink:
         self._writer_id = uuid.uuid4().hex  # this store's row in lean_writers
         self._attempt = 0
         self._in_doubt: int | None = None  # the attempt whose commit was not answered
+        self._refreshing = asyncio.Lock()  # one refresh at a time, in the background or not
+        self._behind: asyncio.Task[None] | None = None  # a refresh under a steady load
 
     def _pool(self) -> asyncpg.Pool:
         if self.pool is None:
@@ -192,15 +194,28 @@ class PgSink:
     ) -> AsyncIterator[PgTx]:
         """Open a batch transaction (see the module docstring); ``immediate`` has no
         meaning here: row locks and the series' advisory locks serialise writers."""
+        async with self._transaction(groups, marked=True) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _transaction(
+        self, groups: Sequence[list[Row]] | None, *, marked: bool
+    ) -> AsyncIterator[PgTx]:
+        """A transaction; ``marked``: it records its attempt in ``lean_writers`` (the
+        writer's batches, whose lost commit answers :meth:`resolve_in_doubt` settles)."""
         async with self._pool().acquire() as conn:
             if groups is not None:
                 await self.partitions.ensure(conn, groups)
-            self._attempt += 1
-            attempt = self._attempt
-            mark = MARK_ATTEMPT.format(
-                writer=f"'{self._writer_id}'", attempt=attempt, ts=self._clock_ns()
-            )
-            await conn.execute(f"BEGIN; {mark}")
+            attempt = 0
+            if marked:
+                self._attempt += 1
+                attempt = self._attempt
+                mark = MARK_ATTEMPT.format(
+                    writer=f"'{self._writer_id}'", attempt=attempt, ts=self._clock_ns()
+                )
+                await conn.execute(f"BEGIN; {mark}")
+            else:
+                await conn.execute("BEGIN")
             tx = PgTx(conn, self._schema, self.rollups)
             try:
                 yield tx
@@ -214,7 +229,7 @@ class PgSink:
             try:
                 await conn.execute("COMMIT")
             except Exception as exc:
-                if records.is_transient(exc):
+                if records.is_transient(exc) and marked:
                     self._in_doubt = attempt
                     self._add_pending(tx.touched)  # maybe stored: a refresh costs nothing
                     raise CommitInDoubt(f"the commit was not answered: {exc!r}") from exc
@@ -226,20 +241,47 @@ class PgSink:
             self.pending_rollups.setdefault(key, set()).update(days)
 
     async def between_batches(self, *, idle: bool) -> None:
-        """Refresh the pending rollups when the writer is idle or every few batches."""
+        """Refresh the pending rollups: now when the writer is idle (a flush is answered
+        after them), in the background every few batches under a steady load."""
         self._batches += 1
-        if self.pending_rollups and (idle or self._batches >= REFRESH_EVERY):
+        if not self.pending_rollups:
+            return
+        if idle:
+            await self.refresh_rollups()
+        elif self._batches >= REFRESH_EVERY and (self._behind is None or self._behind.done()):
+            self._behind = asyncio.get_running_loop().create_task(
+                self.refresh_rollups(), name=f"lean_data.rollups:{self._schema}"
+            )
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a background refresh is running."""
+        return self._behind is not None and not self._behind.done()
+
+    async def settle_rollups(self) -> None:
+        """Let a background refresh end, then refresh what is still pending (a reader of
+        the rollups, close)."""
+        behind = self._behind
+        if behind is not None:
+            await asyncio.wait([behind])  # it never raises; a cancelled one left days pending
+            self._behind = None
+        if self.pending_rollups:
             await self.refresh_rollups()
 
     async def refresh_rollups(self) -> None:
         """Recompute the rollups of the pending days in one transaction; never raises.
 
-        A connection fault keeps the days pending (the next refresh tries again). A series
-        that cannot be rolled up (its stored minutes refused by ``resample_bars``, or another
-        database error) keeps its old rollups and is counted (:attr:`rollup_failures`),
-        logged and written to the errors table as ``rollup_failed``: rollups are derived
-        data and never stop the writer.
+        One refresh at a time: a call waits for a refresh running in the background, then
+        refreshes what is pending still. A connection fault keeps the days pending (the next
+        refresh tries again). A series that cannot be rolled up (its stored minutes refused
+        by ``resample_bars``, or another database error) keeps its old rollups and is counted
+        (:attr:`rollup_failures`), logged and written to the errors table as
+        ``rollup_failed``: rollups are derived data and never stop the writer.
         """
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         self._batches = 0
         pending, self.pending_rollups = self.pending_rollups, {}
         if not pending or not self.rollups:
@@ -289,7 +331,8 @@ class PgSink:
         return records.failure_kind(exc)
 
     async def write_report(self, row: Row) -> None:
-        async with self.transaction(None, immediate=False) as tx:
+        # unmarked: a report (from a background refresh too) never stands for a batch
+        async with self._transaction(None, marked=False) as tx:
             await tx.write_rows(sch.ERRORS, [row], 0)
 
 
