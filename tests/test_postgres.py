@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 import time
 from typing import Any
@@ -384,8 +385,9 @@ async def test_a_connection_killed_mid_batch_lands_the_batch_exactly_once(
 
 
 async def test_a_batch_is_held_through_a_network_cut_and_lands_when_it_returns(
-    pg: PostgresBackend, btc: list[TradeBar]
+    pg: PostgresBackend, btc: list[TradeBar], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     async with PgProxy() as proxy:
         store = PostgresStorage(
             proxy.url, schema=pg.schema, batch_rows=50, retries=2,
@@ -407,6 +409,10 @@ async def test_a_batch_is_held_through_a_network_cut_and_lands_when_it_returns(
             await flushing
             assert await store.count("bars") == 100
     assert await pg.rows("SELECT COUNT(*), COUNT(DISTINCT ts_event) FROM bars") == [(100, 100)]
+    # the outage is told in one line per retry, never as a traceback (asyncpg's pool
+    # logged one every few seconds while it tried to restore a connection floor)
+    assert [r.name for r in caplog.records if r.exc_info] == []
+    assert any("retrying" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_held_batch_is_lost_once_the_queue_fills_and_storage_degrades(

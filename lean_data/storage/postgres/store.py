@@ -9,7 +9,9 @@ table, monthly partitions created ahead); reads are the shared
 (:data:`~lean_data.storage.postgres.schema.SQL`). This module owns the connection pool,
 opening (schema creation or migration) and the glue.
 
-The pool (asyncpg) holds ``min_size=1`` to ``pool_size`` connections, each with
+The pool (asyncpg) holds up to ``pool_size`` connections (opened when needed, closed
+after 5 idle minutes; no floor, whose restoring during an outage asyncpg would log as a
+traceback every few seconds: the writer's own retries say it in one line), each with
 ``search_path`` set to the store's schema and the two temporary staging tables; the
 writer takes one per batch, reads take one each.
 """
@@ -222,7 +224,7 @@ class PostgresStorage(QueuedStore):
         try:
             self._pool = await asyncpg.create_pool(
                 self._url,
-                min_size=1,
+                min_size=0,  # no floor kept: asyncpg logs a traceback per failed restore
                 max_size=self._pool_size,
                 timeout=self._connect_timeout_s,
                 init=_init_connection,
