@@ -658,6 +658,21 @@ async def test_retention_deletes_exactly_the_old_rows(store: QueuedStore) -> Non
         await store.apply_retention(0)
 
 
+async def test_a_series_another_process_retained_away_is_listed_again_with_its_next_bars(
+    backend: Backend, store: QueuedStore, clock: Clock
+) -> None:
+    await store.save_market_data(bar(T0, ts_recv=NOW - 3 * NS_PER_DAY))
+    await store.flush()
+    async with backend.make(clock_ns=clock) as other:  # another process, same database
+        assert await other.apply_retention(days=2) == {
+            "bars": 1, "quote_bars": 0, "ticks": 0, "metrics": 0, "errors": 0,
+        }  # fmt: skip
+        assert await other.bar_series_keys() == []  # the series had no bar left
+    await store.save_market_data(bar(T0 + NS_PER_MINUTE))  # the first store, which wrote it before
+    await store.flush()
+    assert await store.bar_series_keys() == [("", "SPY", Resolution.MINUTE)]
+
+
 async def test_stored_feeds_lists_each_tables_feeds_of_a_symbol(store: QueuedStore) -> None:
     await store.save_market_data(bar(), feed="b")
     await store.save_market_data(bar(), feed="a")

@@ -456,7 +456,4 @@ class QueuedStore(Queries):
         if self._state != _OPEN:
             self._reject()
         async with self._batch_writer.write_lock:
-            try:
-                return await self._retain(cutoff)
-            finally:
-                self._batch_writer.forget_series()  # bar_series may have lost rows
+            return await self._retain(cutoff)

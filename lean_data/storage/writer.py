@@ -73,7 +73,7 @@ Entry = tuple[int, Any]
 _FlushMarker = tuple["asyncio.Future[None]", int]  # (answer, rows_unstored when queued)
 
 Rejected = tuple[int, Row, Unstorable]
-Outcome = tuple[list[Rejected], set[sch.SeriesKey], LostSpans]
+Outcome = tuple[list[Rejected], LostSpans]
 """What a committed batch changed: rows rejected, series added, lost spans left."""
 
 _POLL_S: Final = 0.02  # how often a held batch looks at the queue and the close flag
@@ -151,12 +151,7 @@ class BatchWriter:
         self.last_batch_rows = 0
         self._clock_ns = clock_ns
         self.lost_spans: LostSpans = {}
-        self._known_series: set[sch.SeriesKey] = set()  # in bar_series for sure
         self._outage = False  # a batch was lost to a transient fault and none stored since
-
-    def forget_series(self) -> None:
-        """Forget which series ``bar_series`` holds (call after deleting from it)."""
-        self._known_series.clear()
 
     @property
     def rows_unstored(self) -> int:
@@ -355,14 +350,11 @@ class BatchWriter:
             self._log.warning("storage batch of %d rows dropped after a retry", count)
         self._lose(count, self.sink.failure_kind(exc), exc)
 
-    def _stored(
-        self, count: int, rejected: list[Rejected], new: set[sch.SeriesKey], lost: LostSpans
-    ) -> None:
+    def _stored(self, count: int, rejected: list[Rejected], lost: LostSpans) -> None:
         self._outage = False
         self.rows_written += count - len(rejected)
         self.batches += 1
         self.last_batch_rows = count - len(rejected)
-        self._known_series.update(new)
         self.lost_spans = lost
         for kind, _, problem in rejected:
             self.rejected[problem.reason] += 1
@@ -371,8 +363,8 @@ class BatchWriter:
     async def _write_carefully(self, groups: list[list[Row]], box: list[Outcome]) -> None:
         """Write and commit what can be stored of one batch, plus a report per rejected row.
 
-        ``box`` receives the outcome (the rejected rows, the new series and the lost spans
-        as :meth:`_write` sets them) just before the commit.
+        ``box`` receives the outcome (the rejected rows and the lost spans as
+        :meth:`_write` sets them) just before the commit.
         """
         sink = self.sink
         rejected: list[Rejected] = []
@@ -391,9 +383,8 @@ class BatchWriter:
                     )
                     rejected += [(table, row, problem) for row, problem in refused]
             bars = clean[sch.BARS]
-            new_series = set(map(series_of, bars)) - self._known_series
-            if new_series:
-                await tx.insert_series(new_series)
+            if bars:  # every batch: another process's retention may have removed one
+                await tx.insert_series(set(map(series_of, bars)))
             lost = with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
             cut = [row for kind, row, _ in rejected if kind == sch.BARS]
             lost = with_spans(lost, cut, add=True) if cut else lost
@@ -403,15 +394,16 @@ class BatchWriter:
                 now = self._clock_ns()
                 reports = [rejection_row(now, k, row, problem) for k, row, problem in rejected]
                 await tx.write_rows(sch.ERRORS, reports, 0)
-            box.append((rejected, new_series, lost))
+            box.append((rejected, lost))
 
     async def _write(self, groups: list[list[Row]], box: list[Outcome]) -> None:
         """Write and commit one batch.
 
-        ``box`` receives the outcome just before the commit: no rejected rows, the bar
-        series this batch added to ``bar_series`` and the lost spans that remain once it is
-        committed (its bars are stored again); the writer keeps them only when the commit
-        succeeded.
+        ``box`` receives the outcome just before the commit: no rejected rows and the lost
+        spans that remain once it is committed (its bars are stored again); the writer
+        keeps them only when the commit succeeded. The batch's bar series go into
+        ``bar_series`` every time (no row when there already is one): a series another
+        process's retention removed from it comes back with its next bars.
         """
         coverage = groups[sch.COVERAGE]
         # immediate with coverage: a read-modify-write of coverage rows
@@ -420,15 +412,14 @@ class BatchWriter:
                 if rows := groups[table]:
                     await tx.write_rows(table, rows, 0)
             bars = groups[sch.BARS]
-            new_series = set(map(series_of, bars)) - self._known_series if bars else set()
-            if new_series:
-                await tx.insert_series(new_series)
+            if bars:  # every batch: another process's retention may have removed one
+                await tx.insert_series(set(map(series_of, bars)))
             lost = self.lost_spans
             if lost and bars:
                 lost = with_spans(lost, bars, add=False)
             if coverage:
                 await write_coverage(tx, coverage, lost)
-            box.append(([], new_series, lost))
+            box.append(([], lost))
 
     async def report_failure(self, where: str) -> None:
         """Write one ``storage_failed`` errors row for :attr:`failure`, if the store takes it."""
