@@ -109,22 +109,11 @@ class Queries(ABC):
 
         Arguments and ordering as :meth:`get_market_data`.
         """
-        rows = await self._bar_rows("quote_bars", symbol, start, end, resolution, feed)
-        return [quote_from_row(r) for r in rows]
-
-    async def _bar_rows(
-        self,
-        table: str,
-        symbol: str,
-        start: int | datetime,
-        end: int | datetime,
-        resolution: Resolution | str | None,
-        feed: str | None,
-    ) -> list[sch.Row]:
-        query = await self._range_query(table, symbol, start, end, resolution, feed)
+        query = await self._range_query("quote_bars", symbol, start, end, resolution, feed)
         if query is None:
             return []
-        return await self._fetch(query.sql(self._sql.select[table]), query.params, wait=query.wait)
+        sql = query.sql(self._sql.select["quote_bars"])
+        return [quote_from_row(r) for r in await self._fetch(sql, query.params, wait=query.wait)]
 
     async def _range_query(
         self,
