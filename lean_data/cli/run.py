@@ -206,7 +206,9 @@ def _print_report(
                 f"  {symbol:<10} {feed:<8} {stats['messages']:>7,} {stats['average_score']:>6.3f}"
                 f"  {levels}  {reasons if reasons else ''}\n"
             )
-    for symbol, items in flagged.items():
+    place = {symbol: i for i, symbol in enumerate(reports)}  # the table's order, not the
+    for symbol in sorted(flagged, key=lambda s: (place.get(s, len(place)), s)):  # streams'
+        items = flagged[symbol]  # interleaving, which depends on scheduling
         out(f"\n  flagged {symbol} ({len(items)}):\n")
         for line in items[:5]:
             out(f"    {line}\n")
