@@ -208,3 +208,30 @@ async def test_a_failed_copy_is_a_storage_error(pg: PostgresBackend) -> None:
         await pg.conn.execute(f'DROP TABLE "{pg.schema}".bars CASCADE')
         with pytest.raises(StorageError, match="query failed"):
             await store.get_market_data("X", 0, 2**62, resolution="1m")
+
+
+async def test_a_symbol_with_quotes_backslashes_and_placeholders_reads_back_by_copy(
+    pg: PostgresBackend, copies: list[int]
+) -> None:
+    """COPY takes no parameters: the values are written into the statement, quoted."""
+    odd = "O'Reilly\\ $1 $3'); DROP TABLE bars; --é"
+    bar = TradeBar(odd, 0, 1.0, 2.0, 0.5, 1.5, 10.0, ts_recv=NOW)
+    async with pg.make(rollups=()) as store:
+        await store.save_market_data(bar, feed="it's")
+        await store.save_market_data(dataclasses.replace(bar, symbol="O"), feed="it's")
+        assert await store.get_market_data(odd, 0, 2**62, feed="it's") == [bar]
+    assert copies == [1]
+    assert await pg.rows("SELECT count(*) FROM bars") == [(2,)]
+
+
+def test_only_ints_and_text_without_nul_are_written_into_a_copy() -> None:
+    from lean_data.storage.postgres.bulk_read import _inline
+
+    assert _inline("a = $1 AND b = $2 AND c = $10", [*range(1, 10), "x'y"]) == (
+        "a = 1 AND b = 2 AND c = 'x''y'"
+    )
+    for bad in (1.5, True, None, b"x"):
+        with pytest.raises(TypeError, match="int or a str"):
+            _inline("$1", [bad])
+    with pytest.raises(ValueError, match="NUL"):
+        _inline("$1", ["a\x00b"])

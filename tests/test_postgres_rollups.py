@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
+from typing import Any
 
 import pytest
 
@@ -215,3 +217,50 @@ async def test_under_a_steady_load_the_rollups_refresh_while_batches_commit(
     async with pg.make() as again:  # what close left: rollups of every minute
         await assert_rollups_resample_the_stored_minutes(again)
         assert again.rollup_status["pending_series"] == 0
+
+
+async def test_a_live_minute_reads_back_its_hour_not_its_day(
+    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The day's rollup is built from its hours and its minutes' volumes: a refresh after
+    one more minute resamples that minute's hour, whatever the time of day."""
+    from lean_data.storage.postgres import rollups
+
+    read: list[int] = []
+    copy_bars = rollups.copy_bars
+
+    async def counted(*args: Any) -> list[TradeBar]:
+        bars = await copy_bars(*args)
+        read.append(len(bars))
+        return bars
+
+    monkeypatch.setattr(rollups, "copy_bars", counted)
+    day = [b for b in btc if b.ts_event >= btc[0].ts_event - btc[0].ts_event % NS_PER_DAY
+           + NS_PER_DAY][:1_200]  # fmt: skip
+    async with pg.make() as store:
+        await save(store, day[:-1])  # 19:59 of the day's minutes
+        read.clear()
+        await save(store, day[-1:])  # one live minute, at 19:59
+        assert sum(read) == 60  # its hour's minutes (19:00 .. 19:59), not the day's 1,200
+        await assert_rollups_resample_the_stored_minutes(store)
+
+
+async def test_an_hour_whose_high_is_nan_first_rolls_its_day_up_from_the_minutes(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    """resample_bars keeps a NaN first high and skips later NaN highs: an hour whose first
+    minute has no high hides the hour's real high from a day built from hours."""
+    day = [b for b in btc if b.ts_event >= btc[0].ts_event - btc[0].ts_event % NS_PER_DAY
+           + NS_PER_DAY][:1_440]  # fmt: skip
+    first = next(i for i, b in enumerate(day) if i > 100 and b.ts_event % (3_600 * 10**9) == 0)
+    day[first] = dataclasses.replace(day[first], high=math.nan)  # an hour's first minute
+    day[first + 10] = dataclasses.replace(day[first + 10], high=99_999.0)  # the day's high
+    async with pg.make() as store:
+        await save(store, day)
+        minutes = await store.get_market_data("BTC-PERP", *EVER, resolution="1m")
+        for target in TARGETS:  # NaN is not equal to itself: compared as text
+            expected = DataTransformer.resample_bars(minutes, target)
+            got = await store.get_rollups("BTC-PERP", target, *EVER)
+            assert [repr(b) for b in got] == [repr(b) for b in expected], target
+        (daily,) = await store.get_rollups("BTC-PERP", "1d", *EVER)
+    assert daily.high == 99_999.0

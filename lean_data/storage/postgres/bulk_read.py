@@ -24,6 +24,7 @@ raises :class:`BinaryCopyError`, never a bar built from misread bytes.
 from __future__ import annotations
 
 import gc
+import re
 import struct
 from collections.abc import Callable, Sequence
 from typing import Final, cast
@@ -43,6 +44,7 @@ BAR_COLUMNS: Final = (
 """The select list whose rows :class:`BarDecoder` reads: TradeBar's fields after symbol,
 without resolution, each a fixed-width value that is never NULL."""
 
+_PLACEHOLDER: Final = re.compile(r"\$(\d+)\b")
 _SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
 _HEADER: Final = struct.Struct(">11sii")  # signature, flags, header extension length
 _TRAILER: Final = b"\xff\xff"  # a field count of -1
@@ -140,5 +142,31 @@ async def copy_bars(
     async def output(chunk: bytes) -> None:
         decoder.feed(chunk)
 
-    await conn.copy_from_query(sql, *params, output=output, format="binary")
+    await conn.copy_from_query(_inline(sql, params), output=output, format="binary")
     return decoder.finish()
+
+
+def _inline(sql: str, params: Sequence[object]) -> str:
+    """``sql`` with each ``$n`` replaced by ``params[n - 1]`` as a literal.
+
+    COPY takes no parameters; asyncpg would quote them with two extra round trips per
+    statement (a prepare and a ``quote_literal`` query). Only ints and strs are accepted:
+    an int is written by ``int``, a str as a standard string literal (its quotes doubled;
+    the store's connections set ``standard_conforming_strings``, so a backslash is only a
+    backslash; PostgreSQL refuses NUL in text, and so do we).
+
+    Raises:
+        TypeError: a parameter that is neither int nor str (or is a bool).
+        ValueError: a str holding NUL.
+    """
+    literals: list[str] = []
+    for value in params:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise TypeError(f"a COPY parameter must be an int or a str, got {value!r}")
+        if isinstance(value, int):
+            literals.append(str(int(value)))
+        elif "\x00" in value:
+            raise ValueError("a COPY text parameter cannot hold NUL")
+        else:
+            literals.append("'" + value.replace("'", "''") + "'")
+    return _PLACEHOLDER.sub(lambda m: literals[int(m.group(1)) - 1], sql)

@@ -16,7 +16,7 @@ transaction on one pooled connection:
    into the table (an append);
 4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
    its read-modify-write), then :meth:`PgTx.finish`, the one place where steps derived
-   from the batch's staged rows belong (the series and days of its minute bars, whose
+   from the batch's staged rows belong (the series and hours of its minute bars, whose
    rollups :meth:`PgSink.refresh_rollups` recomputes after the commit), still in the
    transaction;
 5. ``COMMIT``.
@@ -89,7 +89,7 @@ class PgTx:
         self.conn = conn
         self._schema = schema
         self._rollups = targets
-        self.touched: rollups.Pending = {}  # series and days of the minutes it stored
+        self.touched: rollups.Pending = {}  # series and hours of the minutes it stored
         self.staged: set[int] = set()  # tables with rows in their staging table
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
@@ -147,7 +147,7 @@ class PgTx:
 
         The one place for work derived from the batch, from ``lean_stage_bars`` /
         ``lean_stage_quote_bars``, which hold exactly the rows this transaction stored
-        (``seq``: their place in the batch): which series and days of minute bars it
+        (``seq``: their place in the batch): which series and hours of minute bars it
         stored, whose rollups the sink refreshes after the commit
         (:mod:`~lean_data.storage.postgres.rollups`).
         """
@@ -237,8 +237,8 @@ class PgSink:
             self._add_pending(tx.touched)
 
     def _add_pending(self, touched: rollups.Pending) -> None:
-        for key, days in touched.items():
-            self.pending_rollups.setdefault(key, set()).update(days)
+        for key, hours in touched.items():
+            self.pending_rollups.setdefault(key, set()).update(hours)
 
     async def between_batches(self, *, idle: bool) -> None:
         """Refresh the pending rollups: now when the writer is idle (a flush is answered
@@ -263,16 +263,16 @@ class PgSink:
         the rollups, close)."""
         behind = self._behind
         if behind is not None:
-            await asyncio.wait([behind])  # it never raises; a cancelled one left days pending
+            await asyncio.wait([behind])  # it never raises; a cancelled one left hours pending
             self._behind = None
         if self.pending_rollups:
             await self.refresh_rollups()
 
     async def refresh_rollups(self) -> None:
-        """Recompute the rollups of the pending days in one transaction; never raises.
+        """Recompute the rollups of the pending hours in one transaction; never raises.
 
         One refresh at a time: a call waits for a refresh running in the background, then
-        refreshes what is pending still. A connection fault keeps the days pending (the next
+        refreshes what is pending still. A connection fault keeps the hours pending (the next
         refresh tries again). A series that cannot be rolled up (its stored minutes refused
         by ``resample_bars``, or another database error) keeps its old rollups and is counted
         (:attr:`rollup_failures`), logged and written to the errors table as

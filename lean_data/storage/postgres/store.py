@@ -164,7 +164,7 @@ class PostgresStorage(QueuedStore):
 
     @property
     def rollup_status(self) -> dict[str, Any]:
-        """The resolutions kept in ``bar_rollups``, the series with days waiting for a
+        """The resolutions kept in ``bar_rollups``, the series with hours waiting for a
         refresh, and the series whose refresh failed (each logged and an errors row
         ``rollup_failed``; their previous rollups stay)."""
         return {
@@ -232,6 +232,7 @@ class PostgresStorage(QueuedStore):
                     "search_path": f'"{self._schema}"',
                     "application_name": f"lean_data:{self._schema}",
                     "client_min_messages": "warning",
+                    "standard_conforming_strings": "on",  # bulk_read's literals rely on it
                 },
             )
             async with self._pool.acquire() as conn:
