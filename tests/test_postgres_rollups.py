@@ -264,3 +264,20 @@ async def test_an_hour_whose_high_is_nan_first_rolls_its_day_up_from_the_minutes
             assert [repr(b) for b in got] == [repr(b) for b in expected], target
         (daily,) = await store.get_rollups("BTC-PERP", "1d", *EVER)
     assert daily.high == 99_999.0
+
+
+async def test_a_day_whose_early_hours_have_no_rollups_yet_rolls_up_from_its_minutes(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    """A store that starts keeping 1h rollups on a day already half stored (its early hours
+    have none): the day is resampled from its minutes, not from the hours it has."""
+    day = [b for b in btc if b.ts_event >= btc[0].ts_event - btc[0].ts_event % NS_PER_DAY
+           + NS_PER_DAY][:1_440]  # fmt: skip
+    async with pg.make(rollups=("5m",)) as store:
+        await save(store, day[:700])
+    async with pg.make() as store:  # 5m, 15m, 1h and 1d from now on
+        await save(store, day[700:])
+        minutes = await store.get_market_data("BTC-PERP", *EVER, resolution="1m")
+        assert await store.get_rollups("BTC-PERP", "1d", *EVER) == DataTransformer.resample_bars(
+            minutes, "1d"
+        )

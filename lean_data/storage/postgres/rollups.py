@@ -93,8 +93,9 @@ _MINUTES: Final = (
     f"SELECT {BAR_COLUMNS} FROM bars WHERE {_SERIES} AND ts_event >= $4 AND ts_event < $5 "
     "ORDER BY ts_event"
 )
-_VOLUMES: Final = (  # NULL as NaN, as the minutes read back
-    "SELECT array_agg(COALESCE(volume, 'NaN'::float8)) FROM bars "
+_VOLUMES: Final = (  # NULL as NaN, as the minutes read back; and the hours they fall in
+    "SELECT array_agg(COALESCE(volume, 'NaN'::float8)), "
+    f"array_agg(DISTINCT ts_event - ((ts_event % {_HOUR}) + {_HOUR}) % {_HOUR}) FROM bars "
     f"WHERE {_SERIES} AND ts_event >= $4 AND ts_event < $5"
 )
 _HOURS: Final = (
@@ -209,8 +210,8 @@ async def _series(
     gives (first open, max high, min low and last close compose; the hours' ``closed``
     saw the same end of data), from 24 rollups and one column instead of 1,440 minutes.
     Where that does not hold (no 1-hour rollups kept, a bucket not made of whole hours, an
-    hour whose high or low is NaN, which the max and min skip differently), the bucket's
-    minutes are resampled.
+    hour whose high or low is NaN, which the max and min skip differently, an hour with
+    minutes but no 1-hour rollup), the bucket's minutes are resampled.
     """
     fine = [t for t in targets if _HOUR % t.nanos == 0]
     spans: list[Span] = []
@@ -266,8 +267,10 @@ async def _from_hours(
         return []
     if not all(bar.high == bar.high and bar.low == bar.low for bar in ordered):
         return None
+    volumes, hours = await conn.fetchrow(_VOLUMES, *key, start, end)
+    if set(hours) != parts.keys():  # an hour with minutes but no rollup (kept since only
+        return None  # recently, say): the hours do not stand for the minutes
     (bar,) = _resample(ordered, target, data_end)
-    volumes = await conn.fetchval(_VOLUMES, *key, start, end)
     return [dataclasses.replace(bar, volume=math.fsum(volumes))]
 
 
