@@ -252,7 +252,8 @@ async def _from_hours(
     hourly: dict[int, TradeBar],
 ) -> list[TradeBar] | None:
     """The ``target`` bucket at ``start`` from its hours (see :func:`_series`); None when
-    an hour's high or low is NaN (the caller resamples the minutes)."""
+    the hours do not stand for the minutes (an hour's high or low is NaN, or the hours with
+    minutes are not the hours with rollups): the caller resamples the minutes."""
     symbol, _, feed = key
     end = start + target.nanos
     stored = await conn.fetch(_HOURS, symbol, _HOURLY.name, feed, start, end)
@@ -268,8 +269,8 @@ async def _from_hours(
     if not all(bar.high == bar.high and bar.low == bar.low for bar in ordered):
         return None
     volumes, hours = await conn.fetchrow(_VOLUMES, *key, start, end)
-    if set(hours) != parts.keys():  # an hour with minutes but no rollup (kept since only
-        return None  # recently, say): the hours do not stand for the minutes
+    if hours is None or set(hours) != parts.keys():  # an hour with minutes, no rollup (kept
+        return None  # only recently, say), or rollups whose minutes retention removed
     (bar,) = _resample(ordered, target, data_end)
     return [dataclasses.replace(bar, volume=math.fsum(volumes))]
 
