@@ -227,14 +227,14 @@ async def test_a_live_minute_reads_back_its_hour_not_its_day(
     from lean_data.storage.postgres import rollups
 
     read: list[int] = []
-    copy_bars = rollups.copy_bars
+    copy_parts = rollups.copy_parts
 
-    async def counted(*args: Any) -> list[TradeBar]:
-        bars = await copy_bars(*args)
-        read.append(len(bars))
-        return bars
+    async def counted(*args: Any) -> list[list[TradeBar]]:
+        parts = await copy_parts(*args)
+        read.append(sum(map(len, parts)))
+        return parts
 
-    monkeypatch.setattr(rollups, "copy_bars", counted)
+    monkeypatch.setattr(rollups, "copy_parts", counted)
     day = [b for b in btc if b.ts_event >= btc[0].ts_event - btc[0].ts_event % NS_PER_DAY
            + NS_PER_DAY][:1_200]  # fmt: skip
     async with pg.make() as store:

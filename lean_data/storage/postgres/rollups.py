@@ -14,17 +14,18 @@ it). Like a continuous aggregate they are refreshed after the fact, not on the i
    get_rollups` and ``close`` wait for it and refresh what is pending first, so a reader
    always sees rollups of every row it wrote;
 3. a refresh (:func:`refresh`) is one transaction holding each series' advisory lock
-   (sorted, so refreshers never deadlock). For each pending hour, plus the hour of the
+   (sorted, so refreshers never deadlock), for all pending series together, in a handful
+   of statements whatever their number. For each pending hour, plus the hour of the
    series' last minute before it when the data stopped short of it (that minute's buckets
-   may be final now), the hour's stored minutes are read back and resampled by
-   :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`, the one owner of
-   the aggregation rule, with the series' own end of data (so a bucket is final exactly as
-   when resampling the whole series), into every rollup that divides an hour. A coarser
-   bucket (the day) is resampled from its 1-hour rollups with its volume summed exactly
-   from its minutes' volumes, which is what ``resample_bars`` of its minutes gives (see
-   :func:`_series` for why, and where it falls back to the minutes): a live minute costs
-   its hour, not its day. Then one ``DELETE`` and one COPY replace the buckets of every
-   refreshed series.
+   may be final now), the hour's stored minutes are read back (one binary COPY for all)
+   and resampled by :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`,
+   the one owner of the aggregation rule, with the series' own end of data (so a bucket is
+   final exactly as when resampling the whole series), into every rollup that divides an
+   hour. A coarser bucket (the day) is resampled from its 1-hour rollups with its volume
+   summed exactly from its minutes' volumes, which is what ``resample_bars`` of its
+   minutes gives (see :func:`_coarse` for why, and where it falls back to the minutes): a
+   live minute costs its hour and its day's volumes, not its day's minutes. Then one
+   ``DELETE`` and one COPY replace the buckets of every refreshed series.
 
 Refreshes of one series are serialised and each runs after the commit that asked for it,
 so the last one saw every minute committed before it, in whatever process: after the
@@ -37,6 +38,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import islice
 from typing import Final
 
 import asyncpg
@@ -44,7 +47,7 @@ import asyncpg
 from lean_data.analytics.transform import DataTransformer
 from lean_data.models import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE, Resolution, TradeBar
 from lean_data.storage import schema as sch
-from lean_data.storage.postgres.bulk_read import BAR_COLUMNS, copy_bars
+from lean_data.storage.postgres.bulk_read import copy_parts
 from lean_data.storage.postgres.records import to_record
 from lean_data.storage.rows import bar_from_row, bar_row
 
@@ -84,24 +87,35 @@ _LOCK: Final = (
     "FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
 )
 _SERIES: Final = "symbol = $1 AND resolution = $2 AND feed = $3"
-_ENDS: Final = (  # the series' last minute, and for each hour its last minute before it
-    f"SELECT (SELECT max(ts_event) FROM bars WHERE {_SERIES}), "
-    f"array(SELECT (SELECT max(ts_event) FROM bars WHERE {_SERIES} AND ts_event < h) "
-    "FROM unnest($4::bigint[]) WITH ORDINALITY AS u(h, n) ORDER BY n)"
+_LASTS: Final = (  # each series' last minute
+    "SELECT (SELECT max(ts_event) FROM bars WHERE symbol = u.symbol AND resolution = $3 AND "
+    "feed = u.feed) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(symbol, feed, n) "
+    "ORDER BY u.n"
 )
-_MINUTES: Final = (
-    f"SELECT {BAR_COLUMNS} FROM bars WHERE {_SERIES} AND ts_event >= $4 AND ts_event < $5 "
-    "ORDER BY ts_event"
+_BEFORES: Final = (  # for each (series, hour), the series' last minute before the hour
+    "SELECT (SELECT max(ts_event) FROM bars WHERE symbol = u.symbol AND resolution = $4 AND "
+    "feed = u.feed AND ts_event < u.hour) FROM unnest($1::text[], $2::text[], $3::int8[]) "
+    "WITH ORDINALITY AS u(symbol, feed, hour, n) ORDER BY u.n"
 )
-_VOLUMES: Final = (  # NULL as NaN, as the minutes read back; and the hours they fall in
-    "SELECT array_agg(COALESCE(volume, 'NaN'::float8)), "
-    f"array_agg(DISTINCT ts_event - ((ts_event % {_HOUR}) + {_HOUR}) % {_HOUR}) FROM bars "
-    f"WHERE {_SERIES} AND ts_event >= $4 AND ts_event < $5"
+_PARTS: Final = (
+    "unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) WITH ORDINALITY AS "
+    "u(symbol, feed, lo, hi, n)"
 )
-_HOURS: Final = (
-    f"{sch.SELECT['bars'].replace(' FROM bars', ' FROM bar_rollups')} WHERE {_SERIES} "
-    "AND ts_event >= $4 AND ts_event < $5 ORDER BY ts_event"
+_IN_PART: Final = (
+    "symbol = u.symbol AND resolution = $5 AND feed = u.feed AND ts_event >= u.lo AND "
+    "ts_event < u.hi"
 )
+_HOURS: Final = (  # each part's 1-hour rollups, led by the part's number
+    f"SELECT u.n, r.* FROM {_PARTS} CROSS JOIN LATERAL "
+    f"({sch.SELECT['bars'].replace(' FROM bars', ' FROM bar_rollups')} WHERE {_IN_PART}) "
+    "AS r ORDER BY u.n, r.ts_event"
+)
+_VOLUMES: Final = (  # each part's minute volumes (NULL as NaN, as the minutes read back)
+    f"SELECT m.volumes, m.hours FROM {_PARTS} CROSS JOIN LATERAL (SELECT array_agg("
+    "COALESCE(volume, 'NaN'::float8)) AS volumes, array_agg(DISTINCT ts_event - ((ts_event % "
+    f"{_HOUR}) + {_HOUR}) % {_HOUR}) AS hours FROM bars WHERE {_IN_PART}) AS m ORDER BY u.n"
+)  # and the hours they fall in, in one scan
+
 _CLEAR: Final = (  # each (symbol, feed, resolution, [lo, hi)) of the arrays
     "DELETE FROM bar_rollups r USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
     "$5::bigint[]) AS u(symbol, feed, resolution, lo, hi) WHERE r.symbol = u.symbol AND "
@@ -151,134 +165,172 @@ async def refresh(
 ) -> list[Failure]:
     """Recompute the rollups of the pending hours, in the caller's transaction.
 
-    Every series' new rollups are computed first; then one ``DELETE`` clears the buckets
-    they replace and one COPY writes them. A series whose stored minutes cannot be
-    resampled (``resample_bars`` refuses them, e.g. a "1m" bar not on a minute boundary,
-    straddling a bucket) keeps its rollups as they were and is returned with the reason,
-    for the caller to report; the others are refreshed.
+    All series at once, in a few statements whatever their number: their ends, their
+    hours' minutes (one binary COPY), their days' hours and volumes; then every new rollup
+    is computed, and one ``DELETE`` clears the buckets they replace and one COPY writes
+    them. A series whose stored minutes cannot be resampled (``resample_bars`` refuses
+    them, e.g. a "1m" bar not on a minute boundary, straddling a bucket) keeps its rollups
+    as they were and is returned with the reason, for the caller to report; the others
+    are refreshed.
     """
-    failures: list[Failure] = []
     if not targets or not pending:
-        return failures
+        return []
     series = sorted(pending)
     await conn.execute(_LOCK, [f"lean_data.rollup:{schema}\x1f{f}\x1f{s}" for f, s in series])
+    plans = await _plans(conn, series, pending)
+    await _fine(conn, plans, [t for t in targets if _HOUR % t.nanos == 0])
+    await _coarse(conn, plans, [t for t in targets if _HOUR % t.nanos], _HOURLY in targets)
     cleared: list[tuple[str, str, str, int, int]] = []  # (symbol, feed, resolution, lo, hi)
     rows: list[tuple[object, ...]] = []
-    for feed, symbol in series:
-        key = (symbol, _SOURCE.name, feed)
-        hours = sorted(pending[(feed, symbol)])
-        last, befores = await conn.fetchrow(_ENDS, *key, hours)
-        if last is None:  # no minutes (left): nothing to roll up
-            continue
-        redo = set(hours)
-        for hour, before in zip(hours, befores, strict=True):
-            if before is not None and before + _MIN < hour:  # data stopped short of this hour:
-                redo.add(before - before % _HOUR)  # the buckets of that last minute may be
-        try:  # final now that later data exists
-            spans, bars = await _series(conn, key, sorted(redo), targets, last + _MIN)
-        except ValueError as exc:  # the stored minutes themselves: nothing is replaced
-            failures.append((feed, symbol, str(exc)))
-            continue
-        cleared += [(symbol, feed, name, lo, hi) for name, lo, hi in spans]
-        rows += [to_record(sch.BARS, bar_row(bar, feed, None, bar.ts_recv)) for bar in bars]
+    for plan in plans:
+        if plan.failed is None:
+            cleared += [(plan.symbol, plan.feed, name, lo, hi) for name, lo, hi in plan.spans]
+            rows += [to_record(sch.BARS, bar_row(b, plan.feed, None, b.ts_recv)) for b in plan.bars]
     if cleared:
         await conn.execute(_CLEAR, *(list(column) for column in zip(*cleared, strict=True)))
     if rows:
         await conn.copy_records_to_table(
             "bar_rollups", records=rows, columns=sch.BAR_COLUMNS, schema_name=schema
         )
-    return failures
+    return [(p.feed, p.symbol, p.failed) for p in plans if p.failed is not None]
 
 
 Span = tuple[str, int, int]
 """(resolution, lo, hi): the rollups of one resolution in ``[lo, hi)`` that are replaced."""
 
 
-async def _series(
-    conn: asyncpg.Connection,
-    key: tuple[str, str, str],
-    hours: list[int],
-    targets: Sequence[Resolution],
-    data_end: int,
-) -> tuple[list[Span], list[TradeBar]]:
-    """One series' new rollups in every bucket that overlaps one of ``hours``.
+@dataclass
+class _Plan:
+    """One series' refresh: the hours to redo, its end of data, what it will write."""
 
-    Targets dividing an hour are resampled from the minutes of those hours. A coarser
-    bucket (a day) is resampled from its 1-hour rollups (those just computed, and the
-    stored ones of the other hours, which are current) with the volume summed exactly
+    feed: str
+    symbol: str
+    hours: list[int]  # sorted UTC hour starts
+    data_end: int
+    spans: list[Span] = field(default_factory=list)
+    bars: list[TradeBar] = field(default_factory=list)
+    hourly: dict[int, TradeBar] = field(default_factory=dict)  # 1h rollups just computed
+    failed: str | None = None
+
+    def resample(self, bars: list[TradeBar], target: Resolution) -> list[TradeBar]:
+        """``resample_bars`` with the series' end of data; a refusal fails the series."""
+        if not bars or self.failed is not None:
+            return []
+        try:
+            return DataTransformer.resample_bars(bars, target, data_end_ns=self.data_end)
+        except ValueError as exc:  # the stored minutes themselves: nothing is replaced
+            self.failed = str(exc)
+            return []
+
+
+async def _plans(
+    conn: asyncpg.Connection, series: list[tuple[str, str]], pending: Pending
+) -> list[_Plan]:
+    """Each series with minutes: its hours to redo (the pending ones, plus the hour of its
+    last minute before one when the data stopped short of it: that minute's buckets may
+    be final now that later data exists) and its end of data."""
+    symbols, feeds = [s for _, s in series], [f for f, _ in series]
+    lasts = await conn.fetch(_LASTS, symbols, feeds, _SOURCE.name)
+    flat = [(s, f, h) for f, s in series for h in sorted(pending[(f, s)])]
+    columns = [list(column) for column in zip(*flat, strict=True)]
+    befores = iter(await conn.fetch(_BEFORES, *columns, _SOURCE.name))
+    plans: list[_Plan] = []
+    for (feed, symbol), (last,) in zip(series, lasts, strict=True):
+        redo = set(hours := sorted(pending[(feed, symbol)]))
+        for hour, (before,) in zip(hours, islice(befores, len(hours)), strict=True):
+            if before is not None and before + _MIN < hour:
+                redo.add(before - before % _HOUR)
+        if last is not None:  # else no minutes (left): nothing to roll up
+            plans.append(_Plan(feed, symbol, sorted(redo), last + _MIN))
+    return plans
+
+
+async def _fine(conn: asyncpg.Connection, plans: list[_Plan], fine: list[Resolution]) -> None:
+    """The targets dividing an hour, from the minutes of each plan's hours (one COPY)."""
+    runs = [(plan, lo, hi) for plan in plans for lo, hi in _runs(plan.hours, _HOUR)]
+    parts = [(plan.symbol, plan.feed, lo, hi) for plan, lo, hi in runs]
+    for (plan, lo, hi), minutes in zip(runs, await copy_parts(conn, parts, _SOURCE), strict=True):
+        for target in fine:
+            plan.spans.append((target.name, lo, hi))
+            made = plan.resample(minutes, target)
+            plan.bars += made
+            if target == _HOURLY:
+                plan.hourly.update((bar.ts_event, bar) for bar in made)
+
+
+async def _coarse(
+    conn: asyncpg.Connection, plans: list[_Plan], coarse: list[Resolution], hourly: bool
+) -> None:
+    """The coarser targets (the day), each bucket overlapping a plan's hours.
+
+    A bucket of whole hours is resampled from its 1-hour rollups (those just computed, and
+    the stored ones of the other hours, which are current) with the volume summed exactly
     (``math.fsum``) from its minutes' volumes: the values ``resample_bars`` of its minutes
     gives (first open, max high, min low and last close compose; the hours' ``closed``
     saw the same end of data), from 24 rollups and one column instead of 1,440 minutes.
     Where that does not hold (no 1-hour rollups kept, a bucket not made of whole hours, an
-    hour whose high or low is NaN, which the max and min skip differently, an hour with
-    minutes but no 1-hour rollup), the bucket's minutes are resampled.
+    hour whose high or low is NaN, which the max and min skip differently, or the hours
+    with minutes not being the hours with rollups), the bucket's minutes are resampled.
     """
-    fine = [t for t in targets if _HOUR % t.nanos == 0]
-    spans: list[Span] = []
-    bars: list[TradeBar] = []
-    hourly: dict[int, TradeBar] | None = {} if _HOURLY in fine else None
-    for lo, hi in _runs(hours, _HOUR):
-        minutes = await copy_bars(conn, _MINUTES, (*key, lo, hi), _SOURCE)
-        for target in fine:
-            spans.append((target.name, lo, hi))
-            made = _resample(minutes, target, data_end)
-            bars += made
-            if hourly is not None and target == _HOURLY:
-                hourly.update((bar.ts_event, bar) for bar in made)
-    for target in targets:
-        size = target.nanos
-        if _HOUR % size == 0:
-            continue
-        starts = sorted({b for h in hours for b in range(h - h % size, h + _HOUR, size)})
-        for start in starts:
-            spans.append((target.name, start, start + size))
-            if hourly is not None and size % _HOUR == 0:
-                composed = await _from_hours(conn, key, target, start, data_end, hours, hourly)
-                if composed is not None:
-                    bars += composed
-                    continue
-            minutes = await copy_bars(conn, _MINUTES, (*key, start, start + size), _SOURCE)
-            bars += _resample(minutes, target, data_end)
-    return spans, bars
+    buckets: list[tuple[_Plan, Resolution, int]] = []
+    for plan in plans:
+        for target in coarse:
+            size = target.nanos
+            starts = {b for h in plan.hours for b in range(h - h % size, h + _HOUR, size)}
+            for start in sorted(starts):
+                plan.spans.append((target.name, start, start + size))
+                buckets.append((plan, target, start))
+    composed: list[tuple[_Plan, Resolution, int]] = []
+    slow: list[tuple[_Plan, Resolution, int]] = []
+    for bucket in buckets:
+        if bucket[0].failed is None:  # a failed series writes nothing
+            (composed if hourly and bucket[1].nanos % _HOUR == 0 else slow).append(bucket)
+    if composed:
+        slow += await _from_hours(conn, composed)
+    parts = [(plan.symbol, plan.feed, start, start + t.nanos) for plan, t, start in slow]
+    for (plan, target, _), minutes in zip(
+        slow, await copy_parts(conn, parts, _SOURCE), strict=True
+    ):
+        plan.bars += plan.resample(minutes, target)
 
 
 async def _from_hours(
-    conn: asyncpg.Connection,
-    key: tuple[str, str, str],
-    target: Resolution,
-    start: int,
-    data_end: int,
-    redone: list[int],
-    hourly: dict[int, TradeBar],
-) -> list[TradeBar] | None:
-    """The ``target`` bucket at ``start`` from its hours (see :func:`_series`); None when
-    the hours do not stand for the minutes (an hour's high or low is NaN, or the hours with
-    minutes are not the hours with rollups): the caller resamples the minutes."""
-    symbol, _, feed = key
-    end = start + target.nanos
-    stored = await conn.fetch(_HOURS, symbol, _HOURLY.name, feed, start, end)
-    parts = {bar.ts_event: bar for bar in map(bar_from_row, stored)}
-    for hour in redone:  # replaced by what was just computed (or gone: no minutes left)
-        if start <= hour < end:
-            parts.pop(hour, None)
-            if hour in hourly:
-                parts[hour] = hourly[hour]
-    ordered = [parts[hour] for hour in sorted(parts)]
-    if not ordered:
-        return []
-    if not all(bar.high == bar.high and bar.low == bar.low for bar in ordered):
-        return None
-    volumes, hours = await conn.fetchrow(_VOLUMES, *key, start, end)
-    if hours is None or set(hours) != parts.keys():  # an hour with minutes, no rollup (kept
-        return None  # only recently, say), or rollups whose minutes retention removed
-    (bar,) = _resample(ordered, target, data_end)
-    return [dataclasses.replace(bar, volume=math.fsum(volumes))]
-
-
-def _resample(bars: list[TradeBar], target: Resolution, data_end: int) -> list[TradeBar]:
-    if not bars:
-        return []
-    return DataTransformer.resample_bars(bars, target, data_end_ns=data_end)
+    conn: asyncpg.Connection, buckets: list[tuple[_Plan, Resolution, int]]
+) -> list[tuple[_Plan, Resolution, int]]:
+    """Resample each bucket from its hours (see :func:`_coarse`); return those whose hours
+    do not stand for their minutes, for the caller to resample from the minutes."""
+    columns = [
+        [plan.symbol for plan, _, _ in buckets],
+        [plan.feed for plan, _, _ in buckets],
+        [start for _, _, start in buckets],
+        [start + target.nanos for _, target, start in buckets],
+    ]
+    stored: list[dict[int, TradeBar]] = [{} for _ in buckets]
+    for record in await conn.fetch(_HOURS, *columns, _HOURLY.name):
+        bar = bar_from_row(tuple(record)[1:])
+        stored[record[0] - 1][bar.ts_event] = bar
+    sums = await conn.fetch(_VOLUMES, *columns, _SOURCE.name)
+    slow: list[tuple[_Plan, Resolution, int]] = []
+    for (plan, target, start), parts, (volumes, hours) in zip(buckets, stored, sums, strict=True):
+        end = start + target.nanos
+        for hour in plan.hours:  # replaced by what was just computed (or gone: no minutes)
+            if start <= hour < end:
+                parts.pop(hour, None)
+                if hour in plan.hourly:
+                    parts[hour] = plan.hourly[hour]
+        ordered = [parts[hour] for hour in sorted(parts)]
+        if not ordered and hours is None:
+            continue  # no minutes, no rollups: the bucket stays empty
+        if (
+            hours is None
+            or set(hours) != parts.keys()  # an hour with minutes, no rollup (kept only
+            or not all(b.high == b.high and b.low == b.low for b in ordered)  # recently), or
+        ):  # rollups whose minutes retention removed; or a NaN high or low
+            slow.append((plan, target, start))
+            continue
+        made = plan.resample(ordered, target)
+        plan.bars += [dataclasses.replace(bar, volume=math.fsum(volumes)) for bar in made]
+    return slow
 
 
 def _runs(starts: Sequence[int], size: int) -> list[tuple[int, int]]:
