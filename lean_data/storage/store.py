@@ -290,10 +290,10 @@ class QueuedStore(Queries):
         ts_ns: int | None = None,
     ) -> None:
         """Queue one row for the errors table (``kind`` is a short category)."""
-        if not self.save_error_nowait(
-            kind, message, feed=feed, symbol=symbol, detail=detail, ts_ns=ts_ns
-        ):
-            row = error_row(self._now(ts_ns), kind, feed, symbol, message, detail)
+        row = error_row(self._now(ts_ns), kind, feed, symbol, message, detail)
+        if not self._accepting:
+            self._reject()
+        if not self._queue.offer(sch.ERRORS, row):
             await self._save(sch.ERRORS, row)
 
     def save_error_nowait(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.models import MarketData, QuoteBar, Tick, TickType, TradeBar
@@ -38,6 +38,7 @@ _PRICES_QUOTE = tuple(
 )
 _PRICES_TICK = ("price", "size", "bid_price", "bid_size", "ask_price", "ask_size")
 _BAR_TAIL = ("ts_recv", "closed", "revision", "backfilled")
+_B = TypeVar("_B", TradeBar, QuoteBar)
 
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "bar": ("symbol", "feed", "resolution", "time", "ts_event", *_PRICES_BAR, *_BAR_TAIL),
@@ -147,21 +148,23 @@ def _column(table: Any, name: str, source: str) -> list[Any]:
 
 
 def _bars(c: dict[str, list[Any]]) -> Iterator[TradeBar]:
-    resolutions = map(resolution_from_text, c["resolution"])
-    for row in zip(
-        c["symbol"], c["ts_event"], *(c[name] for name in _PRICES_BAR), resolutions,
-        *(c[name] for name in _BAR_TAIL), strict=True,
-    ):  # fmt: skip
-        yield TradeBar(*row)
+    return _bar_like(TradeBar, _PRICES_BAR, c)
 
 
 def _quotes(c: dict[str, list[Any]]) -> Iterator[QuoteBar]:
+    return _bar_like(QuoteBar, _PRICES_QUOTE, c)
+
+
+def _bar_like(
+    cls: Callable[..., _B], prices: Sequence[str], c: dict[str, list[Any]]
+) -> Iterator[_B]:
+    """Trade or quote bars: symbol, open time, the prices, resolution, then the flags."""
     resolutions = map(resolution_from_text, c["resolution"])
     for row in zip(
-        c["symbol"], c["ts_event"], *(c[name] for name in _PRICES_QUOTE), resolutions,
+        c["symbol"], c["ts_event"], *(c[name] for name in prices), resolutions,
         *(c[name] for name in _BAR_TAIL), strict=True,
     ):  # fmt: skip
-        yield QuoteBar(*row)
+        yield cls(*row)
 
 
 def _ticks(c: dict[str, list[Any]]) -> Iterator[Tick]:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import gc
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Final, cast
 
 import asyncpg
@@ -64,6 +65,22 @@ _VALUES: Final = struct.Struct(">2x" + _VALUES_TAIL)
 _PART_ROW: Final = struct.Struct(">h" + "ii" + _ROW.format[2:])  # led by the part's int4
 _PART_LAYOUT: Final = (11, 4, *_LAYOUT[1:])
 _PART_VALUES: Final = struct.Struct(">2x4xi" + _VALUES_TAIL)
+
+
+_NEW: Final = cast("Callable[..., TradeBar]", TradeBar.__new__)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic collection inside (see the module docstring); resumed only if it ran."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class BinaryCopyError(ValueError):
@@ -125,19 +142,12 @@ class BarDecoder:
     def _build(self, view: memoryview) -> None:
         self._check(view)
         symbol, resolution, cls = self._symbol, self._resolution, TradeBar
-        new = cast("Callable[..., TradeBar]", TradeBar.__new__)  # the generated constructor,
-        # called directly: ``TradeBar(...)`` adds type.__call__ to each of 500k bars
-        paused = gc.isenabled()
-        if paused:  # see the module docstring: no collection while a chunk's bars are built
-            gc.disable()
-        try:
+        new = _NEW  # the generated constructor, called directly: ``TradeBar(...)`` adds
+        with _collector_paused():  # type.__call__ to each of 500k bars
             self._bars += [
                 new(cls, symbol, ts, o, h, lo, c, v, resolution, recv, closed, rev, back)
                 for ts, o, h, lo, c, v, recv, closed, rev, back in _VALUES.iter_unpack(view)
             ]
-        finally:
-            if paused:
-                gc.enable()
 
     def _check(self, view: memoryview) -> None:
         first = self._row.unpack_from(view)  # every row has the first row's layout:
@@ -170,19 +180,13 @@ class PartsDecoder(BarDecoder):
     def _build(self, view: memoryview) -> None:
         self._check(view)
         symbols, parts, res, cls = self._symbols, self._parts, self._resolution, TradeBar
-        new = cast("Callable[..., TradeBar]", TradeBar.__new__)
-        paused = gc.isenabled()
-        if paused:  # as in BarDecoder._build
-            gc.disable()
-        try:
+        new = _NEW
+        with _collector_paused():
             for n, ts, o, h, lo, c, v, recv, shut, rev, back in _PART_VALUES.iter_unpack(view):
                 if not 0 < n <= len(parts):
                     raise BinaryCopyError(f"binary COPY row of part {n}, not 1..{len(parts)}")
                 bar = new(cls, symbols[n - 1], ts, o, h, lo, c, v, res, recv, shut, rev, back)
                 parts[n - 1].append(bar)
-        finally:
-            if paused:
-                gc.enable()
 
 
 PARTS_SQL: Final = (
