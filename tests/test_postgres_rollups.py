@@ -281,3 +281,33 @@ async def test_a_day_whose_early_hours_have_no_rollups_yet_rolls_up_from_its_min
         assert await store.get_rollups("BTC-PERP", "1d", *EVER) == DataTransformer.resample_bars(
             minutes, "1d"
         )
+
+
+async def test_a_refresh_cancelled_midway_leaves_its_hours_pending_for_close(
+    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lean_data.storage.postgres import sink as pg_sink
+
+    refresh = pg_sink.rollups.refresh
+    entered = asyncio.Event()
+
+    async def stuck(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await asyncio.Event().wait()  # until cancelled
+        return await refresh(*args, **kwargs)
+
+    day = btc[:1_440]
+    hours = {b.ts_event - b.ts_event % 3_600_000_000_000 for b in day}
+    async with pg.make() as store:
+        await save(store, day)  # stored and rolled up
+        await pg.conn.execute("DELETE FROM bar_rollups")  # stale now: to be refreshed
+        store._sink.pending_rollups = {("ftx", "BTC-PERP"): set(hours)}
+        monkeypatch.setattr(pg_sink.rollups, "refresh", stuck)
+        task = asyncio.create_task(store._sink.refresh_rollups())
+        await entered.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert store._sink.pending_rollups == {("ftx", "BTC-PERP"): hours}  # not dropped
+        monkeypatch.setattr(pg_sink.rollups, "refresh", refresh)
+        await assert_rollups_resample_the_stored_minutes(store)  # refreshed first

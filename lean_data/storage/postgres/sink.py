@@ -289,6 +289,9 @@ class PgSink:
         try:
             async with self._pool().acquire() as conn, conn.transaction():
                 failures = await rollups.refresh(conn, self._schema, self.rollups, pending)
+        except asyncio.CancelledError:  # the transaction rolled back: the hours stay
+            self._add_pending(pending)  # pending (close refreshes or counts them)
+            raise
         except Exception as exc:
             if records.is_transient(exc):
                 self._add_pending(pending)
