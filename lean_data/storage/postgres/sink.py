@@ -181,7 +181,8 @@ class PgSink:
         self._attempt = 0
         self._in_doubt: int | None = None  # the attempt whose commit was not answered
         self._refreshing = asyncio.Lock()  # one refresh at a time, in the background or not
-        self._behind: asyncio.Task[None] | None = None  # a refresh under a steady load
+        self._behind: asyncio.Task[None] | None = None  # a refresh under a steady load (held:
+        # the loop keeps only a weak reference to a task)
 
     def _pool(self) -> asyncpg.Pool:
         if self.pool is None:
@@ -255,18 +256,8 @@ class PgSink:
 
     @property
     def refreshing(self) -> bool:
-        """Whether a background refresh is running."""
-        return self._behind is not None and not self._behind.done()
-
-    async def settle_rollups(self) -> None:
-        """Let a background refresh end, then refresh what is still pending (a reader of
-        the rollups, close)."""
-        behind = self._behind
-        if behind is not None:
-            await asyncio.wait([behind])  # it never raises; a cancelled one left hours pending
-            self._behind = None
-        if self.pending_rollups:
-            await self.refresh_rollups()
+        """Whether a refresh is running (in the background, say)."""
+        return self._refreshing.locked()
 
     async def refresh_rollups(self) -> None:
         """Recompute the rollups of the pending hours in one transaction; never raises.

@@ -207,7 +207,7 @@ class PostgresStorage(QueuedStore):
         await self._barrier(strict=False)
         if self._sink.pending_rollups or self._sink.refreshing:  # the rows queued before
             async with self._batch_writer.write_lock:  # are committed: roll them up
-                await self._sink.settle_rollups()
+                await self._sink.refresh_rollups()  # after a running one, what is left
         rows = await self._fetch(sql + " ORDER BY ts_event, feed", params, wait=False)
         return [bar_from_row(r) for r in rows]
 
@@ -265,8 +265,8 @@ class PostgresStorage(QueuedStore):
         self._sink.pool = self._pool
 
     async def _disconnect(self) -> None:
-        if self._pool is not None:  # close: a background refresh ends, the rest is rolled up
-            await self._sink.settle_rollups()
+        if self._pool is not None:  # close: a running refresh ends, the rest is rolled up
+            await self._sink.refresh_rollups()
             if self._sink.pending_rollups:  # the connection failed: say what stays stale
                 self._sink.rollup_failures += len(self._sink.pending_rollups)
                 logger.error(
