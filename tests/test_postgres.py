@@ -312,6 +312,77 @@ async def test_a_row_the_server_refuses_is_found_by_bisection_and_rejected_alone
     assert all('violates check constraint "sane_volume"' in m for m in reports)
 
 
+async def test_new_keys_go_straight_in_and_a_stored_key_falls_back_to_the_upsert(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    bars = received(btc[:300])
+    revised = [dataclasses.replace(b, close=b.close + 1.0, revision=1) for b in bars[100:150]]
+    stale = [dataclasses.replace(b, close=-1.0) for b in bars[120:130]]  # revision 0: loses
+    async with pg.make(batch_rows=100) as store:
+        for bar in bars[:200]:
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert store.copy_status["bars"] == {"copied": 2, "conflicts": 0}
+
+        for bar in revised:  # every key stored: the COPY is refused, the upsert replaces
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert store.copy_status["bars"] == {"copied": 2, "conflicts": 1}
+        for bar in stale:  # staged at once after the conflict; the older revision loses
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert store.copy_status["bars"] == {"copied": 2, "conflicts": 1}
+
+        for bar in bars[200:250]:  # new keys again: straight in
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert store.copy_status["bars"] == {"copied": 3, "conflicts": 1}
+
+        # one key twice in one batch (a bar, then its revision): the COPY is refused, the
+        # upsert keeps the higher revision
+        twice = bars[250:300] + [dataclasses.replace(bars[260], volume=7.0, revision=2)]
+        for bar in twice:
+            await store.save_market_data(bar, feed="ftx")
+        await store.flush()
+        assert store.copy_status["bars"] == {"copied": 3, "conflicts": 2}
+
+        stored = await store.get_market_data("BTC-PERP", 0, 2**62)
+        expected = bars[:100] + revised + bars[150:260] + [twice[-1]] + bars[261:300]
+        assert stored == expected
+        assert store.statistics()["rows_written"] == 300 + 50 + 10 + 1
+    assert await pg.rows("SELECT count(*) FROM bars") == [(300,)]
+
+
+async def test_after_a_conflict_straight_copies_wait_twice_as_long_until_one_succeeds() -> None:
+    from lean_data.storage.postgres.sink import DirectCopy
+
+    class Connection:  # records which writes tried a COPY; refuses them while told to
+        def __init__(self) -> None:
+            self.refuse, self.tries, self.write = True, [], 0
+
+        async def execute(self, sql: str) -> None:
+            pass
+
+        async def copy_records_to_table(self, *args: Any, **kwargs: Any) -> None:
+            self.tries.append(self.write)
+            if self.refuse:
+                raise asyncpg.UniqueViolationError("duplicate key value violates ...")
+
+    conn, direct = Connection(), DirectCopy(sch.BARS)
+
+    async def write() -> bool:
+        done = await direct.write(conn, "s", [])  # type: ignore[arg-type]
+        conn.write += 1
+        return done
+
+    assert [await write() for _ in range(12)] == [False] * 12
+    assert conn.tries == [0, 2, 5, 10]  # staged 1, 2, 4 (then 8) writes after each conflict
+    conn.refuse = False
+    assert [await write() for _ in range(10)] == [False] * 7 + [True] * 3
+    assert conn.tries[4:] == [19, 20, 21]  # after a success, every write tries again
+    assert direct.counts() == {"copied": 3, "conflicts": 4}
+
+
 async def test_nan_reads_back_as_nan_and_null_as_in_sqlite(pg: PostgresBackend) -> None:
     bar = TradeBar("X", 60 * 10**9, math.nan, 1.0, math.inf, -math.inf, math.nan, ts_recv=NOW)
     async with pg.make() as store:

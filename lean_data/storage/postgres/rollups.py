@@ -4,9 +4,9 @@ Without TimescaleDB's continuous aggregates, the store keeps the coarser resolut
 in the table ``bar_rollups`` (the columns of ``bars``, no quality columns filled, keyed like
 it). Like a continuous aggregate they are refreshed after the fact, not on the ingest path:
 
-1. each batch transaction that stores 1-minute bars notes, from its staging table (which
-   holds exactly the rows it stored), the (feed, symbol) series and UTC hours it touched
-   (:func:`touched`); the store adds them to its pending hours once the batch commits;
+1. each batch transaction that writes 1-minute bars notes, from the rows it writes, the
+   (feed, symbol) series and UTC hours they fall in (:func:`touched`); the store adds
+   them to its pending hours once the batch commits;
 2. the writer refreshes the pending hours when its queue is empty (before it answers a
    flush), and under a steady load every few batches (so one refresh covers many batches)
    in a background task on a connection of its own, while the writer goes on committing
@@ -50,6 +50,7 @@ from lean_data.storage import schema as sch
 from lean_data.storage.postgres.bulk_read import copy_parts
 from lean_data.storage.postgres.records import to_record
 from lean_data.storage.rows import bar_from_row, bar_row
+from lean_data.storage.schema import Row
 
 __all__ = [
     "DEFAULT_ROLLUPS",
@@ -77,11 +78,6 @@ SELECT_ROLLUPS: Final = (
 )
 """The rollups of one symbol and resolution in ``[?2, ?3)`` (``bar_from_row`` reads them)."""
 
-_TOUCHED: Final = (
-    "SELECT feed, symbol, "
-    f"array_agg(DISTINCT ts_event - ((ts_event % {_HOUR}) + {_HOUR}) % {_HOUR}) AS hours "
-    "FROM lean_stage_bars WHERE resolution = $1 GROUP BY feed, symbol ORDER BY feed, symbol"
-)
 _LOCK: Final = (
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
     "FROM unnest($1::text[]) WITH ORDINALITY AS u(k, n) ORDER BY n"
@@ -148,12 +144,14 @@ Pending = dict[tuple[str, str], set[int]]
 """(feed, symbol) -> UTC hours (ns of their start) whose rollups must be recomputed."""
 
 
-async def touched(conn: asyncpg.Connection) -> Pending:
-    """The series and hours of the 1-minute bars this batch staged (inside its transaction)."""
-    found: Pending = {}
-    for record in await conn.fetch(_TOUCHED, _SOURCE.name):
-        found[(record["feed"], record["symbol"])] = set(record["hours"])
-    return found
+def touched(found: Pending, records: Sequence[Row]) -> None:
+    """Add to ``found`` the series and UTC hours of the 1-minute bars among ``records``
+    (``bars`` rows as written)."""
+    minute = _SOURCE.name
+    for feed, symbol, hour in {
+        (r[0], r[1], r[3] - r[3] % _HOUR) for r in records if r[2] == minute
+    }:
+        found.setdefault((feed, symbol), set()).add(hour)
 
 
 Failure = tuple[str, str, str]

@@ -1,4 +1,4 @@
-"""How the shared batch writer reaches PostgreSQL: COPY into staging, one upsert per table.
+"""How the shared batch writer reaches PostgreSQL: one transaction per batch, bulk COPY.
 
 :class:`PgSink` implements :class:`~lean_data.storage.sink.BatchSink`. One batch is one
 transaction on one pooled connection:
@@ -7,23 +7,28 @@ transaction on one pooled connection:
    (:meth:`~lean_data.storage.postgres.partitions.Partitions.ensure`);
 2. ``BEGIN`` travels with an upsert of this store's row in ``lean_writers`` (the attempt
    number, see below);
-3. bars and quote bars: binary COPY (``copy_records_to_table``) into the connection's
-   temporary staging table, then ONE ``INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT
-   DO UPDATE ... WHERE <incoming wins>`` per table (:data:`~lean_data.storage.postgres.
-   schema.UPSERT`): duplicates within the batch collapse to the version applying them one
-   by one would keep, and rows go in key order so concurrent writers lock shared keys in
-   the same order; ticks, metrics and errors have no natural key: binary COPY straight
-   into the table (an append);
-4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
-   its read-modify-write), then :meth:`PgTx.finish`, the one place where steps derived
-   from the batch's staged rows belong (the series and hours of its minute bars, whose
-   rollups :meth:`PgSink.refresh_rollups` recomputes after the commit), still in the
-   transaction;
-5. ``COMMIT``.
+3. bars and quote bars, sorted by key (so concurrent writers lock shared keys in the same
+   order), by one of two ways that store the same thing (:class:`DirectCopy` chooses):
 
-No per-row round trips. The careful retry writes slices of the same staging table
-(``seq`` ranges) under savepoints, so after it the staging table holds exactly the rows
-stored.
+   - *new keys*, the common case of a live stream: one binary COPY
+     (``copy_records_to_table``) straight into the table under a savepoint. Where a key
+     is already stored (a revision, a replayed or backfilled bar, another process's row)
+     or appears twice in the batch, the unique index refuses the COPY, the savepoint is
+     rolled back (nothing of it stays) and the rows take the other way;
+   - *the upsert*: binary COPY into the connection's temporary staging table, then ONE
+     ``INSERT ... SELECT DISTINCT ON (key) ... ON CONFLICT DO UPDATE ... WHERE <incoming
+     wins>`` per table (:data:`~lean_data.storage.postgres.schema.UPSERT`): duplicates
+     within the batch collapse to the version applying them one by one would keep.
+
+   Ticks, metrics and errors have no natural key: binary COPY straight into the table
+   (an append);
+4. new bar series, coverage (each series held by an advisory lock, in sorted order, for
+   its read-modify-write), still in the transaction;
+5. ``COMMIT``; then the series and UTC hours of the minute bars the batch wrote become
+   pending rollups, which :meth:`PgSink.refresh_rollups` recomputes.
+
+No per-row round trips. The careful retry writes slices of the batch under savepoints
+(the upsert's ``seq`` ranges of the same staging table).
 
 Retry safety. A transaction that fails before its commit leaves nothing behind (staging
 rows are rolled back with it), so the writer may simply write the batch again on a fresh
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
@@ -65,7 +71,7 @@ from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CommitInDoubt, CoverageRow
 
-__all__ = ["REFRESH_EVERY", "PgSink", "PgTx"]
+__all__ = ["REFRESH_EVERY", "DirectCopy", "PgSink", "PgTx"]
 
 REFRESH_EVERY = 16
 """Under a steady load, refresh the rollups at least every this many batches."""
@@ -73,6 +79,63 @@ REFRESH_EVERY = 16
 logger = logging.getLogger("lean_data.storage.postgres")
 
 _STAGE_COLUMNS = {table: (*COLUMNS[table], "seq") for table in STAGE}
+_KEY_ORDER = operator.itemgetter(1, 2, 3, 0)  # (symbol, resolution, ts_event, feed) of a row
+
+
+class DirectCopy:
+    """Writes a batch's keyed rows of one table straight into it when every key is new.
+
+    Straight in costs the server about half of staging and upserting, and it is right
+    whenever every key is new. A batch with a stored or repeated key fails it (rolled back
+    to a savepoint: nothing of it stays) and pays both. After such a conflict the next
+    batch is staged at once, and after a further conflict twice as many (up to
+    :attr:`MAX_SKIP`), so a series that keeps revising its bars wastes one COPY in
+    ``MAX_SKIP`` batches at most; a success starts again at one.
+
+    Args:
+        table: the entry kind (bars or quote bars).
+    """
+
+    MAX_SKIP = 64
+
+    __slots__ = ("_penalty", "_skip", "conflicts", "copied", "table")
+
+    def __init__(self, table: int) -> None:
+        self.table = table
+        self._skip = 0  # batches still to stage before trying again
+        self._penalty = 1  # how many to skip after the next conflict
+        self.copied = 0  # writes that went straight in
+        self.conflicts = 0  # writes whose COPY found a stored or repeated key
+
+    def counts(self) -> dict[str, int]:
+        """Writes that went straight in (``copied``), and those whose COPY met a stored
+        or repeated key (``conflicts``; they were upserted)."""
+        return {"copied": self.copied, "conflicts": self.conflicts}
+
+    async def write(self, conn: asyncpg.Connection, schema: str, converted: list[Row]) -> bool:
+        """COPY ``converted`` into the table; False when they were not written (skipped
+        after a recent conflict, or a key was already there): the caller upserts them."""
+        if self._skip:
+            self._skip -= 1
+            return False
+        await conn.execute("SAVEPOINT lean_direct")
+        try:
+            await conn.copy_records_to_table(
+                sch.TABLE_NAMES[self.table],
+                records=converted,
+                columns=COLUMNS[self.table],
+                schema_name=schema,
+            )
+        except asyncpg.UniqueViolationError:
+            await conn.execute("ROLLBACK TO SAVEPOINT lean_direct; RELEASE SAVEPOINT lean_direct")
+            self.conflicts += 1
+            self._skip = self._penalty
+            self._penalty = min(self._penalty * 2, self.MAX_SKIP)
+            return False
+        await conn.execute("RELEASE SAVEPOINT lean_direct")
+        self.copied += 1
+        self._penalty = 1
+        return True
 
 
 class PgTx:
@@ -81,33 +144,44 @@ class PgTx:
     Args:
         conn: the connection, inside ``BEGIN``.
         schema: the store's schema (the advisory lock keys of its series).
+        targets: the rollup resolutions (none: no hours are noted).
+        direct: per upserted table, whether to COPY straight in first (the sink's).
     """
 
     def __init__(
-        self, conn: asyncpg.Connection, schema: str, targets: Sequence[Resolution] = ()
+        self,
+        conn: asyncpg.Connection,
+        schema: str,
+        targets: Sequence[Resolution] = (),
+        direct: dict[int, DirectCopy] | None = None,
     ) -> None:
         self.conn = conn
         self._schema = schema
         self._rollups = targets
-        self.touched: rollups.Pending = {}  # series and hours of the minutes it stored
-        self.staged: set[int] = set()  # tables with rows in their staging table
+        self._direct = direct or {}
+        self.touched: rollups.Pending = {}  # series and hours of the minutes it wrote
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
         convert = records.to_record
-        if table in STAGE:
-            staged = [(*convert(table, row), offset + i) for i, row in enumerate(rows)]
-            await self.conn.copy_records_to_table(
-                STAGE[table], records=staged, columns=_STAGE_COLUMNS[table]
-            )
-            self.staged.add(table)
-            await self.conn.execute(UPSERT[table], offset, offset + len(rows))
-        else:
+        converted = [convert(table, row) for row in rows]
+        if table not in STAGE:
             await self.conn.copy_records_to_table(
                 sch.TABLE_NAMES[table],
-                records=[convert(table, row) for row in rows],
+                records=converted,
                 columns=COLUMNS[table],
                 schema_name=self._schema,
             )
+            return
+        converted.sort(key=_KEY_ORDER)
+        direct = self._direct.get(table)
+        if direct is None or not await direct.write(self.conn, self._schema, converted):
+            staged = [(*record, offset + i) for i, record in enumerate(converted)]
+            await self.conn.copy_records_to_table(
+                STAGE[table], records=staged, columns=_STAGE_COLUMNS[table]
+            )
+            await self.conn.execute(UPSERT[table], offset, offset + len(rows))
+        if table == sch.BARS and self._rollups:  # a row later refused costs a recompute
+            rollups.touched(self.touched, converted)
 
     async def savepoint(self) -> None:
         await self.conn.execute("SAVEPOINT lean_rows")
@@ -142,18 +216,6 @@ class PgTx:
             begins, ends, flags = (list(column) for column in zip(*rows, strict=True))
             await self.conn.execute(INSERT_COVERAGE, *key, begins, ends, flags)
 
-    async def finish(self) -> None:
-        """The last step before the commit, with the batch's rows still staged.
-
-        The one place for work derived from the batch, from ``lean_stage_bars`` /
-        ``lean_stage_quote_bars``, which hold exactly the rows this transaction stored
-        (``seq``: their place in the batch): which series and hours of minute bars it
-        stored, whose rollups the sink refreshes after the commit
-        (:mod:`~lean_data.storage.postgres.rollups`).
-        """
-        if sch.BARS in self.staged and self._rollups:
-            self.touched = await rollups.touched(self.conn)
-
 
 class PgSink:
     """Write batches through the pool in :attr:`pool` (set by the store while it is open).
@@ -174,6 +236,7 @@ class PgSink:
         self.pending_rollups: rollups.Pending = {}  # committed, not yet rolled up
         self.rollup_failures = 0
         self._batches = 0  # since the last rollup refresh
+        self.direct = {table: DirectCopy(table) for table in STAGE}  # straight in, or staged
         self.partitions = Partitions(schema)
         self._schema = schema
         self._clock_ns = clock_ns
@@ -217,10 +280,9 @@ class PgSink:
                 await conn.execute(f"BEGIN; {mark}")
             else:
                 await conn.execute("BEGIN")
-            tx = PgTx(conn, self._schema, self.rollups)
+            tx = PgTx(conn, self._schema, self.rollups, self.direct)
             try:
                 yield tx
-                await tx.finish()
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):  # else the pool resets it
                     await _rollback(conn)

@@ -30,6 +30,7 @@ import asyncpg
 
 from lean_data.errors import ConfigError, StorageError
 from lean_data.models import Resolution, TradeBar, datetime_to_ns
+from lean_data.storage import schema as sch
 from lean_data.storage.base import Storage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
@@ -172,6 +173,14 @@ class PostgresStorage(QueuedStore):
             "pending_series": len(self._sink.pending_rollups),
             "failures": self._sink.rollup_failures,
         }
+
+    @property
+    def copy_status(self) -> dict[str, dict[str, int]]:
+        """Per keyed table (``bars``, ``quote_bars``): the writes of this store that went
+        straight into the table by COPY (``copied``: every key new) and those whose COPY
+        met a key already stored or repeated in the batch (``conflicts``: rolled back and
+        upserted). The other writes were staged and upserted at once, after a conflict."""
+        return {sch.TABLE_NAMES[t]: d.counts() for t, d in self._sink.direct.items()}
 
     @property
     def rollups(self) -> tuple[Resolution, ...]:
