@@ -84,7 +84,7 @@ class SqliteBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgres"
-    version = 1
+    version = 2
 
     def __init__(self, schema: str, conn: asyncpg.Connection) -> None:
         self.schema = schema

@@ -340,7 +340,7 @@ async def test_new_keys_go_straight_in_and_a_stored_key_falls_back_to_the_upsert
 
         # one key twice in one batch (a bar, then its revision): the COPY is refused, the
         # upsert keeps the higher revision
-        twice = bars[250:300] + [dataclasses.replace(bars[260], volume=7.0, revision=2)]
+        twice = [*bars[250:300], dataclasses.replace(bars[260], volume=7.0, revision=2)]
         for bar in twice:
             await store.save_market_data(bar, feed="ftx")
         await store.flush()

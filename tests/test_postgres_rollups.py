@@ -14,6 +14,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lean_data.analytics.transform import DataTransformer
 from lean_data.errors import ConfigError
@@ -222,8 +224,8 @@ async def test_under_a_steady_load_the_rollups_refresh_while_batches_commit(
 async def test_a_live_minute_reads_back_its_hour_not_its_day(
     pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The day's rollup is built from its hours and its minutes' volumes: a refresh after
-    one more minute resamples that minute's hour, whatever the time of day."""
+    """The day's rollup is built from its hours and the exact parts of their volumes: a
+    refresh after one more minute resamples that minute's hour, whatever the time of day."""
     from lean_data.storage.postgres import rollups
 
     read: list[int] = []
@@ -281,6 +283,74 @@ async def test_a_day_whose_early_hours_have_no_rollups_yet_rolls_up_from_its_min
         assert await store.get_rollups("BTC-PERP", "1d", *EVER) == DataTransformer.resample_bars(
             minutes, "1d"
         )
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+
+
+@given(
+    st.lists(st.lists(finite | st.sampled_from([0.1, 1e-300, 3e16, -3e16, 5e-324])), max_size=30)
+)
+def test_the_exact_parts_of_hours_sum_to_the_fsum_of_all_their_volumes(
+    hours: list[list[float]],
+) -> None:
+    from lean_data.storage.postgres.rollups import exact_parts
+
+    parts = [exact_parts(volumes) for volumes in hours]
+    assert all(p is not None and len(p) <= len(v) for p, v in zip(parts, hours, strict=True))
+    joined = [x for p in parts if p is not None for x in p]
+    assert math.fsum(joined) == math.fsum([v for volumes in hours for v in volumes])
+
+
+@pytest.mark.parametrize("odd", [math.nan, math.inf, -math.inf, 2.0**1000, -1e308])
+def test_an_hour_with_a_volume_not_finite_or_huge_has_no_exact_parts(odd: float) -> None:
+    from lean_data.storage.postgres.rollups import exact_parts
+
+    assert exact_parts([1.0, odd, 2.0]) is None
+    assert exact_parts([]) == []
+    assert exact_parts([0.1, 0.2, -0.3]) == [math.fsum([0.1, 0.2, -0.3])]  # not 0.0: exact
+
+
+async def test_each_hour_keeps_the_exact_parts_of_its_minutes_volumes(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    hour = 3_600 * 10**9
+    async with pg.make() as store:
+        await save(store, btc[:3_000])
+    volumes: dict[int, list[float]] = {}
+    for bar in btc[:3_000]:
+        volumes.setdefault(bar.ts_event - bar.ts_event % hour, []).append(bar.volume)
+    stored = await pg.rows(
+        "SELECT ts_event, volume_parts, volume FROM bar_rollups WHERE resolution = '1h' "
+        "ORDER BY ts_event"
+    )
+    assert [ts for ts, _, _ in stored] == sorted(volumes)
+    for ts, parts, volume in stored:
+        assert parts is not None
+        assert math.fsum(parts) == math.fsum(volumes[ts]) == volume
+    others = await pg.rows("SELECT count(*) FROM bar_rollups WHERE volume_parts IS NOT NULL "
+                           "AND resolution <> '1h'")  # fmt: skip
+    assert others == [(0,)]
+
+
+async def test_a_schema_of_version_1_gains_the_parts_and_its_days_roll_up_from_minutes(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    """Version 1 kept no volume parts: opened by this version, the column is added (NULL in
+    the old rows), and a day whose hours have none is resampled from its minutes."""
+    day = [b for b in btc if b.ts_event >= btc[0].ts_event - btc[0].ts_event % NS_PER_DAY
+           + NS_PER_DAY][:1_440]  # fmt: skip
+    async with pg.make() as store:
+        await save(store, day[:700])
+    await pg.execute("ALTER TABLE bar_rollups DROP COLUMN volume_parts")
+    await pg.execute("UPDATE schema_version SET version = 1")
+    async with pg.make() as store:  # migrated at open
+        assert await pg.rows("SELECT version FROM schema_version") == [(2,)]
+        assert await pg.rows("SELECT count(*) FROM bar_rollups WHERE volume_parts IS NULL") != [
+            (0,)
+        ]
+        await save(store, day[700:])
+        await assert_rollups_resample_the_stored_minutes(store)
 
 
 async def test_a_refresh_cancelled_midway_leaves_its_hours_pending_for_close(

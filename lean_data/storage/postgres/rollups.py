@@ -21,10 +21,12 @@ it). Like a continuous aggregate they are refreshed after the fact, not on the i
    and resampled by :meth:`~lean_data.analytics.transform.DataTransformer.resample_bars`,
    the one owner of the aggregation rule, with the series' own end of data (so a bucket is
    final exactly as when resampling the whole series), into every rollup that divides an
-   hour. A coarser bucket (the day) is resampled from its 1-hour rollups with its volume
-   summed exactly from its minutes' volumes, which is what ``resample_bars`` of its
-   minutes gives (see :func:`_coarse` for why, and where it falls back to the minutes): a
-   live minute costs its hour and its day's volumes, not its day's minutes. Then one
+   hour; each 1-hour rollup keeps the exact parts of its minutes' volumes
+   (``volume_parts``, :func:`exact_parts`). A coarser bucket (the day) is resampled from
+   its 1-hour rollups with its volume summed from their parts, which is what
+   ``resample_bars`` of its minutes gives (see :func:`_coarse` for why, and where it falls
+   back to the minutes): a live minute costs its hour's minutes and its day's hours, not
+   its day's minutes. Then one
    ``DELETE`` and one COPY replace the buckets of every refreshed series.
 
 Refreshes of one series are serialised and each runs after the commit that asked for it,
@@ -101,16 +103,17 @@ _IN_PART: Final = (
     "symbol = u.symbol AND resolution = $5 AND feed = u.feed AND ts_event >= u.lo AND "
     "ts_event < u.hi"
 )
-_HOURS: Final = (  # each part's 1-hour rollups, led by the part's number
+_HOURS: Final = (  # each part's 1-hour rollups with their volume parts, led by its number
     f"SELECT u.n, r.* FROM {_PARTS} CROSS JOIN LATERAL "
-    f"({sch.SELECT['bars'].replace(' FROM bars', ' FROM bar_rollups')} WHERE {_IN_PART}) "
-    "AS r ORDER BY u.n, r.ts_event"
+    f"({sch.SELECT['bars'].replace(' FROM bars', ', volume_parts FROM bar_rollups')} "
+    f"WHERE {_IN_PART}) AS r ORDER BY u.n, r.ts_event"
 )
-_VOLUMES: Final = (  # each part's minute volumes (NULL as NaN, as the minutes read back)
-    f"SELECT m.volumes, m.hours FROM {_PARTS} CROSS JOIN LATERAL (SELECT array_agg("
-    "COALESCE(volume, 'NaN'::float8)) AS volumes, array_agg(DISTINCT ts_event - ((ts_event % "
-    f"{_HOUR}) + {_HOUR}) % {_HOUR}) AS hours FROM bars WHERE {_IN_PART}) AS m ORDER BY u.n"
-)  # and the hours they fall in, in one scan
+_FILLED: Final = (  # the hours of each part holding a minute (one index range scan each)
+    f"SELECT m.hours FROM {_PARTS} CROSS JOIN LATERAL (SELECT array_agg(DISTINCT ts_event - "
+    f"((ts_event % {_HOUR}) + {_HOUR}) % {_HOUR}) AS hours FROM bars WHERE {_IN_PART}) AS m "
+    "ORDER BY u.n"
+)
+_BIG: Final = 2.0**1000  # no sum of a day's volumes below this in size can overflow
 
 _CLEAR: Final = (  # each (symbol, feed, resolution, [lo, hi)) of the arrays
     "DELETE FROM bar_rollups r USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], "
@@ -142,6 +145,26 @@ def rollup_targets(resolutions: Sequence[Resolution | str]) -> tuple[Resolution,
 
 Pending = dict[tuple[str, str], set[int]]
 """(feed, symbol) -> UTC hours (ns of their start) whose rollups must be recomputed."""
+
+
+def exact_parts(volumes: Sequence[float]) -> list[float] | None:
+    """Floats whose exact sum is the exact sum of ``volumes``, or None.
+
+    ``math.fsum`` of them, together with the parts of other hours, is ``math.fsum`` of all
+    those hours' volumes: fsum is correctly rounded, so it depends only on the exact sum of
+    what it adds. Each part is the correctly rounded rest of the sum after the parts before
+    it, until the rest is exactly zero (usually one or two parts; none for a zero sum).
+    None when a volume is not finite or one is so large (over 2**1000) that sums could
+    overflow, where the day is summed from its minutes instead.
+    """
+    rest = list(volumes)
+    if not all(-_BIG < v < _BIG for v in rest):  # also False for NaN
+        return None
+    parts: list[float] = []
+    while (part := math.fsum(rest)) != 0.0:
+        parts.append(part)
+        rest.append(-part)
+    return parts
 
 
 def touched(found: Pending, records: Sequence[Row]) -> None:
@@ -183,18 +206,23 @@ async def refresh(
     for plan in plans:
         if plan.failed is None:
             cleared += [(plan.symbol, plan.feed, name, lo, hi) for name, lo, hi in plan.spans]
-            rows += [to_record(sch.BARS, bar_row(b, plan.feed, None, b.ts_recv)) for b in plan.bars]
+            rows += [plan.record(bar) for bar in plan.bars]
     if cleared:
         await conn.execute(_CLEAR, *(list(column) for column in zip(*cleared, strict=True)))
     if rows:
         await conn.copy_records_to_table(
-            "bar_rollups", records=rows, columns=sch.BAR_COLUMNS, schema_name=schema
+            "bar_rollups", records=rows, columns=_ROLLUP_COLUMNS, schema_name=schema
         )
     return [(p.feed, p.symbol, p.failed) for p in plans if p.failed is not None]
 
 
 Span = tuple[str, int, int]
 """(resolution, lo, hi): the rollups of one resolution in ``[lo, hi)`` that are replaced."""
+
+_Hour = tuple[TradeBar, list[float] | None]
+"""A 1-hour rollup and the exact parts of its minutes' volumes (:func:`exact_parts`)."""
+
+_ROLLUP_COLUMNS: Final = (*sch.BAR_COLUMNS, "volume_parts")
 
 
 @dataclass
@@ -207,8 +235,14 @@ class _Plan:
     data_end: int
     spans: list[Span] = field(default_factory=list)
     bars: list[TradeBar] = field(default_factory=list)
-    hourly: dict[int, TradeBar] = field(default_factory=dict)  # 1h rollups just computed
+    hourly: dict[int, _Hour] = field(default_factory=dict)  # 1h rollups just computed
     failed: str | None = None
+
+    def record(self, bar: TradeBar) -> tuple[object, ...]:
+        """The ``bar_rollups`` row of one rollup computed here (an hour's with its parts)."""
+        hour = self.hourly.get(bar.ts_event) if bar.resolution is _HOURLY else None
+        parts = None if hour is None else hour[1]
+        return (*to_record(sch.BARS, bar_row(bar, self.feed, None, bar.ts_recv)), parts)
 
     def resample(self, bars: list[TradeBar], target: Resolution) -> list[TradeBar]:
         """``resample_bars`` with the series' end of data; a refusal fails the series."""
@@ -252,8 +286,12 @@ async def _fine(conn: asyncpg.Connection, plans: list[_Plan], fine: list[Resolut
             plan.spans.append((target.name, lo, hi))
             made = plan.resample(minutes, target)
             plan.bars += made
-            if target == _HOURLY:
-                plan.hourly.update((bar.ts_event, bar) for bar in made)
+            if target == _HOURLY and made:
+                volumes: dict[int, list[float]] = {bar.ts_event: [] for bar in made}
+                for minute in minutes:
+                    volumes[minute.ts_event - minute.ts_event % _HOUR].append(minute.volume)
+                for bar in made:
+                    plan.hourly[bar.ts_event] = (bar, exact_parts(volumes[bar.ts_event]))
 
 
 async def _coarse(
@@ -262,13 +300,14 @@ async def _coarse(
     """The coarser targets (the day), each bucket overlapping a plan's hours.
 
     A bucket of whole hours is resampled from its 1-hour rollups (those just computed, and
-    the stored ones of the other hours, which are current) with the volume summed exactly
-    (``math.fsum``) from its minutes' volumes: the values ``resample_bars`` of its minutes
-    gives (first open, max high, min low and last close compose; the hours' ``closed``
-    saw the same end of data), from 24 rollups and one column instead of 1,440 minutes.
-    Where that does not hold (no 1-hour rollups kept, a bucket not made of whole hours, an
-    hour whose high or low is NaN, which the max and min skip differently, or the hours
-    with minutes not being the hours with rollups), the bucket's minutes are resampled.
+    the stored ones of the other hours, which are current) with the volume ``math.fsum``
+    of their volumes' exact parts, which is ``math.fsum`` of its minutes' volumes: the
+    values ``resample_bars`` of its minutes gives (first open, max high, min low and last
+    close compose; the hours' ``closed`` saw the same end of data), from 24 rollups instead
+    of 1,440 minutes. Where that does not hold (no 1-hour rollups kept, a bucket not made
+    of whole hours, an hour whose high or low is NaN, which the max and min skip
+    differently, an hour without parts, or the hours with minutes not being the hours
+    with rollups), the bucket's minutes are resampled.
     """
     buckets: list[tuple[_Plan, Resolution, int]] = []
     for plan in plans:
@@ -303,32 +342,45 @@ async def _from_hours(
         [start for _, _, start in buckets],
         [start + target.nanos for _, target, start in buckets],
     ]
-    stored: list[dict[int, TradeBar]] = [{} for _ in buckets]
+    stored: list[dict[int, _Hour]] = [{} for _ in buckets]
     for record in await conn.fetch(_HOURS, *columns, _HOURLY.name):
-        bar = bar_from_row(tuple(record)[1:])
-        stored[record[0] - 1][bar.ts_event] = bar
-    sums = await conn.fetch(_VOLUMES, *columns, _SOURCE.name)
+        bar = bar_from_row(tuple(record)[1:-1])
+        stored[record[0] - 1][bar.ts_event] = (bar, record[-1])
+    filled = await conn.fetch(_FILLED, *columns, _SOURCE.name)
     slow: list[tuple[_Plan, Resolution, int]] = []
-    for (plan, target, start), parts, (volumes, hours) in zip(buckets, stored, sums, strict=True):
+    for (plan, target, start), hours, (with_minutes,) in zip(buckets, stored, filled, strict=True):
         end = start + target.nanos
         for hour in plan.hours:  # replaced by what was just computed (or gone: no minutes)
             if start <= hour < end:
-                parts.pop(hour, None)
+                hours.pop(hour, None)
                 if hour in plan.hourly:
-                    parts[hour] = plan.hourly[hour]
-        ordered = [parts[hour] for hour in sorted(parts)]
-        if not ordered and hours is None:
+                    hours[hour] = plan.hourly[hour]
+        ordered = [hours[hour] for hour in sorted(hours)]
+        if not ordered and with_minutes is None:
             continue  # no minutes, no rollups: the bucket stays empty
+        volume = _volume(ordered)
         if (
-            hours is None
-            or set(hours) != parts.keys()  # an hour with minutes, no rollup (kept only
-            or not all(b.high == b.high and b.low == b.low for b in ordered)  # recently), or
-        ):  # rollups whose minutes retention removed; or a NaN high or low
+            volume is None  # an hour whose volumes have no exact parts (or none kept yet)
+            or with_minutes is None
+            or set(with_minutes) != hours.keys()  # an hour with minutes and no rollup (kept
+            or not all(b.high == b.high and b.low == b.low for b, _ in ordered)  # recently),
+        ):  # or rollups whose minutes retention removed; or a NaN high or low
             slow.append((plan, target, start))
             continue
-        made = plan.resample(ordered, target)
-        plan.bars += [dataclasses.replace(bar, volume=math.fsum(volumes)) for bar in made]
+        made = plan.resample([bar for bar, _ in ordered], target)
+        plan.bars += [dataclasses.replace(bar, volume=volume) for bar in made]
     return slow
+
+
+def _volume(hours: list[_Hour]) -> float | None:
+    """``math.fsum`` of the hours' minute volumes, from their exact parts; None when an
+    hour has none."""
+    parts: list[float] = []
+    for _, exact in hours:
+        if exact is None:
+            return None
+        parts += exact
+    return math.fsum(parts)
 
 
 def _runs(starts: Sequence[int], size: int) -> list[tuple[int, int]]:

@@ -20,8 +20,10 @@ PRECISION, the flags ``closed``, ``backfilled`` and ``suspicious`` → BOOLEAN, 
     metrics     (id BIGSERIAL PRIMARY KEY, ts BIGINT, payload TEXT), index on ts
     errors      (id BIGSERIAL PRIMARY KEY, ts BIGINT, kind, feed, symbol, message, detail),
                  index on ts
-    bar_rollups (the columns of bars, PRIMARY KEY as bars'): the 5m / 15m / 1h / 1d bars
-                 derived from the stored minutes (:mod:`lean_data.storage.postgres.rollups`)
+    bar_rollups (the columns of bars, PRIMARY KEY as bars', volume_parts DOUBLE PRECISION[]):
+                 the 5m / 15m / 1h / 1d bars derived from the stored minutes; an hour's
+                 volume_parts sum exactly to its minutes' volumes, for its day's volume
+                 (:mod:`lean_data.storage.postgres.rollups`)
     coverage    (feed, symbol, resolution, start_ns BIGINT, end_ns BIGINT, empty BOOLEAN,
                  PRIMARY KEY (feed, symbol, resolution, start_ns))
     bar_series  (feed, symbol, resolution, PRIMARY KEY (feed, symbol, resolution))
@@ -34,12 +36,13 @@ The market tables are partitioned by event time, one partition per UTC month
 (:mod:`lean_data.storage.postgres.partitions`). Metrics and errors are few rows a minute
 and are not partitioned. Each pooled connection also has two temporary staging tables,
 ``lean_stage_bars`` and ``lean_stage_quote_bars`` (the table's columns plus ``seq``, the
-row's place in its batch; ``ON COMMIT DELETE ROWS``), which a batch fills with binary COPY
-before one set-based upsert per table.
+row's place in its batch; ``ON COMMIT DELETE ROWS``), which a batch with a stored key
+fills with binary COPY before one set-based upsert per table.
 
 :data:`SCHEMA_VERSION` and :data:`MIGRATIONS` follow SQLite's discipline: a newer schema
 is refused, an older one upgraded in place when opened (PostgreSQL has its own numbering;
-version 1 is the first).
+version 1 is the first; 2 adds ``bar_rollups.volume_parts``, NULL in the rows of version 1:
+their days are summed from their minutes until their hours are refreshed).
 """
 
 from __future__ import annotations
@@ -61,7 +64,12 @@ ROLLUPS_DDL: Final = (
     "CREATE TABLE IF NOT EXISTS bar_rollups (LIKE bars INCLUDING DEFAULTS, "
     "PRIMARY KEY (symbol, resolution, ts_event, feed))"
 )
-"""The rollups (:mod:`lean_data.storage.postgres.rollups`): the columns of ``bars``."""
+"""The rollups (:mod:`lean_data.storage.postgres.rollups`): the columns of ``bars``..."""
+
+ROLLUP_PARTS_DDL: Final = (
+    "ALTER TABLE bar_rollups ADD COLUMN IF NOT EXISTS volume_parts DOUBLE PRECISION[]"
+)
+"""... and the exact parts of an hour's minute volumes (version 2)."""
 
 __all__ = [
     "COLUMNS",
@@ -78,7 +86,7 @@ __all__ = [
     "quote_ident",
 ]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 FLAGS: Final = frozenset({"closed", "backfilled", "suspicious"})
 """Integer columns of SQLite that PostgreSQL stores as BOOLEAN."""
@@ -135,6 +143,7 @@ DDL: Final = (
     f"CREATE TABLE IF NOT EXISTS bar_series (feed {_TEXT} NOT NULL, symbol {_TEXT} NOT NULL, "
     f"resolution {_TEXT} NOT NULL, PRIMARY KEY (feed, symbol, resolution))",
     ROLLUPS_DDL,
+    ROLLUP_PARTS_DDL,
     "CREATE TABLE IF NOT EXISTS lean_writers (writer TEXT PRIMARY KEY, "
     "attempt BIGINT NOT NULL, ts BIGINT NOT NULL)",
 )
@@ -147,7 +156,7 @@ HYPERTABLE_DDL: Final = tuple(
 )
 """The market tables as plain tables, for TimescaleDB to make hypertables of."""
 
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: (ROLLUP_PARTS_DDL,)}
 """Statements run, after :data:`DDL`, on a schema of version ``n`` to make it n + 1."""
 
 STAGE: Final = {sch.BARS: "lean_stage_bars", sch.QUOTE_BARS: "lean_stage_quote_bars"}
