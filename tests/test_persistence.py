@@ -683,3 +683,15 @@ async def test_stored_feeds_lists_each_tables_feeds_of_a_symbol(store: QueuedSto
     assert await store.stored_feeds("QQQ") == []
     with pytest.raises(ValueError, match="table must be one of"):
         await store.stored_feeds("SPY", "errors")
+
+
+async def test_stored_symbols_lists_each_tables_symbols(store: QueuedStore) -> None:
+    await store.save_market_data(bar(symbol="QQQ"), feed="b")
+    await store.save_market_data(bar(), feed="a")
+    await store.save_market_data(bar(), feed="b")
+    await store.save_market_data(Tick("IBM", T0, 1.0, 1.0), feed="t")
+    assert await store.stored_symbols() == ["QQQ", "SPY"]
+    assert await store.stored_symbols("ticks") == ["IBM"]
+    assert await store.stored_symbols("quote_bars") == []
+    with pytest.raises(ValueError, match="table must be one of"):
+        await store.stored_symbols("bars; DROP TABLE bars")

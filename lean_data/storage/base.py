@@ -237,6 +237,11 @@ class Storage(Protocol):
         """Return the number of rows in ``table`` (optionally of one ``symbol``)."""
         ...
 
+    async def stored_symbols(self, table: str = "bars") -> list[str]:
+        """Return the symbols with rows in ``table`` (``bars``, ``quote_bars`` or
+        ``ticks``), sorted."""
+        ...
+
     async def stored_feeds(self, symbol: str, table: str = "bars") -> list[str]:
         """Return the feeds that stored rows of ``symbol`` in ``table`` (``bars``,
         ``quote_bars`` or ``ticks``), sorted."""

@@ -327,6 +327,19 @@ class Queries(ABC):
             rows = await self._fetch(sql, (symbol,))
         return int(rows[0][0])
 
+    async def stored_symbols(self, table: str = "bars") -> list[str]:
+        """Return the symbols with rows in ``table``, sorted.
+
+        Args:
+            table: ``bars``, ``quote_bars`` or ``ticks``.
+
+        Raises:
+            ValueError: another table.
+        """
+        name = _market_table(table)
+        sql = f"SELECT DISTINCT symbol FROM {name} ORDER BY symbol"
+        return [str(row[0]) for row in await self._fetch(sql, ())]
+
     async def stored_feeds(self, symbol: str, table: str = "bars") -> list[str]:
         """Return the feeds that stored rows of ``symbol`` in ``table``, sorted.
 
@@ -336,9 +349,7 @@ class Queries(ABC):
         Raises:
             ValueError: another table.
         """
-        if table not in sch.MARKET_TABLES:
-            raise ValueError(f"table must be one of {', '.join(sch.MARKET_TABLES)}, got {table!r}")
-        name = sch.MARKET_TABLES[sch.MARKET_TABLES.index(table)]  # the constant
+        name = _market_table(table)
         sql = f"SELECT DISTINCT feed FROM {name} WHERE symbol = ?1 ORDER BY feed"
         return [str(row[0]) for row in await self._fetch(sql, (symbol,))]
 
@@ -399,3 +410,14 @@ def _ns(value: int | datetime) -> int:
     if isinstance(value, datetime):
         return datetime_to_ns(value)
     return int(value)
+
+
+def _market_table(table: str) -> str:
+    """The constant name of market table ``table`` (never the caller's text in SQL).
+
+    Raises:
+        ValueError: not ``bars``, ``quote_bars`` or ``ticks``.
+    """
+    if table not in sch.MARKET_TABLES:
+        raise ValueError(f"table must be one of {', '.join(sch.MARKET_TABLES)}, got {table!r}")
+    return sch.MARKET_TABLES[sch.MARKET_TABLES.index(table)]

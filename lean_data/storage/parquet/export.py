@@ -1,9 +1,9 @@
 """Export stored series from any :class:`~lean_data.storage.base.Storage` to a Parquet catalog.
 
 Only the interface's own methods are used (``bar_series_keys``, ``get_market_data``,
-``get_quote_bars``, ``get_ticks``, ``stored_feeds``), so SQLite and any other backend
-export alike. Each (kind, symbol, resolution, feed, UTC day) becomes one file, written to a
-hidden temporary name and renamed into place, so readers never see half a file.
+``get_quote_bars``, ``get_ticks``, ``stored_symbols``, ``stored_feeds``), so SQLite and any
+other backend export alike. Each (kind, symbol, resolution, feed, UTC day) becomes one file,
+written to a hidden temporary name and renamed into place, so readers never see half a file.
 
 Idempotence: an export replaces the files of the days it writes and touches nothing else.
 The time range is widened to whole UTC days (a file always holds everything the store had
@@ -60,9 +60,9 @@ async def export_catalog(
     Args:
         storage: an open store.
         root: the catalog directory (created when missing).
-        symbols: the symbols to export. ``None`` exports every trade-bar series the store
-            lists (``bar_series_keys``); quote bars and ticks need symbols, as the storage
-            interface lists no quote or tick series.
+        symbols: the symbols to export. ``None``: every series stored of each kind (the
+            trade-bar series ``bar_series_keys`` lists; the symbols with quote bars or ticks,
+            ``stored_symbols``).
         kinds: any of ``"bar"``, ``"quote"``, ``"tick"``.
         resolutions: only these bar periods (default: all).
         feeds: only rows these feeds stored (default: every feed; for quote bars and ticks
@@ -76,17 +76,11 @@ async def export_catalog(
         The rows and files written.
 
     Raises:
-        ConfigError: pyarrow missing, an unknown kind, quote bars or ticks without
-            symbols, or a bad ``days_per_query``.
+        ConfigError: pyarrow missing, an unknown kind, or a bad ``days_per_query``.
     """
     pyarrow_modules()  # fail before the first query when the extra is missing
     wanted = tuple(dict.fromkeys(layout.parse_kind(kind) for kind in kinds))
     chosen = None if symbols is None else list(dict.fromkeys(symbols))
-    if chosen is None and any(kind != "bar" for kind in wanted):
-        raise ConfigError(
-            "exporting quote bars or ticks needs symbols=[...]: the storage interface "
-            "lists trade-bar series only"
-        )
     if days_per_query < 1:
         raise ConfigError(f"days_per_query must be >= 1, got {days_per_query}")
     periods = None if resolutions is None else [Resolution.parse(r) for r in resolutions]
@@ -96,7 +90,8 @@ async def export_catalog(
         if kind == "bar":
             await job.bars(chosen)
         else:
-            await job.quotes_or_ticks(kind, chosen or [])
+            table = layout.KIND_DIRS[kind]
+            await job.quotes_or_ticks(kind, chosen or await storage.stored_symbols(table))
     return job.result
 
 
