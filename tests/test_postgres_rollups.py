@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -79,6 +81,7 @@ async def test_the_writer_refreshes_rollups_once_its_queue_is_empty(
         await save(store, btc[:3_000])  # flushed: the writer was idle after the last batch
         assert store.rollup_status == {
             "resolutions": list(TARGETS), "pending_series": 0, "failures": 0,
+            "worker_refreshes": 1, "worker_failures": 0,  # 50 hours: the worker's
         }  # fmt: skip
         seen = await pg.rows("SELECT count(*) FROM bar_rollups WHERE resolution = '5m'")
         assert seen == [(601,)]  # read by another connection: committed (23:00 .. 09:00)
@@ -192,33 +195,81 @@ async def test_minutes_that_cannot_be_rolled_up_are_reported_and_spare_the_other
         assert "straddles the bucket boundary" in errors[0]["message"]
 
 
+@pytest.mark.parametrize("in_worker", [True, False], ids=["worker", "in_process"])
 async def test_under_a_steady_load_the_rollups_refresh_while_batches_commit(
-    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
+    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch, in_worker: bool
 ) -> None:
-    """A refresh in the background: the writer commits batches meanwhile, and a reader (or
-    close) right after still sees the rollups of every minute written."""
-    from lean_data.storage.postgres import sink as pg_sink
+    """A refresh in the background (in the worker process, or on a pooled connection): the
+    writer commits batches meanwhile, and a reader (or close) right after still sees the
+    rollups of every minute written."""
+    from lean_data.storage.postgres.sink import PgSink
 
     spans: list[tuple[int, int]] = []  # the writer's batch count when each refresh began, ended
-    refresh = pg_sink.rollups.refresh
+    refreshed = PgSink._refreshed
 
-    async def watched(*args: object, **kwargs: object) -> object:
+    async def watched(self: PgSink, pending: Any) -> Any:
         begun = store.statistics()["batches"]
         try:
-            return await refresh(*args, **kwargs)  # type: ignore[arg-type]
+            return await refreshed(self, pending)
         finally:
             spans.append((begun, store.statistics()["batches"]))
 
-    monkeypatch.setattr(pg_sink.rollups, "refresh", watched)
-    store = pg.make(batch_rows=500)
+    monkeypatch.setattr(PgSink, "_refreshed", watched)
+    store = pg.make(batch_rows=500, rollup_process=in_worker)
     async with store:
         for bar in btc:  # no flush until the end: the queue is never empty meanwhile
             await store.save_market_data(bar, feed="ftx")
         await assert_rollups_resample_the_stored_minutes(store)
+        status = store.rollup_status
     assert any(end > begun for begun, end in spans), spans  # batches went on during one
+    assert (status["worker_refreshes"] > 0) == in_worker
+    assert status["worker_failures"] == 0
     async with pg.make() as again:  # what close left: rollups of every minute
         await assert_rollups_resample_the_stored_minutes(again)
         assert again.rollup_status["pending_series"] == 0
+
+
+async def test_the_worker_process_ends_with_the_store(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
+    async with pg.make() as store:
+        await save(store, btc[:3_000])  # 50 hours: refreshed by the worker
+        worker = store._sink.worker
+        assert worker is not None
+        pid = worker.pid
+        assert pid is not None
+        assert store.rollup_status["worker_refreshes"] == 1
+    assert store._sink.worker is None
+    assert worker.pid is None
+    with pytest.raises(ProcessLookupError):  # ended and reaped
+        os.kill(pid, 0)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("/nonexistent/python",), (sys.executable, "-c", "import sys; sys.exit(3)"),
+     (sys.executable, "-c", "import sys; sys.stdin.buffer.read(9); sys.stdout.write('junk')")],
+    ids=["not_started", "ends_at_once", "answers_junk"],
+)  # fmt: skip
+async def test_a_worker_that_fails_is_counted_and_the_refresh_runs_here(
+    pg: PostgresBackend,
+    btc: list[TradeBar],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    command: tuple[str, ...],
+) -> None:
+    from lean_data.storage.postgres.rollup_worker import RollupWorker
+
+    monkeypatch.setattr(RollupWorker, "COMMAND", command)
+    async with pg.make() as store:
+        await save(store, btc[:3_000])
+        await save(store, btc[3_000:6_000])  # not tried again: refreshed here at once
+        assert store.rollup_status["worker_failures"] == 1
+        assert store.rollup_status["worker_refreshes"] == 0
+        assert store.rollup_status["failures"] == 0
+        await assert_rollups_resample_the_stored_minutes(store)
+    assert caplog.text.count("the rollup worker is gone") == 1
+    assert "refreshing the rollups in this process from now on" in caplog.text
 
 
 async def test_a_live_minute_reads_back_its_hour_not_its_day(

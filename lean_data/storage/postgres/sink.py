@@ -54,6 +54,7 @@ from lean_data.models import Resolution
 from lean_data.storage import schema as sch
 from lean_data.storage.postgres import records, rollups
 from lean_data.storage.postgres.partitions import Partitions
+from lean_data.storage.postgres.rollup_worker import WORKER_HOURS, RollupWorker, WorkerGone
 from lean_data.storage.postgres.schema import (
     ATTEMPT_OF,
     COLUMNS,
@@ -237,6 +238,9 @@ class PgSink:
         self.rollup_failures = 0
         self._batches = 0  # since the last rollup refresh
         self.direct = {table: DirectCopy(table) for table in STAGE}  # straight in, or staged
+        self.worker: RollupWorker | None = None  # large refreshes, when the store has one
+        self.worker_refreshes = 0  # refreshes the worker ran
+        self.worker_failures = 0  # refreshes the worker did not answer (done here instead)
         self.partitions = Partitions(schema)
         self._schema = schema
         self._clock_ns = clock_ns
@@ -340,8 +344,7 @@ class PgSink:
         if not pending or not self.rollups:
             return
         try:
-            async with self._pool().acquire() as conn, conn.transaction():
-                failures = await rollups.refresh(conn, self._schema, self.rollups, pending)
+            failures = await self._refreshed(pending)
         except asyncio.CancelledError:  # the transaction rolled back: the hours stay
             self._add_pending(pending)  # pending (close refreshes or counts them)
             raise
@@ -361,6 +364,27 @@ class PgSink:
                 )
             except Exception as exc:  # the database is failing: the log line stays
                 logger.warning("could not record a rollup failure: %r", exc)
+
+    async def _refreshed(self, pending: rollups.Pending) -> list[rollups.Failure]:
+        """Refresh ``pending``: in the worker process when it is large (and the worker
+        answers), else on a pooled connection; the same function in one transaction."""
+        worker = self.worker
+        if worker is not None and sum(map(len, pending.values())) >= WORKER_HOURS:
+            try:
+                outcome, detail = await worker.refresh(self.rollups, pending)
+            except WorkerGone as exc:  # not started again: this store refreshes here now
+                self.worker_failures += 1
+                self.worker = None
+                logger.warning("%s; refreshing the rollups in this process from now on", exc)
+            else:
+                self.worker_refreshes += 1
+                if outcome == "ok":
+                    return list(detail)
+                if outcome == "transient":  # as from this process: the hours stay pending
+                    raise asyncpg.InterfaceError(f"the rollup worker's connection: {detail}")
+                return [(f, s, str(detail)) for f, s in sorted(pending)]
+        async with self._pool().acquire() as conn, conn.transaction():
+            return await rollups.refresh(conn, self._schema, self.rollups, pending)
 
     async def resolve_in_doubt(self) -> bool:
         attempt = self._in_doubt

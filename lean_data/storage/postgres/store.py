@@ -38,6 +38,7 @@ from lean_data.storage.postgres import records, timescale
 from lean_data.storage.postgres.bulk_read import BAR_COLUMNS as BULK_BAR_COLUMNS
 from lean_data.storage.postgres.bulk_read import BinaryCopyError, copy_bars
 from lean_data.storage.postgres.retention import retain
+from lean_data.storage.postgres.rollup_worker import RollupWorker
 from lean_data.storage.postgres.rollups import DEFAULT_ROLLUPS, SELECT_ROLLUPS, rollup_targets
 from lean_data.storage.postgres.schema import (
     SCHEMA_VERSION,
@@ -89,6 +90,11 @@ class PostgresStorage(QueuedStore):
         rollups: the resolutions kept in ``bar_rollups`` from the stored 1-minute bars
             (:meth:`get_rollups`); each coarser than a minute and dividing a day; ``()``:
             none (each batch of minute bars then costs no read-back).
+        rollup_process: refresh large rollup batches (at least
+            :data:`~lean_data.storage.postgres.rollup_worker.WORKER_HOURS` pending hours, a
+            bulk load's) in a child process of their own (:mod:`~lean_data.storage.postgres.
+            rollup_worker`), so their Python does not share the writer's event loop; False:
+            always in this process.
         timescaledb: make a new schema's market tables TimescaleDB hypertables when the
             server has the extension (False: native partitions regardless); see
             :attr:`timescaledb_version`.
@@ -113,6 +119,7 @@ class PostgresStorage(QueuedStore):
         retry_backoff_cap_s: float = 2.0,
         connect_timeout_s: float = 10.0,
         rollups: Sequence[Resolution | str] = DEFAULT_ROLLUPS,
+        rollup_process: bool = True,
         timescaledb: bool = True,
     ) -> None:
         if not _SCHEMA_NAME.match(schema):
@@ -147,6 +154,7 @@ class PostgresStorage(QueuedStore):
             logger=logger,
         )
         self._use_ts = timescaledb
+        self._rollup_process = rollup_process and bool(targets)
         self._timescaledb: str | None = None
         self._pool_size = pool_size
         self._connect_timeout_s = connect_timeout_s
@@ -166,12 +174,15 @@ class PostgresStorage(QueuedStore):
     @property
     def rollup_status(self) -> dict[str, Any]:
         """The resolutions kept in ``bar_rollups``, the series with hours waiting for a
-        refresh, and the series whose refresh failed (each logged and an errors row
-        ``rollup_failed``; their previous rollups stay)."""
+        refresh, the series whose refresh failed (each logged and an errors row
+        ``rollup_failed``; their previous rollups stay), the refreshes the worker process
+        ran, and those it did not answer (each logged; run in this process instead)."""
         return {
             "resolutions": [r.name for r in self._sink.rollups],
             "pending_series": len(self._sink.pending_rollups),
             "failures": self._sink.rollup_failures,
+            "worker_refreshes": self._sink.worker_refreshes,
+            "worker_failures": self._sink.worker_failures,
         }
 
     @property
@@ -231,18 +242,19 @@ class PostgresStorage(QueuedStore):
                 than this lean_data (the message names the URL, never its password).
         """
         try:
+            settings = {
+                "search_path": f'"{self._schema}"',
+                "application_name": f"lean_data:{self._schema}",
+                "client_min_messages": "warning",
+                "standard_conforming_strings": "on",  # bulk_read's literals rely on it
+            }
             self._pool = await asyncpg.create_pool(
                 self._url,
                 min_size=0,  # no floor kept: asyncpg logs a traceback per failed restore
                 max_size=self._pool_size,
                 timeout=self._connect_timeout_s,
                 init=_init_connection,
-                server_settings={
-                    "search_path": f'"{self._schema}"',
-                    "application_name": f"lean_data:{self._schema}",
-                    "client_min_messages": "warning",
-                    "standard_conforming_strings": "on",  # bulk_read's literals rely on it
-                },
+                server_settings=settings,
             )
             async with self._pool.acquire() as conn:
                 found = await create_or_migrate(conn, self._schema, timescaledb=self._use_ts)
@@ -272,6 +284,11 @@ class PostgresStorage(QueuedStore):
                 *(self._description, found, SCHEMA_VERSION),
             )
         self._sink.pool = self._pool
+        if self._rollup_process:
+            settings["application_name"] = f"lean_data:{self._schema}:rollups"
+            self._sink.worker = RollupWorker(
+                self._url, self._schema, settings, self._connect_timeout_s
+            )
 
     async def _disconnect(self) -> None:
         if self._pool is not None:  # close: a running refresh ends, the rest is rolled up
@@ -283,6 +300,9 @@ class PostgresStorage(QueuedStore):
                     self._where(),
                     len(self._sink.pending_rollups),
                 )
+        worker, self._sink.worker = self._sink.worker, None
+        if worker is not None:
+            await worker.close()
         pool, self._pool = self._pool, None
         self._sink.pool = None
         if pool is not None:
