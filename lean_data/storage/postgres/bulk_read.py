@@ -107,7 +107,7 @@ class BarDecoder:
         self._header = False
         self._bars: list[TradeBar] = []
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         """Decode the whole rows ``chunk`` completes; keep the rest for the next one."""
         pending = self._pending
         pending += chunk
@@ -216,7 +216,7 @@ async def copy_parts(
     columns = [list(column) for column in zip(*parts, strict=True)]
     decoder = PartsDecoder(columns[0], resolution)
 
-    async def output(chunk: bytes) -> None:
+    async def output(chunk: bytes | bytearray | memoryview) -> None:
         decoder.feed(chunk)
 
     sql = _inline(PARTS_SQL, [*columns, resolution.name])
@@ -236,7 +236,7 @@ async def copy_bars(
     """
     decoder = BarDecoder(cast(str, params[0]), resolution)
 
-    async def output(chunk: bytes) -> None:
+    async def output(chunk: bytes | bytearray | memoryview) -> None:
         decoder.feed(chunk)
 
     await conn.copy_from_query(_inline(sql, params), output=output, format="binary")
