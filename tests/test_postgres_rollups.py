@@ -25,7 +25,7 @@ from lean_data.loaders import load_file
 from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, TradeBar
 from lean_data.storage.postgres import PostgresStorage
 from tests.backends import PostgresBackend
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, eventually
 
 CSV = FIXTURES / "nautilus_trader" / "btc-perp-20211231-20220201_1m.csv"
 TARGETS = ("5m", "15m", "1h", "1d")
@@ -243,6 +243,48 @@ async def test_the_worker_process_ends_with_the_store(
     assert worker.pid is None
     with pytest.raises(ProcessLookupError):  # ended and reaped
         os.kill(pid, 0)
+
+
+async def test_a_worker_refresh_cancelled_midway_stops_the_child_and_keeps_its_hours(
+    pg: PostgresBackend, btc: list[TradeBar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lean_data.storage.postgres.rollup_worker import RollupWorker
+
+    asked = asyncio.Event()
+    refresh = RollupWorker.refresh
+
+    async def watched(self: RollupWorker, *args: Any) -> Any:
+        asked.set()
+        return await refresh(self, *args)
+
+    monkeypatch.setattr(RollupWorker, "refresh", watched)
+    hours = {b.ts_event - b.ts_event % 3_600_000_000_000 for b in btc[:3_000]}
+    async with pg.make() as store:
+        await save(store, btc[:3_000])  # refreshed by the worker
+        worker = store._sink.worker
+        assert worker is not None
+        first = worker.pid
+        asked.clear()
+        store._sink.pending_rollups[("ftx", "BTC-PERP")] = set(hours)  # as if written again
+        task = asyncio.get_running_loop().create_task(store._sink.refresh_rollups())
+        await asked.wait()  # the request is with the child
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert worker.pid is None  # out of step with its answers: stopped
+        assert store._sink.pending_rollups == {("ftx", "BTC-PERP"): hours}  # kept
+        assert first is not None
+        await eventually(lambda: not _exists(first))  # killed and reaped
+    async with pg.make() as again:  # close refreshed them (in a new child)
+        await assert_rollups_resample_the_stored_minutes(again)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(
