@@ -14,11 +14,13 @@ a small warm-up of each path excluded):
 - engine: ``DataEngine(Config(db_path=None, database_url=..., database_schema=<fresh>))``
   (storage defaults: batches of 1,000 rows or 200 ms, queue of 100,000) fed by a
   ``DataFeed`` that emits the bars (``_common.BarFeed``; ``emit`` stamps the receive time):
-  inbox -> validate -> score -> continuity -> buffer -> storage queue -> writer (COPY into
-  staging, one upsert per batch). Timed from the first ``emit`` until ``wait_idle()`` and
-  ``persistence.flush()`` returned, i.e. every row committed. The rows in the schema's
-  ``bars`` table are then counted: they must equal the bars sent (nothing lost is part of
-  the figure; a shortfall fails it).
+  inbox -> validate -> score -> continuity -> buffer -> storage queue -> writer (COPY
+  straight into ``bars`` when every key is new, else staging and one upsert per batch; the
+  default rollups refreshed after the commits, large refreshes in the store's worker
+  process). Timed from the first ``emit`` until ``wait_idle()`` and ``persistence.flush()``
+  returned, i.e. every row committed and rolled up. The rows in the schema's ``bars``
+  table are then counted: they must equal the bars sent (nothing lost is part of the
+  figure; a shortfall fails it).
 - the store alone: ``PostgresStorage`` on a fresh schema (the engine's storage settings),
   ``await save_market_data(bar, feed=..., quality=CLEAN)`` for every bar (receive time
   stamped beforehand, as the engine hands them), then ``flush()``; counted the same way.
