@@ -13,6 +13,7 @@ import dataclasses
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,6 +286,20 @@ def _exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_worker_imports_the_same_lean_data_as_its_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lean_data
+    from lean_data.storage.postgres.rollup_worker import _child_env
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    first, rest = _child_env()["PYTHONPATH"].split(os.pathsep)
+    assert (Path(first) / "lean_data" / "__init__.py").resolve() == Path(
+        lean_data.__file__
+    ).resolve()
+    assert rest == "/elsewhere"  # the parent's own path comes after
 
 
 @pytest.mark.parametrize(

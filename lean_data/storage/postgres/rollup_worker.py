@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import struct
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
+import lean_data
 from lean_data.models import Resolution
 
 __all__ = ["WORKER_HOURS", "RollupWorker", "WorkerGone", "main"]
@@ -122,6 +125,7 @@ class RollupWorker:
             *self.COMMAND,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env=_child_env(),
         )
         assert proc.stdin is not None
         proc.stdin.write(frame(self._hello))
@@ -146,6 +150,16 @@ class RollupWorker:
             logger.warning("the rollup worker did not stop within %.0f s; killing it", _STOP_S)
             proc.kill()
             await proc.wait()
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with the directory its ``lean_data`` came from first on
+    the child's path: the child imports the same code, installed or not."""
+    env = dict(os.environ)
+    root = str(Path(lean_data.__file__).resolve().parent.parent)
+    found = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = root if not found else os.pathsep.join((root, found))
+    return env
 
 
 # ---------------------------------------------------------------------------- the child
