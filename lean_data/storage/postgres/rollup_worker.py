@@ -40,7 +40,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import lean_data
 from lean_data.models import Resolution
 
 __all__ = ["WORKER_HOURS", "RollupWorker", "WorkerGone", "main"]
@@ -51,6 +50,7 @@ WORKER_HOURS = 32
 logger = logging.getLogger("lean_data.storage.postgres")
 
 _HEADER = struct.Struct("!Q")
+_PACKAGE = Path(__file__).resolve().parents[2]  # the lean_data directory this module is in
 _STOP_S = 5.0  # how long close waits for the child to end before killing it
 
 Pending = dict[tuple[str, str], set[int]]
@@ -156,7 +156,7 @@ def _child_env() -> dict[str, str]:
     """The parent's environment, with the directory its ``lean_data`` came from first on
     the child's path: the child imports the same code, installed or not."""
     env = dict(os.environ)
-    root = str(Path(lean_data.__file__).resolve().parent.parent)
+    root = str(_PACKAGE.parent)
     found = env.get("PYTHONPATH")
     env["PYTHONPATH"] = root if not found else os.pathsep.join((root, found))
     return env
