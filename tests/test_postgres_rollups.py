@@ -288,6 +288,28 @@ def _exists(pid: int) -> bool:
     return True
 
 
+async def test_a_worker_whose_connection_died_postpones_its_hours_then_refreshes_them(
+    pg: PostgresBackend, btc: list[TradeBar], caplog: pytest.LogCaptureFixture
+) -> None:
+    hours = {b.ts_event - b.ts_event % 3_600_000_000_000 for b in btc[:3_000]}
+    async with pg.make() as store:
+        await save(store, btc[:3_000])  # the worker connected and refreshed
+        killed = await pg.rows(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?",
+            f"lean_data:{pg.schema}:rollups",
+        )
+        assert killed == [(True,)]
+        store._sink.pending_rollups[("ftx", "BTC-PERP")] = set(hours)  # as if written again
+        await store._sink.refresh_rollups()  # on the dead connection: postponed, not lost
+        assert store._sink.pending_rollups == {("ftx", "BTC-PERP"): hours}
+        assert "rollup refresh postponed: in the worker" in caplog.text
+        await store._sink.refresh_rollups()  # the worker connects again
+        assert store._sink.pending_rollups == {}
+        assert store.rollup_status["worker_refreshes"] == 3
+        assert store.rollup_status["failures"] == 0
+        await assert_rollups_resample_the_stored_minutes(store)
+
+
 def test_the_worker_imports_the_same_lean_data_as_its_parent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -9,8 +9,7 @@ a machine with a core to spare the engine goes on meanwhile; the parent only wai
 answer.
 
 The child is ``python -m lean_data.storage.postgres._rollup_child`` (:func:`main`), a fresh
-interpreter:
-not a fork of the parent (no inherited loop, threads or sockets), and not
+interpreter: not a fork of the parent (no inherited loop, threads or sockets), and not
 ``multiprocessing`` (which imports the parent's main script again in the child). It is
 started at the first refresh that uses it and ended by :meth:`RollupWorker.close`. The two
 talk over the child's stdin and stdout, one length-prefixed pickle per message:
@@ -40,7 +39,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
+
 from lean_data.models import Resolution
+from lean_data.storage.postgres import records, rollups
+from lean_data.storage.postgres.rollups import Failure, Pending
 
 __all__ = ["WORKER_HOURS", "RollupWorker", "WorkerGone", "main"]
 
@@ -52,9 +55,6 @@ logger = logging.getLogger("lean_data.storage.postgres")
 _HEADER = struct.Struct("!Q")
 _PACKAGE = Path(__file__).resolve().parents[2]  # the lean_data directory this module is in
 _STOP_S = 5.0  # how long close waits for the child to end before killing it
-
-Pending = dict[tuple[str, str], set[int]]
-Failure = tuple[str, str, str]
 
 
 class WorkerGone(Exception):
@@ -178,7 +178,7 @@ class _Child:
     def __init__(self, hello: tuple[str, str, dict[str, str], float]) -> None:
         self.url, self.schema, self.settings, self.timeout = hello
         self.loop = asyncio.new_event_loop()
-        self.conn: Any = None
+        self.conn: asyncpg.Connection | None = None
 
     def handle(self, request: tuple[list[str], Pending]) -> tuple[str, Any]:
         names, pending = request
@@ -186,16 +186,10 @@ class _Child:
         try:
             return "ok", self.loop.run_until_complete(self._refresh(targets, pending))
         except Exception as exc:
-            from lean_data.storage.postgres import records
-
-            self.loop.run_until_complete(self._drop())
+            self.loop.run_until_complete(self.close())
             return ("transient" if records.is_transient(exc) else "error"), repr(exc)
 
     async def _refresh(self, targets: list[Resolution], pending: Pending) -> list[Failure]:
-        import asyncpg
-
-        from lean_data.storage.postgres import rollups
-
         if self.conn is None or self.conn.is_closed():
             self.conn = await asyncpg.connect(
                 self.url, timeout=self.timeout, server_settings=self.settings
@@ -203,7 +197,7 @@ class _Child:
         async with self.conn.transaction():
             return await rollups.refresh(self.conn, self.schema, targets, pending)
 
-    async def _drop(self) -> None:
+    async def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None and not conn.is_closed():
             try:
@@ -225,6 +219,6 @@ def main() -> int:
             stdout.write(frame(child.handle(request)))
             stdout.flush()
     finally:
-        child.loop.run_until_complete(child._drop())
+        child.loop.run_until_complete(child.close())
         child.loop.close()
     return 0

@@ -348,12 +348,9 @@ class PgSink:
         except asyncio.CancelledError:  # the transaction rolled back: the hours stay
             self._add_pending(pending)  # pending (close refreshes or counts them)
             raise
-        except Exception as exc:
-            if records.is_transient(exc):
-                self._add_pending(pending)
-                logger.warning("rollup refresh postponed: %r", exc)
-                return
-            failures = [(f, s, repr(exc)) for f, s in sorted(pending)]
+        if failures is None:  # a connection fault: the next refresh tries again
+            self._add_pending(pending)
+            return
         for feed, symbol, why in failures:  # counted, logged and in the errors table
             self.rollup_failures += 1
             message = f"the rollups of {feed}/{symbol} were not refreshed: {why}"
@@ -365,9 +362,11 @@ class PgSink:
             except Exception as exc:  # the database is failing: the log line stays
                 logger.warning("could not record a rollup failure: %r", exc)
 
-    async def _refreshed(self, pending: rollups.Pending) -> list[rollups.Failure]:
+    async def _refreshed(self, pending: rollups.Pending) -> list[rollups.Failure] | None:
         """Refresh ``pending``: in the worker process when it is large (and the worker
-        answers), else on a pooled connection; the same function in one transaction."""
+        answers), else on a pooled connection; the same function in one transaction.
+        Returns the series not refreshed with why, or None (logged) after a connection
+        fault, here or in the worker."""
         worker = self.worker
         if worker is not None and sum(map(len, pending.values())) >= WORKER_HOURS:
             try:
@@ -380,11 +379,18 @@ class PgSink:
                 self.worker_refreshes += 1
                 if outcome == "ok":
                     return list(detail)
-                if outcome == "transient":  # as from this process: the hours stay pending
-                    raise asyncpg.InterfaceError(f"the rollup worker's connection: {detail}")
-                return [(f, s, str(detail)) for f, s in sorted(pending)]
-        async with self._pool().acquire() as conn, conn.transaction():
-            return await rollups.refresh(conn, self._schema, self.rollups, pending)
+                if outcome == "transient":
+                    logger.warning("rollup refresh postponed: in the worker, %s", detail)
+                    return None
+                return _failed(pending, str(detail))
+        try:
+            async with self._pool().acquire() as conn, conn.transaction():
+                return await rollups.refresh(conn, self._schema, self.rollups, pending)
+        except Exception as exc:
+            if records.is_transient(exc):
+                logger.warning("rollup refresh postponed: %r", exc)
+                return None
+            return _failed(pending, repr(exc))
 
     async def resolve_in_doubt(self) -> bool:
         attempt = self._in_doubt
@@ -414,6 +420,11 @@ class PgSink:
         # unmarked: a report (from a background refresh too) never stands for a batch
         async with self._transaction(None, marked=False) as tx:
             await tx.write_rows(sch.ERRORS, [row], 0)
+
+
+def _failed(pending: rollups.Pending, why: str) -> list[rollups.Failure]:
+    """Every pending series, not refreshed because of ``why``."""
+    return [(feed, symbol, why) for feed, symbol in sorted(pending)]
 
 
 async def _rollback(conn: asyncpg.Connection) -> None:
