@@ -353,34 +353,36 @@ async def test_new_keys_go_straight_in_and_a_stored_key_falls_back_to_the_upsert
     assert await pg.rows("SELECT count(*) FROM bars") == [(300,)]
 
 
-async def test_after_a_conflict_straight_copies_wait_twice_as_long_until_one_succeeds() -> None:
+async def test_after_a_conflict_straight_copies_wait_twice_as_long_until_one_succeeds(
+    pg: PostgresBackend, btc: list[TradeBar]
+) -> None:
     from lean_data.storage.postgres.sink import DirectCopy
+    from lean_data.storage.rows import bar_row
 
-    class Connection:  # records which writes tried a COPY; refuses them while told to
-        def __init__(self) -> None:
-            self.refuse, self.tries, self.write = True, [], 0
+    bars = received(btc[:20])
+    async with pg.make() as store:  # the tables, January's partition and one stored bar
+        await store.save_market_data(bars[0], feed="ftx")
+    direct = DirectCopy(sch.BARS)
+    tries: list[int] = []
 
-        async def execute(self, sql: str) -> None:
-            pass
-
-        async def copy_records_to_table(self, *args: Any, **kwargs: Any) -> None:
-            self.tries.append(self.write)
-            if self.refuse:
-                raise asyncpg.UniqueViolationError("duplicate key value violates ...")
-
-    conn, direct = Connection(), DirectCopy(sch.BARS)
-
-    async def write() -> bool:
-        done = await direct.write(conn, "s", [])  # type: ignore[arg-type]
-        conn.write += 1
+    async def write(index: int, bar: TradeBar) -> bool:
+        before = sum(direct.counts().values())
+        async with pg.conn.transaction():
+            done = await direct.write(
+                pg.conn, pg.schema, [records.to_record(sch.BARS, bar_row(bar, "ftx", None, NOW))]
+            )
+        if sum(direct.counts().values()) > before:
+            tries.append(index)
         return done
 
-    assert [await write() for _ in range(12)] == [False] * 12
-    assert conn.tries == [0, 2, 5, 10]  # staged 1, 2, 4 (then 8) writes after each conflict
-    conn.refuse = False
-    assert [await write() for _ in range(10)] == [False] * 7 + [True] * 3
-    assert conn.tries[4:] == [19, 20, 21]  # after a success, every write tries again
+    assert [await write(i, bars[0]) for i in range(12)] == [False] * 12  # a stored key
+    assert tries == [0, 2, 5, 10]  # staged 1, 2, 4 (then 8) writes after each conflict
+    new = [await write(12 + i, bar) for i, bar in enumerate(bars[1:11])]  # new keys
+    assert new == [False] * 7 + [True] * 3
+    assert tries[4:] == [19, 20, 21]  # after a success, every write tries again
     assert direct.counts() == {"copied": 3, "conflicts": 4}
+    stored = await pg.rows("SELECT ts_event FROM bars ORDER BY ts_event")
+    assert stored == [(b.ts_event,) for b in (bars[0], *bars[8:11])]  # nothing of a refusal
 
 
 async def test_nan_reads_back_as_nan_and_null_as_in_sqlite(pg: PostgresBackend) -> None:
