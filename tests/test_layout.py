@@ -12,8 +12,8 @@ rank  packages / modules
 3     ``storage``
 4     ``wire``
 5     ``loaders``
-6     ``feeds``
-7     ``engine``
+6     ``feeds``, ``bus``
+7     ``engine``, ``gateway``
 8     ``testing``, ``cli``, and the ``lean_data`` façade (``__init__``)
 ====  ==========================================================================
 
@@ -44,7 +44,9 @@ STAGES: dict[str, int] = {
     "lean_data.wire": 4,
     "lean_data.loaders": 5,
     "lean_data.feeds": 6,
+    "lean_data.bus": 6,
     "lean_data.engine": 7,
+    "lean_data.gateway": 7,
     "lean_data.testing": 8,
     "lean_data.cli": 8,
     "lean_data": 8,
@@ -53,6 +55,11 @@ STAGES: dict[str, int] = {
 MAX_LINES = 500
 # Modules allowed over MAX_LINES, each with the reason it is one module.
 LONG_MODULES: dict[str, str] = {
+    "lean_data.engine.core": (
+        "the DataEngine class is the public API users read: its methods are short, "
+        "documented delegates to the components (pipeline, registry, backfill, storage link, "
+        "sinks, gateway); splitting the class would need mixins, which this file forbids"
+    ),
     "lean_data.wire.binance": (
         "one venue's whole wire protocol, the model issue 12 keeps: every websocket and REST "
         "parser shares one set of field accessors (a fast path, then a checked slow path "

@@ -24,6 +24,7 @@ from lean_data.engine.failover import Failover, FailoverState
 from lean_data.engine.metrics import DataMetrics, symbol_quality
 from lean_data.engine.pipeline import Pipeline
 from lean_data.engine.registry import FeedRegistry
+from lean_data.engine.sinks import ItemSink, Sinks
 from lean_data.engine.state import EngineState
 from lean_data.engine.steps import STOP
 from lean_data.engine.storage_link import StorageLink
@@ -95,9 +96,10 @@ class DataEngine:
         )
         self.continuity = backfill.continuity
         self._callbacks = callbacks = Callbacks(errors.callback_failed)
+        self._sinks = sinks = Sinks(record, lambda kind: metrics.increment_errors(kind=kind))
         self._pipeline = Pipeline(
             config, self._inbox, self.validator, self.quality, metrics, registry, self._failover,
-            backfill, callbacks, errors,
+            backfill, callbacks, errors, sinks,
         )  # fmt: skip
         self._storage = StorageLink(
             config, errors, backfill, spawn, self.get_metrics, running, users=(self._pipeline,)
@@ -156,6 +158,7 @@ class DataEngine:
         self._callbacks.start(spawn)
         self._storage.start_saving()
         self._backfill.start_clock()
+        await self._sinks.open_all()
         await self._registry.connect_all()
 
     def on_storage_failed(self, callback: Callable[[StorageFailure], Any]) -> None:
@@ -189,6 +192,7 @@ class DataEngine:
                 await asyncio.wait_for(self._drain(), self.config.stop_timeout_s)
             except TimeoutError:
                 self._pipeline.abandon(self.config.stop_timeout_s)
+            await self._sinks.close_all(self.config.stop_timeout_s)
             self._storage.stop_saving()
             await self._tasks.cancel_all()
             self._pipeline.record_undelivered()
@@ -399,6 +403,22 @@ class DataEngine:
         )
         return subscriber
 
+    def add_sink(self, sink: ItemSink) -> None:
+        """Hand every accepted item from now on to ``sink`` (e.g. a bus publisher).
+
+        Accepted: every item but INVALID ones and in-progress bars (live, backfilled and
+        late bars, quotes, ticks), each with its feed and quality verdict. The sink is
+        opened at :meth:`start` (now, as a task, when the engine runs) and closed on
+        :meth:`stop` after everything accepted reached it, within ``config.stop_timeout_s``.
+        Its counters are in ``get_metrics()["sinks"]``; :mod:`lean_data.engine.sinks` says
+        what a sink must do.
+
+        Raises:
+            ConfigError: ``sink`` is not a sink, or one of its name is attached.
+        """
+        self._check_open()
+        self._sinks.add(sink, self._tasks.spawn if self._running() else None)
+
     def remove_data_callback(self, callback: Callable[..., Any]) -> bool:
         """Unregister a callback; an async one finishes what it has queued first."""
         return self._callbacks.remove(callback)
@@ -469,6 +489,7 @@ class DataEngine:
         for name, feed in self._registry.feeds.items():
             feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
         snapshot["subscribers"] = [s.statistics() for s in self._callbacks.subscribers]
+        snapshot["sinks"] = self._sinks.statistics()
         snapshot["failover"] = self.failover.statistics()
         snapshot["continuity"] = self.continuity.statistics()
         snapshot["cache"] = self.cache.statistics()

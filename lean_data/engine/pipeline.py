@@ -3,7 +3,8 @@
 ::
 
     inbox ──► screen (INVALID?) → failover → continuity (bars) → judge → ring buffer
-          → sync callbacks → async subscriber queues → storage queue → bars built from it
+          → sync callbacks → async subscriber queues → storage queue → sinks
+          → bars built from it
 
 One task runs :meth:`Pipeline.run`. Its per-item functions never wait: what would wait (a
 full BLOCK subscriber queue, a full storage queue, and what must come after those) is
@@ -26,6 +27,7 @@ from lean_data.engine.failover import Failover
 from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.series_record import SeriesRecord, SeriesRecords
+from lean_data.engine.sinks import Sinks
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
 from lean_data.inbox import Inbox
@@ -93,6 +95,7 @@ class Pipeline:
         backfill: continuity, its answers and the bars built from items.
         callbacks: who is called back.
         errors: the errors table and callback error counts.
+        sinks: who else gets every accepted item (the bus publisher).
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Pipeline:
         backfill: Backfill,
         callbacks: Callbacks,
         errors: ErrorLog,
+        sinks: Sinks,
     ) -> None:
         self.config = config
         self._inbox = inbox
@@ -141,6 +145,8 @@ class Pipeline:
         self._sync_callbacks = callbacks.sync  # the lists themselves: bound once, read per item
         self._partial_callbacks = callbacks.partial
         self._subscribers = callbacks.subscribers
+        self._sinks = sinks.sinks  # the list itself: read per item
+        self._sink_offer = sinks.offer
         self.processed = 0
         self.invalid = 0
         self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
@@ -402,6 +408,8 @@ class Pipeline:
         self._record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             later = self._keep(feed, item, verdict, later)
+        if self._sinks:
+            self._sink_offer(feed, item, verdict)
         if late:
             return later
         if self._aggregators and type(item) is Tick:
