@@ -15,7 +15,7 @@ import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lean_data.config import Config, OverflowPolicy
 from lean_data.engine.backfill import Backfill
@@ -46,6 +46,9 @@ from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.storage.base import Storage
 from lean_data.storage.cache import DataCache
 from lean_data.storage.sqlite import StorageFailure
+
+if TYPE_CHECKING:  # the gateway is imported when serve() runs
+    from lean_data.gateway import Gateway
 
 __all__ = ["DataEngine", "EngineState"]
 
@@ -418,6 +421,31 @@ class DataEngine:
         """
         self._check_open()
         self._sinks.add(sink, self._tasks.spawn if self._running() else None)
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        token: str | None = None,
+        policy: OverflowPolicy | str = OverflowPolicy.DROP_OLDEST,
+        queue_size: int = 1000,
+        **options: Any,
+    ) -> Gateway:
+        """Serve this engine over HTTP: ``/ws``, ``/metrics``, ``/health``, ``/ready``, ``/``.
+
+        Starts a :class:`~lean_data.gateway.Gateway` on this event loop, attached as the sink
+        named ``gateway``; :meth:`stop` closes it (clients get close code 1001). ``port=0``
+        picks a free port (read ``gateway.port`` / ``gateway.url``). ``options`` go to the
+        ``Gateway`` (``max_lag_s``, ``stale_after_s``, ``close_timeout_s``); see
+        docs/distribution.md, "The gateway".
+        """
+        from lean_data.gateway import Gateway
+
+        gateway = Gateway(
+            self, host, port, token=token, policy=policy, queue_size=queue_size, **options
+        )
+        return await gateway.start()
 
     def remove_data_callback(self, callback: Callable[..., Any]) -> bool:
         """Unregister a callback; an async one finishes what it has queued first."""
