@@ -266,6 +266,7 @@ class BusFeed(DataFeed):
         durable = self.consumer_name(symbol)
         subject = filter_for(self.prefix, symbol, kind=self.kind)
         backoff = Backoff(_RETRY)
+        missing = False
         while True:
             js = self._js
             if js is None:
@@ -284,7 +285,17 @@ class BusFeed(DataFeed):
                 return await js.pull_subscribe(
                     subject, durable=durable, stream=self.stream, config=config
                 )
-            except Exception as exc:  # no stream yet (no publisher ran), NATS away
+            except NotFoundError:  # no stream yet: no publisher ran; said once, then waits
+                if not missing:
+                    missing = True
+                    self.report_error(
+                        "bus_no_stream",
+                        f"{symbol}: stream {self.stream} does not exist yet; waiting for a "
+                        f"publisher (prefix {self.prefix!r}) to create it",
+                        symbol=symbol,
+                    )
+                await asyncio.sleep(backoff.next_delay())
+            except Exception as exc:  # NATS away, a server hiccup
                 self.report_error("bus_subscribe", f"{symbol} on {self.stream}: {exc!r}",
                                   symbol=symbol)  # fmt: skip
                 await asyncio.sleep(backoff.next_delay())

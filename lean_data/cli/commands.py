@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lean_data import __version__
+from lean_data.cli import distribute
 from lean_data.cli.run import Progress, Storing, named_calendar, run_replay
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load bars whose spacing contradicts the resolution instead of stopping",
     )
+    distribute.add_parsers(sub, _common_options)
     return parser
 
 
@@ -196,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     progress = Progress()
     try:
+        if args.command in ("collect", "serve"):
+            sources = _build_sources(args, progress)
+            _prepare_output(args.output)
+            storing = Storing(args.output, args.database_url, args.database_schema)
+            return distribute.run(args, sources, storing)
         feed = _build_feed(args, progress)
         _prepare_output(args.output)
         storage = Storing(args.output, args.database_url, args.database_schema)
@@ -241,6 +248,22 @@ def _build_feed(args: argparse.Namespace, progress: Progress) -> ReplayFeed:
         _check_input(path)
         try:
             feed.add_source(path, **options)
+        except LeanDataError as exc:
+            raise CliError(_naming(path, exc)) from exc
+    return _counted(feed, progress)
+
+
+def _build_sources(args: argparse.Namespace, progress: Progress) -> ReplayFeed | None:
+    """The replay feed of ``collect``/``serve`` (files, or --demo), or None without any."""
+    if args.demo:
+        return _counted(ReplayFeed("replay", demo_files(), speed=args.speed), progress)
+    if not args.files:
+        return None
+    feed = ReplayFeed("replay", speed=args.speed)
+    for path in args.files:
+        _check_input(path)
+        try:
+            feed.add_source(path)
         except LeanDataError as exc:
             raise CliError(_naming(path, exc)) from exc
     return _counted(feed, progress)
