@@ -114,6 +114,7 @@ class BusFeed(DataFeed):
         self.malformed = 0
         self.acked = 0
         self.reconnects = 0
+        self.rewound = 0
 
     # ------------------------------------------------------------------ DataFeed
     async def connect(self) -> bool:
@@ -227,6 +228,7 @@ class BusFeed(DataFeed):
             malformed=self.malformed,
             acked=self.acked,
             reconnects=self.reconnects,
+            rewound=self.rewound,
             consumers=sorted(self._consumers),
         )
         return status
@@ -238,7 +240,8 @@ class BusFeed(DataFeed):
         return f"{self.durable}_{_NAME_UNSAFE.sub('_', symbol)}_{digest}"
 
     async def _consume(self, symbol: str) -> None:
-        """Fetch, emit, then ack, in order, until cancelled; retry what fails."""
+        """Fetch, emit, wait until the engine processed them, then ack, in order, until
+        cancelled; retry what fails."""
         psub = await self._bind(symbol)
         backoff = Backoff(_RETRY)
         try:
@@ -252,8 +255,12 @@ class BusFeed(DataFeed):
                     await asyncio.sleep(backoff.next_delay())
                     continue
                 backoff.reset()
-                for msg in msgs:
-                    await self._deliver(symbol, msg)
+                taken = [msg for msg in msgs if await self._deliver(symbol, msg)]
+                if taken:
+                    await self.delivered()  # processed by the engine: now they may go
+                    for msg in taken:
+                        await msg.ack()
+                    self.acked += len(taken)
         finally:  # the client's inbox only: the durable consumer stays on the server
             nc = self._nc
             if nc is not None and not nc.is_closed:
@@ -282,9 +289,10 @@ class BusFeed(DataFeed):
                 config.deliver_policy = DeliverPolicy.BY_START_TIME
                 config.opt_start_time = ns_to_datetime(self.start_ns)
             try:
-                return await js.pull_subscribe(
+                psub = await js.pull_subscribe(
                     subject, durable=durable, stream=self.stream, config=config
                 )
+                return await self._rewound(js, psub, subject, config)
             except NotFoundError:  # no stream yet: no publisher ran; said once, then waits
                 if not missing:
                     missing = True
@@ -300,7 +308,33 @@ class BusFeed(DataFeed):
                                   symbol=symbol)  # fmt: skip
                 await asyncio.sleep(backoff.next_delay())
 
-    async def _deliver(self, symbol: str, msg: Msg) -> None:
+    async def _rewound(
+        self,
+        js: JetStreamContext,
+        psub: JetStreamContext.PullSubscription,
+        subject: str,
+        config: ConsumerConfig,
+    ) -> JetStreamContext.PullSubscription:
+        """Start the durable consumer again right after its last acknowledged message when
+        an earlier process left messages unacknowledged (it took them and died before its
+        engine processed them): they come now, in order, instead of after ``ack_wait_s``
+        behind newer ones. A durable name belongs to one consuming process."""
+        info = await psub.consumer_info()
+        if not info.num_ack_pending:
+            return psub
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        durable = config.durable_name
+        assert durable is not None
+        await psub.unsubscribe()
+        await js.delete_consumer(self.stream, durable)
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = (floor or 0) + 1
+        config.opt_start_time = None
+        self.rewound += info.num_ack_pending
+        return await js.pull_subscribe(subject, durable=durable, stream=self.stream, config=config)
+
+    async def _deliver(self, symbol: str, msg: Msg) -> bool:
+        """Emit one message's item; False for a malformed one (terminated here)."""
         self.received += 1
         meta = msg.metadata
         if meta.num_delivered > 1:
@@ -317,10 +351,9 @@ class BusFeed(DataFeed):
                 symbol=symbol,
             )
             await msg.term()
-            return
+            return False
         await self.emit(item)
-        await msg.ack()
-        self.acked += 1
+        return True
 
     async def _on_error(self, exc: Exception) -> None:
         self.last_error = f"nats: {exc!r}"

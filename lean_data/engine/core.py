@@ -26,7 +26,7 @@ from lean_data.engine.pipeline import Pipeline
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.sinks import ItemSink, Sinks
 from lean_data.engine.state import EngineState
-from lean_data.engine.steps import STOP
+from lean_data.engine.steps import STOP, barrier
 from lean_data.engine.storage_link import StorageLink
 from lean_data.engine.subscribers import AsyncCallback, Callbacks, Subscriber, SyncCallback
 from lean_data.engine.tasks import EngineTasks
@@ -281,6 +281,20 @@ class DataEngine:
             self._accepted += 1
             return True
         return False
+
+    async def barrier(self, feed: str) -> None:
+        """Return once the pipeline processed every item taken into the inbox before this
+        call (called back, queued for storage and sinks, or held by continuity for a
+        backfill); what ``DataFeed.delivered()`` waits for. ``feed`` is the caller's name.
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        if self.state is not _RUNNING:
+            raise EngineStateError(f"the engine is {self.state.value}; it processes no data")
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.force(feed, barrier(reached))  # never waits for room: feeds await it
+        await reached
 
     # ------------------------------------------------------------------ subscriptions
     def route(self, symbol: str, feed_name: str | None = None) -> DataFeed:

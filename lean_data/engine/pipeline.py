@@ -228,6 +228,8 @@ class Pipeline:
                         return
                     if item.bar is not None:  # a bar the clock closed
                         await self._guarded(feed, item.bar, False, False)
+                    elif item.reached is not None and not item.reached.done():  # a barrier
+                        item.reached.set_result(None)
                     inbox.done()
                     continue
                 try:  # inline, not _guarded(): one coroutine less per item

@@ -2,7 +2,8 @@
 
 **Control messages** share the inbox with feeds' items, so they keep their order with them:
 ``STOP`` ends the pipeline behind everything accepted, ``WAKE`` wakes an idle pipeline to
-take a backfill's answer, and :func:`built` carries a bar the bar clock closed.
+take a backfill's answer, :func:`built` carries a bar the bar clock closed, and
+:func:`barrier` tells a feed that everything it handed over before was processed.
 
 **Steps** are what one item still has to do when doing it now would wait (a full
 subscriber queue under BLOCK, a full storage queue, a bar built from the item that must
@@ -30,17 +31,21 @@ __all__ = [
     "Rejoin",
     "Step",
     "Store",
+    "barrier",
     "built",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """An inbox entry for the pipeline itself (``kind``: stop, wake or built)."""
+    """An inbox entry for the pipeline itself (``kind``: stop, wake, built or barrier)."""
 
     kind: str
     bar: MarketData | None = None
     """The bar of a ``built`` message."""
+    reached: asyncio.Future[None] | None = None
+    """A ``barrier``'s future, resolved when the pipeline takes it: every item the inbox
+    held before it was processed (delivered, queued for storage, or held by continuity)."""
 
 
 STOP = Control("stop")
@@ -50,6 +55,11 @@ WAKE = Control("wake")
 def built(bar: MarketData) -> Control:
     """Return the inbox entry for a bar the engine built (the bar clock closed it)."""
     return Control("built", bar)
+
+
+def barrier(reached: asyncio.Future[None]) -> Control:
+    """Return the inbox entry that resolves ``reached`` once the items before it are done."""
+    return Control("barrier", None, reached)
 
 
 @dataclass(frozen=True, slots=True)

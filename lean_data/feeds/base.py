@@ -61,6 +61,9 @@ class FeedSink(Protocol):
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         """Count and record a problem the feed survived (malformed frame, drop, ...)."""
 
+    async def barrier(self, feed: str) -> None:
+        """Return once every item taken before the call was processed (delivered)."""
+
     def feed_down(self, feed: str, symbols: Sequence[str], reason: str) -> None:
         """Say that ``symbols`` stopped flowing from ``feed`` (disconnect, stale, fatal)."""
 
@@ -235,6 +238,22 @@ class DataFeed(abc.ABC):
         self.messages_emitted += 1
         if not sink.offer(self.name, item):
             await sink.accept(self.name, item)
+
+    async def delivered(self) -> None:
+        """Wait until the engine has processed every item this feed emitted so far.
+
+        Processed: called back, queued for storage and sinks, or held by continuity for a
+        backfill. A feed that acknowledges its source (a message bus, a queue) does so
+        after this, so a crash before it means the source delivers again (continuity
+        drops what was delivered twice) instead of losing what sat in the inbox.
+
+        Raises:
+            EngineStateError: the feed is not attached to a running engine.
+        """
+        sink = self._sink
+        if sink is None:
+            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
+        await sink.barrier(self.name)
 
     def report_error(self, kind: str, message: str, *, symbol: str = "") -> None:
         """Count a problem the feed survived and send it to the engine's errors table."""
