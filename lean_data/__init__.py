@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lean_data.analytics.transform import DataTransformer
 from lean_data.config import Config, OverflowPolicy, ValidationConfig
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine import DataEngine, EngineState
 from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.subscribers import Subscriber
@@ -130,7 +131,11 @@ __all__ = [
     "FeedError",
     "FeedProtocolError",
     "FeedStatus",
+    "FundingRate",
     "LeanDataError",
+    "Liquidation",
+    "MarkPrice",
+    "OpenInterest",
     "OverflowPolicy",
     "PostgresStorage",
     "QualityTracker",

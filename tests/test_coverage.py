@@ -27,7 +27,7 @@ from lean_data.series.intervals import clip, overlay
 from lean_data.storage import schema as sch
 from lean_data.storage.sqlite import DataPersistence
 from lean_data.storage.store import QueuedStore
-from tests.backends import Backend
+from tests.backends import NO_DERIVATIVES, Backend
 from tests.conftest import FIXTURES, eventually
 
 M = NS_PER_MINUTE
@@ -411,7 +411,8 @@ async def test_retention_trims_coverage_of_deleted_bars_and_prunes_series(
         await cover(store, 20, 30, empty=True)
         await store.record_coverage("gone", "BTC-PERP", MINUTE, T0, T0 + 5 * M)
         deleted = await store.apply_retention(days=2)
-        assert deleted == {"bars": 15, "quote_bars": 0, "ticks": 0, "metrics": 0, "errors": 0}
+        assert deleted == {"bars": 15, "quote_bars": 0, "ticks": 0, "metrics": 0, "errors": 0,
+                           **NO_DERIVATIVES}  # fmt: skip
         assert await coverage(store, 0, 40) == [(10, 20, False), (20, 30, True)]
         assert await store.get_coverage("gone", "BTC-PERP", MINUTE, T0, T0 + 5 * M) == []
         assert await store.bar_series_keys() == [("ftx", "BTC-PERP", MINUTE)]
@@ -479,15 +480,17 @@ async def test_version_1_file_gains_coverage_and_series_tables(
         assert await missing(store, 0, 100) == [(0, 100)]
         await cover(store, 0, 100)
         await store.save_market_data(btc[100], feed="ftx")
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(2,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(3,)]
     schema = dict(sqlite_rows(db_path, "SELECT name, sql FROM sqlite_master"))
-    assert sorted(schema) == sorted([s.split()[2] for s in V1_DDL] + ["coverage", "bar_series"])
+    derivatives = ["funding_rates", "open_interest", "mark_prices", "liquidations"]  # version 3
+    added = ["coverage", "bar_series", *derivatives]
+    assert sorted(schema) == sorted([s.split()[2] for s in V1_DDL] + added)
     assert [schema[s.split()[2]] for s in V1_DDL] == list(V1_DDL)  # old tables untouched
     assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(111,)]
     assert [(s, e, f) for s, e, f in sqlite_rows(db_path, COVERAGE_ROWS, "ftx")] == [
         (T0, T0 + 100 * M, 0)
     ]
-    async with DataPersistence(db_path) as again:  # version 2 opens as it is
+    async with DataPersistence(db_path) as again:  # version 3 opens as it is
         assert await again.last_bar("ftx", "BTC-PERP", MINUTE) == received(btc[100])
         assert await coverage(again, 0, 200) == [(0, 100, False)]
 
@@ -497,7 +500,7 @@ async def test_file_without_a_migration_path_is_refused(db_path: Path) -> None:
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE schema_version SET version = 0")
     db.close()
-    with pytest.raises(StorageError, match="schema version 0 has no migration to 2"):
+    with pytest.raises(StorageError, match="schema version 0 has no migration to 3"):
         await DataPersistence(db_path).open()
     assert sqlite_rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'coverage'") == []
 

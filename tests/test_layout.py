@@ -32,13 +32,16 @@ ROOT = Path(lean_data.__file__).parent
 
 STAGES: dict[str, int] = {
     "lean_data.models": 0,
+    "lean_data.derivatives": 0,
     "lean_data.errors": 0,
     "lean_data.secrets": 0,
     "lean_data.symbols": 0,
     "lean_data.config": 0,
     "lean_data.inbox": 0,
+    "lean_data.book": 0,
     "lean_data.quality": 1,
     "lean_data.analytics": 1,
+    "lean_data.depth": 1,
     "lean_data.series": 2,
     "lean_data.storage": 3,
     "lean_data.wire": 4,

@@ -183,10 +183,10 @@ def test_pandas_columns_json_needs_a_symbol(tmp_path: Path) -> None:
 
 
 def test_freqtrade_files_that_are_not_candles(tmp_path: Path) -> None:
-    funding = tmp_path / "XRP_USDT_USDT-8h-funding_rate.feather"
-    funding.write_bytes(b"")
-    with pytest.raises(DataFormatError, match="'funding_rate' files are not price candles"):
-        describe_file(funding)
+    other = tmp_path / "XRP_USDT_USDT-8h-trades_agg.feather"  # funding rates load now
+    other.write_bytes(b"")
+    with pytest.raises(DataFormatError, match="'trades_agg' files are not price candles"):
+        describe_file(other)
     trades = tmp_path / "XRP_ETH-trades.json.gz"
     trades.write_bytes(gzip.compress(b'[[1570752011620,"13519807",null,"sell",0.001,23.0,0.03]]'))
     with pytest.raises(DataFormatError, match="arrays of 7 values"):

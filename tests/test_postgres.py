@@ -33,7 +33,7 @@ from lean_data.storage.postgres import PostgresStorage, records
 from lean_data.storage.postgres.partitions import month_bounds, month_of
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.sqlite import DataPersistence
-from tests.backends import PG_URL, PgProxy, PostgresBackend, pg_connect
+from tests.backends import NO_DERIVATIVES, PG_URL, PgProxy, PostgresBackend, pg_connect
 from tests.conftest import FIXTURES, eventually
 
 M = NS_PER_MINUTE
@@ -99,8 +99,9 @@ async def test_the_schema_and_its_tables_are_created_with_their_partitioning(
     )
     assert tables == [
         ("bar_rollups", "r"), ("bar_series", "r"), ("bars", "p"), ("coverage", "r"),
-        ("errors", "r"),
-        ("lean_writers", "r"), ("metrics", "r"), ("quote_bars", "p"), ("schema_version", "r"),
+        ("errors", "r"), ("funding_rates", "r"),
+        ("lean_writers", "r"), ("liquidations", "r"), ("mark_prices", "r"), ("metrics", "r"),
+        ("open_interest", "r"), ("quote_bars", "p"), ("schema_version", "r"),
         ("ticks", "p"),
     ]  # fmt: skip
     keys = await pg.rows(
@@ -229,7 +230,8 @@ async def test_retention_drops_old_partitions_and_nothing_else(
             ))  # fmt: skip
     assert answers[0] == answers[1]  # PostgreSQL deletes what SQLite deletes
     deleted, bars = answers[0][0], answers[0][1]
-    assert deleted == {"bars": 2_000, "quote_bars": 20, "ticks": 50, "metrics": 1, "errors": 1}
+    assert deleted == {"bars": 2_000, "quote_bars": 20, "ticks": 50, "metrics": 1, "errors": 1,
+                       **NO_DERIVATIVES}  # fmt: skip
     assert bars == [b for b, _ in items[: len(btc[::10])] if b.ts_recv >= cutoff]
     assert answers[0][4] == [(btc[19_990].ts_event + M, btc[-1].ts_event, False)]
     # whole partitions went: November's ticks and December's bars; December's quotes stay

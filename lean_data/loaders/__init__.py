@@ -1,4 +1,4 @@
-"""Read recorded market-data files into TradeBar, QuoteBar and Tick objects.
+"""Read recorded market-data files into TradeBar, QuoteBar and Tick objects (and records).
 
 Pure, synchronous and streaming: :func:`iter_file` yields items in file order without
 loading the whole file (JSON and feather files excepted), so the ReplayFeed can pace them.
@@ -9,10 +9,15 @@ Formats (the ``format=`` names):
 - ``"binance_klines"``: Binance 12-column klines, CSV or REST JSON
   (:mod:`lean_data.loaders.binance`).
 - ``"lean"``: QuantConnect LEAN zipped CSVs (:mod:`lean_data.loaders.lean`).
-- ``"freqtrade_json"`` / ``"freqtrade_feather"``: freqtrade candles
+- ``"freqtrade_json"`` / ``"freqtrade_feather"``: freqtrade candles, and freqtrade
+  funding-rate files as :class:`~lean_data.derivatives.FundingRate` records
   (:mod:`lean_data.loaders.freqtrade`).
 - ``"parquet_catalog"``: one series of a Parquet catalog, a directory, not a file
   (:mod:`lean_data.loaders.parquet_catalog`; detected for a directory).
+
+:func:`iter_file` streams bars, quote bars and ticks (what the ReplayFeed and the engine
+take) and refuses a file of derivatives records with one line saying so;
+:func:`iter_records` and :func:`load_file` read any file, derivatives records included.
 
 Every item has ``ts_recv = 0`` (the replaying feed stamps receive time); bars are
 ``closed=True, revision=0``. Anything malformed raises :class:`DataFormatError` naming the
@@ -36,23 +41,41 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar, cast
 
+from lean_data.derivatives import DerivativesData
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.loaders import binance, csv_ohlcv, freqtrade, lean, parquet_catalog
 from lean_data.loaders._common import FileSpec, check_options, parse_resolution_arg
 from lean_data.loaders.detect import detect_format
 from lean_data.models import MarketData, Resolution
 
-__all__ = ["FORMATS", "FileSpec", "describe_file", "detect_format", "iter_file", "load_file"]
+__all__ = [
+    "FORMATS",
+    "MARKET_KINDS",
+    "FileSpec",
+    "LoadedItem",
+    "describe_file",
+    "detect_format",
+    "iter_file",
+    "iter_records",
+    "load_file",
+]
 
+LoadedItem: TypeAlias = MarketData | DerivativesData
+"""What a loader yields: a bar, quote bar or tick, or a derivatives record."""
+
+MARKET_KINDS = ("bar", "quote", "tick")
+"""The :attr:`FileSpec.kind` of files :func:`iter_file` streams."""
+
+_T = TypeVar("_T")
 _READ_ERRORS = (UnicodeDecodeError, EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
 class _Handler:
     describe: Callable[[Path, str | None, Resolution | None, dict[str, Any]], FileSpec]
-    iterate: Callable[[FileSpec, dict[str, Any]], Iterator[MarketData]]
+    iterate: Callable[[FileSpec, dict[str, Any]], Iterator[LoadedItem]]
     options: tuple[str, ...]
 
 
@@ -175,8 +198,33 @@ def iter_file(
         :attr:`FileSpec.kind`).
 
     Raises:
-        DataFormatError: unknown format or malformed content (names file and line).
+        DataFormatError: unknown format or malformed content (names file and line), or a
+            file of derivatives records (read those with :func:`iter_records`).
         ConfigError: no such file, an unknown format or option, or no symbol inferable.
+    """
+    spec, handler = _prepare(path, format, symbol, resolution, options)
+    if spec.kind not in MARKET_KINDS:
+        raise DataFormatError(
+            f"the file holds {spec.kind} records, not bars, quotes or ticks; "
+            "read it with lean_data.loaders.load_file() or iter_records()",
+            source=str(spec.path),
+        )
+    items = cast(Iterator[MarketData], handler.iterate(spec, options))  # a market kind
+    return _guarded(items, str(spec.path))
+
+
+def iter_records(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    symbol: str | None = None,
+    resolution: Resolution | str | None = None,
+    **options: Any,
+) -> Iterator[LoadedItem]:
+    """Stream the items of any file :func:`iter_file` reads, or of derivatives records.
+
+    The same as :func:`iter_file` (same arguments and errors), but a freqtrade
+    funding-rate file yields :class:`~lean_data.derivatives.FundingRate` records.
     """
     spec, handler = _prepare(path, format, symbol, resolution, options)
     return _guarded(handler.iterate(spec, options), str(spec.path))
@@ -189,13 +237,14 @@ def load_file(
     symbol: str | None = None,
     resolution: Resolution | str | None = None,
     **options: Any,
-) -> list[MarketData]:
-    """Return every item of a market-data file as a list (see :func:`iter_file`)."""
-    items = iter_file(path, format=format, symbol=symbol, resolution=resolution, **options)
+) -> list[LoadedItem]:
+    """Return every item of a file as a list: bars, quotes, ticks or derivatives records
+    (see :func:`iter_records`)."""
+    items = iter_records(path, format=format, symbol=symbol, resolution=resolution, **options)
     return list(items)
 
 
-def _guarded(items: Iterator[MarketData], source: str) -> Iterator[MarketData]:
+def _guarded(items: Iterator[_T], source: str) -> Iterator[_T]:
     """Turn decoding and decompression failures met while streaming into DataFormatError."""
     try:
         yield from items

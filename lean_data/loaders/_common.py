@@ -75,10 +75,17 @@ class FileSpec:
         format: loader format name (``"csv"``, ``"binance_klines"``, ``"lean"``, ...).
         symbol: canonical symbol of every item (``"SPY"``, ``"BTC/USDT"``).
         resolution: bar period (``Resolution.TICK`` for tick files).
-        kind: ``"bar"`` (TradeBar), ``"quote"`` (QuoteBar) or ``"tick"`` (Tick).
+        kind: ``"bar"`` (TradeBar), ``"quote"`` (QuoteBar), ``"tick"`` (Tick) or
+            ``"funding_rate"`` (FundingRate).
         asset_class: what the format says the symbol is (a LEAN folder: ``equity/``,
             ``crypto/``, ``cryptofuture/``; Binance klines and freqtrade files are crypto);
             None when the format does not say (a generic CSV).
+        price_type: what the bars' prices are: ``"trade"`` (traded prices, the default),
+            or a freqtrade derivatives candle's ``"mark"``, ``"index"`` or
+            ``"premium_index"``; the bars are TradeBars either way.
+
+    A freqtrade funding-rate file has ``kind`` ``"funding_rate"`` (its items are
+    :class:`~lean_data.derivatives.FundingRate`) and ``resolution`` the funding interval.
     """
 
     path: Path
@@ -87,6 +94,7 @@ class FileSpec:
     resolution: Resolution
     kind: str
     asset_class: AssetClass | None = None
+    price_type: str = "trade"
 
 
 def open_text(path: Path) -> IO[str]:

@@ -3,9 +3,15 @@
 Names follow freqtrade: ``<PAIR>-<timeframe>[-<candle type>]`` where the pair's ``/`` and
 ``:`` became ``_``: ``ETH_BTC-5m.feather`` is ``ETH/BTC`` 5-minute bars and
 ``XRP_USDT_USDT-1h-futures.json.gz`` is ``XRP/USDT:USDT`` hourly bars. Mark, index and
-premium-index candles keep the pair's symbol (the candle type is not encoded in it: pass
-``symbol=`` to keep them apart from trade candles). Funding-rate and trade files are not
-candles and are refused. A file named otherwise (``candles.json``) needs ``symbol=``; its
+premium-index candles are TradeBars too (their OHLC kept exactly; a mark candle's volume is
+NaN) and keep the pair's symbol: the candle type is not encoded in it, so the spec says it
+(:attr:`FileSpec.price_type` ``"mark"``, ``"index"``, ``"premium_index"``) and ``symbol=``
+keeps them apart from trade candles in storage. A funding-rate file
+(``XRP_USDT_USDT-8h-funding_rate.feather``) holds :class:`~lean_data.derivatives.FundingRate`
+records: freqtrade stores the rate in the ``open`` column (the other columns are 0), at the
+venue's funding times to the millisecond (kept exactly; not checked against the name's
+interval, which becomes each record's ``funding_interval``). Trade files are not candles
+and are refused. A file named otherwise (``candles.json``) needs ``symbol=``; its
 resolution is then inferred from the spacing of its rows.
 
 JSON candles are ``[[ms, open, high, low, close, volume], ...]``, or the pandas "columns"
@@ -30,6 +36,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from lean_data.derivatives import FundingRate
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.loaders._common import (
     SPACING_ROWS,
@@ -57,6 +64,8 @@ _NAME = re.compile(
 _UNITS = {"s": 1_000_000_000, "m": NS_PER_MINUTE, "h": NS_PER_HOUR, "d": NS_PER_DAY}
 _UNITS["w"] = 7 * NS_PER_DAY
 _CANDLE_TYPES = ("spot", "futures", "mark", "index", "premiumIndex")
+_PRICE_TYPES = {"mark": "mark", "index": "index", "premiumIndex": "premium_index"}
+_FUNDING = "funding_rate"
 _COLUMNS = ("date", "open", "high", "low", "close", "volume")
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _NAN = math.nan
@@ -66,8 +75,15 @@ def parse_name(path: Path) -> tuple[str, Resolution] | None:
     """Return (symbol, resolution) from a freqtrade file name, or None if it is not one.
 
     Raises:
-        DataFormatError: the name is a freqtrade name for something other than candles.
+        DataFormatError: the name is a freqtrade name for something other than candles or
+            funding rates.
     """
+    parts = _name_parts(path)
+    return None if parts is None else (parts[0], parts[1])
+
+
+def _name_parts(path: Path) -> tuple[str, Resolution, str] | None:
+    """Return (symbol, resolution, candle type) from a freqtrade file name, or None."""
     stem = file_stem(path)
     if stem.lower().endswith("-trades"):
         raise DataFormatError("freqtrade trade files are not candles", source=str(path))
@@ -75,10 +91,10 @@ def parse_name(path: Path) -> tuple[str, Resolution] | None:
     if match is None:
         return None
     candle_type = match.group("type") or "spot"
-    if candle_type not in _CANDLE_TYPES:
+    if candle_type not in _CANDLE_TYPES and candle_type != _FUNDING:
         raise DataFormatError(
-            f"{candle_type!r} files are not price candles "
-            f"(expected one of {', '.join(_CANDLE_TYPES)})",
+            f"{candle_type!r} files are not price candles nor funding rates "
+            f"(expected one of {', '.join((*_CANDLE_TYPES, _FUNDING))})",
             source=str(path),
         )
     timeframe = match.group("tf")
@@ -87,19 +103,19 @@ def parse_name(path: Path) -> tuple[str, Resolution] | None:
     resolution = Resolution(int(timeframe[:-1]) * _UNITS[timeframe[-1]])
     parts = match.group("pair").upper().split("_")
     settle = f":{parts[2]}" if len(parts) == 3 else ""
-    return f"{parts[0]}/{parts[1]}{settle}", resolution
+    return f"{parts[0]}/{parts[1]}{settle}", resolution, candle_type
 
 
-def _identity(path: Path, symbol: str | None) -> tuple[str, Resolution | None]:
-    parsed = parse_name(path)
+def _identity(path: Path, symbol: str | None) -> tuple[str, Resolution | None, str]:
+    parsed = _name_parts(path)
     if parsed is not None:
-        return symbol or parsed[0], parsed[1]
+        return symbol or parsed[0], parsed[1], parsed[2]
     if symbol is None:
         raise ConfigError(
             f"cannot infer the pair from the name {path.name!r} "
             "(expected e.g. ETH_BTC-5m.json); pass symbol="
         )
-    return symbol, None
+    return symbol, None, "spot"
 
 
 def _json_rows(path: Path) -> list[Sequence[Any]]:
@@ -181,7 +197,12 @@ def describe(
         DataFormatError: not candles, malformed rows, or a spacing that contradicts the name.
         ConfigError: no symbol given and none in the name; pyarrow missing for feather.
     """
-    name, declared = _identity(path, symbol)
+    name, declared, candle_type = _identity(path, symbol)
+    fmt = "freqtrade_feather" if _is_feather(path) else "freqtrade_json"
+    if candle_type == _FUNDING:
+        interval = resolution or declared or Resolution.HOUR  # declared: the name has it
+        _funding_head(path, name, interval)  # the file and its first records are readable
+        return FileSpec(path, fmt, name, interval, _FUNDING, AssetClass.CRYPTO)
     if _is_feather(path):
         times = _feather_times(path, _arrow_table(path, ("date",)))[:SPACING_ROWS]
     else:
@@ -190,17 +211,19 @@ def describe(
     head = list(enumerate(times, 1))
     check = bool(options.get("check_spacing", True))
     chosen = choose_resolution(resolution, declared, head, source=str(path), check_spacing=check)
-    fmt = "freqtrade_feather" if _is_feather(path) else "freqtrade_json"
-    return FileSpec(path, fmt, name, chosen, "bar", AssetClass.CRYPTO)  # freqtrade: crypto only
+    price_type = _PRICE_TYPES.get(candle_type, "trade")
+    return FileSpec(path, fmt, name, chosen, "bar", AssetClass.CRYPTO, price_type)  # crypto only
 
 
-def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar]:
-    """Stream the bars of a freqtrade candle file in file order.
+def iterate(spec: FileSpec, options: dict[str, Any]) -> Iterator[TradeBar | FundingRate]:
+    """Stream the bars (funding rates) of a freqtrade candle (funding-rate) file in file order.
 
     Raises:
         DataFormatError: a record is malformed (names the record number).
     """
     del options
+    if spec.kind == _FUNDING:
+        return _funding_rates(spec.path, spec.symbol, spec.resolution)
     if _is_feather(spec.path):
         return _feather_bars(spec)
     return _json_bars(spec.path, spec.symbol, spec.resolution)
@@ -264,3 +287,48 @@ def _feather_bars(spec: FileSpec) -> Iterator[TradeBar]:
         yield TradeBar(
             symbol, ts, open_, high, low, close, _NAN if volume is None else volume, resolution
         )
+
+
+def _funding_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (time ns, rate) of a funding-rate file: ``date`` and the ``open`` column."""
+    if _is_feather(path):
+        import pyarrow as pa
+
+        table = _arrow_table(path, ("date", "open"))
+        times = _feather_times(path, table)
+        try:
+            rates = table.column("open").cast(pa.float64()).to_pylist()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataFormatError(f"non-numeric open column: {exc}", source=str(path)) from exc
+        yield from zip(times, rates, strict=True)
+        return
+    for number, row in enumerate(_json_rows(path), 1):
+        try:
+            ms, rate = row[0], row[1]
+            if isinstance(ms, bool) or not isinstance(ms, int | float | str):
+                raise ValueError(f"bad time {ms!r}")
+            yield int(ms) * 1_000_000, rate
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise _row_error(str(path), number, row, exc) from None
+
+
+def _funding_rates(path: Path, symbol: str, interval: Resolution) -> Iterator[FundingRate]:
+    source = str(path)
+    for number, (ts, rate) in enumerate(_funding_rows(path), 1):
+        try:
+            if rate is None:
+                raise ValueError("no funding rate (null open)")
+            if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+                raise ValueError(f"bad funding rate {rate!r}")
+            record = FundingRate(symbol, ts, float(rate), funding_interval=interval.nanos)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise DataFormatError(
+                f"bad funding-rate record {number}: {exc}", source=source, line=number
+            ) from None
+        yield record
+
+
+def _funding_head(path: Path, symbol: str, interval: Resolution) -> None:
+    """Read a funding-rate file's first records, so a bad file fails before streaming."""
+    for _ in islice(_funding_rates(path, symbol, interval), SPACING_ROWS):
+        pass

@@ -12,10 +12,11 @@ it (see the end of :mod:`lean_data.storage.sqlite` and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, Self
 
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar
 from lean_data.quality.levels import Verdict
 from lean_data.storage.failures import StorageFailure
@@ -63,6 +64,16 @@ class Storage(Protocol):
 
     Windows: :meth:`get_recent_data`, :meth:`quality_summary` and :meth:`apply_retention`
     select market rows by receive time (``ts_recv``), metrics and errors by their ``ts``.
+
+    Derivatives records
+        Funding rates, open interest, mark prices and liquidations
+        (:mod:`lean_data.derivatives`) have tables of their own, written by their own
+        ``save_*`` methods through the same queue and batches; :meth:`save_market_data`
+        refuses them (``TypeError``). A record is stored by (feed, symbol, ts_event), a
+        liquidation also by (side, price, quantity); saving one again replaces the stored
+        one (the last saved wins; they have no revisions). ``get_*`` read ``[start, end)``
+        by event time, None for an open bound, ordered by time then feed. Retention ages
+        them by ``ts_recv``.
     """
 
     # ----------------------------------------------------------------- lifecycle
@@ -140,6 +151,22 @@ class Storage(Protocol):
         """Queue an errors row without waiting; return False when the queue is full."""
         ...
 
+    async def save_funding_rates(self, rates: Iterable[FundingRate], *, feed: str = "") -> None:
+        """Queue funding rates; wait only while the queue is full."""
+        ...
+
+    async def save_open_interest(self, items: Iterable[OpenInterest], *, feed: str = "") -> None:
+        """Queue open-interest records; wait only while the queue is full."""
+        ...
+
+    async def save_mark_prices(self, prices: Iterable[MarkPrice], *, feed: str = "") -> None:
+        """Queue mark prices; wait only while the queue is full."""
+        ...
+
+    async def save_liquidations(self, items: Iterable[Liquidation], *, feed: str = "") -> None:
+        """Queue liquidations; wait only while the queue is full."""
+        ...
+
     async def record_coverage(
         self,
         feed: str,
@@ -188,6 +215,50 @@ class Storage(Protocol):
         self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None
     ) -> list[Tick]:
         """Return the stored ticks of ``symbol`` in ``[start, end)``."""
+        ...
+
+    async def get_funding_rates(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[FundingRate]:
+        """Return the stored funding rates of ``symbol`` in ``[start, end)``."""
+        ...
+
+    async def get_open_interest(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[OpenInterest]:
+        """Return the stored open interest of ``symbol`` in ``[start, end)``."""
+        ...
+
+    async def get_mark_prices(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[MarkPrice]:
+        """Return the stored mark prices of ``symbol`` in ``[start, end)``."""
+        ...
+
+    async def get_liquidations(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[Liquidation]:
+        """Return the stored liquidations of ``symbol`` in ``[start, end)``."""
         ...
 
     async def get_recent_data(self, symbol: str, hours: float = 24) -> list[TradeBar]:

@@ -16,9 +16,11 @@ from typing import Any, Final
 
 import orjson
 
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
 from lean_data.quality.levels import DataQualityLevel
 from lean_data.series import intervals as iv
+from lean_data.storage import derivative_rows as drv
 from lean_data.storage import schema as sch
 from lean_data.storage.rows import (
     ERROR_KEYS,
@@ -261,6 +263,66 @@ class Queries(ABC):
         keys = [(feed, symbol, resolution_from_text(res)) for feed, symbol, res in rows]
         keys.sort(key=lambda k: (k[0], k[1], k[2].nanos))
         return keys
+
+    async def get_funding_rates(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[FundingRate]:
+        """Return the stored funding rates of ``symbol`` in ``[start, end)`` (None: open)."""
+        return await self._derivatives(sch.FUNDING_RATES, symbol, start, end, feed)
+
+    async def get_open_interest(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[OpenInterest]:
+        """Return the stored open interest of ``symbol`` in ``[start, end)`` (None: open)."""
+        return await self._derivatives(sch.OPEN_INTEREST, symbol, start, end, feed)
+
+    async def get_mark_prices(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[MarkPrice]:
+        """Return the stored mark prices of ``symbol`` in ``[start, end)`` (None: open)."""
+        return await self._derivatives(sch.MARK_PRICES, symbol, start, end, feed)
+
+    async def get_liquidations(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+    ) -> list[Liquidation]:
+        """Return the stored liquidations of ``symbol`` in ``[start, end)`` (None: open)."""
+        return await self._derivatives(sch.LIQUIDATIONS, symbol, start, end, feed)
+
+    async def _derivatives(
+        self,
+        table: int,
+        symbol: str,
+        start: int | datetime | None,
+        end: int | datetime | None,
+        feed: str | None,
+    ) -> list[Any]:
+        """Records of one derivatives table by time (then feed), of every feed or one."""
+        low = None if start is None else _ns(start)
+        high = None if end is None else _ns(end)
+        sql = drv.RANGE_SQL[(table, feed is not None)]
+        return drv.from_rows(
+            table, await self._fetch(sql, drv.range_params(symbol, low, high, feed))
+        )
 
     async def get_recent_data(self, symbol: str, hours: float = 24) -> list[TradeBar]:
         """Return the trade bars of ``symbol`` received in the last ``hours``.

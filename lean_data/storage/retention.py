@@ -1,10 +1,10 @@
 """SQLite retention: delete old rows while keeping coverage truthful.
 
-Market rows are aged by receive time (``ts_recv``: how long they have been kept), metrics
-and errors by ``ts``. Each trade-bar series that loses bars loses its covered (not its
-known-empty) intervals from its first to past its last deleted bar's open time, and series
-left without bars leave ``bar_series``. Full-table scans: meant for start-up or a daily
-job, not for every batch.
+Market and derivatives rows are aged by receive time (``ts_recv``: how long they have been
+kept), metrics and errors by ``ts``. Each trade-bar series that loses bars loses its
+covered (not its known-empty) intervals from its first to past its last deleted bar's open
+time, and series left without bars leave ``bar_series``. Full-table scans: meant for
+start-up or a daily job, not for every batch.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 
 from lean_data.storage.coverage import merge_coverage
 from lean_data.storage.rows import resolution_from_text
-from lean_data.storage.schema import MARKET_TABLES, TABLE_NAMES
+from lean_data.storage.schema import TABLE_NAMES
 from lean_data.storage.sqlite_sink import SqliteTx
 
 __all__ = ["delete_before"]
@@ -45,7 +45,7 @@ async def delete_before(tx: SqliteTx, cutoff: int) -> dict[str, int]:
         await merge_coverage(tx, (feed, symbol, resolution), [], [], [span])
     deleted: dict[str, int] = {}
     for table in TABLE_NAMES:
-        column = "ts_recv" if table in MARKET_TABLES else "ts"
+        column = "ts" if table in ("metrics", "errors") else "ts_recv"  # market, derivatives
         cursor = await db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
         deleted[table] = cursor.rowcount
         await cursor.close()

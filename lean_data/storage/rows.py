@@ -170,11 +170,25 @@ ROW_BUILDERS: Final[dict[type, tuple[int, RowBuilder]]] = {
 }
 
 
+_DERIVATIVE_SAVERS: Final = {
+    "FundingRate": "save_funding_rates",
+    "OpenInterest": "save_open_interest",
+    "MarkPrice": "save_mark_prices",
+    "Liquidation": "save_liquidations",
+}
+
+
 def row_builder_for_subclass(item: object) -> tuple[int, RowBuilder]:
     """Return the table and row builder for a subclass of a model (or raise TypeError)."""
     for cls, found in ROW_BUILDERS.items():
         if isinstance(item, cls):
             return found
+    saver = _DERIVATIVE_SAVERS.get(type(item).__name__)
+    if saver is not None:
+        raise TypeError(
+            f"a {type(item).__name__} is a derivatives record, not market data: "
+            f"store it with {saver}()"
+        )
     raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
 
 

@@ -19,10 +19,15 @@ from lean_data.storage.schema import (
     BAR_COLUMNS,
     BARS,
     COVERAGE,
+    DERIVATIVE_COLUMNS,
     ERRORS,
     ERRORS_COLUMNS,
+    FUNDING_RATES,
+    LIQUIDATIONS,
+    MARK_PRICES,
     METRICS,
     METRICS_COLUMNS,
+    OPEN_INTEREST,
     QUOTE_BARS,
     QUOTE_COLUMNS,
     TABLE_NAMES,
@@ -41,6 +46,10 @@ COLUMN_KINDS: Final[dict[int, tuple[str, ...]]] = {
     QUOTE_BARS: (_T, _T, _T, _I, *(_RN,) * 10, *_BAR_TAIL_KINDS),
     TICKS: (_T, _T, _I, _T, *(_RN,) * 6, _T, _T, _I, _T, _RN, _TN, _T, _I),
     METRICS: (_I, _T),
+    FUNDING_RATES: (_T, _T, _I, _RN, _I, _I, _RN, _I),
+    OPEN_INTEREST: (_T, _T, _I, _RN, _RN, _I),
+    MARK_PRICES: (_T, _T, _I, _RN, _RN, _RN, _I, _I),
+    LIQUIDATIONS: (_T, _T, _I, _T, _RN, _RN, _T, _RN, _RN, _I),
     COVERAGE: (_T, _T, _T, _I, _I, _I),
 }
 """What each column of a queued row must hold, by entry kind (errors rows are sanitised)."""
@@ -50,6 +59,7 @@ COLUMN_NAMES: Final[dict[int, tuple[str, ...]]] = {
     TICKS: TICK_COLUMNS,
     METRICS: METRICS_COLUMNS,
     ERRORS: ERRORS_COLUMNS,
+    **DERIVATIVE_COLUMNS,
     COVERAGE: ("feed", "symbol", "resolution", "start_ns", "end_ns", "empty"),
 }
 ENTRY_NAMES: Final = (*TABLE_NAMES, "coverage")

@@ -33,6 +33,11 @@ Tables:
     The (feed, symbol, resolution) of every trade-bar series, written in the same
     transaction as its bars (the ``bars`` key starts with symbol, so listing series from
     ``bars`` itself would scan every row).
+``funding_rates`` / ``open_interest`` / ``mark_prices`` / ``liquidations``
+    Derivatives records (:mod:`lean_data.derivatives`), ``WITHOUT ROWID``, one row per
+    (symbol, ts_event, feed), liquidations per (symbol, ts_event, feed, side, price,
+    quantity); a record saved again replaces the stored one (the last saved wins). Added
+    by version 3. Rows and reads: :mod:`lean_data.storage.derivative_rows`.
 ``schema_version``
     One row holding :data:`SCHEMA_VERSION`. :data:`MIGRATIONS` upgrades older files in
     place when they are opened.
@@ -69,21 +74,30 @@ class QuerySql:
     quality_by_feed: str
 
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 BARS: Final = 0
 QUOTE_BARS: Final = 1
 TICKS: Final = 2
 METRICS: Final = 3
 ERRORS: Final = 4
-COVERAGE: Final = 5
+FUNDING_RATES: Final = 5
+OPEN_INTEREST: Final = 6
+MARK_PRICES: Final = 7
+LIQUIDATIONS: Final = 8
+COVERAGE: Final = 9
 """Queue entries with this index carry a coverage record, not a table row."""
-ENTRY_KINDS: Final = 6
+ENTRY_KINDS: Final = 10
 
-TABLE_NAMES: Final = ("bars", "quote_bars", "ticks", "metrics", "errors")
+TABLE_NAMES: Final = (
+    *("bars", "quote_bars", "ticks", "metrics", "errors"),
+    *("funding_rates", "open_interest", "mark_prices", "liquidations"),
+)
 """Table names by index; the only names ever placed into SQL text."""
 
 MARKET_TABLES: Final = ("bars", "quote_bars", "ticks")
+DERIVATIVE_TABLES: Final = ("funding_rates", "open_interest", "mark_prices", "liquidations")
+"""Tables of derivatives records, aged by ``ts_recv`` like the market tables."""
 
 _QUALITY = ("quality_score", "quality_level", "reasons", "ts_recv")
 _BAR_TAIL = ("closed", "revision", "backfilled", *_QUALITY)
@@ -105,6 +119,41 @@ TICK_COLUMNS: Final = (
 )
 METRICS_COLUMNS: Final = ("ts", "payload")
 ERRORS_COLUMNS: Final = ("ts", "kind", "feed", "symbol", "message", "detail")
+_HEAD = ("feed", "symbol", "ts_event")
+FUNDING_COLUMNS: Final = (
+    *_HEAD,
+    "rate",
+    "next_funding_time",
+    "funding_interval",
+    "predicted_rate",
+    "ts_recv",
+)
+OPEN_INTEREST_COLUMNS: Final = (*_HEAD, "contracts", "notional", "ts_recv")
+MARK_PRICE_COLUMNS: Final = (
+    *_HEAD,
+    "mark_price",
+    "index_price",
+    "funding_rate",
+    "next_funding_time",
+    "ts_recv",
+)
+LIQUIDATION_COLUMNS: Final = (
+    *(*_HEAD, "side", "price", "quantity", "order_status", "average_price"),
+    *("filled_quantity", "ts_recv"),
+)
+DERIVATIVE_KEYS: Final = {
+    FUNDING_RATES: ("symbol", "ts_event", "feed"),
+    OPEN_INTEREST: ("symbol", "ts_event", "feed"),
+    MARK_PRICES: ("symbol", "ts_event", "feed"),
+    LIQUIDATIONS: ("symbol", "ts_event", "feed", "side", "price", "quantity"),
+}
+"""The primary key of each derivatives table: the write's conflict target."""
+DERIVATIVE_COLUMNS: Final = {
+    FUNDING_RATES: FUNDING_COLUMNS,
+    OPEN_INTEREST: OPEN_INTEREST_COLUMNS,
+    MARK_PRICES: MARK_PRICE_COLUMNS,
+    LIQUIDATIONS: LIQUIDATION_COLUMNS,
+}
 
 _KEY = ("feed", "symbol", "resolution", "ts_event")
 
@@ -144,6 +193,22 @@ DDL: Final = (
     "empty INT NOT NULL, PRIMARY KEY (feed, symbol, resolution, start_ns)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS bar_series (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
     "resolution TEXT NOT NULL, PRIMARY KEY (feed, symbol, resolution)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS funding_rates (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "ts_event INT NOT NULL, rate REAL, next_funding_time INT NOT NULL, "
+    "funding_interval INT NOT NULL, predicted_rate REAL, ts_recv INT NOT NULL, "
+    "PRIMARY KEY (symbol, ts_event, feed)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS open_interest (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "ts_event INT NOT NULL, contracts REAL, notional REAL, ts_recv INT NOT NULL, "
+    "PRIMARY KEY (symbol, ts_event, feed)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS mark_prices (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "ts_event INT NOT NULL, mark_price REAL, index_price REAL, funding_rate REAL, "
+    "next_funding_time INT NOT NULL, ts_recv INT NOT NULL, "
+    "PRIMARY KEY (symbol, ts_event, feed)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS liquidations (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "ts_event INT NOT NULL, side TEXT NOT NULL, price REAL NOT NULL, quantity REAL NOT NULL, "
+    "order_status TEXT NOT NULL, average_price REAL, filled_quantity REAL, "
+    "ts_recv INT NOT NULL, PRIMARY KEY (symbol, ts_event, feed, side, price, quantity)) "
+    "WITHOUT ROWID",
 )
 """Every table and index; ``IF NOT EXISTS``, so it also adds what an older file lacks."""
 
@@ -154,6 +219,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) "
         "SELECT DISTINCT feed, symbol, resolution FROM bars",
     ),
+    2: (),  # version 3 adds the four derivatives tables, which DDL creates
 }
 """Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
 
@@ -230,12 +296,23 @@ def _upsert(table: str, columns: tuple[str, ...]) -> str:
     )
 
 
+def _replace(table: int) -> str:
+    """Insert a derivatives row; one already stored under its key is replaced (last wins)."""
+    columns, key = DERIVATIVE_COLUMNS[table], DERIVATIVE_KEYS[table]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (
+        f"{_insert(TABLE_NAMES[table], columns)} ON CONFLICT ({', '.join(key)}) "
+        f"DO UPDATE SET {updates}"
+    )
+
+
 WRITE_SQL: Final = (
     _upsert("bars", BAR_COLUMNS),
     _upsert("quote_bars", QUOTE_COLUMNS),
     _insert("ticks", TICK_COLUMNS),
     _insert("metrics", METRICS_COLUMNS),
     _insert("errors", ERRORS_COLUMNS),
+    *(_replace(table) for table in DERIVATIVE_COLUMNS),
 )
 """The write statement of each table, by table index."""
 

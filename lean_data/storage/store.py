@@ -24,13 +24,15 @@ import asyncio
 import logging
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, Self
 
+from lean_data.derivatives import DerivativesData, FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import ConfigError, EngineClosedError, EngineStateError, StorageError
 from lean_data.inbox import Inbox
 from lean_data.models import NS_PER_DAY, MarketData, Resolution
 from lean_data.quality.levels import Verdict
+from lean_data.storage import derivative_rows
 from lean_data.storage import schema as sch
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.queries import Queries
@@ -359,6 +361,38 @@ class QueuedStore(Queries):
             await self._save(sch.COVERAGE, row)
         elif not self._accepting:
             self._reject()
+
+    async def save_funding_rates(self, rates: Iterable[FundingRate], *, feed: str = "") -> None:
+        """Queue funding rates, stored by (feed, symbol, ts_event): the last saved wins."""
+        await self._save_records(FundingRate, rates, feed)
+
+    async def save_open_interest(self, items: Iterable[OpenInterest], *, feed: str = "") -> None:
+        """Queue open-interest records, stored by (feed, symbol, ts_event) (last wins)."""
+        await self._save_records(OpenInterest, items, feed)
+
+    async def save_mark_prices(self, prices: Iterable[MarkPrice], *, feed: str = "") -> None:
+        """Queue mark prices, stored by (feed, symbol, ts_event) (last wins)."""
+        await self._save_records(MarkPrice, prices, feed)
+
+    async def save_liquidations(self, items: Iterable[Liquidation], *, feed: str = "") -> None:
+        """Queue liquidations, by (feed, symbol, ts_event, side, price, quantity) (last wins)."""
+        await self._save_records(Liquidation, items, feed)
+
+    async def _save_records(
+        self, kind: type[DerivativesData], records: Iterable[DerivativesData], feed: str
+    ) -> None:
+        """Queue derivatives records of one type; wait only while the queue is full.
+
+        Raises:
+            TypeError: a record is not a ``kind`` (none of them is queued).
+            EngineStateError: not opened yet (EngineClosedError once closed).
+            StorageError: the writer task has died.
+        """
+        if not self._accepting:
+            self._reject()
+        for entry in derivative_rows.entries(kind, records, feed, self._clock_ns):
+            if not self._queue.offer(*entry):
+                await self._put(entry)
 
     async def _save(self, table: int, row: sch.Row) -> None:
         if not self._accepting:

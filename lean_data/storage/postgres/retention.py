@@ -20,7 +20,9 @@ first to past its last deleted bar's open time, and series left without bars lea
 
 All in one transaction, under the schema's DDL advisory lock (the lock partition creation
 takes), taking table locks in the writer's order (bars, quote bars, ticks, metrics,
-errors, then series locks for coverage), so it never deadlocks with a writer.
+errors, the derivatives tables, then series locks for coverage), so it never deadlocks
+with a writer. The derivatives tables are not partitioned: their rows received before the
+cutoff are deleted.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from lean_data.storage.postgres.partitions import Partitions, month_bounds, pars
 from lean_data.storage.postgres.schema import ddl_lock, quote_ident
 from lean_data.storage.postgres.sink import PgTx
 from lean_data.storage.rows import resolution_from_text
-from lean_data.storage.schema import MARKET_TABLES, TABLE_NAMES, SeriesKey
+from lean_data.storage.schema import DERIVATIVE_TABLES, MARKET_TABLES, TABLE_NAMES, SeriesKey
 
 __all__ = ["retain"]
 
@@ -86,6 +88,9 @@ async def retain(
                 deleted[table] += int(status.split()[-1])
         for table in ("metrics", "errors"):
             status = await conn.execute(f"DELETE FROM {table} WHERE ts < $1", cutoff)
+            deleted[table] = int(status.split()[-1])
+        for table in DERIVATIVE_TABLES:  # not partitioned: aged by receive time, row by row
+            status = await conn.execute(f"DELETE FROM {table} WHERE ts_recv < $1", cutoff)
             deleted[table] = int(status.split()[-1])
         await conn.execute("DELETE FROM lean_writers WHERE ts < $1", cutoff)
         await _trim_coverage(PgTx(conn, schema), spans)

@@ -27,6 +27,9 @@ PRECISION, the flags ``closed``, ``backfilled`` and ``suspicious`` → BOOLEAN, 
     coverage    (feed, symbol, resolution, start_ns BIGINT, end_ns BIGINT, empty BOOLEAN,
                  PRIMARY KEY (feed, symbol, resolution, start_ns))
     bar_series  (feed, symbol, resolution, PRIMARY KEY (feed, symbol, resolution))
+    funding_rates, open_interest, mark_prices (SQLite's columns, PRIMARY KEY (symbol,
+                 ts_event, feed)), liquidations (PRIMARY KEY (symbol, ts_event, feed, side,
+                 price, quantity)): derivatives records, not partitioned (version 3)
     lean_writers (writer TEXT PRIMARY KEY, attempt BIGINT, ts BIGINT): each store's last
                  batch transaction, to tell whether a commit whose answer was lost went
                  through (:mod:`lean_data.storage.postgres.sink`)
@@ -42,7 +45,8 @@ fills with binary COPY before one set-based upsert per table.
 :data:`SCHEMA_VERSION` and :data:`MIGRATIONS` follow SQLite's discipline: a newer schema
 is refused, an older one upgraded in place when opened (PostgreSQL has its own numbering;
 version 1 is the first; 2 adds ``bar_rollups.volume_parts``, NULL in the rows of version 1:
-their days are summed from their minutes until their hours are refreshed).
+their days are summed from their minutes until their hours are refreshed; 3 adds the
+derivatives tables, which :data:`DDL` creates).
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ __all__ = [
     "quote_ident",
 ]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 FLAGS: Final = frozenset({"closed", "backfilled", "suspicious"})
 """Integer columns of SQLite that PostgreSQL stores as BOOLEAN."""
@@ -97,6 +101,7 @@ COLUMNS: Final = {
     sch.TICKS: sch.TICK_COLUMNS,
     sch.METRICS: sch.METRICS_COLUMNS,
     sch.ERRORS: sch.ERRORS_COLUMNS,
+    **sch.DERIVATIVE_COLUMNS,
 }
 """The columns a queued row of each table fills, in order (SQLite's)."""
 
@@ -146,6 +151,11 @@ DDL: Final = (
     ROLLUP_PARTS_DDL,
     "CREATE TABLE IF NOT EXISTS lean_writers (writer TEXT PRIMARY KEY, "
     "attempt BIGINT NOT NULL, ts BIGINT NOT NULL)",
+    *(
+        f"CREATE TABLE IF NOT EXISTS {sch.TABLE_NAMES[table]} ({_definitions(table)}, "
+        f"PRIMARY KEY ({', '.join(key)}))"
+        for table, key in sch.DERIVATIVE_KEYS.items()
+    ),
 )
 """Every table and index; ``IF NOT EXISTS``, so it also adds what an older schema lacks."""
 
@@ -156,7 +166,10 @@ HYPERTABLE_DDL: Final = tuple(
 )
 """The market tables as plain tables, for TimescaleDB to make hypertables of."""
 
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: (ROLLUP_PARTS_DDL,)}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (ROLLUP_PARTS_DDL,),
+    2: (),  # version 3 adds the derivatives tables, which DDL creates
+}
 """Statements run, after :data:`DDL`, on a schema of version ``n`` to make it n + 1."""
 
 STAGE: Final = {sch.BARS: "lean_stage_bars", sch.QUOTE_BARS: "lean_stage_quote_bars"}
@@ -190,6 +203,31 @@ def _upsert(table: int) -> str:
 
 UPSERT: Final = {table: _upsert(table) for table in STAGE}
 """Move staged rows ``$1 <= seq < $2`` into their table, keeping the newest version."""
+
+_ARRAY = {"text": "text[]", "text or NULL": "text[]", "integer": "bigint[]"}
+
+
+def _replace(table: int) -> str:
+    columns, key = COLUMNS[table], ", ".join(sch.DERIVATIVE_KEYS[table])
+    arrays = ", ".join(
+        f"${i}::{_ARRAY.get(kind, 'float8[]')}" for i, kind in enumerate(column_kinds(table), 1)
+    )
+    listed = ", ".join(columns)
+    updates = ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in columns if c not in sch.DERIVATIVE_KEYS[table]
+    )
+    # One row per key (the last queued wins, as SQLite's executemany leaves it), in key
+    # order, so concurrent writers lock shared keys in the same order.
+    return (
+        f"INSERT INTO {sch.TABLE_NAMES[table]} AS t ({listed}) SELECT DISTINCT ON ({key}) "
+        f"{listed} FROM unnest({arrays}) WITH ORDINALITY AS u({listed}, lean_seq) "
+        f"ORDER BY {key}, lean_seq DESC ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+
+
+REPLACE: Final = {table: _replace(table) for table in sch.DERIVATIVE_KEYS}
+"""Write the derivatives rows given as one array per column (``$1`` .. ``$n``), replacing
+the stored row of a key: one statement per table per batch."""
 
 _LOCK: Final = "SELECT pg_advisory_lock(hashtextextended($1, 0))"
 _UNLOCK: Final = "SELECT pg_advisory_unlock(hashtextextended($1, 0))"

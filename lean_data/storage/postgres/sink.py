@@ -62,6 +62,7 @@ from lean_data.storage.postgres.schema import (
     INSERT_COVERAGE,
     INSERT_SERIES,
     MARK_ATTEMPT,
+    REPLACE,
     SERIES_LOCK,
     STAGE,
     UPSERT,
@@ -165,6 +166,10 @@ class PgTx:
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
         convert = records.to_record
         converted = [convert(table, row) for row in rows]
+        if table in REPLACE:  # derivatives: keyed, the last saved wins
+            columns = [list(column) for column in zip(*converted, strict=True)]
+            await self.conn.execute(REPLACE[table], *columns)
+            return
         if table not in STAGE:
             await self.conn.copy_records_to_table(
                 sch.TABLE_NAMES[table],
