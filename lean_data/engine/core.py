@@ -23,6 +23,7 @@ from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover, FailoverState
 from lean_data.engine.metrics import DataMetrics, symbol_quality
 from lean_data.engine.pipeline import Pipeline
+from lean_data.engine.records import check_kinds
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.sinks import ItemSink, Sinks
 from lean_data.engine.state import EngineState
@@ -198,7 +199,7 @@ class DataEngine:
             await self._sinks.close_all(self.config.stop_timeout_s)
             self._storage.stop_saving()
             await self._tasks.cancel_all()
-            self._pipeline.record_undelivered()
+            self._errors.record_undelivered(self._pipeline.outcomes)
             await self._storage.close()
         finally:
             try:
@@ -385,6 +386,7 @@ class DataEngine:
         partial: bool = False,
         min_quality: DataQualityLevel | None = None,
         late: bool = True,
+        kinds: Iterable[str] | str | None = None,
     ) -> Subscriber | None:
         """Register ``callback(symbol, data, quality)`` for every item, with its level.
 
@@ -404,20 +406,38 @@ class DataEngine:
         callback also sees in-progress bars (``closed=False``) as they update; those are not
         stored and never make the engine wait.
 
+        ``kinds`` chooses what it gets: None (the default) is market data, bars, quote bars
+        and ticks; derivatives records come only to callbacks that name their kind
+        (``"funding_rate"``, ``"open_interest"``, ``"mark_price"``, ``"liquidation"``,
+        with ``"bar", "quote", "tick"`` for market data too), as ``GOOD`` (they check their
+        own fields when built; see :mod:`lean_data.engine.records`).
+
         Returns:
             the async callback's :class:`Subscriber` (queue depth, drops, ``join()``),
             or None for a sync callback.
+
+        Raises:
+            ConfigError: an unknown kind (or only some of bar, quote and tick).
         """
         self._check_open()
+        market, records = check_kinds(kinds)
         floor = -1.0 if min_quality is None else DataQualityLevel(min_quality).value
         if not inspect.iscoroutinefunction(callback):
-            self._callbacks.add_sync(callback, floor, late, partial)
+            if market:
+                self._callbacks.add_sync(callback, floor, late, partial)
+            if records:
+                self._callbacks.add_records(callback, records, None)
             return None
         chosen = OverflowPolicy(policy) if policy is not None else self.config.overflow_policy
         size = queue_size or self.config.subscriber_queue_size
-        subscriber = self._callbacks.add_async(
-            callback, chosen, size, name, partial=partial, floor=floor, late=late
-        )
+        if market:
+            subscriber = self._callbacks.add_async(
+                callback, chosen, size, name, partial=partial, floor=floor, late=late
+            )
+        else:
+            subscriber = self._callbacks.subscriber(callback, chosen, size, name, floor)
+        if records:
+            self._callbacks.add_records(callback, records, subscriber)
         return subscriber
 
     def add_sink(self, sink: ItemSink) -> None:
@@ -476,7 +496,7 @@ class DataEngine:
             while self._backfill.busy:
                 await self._backfill.wait_answers()
                 await self._inbox.join()
-        await asyncio.gather(*(s.join() for s in self._callbacks.subscribers))
+        await asyncio.gather(*(s.join() for s in self._callbacks.every()))
 
     # ------------------------------------------------------------------ queries
     def get_latest(self, symbol: str, n: int = 1) -> list[MarketData]:
@@ -530,7 +550,7 @@ class DataEngine:
         feeds = snapshot.setdefault("feeds", {})
         for name, feed in self._registry.feeds.items():
             feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
-        snapshot["subscribers"] = [s.statistics() for s in self._callbacks.subscribers]
+        snapshot["subscribers"] = [s.statistics() for s in self._callbacks.every()]
         snapshot["sinks"] = self._sinks.statistics()
         snapshot["failover"] = self.failover.statistics()
         snapshot["continuity"] = self.continuity.statistics()

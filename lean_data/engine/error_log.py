@@ -75,3 +75,14 @@ class ErrorLog:
         if self.callback_errors <= 10 or self.callback_errors % 1000 == 0:
             log.warning("callback %s raised on %s: %r", name, symbol, exc)
         self.record("callback_error", f"{name}: {exc!r}", symbol=symbol)
+
+    def record_undelivered(self, outcomes: dict[str, int]) -> None:
+        """One errors row per run for items not delivered that have no row of their own."""
+        quiet = {k: outcomes[k] for k in ("duplicate", "standby") if outcomes.get(k)}
+        if quiet:
+            counts = ", ".join(f"{kind} {count}" for kind, count in quiet.items())
+            self.record(
+                "undelivered",
+                f"not delivered this run: {counts} (duplicate: a repeat of a delivered bar; "
+                "standby: a failover standby feed's bar while the primary delivered)",
+            )

@@ -25,6 +25,7 @@ from lean_data.engine.backfill import Backfill, Resume
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
 from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.records import KeepRecord, RecordLane
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.series_record import SeriesRecord, SeriesRecords
 from lean_data.engine.sinks import Sinks
@@ -47,7 +48,6 @@ log = logging.getLogger("lean_data.engine")
 # uses these module constants instead.
 _INVALID = DataQualityLevel.INVALID
 _TRADE = TickType.TRADE
-_POOR = DataQualityLevel.POOR
 _TURN = 32  # items taken in a row before the loop may run others (a ~0.3 ms slice of a burst)
 
 OUTCOMES = (
@@ -70,15 +70,6 @@ bar already delivered; ``partial``: in-progress bars (callbacks that asked for t
 ``standby``: bars of a failover's standby feed while the primary delivers; ``error``: an
 item the pipeline could not process (in the errors table as ``pipeline_error``).
 """
-
-
-def _flag_late(verdict: Verdict, item: MarketData) -> Verdict:
-    """Add reason ``late`` to a bar's verdict; its level is POOR at best."""
-    level = verdict.level if verdict.level.value < _POOR.value else _POOR
-    message = f"late: open time {item.ts_event} is behind its series' newest bar"
-    if verdict.message:
-        message = f"{verdict.message}; {message}"
-    return Verdict(level, (*verdict.reasons, "late"), message)
 
 
 class Pipeline:
@@ -151,6 +142,16 @@ class Pipeline:
         self.invalid = 0
         self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
         self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self._records = RecordLane(callbacks, self._taken, errors.callback_failed, self._storage)
+        self._record_types = self._records.types
+
+    def _taken(self, feed: str) -> None:  # a record: no latency nor score to record
+        self.processed += 1
+        self.outcomes["delivered"] += 1
+        self._metrics.increment_messages(feed=feed)
+
+    def _storage(self) -> Storage | None:
+        return self.persistence
 
     def use_storage(self, persistence: Storage) -> None:
         """Queue what is delivered for ``persistence`` from now on."""
@@ -166,17 +167,6 @@ class Pipeline:
             f"stop() waited {waited_s}s: {lost} queued callback items and "
             f"{pending} inbox items were not delivered",
         )
-
-    def record_undelivered(self) -> None:
-        """One errors row per run for items not delivered that have no row of their own."""
-        quiet = {k: self.outcomes[k] for k in ("duplicate", "standby") if self.outcomes[k]}
-        if quiet:
-            counts = ", ".join(f"{kind} {count}" for kind, count in quiet.items())
-            self._record_error(
-                "undelivered",
-                f"not delivered this run: {counts} (duplicate: a repeat of a delivered bar; "
-                "standby: a failover standby feed's bar while the primary delivered)",
-            )
 
     # ------------------------------------------------------------------ statistics
     def counts(self) -> dict[str, Any]:
@@ -233,7 +223,10 @@ class Pipeline:
                     inbox.done()
                     continue
                 try:  # inline, not _guarded(): one coroutine less per item
-                    later = self._process(feed, item)
+                    if type(item) in self._record_types:  # funding rates, ...: their lane
+                        later = self._records.take(feed, item)
+                    else:
+                        later = self._process(feed, item)
                     if later is not None:
                         await self._finish(later)
                 except Exception as exc:  # a bad item must not stop the pipeline
@@ -281,6 +274,8 @@ class Pipeline:
                 await step.subscriber.put(step.symbol, step.item, step.level)
             elif isinstance(step, Store):
                 await self._store(step.feed, step.item, step.verdict)
+            elif isinstance(step, KeepRecord):
+                await step.save()
             elif isinstance(step, Rejoin):
                 more = (
                     self._deliver(step.feed, step.bar, None, step.late)
@@ -377,7 +372,7 @@ class Pipeline:
                     window = record.validation = self._validation_of(item, feed)
                 verdict = self._judge_in(window, item)
         if late:
-            verdict = _flag_late(verdict, item)
+            verdict = verdict.flagged_late(item.ts_event)
         level = verdict.level
         self.processed += 1
         if level is _INVALID:

@@ -20,12 +20,14 @@ from typing import Any
 from lean_data.engine.subscribers import Subscriber
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
+from lean_data.storage.base import Storage
 
 __all__ = [
     "STOP",
     "WAKE",
     "AwaitAnswer",
     "Control",
+    "KeepRecord",
     "Later",
     "Offer",
     "Rejoin",
@@ -99,6 +101,20 @@ class AwaitAnswer:
     task: asyncio.Task[Any]
 
 
-Step = Offer | Store | Rejoin | AwaitAnswer
+@dataclass(frozen=True, slots=True)
+class KeepRecord:
+    """Save one derivatives record with ``storage.<method>([record], feed=feed)`` (storage's
+    queue may be full)."""
+
+    storage: Storage
+    method: str
+    feed: str
+    record: Any
+
+    async def save(self) -> None:
+        await getattr(self.storage, self.method)([self.record], feed=self.feed)
+
+
+Step = Offer | Store | Rejoin | AwaitAnswer | KeepRecord
 Later = list[Step]
 """The steps of one item that must wait, in order."""

@@ -196,7 +196,10 @@ class Callbacks:
             callback raises.
     """
 
-    __slots__ = ("_on_error", "_spawn", "partial", "subscribers", "sync")
+    __slots__ = (
+        "_on_error", "_spawn", "others", "partial", "records_async", "records_sync",
+        "subscribers", "sync",
+    )  # fmt: skip
 
     def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
         self._on_error = on_error
@@ -204,6 +207,35 @@ class Callbacks:
         self.sync: list[tuple[SyncCallback, float, bool]] = []  # callback, floor, late
         self.partial: list[SyncCallback] = []  # sync callbacks that see in-progress bars
         self.subscribers: list[Subscriber] = []
+        # record kinds (funding rates, ...) by class: only callbacks that asked for them
+        self.records_sync: dict[type[Any], list[SyncCallback]] = {}
+        self.records_async: dict[type[Any], list[Subscriber]] = {}
+        self.others: list[Subscriber] = []  # async callbacks of records only
+
+    def every(self) -> list[Subscriber]:
+        """Every subscriber: market data ones, then those of records only."""
+        return [*self.subscribers, *self.others]
+
+    def add_records(
+        self, callback: SyncCallback, kinds: set[type[Any]], subscriber: Subscriber | None
+    ) -> None:
+        """Also hand records of ``kinds`` to ``callback`` (through ``subscriber`` when it
+        is async; one made for records only is kept in ``others`` and started here)."""
+        for kind in kinds:
+            if subscriber is None:
+                self.records_sync.setdefault(kind, []).append(callback)
+            else:
+                self.records_async.setdefault(kind, []).append(subscriber)
+        if subscriber is not None and subscriber not in self.every():
+            self.others.append(subscriber)
+            if self._spawn is not None:
+                self._run(subscriber)
+
+    def subscriber(
+        self, callback: AsyncCallback, policy: OverflowPolicy, size: int, name: str, floor: float
+    ) -> Subscriber:
+        """A subscriber for ``callback`` not yet listed anywhere (records only)."""
+        return Subscriber(callback, policy, size, self._failed, name, floor=floor)
 
     def add_sync(self, callback: SyncCallback, floor: float, late: bool, partial: bool) -> None:
         """Call ``callback`` inline for items scoring at least ``floor``."""
@@ -234,7 +266,7 @@ class Callbacks:
     def start(self, spawn: Spawn) -> None:
         """Run each subscriber's worker as an engine task, now and for those added later."""
         self._spawn = spawn
-        for subscriber in self.subscribers:
+        for subscriber in self.every():
             self._run(subscriber)
 
     def _run(self, subscriber: Subscriber) -> None:
@@ -253,19 +285,28 @@ class Callbacks:
             if callback in self.partial:
                 self.partial.remove(callback)
             return True
-        for subscriber in self.subscribers:
-            if subscriber.callback == callback:
-                self.subscribers.remove(subscriber)
-                subscriber.close()
-                return True
-        return False
+        found = False
+        for called in self.records_sync.values():
+            if callback in called:
+                called.remove(callback)
+                found = True
+        for subscribers in self.records_async.values():
+            for subscriber in [s for s in subscribers if s.callback == callback]:
+                subscribers.remove(subscriber)
+        for queued in (self.subscribers, self.others):
+            for subscriber in queued:
+                if subscriber.callback == callback:
+                    queued.remove(subscriber)
+                    subscriber.close()
+                    return True
+        return found
 
     async def close(self) -> None:
         """Let every subscriber finish its queue, then end (at stop)."""
-        for subscriber in self.subscribers:
+        for subscriber in self.every():
             subscriber.close()
-        await asyncio.gather(*(s.task for s in self.subscribers if s.task is not None))
+        await asyncio.gather(*(s.task for s in self.every() if s.task is not None))
 
     def abandon(self) -> int:
         """Discard what subscribers still queue (stop timeout); return how many were lost."""
-        return sum(s.abandon() for s in self.subscribers)
+        return sum(s.abandon() for s in self.every())

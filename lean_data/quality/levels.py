@@ -58,5 +58,15 @@ class Verdict:
         """The level's score in [0, 1]."""
         return self.level.value
 
+    def flagged_late(self, ts_event: int) -> Verdict:
+        """This verdict with reason ``late`` added for a bar opening at ``ts_event`` behind
+        its series' newest bar; its level is POOR at best."""
+        poor = DataQualityLevel.POOR
+        level = self.level if self.level.value < poor.value else poor
+        message = f"late: open time {ts_event} is behind its series' newest bar"
+        if self.message:
+            message = f"{self.message}; {message}"
+        return Verdict(level, (*self.reasons, "late"), message)
+
 
 CLEAN = Verdict(DataQualityLevel.EXCELLENT)
