@@ -6,8 +6,8 @@ inside functions) builds the module import graph. Stages, lowest first:
 ====  ==========================================================================
 rank  packages / modules
 ====  ==========================================================================
-0     core: ``models``, ``errors``, ``secrets``, ``symbols``, ``config``, ``inbox``
-1     ``quality``, ``analytics``
+0     core: ``models``, ``errors``, ``secrets``, ``symbols``, ``config``, ``inbox``, ``book``
+1     ``quality``, ``analytics``, ``depth``
 2     ``series``
 3     ``storage``
 4     ``wire``
