@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lean_data.config import Config, OverflowPolicy
+from lean_data.depth import OrderBook
 from lean_data.engine.backfill import Backfill
+from lean_data.engine.books import BOOK_TYPES, BookCallback, BookLane
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover, FailoverState
 from lean_data.engine.metrics import DataMetrics, symbol_quality
@@ -101,6 +103,10 @@ class DataEngine:
         self.continuity = backfill.continuity
         self._callbacks = callbacks = Callbacks(errors.callback_failed)
         self._sinks = sinks = Sinks(record, lambda kind: metrics.increment_errors(kind=kind))
+        self._books = BookLane(
+            config.inbox_size, registry.feeds.get, record, metrics, errors.callback_failed
+        )
+        self._book_subscriptions: list[tuple[DataFeed, str]] = []  # made before start
         self._pipeline = Pipeline(
             config, self._inbox, self.validator, self.quality, metrics, registry, self._failover,
             backfill, callbacks, errors, sinks,
@@ -160,10 +166,13 @@ class DataEngine:
         spawn = self._tasks.spawn
         self._pipeline_task = spawn("pipeline", self._pipeline.run)
         self._callbacks.start(spawn)
+        self._books.start(spawn)
         self._storage.start_saving()
         self._backfill.start_clock()
         await self._sinks.open_all()
         await self._registry.connect_all()
+        for feed, symbol in self._book_subscriptions:
+            await self._subscribe_book(feed, symbol)
 
     def on_storage_failed(self, callback: Callable[[StorageFailure], Any]) -> None:
         """Call ``callback(failure)`` once when storage first loses rows (disk full, ...).
@@ -219,6 +228,7 @@ class DataEngine:
             await self._inbox.put("", STOP)  # behind producers already waiting for room
             await asyncio.shield(pipeline)
         await self._callbacks.close()
+        await self._books.drain()
 
     # ------------------------------------------------------------------ feeds
     @property
@@ -267,7 +277,10 @@ class DataEngine:
             EngineStateError: the engine is not running.
         """
         if not self.offer(feed, item):
-            await self._inbox.put(feed, item)
+            if type(item) in BOOK_TYPES:  # order books: their own queue
+                await self._books.queue.put(feed, item)
+            else:
+                await self._inbox.put(feed, item)
             self._accepted += 1
 
     def offer(self, feed: str, item: MarketData) -> bool:
@@ -278,7 +291,11 @@ class DataEngine:
         """
         if self.state is not _RUNNING:
             raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
-        if self._inbox.offer(feed, item):
+        if (
+            self._inbox.offer(feed, item)
+            if type(item) not in BOOK_TYPES
+            else (self._books.queue.offer(feed, item))
+        ):
             self._accepted += 1
             return True
         return False
@@ -317,6 +334,7 @@ class DataEngine:
         bars_from_trades: Resolution | str | None = None,
         trade_rules: Any = None,
         derived: Iterable[Resolution | str] = (),
+        data: Iterable[str] = ("bars",),
     ) -> str:
         """Subscribe to ``symbol`` (ref-counted); return the name of the feed serving it.
 
@@ -341,9 +359,14 @@ class DataEngine:
                 BarResampler`): identical to resampling the stored series afterwards;
                 equity days are New York days.
 
+            data: what to receive: ``"bars"`` (the feed's bars, quotes and ticks, the
+                default) and/or ``"book"`` (its order book: ``add_book_callback``,
+                ``get_book``; docs/depth.md).
+
         Raises:
             SubscriptionError: no feed serves the symbol, or the feed refused it.
             ValueError: ``warmup`` is negative.
+            ConfigError: ``data`` names something else.
         """
         self._check_open()
         bad = bad_text(symbol)
@@ -351,7 +374,17 @@ class DataEngine:
             raise SubscriptionError(f"symbol: {bad or 'an empty string'}; expected a symbol name")
         if warmup < 0:
             raise ValueError(f"warmup: expected >= 0 bars, found {warmup}")
+        wanted = [data] if isinstance(data, str) else list(data)
+        if not wanted or set(wanted) - {"bars", "book"}:
+            raise ConfigError(f"data: expected 'bars' and/or 'book', got {wanted!r}")
         feed = self.route(symbol, feed_name)
+        if "book" in wanted:
+            if self.running:
+                await self._subscribe_book(feed, symbol)
+            else:
+                self._book_subscriptions.append((feed, symbol))
+            if "bars" not in wanted:
+                return feed.name
         self._backfill.add_series(
             symbol, Resolution.parse(resolution), warmup, derived, bars_from_trades, trade_rules
         )
@@ -363,6 +396,10 @@ class DataEngine:
         if count == 0 and self.running:
             await self._registry.subscribe_first(feed, symbol)
         return feed.name
+
+    async def _subscribe_book(self, feed: DataFeed, symbol: str) -> None:
+        if not await feed.subscribe_book(symbol):
+            raise SubscriptionError(f"feed {feed.name!r} refused the order book of {symbol}")
 
     async def unsubscribe_symbol(self, symbol: str, feed_name: str | None = None) -> bool:
         """Drop one subscription to ``symbol``; the feed is told when none is left.
@@ -481,9 +518,39 @@ class DataEngine:
         )
         return await gateway.start()
 
+    def add_book_callback(
+        self,
+        callback: BookCallback,
+        *,
+        policy: OverflowPolicy | str = OverflowPolicy.CONFLATE,
+        queue_size: int | None = None,
+        name: str = "",
+    ) -> Subscriber | None:
+        """Register ``callback(symbol, book, quality)`` for order books.
+
+        ``book`` is the live :class:`~lean_data.depth.OrderBook` after each message was
+        applied (read it in the callback; it changes afterwards); ``quality`` is INVALID
+        when the book just broke (a gap, a bad checksum, a crossed book: ``book.valid`` is
+        False and ``book.invalid_reason`` says why) until a re-sync makes it valid again.
+        A plain function runs inline; a coroutine function from its own queue, conflated
+        by default (the latest book of each symbol; ``drop_oldest`` also takes; never
+        ``block``). Bar callbacks see no book. See docs/depth.md.
+
+        Raises:
+            ConfigError: ``policy`` is ``block``.
+        """
+        self._check_open()
+        size = queue_size or self.config.subscriber_queue_size
+        chosen = OverflowPolicy(policy)
+        return self._books.add_callback(callback, chosen, size, name, self._callbacks.failed)
+
+    def get_book(self, symbol: str, feed_name: str | None = None) -> OrderBook | None:
+        """The order book the engine keeps for ``symbol`` (of ``feed_name``), or None."""
+        return self._books.book(symbol, feed_name)
+
     def remove_data_callback(self, callback: Callable[..., Any]) -> bool:
-        """Unregister a callback; an async one finishes what it has queued first."""
-        return self._callbacks.remove(callback)
+        """Unregister a callback (a book callback too); an async one finishes its queue."""
+        return self._callbacks.remove(callback) or self._books.remove(callback)
 
     async def wait_idle(self) -> None:
         """Return once everything accepted so far reached callbacks and the storage queue.
@@ -497,6 +564,8 @@ class DataEngine:
                 await self._backfill.wait_answers()
                 await self._inbox.join()
         await asyncio.gather(*(s.join() for s in self._callbacks.every()))
+        if self.state is not EngineState.NEW:
+            await self._books.join()
 
     # ------------------------------------------------------------------ queries
     def get_latest(self, symbol: str, n: int = 1) -> list[MarketData]:
@@ -552,6 +621,7 @@ class DataEngine:
             feeds.setdefault(name, {})["connection"] = feed.get_connection_status()
         snapshot["subscribers"] = [s.statistics() for s in self._callbacks.every()]
         snapshot["sinks"] = self._sinks.statistics()
+        snapshot["books"] = self._books.statistics()
         snapshot["failover"] = self.failover.statistics()
         snapshot["continuity"] = self.continuity.statistics()
         snapshot["cache"] = self.cache.statistics()

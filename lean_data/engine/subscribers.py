@@ -276,6 +276,8 @@ class Callbacks:
     def _failed(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
         self._on_error(subscriber.name, symbol, exc)
 
+    failed = _failed  # the error hook of subscribers made elsewhere (book callbacks)
+
     def remove(self, callback: Callable[..., Any]) -> bool:
         """Stop calling ``callback``; an async one finishes what it has queued first."""
         for entry in self.sync:

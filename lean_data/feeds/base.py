@@ -30,7 +30,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Protocol
 
-from lean_data.errors import EngineStateError
+from lean_data.depth.sequencers import Sequencer
+from lean_data.errors import EngineStateError, SubscriptionError
 from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.symbols import classify_symbol
 
@@ -238,6 +239,31 @@ class DataFeed(abc.ABC):
         self.messages_emitted += 1
         if not sink.offer(self.name, item):
             await sink.accept(self.name, item)
+
+    async def subscribe_book(self, symbol: str) -> bool:
+        """Start sending ``symbol``'s order book (a snapshot, then deltas; feeds with depth
+        override this). Called by ``engine.subscribe_symbol(symbol, data=("book",))``.
+
+        Raises:
+            SubscriptionError: this feed serves no order books (the default).
+        """
+        raise SubscriptionError(f"feed {self.name!r} serves no order books ({symbol})")
+
+    async def resync_book(self, symbol: str) -> None:
+        """Send a new snapshot of ``symbol``'s book; the engine asks after a gap or a bad
+        checksum (the deltas that follow are buffered meanwhile).
+
+        Raises:
+            NotImplementedError: this feed cannot (the default); the book stays invalid
+                until the feed sends a snapshot on its own.
+        """
+        raise NotImplementedError(f"feed {self.name!r} cannot re-send a book snapshot")
+
+    def book_sequencer(self, symbol: str) -> Sequencer:
+        """The integrity rules of this feed's books (:mod:`lean_data.depth.sequencers`);
+        the default applies every message in order and checks no ids."""
+        del symbol
+        return Sequencer()
 
     async def delivered(self) -> None:
         """Wait until the engine has processed every item this feed emitted so far.
