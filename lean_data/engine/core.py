@@ -40,7 +40,7 @@ from lean_data.errors import (
     StorageFailedError,
     SubscriptionError,
 )
-from lean_data.feeds.base import DataFeed
+from lean_data.feeds.base import DataFeed, Emitted
 from lean_data.inbox import Inbox
 from lean_data.models import MarketData, Resolution, datetime_to_ns
 from lean_data.quality.levels import DataQualityLevel
@@ -270,7 +270,7 @@ class DataEngine:
         self.metrics.increment_errors(feed=feed, kind=kind)
         self._errors.record(kind, message, feed=feed, symbol=symbol)
 
-    async def accept(self, feed: str, item: MarketData) -> None:
+    async def accept(self, feed: str, item: Emitted) -> None:
         """Take one item from a feed into the inbox; waits while the inbox is full.
 
         Raises:
@@ -283,7 +283,7 @@ class DataEngine:
                 await self._inbox.put(feed, item)
             self._accepted += 1
 
-    def offer(self, feed: str, item: MarketData) -> bool:
+    def offer(self, feed: str, item: Emitted) -> bool:
         """Take one item into the inbox without waiting; False when it is full.
 
         Raises:

@@ -30,12 +30,25 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Protocol
 
+from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.depth.sequencers import Sequencer
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError, SubscriptionError
 from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.symbols import classify_symbol
 
 __all__ = ["DataFeed", "FeedSink", "FeedStatus"]
+
+Emitted = (
+    MarketData
+    | OrderBookSnapshot
+    | OrderBookDelta
+    | FundingRate
+    | OpenInterest
+    | MarkPrice
+    | Liquidation
+)
+"""What a feed may emit: market data, order-book records and derivatives records."""
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +66,10 @@ class FeedStatus(enum.Enum):
 class FeedSink(Protocol):
     """What a feed talks to: the engine (or a test double that collects items)."""
 
-    def offer(self, feed: str, item: MarketData) -> bool:
+    def offer(self, feed: str, item: Emitted) -> bool:
         """Take one item from ``feed`` without waiting; False when the inbox is full."""
 
-    async def accept(self, feed: str, item: MarketData) -> None:
+    async def accept(self, feed: str, item: Emitted) -> None:
         """Take one item from ``feed``; waits while the inbox is full."""
 
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
@@ -213,7 +226,7 @@ class DataFeed(abc.ABC):
             raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
         self._sink = sink
 
-    async def emit(self, item: MarketData) -> None:
+    async def emit(self, item: Emitted) -> None:
         """Hand one item to the engine; waits while the engine's inbox is full.
 
         When the feed left ``ts_recv`` at 0, the engine gets a copy of ``item`` stamped

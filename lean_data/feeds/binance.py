@@ -33,6 +33,7 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
+    ParsedMessage,
     error_for_code,
     kline_channel,
     parse_message,
@@ -127,12 +128,10 @@ class BinanceDataFeed(StreamingFeed):
                 f"found {max_queue!r}"
             )
         self.channels = tuple(dict.fromkeys(channels))
-        unknown = [c for c in self.channels if c not in ("kline", "agg_trade", "book_ticker")]
+        unknown = [c for c in self.channels if c != "kline" and c not in self.channel_streams]
         if unknown or not self.channels:
-            raise ConfigError(
-                "channels: expected some of 'kline', 'agg_trade', 'book_ticker', "
-                f"found {list(channels)!r}"
-            )
+            known = ", ".join(repr(c) for c in ("kline", *self.channel_streams))
+            raise ConfigError(f"channels: expected some of {known}, found {list(channels)!r}")
         self.ws_url = ws_url.rstrip("/")
         self.rest_url = rest_url.rstrip("/")
         self.resolution = Resolution.parse(resolution)
@@ -147,6 +146,8 @@ class BinanceDataFeed(StreamingFeed):
         self.unknown_frames = 0
 
     stale_grace_s = 2.0  # the final kline update comes up to 2 s after the period ends
+    channel_streams: Mapping[str, str] = _CHANNEL_NAMES  # channel -> stream suffix, not kline
+    klines_path = "/api/v3/klines"
 
     def bar_period_s(self, symbol: str) -> float | None:
         """Return the kline period (s) when klines are subscribed, else None."""
@@ -157,7 +158,7 @@ class BinanceDataFeed(StreamingFeed):
         """Return the stream names this feed subscribes for ``symbol``."""
         names = []
         for channel in self.channels:
-            suffix = self._kline if channel == "kline" else _CHANNEL_NAMES[channel]
+            suffix = self._kline if channel == "kline" else self.channel_streams[channel]
             names.append(stream_name(symbol, suffix))
         return names
 
@@ -213,24 +214,32 @@ class BinanceDataFeed(StreamingFeed):
             try:
                 message = parse_message(raw, now, symbols=self._venue)
             except FeedProtocolError as exc:
-                self.malformed_frames += 1
-                self.report_error("malformed_frame", f"{exc}; frame {_preview(raw)}")
+                self.skip_malformed(raw, exc)
                 continue
-            item = message.item
-            if item is not None:
-                if isinstance(item, TradeBar) and not item.closed:
-                    self.note_data(item.symbol, now)  # an update keeps the subscription alive
-                    if not self.emit_partial:
-                        continue
-                await self.emit(item)
-            elif message.kind == "unknown":
-                self.unknown_frames += 1
-                self.report_error("unknown_frame", f"event {message.event!r}: {_preview(raw)}")
-            elif message.kind == "error":
-                error = error_for_code(message.error_code, message.error)
-                if not error.retryable:
-                    raise error
-                self.report_error("venue_error", str(error))
+            await self.handle(message, raw, now)
+
+    def skip_malformed(self, raw: bytes | str, error: FeedProtocolError) -> None:
+        """Count and report a frame that does not decode (the session goes on)."""
+        self.malformed_frames += 1
+        self.report_error("malformed_frame", f"{error}; frame {_preview(raw)}")
+
+    async def handle(self, message: ParsedMessage, raw: bytes | str, now: int) -> None:
+        """Emit a decoded frame's bar or tick; count unknown events; raise fatal errors."""
+        item = message.item
+        if item is not None:
+            if isinstance(item, TradeBar) and not item.closed:
+                self.note_data(item.symbol, now)  # an update keeps the subscription alive
+                if not self.emit_partial:
+                    return
+            await self.emit(item)
+        elif message.kind == "unknown":
+            self.unknown_frames += 1
+            self.report_error("unknown_frame", f"event {message.event!r}: {_preview(raw)}")
+        elif message.kind == "error":
+            error = error_for_code(message.error_code, message.error)
+            if not error.retryable:
+                raise error
+            self.report_error("venue_error", str(error))
 
     # ----------------------------------------------------------------- history
     async def get_historical_data(
@@ -281,7 +290,7 @@ class BinanceDataFeed(StreamingFeed):
         http = self._http
         if http is None or http.closed:
             http = self._http = aiohttp.ClientSession(timeout=http_timeout(self.http_timeout_s))
-        async with http.get(f"{self.rest_url}/api/v3/klines", params=params) as response:
+        async with http.get(f"{self.rest_url}{self.klines_path}", params=params) as response:
             body = await response.read()
             status, retry_after = response.status, response.headers.get("Retry-After")
         if status in (418, 429) or status >= 500:

@@ -30,6 +30,7 @@ from lean_data.testing.binance import (
     kline_row,
     stream_of,
 )
+from lean_data.testing.binance_futures import BinanceFuturesLoopbackServer
 
 if TYPE_CHECKING:
     from lean_data.testing.alpaca import AlpacaLoopbackServer, alpaca_message, lean_timeline
@@ -54,6 +55,7 @@ __all__ = [
     "MALFORMED_FRAME",
     "WEIGHT_LIMIT_1M",
     "AlpacaLoopbackServer",
+    "BinanceFuturesLoopbackServer",
     "BinanceLoopbackServer",
     "BinaryFramePlanner",
     "FramePlanner",

@@ -394,7 +394,11 @@ class BinanceLoopbackServer(LoopbackServers):
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
+        self._add_routes(app)
         await self._serve_rest(app)
+
+    def _add_routes(self, app: web.Application) -> None:
+        """Add a subclass's REST routes (the futures server's ``/fapi/v1/...``)."""
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.connections += 1
