@@ -95,6 +95,9 @@ class Config:
         bar_clock_s: how often bars built from live trades are closed by the clock.
         bar_close_delay_ns: a bar built from trades closes this long after its period ends
             (late prints reach a venue's feed a little after the fact).
+        book_snapshot_interval_s: store a snapshot of each valid order book this often, by
+            the books' event times (0 or None: never).
+        book_snapshot_depth: the most levels of each side such a snapshot keeps.
         credentials: API credentials by venue (``"alpaca"``, ``"binance"``, a ccxt exchange
             id); their secrets never print (see :mod:`lean_data.secrets`).
     """
@@ -127,6 +130,8 @@ class Config:
     extended_hours: bool = False
     bar_clock_s: float = 1.0
     bar_close_delay_ns: int = 2_000_000_000
+    book_snapshot_interval_s: float | None = 60.0
+    book_snapshot_depth: int = 20
     credentials: dict[str, Credentials] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,6 +144,7 @@ class Config:
             "storage_queue_size",
             "backfill_max_bars",
             "parked_max",
+            "book_snapshot_depth",
         )
         for name in positive:
             value = getattr(self, name)
@@ -147,6 +153,13 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
+        interval = self.book_snapshot_interval_s
+        if interval is not None and not (
+            isinstance(interval, int | float) and 0 <= interval < math.inf
+        ):
+            raise ConfigError(
+                f"Config.book_snapshot_interval_s must be >= 0 or None, got {interval!r}"
+            )
         if not isinstance(self.database_schema, str) or not _IDENTIFIER.match(self.database_schema):
             raise ConfigError(
                 "Config.database_schema must be a plain identifier (letters, digits, _; "

@@ -34,8 +34,11 @@ from lean_data.storage.store import QueuedStore
 
 PG_URL = os.environ.get("LEAN_DATA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-NO_DERIVATIVES = dict.fromkeys(("funding_rates", "open_interest", "mark_prices", "liquidations"), 0)
-"""What retention reports for the derivatives tables of a store that holds none."""
+NO_DERIVATIVES = dict.fromkeys(
+    ("funding_rates", "open_interest", "mark_prices", "liquidations", "book_snapshots"), 0
+)
+"""What retention reports for the keyed tables (derivatives, book snapshots) of a store
+that holds none."""
 
 
 class Backend(ABC):
@@ -63,7 +66,7 @@ class Backend(ABC):
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    version = 3
+    version = 4
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -86,7 +89,7 @@ class SqliteBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgres"
-    version = 3
+    version = 4
 
     def __init__(self, schema: str, conn: asyncpg.Connection) -> None:
         self.schema = schema

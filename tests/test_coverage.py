@@ -480,17 +480,18 @@ async def test_version_1_file_gains_coverage_and_series_tables(
         assert await missing(store, 0, 100) == [(0, 100)]
         await cover(store, 0, 100)
         await store.save_market_data(btc[100], feed="ftx")
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(3,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(4,)]
     schema = dict(sqlite_rows(db_path, "SELECT name, sql FROM sqlite_master"))
     derivatives = ["funding_rates", "open_interest", "mark_prices", "liquidations"]  # version 3
-    added = ["coverage", "bar_series", *derivatives]
+    books = ["book_snapshots", "book_snapshots_event"]  # version 4
+    added = ["coverage", "bar_series", *derivatives, *books]
     assert sorted(schema) == sorted([s.split()[2] for s in V1_DDL] + added)
     assert [schema[s.split()[2]] for s in V1_DDL] == list(V1_DDL)  # old tables untouched
     assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(111,)]
     assert [(s, e, f) for s, e, f in sqlite_rows(db_path, COVERAGE_ROWS, "ftx")] == [
         (T0, T0 + 100 * M, 0)
     ]
-    async with DataPersistence(db_path) as again:  # version 3 opens as it is
+    async with DataPersistence(db_path) as again:  # version 4 opens as it is
         assert await again.last_bar("ftx", "BTC-PERP", MINUTE) == received(btc[100])
         assert await coverage(again, 0, 200) == [(0, 100, False)]
 
@@ -500,7 +501,7 @@ async def test_file_without_a_migration_path_is_refused(db_path: Path) -> None:
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE schema_version SET version = 0")
     db.close()
-    with pytest.raises(StorageError, match="schema version 0 has no migration to 3"):
+    with pytest.raises(StorageError, match="schema version 0 has no migration to 4"):
         await DataPersistence(db_path).open()
     assert sqlite_rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'coverage'") == []
 

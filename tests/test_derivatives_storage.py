@@ -215,7 +215,7 @@ async def test_a_version_2_sqlite_file_gains_the_derivatives_tables(tmp_path: Pa
         same(await store.get_funding_rates(SYMBOL), received(funding()[:5]))
         assert await store.get_market_data("BTC/USDT", 0, 2**62) == [bar]
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
         names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert set(TABLES) <= names
@@ -231,7 +231,7 @@ async def test_a_version_2_postgres_schema_gains_the_derivatives_tables(
         await pg.execute(f"DROP TABLE {table}")
     await pg.execute("UPDATE schema_version SET version = 2")
     async with pg.make(clock_ns=lambda: NOW) as store:  # migrated at open
-        assert await pg.rows("SELECT version FROM schema_version") == [(3,)]
+        assert await pg.rows("SELECT version FROM schema_version") == [(4,)]
         await store.save_liquidations(liquidations()[:4], feed="binance")
         by_key = sorted(liquidations()[:4], key=lambda r: (r.ts_event, r.side))
         same(await store.get_liquidations(SYMBOL), received(by_key))

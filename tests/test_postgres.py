@@ -98,7 +98,8 @@ async def test_the_schema_and_its_tables_are_created_with_their_partitioning(
         pg.schema,
     )
     assert tables == [
-        ("bar_rollups", "r"), ("bar_series", "r"), ("bars", "p"), ("coverage", "r"),
+        ("bar_rollups", "r"), ("bar_series", "r"), ("bars", "p"), ("book_snapshots", "r"),
+        ("coverage", "r"),
         ("errors", "r"), ("funding_rates", "r"),
         ("lean_writers", "r"), ("liquidations", "r"), ("mark_prices", "r"), ("metrics", "r"),
         ("open_interest", "r"), ("quote_bars", "p"), ("schema_version", "r"),

@@ -18,6 +18,17 @@ keeper buffers later deltas, and the engine asks the feed to re-synchronise
 buffered deltas make the book valid again and the callbacks see it. Async book callbacks
 run from their own queue, conflated by default (the latest book of each symbol: a slow
 strategy skips intermediate states, counted as ``dropped``, never falls behind).
+
+Snapshots to storage (``Config.book_snapshot_interval_s``, ``book_snapshot_depth``): the
+first message of a book whose event time reaches the next multiple of the interval (and
+its first message) stores the top levels of the book as it is after that message, with the
+message's receive time, through the store's queue without waiting
+(``save_book_snapshot_nowait``). Event times, not the clock: a replay stores the same
+snapshots as the live run did, no clock is read per message, and a quiet book (no
+messages) has nothing new to store. A book that is invalid at such a point is not stored
+(``snapshots_skipped``); a full storage queue drops the snapshot (``snapshots_dropped``:
+depth never waits for storage; the next interval stores a newer one). The hot path costs
+one dict lookup and one comparison per message.
 """
 
 from __future__ import annotations
@@ -36,10 +47,11 @@ from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.steps import STOP
 from lean_data.engine.subscribers import Subscriber
 from lean_data.engine.tasks import Spawn
-from lean_data.errors import ConfigError
+from lean_data.errors import ConfigError, EngineStateError, StorageError
 from lean_data.feeds.base import DataFeed
 from lean_data.inbox import Inbox
 from lean_data.quality.levels import DataQualityLevel
+from lean_data.storage.base import Storage
 
 __all__ = ["BOOK_TYPES", "BookCallback", "BookLane"]
 
@@ -48,6 +60,7 @@ log = logging.getLogger("lean_data.engine")
 BOOK_TYPES = frozenset({OrderBookSnapshot, OrderBookDelta})
 BookCallback = Callable[[str, OrderBook, DataQualityLevel], Any]
 _TURN = 64  # messages taken in a row before the loop may run others
+_NEVER = 2**63  # beyond every int64 event time: no snapshot is ever due
 
 
 class BookLane:
@@ -59,6 +72,10 @@ class BookLane:
         record: the errors table's ``record(kind, message, feed=..., symbol=...)``.
         metrics: the engine's counters (errors by kind).
         failed: records a sync callback's error (name, symbol, exception).
+        snapshot_interval_s: store a snapshot of each valid book this often, by event time
+            (0 or None: never).
+        snapshot_depth: the most levels of each side a stored snapshot keeps.
+        storage: the engine's store, once open (None: no snapshots are stored).
     """
 
     def __init__(
@@ -68,6 +85,10 @@ class BookLane:
         record: Callable[..., None],
         metrics: DataMetrics,
         failed: Callable[[str, str, BaseException], None],
+        *,
+        snapshot_interval_s: float | None = None,
+        snapshot_depth: int = 20,
+        storage: Callable[[], Storage | None] = lambda: None,
     ) -> None:
         self.queue: Inbox[str] = Inbox(size)
         self.keepers: dict[tuple[str, str], BookKeeper] = {}
@@ -81,8 +102,14 @@ class BookLane:
         self._resyncing: set[tuple[str, str]] = set()
         self.task: asyncio.Task[Any] | None = None
         self.counts = dict.fromkeys(
-            ("messages", "applied", "invalid", "resyncs", "resync_failed"), 0
-        )
+            ("messages", "applied", "invalid", "resyncs", "resync_failed", "snapshots",
+             "snapshots_skipped", "snapshots_dropped"), 0
+        )  # fmt: skip
+        self._interval_ns = round((snapshot_interval_s or 0) * 1e9)
+        self._depth = snapshot_depth
+        self._storage = storage
+        self._due: dict[tuple[str, str], int] = {}  # next snapshot's event time, per book
+        self._first_due = 0 if self._interval_ns > 0 else _NEVER
 
     # ------------------------------------------------------------------ registration
     def add_callback(
@@ -193,9 +220,10 @@ class BookLane:
     def _take(self, feed: str, item: OrderBookSnapshot | OrderBookDelta) -> None:
         self.counts["messages"] += 1
         symbol = item.symbol
-        keeper = self.keepers.get((feed, symbol))
+        key = (feed, symbol)
+        keeper = self.keepers.get(key)
         if keeper is None:
-            keeper = self.keepers[(feed, symbol)] = self._keeper(feed, symbol)
+            keeper = self.keepers[key] = self._keeper(feed, symbol)
         if isinstance(item, OrderBookSnapshot):
             decision = keeper.on_snapshot(item)
             self._resyncing.discard((feed, symbol))
@@ -211,6 +239,31 @@ class BookLane:
                          symbol=symbol)  # fmt: skip
             self._tell(symbol, keeper.book, DataQualityLevel.INVALID)
             self._resync(feed, symbol)
+        if item.ts_event >= self._due.get(key, self._first_due):
+            self._snapshot(key, keeper.book, item)
+
+    def _snapshot(
+        self, key: tuple[str, str], book: OrderBook, item: OrderBookSnapshot | OrderBookDelta
+    ) -> None:
+        """Store the top of ``book`` (a snapshot is due), unless it is invalid."""
+        interval = self._interval_ns
+        self._due[key] = (item.ts_event // interval + 1) * interval
+        if not book.valid:
+            self.counts["snapshots_skipped"] += 1
+            return
+        store = self._storage()
+        if store is None:  # no storage: stop looking at this book
+            self._due[key] = _NEVER
+            return
+        depth = self._depth
+        snapshot = OrderBookSnapshot(book.symbol, tuple(book.bids(depth)),
+                                     tuple(book.asks(depth)), book.sequence, book.ts_event,
+                                     item.ts_recv)  # fmt: skip
+        try:
+            stored = store.save_book_snapshot_nowait(snapshot, feed=key[0])
+        except (StorageError, EngineStateError):  # storage died or closed: counted, not raised
+            stored = False
+        self.counts["snapshots" if stored else "snapshots_dropped"] += 1
 
     def _keeper(self, feed: str, symbol: str) -> BookKeeper:
         source = self._feed_of(feed)

@@ -104,8 +104,10 @@ class DataEngine:
         self._callbacks = callbacks = Callbacks(errors.callback_failed)
         self._sinks = sinks = Sinks(record, lambda kind: metrics.increment_errors(kind=kind))
         self._books = BookLane(
-            config.inbox_size, registry.feeds.get, record, metrics, errors.callback_failed
-        )
+            config.inbox_size, registry.feeds.get, record, metrics, errors.callback_failed,
+            snapshot_interval_s=config.book_snapshot_interval_s,
+            snapshot_depth=config.book_snapshot_depth, storage=lambda: self.persistence,
+        )  # fmt: skip
         self._book_subscriptions: list[tuple[DataFeed, str]] = []  # made before start
         self._pipeline = Pipeline(
             config, self._inbox, self.validator, self.quality, metrics, registry, self._failover,

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, Self
 
+from lean_data.book import OrderBookSnapshot
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar
 from lean_data.quality.levels import Verdict
@@ -74,6 +75,13 @@ class Storage(Protocol):
         one (the last saved wins; they have no revisions). ``get_*`` read ``[start, end)``
         by event time, None for an open bound, ordered by time then feed. Retention ages
         them by ``ts_recv``.
+
+    Order-book snapshots
+        :meth:`save_book_snapshots` queues :class:`~lean_data.book.OrderBookSnapshot`
+        pictures (with a ``valid`` flag) through the same queue; one is stored by (feed,
+        symbol, ts_recv), saved again it replaces the stored one; levels round-trip
+        exactly. :meth:`get_book_snapshots` reads ``[start, end)`` by event time. Retention
+        ages them by ``ts_recv``.
     """
 
     # ----------------------------------------------------------------- lifecycle
@@ -165,6 +173,18 @@ class Storage(Protocol):
 
     async def save_liquidations(self, items: Iterable[Liquidation], *, feed: str = "") -> None:
         """Queue liquidations; wait only while the queue is full."""
+        ...
+
+    async def save_book_snapshots(
+        self, snapshots: Iterable[OrderBookSnapshot], *, feed: str = "", valid: bool = True
+    ) -> None:
+        """Queue order-book snapshots; wait only while the queue is full."""
+        ...
+
+    def save_book_snapshot_nowait(
+        self, snapshot: OrderBookSnapshot, *, feed: str = "", valid: bool = True
+    ) -> bool:
+        """Queue one snapshot without waiting; return False when the queue is full."""
         ...
 
     async def record_coverage(
@@ -259,6 +279,18 @@ class Storage(Protocol):
         feed: str | None = None,
     ) -> list[Liquidation]:
         """Return the stored liquidations of ``symbol`` in ``[start, end)``."""
+        ...
+
+    async def get_book_snapshots(
+        self,
+        symbol: str,
+        start: int | datetime | None = None,
+        end: int | datetime | None = None,
+        *,
+        feed: str | None = None,
+        valid: bool | None = True,
+    ) -> list[OrderBookSnapshot]:
+        """Return the stored snapshots of ``symbol`` in ``[start, end)`` by event time."""
         ...
 
     async def get_recent_data(self, symbol: str, hours: float = 24) -> list[TradeBar]:

@@ -18,6 +18,7 @@ from typing import Any, Final
 from lean_data.storage.schema import (
     BAR_COLUMNS,
     BARS,
+    BOOK_SNAPSHOTS,
     COVERAGE,
     DERIVATIVE_COLUMNS,
     ERRORS,
@@ -39,7 +40,7 @@ from lean_data.storage.schema import (
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 
-_T, _TN, _I, _RN = "text", "text or NULL", "integer", "real or NULL"
+_T, _TN, _I, _RN, _B = "text", "text or NULL", "integer", "real or NULL", "blob"
 _BAR_TAIL_KINDS = (_I, _I, _I, _RN, _TN, _T, _I)  # closed … ts_recv
 COLUMN_KINDS: Final[dict[int, tuple[str, ...]]] = {
     BARS: (_T, _T, _T, _I, *(_RN,) * 5, *_BAR_TAIL_KINDS),
@@ -50,6 +51,7 @@ COLUMN_KINDS: Final[dict[int, tuple[str, ...]]] = {
     OPEN_INTEREST: (_T, _T, _I, _RN, _RN, _I),
     MARK_PRICES: (_T, _T, _I, _RN, _RN, _RN, _I, _I),
     LIQUIDATIONS: (_T, _T, _I, _T, _RN, _RN, _T, _RN, _RN, _I),
+    BOOK_SNAPSHOTS: (_T, _T, _I, _I, _I, _I, _B, _B),
     COVERAGE: (_T, _T, _T, _I, _I, _I),
 }
 """What each column of a queued row must hold, by entry kind (errors rows are sanitised)."""
@@ -101,6 +103,10 @@ def _clean_value(kind: str, column: str, value: Any) -> Any:
         if kind in (_RN, _TN):
             return None
         raise Unstorable(column, value, "null", "NULL in a NOT NULL column")
+    if kind == _B:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        raise Unstorable(column, value, "type", f"expected bytes, got {type(value).__name__}")
     if kind in (_T, _TN):
         if type(value) is int and kind == _T:
             return str(value)  # a numeric trade id or name, stored as the text it denotes

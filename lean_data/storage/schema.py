@@ -38,6 +38,11 @@ Tables:
     (symbol, ts_event, feed), liquidations per (symbol, ts_event, feed, side, price,
     quantity); a record saved again replaces the stored one (the last saved wins). Added
     by version 3. Rows and reads: :mod:`lean_data.storage.derivative_rows`.
+``book_snapshots``
+    Order-book snapshots (:class:`lean_data.book.OrderBookSnapshot`), ``WITHOUT ROWID``,
+    one row per (symbol, ts_recv, feed), indexed by (symbol, ts_event); the top levels of
+    each side as little-endian float64 pairs in a BLOB, a ``valid`` flag. Added by version
+    4. Rows and reads: :mod:`lean_data.storage.book_rows`.
 ``schema_version``
     One row holding :data:`SCHEMA_VERSION`. :data:`MIGRATIONS` upgrades older files in
     place when they are opened.
@@ -74,7 +79,7 @@ class QuerySql:
     quality_by_feed: str
 
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 BARS: Final = 0
 QUOTE_BARS: Final = 1
@@ -85,19 +90,23 @@ FUNDING_RATES: Final = 5
 OPEN_INTEREST: Final = 6
 MARK_PRICES: Final = 7
 LIQUIDATIONS: Final = 8
-COVERAGE: Final = 9
+BOOK_SNAPSHOTS: Final = 9
+COVERAGE: Final = 10
 """Queue entries with this index carry a coverage record, not a table row."""
-ENTRY_KINDS: Final = 10
+ENTRY_KINDS: Final = 11
 
 TABLE_NAMES: Final = (
     *("bars", "quote_bars", "ticks", "metrics", "errors"),
-    *("funding_rates", "open_interest", "mark_prices", "liquidations"),
+    *("funding_rates", "open_interest", "mark_prices", "liquidations", "book_snapshots"),
 )
 """Table names by index; the only names ever placed into SQL text."""
 
 MARKET_TABLES: Final = ("bars", "quote_bars", "ticks")
-DERIVATIVE_TABLES: Final = ("funding_rates", "open_interest", "mark_prices", "liquidations")
-"""Tables of derivatives records, aged by ``ts_recv`` like the market tables."""
+DERIVATIVE_TABLES: Final = (
+    *("funding_rates", "open_interest", "mark_prices", "liquidations", "book_snapshots"),
+)
+"""Keyed tables of records saved again by replacing (derivatives, book snapshots), not
+partitioned, aged by ``ts_recv`` like the market tables."""
 
 _QUALITY = ("quality_score", "quality_level", "reasons", "ts_recv")
 _BAR_TAIL = ("closed", "revision", "backfilled", *_QUALITY)
@@ -141,18 +150,30 @@ LIQUIDATION_COLUMNS: Final = (
     *(*_HEAD, "side", "price", "quantity", "order_status", "average_price"),
     *("filled_quantity", "ts_recv"),
 )
+BOOK_SNAPSHOT_COLUMNS: Final = (
+    *("feed", "symbol", "ts_recv", "ts_event", "sequence", "valid", "bids", "asks"),
+)
+"""``bids`` / ``asks``: (price, size) pairs, best first, as little-endian float64 bytes.
+The key's columns lead: SQLite 3.40's ``quick_check`` (run at every open) reports the
+later columns of a ``WITHOUT ROWID`` row whose key column follows a non-key column as
+NULL (a false alarm that would refuse the file)."""
 DERIVATIVE_KEYS: Final = {
     FUNDING_RATES: ("symbol", "ts_event", "feed"),
     OPEN_INTEREST: ("symbol", "ts_event", "feed"),
     MARK_PRICES: ("symbol", "ts_event", "feed"),
     LIQUIDATIONS: ("symbol", "ts_event", "feed", "side", "price", "quantity"),
+    BOOK_SNAPSHOTS: ("symbol", "ts_recv", "feed"),
 }
-"""The primary key of each derivatives table: the write's conflict target."""
+"""The primary key of each keyed table (derivatives, then book snapshots): the write's
+conflict target. A book snapshot is keyed by its receive time: a venue's sequence is -1
+where it numbers nothing (Kraken) and restarts with it (Bybit ``u == 1``), and two pictures
+of one feed's book never share a receive time; the same picture saved again is one row."""
 DERIVATIVE_COLUMNS: Final = {
     FUNDING_RATES: FUNDING_COLUMNS,
     OPEN_INTEREST: OPEN_INTEREST_COLUMNS,
     MARK_PRICES: MARK_PRICE_COLUMNS,
     LIQUIDATIONS: LIQUIDATION_COLUMNS,
+    BOOK_SNAPSHOTS: BOOK_SNAPSHOT_COLUMNS,
 }
 
 _KEY = ("feed", "symbol", "resolution", "ts_event")
@@ -166,6 +187,11 @@ _BAR_TAIL_DDL = (
 _BAR_HEAD_DDL = (
     "feed TEXT NOT NULL, symbol TEXT NOT NULL, resolution TEXT NOT NULL, ts_event INT NOT NULL"
 )
+
+BOOK_EVENT_INDEX: Final = (
+    "CREATE INDEX IF NOT EXISTS book_snapshots_event ON book_snapshots (symbol, ts_event)"
+)
+"""Book snapshots are read by event time (both backends)."""
 
 DDL: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -209,6 +235,11 @@ DDL: Final = (
     "order_status TEXT NOT NULL, average_price REAL, filled_quantity REAL, "
     "ts_recv INT NOT NULL, PRIMARY KEY (symbol, ts_event, feed, side, price, quantity)) "
     "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS book_snapshots (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
+    "ts_recv INT NOT NULL, ts_event INT NOT NULL, sequence INT NOT NULL, valid INT NOT NULL, "
+    "bids BLOB NOT NULL, asks BLOB NOT NULL, PRIMARY KEY (symbol, ts_recv, feed)) "
+    "WITHOUT ROWID",
+    BOOK_EVENT_INDEX,
 )
 """Every table and index; ``IF NOT EXISTS``, so it also adds what an older file lacks."""
 
@@ -220,6 +251,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "SELECT DISTINCT feed, symbol, resolution FROM bars",
     ),
     2: (),  # version 3 adds the four derivatives tables, which DDL creates
+    3: (),  # version 4 adds book_snapshots, which DDL creates
 }
 """Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
 

@@ -34,6 +34,7 @@ from lean_data.models import NS_PER_DAY, MarketData, Resolution
 from lean_data.quality.levels import Verdict
 from lean_data.storage import derivative_rows
 from lean_data.storage import schema as sch
+from lean_data.storage.book_store import BookSnapshots
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.queries import Queries
 from lean_data.storage.rows import (
@@ -50,7 +51,7 @@ __all__ = ["QueuedStore"]
 _NEW, _OPEN, _CLOSED = "new", "open", "closed"
 
 
-class QueuedStore(Queries):
+class QueuedStore(Queries, BookSnapshots):
     """Lifecycle, queued writes and barrier'd reads of a store (see the module docstring).
 
     Args:
@@ -393,6 +394,11 @@ class QueuedStore(Queries):
         for entry in derivative_rows.entries(kind, records, feed, self._clock_ns):
             if not self._queue.offer(*entry):
                 await self._put(entry)
+
+    def _offer(self, entry: Entry) -> bool:
+        if not self._accepting:
+            self._reject()
+        return self._queue.offer(*entry)
 
     async def _save(self, table: int, row: sch.Row) -> None:
         if not self._accepting:

@@ -30,6 +30,8 @@ PRECISION, the flags ``closed``, ``backfilled`` and ``suspicious`` → BOOLEAN, 
     funding_rates, open_interest, mark_prices (SQLite's columns, PRIMARY KEY (symbol,
                  ts_event, feed)), liquidations (PRIMARY KEY (symbol, ts_event, feed, side,
                  price, quantity)): derivatives records, not partitioned (version 3)
+    book_snapshots (SQLite's columns, bids / asks BYTEA, valid BOOLEAN, PRIMARY KEY (symbol,
+                 ts_recv, feed), index (symbol, ts_event)): order-book snapshots (version 4)
     lean_writers (writer TEXT PRIMARY KEY, attempt BIGINT, ts BIGINT): each store's last
                  batch transaction, to tell whether a commit whose answer was lost went
                  through (:mod:`lean_data.storage.postgres.sink`)
@@ -46,7 +48,7 @@ fills with binary COPY before one set-based upsert per table.
 is refused, an older one upgraded in place when opened (PostgreSQL has its own numbering;
 version 1 is the first; 2 adds ``bar_rollups.volume_parts``, NULL in the rows of version 1:
 their days are summed from their minutes until their hours are refreshed; 3 adds the
-derivatives tables, which :data:`DDL` creates).
+derivatives tables, which :data:`DDL` creates; 4 adds ``book_snapshots``, likewise).
 """
 
 from __future__ import annotations
@@ -90,9 +92,9 @@ __all__ = [
     "quote_ident",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
-FLAGS: Final = frozenset({"closed", "backfilled", "suspicious"})
+FLAGS: Final = frozenset({"closed", "backfilled", "suspicious", "valid"})
 """Integer columns of SQLite that PostgreSQL stores as BOOLEAN."""
 
 COLUMNS: Final = {
@@ -111,6 +113,7 @@ _KINDS = {
     "text or NULL": _TEXT,
     "integer": "BIGINT NOT NULL",
     "real or NULL": "DOUBLE PRECISION",
+    "blob": "BYTEA NOT NULL",
 }
 _KEY = "symbol, resolution, ts_event, feed"
 
@@ -156,6 +159,7 @@ DDL: Final = (
         f"PRIMARY KEY ({', '.join(key)}))"
         for table, key in sch.DERIVATIVE_KEYS.items()
     ),
+    sch.BOOK_EVENT_INDEX,
 )
 """Every table and index; ``IF NOT EXISTS``, so it also adds what an older schema lacks."""
 
@@ -169,6 +173,7 @@ HYPERTABLE_DDL: Final = tuple(
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (ROLLUP_PARTS_DDL,),
     2: (),  # version 3 adds the derivatives tables, which DDL creates
+    3: (),  # version 4 adds book_snapshots, which DDL creates
 }
 """Statements run, after :data:`DDL`, on a schema of version ``n`` to make it n + 1."""
 
@@ -204,13 +209,14 @@ def _upsert(table: int) -> str:
 UPSERT: Final = {table: _upsert(table) for table in STAGE}
 """Move staged rows ``$1 <= seq < $2`` into their table, keeping the newest version."""
 
-_ARRAY = {"text": "text[]", "text or NULL": "text[]", "integer": "bigint[]"}
+_ARRAY = {"text": "text[]", "text or NULL": "text[]", "integer": "bigint[]", "blob": "bytea[]"}
 
 
 def _replace(table: int) -> str:
     columns, key = COLUMNS[table], ", ".join(sch.DERIVATIVE_KEYS[table])
     arrays = ", ".join(
-        f"${i}::{_ARRAY.get(kind, 'float8[]')}" for i, kind in enumerate(column_kinds(table), 1)
+        f"${i}::{'boolean[]' if name in FLAGS else _ARRAY.get(kind, 'float8[]')}"
+        for i, (name, kind) in enumerate(zip(columns, column_kinds(table), strict=True), 1)
     )
     listed = ", ".join(columns)
     updates = ", ".join(
