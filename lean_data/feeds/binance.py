@@ -10,6 +10,13 @@ optionally ``<pair>@aggTrade`` (trade ticks) and ``<pair>@bookTicker`` (top-of-b
 ticks). In-progress candle updates keep the subscription alive; they are emitted (closed=False)
 only with ``emit_partial=True``.
 
+Order books (``engine.subscribe_symbol(symbol, data=("book",))``): :meth:`subscribe_book`
+subscribes ``<pair>@depth@100ms`` and sends a REST ``/api/v3/depth`` snapshot; each
+``depthUpdate`` is emitted as an :class:`~lean_data.book.OrderBookDelta`; the engine's
+keeper checks them with :meth:`book_sequencer` and asks :meth:`resync_book` after a gap.
+After a reconnect the depth streams are subscribed again and new snapshots sent
+(:mod:`lean_data.feeds.binance_depth`, docs/depth.md).
+
 Every closed candle is emitted as the venue sent it (``revision`` 0), a re-sent one too:
 the feed does not judge repeats. The engine's continuity (:mod:`lean_data.series.continuity`)
 owns that decision: an exact repeat of a delivered candle is dropped and counted as a
@@ -28,8 +35,10 @@ from typing import Any, Literal
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
-from lean_data.errors import ConfigError, FeedProtocolError
+from lean_data.depth.sequencers import BinanceSpotSequencer, Sequencer
+from lean_data.errors import ConfigError, EngineStateError, FeedError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
+from lean_data.feeds.binance_depth import depth_stream, fetch_snapshot, parse_depth
 from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
@@ -144,10 +153,13 @@ class BinanceDataFeed(StreamingFeed):
         self._request_id = 0
         self.malformed_frames = 0
         self.unknown_frames = 0
+        self.books: dict[str, None] = {}  # symbols whose order book is sent
 
     stale_grace_s = 2.0  # the final kline update comes up to 2 s after the period ends
     channel_streams: Mapping[str, str] = _CHANNEL_NAMES  # channel -> stream suffix, not kline
     klines_path = "/api/v3/klines"
+    depth_path = "/api/v3/depth"
+    depth_sequencer: type[Sequencer] = BinanceSpotSequencer
 
     def bar_period_s(self, symbol: str) -> float | None:
         """Return the kline period (s) when klines are subscribed, else None."""
@@ -179,6 +191,9 @@ class BinanceDataFeed(StreamingFeed):
             ping_interval=20.0,
             ping_timeout=20.0,
         )
+        if self.books:  # a reconnect: the depth streams again, then new snapshots
+            await self._send(subscribe_frame(map(depth_stream, self.books), self._next_id()))
+            self.spawn(self._resync_books(list(self.books)), name="book-resync")
 
     async def close_session(self) -> None:
         """Close the websocket, if open."""
@@ -232,6 +247,14 @@ class BinanceDataFeed(StreamingFeed):
                 if not self.emit_partial:
                     return
             await self.emit(item)
+        elif message.kind == "unknown" and message.event == "depthUpdate" and self.books:
+            try:
+                delta = parse_depth(raw, now, self._venue)
+            except FeedProtocolError as exc:
+                self.skip_malformed(raw, exc)
+                return
+            if delta is not None:
+                await self.emit(delta)
         elif message.kind == "unknown":
             self.unknown_frames += 1
             self.report_error("unknown_frame", f"event {message.event!r}: {_preview(raw)}")
@@ -240,6 +263,66 @@ class BinanceDataFeed(StreamingFeed):
             if not error.retryable:
                 raise error
             self.report_error("venue_error", str(error))
+
+    # ----------------------------------------------------------------- order books
+    def book_sequencer(self, symbol: str) -> Sequencer:
+        """Binance's diff-depth rules: spot ``U``/``u`` (the futures feed: ``pu``)."""
+        return self.depth_sequencer()
+
+    async def subscribe_book(self, symbol: str) -> bool:
+        """Subscribe ``<pair>@depth@100ms`` on the open socket, then send a REST snapshot.
+
+        Deltas that arrive before the snapshot are buffered by the engine's keeper and
+        placed against it (Binance's documented procedure). Returns False when the feed
+        has failed fatally.
+
+        Raises:
+            FeedError: the snapshot request failed fatally or its retries ran out.
+        """
+        if self.fatal_error is not None:
+            return False
+        self._venue[symbol.partition(":")[0].replace("/", "").upper()] = symbol
+        new = symbol not in self.books
+        self.books[symbol] = None
+        async with self._lock:
+            if self._session_open and new:
+                try:
+                    await self._send(subscribe_frame([depth_stream(symbol)], self._next_id()))
+                except Exception as exc:  # the next session subscribes it
+                    self._recycle(self.translate_error(exc))
+        await self.resync_book(symbol)
+        return True
+
+    async def resync_book(self, symbol: str) -> None:
+        """Fetch a new REST depth snapshot of ``symbol`` and send it.
+
+        Each attempt goes through :meth:`retrying` (429/418 wait for ``Retry-After``).
+
+        Raises:
+            FeedError: the venue refused fatally or the retries ran out.
+        """
+        pair = symbol.partition(":")[0].replace("/", "").upper()
+        url = f"{self.rest_url}{self.depth_path}"
+        snapshot = await self.retrying(
+            lambda: fetch_snapshot(self.http_session(), url, pair, symbol), what=f"depth {pair}"
+        )
+        await self.emit(snapshot)
+
+    async def _resync_books(self, symbols: list[str]) -> None:
+        for symbol in symbols:
+            try:
+                await self.resync_book(symbol)
+            except FeedError as exc:  # the engine asks again at the next invalid delta
+                self.report_error("book_resync_failed", str(exc), symbol=symbol)
+            except EngineStateError:  # the engine is stopping
+                return
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """Return the REST client (made on first use, closed by :meth:`disconnect`)."""
+        http = self._http
+        if http is None or http.closed:
+            http = self._http = aiohttp.ClientSession(timeout=http_timeout(self.http_timeout_s))
+        return http
 
     # ----------------------------------------------------------------- history
     async def get_historical_data(
@@ -287,9 +370,7 @@ class BinanceDataFeed(StreamingFeed):
     async def _klines(
         self, params: Mapping[str, str], symbol: str, resolution: Resolution
     ) -> list[TradeBar]:
-        http = self._http
-        if http is None or http.closed:
-            http = self._http = aiohttp.ClientSession(timeout=http_timeout(self.http_timeout_s))
+        http = self.http_session()
         async with http.get(f"{self.rest_url}{self.klines_path}", params=params) as response:
             body = await response.read()
             status, retry_after = response.status, response.headers.get("Retry-After")

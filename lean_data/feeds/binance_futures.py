@@ -10,6 +10,8 @@ bookTicker), so only what differs lives here: the endpoints (``fstream`` / ``fap
   funding time.
 - ``"forceOrder"``: ``<pair>@forceOrder``; each is a
   :class:`~lean_data.derivatives.Liquidation`.
+- Order books: as the spot feed, from ``/fapi/v1/depth`` snapshots, checked with the
+  ``pu`` rule (:class:`~lean_data.depth.BinanceFuturesSequencer`).
 - ``open_interest_every_s``: from :meth:`connect` to :meth:`disconnect`, ``GET
   /fapi/v1/openInterest`` for every subscribed symbol at that interval (Binance has no
   open-interest stream). The poller is a task of its own, not of the websocket session,
@@ -32,11 +34,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiohttp
-
+from lean_data.depth.sequencers import BinanceFuturesSequencer
 from lean_data.derivatives import DerivativesData, FundingRate, OpenInterest
 from lean_data.errors import ConfigError, FeedError, FeedProtocolError
-from lean_data.feeds.binance import _CHANNEL_NAMES, BinanceDataFeed, _preview, http_timeout
+from lean_data.feeds.binance import _CHANNEL_NAMES, BinanceDataFeed, _preview
 from lean_data.feeds.streaming import http_error
 from lean_data.wire.binance import ParsedMessage
 from lean_data.wire.binance_futures import (
@@ -76,6 +77,8 @@ class BinanceFuturesFeed(BinanceDataFeed):
         "forceOrder": "forceOrder",
     }
     klines_path = "/fapi/v1/klines"
+    depth_path = "/fapi/v1/depth"
+    depth_sequencer = BinanceFuturesSequencer
 
     def __init__(
         self,
@@ -198,10 +201,7 @@ class BinanceFuturesFeed(BinanceDataFeed):
 
     async def _get(self, path: str, params: Mapping[str, str]) -> bytes:
         """GET a REST path; raise the venue's refusal (429/418/5xx) as a FeedError."""
-        http = self._http
-        if http is None or http.closed:
-            http = self._http = aiohttp.ClientSession(timeout=http_timeout(self.http_timeout_s))
-        async with http.get(f"{self.rest_url}{path}", params=params) as response:
+        async with self.http_session().get(f"{self.rest_url}{path}", params=params) as response:
             body = await response.read()
             status, retry_after = response.status, response.headers.get("Retry-After")
         if status in (418, 429) or status >= 500:

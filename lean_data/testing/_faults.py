@@ -62,6 +62,13 @@ class ServerFaults:
         ban_next: answer the next K HTTP requests with 418 (IP banned) and ``Retry-After``
             (the Alpaca server, whose venue has no ban answer, sends 429 instead).
         retry_after: seconds put in ``Retry-After`` for injected 429 and 418 answers.
+        depth_drop: recorded ``depthUpdate`` frames never sent, by their final id ``u``
+            (Binance servers with depth; ``lean_data.testing._binance_depth``).
+        depth_swap: recorded ``depthUpdate`` frames (by ``u``) each sent after the next
+            update of the same symbol.
+        depth_stale_next: answer the next K re-sync depth requests with the recorded
+            snapshot again (stale: its ``lastUpdateId`` predates the updates since).
+        depth_rate_limit_next: answer the next K depth requests with 429 and ``Retry-After``.
     """
 
     drop_after: int | None = None
@@ -76,6 +83,10 @@ class ServerFaults:
     rate_limit_next: int = 0
     ban_next: int = 0
     retry_after: int = 1
+    depth_drop: AbstractSet[int] = frozenset()
+    depth_swap: AbstractSet[int] = frozenset()
+    depth_stale_next: int = 0
+    depth_rate_limit_next: int = 0
 
 
 class _Planner(Generic[_Frame]):

@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lean_data.loaders.capture import Capture, read_capture
 from lean_data.models import TradeBar
+from lean_data.testing._binance_depth import DepthFaultPlan, DepthReplay
 from lean_data.testing._binance_klines import (
     KLINES_WEIGHT,
     WEIGHT_LIMIT_1M,
@@ -160,6 +161,7 @@ class _Session:
             names = [parts.path.removeprefix("/ws/")]
         self.streams: dict[str, None] = dict.fromkeys(name for name in names if name)
         self.planner = FramePlanner(server.faults)
+        self.depth, self.pending = DepthFaultPlan(server.depth), list[_Frame]()
         self.cursor = server._cursor if server.resume else 0
         self.silent = False
         self.wake = asyncio.Event()
@@ -198,16 +200,14 @@ class _Session:
             return
 
     def _next_frame(self) -> _Frame | None:
-        frames, streams = self.server._frames, self.streams
-        if not streams:
-            return None
-        while self.cursor < len(frames):
+        frames, streams, pending = self.server._frames, self.streams, self.pending
+        while not pending and streams and self.cursor < len(frames):
             frame = frames[self.cursor]
             self.cursor += 1
             self.server._cursor = max(self.server._cursor, self.cursor)
-            if frame.stream in streams:
-                return frame
-        return None
+            if frame.stream in streams:  # depth faults may hold it back or drop it
+                pending.extend(self.depth.take(self.cursor - 1, frame, self.server.faults))
+        return pending.pop(0) if pending else None
 
     async def _pace(self, frame: _Frame) -> None:
         pace, last = self.server.pace, self._last_ts
@@ -318,6 +318,8 @@ class BinanceLoopbackServer(LoopbackServers):
         weight_limit: request weight allowed per minute before 429.
         price_decimals: decimals of prices and volumes formatted from bars.
         ping_interval: seconds between the server's websocket pings (Binance: 20).
+        depth: a cryptofeed REST depth capture (``BINANCE.http.0.0``) to serve on
+            ``/api/v3/depth`` (``lean_data.testing._binance_depth``: recorded, then derived).
 
     Attributes:
         received: every message clients sent, parsed JSON (raw text if not JSON).
@@ -338,11 +340,13 @@ class BinanceLoopbackServer(LoopbackServers):
         weight_limit: int = WEIGHT_LIMIT_1M,
         price_decimals: int = 8,
         ping_interval: float | None = 20.0,
+        depth: str | Path | None = None,
     ) -> None:
         if isinstance(capture, str | Path):
             capture = read_capture(capture)
         self._frames = [] if capture is None else _frames_from_capture(capture)
         self._cursor = 0
+        self.depth = DepthReplay(self._frames, depth)
         self._book = KlineBook(klines or {}, price_decimals)
         self.pace, self.resume = pace, resume
         self.faults = faults if faults is not None else ServerFaults()
@@ -394,6 +398,8 @@ class BinanceLoopbackServer(LoopbackServers):
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ping", self._ping)
         app.router.add_get("/api/v3/time", self._time)
+        if self.depth.recorded:  # only with a depth capture (else 404, as any unknown path)
+            app.router.add_get("/api/v3/depth", self._depth)
         self._add_routes(app)
         await self._serve_rest(app)
 
@@ -472,6 +478,14 @@ class BinanceLoopbackServer(LoopbackServers):
         except BadRequest as exc:
             return self._error(400, exc.code, exc.msg, None)
         return self._json(rows)
+
+    async def _depth(self, request: web.Request) -> web.Response:
+        if not self._charge(self.depth.weight):
+            return self._too_many(self._seconds_to_next_minute())
+        status, body = self.depth.answer(request.query, self._cursor, self.faults)
+        return (
+            self._too_many(self.faults.retry_after) if status == 429 else self._json(body, status)
+        )
 
     async def _ping(self, request: web.Request) -> web.Response:
         if not self._charge(1):

@@ -14,7 +14,8 @@ add:
   ``startTime``, ``endTime``, ``limit``: the first ``limit`` from ``startTime``, else the
   last up to ``endTime``); ``/fapi/v1/klines``, ``/fapi/v1/ping`` and ``/fapi/v1/time`` as
   the spot ones. Injected 429/418 answers (``faults.rate_limit_next``, ``ban_next``) apply
-  to every route.
+  to every route. With ``depth=`` (a REST depth capture), ``/fapi/v1/depth`` as the spot
+  server's ``/api/v3/depth`` (:mod:`lean_data.testing._binance_depth`).
 
 The records to serve are usually derived from real data with
 :mod:`lean_data.testing._binance_futures_data` (``derive_mark_prices`` and friends).
@@ -100,6 +101,8 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         app.router.add_get("/fapi/v1/fundingRate", self._funding_rates)
         app.router.add_get("/fapi/v1/klines", self._klines)
         app.router.add_get("/fapi/v1/ping", self._ping)
+        if self.depth.recorded:
+            app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/fapi/v1/time", self._time)
 
     async def _open_interest_answer(self, request: web.Request) -> web.Response:
