@@ -28,6 +28,8 @@ configures the feed and implements the session hooks. The rest is split by respo
 - :mod:`lean_data.feeds.ccxt_history` -- :meth:`get_historical_data` on a separate REST
   instance (``ccxt.async_support.<exchange_id>``), created on first use and closed by
   :meth:`disconnect`; each ``fetch_ohlcv`` page goes through :meth:`retrying`.
+- :mod:`lean_data.feeds.ccxt_depth` (order books: :meth:`subscribe_book`) and
+  :mod:`lean_data.feeds.ccxt_derivatives` (funding rates, open interest: polled, history).
 - :mod:`lean_data.wire.ccxt` -- the pure part: errors, rows to models, closing candles,
   reading ccxt's caches.
 
@@ -46,6 +48,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
+from lean_data.derivatives import FundingRate
 from lean_data.errors import (
     ConfigError,
     FeedConnectError,
@@ -54,8 +57,11 @@ from lean_data.errors import (
     RateLimitError,
 )
 from lean_data.feeds.backoff import BackoffPolicy
+from lean_data.feeds.base import FeedStatus
+from lean_data.feeds.ccxt_depth import CcxtBooks
+from lean_data.feeds.ccxt_derivatives import CcxtDerivatives
 from lean_data.feeds.ccxt_history import CcxtHistory
-from lean_data.feeds.ccxt_session import CcxtSession, import_ccxt, retry_after
+from lean_data.feeds.ccxt_session import CcxtSession, import_ccxt, preview_of, retry_after
 from lean_data.feeds.ccxt_stream import CcxtStream
 from lean_data.feeds.streaming import Cadence, StreamingFeed
 from lean_data.models import (
@@ -81,7 +87,6 @@ CHANNELS = frozenset({"ohlcv", "trades"})
 """The channels a :class:`CcxtDataFeed` can watch."""
 
 _EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-_WATCH_METHODS = {"ohlcv": "watchOHLCV", "trades": "watchTrades"}
 _UNWATCH_METHODS = {
     "ohlcv": ("unWatchOHLCV", "un_watch_ohlcv"),
     "trades": ("unWatchTrades", "un_watch_trades"),
@@ -110,6 +115,10 @@ class CcxtDataFeed(StreamingFeed):
             before the clock closes the candle.
         close_check_s: longest pause between clock checks (an injected clock may jump).
         clock: wall clock in ns deciding when periods end (``time.time_ns``; tests pin it).
+        book_depth, book_limit: levels a side per book snapshot; ccxt's ``watch_order_book``
+            ``limit`` (None: the exchange's default). See :meth:`subscribe_book`.
+        funding_every_s, open_interest_every_s: poll funding rates / open interest of the
+            contracts subscribed (bars or book) while connected; None (default): not polled.
         symbols: the symbols this feed serves (None: any crypto symbol).
         request_attempts, request_budget_s: the budget of each history page (see
             :class:`~lean_data.feeds.streaming.StreamingFeed`).
@@ -152,6 +161,10 @@ class CcxtDataFeed(StreamingFeed):
         grace_s: float = 2.0,
         close_check_s: float = 1.0,
         clock: Callable[[], int] = time.time_ns,
+        book_depth: int = 20,
+        book_limit: int | None = None,
+        funding_every_s: float | None = None,
+        open_interest_every_s: float | None = None,
         symbols: Iterable[str] | None = None,
         backoff: BackoffPolicy | None = None,
         cadence_s: Cadence = "auto",
@@ -238,6 +251,11 @@ class CcxtDataFeed(StreamingFeed):
             report_error=self.report_error,
         )
         self.closers = self._stream.closers
+        self._books = CcxtBooks(
+            exchange_id, book_depth, book_limit, self.emit, self.note_data, self.report_error
+        )
+        every = {"funding_rate": funding_every_s, "open_interest": open_interest_every_s}
+        self._derivatives = CcxtDerivatives(self._history, every, self.emit, self._alive)
 
     def asset_class(self, symbol: str) -> AssetClass | None:
         """Return the class of ``symbol``'s ccxt market (type, else base/quote); see the base.
@@ -283,6 +301,8 @@ class CcxtDataFeed(StreamingFeed):
             candle_revisions=sum(c.revisions for c in self.closers.values()),
             ignored_rows=sum(c.ignored for c in self.closers.values()),
             implausible_rows=sum(c.implausible for c in self.closers.values()),
+            **self._books.statistics(),
+            **self._derivatives.statistics(),
         )
         return status
 
@@ -319,21 +339,6 @@ class CcxtDataFeed(StreamingFeed):
         await self._call(exchange, exchange.load_markets)
         self._market_list = list(exchange.markets.values())
 
-    def _check_capabilities(self, exchange: Any) -> None:
-        has = exchange.has
-        for channel in self.channels:
-            if has.get(_WATCH_METHODS[channel]) is not True:
-                raise ConfigError(
-                    f"{self.exchange_id} cannot {_WATCH_METHODS[channel]} in ccxt.pro "
-                    f"(has[{_WATCH_METHODS[channel]!r}] is {has.get(_WATCH_METHODS[channel])!r})"
-                )
-        timeframes = exchange.timeframes or {}
-        if "ohlcv" in self.channels and timeframes and self.timeframe not in timeframes:
-            raise ConfigError(
-                f"{self.exchange_id} has no {self.timeframe!r} candles; "
-                f"timeframes: {sorted(timeframes)}"
-            )
-
     # ----------------------------------------------------------------- session hooks
     async def open_session(self) -> None:
         """Build this session's ccxt.pro exchange and give it the markets."""
@@ -341,8 +346,9 @@ class CcxtDataFeed(StreamingFeed):
         loop = asyncio.get_running_loop()
         session = self._current = CcxtSession(exchange, loop.create_future(), self.name)
         session.guard_clients(partial(self._frame_failed, session))
-        self._check_capabilities(exchange)
+        session.check_capabilities(self.channels, self.timeframe)
         await self._set_markets(exchange)
+        self._books.start_all(session)
 
     async def close_session(self) -> None:
         """Stop the watch tasks, keep what ccxt still cached, close the exchange."""
@@ -351,6 +357,7 @@ class CcxtDataFeed(StreamingFeed):
             return
         try:
             await session.stop_tasks()
+            self._books.session_ended()
             self._stream.keep_cached(session)
         finally:
             await session.close()
@@ -398,6 +405,9 @@ class CcxtDataFeed(StreamingFeed):
                 if error is not None:
                     raise error
 
+    def _alive(self) -> bool:
+        return self.fatal_error is None
+
     def _live(self) -> CcxtSession:
         session = self._current
         if session is None:
@@ -418,7 +428,7 @@ class CcxtDataFeed(StreamingFeed):
     def _frame_failed(self, session: CcxtSession, message: Any, exc: Exception) -> None:
         """Skip an undecodable frame (counted, reported); end the session on any other."""
         data = getattr(message, "data", message)
-        preview = _preview(data)
+        preview = preview_of(data)
         if undecodable_json(data):
             self.malformed_frames += 1
             self.report_error("malformed_frame", f"{exc!r}; frame {preview}")
@@ -450,14 +460,41 @@ class CcxtDataFeed(StreamingFeed):
         end = end_date if isinstance(end_date, int) else datetime_to_ns(end_date)
         return await self._history.fetch(symbol, start, end, Resolution.parse(resolution))
 
+    # ----------------------------------------------------------------- depth, derivatives
+    async def subscribe_book(self, symbol: str) -> bool:
+        """Send ``symbol``'s top ``book_depth`` levels per change of ccxt's book (ccxt_depth).
+
+        Raises:
+            SubscriptionError: (once connected) no ``watchOrderBook`` or no such market.
+        """
+        connected = self.status is FeedStatus.CONNECTED
+        self._books.subscribe(self._current if connected else None, symbol)
+        return True
+
+    async def resync_book(self, symbol: str) -> None:
+        """Re-create ``symbol``'s book watch: ccxt fetches a fresh book (ccxt_depth)."""
+        session = self._current
+        if session is not None and symbol in self._books.symbols:
+            self._books.resync(session, symbol, self._unwatch_failed)
+
+    async def get_funding_rates(self, symbol: str, start: int, end: int) -> list[FundingRate]:
+        """Return the settled funding rates of ``symbol`` with funding time in [start, end) ns.
+
+        Raises:
+            FeedError: a page failed fatally or retries ran out.
+        """
+        return await self._derivatives.funding_history(symbol, start, end)
+
+    async def connect(self) -> bool:
+        """Start the session supervisor and, if asked, the funding / open-interest pollers."""
+        connected = await super().connect()
+        self._derivatives.start(self.spawn, lambda: {**self.desired, **self._books.symbols})
+        return connected
+
     async def disconnect(self) -> None:
-        """Stop streaming and close the history exchange; idempotent."""
+        """Stop the pollers and streaming, close the history exchange; idempotent."""
+        await self._derivatives.stop()
         try:
             await super().disconnect()
         finally:
             await self._history.close()
-
-
-def _preview(data: object, limit: int = 120) -> str:
-    text = data.decode(errors="replace") if isinstance(data, bytes | bytearray) else str(data)
-    return repr(text if len(text) <= limit else text[:limit] + "...")

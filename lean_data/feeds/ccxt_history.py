@@ -45,6 +45,10 @@ class CcxtHistory:
         call: awaits one ccxt call, mapping ccxt's errors to lean_data's.
         retrying: the feed's retry loop.
         report_error: the feed's ``report_error`` (malformed rows are reported, skipped).
+
+    Attributes:
+        call, retrying, report: ``call``, ``retrying`` and ``report_error`` (shared with
+            the feed's other REST requests: funding rates, open interest).
     """
 
     def __init__(
@@ -61,7 +65,7 @@ class CcxtHistory:
     ) -> None:
         self.feed, self.exchange_id, self.page_limit = feed, exchange_id, page_limit
         self._new_exchange, self._set_markets = new_exchange, set_markets
-        self._call, self._retrying, self._report = call, retrying, report_error
+        self.call, self.retrying, self.report = call, retrying, report_error
         self._client: Any = None
         self._lock = asyncio.Lock()
 
@@ -71,7 +75,7 @@ class CcxtHistory:
             if self._client is None:
                 client = self._new_exchange("ccxt.async_support")
                 try:
-                    await self._retrying(
+                    await self.retrying(
                         partial(self._set_markets, client), what=f"{self.exchange_id} markets"
                     )
                 except BaseException:
@@ -105,15 +109,13 @@ class CcxtHistory:
         bars: dict[int, TradeBar] = {}
         while cursor < end_ms:
             limit = min(self.page_limit, math.ceil((end_ms - cursor) / period_ms))
-            fetch = partial(
-                self._call, client, client.fetch_ohlcv, symbol, timeframe, cursor, limit
-            )
-            rows = await self._retrying(
+            fetch = partial(self.call, client, client.fetch_ohlcv, symbol, timeframe, cursor, limit)
+            rows = await self.retrying(
                 fetch, what=f"fetch_ohlcv {symbol} {timeframe} since {cursor}"
             )
             newest, problems = page_bars(symbol, rows, res, start, end, bars)
             for problem in problems:
-                self._report("bad_row", f"{symbol} history: {problem}", symbol=symbol)
+                self.report("bad_row", f"{symbol} history: {problem}", symbol=symbol)
             if newest is None or newest < cursor:
                 break  # an empty page, or the exchange ignored `since`: nothing further
             cursor = newest + period_ms

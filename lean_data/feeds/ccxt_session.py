@@ -6,8 +6,9 @@ websocket clients ccxt opened. Any watch task that ends, and any frame ccxt coul
 handle, fails the session (:attr:`CcxtSession.failed`), which ends the feed's
 ``run_session``; the feed's base class then reconnects with backoff.
 
-Also here: importing ccxt lazily (:func:`import_ccxt`) and reading a ccxt exchange's last
-``Retry-After`` (:func:`retry_after`).
+Also here: importing ccxt lazily (:func:`import_ccxt`), reading a ccxt exchange's last
+``Retry-After`` (:func:`retry_after`) and previewing a frame for an error
+(:func:`preview_of`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from lean_data.errors import ConfigError, FeedConnectError
 
-__all__ = ["CcxtSession", "import_ccxt", "retry_after"]
+__all__ = ["CcxtSession", "import_ccxt", "preview_of", "retry_after"]
 
 Key = tuple[str, str]
 """(symbol, channel)"""
@@ -56,6 +57,15 @@ def retry_after(exchange: Any) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
+_WATCH_METHODS = {"ohlcv": "watchOHLCV", "trades": "watchTrades"}
+
+
+def preview_of(data: object, limit: int = 120) -> str:
+    """Return the start of a frame (bytes or text) as a repr, for an error message."""
+    text = data.decode(errors="replace") if isinstance(data, bytes | bytearray) else str(data)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 async def _await_result(method: Callable[..., Any], *args: Any) -> Any:
     result = method(*args)
     if inspect.isawaitable(result):
@@ -82,6 +92,24 @@ class CcxtSession:
     watchers: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     unwatching: dict[Key, asyncio.Task[Any]] = field(default_factory=dict)
     clients: dict[str, Any] = field(default_factory=dict)  # ws url -> ccxt Client seen
+
+    def check_capabilities(self, channels: Iterable[str], timeframe: str) -> None:
+        """Check that the exchange can watch ``channels`` (and ``timeframe`` candles).
+
+        Raises:
+            ConfigError: a ``watch*`` method the channels need is missing, or the timeframe.
+        """
+        exchange = self.exchange
+        for channel in channels:
+            method = _WATCH_METHODS[channel]
+            if exchange.has.get(method) is not True:
+                found = exchange.has.get(method)
+                raise ConfigError(f"{exchange.id} cannot {method} in ccxt.pro (has: {found!r})")
+        timeframes = exchange.timeframes or {}
+        if "ohlcv" in channels and timeframes and timeframe not in timeframes:
+            raise ConfigError(
+                f"{exchange.id} has no {timeframe!r} candles; timeframes: {sorted(timeframes)}"
+            )
 
     def fail(self, error: BaseException) -> None:
         """End the session with ``error`` (the first error wins)."""

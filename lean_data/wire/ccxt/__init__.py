@@ -13,6 +13,9 @@ recognised by class names), so the package imports and works without ccxt instal
   into final bars, each exactly once, with later corrections as revisions.
 - :mod:`~lean_data.wire.ccxt.cache`: reading what ccxt.pro caches per symbol (rows and
   trades that arrived while no ``watch_*`` call was pending), and history pages.
+- :mod:`~lean_data.wire.ccxt.depth`: :func:`orderbook_to_snapshot` (ccxt.pro's maintained
+  book, top N levels), :func:`funding_rate_of`, :func:`funding_history_of`,
+  :func:`open_interest_of`.
 
 Every public name is importable from this package.
 """
@@ -24,6 +27,12 @@ from lean_data.wire.ccxt.candles import (
     CandleCloser,
     RecentKeys,
     plausible,
+)
+from lean_data.wire.ccxt.depth import (
+    funding_history_of,
+    funding_rate_of,
+    open_interest_of,
+    orderbook_to_snapshot,
 )
 from lean_data.wire.ccxt.errors import (
     SECRET_KEYS,
@@ -55,10 +64,14 @@ __all__ = [
     "cached_trades",
     "close_rows",
     "error_for",
+    "funding_history_of",
+    "funding_rate_of",
     "is_ccxt_error",
     "market_asset_class",
     "new_ticks",
     "ohlcv_to_bars",
+    "open_interest_of",
+    "orderbook_to_snapshot",
     "page_bars",
     "parse_ohlcv_row",
     "plausible",
