@@ -19,6 +19,7 @@ from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.depth import BookKeeper, OrderBook
 from lean_data.depth.sequencers import BinanceFuturesSequencer, Sequencer
 from lean_data.errors import SubscriptionError
+from lean_data.feeds.base import FeedStatus
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
 from tests.depth_helpers import FIXTURES, binance_session, derived_snapshot, frozen_state
@@ -170,3 +171,42 @@ async def test_a_feed_without_books_refuses_and_block_is_refused() -> None:
     async with engine:
         with pytest.raises(SubscriptionError, match="serves no order books"):
             await engine.subscribe_symbol("BTC/USDT", data=("book",))
+
+
+async def test_a_feed_going_down_marks_its_books_invalid_until_its_next_snapshot() -> None:
+    """A book that stops updating must not look current: when its feed's connection is
+    down the book is INVALID (callbacks told once), and the snapshot the feed sends after
+    it recovers makes it valid again."""
+    snapshot, deltas = capture()
+    expected = unfaulted(snapshot, deltas)
+    half = len(deltas) // 2
+    seen: list[tuple[DataQualityLevel, bool, str]] = []
+
+    def on_book(symbol: str, book: OrderBook, level: DataQualityLevel) -> None:
+        seen.append((level, book.valid, book.invalid_reason))
+
+    feed = DepthFeed(snapshot, deltas[:half])
+    engine = DataEngine(Config(db_path=None))
+    engine.add_feed(feed)
+    engine.add_book_callback(on_book)
+    async with engine:
+        await engine.subscribe_symbol(SYMBOL, data=("book",))
+        await feed.pumped.wait()
+        await feed.delivered()
+        feed.status = FeedStatus.DISCONNECTED  # what a streaming feed's lost session does
+        engine.feed_down(feed.name, [], "connection closed")
+        book = engine.get_book(SYMBOL)
+        assert book is not None
+        assert book.valid is False
+        assert "connection closed" in book.invalid_reason
+        for delta in deltas[half:]:  # after the reconnect: deltas, then a new snapshot
+            await feed.emit(delta)
+        await feed.emit(derived_snapshot(expected, snapshot.ts_recv))
+        await feed.delivered()
+        metrics = engine.get_metrics()
+    assert [s for s in seen if s[0] is DataQualityLevel.INVALID] == [
+        (DataQualityLevel.INVALID, False, "feed_down: connection closed")
+    ]
+    assert frozen_state(book) == frozen_state(expected)
+    assert seen[-1][:2] == (DataQualityLevel.EXCELLENT, True)
+    assert metrics["books"]["feed_down"] == 1

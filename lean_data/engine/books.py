@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
@@ -102,7 +102,7 @@ class BookLane:
         self._resyncing: set[tuple[str, str]] = set()
         self.task: asyncio.Task[Any] | None = None
         self.counts = dict.fromkeys(
-            ("messages", "applied", "invalid", "resyncs", "resync_failed", "snapshots",
+            ("messages", "applied", "invalid", "resyncs", "resync_failed", "feed_down", "snapshots",
              "snapshots_skipped", "snapshots_dropped"), 0
         )  # fmt: skip
         self._interval_ns = round((snapshot_interval_s or 0) * 1e9)
@@ -196,6 +196,21 @@ class BookLane:
                 for (feed, symbol), keeper in self.keepers.items()
             },
         }
+
+    def feed_down(
+        self, feed: str, symbols: Sequence[str], reason: str, *, everything: bool
+    ) -> None:
+        """Mark ``feed``'s books of ``symbols`` (all of its books when ``everything``: its
+        connection is down) invalid, and tell the callbacks: a book that stops updating
+        must not look current. The feed's snapshot after it recovers makes each valid."""
+        wanted = set(symbols)
+        for (name, symbol), keeper in self.keepers.items():
+            book = keeper.book
+            if name != feed or not book.valid or not (everything or symbol in wanted):
+                continue
+            book.invalidate(f"feed_down: {reason}")
+            self.counts["feed_down"] += 1
+            self._tell(symbol, book, DataQualityLevel.INVALID)
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:

@@ -40,7 +40,7 @@ from lean_data.errors import (
     StorageFailedError,
     SubscriptionError,
 )
-from lean_data.feeds.base import DataFeed, Emitted
+from lean_data.feeds.base import DataFeed, Emitted, FeedStatus
 from lean_data.inbox import Inbox
 from lean_data.models import MarketData, Resolution, datetime_to_ns
 from lean_data.quality.levels import DataQualityLevel
@@ -266,6 +266,9 @@ class DataEngine:
         symbol with no other feed stays where it is and waits for ``feed`` to recover.
         """
         self._failover.feed_down(feed, symbols, reason)
+        source = self._registry.feeds.get(feed)
+        disconnected = source is None or source.status is not FeedStatus.CONNECTED
+        self._books.feed_down(feed, symbols, reason, everything=disconnected)
 
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         """Count and record a problem a feed survived (called by DataFeed.report_error)."""

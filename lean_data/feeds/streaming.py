@@ -494,6 +494,6 @@ class StreamingFeed(DataFeed, SessionHooks):
             first.set_result(error)
 
     def _tell_down(self, symbols: list[str], reason: str) -> None:
-        sink = self._sink
-        if sink is not None and symbols:
+        sink = self._sink  # told even with no symbols: the engine's books go stale too
+        if sink is not None:
             sink.feed_down(self.name, symbols, reason)
