@@ -7,6 +7,12 @@ fast as the engine takes it (``speed=None``) or paced by the recorded timestamps
 (``speed=60`` plays an hour of data in a minute). ``get_historical_data`` serves the same
 files. One series of a Parquet catalog (a directory) replays like a file: pass its
 directory, or :meth:`ReplaySource.catalog` for the catalog root and a symbol.
+
+Order-book captures (``lean_data.loaders`` formats of kind ``"book"``) replay too: the feed
+answers ``subscribe_book`` (the engine's ``data=("book",)``), declares each book's venue
+rules (``book_sequencer``) from its file, and answers ``resync_book`` by re-sending the
+last recorded snapshot it replayed for the symbol. A symbol's bar and book files merge by
+time; each kind is emitted from when it was subscribed on (like a live feed).
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from lean_data.analytics.transform import DataTransformer
+from lean_data.book import OrderBookDelta, OrderBookSnapshot
+from lean_data.depth.sequencers import Sequencer
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
-from lean_data.loaders import describe_file, iter_file
+from lean_data.loaders import FileSpec, LoadedItem, describe_file, iter_records, sequencer_for
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 
 __all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
@@ -102,9 +110,9 @@ class ReplaySource:
         kind_of = parse_asset_class(asset_class)
         return cls(Path(root), symbol, "parquet_catalog", res, options, kind_of)
 
-    def items(self) -> Iterator[MarketData]:
+    def items(self) -> Iterator[LoadedItem]:
         """Stream the file's items."""
-        return iter_file(
+        return iter_records(
             self.path,
             format=self.format,
             symbol=self.symbol,
@@ -113,7 +121,7 @@ class ReplaySource:
         )
 
 
-def merge_by_time(streams: Sequence[Callable[[], Iterator[MarketData]]]) -> Iterator[MarketData]:
+def merge_by_time(streams: Sequence[Callable[[], Iterator[LoadedItem]]]) -> Iterator[LoadedItem]:
     """Yield the items of several time-ordered streams in event-time order.
 
     Items with equal ``ts_event`` keep stream order (then their order in the stream). Each
@@ -133,7 +141,7 @@ def merge_by_time(streams: Sequence[Callable[[], Iterator[MarketData]]]) -> Iter
             starts.append((first.ts_event, order))
     starts.sort()
     tie = itertools.count()  # keeps a stream's equal-time items in their own order
-    heap: list[tuple[int, int, int, MarketData, Iterator[MarketData]]] = []
+    heap: list[tuple[int, int, int, LoadedItem, Iterator[LoadedItem]]] = []
     opened = 0
     try:
         while heap or opened < len(starts):
@@ -156,7 +164,7 @@ def merge_by_time(streams: Sequence[Callable[[], Iterator[MarketData]]]) -> Iter
             _close(stream)
 
 
-def _close(stream: Iterator[MarketData]) -> None:
+def _close(stream: Iterator[LoadedItem]) -> None:
     close = getattr(stream, "close", None)
     if close is not None:
         close()
@@ -205,6 +213,9 @@ class ReplayFeed(DataFeed):
         self._failures: dict[str, Exception] = {}  # symbol -> what ended its replay early
         self.replayed: dict[str, int] = {}
         self._history_cache: dict[str, tuple[list[MarketData], list[int]]] = {}
+        self._book_specs: dict[str, FileSpec] = {}  # symbol -> its book file (venue rules)
+        self._wanted: dict[str, set[str]] = {}  # symbol -> {"bars", "book"} subscribed
+        self._last_snapshot: dict[str, OrderBookSnapshot] = {}
         for source in sources:
             self.add_source(source)
 
@@ -219,6 +230,9 @@ class ReplayFeed(DataFeed):
         **options: Any,
     ) -> str:
         """Add a file to replay; return the symbol it serves.
+
+        An order-book session of several symbols serves each of them (see
+        :attr:`symbols`); the first is returned.
 
         Raises:
             DataFormatError: the file's format or symbol cannot be determined.
@@ -235,16 +249,19 @@ class ReplayFeed(DataFeed):
             resolution=source.resolution,
             **source.options,
         )
-        resolved = ReplaySource(
-            source.path, spec.symbol, spec.format, spec.resolution, source.options,
-            source.asset_class,
-        )  # fmt: skip
-        self._sources.setdefault(spec.symbol, []).append(resolved)
-        if source.asset_class is not None:
-            self._explicit.setdefault(spec.symbol, source.asset_class)
-        if spec.asset_class is not None:
-            self._declared.setdefault(spec.symbol, spec.asset_class)
-        self._history_cache.pop(spec.symbol, None)
+        for symbol in spec.symbols if spec.kind == "book" else (spec.symbol,):
+            resolved = ReplaySource(
+                source.path, symbol, spec.format, spec.resolution, source.options,
+                source.asset_class,
+            )  # fmt: skip
+            self._sources.setdefault(symbol, []).append(resolved)
+            if spec.kind == "book":
+                self._book_specs.setdefault(symbol, spec)
+            if source.asset_class is not None:
+                self._explicit.setdefault(symbol, source.asset_class)
+            if spec.asset_class is not None:
+                self._declared.setdefault(symbol, spec.asset_class)
+            self._history_cache.pop(symbol, None)
         return spec.symbol
 
     def count(self, symbol: str) -> int:
@@ -283,9 +300,38 @@ class ReplayFeed(DataFeed):
             self.status = FeedStatus.DISCONNECTED
 
     async def subscribe(self, symbol: str) -> bool:
-        """Start replaying ``symbol``'s files; False when there are none."""
+        """Start replaying ``symbol``'s bars (ticks, quotes); False when it has no files."""
+        return self._start(symbol, "bars")
+
+    async def subscribe_book(self, symbol: str) -> bool:
+        """Start replaying ``symbol``'s book records; False when no book file has it."""
+        return symbol in self._book_specs and self._start(symbol, "book")
+
+    def book_sequencer(self, symbol: str) -> Sequencer:
+        """The integrity rules of the venue that recorded ``symbol``'s book file."""
+        spec = self._book_specs.get(symbol)
+        return Sequencer() if spec is None else sequencer_for(spec, symbol)
+
+    async def resync_book(self, symbol: str) -> None:
+        """Re-send the last recorded snapshot of ``symbol`` the replay passed.
+
+        It heals the book only when the deltas buffered since the gap continue from it
+        (the recording holds no later snapshot to send).
+
+        Raises:
+            NotImplementedError: no snapshot of ``symbol`` was replayed yet.
+        """
+        snapshot = self._last_snapshot.get(symbol)
+        if snapshot is None:
+            raise NotImplementedError(
+                f"feed {self.name!r} has replayed no snapshot of {symbol} to re-send"
+            )
+        await self.emit(snapshot)
+
+    def _start(self, symbol: str, kind: str) -> bool:
         if symbol not in self._sources:
             return False
+        self._wanted.setdefault(symbol, set()).add(kind)
         if symbol not in self._replays:
             self._replays[symbol] = self.spawn(self._replay(symbol), name=f"replay:{symbol}")
         return True
@@ -328,13 +374,28 @@ class ReplayFeed(DataFeed):
             self._failures[symbol] = exc  # wait_finished raises it; spawn reports it
             raise
 
-    def _iterate(self, symbol: str) -> Iterator[MarketData]:
+    def _iterate(self, symbol: str) -> Iterator[LoadedItem]:
         sources = self._sources[symbol]
-        if len(sources) == 1:
-            return sources[0].items()
-        return merge_by_time([source.items for source in sources])
+        items = (
+            sources[0].items()
+            if len(sources) == 1
+            else merge_by_time([source.items for source in sources])
+        )
+        return self._wanted_items(symbol, items)
 
-    async def _replay_fast(self, symbol: str, items: Iterator[MarketData]) -> None:
+    def _wanted_items(self, symbol: str, items: Iterator[LoadedItem]) -> Iterator[LoadedItem]:
+        """The items of the kinds subscribed now; remembers the last snapshot passed."""
+        wanted = self._wanted.setdefault(symbol, set())
+        for item in items:
+            if isinstance(item, OrderBookSnapshot | OrderBookDelta):
+                if isinstance(item, OrderBookSnapshot):
+                    self._last_snapshot[symbol] = item
+                if "book" in wanted:
+                    yield item
+            elif "bars" in wanted:
+                yield item
+
+    async def _replay_fast(self, symbol: str, items: Iterator[LoadedItem]) -> None:
         emit = self.emit
         count = 0
         for count, item in enumerate(items, 1):  # count survives the loop
@@ -344,7 +405,7 @@ class ReplayFeed(DataFeed):
                 await asyncio.sleep(0)  # let other replays and the engine run
         self.replayed[symbol] = count
 
-    async def _replay_paced(self, symbol: str, items: Iterator[MarketData], speed: float) -> None:
+    async def _replay_paced(self, symbol: str, items: Iterator[LoadedItem], speed: float) -> None:
         start_wall = time.monotonic()
         first_ts: int | None = None
         for count, item in enumerate(items, 1):
@@ -380,7 +441,12 @@ class ReplayFeed(DataFeed):
         loaded = self._history_cache.get(symbol)
         if loaded is None:
             items = sorted(
-                (item for source in self._sources[symbol] for item in source.items()),
+                (
+                    item
+                    for source in self._sources[symbol]
+                    for item in source.items()
+                    if isinstance(item, MarketData)
+                ),
                 key=lambda item: item.ts_event,
             )
             loaded = self._history_cache[symbol] = (items, [item.ts_event for item in items])

@@ -12,6 +12,11 @@ Formats (the ``format=`` names):
 - ``"freqtrade_json"`` / ``"freqtrade_feather"``: freqtrade candles, and freqtrade
   funding-rate files as :class:`~lean_data.derivatives.FundingRate` records
   (:mod:`lean_data.loaders.freqtrade`).
+- order-book captures (``kind == "book"``: OrderBookSnapshot / OrderBookDelta records, read
+  by :func:`iter_records` and :func:`load_file`; :func:`sequencer_for` gives the venue's
+  integrity rules): ``"cryptofeed_binance"`` (option ``snapshots=``),
+  ``"cryptofeed_kraken"``, ``"bybit_orderbook"``, ``"nautilus_binance_depth"``,
+  ``"tardis_book_snapshot"``, ``"tardis_incremental_book"`` (:mod:`lean_data.loaders.depth`).
 - ``"parquet_catalog"``: one series of a Parquet catalog, a directory, not a file
   (:mod:`lean_data.loaders.parquet_catalog`; detected for a directory).
 
@@ -43,10 +48,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar, cast
 
+from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.derivatives import DerivativesData
 from lean_data.errors import ConfigError, DataFormatError
-from lean_data.loaders import binance, csv_ohlcv, freqtrade, lean, parquet_catalog
+from lean_data.loaders import binance, csv_ohlcv, depth, freqtrade, lean, parquet_catalog
 from lean_data.loaders._common import FileSpec, check_options, parse_resolution_arg
+from lean_data.loaders.depth import sequencer_for
 from lean_data.loaders.detect import detect_format
 from lean_data.models import MarketData, Resolution
 
@@ -60,10 +67,11 @@ __all__ = [
     "iter_file",
     "iter_records",
     "load_file",
+    "sequencer_for",
 ]
 
-LoadedItem: TypeAlias = MarketData | DerivativesData
-"""What a loader yields: a bar, quote bar or tick, or a derivatives record."""
+LoadedItem: TypeAlias = MarketData | DerivativesData | OrderBookSnapshot | OrderBookDelta
+"""What a loader yields: a bar, quote bar or tick, a derivatives or an order-book record."""
 
 MARKET_KINDS = ("bar", "quote", "tick")
 """The :attr:`FileSpec.kind` of files :func:`iter_file` streams."""
@@ -89,6 +97,18 @@ _HANDLERS: dict[str, _Handler] = {
         parquet_catalog.describe, parquet_catalog.iterate, parquet_catalog.OPTIONS
     ),
 }
+
+
+def _depth_handler(fmt: str) -> _Handler:
+    def describe(
+        path: Path, symbol: str | None, _: Resolution | None, options: dict[str, Any]
+    ) -> FileSpec:
+        return depth.describe(fmt, path, symbol, options)
+
+    return _Handler(describe, depth.iterate, depth.OPTIONS if fmt == "cryptofeed_binance" else ())
+
+
+_HANDLERS.update({fmt: _depth_handler(fmt) for fmt in depth.FORMATS})
 
 FORMATS: tuple[str, ...] = tuple(_HANDLERS)
 """The format names :func:`iter_file` accepts."""

@@ -84,6 +84,11 @@ class FileSpec:
             or a freqtrade derivatives candle's ``"mark"``, ``"index"`` or
             ``"premium_index"``; the bars are TradeBars either way.
 
+    An order-book capture (:mod:`lean_data.loaders.depth`) has ``kind`` ``"book"``,
+    ``symbols`` every symbol read (a session may hold several; ``symbol`` is the first),
+    and ``venue`` the integrity rules that apply (``"binance_spot"``,
+    ``"binance_futures"``, ``"bybit"``, ``"kraken"``; None: no ids to check).
+
     A freqtrade funding-rate file has ``kind`` ``"funding_rate"`` (its items are
     :class:`~lean_data.derivatives.FundingRate`) and ``resolution`` the funding interval.
     """
@@ -95,6 +100,8 @@ class FileSpec:
     kind: str
     asset_class: AssetClass | None = None
     price_type: str = "trade"
+    venue: str | None = None
+    symbols: tuple[str, ...] = ()
 
 
 def open_text(path: Path) -> IO[str]:

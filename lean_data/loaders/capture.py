@@ -14,14 +14,21 @@ digit, never through a float). Reading is synchronous and pure apart from openin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from lean_data.errors import DataFormatError
 
-__all__ = ["Capture", "SentFrame", "parse_capture", "read_capture", "seconds_to_ns"]
+__all__ = [
+    "Capture",
+    "SentFrame",
+    "iter_received",
+    "parse_capture",
+    "read_capture",
+    "seconds_to_ns",
+]
 
 _LINE = re.compile(
     r"^(?:(?P<url>\S+) (?P<dir><->|<-|->) )?(?P<ts>\d+(?:\.\d+)?)(?:: (?P<body>.*))?$"
@@ -117,3 +124,22 @@ def read_capture(path: str | Path) -> Capture:
     path = Path(path)
     with path.open(encoding="utf-8") as handle:
         return parse_capture(handle, source=str(path))
+
+
+def iter_received(path: str | Path) -> Iterator[tuple[int, int, str]]:
+    """Stream ``(line_number, receive_ts_ns, raw_text)`` for each frame received (and each
+    HTTP response body) in a capture file, in file order; other lines are checked, skipped.
+
+    Raises:
+        DataFormatError: a line matches none of the recorder's formats (names the line).
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                capture = parse_capture([line], source=str(path))
+            except DataFormatError as exc:
+                message = str(exc).removeprefix(f"{path}:1: ")
+                raise DataFormatError(message, source=str(path), line=number) from None
+            if capture.received:
+                yield number, *capture.received[0]

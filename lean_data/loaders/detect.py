@@ -9,6 +9,7 @@ from lean_data.errors import ConfigError, DataFormatError
 from lean_data.loaders import lean
 from lean_data.loaders._common import open_text
 from lean_data.loaders.csv_ohlcv import default_delimiter, looks_like_ohlcv_header
+from lean_data.loaders.depth import detect_depth
 
 __all__ = ["detect_format"]
 
@@ -26,7 +27,7 @@ def detect_format(path: str | Path) -> str:
 
     Returns:
         One of ``"csv"``, ``"binance_klines"``, ``"lean"``, ``"freqtrade_json"``,
-        ``"freqtrade_feather"``.
+        ``"freqtrade_feather"``, or an order-book format of :mod:`lean_data.loaders.depth`.
 
     Raises:
         DataFormatError: the extension, layout or content matches no known format.
@@ -35,6 +36,9 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
+    depth = detect_depth(path)
+    if depth is not None:
+        return depth
     name = path.name.lower()
     if name.endswith(".zip"):
         lean.parse_layout(path)  # raises DataFormatError for a zip outside the LEAN layout
