@@ -233,6 +233,27 @@ async def test_a_lost_or_late_delta_is_told_invalid_once_then_resynced(
 
 
 @VENUES
+async def test_a_crossed_update_is_told_invalid_once_then_resynced(venue: Venue) -> None:
+    """The server adds a bid above every ask to one update: the book is crossed, INVALID
+    once (``book_crossed``), re-synced from a snapshot the server derives, and ends equal
+    to the unfaulted replay."""
+    expected = truth(venue)
+    target = expected.applied(len(expected.deltas) // 2)
+    async with venue.server() as server:
+        server.faults.depth_cross = {target.last_sequence}
+        result = await run(venue, server, expected)
+        statuses = depth_requests(server, venue)
+    invalid = result.invalid()
+    assert len(invalid) == 1
+    assert "cross" in invalid[0]
+    assert result.final == expected.final
+    check_every_callback(result, expected)
+    assert statuses == [200, 200]
+    assert result.metrics["books"]["resyncs"] == 1
+    assert result.metrics["engine"]["errors_by_kind"]["book_crossed"] == 1
+
+
+@VENUES
 async def test_a_stale_resync_snapshot_is_caught_and_asked_again(venue: Venue) -> None:
     expected = truth(venue)
     target = expected.applied(len(expected.deltas) // 2)

@@ -16,7 +16,8 @@ Faults (fields of :class:`~lean_data.testing.ServerFaults`, read live): ``depth_
 (recorded updates, by their final id ``u``, never sent), ``depth_swap`` (an update sent
 after the next update of its symbol), ``depth_stale_next`` (the next K depth answers are
 the recorded snapshot again: its ``lastUpdateId`` predates every update since),
-``depth_rate_limit_next`` (the next K depth requests get 429 with ``Retry-After``).
+``depth_rate_limit_next`` (the next K depth requests get 429 with ``Retry-After``),
+``depth_cross`` (an update sent with one more bid priced above every ask: a crossed book).
 """
 
 from __future__ import annotations
@@ -151,8 +152,24 @@ class DepthFaultPlan:
         symbol, last = found
         if last in faults.depth_drop:
             return []
+        if last in faults.depth_cross:
+            frame = _crossed(frame)
         held = self._held.pop(symbol, None)
         if held is None and last in faults.depth_swap:
             self._held[symbol] = frame
             return []
         return [frame] if held is None else [frame, held]
+
+
+CROSSING_BID = "99999999.00000000"
+"""The price of the bid ``depth_cross`` adds: above any ask of the recorded symbols."""
+
+
+def _crossed(frame: Any) -> Any:
+    """``frame`` (a server frame: ``stream``, ``wrapped``, ``raw``) with one more bid, at
+    :data:`CROSSING_BID`."""
+    data = orjson.loads(frame.raw)
+    data["b"] = [*data.get("b", []), [CROSSING_BID, "1.00000000"]]
+    raw = orjson.dumps(data).decode()
+    wrapped = f'{{"stream":{orjson.dumps(frame.stream).decode()},"data":{raw}}}'
+    return frame._replace(raw=raw, wrapped=wrapped)

@@ -66,6 +66,8 @@ class ServerFaults:
             (Binance servers with depth; ``lean_data.testing._binance_depth``).
         depth_swap: recorded ``depthUpdate`` frames (by ``u``) each sent after the next
             update of the same symbol.
+        depth_cross: recorded ``depthUpdate`` frames (by ``u``) sent with one more bid, at
+            a price above any ask (a crossed book).
         depth_stale_next: answer the next K re-sync depth requests with the recorded
             snapshot again (stale: its ``lastUpdateId`` predates the updates since).
         depth_rate_limit_next: answer the next K depth requests with 429 and ``Retry-After``.
@@ -85,6 +87,7 @@ class ServerFaults:
     retry_after: int = 1
     depth_drop: AbstractSet[int] = frozenset()
     depth_swap: AbstractSet[int] = frozenset()
+    depth_cross: AbstractSet[int] = frozenset()
     depth_stale_next: int = 0
     depth_rate_limit_next: int = 0
 
