@@ -107,12 +107,17 @@ async def run_replay(
         if quality.value < DataQualityLevel.GOOD.value:
             flagged.setdefault(symbol, []).append(_describe(data, quality))
 
+    def on_book(symbol: str, book: Any, quality: DataQualityLevel) -> None:
+        progress.replayed += 1
+        bar.update(1)
+
     engine = DataEngine(config)
     engine.add_feed(feed)
     engine.add_data_callback(on_data)
+    engine.add_book_callback(on_book)
     try:
         for symbol in feed.symbols:  # before start: trading calendars load here
-            await engine.subscribe_symbol(symbol)
+            await engine.subscribe_symbol(symbol, data=feed.data_of(symbol))
         started = time.perf_counter()
         async with engine:
             await feed.wait_finished()
@@ -122,9 +127,11 @@ async def run_replay(
             reports = {s: await engine.get_data_quality_report(s) for s in feed.symbols}
             history = await _history_demo(engine, feed)
             metrics = engine.get_metrics()
+            books = {s: engine.get_book(s) for s in feed.symbols if "book" in feed.data_of(s)}
     finally:
         bar.close()
     _print_report(reports, flagged, metrics, history, elapsed, total, storing)
+    _print_books(books, metrics)
     return 0
 
 
@@ -158,6 +165,30 @@ def _calendar_warnings(feed: ReplayFeed, symbol: str) -> list[str]:
             "counts as a gap"
         ]
     return []
+
+
+def _print_books(books: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The order books the replay kept (files of order-book captures), one line each."""
+    if not books:
+        return
+    lane = metrics.get("books", {})
+    out = sys.stdout.write
+    out(
+        f"\nOrder books: {lane.get('messages', 0):,} messages, {lane.get('applied', 0):,} "
+        f"applied, {lane.get('invalid', 0)} invalid, {lane.get('resyncs', 0)} re-syncs\n"
+    )
+    for symbol, book in books.items():
+        if book is None:
+            out(f"  {symbol:<14} no book (no snapshot reached the engine)\n")
+            continue
+        bid, ask = book.best_bid, book.best_ask
+        top = (
+            f"bid {bid.price:g} x {bid.size:g}  ask {ask.price:g} x {ask.size:g}"
+            if (bid is not None and ask is not None)
+            else "one side empty"
+        )
+        state = "valid" if book.valid else f"INVALID ({book.invalid_reason})"
+        out(f"  {symbol:<14} {state:<8} {len(book):>5} levels  {top}\n")
 
 
 async def _history_demo(engine: DataEngine, feed: ReplayFeed) -> dict[str, Any]:

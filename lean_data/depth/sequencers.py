@@ -127,6 +127,9 @@ class Sequencer:
     def __init__(self) -> None:
         self.snapshot_sequence: int | None = None  # None: no snapshot yet
         self.last: int | None = None  # last update id applied since the snapshot
+        self.max_depth: int | None = None
+        """Levels per side the venue keeps the book to (Kraken's subscribed depth: it sends
+        no removal for a level pushed out of it); the keeper's book truncates to it."""
 
     def reset(self, snapshot: OrderBookSnapshot) -> None:
         """Start again from ``snapshot``."""
@@ -235,14 +238,16 @@ class KrakenChecksumSequencer(Sequencer):
     Args:
         price_decimals: the pair's price decimals (the digits after the point on the wire).
         size_decimals: the volume decimals (8 on Kraken v1).
+        depth: the subscribed book depth (10, 25, 100, 500 or 1000): the book is kept to it.
     """
 
     replays_buffer: ClassVar[bool] = False
 
-    def __init__(self, price_decimals: int, size_decimals: int) -> None:
+    def __init__(self, price_decimals: int, size_decimals: int, depth: int | None = None) -> None:
         super().__init__()
         self.price_decimals = price_decimals
         self.size_decimals = size_decimals
+        self.max_depth = depth
 
     def verify(self, book: OrderBook, delta: OrderBookDelta) -> Decision:
         expected = delta.checksum

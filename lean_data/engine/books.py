@@ -286,7 +286,8 @@ class BookLane:
             from lean_data.depth import Sequencer
 
             return BookKeeper(OrderBook(symbol), Sequencer())
-        return BookKeeper(OrderBook(symbol), source.book_sequencer(symbol))
+        sequencer = source.book_sequencer(symbol)
+        return BookKeeper(OrderBook(symbol, max_depth=sequencer.max_depth), sequencer)
 
     def _tell(self, symbol: str, book: OrderBook, level: DataQualityLevel) -> None:
         for callback in self.sync:

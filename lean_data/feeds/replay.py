@@ -214,6 +214,7 @@ class ReplayFeed(DataFeed):
         self.replayed: dict[str, int] = {}
         self._history_cache: dict[str, tuple[list[MarketData], list[int]]] = {}
         self._book_specs: dict[str, FileSpec] = {}  # symbol -> its book file (venue rules)
+        self._bar_symbols: set[str] = set()  # symbols with a bar, quote or tick file
         self._wanted: dict[str, set[str]] = {}  # symbol -> {"bars", "book"} subscribed
         self._last_snapshot: dict[str, OrderBookSnapshot] = {}
         for source in sources:
@@ -257,6 +258,8 @@ class ReplayFeed(DataFeed):
             self._sources.setdefault(symbol, []).append(resolved)
             if spec.kind == "book":
                 self._book_specs.setdefault(symbol, spec)
+            else:
+                self._bar_symbols.add(symbol)
             if source.asset_class is not None:
                 self._explicit.setdefault(symbol, source.asset_class)
             if spec.asset_class is not None:
@@ -272,6 +275,12 @@ class ReplayFeed(DataFeed):
     def symbols(self) -> list[str]:
         """The symbols this feed can replay."""
         return list(self._sources)
+
+    def data_of(self, symbol: str) -> tuple[str, ...]:
+        """What ``symbol``'s files hold, as ``subscribe_symbol(data=...)`` names it:
+        ``"bars"`` (bars, quotes, ticks) and/or ``"book"``."""
+        bars = ("bars",) if symbol in self._bar_symbols else ()
+        return (*bars, "book") if symbol in self._book_specs else bars
 
     def supports(self, symbol: str) -> bool:
         """True when a file for ``symbol`` was added."""

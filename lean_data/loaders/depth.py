@@ -40,6 +40,8 @@ __all__ = [
     "sequencer_for",
 ]
 
+_KRAKEN_DEPTH = re.compile(r'"channelName":"book-(\d+)"')  # the subscribed depth
+
 BookRecord = depth_captures.BookRecord
 OPTIONS = ("snapshots",)
 FORMATS = (
@@ -140,7 +142,8 @@ def sequencer_for(spec: FileSpec, symbol: str | None = None) -> Sequencer:
     Binance spot and US: :class:`BinanceSpotSequencer`; USD-M, COIN-M and nautilus'
     depth rows: :class:`BinanceFuturesSequencer`; Bybit: :class:`BybitSequencer`;
     Kraken: :class:`KrakenChecksumSequencer` with the pair's decimals as first seen in the
-    file; Tardis (no ids): the base :class:`Sequencer` (apply everything).
+    file and the subscribed depth (``book-1000``); Tardis (no ids): the base
+    :class:`Sequencer` (apply everything).
 
     Raises:
         ConfigError: a Kraken file without a priced message of ``symbol``.
@@ -153,8 +156,13 @@ def sequencer_for(spec: FileSpec, symbol: str | None = None) -> Sequencer:
     if spec.venue == "bybit":
         return BybitSequencer()
     if spec.venue == "kraken":
+        depth = _KRAKEN_DEPTH.search(spec.path.read_text(encoding="utf-8", errors="replace"))
         for message in depth_captures.kraken_messages(spec.path):
             if message.record.symbol == symbol and message.price_decimals >= 0:
-                return KrakenChecksumSequencer(message.price_decimals, message.size_decimals)
+                return KrakenChecksumSequencer(
+                    message.price_decimals,
+                    message.size_decimals,
+                    int(depth[1]) if depth is not None else None,
+                )
         raise ConfigError(f"{spec.path}: no Kraken book message of {symbol} with levels")
     return Sequencer()
