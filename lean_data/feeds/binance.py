@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from lean_data.depth.sequencers import BinanceSpotSequencer, Sequencer
 from lean_data.errors import ConfigError, EngineStateError, FeedError, FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
+from lean_data.feeds.base import Emitted
 from lean_data.feeds.binance_depth import depth_stream, fetch_snapshot, parse_depth
 from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
@@ -221,17 +222,25 @@ class BinanceDataFeed(StreamingFeed):
         await ws.send(frame.decode())
 
     async def run_session(self) -> None:
-        """Read frames until the connection ends; emit closed candles, trades and quotes."""
+        """Read frames until the connection ends; emit closed candles, trades and quotes
+        (and what :meth:`parse_frame` gives besides: the futures feed's records)."""
         ws = self._ws
         assert ws is not None
         async for raw in ws:
             now = time.time_ns()
             try:
-                message = parse_message(raw, now, symbols=self._venue)
+                message = self.parse_frame(raw, now)
             except FeedProtocolError as exc:
                 self.skip_malformed(raw, exc)
                 continue
-            await self.handle(message, raw, now)
+            if isinstance(message, ParsedMessage):
+                await self.handle(message, raw, now)
+            else:
+                await self.emit(message)
+
+    def parse_frame(self, raw: bytes | str, now: int) -> ParsedMessage | Emitted:
+        """Decode one frame (the futures feed also decodes its derivatives frames)."""
+        return parse_message(raw, now, symbols=self._venue)
 
     def skip_malformed(self, raw: bytes | str, error: FeedProtocolError) -> None:
         """Count and report a frame that does not decode (the session goes on)."""

@@ -35,8 +35,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lean_data.depth.sequencers import BinanceFuturesSequencer
-from lean_data.derivatives import DerivativesData, FundingRate, OpenInterest
-from lean_data.errors import ConfigError, FeedError, FeedProtocolError
+from lean_data.derivatives import FundingRate, OpenInterest
+from lean_data.errors import ConfigError, FeedError
+from lean_data.feeds.base import Emitted
 from lean_data.feeds.binance import _CHANNEL_NAMES, BinanceDataFeed, _preview
 from lean_data.feeds.streaming import http_error
 from lean_data.wire.binance import ParsedMessage
@@ -123,26 +124,9 @@ class BinanceFuturesFeed(BinanceDataFeed):
             await asyncio.gather(poller, return_exceptions=True)
         await super().disconnect()
 
-    async def run_session(self) -> None:
-        """Read frames until the connection ends; emit records, bars and ticks."""
-        ws = self._ws
-        assert ws is not None
-        async for raw in ws:
-            now = time.time_ns()
-            try:
-                message = parse_futures_message(raw, now, symbols=self._venue)
-            except FeedProtocolError as exc:
-                self.skip_malformed(raw, exc)
-                continue
-            if isinstance(message, ParsedMessage):
-                await self.handle(message, raw, now)
-            else:
-                await self._emit_record(message)
-
-    async def _emit_record(self, record: DerivativesData) -> None:
-        # emit() is annotated with market data; the engine routes records by type
-        # (lean_data.engine.records), as it does for any feed that emits them.
-        await self.emit(record)
+    def parse_frame(self, raw: bytes | str, now: int) -> ParsedMessage | Emitted:
+        """Decode one frame: a derivatives record, or what the spot parser decodes."""
+        return parse_futures_message(raw, now, symbols=self._venue)
 
     # ----------------------------------------------------------------- open interest
     async def _poll_open_interest(self, every_s: float) -> None:
@@ -151,7 +135,7 @@ class BinanceFuturesFeed(BinanceDataFeed):
                 record = await self._fetch_open_interest(symbol)
                 if record is not None and self._open_interest_time.get(symbol) != record.ts_event:
                     self._open_interest_time[symbol] = record.ts_event
-                    await self._emit_record(record)
+                    await self.emit(record)
             await asyncio.sleep(every_s)  # the polling interval, not a wait for an event
 
     async def _fetch_open_interest(self, symbol: str) -> OpenInterest | None:
