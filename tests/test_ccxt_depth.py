@@ -11,8 +11,8 @@ Funding and open interest: ccxt's ``binanceusdm`` against the loopback futures s
 The open-interest readings are *derived* from freqtrade's real XRP/USDT:USDT candles, the
 funding history is freqtrade's real funding rates, and the ``premiumIndex`` answers (what
 ccxt's ``fetch_funding_rate`` calls) carry the real rate and time of the next real funding
-(the mark prices of ``tests/test_binance_derivatives.py``). The loopback futures server has
-no ``/fapi/v1/premiumIndex`` yet, so :class:`FuturesServer` adds that one route here.
+(the mark prices of ``tests/test_binance_derivatives.py``), served by the loopback
+futures server's ``/fapi/v1/premiumIndex``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 import ccxt.pro
 import orjson
 import pytest
-from aiohttp import web
 
 from lean_data import Config, DataEngine
 from lean_data.book import OrderBookSnapshot
@@ -40,7 +39,6 @@ from lean_data.feeds.ccxt_feed import CcxtDataFeed
 from lean_data.loaders.capture import read_capture
 from lean_data.testing import BinanceLoopbackServer
 from lean_data.testing._binance_depth import recorded_depth
-from lean_data.testing._binance_futures_data import decimal_text
 from lean_data.testing.binance_futures import BinanceFuturesLoopbackServer
 from lean_data.wire.ccxt import (
     funding_history_of,
@@ -195,39 +193,6 @@ async def test_conflation_keeps_the_latest_and_counts_what_it_skipped() -> None:
 # --- funding rates and open interest -------------------------------------------------------
 
 
-def premium_index(mark: MarkPrice) -> dict[str, Any]:
-    """Binance's ``/fapi/v1/premiumIndex`` answer for a mark price (documented fields)."""
-    return {
-        "symbol": "XRPUSDT",
-        "markPrice": decimal_text(mark.mark_price),
-        "indexPrice": decimal_text(mark.index_price),
-        "estimatedSettlePrice": decimal_text(mark.mark_price),
-        "lastFundingRate": decimal_text(mark.funding_rate),
-        "interestRate": "0.00010000",
-        "nextFundingTime": mark.next_funding_time // MS,
-        "time": mark.ts_event // MS,
-    }
-
-
-class FuturesServer(BinanceFuturesLoopbackServer):
-    """The loopback futures server plus ``GET /fapi/v1/premiumIndex``: each request answers
-    the next of ``marks`` (the last again once used up), as the open-interest route does."""
-
-    def __init__(self, *, marks: list[MarkPrice], **options: Any) -> None:
-        super().__init__(**options)
-        self.marks, self.premium_served = marks, 0
-
-    def _add_routes(self, app: web.Application) -> None:
-        super()._add_routes(app)
-        app.router.add_get("/fapi/v1/premiumIndex", self._premium_index)
-
-    async def _premium_index(self, request: web.Request) -> web.Response:
-        if not self._charge(1):
-            return self._too_many(self._seconds_to_next_minute())
-        served, self.premium_served = self.premium_served, self.premium_served + 1
-        return self._json(premium_index(self.marks[min(served, len(self.marks) - 1)]))
-
-
 def swap_market() -> dict[str, Any]:
     """ccxt's market structure of Binance's XRPUSDT perpetual (no exchangeInfo request)."""
     return {
@@ -286,7 +251,7 @@ async def test_polled_funding_and_open_interest_reach_callbacks_and_sqlite(
     assert len(funding) >= 3  # the 20 hourly marks span several real funding periods
     seen: dict[str, list[Any]] = {"funding_rate": [], "open_interest": [], "market": []}
     db = tmp_path / "ccxt.db"
-    async with FuturesServer(marks=marks, open_interest=readings) as server:
+    async with BinanceFuturesLoopbackServer(marks=marks, open_interest=readings) as server:
         server.faults.rate_limit_next = 1  # the first request: 429, Retry-After
         feed = futures_feed(server, funding_every_s=0.01, open_interest_every_s=0.01)
         async with DataEngine(Config(db_path=db)) as engine:
@@ -299,7 +264,7 @@ async def test_polled_funding_and_open_interest_reach_callbacks_and_sqlite(
             assert await engine.subscribe_symbol(SWAP) == "ccxt_futures"
             await eventually(
                 lambda: (
-                    server.premium_served > len(marks)
+                    server.premium_served.get("XRPUSDT", 0) > len(marks)
                     and server.open_interest_served.get("XRPUSDT", 0) > len(readings)
                 )
             )
@@ -327,7 +292,7 @@ async def test_funding_history_pages_the_real_rates() -> None:
     start, end = rates[2].ts_event, rates[-3].ts_event
     # what the venue's rows carry: time and rate (the files' 8 h interval is not in them)
     wanted = [replace(r, funding_interval=0) for r in rates if start <= r.ts_event < end]
-    async with FuturesServer(marks=[], funding_rates=rates) as server:
+    async with BinanceFuturesLoopbackServer(funding_rates=rates) as server:
         feed = futures_feed(server, history_limit=4)  # several pages
         try:
             found = await feed.get_funding_rates(SWAP, start, end)

@@ -28,6 +28,7 @@ __all__ = [
     "funding_rate_row",
     "mark_price_event",
     "open_interest_answer",
+    "premium_index_answer",
     "venue_symbol",
 ]
 
@@ -97,6 +98,21 @@ def open_interest_answer(record: OpenInterest) -> dict[str, Any]:
     return {
         "openInterest": decimal_text(record.contracts),
         "symbol": venue_symbol(record.symbol),
+        "time": record.ts_event // _MS,
+    }
+
+
+def premium_index_answer(record: MarkPrice) -> dict[str, Any]:
+    """Return the ``GET /fapi/v1/premiumIndex`` answer of a mark price (documented fields;
+    the estimated settle price is the mark, the interest rate Binance's usual 0.01 %)."""
+    return {
+        "symbol": venue_symbol(record.symbol),
+        "markPrice": decimal_text(record.mark_price),
+        "indexPrice": decimal_text(record.index_price),
+        "estimatedSettlePrice": decimal_text(record.mark_price),
+        "lastFundingRate": decimal_text(record.funding_rate),
+        "interestRate": "0.00010000",
+        "nextFundingTime": record.next_funding_time // _MS,
         "time": record.ts_event // _MS,
     }
 

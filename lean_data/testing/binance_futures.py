@@ -38,6 +38,7 @@ from lean_data.testing._binance_futures_data import (
     funding_rate_row,
     mark_price_event,
     open_interest_answer,
+    premium_index_answer,
     venue_symbol,
 )
 from lean_data.testing._binance_klines import BadRequest, _int_param, _mandatory
@@ -64,6 +65,9 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         open_interest: readings served by ``/fapi/v1/openInterest``, in the order polls
             get them, per symbol (grouped by each record's symbol).
         funding_rates: settled rates served by ``/fapi/v1/fundingRate``.
+        marks: mark prices served by ``/fapi/v1/premiumIndex`` (what ccxt's
+            ``fetch_funding_rate`` asks), one per request in order, per symbol, like
+            ``open_interest``.
         **options: the other arguments of :class:`BinanceLoopbackServer`.
 
     Attributes:
@@ -76,6 +80,7 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         *,
         open_interest: Iterable[OpenInterest] = (),
         funding_rates: Iterable[FundingRate] = (),
+        marks: Iterable[MarkPrice] = (),
         **options: Any,
     ) -> None:
         super().__init__(capture, **options)
@@ -86,6 +91,10 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         for rate in sorted(funding_rates, key=lambda r: r.ts_event):
             self._funding.setdefault(venue_symbol(rate.symbol), []).append(rate)
         self.open_interest_served: dict[str, int] = {}
+        self._marks: dict[str, list[MarkPrice]] = {}
+        for mark in marks:
+            self._marks.setdefault(venue_symbol(mark.symbol), []).append(mark)
+        self.premium_served: dict[str, int] = {}
 
     def push_mark_price(self, record: MarkPrice, *, settle_price: float | None = None) -> None:
         """Append a ``markPriceUpdate`` of ``record`` to the ``@markPrice@1s`` stream."""
@@ -98,6 +107,7 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
 
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/fapi/v1/openInterest", self._open_interest_answer)
+        app.router.add_get("/fapi/v1/premiumIndex", self._premium_index)
         app.router.add_get("/fapi/v1/fundingRate", self._funding_rates)
         app.router.add_get("/fapi/v1/klines", self._klines)
         app.router.add_get("/fapi/v1/ping", self._ping)
@@ -118,6 +128,20 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         served = self.open_interest_served.get(symbol, 0)
         self.open_interest_served[symbol] = served + 1
         return self._json(open_interest_answer(series[min(served, len(series) - 1)]))
+
+    async def _premium_index(self, request: web.Request) -> web.Response:
+        if not self._charge(1):
+            return self._too_many(self._seconds_to_next_minute())
+        try:
+            symbol = _mandatory(request.query, "symbol")
+        except BadRequest as exc:
+            return self._error(400, exc.code, exc.msg, None)
+        series = self._marks.get(symbol)
+        if not series:
+            return self._error(400, -1121, "Invalid symbol.", None)
+        served = self.premium_served.get(symbol, 0)
+        self.premium_served[symbol] = served + 1
+        return self._json(premium_index_answer(series[min(served, len(series) - 1)]))
 
     async def _funding_rates(self, request: web.Request) -> web.Response:
         if not self._charge(1):
