@@ -31,6 +31,7 @@ from lean_data.testing.binance import (
     stream_of,
 )
 from lean_data.testing.binance_futures import BinanceFuturesLoopbackServer
+from lean_data.testing.kraken import KrakenLoopbackServer
 
 if TYPE_CHECKING:
     from lean_data.testing.alpaca import AlpacaLoopbackServer, alpaca_message, lean_timeline
@@ -59,6 +60,7 @@ __all__ = [
     "BinanceLoopbackServer",
     "BinaryFramePlanner",
     "FramePlanner",
+    "KrakenLoopbackServer",
     "RestRequest",
     "ServerFaults",
     "alpaca_message",
