@@ -1,11 +1,14 @@
-"""Engine configuration: one dataclass, readable from the environment."""
+"""Engine configuration: one dataclass, readable from the environment and a TOML file."""
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import os
 import re
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -197,6 +200,67 @@ class Config:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
 
+    @classmethod
+    def from_file(cls, path: str | Path, prefix: str = "LEAN_DATA_", **overrides: object) -> Config:
+        """Build a Config from a TOML file, then environment variables, then overrides.
+
+        Top-level keys are Config fields, a ``[validation]`` table holds ValidationConfig
+        fields; ``credentials`` are never read from a file (only from the environment, as
+        :meth:`from_env` reads them). Every ``<prefix><FIELD>`` variable that
+        :meth:`from_env` reads overrides the file's value of that field.
+
+        TOML types are strict: a boolean field takes ``true``/``false``, an integer field an
+        integer, a number field an integer or a finite float, ``overflow_policy`` one of
+        ``block``, ``drop_oldest``, ``conflate``, the other fields a string (``""`` or
+        ``"none"`` means ``None`` for ``db_path``, ``cache_dir`` and ``database_url``).
+
+        Raises:
+            ConfigError: one line ``<file>:<line>: <problem>`` for a TOML syntax error, an
+                unknown key, a value of the wrong type or out of range (the line of the key
+                is found by scanning the file's text, see :func:`_key_lines`); a bad
+                environment variable as :meth:`from_env` says it; an unreadable file.
+        """
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"{source}: cannot read the config file: {reason}") from None
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        lines = _key_lines(text)
+
+        def where(*key: str) -> str:
+            for depth in range(len(key), 0, -1):  # an inline table: the line of its key
+                if key[:depth] in lines:
+                    return f"{source}:{lines[key[:depth]]}"
+            return str(source)
+
+        values = _fields_from_table(cls(), table, (), where)
+        thresholds: dict[str, object] = {}
+        if "validation" in table:
+            nested = table["validation"]
+            if not isinstance(nested, dict):
+                raise ConfigError(
+                    f"{where('validation')}: validation = {nested!r} is not valid: expected "
+                    "a table of ValidationConfig fields ([validation])"
+                )
+            thresholds = _fields_from_table(ValidationConfig(), nested, ("validation",), where)
+        try:  # range checks, told at the line of the value that fails them
+            cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
+        except ConfigError as exc:
+            name = re.match(r"Config\.(\w+) ", str(exc))
+            raise ConfigError(f"{where(name.group(1)) if name else source}: {exc}") from None
+        values.update(_fields_from_env(cls(), prefix, skip=("validation", "credentials")))
+        thresholds.update(_fields_from_env(ValidationConfig(), prefix + "VALIDATION_", skip=()))
+        if thresholds:
+            values["validation"] = ValidationConfig(**thresholds)  # type: ignore[arg-type]  # its own field names
+        values["credentials"] = _credentials_from_env(prefix)
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]  # keys are Config's own field names
+
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -254,3 +318,108 @@ def _credentials_from_env(prefix: str) -> dict[str, Credentials]:
             venue = name[len(head) : -len(tail)]
             found[venue.lower()] = Credentials.from_env(name, f"{head}{venue}_SECRET")
     return found
+
+
+_NULLABLE = frozenset({"db_path", "cache_dir", "database_url"})
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_PART = r"(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
+_KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+
+
+def _key_parts(dotted: str) -> tuple[str, ...]:
+    parts = re.findall(_PART, dotted)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 1-based line of each key of a TOML text, by its full path (``("validation", "window")``).
+
+    tomllib gives no positions, so the text is scanned: a ``[table]`` header line sets the
+    current table, and a line starting with a (dotted, possibly quoted) key followed by
+    ``=`` defines that key within it. Lines inside multi-line strings and arrays are
+    skipped only as far as such a line does not itself look like ``key =``; the first
+    match wins (TOML forbids a key twice, so it is the key's line). A key not found (it
+    cannot happen for a file tomllib parsed, short of those multi-line values) is named
+    with the file alone.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header is not None:
+            table = _key_parts(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key is not None:
+            parts = table + _key_parts(key.group(1))
+            for depth in range(len(table) + 1, len(parts) + 1):
+                lines.setdefault(parts[:depth], number)
+    return lines
+
+
+def _fields_from_table(
+    defaults: Config | ValidationConfig,
+    table: dict[str, object],
+    inside: tuple[str, ...],
+    where: Callable[..., str],
+) -> dict[str, object]:
+    """The fields of ``defaults`` a TOML table sets, type-checked (errors name key and line)."""
+    known = {f.name: f for f in fields(defaults)}
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        name = ".".join((*inside, key))
+        if key not in known or (not inside and key in ("validation", "credentials")):
+            if not inside and key == "credentials":
+                raise ConfigError(
+                    f"{where(key)}: credentials are not read from a config file; set them "
+                    "in the environment (see docs/configuration.md#credentials)"
+                )
+            if not inside and key == "validation":
+                continue  # read by the caller
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {'.'.join((*inside, close[0]))}?" if close else ""
+            kind = type(defaults).__name__
+            raise ConfigError(
+                f"{where(*inside, key)}: unknown key {name!r} (not a {kind} field){hint}"
+            )
+        values[key] = _from_toml(
+            name, value, getattr(defaults, key), key in _NULLABLE, where(*inside, key)
+        )
+    return values
+
+
+def _from_toml(name: str, value: object, default: object, nullable: bool, where: str) -> object:
+    """Check a TOML value against the type of ``default``; ConfigError names key and line."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        expected = "a boolean (true or false, unquoted)"
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        expected = "an integer"
+    elif isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        expected = "a finite number"
+    elif isinstance(default, OverflowPolicy):
+        if isinstance(value, str) and value.lower() in {p.value for p in OverflowPolicy}:
+            return OverflowPolicy(value.lower())
+        expected = "one of " + ", ".join(f'"{p.value}"' for p in OverflowPolicy)
+    else:
+        if isinstance(value, str):
+            return None if nullable and value.strip().lower() in ("", "none") else value
+        expected = "a string"
+    shown = _toml_repr(value)
+    raise ConfigError(f"{where}: {name} = {shown} is not valid: expected {expected}")
+
+
+def _toml_repr(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    return " ".join(repr(value).split())

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lean_data import __version__
-from lean_data.cli import distribute
-from lean_data.cli.run import Progress, Storing, named_calendar, run_replay
+from lean_data.cli import catalog, distribute
+from lean_data.cli.run import Progress, Unset, named_calendar, run_replay, storing_of
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.loaders import FORMATS
@@ -111,10 +111,18 @@ def _common_options(parser: argparse.ArgumentParser, default_output: str) -> Non
     )
     parser.add_argument(
         "--database-schema",
-        default=os.environ.get("LEAN_DATA_DATABASE_SCHEMA") or "lean_data",
+        default=Unset(os.environ.get("LEAN_DATA_DATABASE_SCHEMA") or "lean_data"),
         metavar="NAME",
         help="the PostgreSQL schema of the tables, created if missing "
         "(default: $LEAN_DATA_DATABASE_SCHEMA, else lean_data)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="start from the settings of this TOML file (then LEAN_DATA_* variables; the "
+        "options given here win; see docs/configuration.md#config-file)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
@@ -189,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="load bars whose spacing contradicts the resolution instead of stopping",
     )
     distribute.add_parsers(sub, _common_options)
+    catalog.add_parsers(sub, _common_options)
     return parser
 
 
@@ -198,14 +207,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     progress = Progress()
     try:
+        if args.command in ("catalog", "gaps"):
+            return catalog.run(args)
         if args.command in ("collect", "serve"):
             sources = _build_sources(args, progress)
+            storing = storing_of(args)  # a bad --config file: before any output
             _prepare_output(args.output)
-            storing = Storing(args.output, args.database_url, args.database_schema)
             return distribute.run(args, sources, storing)
         feed = _build_feed(args, progress)
+        storage = storing_of(args)
         _prepare_output(args.output)
-        storage = Storing(args.output, args.database_url, args.database_schema)
         return asyncio.run(run_replay(feed, storage, progress, show_progress=not args.no_progress))
     except KeyboardInterrupt:
         if args.debug:

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from lean_data.cli.run import Storing
-from lean_data.config import Config
 from lean_data.engine import DataEngine
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed
@@ -70,10 +69,10 @@ def add_parsers(sub: Any, common: Any) -> None:
     collect.add_argument(
         "--stop-timeout",
         type=float,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
         help="at the end, wait at most this long for the bus to take its backlog (what it "
-        "could not take is counted in the summary; default 30)",
+        "could not take is counted in the summary; default: stop_timeout_s of --config, 30)",
     )
     collect.add_argument(
         "--serve",
@@ -143,9 +142,12 @@ def run(args: argparse.Namespace, replay: ReplayFeed | None, storing: Storing) -
 
 
 async def _collect(args: argparse.Namespace, replay: ReplayFeed | None, storing: Storing) -> int:
-    if not args.stop_timeout > 0:
-        raise ConfigError(f"--stop-timeout: expected seconds > 0, got {args.stop_timeout}")
-    engine = DataEngine(dataclasses.replace(storing.config(), stop_timeout_s=args.stop_timeout))
+    config = storing.config()
+    if args.stop_timeout is not None:
+        if not args.stop_timeout > 0:
+            raise ConfigError(f"--stop-timeout: expected seconds > 0, got {args.stop_timeout}")
+        config = dataclasses.replace(config, stop_timeout_s=args.stop_timeout)
+    engine = DataEngine(config)
     feeds: list[DataFeed] = [] if replay is None else [replay]
     live = _binance(args)
     if live is not None:
@@ -180,7 +182,7 @@ async def _collect(args: argparse.Namespace, replay: ReplayFeed | None, storing:
 
 
 async def _serve(args: argparse.Namespace, replay: ReplayFeed | None, storing: Storing) -> int:
-    config = Config(db_path=None, cache_dir=storing.output / "cache", metrics_interval_s=1.0)
+    config = dataclasses.replace(storing.config(), db_path=None, database_url=None)  # no storage
     engine = DataEngine(config)
     if replay is not None:
         engine.add_feed(replay)

@@ -9,7 +9,9 @@ cannot be loaded (the ``calendars`` extra missing, an unknown exchange code), ar
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from lean_data.quality.levels import DataQualityLevel
 from lean_data.storage.location import describe_url
 from lean_data.symbols import classify_symbol
 
-__all__ = ["Progress", "named_calendar", "run_replay"]
+__all__ = ["Progress", "Storing", "Unset", "named_calendar", "run_replay", "storing_of"]
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Storing:
     output: Path
     database_url: str | None = None
     database_schema: str = "lean_data"
+    base: Config | None = None  # from --config FILE (then the environment), when given
 
     @property
     def db_path(self) -> Path:
@@ -54,7 +57,15 @@ class Storing:
         return self.output / "lean_data.db"
 
     def config(self) -> Config:
-        """The engine's Config for this run."""
+        """The engine's Config for this run: the --config file's, where the rows go set here."""
+        if self.base is not None:
+            return dataclasses.replace(
+                self.base,
+                db_path=self.db_path,
+                database_url=self.database_url,
+                database_schema=self.database_schema,
+                cache_dir=self.output / "cache",
+            )
         return Config(
             db_path=self.db_path,
             database_url=self.database_url,
@@ -77,6 +88,30 @@ class Storing:
             f"  try: psql '{where}' -c 'select symbol, count(*), avg(quality_score) "
             f'from "{self.database_schema}".bars group by 1\'',
         ]
+
+
+class Unset(str):
+    """A string option's default, told apart from the same text given on the command line."""
+
+    __slots__ = ()
+
+
+def storing_of(args: argparse.Namespace) -> Storing:
+    """Where a command stores, and the Config it starts from.
+
+    With ``--config FILE`` the Config is :meth:`Config.from_file` (the file, then the
+    environment); ``--database-url`` and ``--database-schema``, when given, win over it,
+    and ``--output`` always says where the SQLite file and the disk cache are.
+    """
+    path = getattr(args, "config", None)
+    if path is None:
+        return Storing(args.output, args.database_url, args.database_schema)
+    base = Config.from_file(path)
+    url = args.database_url if args.database_url is not None else base.database_url
+    schema = args.database_schema
+    if isinstance(schema, Unset):
+        schema = base.database_schema
+    return Storing(args.output, url, str(schema), base)
 
 
 async def run_replay(
