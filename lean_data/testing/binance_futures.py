@@ -24,7 +24,7 @@ The records to serve are usually derived from real data with
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -116,32 +116,34 @@ class BinanceFuturesLoopbackServer(BinanceLoopbackServer):
         app.router.add_get("/fapi/v1/time", self._time)
 
     async def _open_interest_answer(self, request: web.Request) -> web.Response:
-        if not self._charge(1):
-            return self._too_many(self._seconds_to_next_minute())
-        try:
-            symbol = _mandatory(request.query, "symbol")
-        except BadRequest as exc:
-            return self._error(400, exc.code, exc.msg, None)
-        series = self._open_interest.get(symbol)
-        if not series:
-            return self._error(400, -1121, "Invalid symbol.", None)
-        served = self.open_interest_served.get(symbol, 0)
-        self.open_interest_served[symbol] = served + 1
-        return self._json(open_interest_answer(series[min(served, len(series) - 1)]))
+        return self._next_reading(
+            request, self._open_interest, self.open_interest_served, open_interest_answer
+        )
 
     async def _premium_index(self, request: web.Request) -> web.Response:
+        return self._next_reading(request, self._marks, self.premium_served, premium_index_answer)
+
+    def _next_reading(
+        self,
+        request: web.Request,
+        series_of: dict[str, list[Any]],
+        served_of: dict[str, int],
+        answer: Callable[[Any], dict[str, Any]],
+    ) -> web.Response:
+        """Answer a polled endpoint: each request for a symbol gets its next reading (the
+        last again once they are used up), weight 1."""
         if not self._charge(1):
             return self._too_many(self._seconds_to_next_minute())
         try:
             symbol = _mandatory(request.query, "symbol")
         except BadRequest as exc:
             return self._error(400, exc.code, exc.msg, None)
-        series = self._marks.get(symbol)
+        series = series_of.get(symbol)
         if not series:
             return self._error(400, -1121, "Invalid symbol.", None)
-        served = self.premium_served.get(symbol, 0)
-        self.premium_served[symbol] = served + 1
-        return self._json(premium_index_answer(series[min(served, len(series) - 1)]))
+        served = served_of.get(symbol, 0)
+        served_of[symbol] = served + 1
+        return self._json(answer(series[min(served, len(series) - 1)]))
 
     async def _funding_rates(self, request: web.Request) -> web.Response:
         if not self._charge(1):
