@@ -282,10 +282,8 @@ class DataEngine:
             EngineStateError: the engine is not running.
         """
         if not self.offer(feed, item):
-            if type(item) in BOOK_TYPES:  # order books: their own queue
-                await self._books.queue.put(feed, item)
-            else:
-                await self._inbox.put(feed, item)
+            queue = self._inbox if type(item) not in BOOK_TYPES else self._books.queue
+            await queue.put(feed, item)
             self._accepted += 1
 
     def offer(self, feed: str, item: Emitted) -> bool:
@@ -296,11 +294,8 @@ class DataEngine:
         """
         if self.state is not _RUNNING:
             raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
-        if (
-            self._inbox.offer(feed, item)
-            if type(item) not in BOOK_TYPES
-            else (self._books.queue.offer(feed, item))
-        ):
+        queue = self._inbox if type(item) not in BOOK_TYPES else self._books.queue  # books:
+        if queue.offer(feed, item):  # their own queue, so depth never makes bars wait
             self._accepted += 1
             return True
         return False
