@@ -15,7 +15,7 @@ from pathlib import Path
 from lean_data.errors import ConfigError
 from lean_data.secrets import Credentials
 
-__all__ = ["Config", "OverflowPolicy", "ValidationConfig"]
+__all__ = ["JOB_TABLES", "Config", "OverflowPolicy", "ValidationConfig", "key_lines", "toml_repr"]
 
 
 class OverflowPolicy(enum.Enum):
@@ -206,8 +206,10 @@ class Config:
 
         Top-level keys are Config fields, a ``[validation]`` table holds ValidationConfig
         fields; ``credentials`` are never read from a file (only from the environment, as
-        :meth:`from_env` reads them). Every ``<prefix><FIELD>`` variable that
-        :meth:`from_env` reads overrides the file's value of that field.
+        :meth:`from_env` reads them). The tables of :data:`JOB_TABLES` (feeds, backfill,
+        replay) are the ``lean-data`` command's and are skipped here. Every
+        ``<prefix><FIELD>`` variable that :meth:`from_env` reads overrides the file's value
+        of that field.
 
         TOML types are strict: a boolean field takes ``true``/``false``, an integer field an
         integer, a number field an integer or a finite float, ``overflow_policy`` one of
@@ -217,7 +219,7 @@ class Config:
         Raises:
             ConfigError: one line ``<file>:<line>: <problem>`` for a TOML syntax error, an
                 unknown key, a value of the wrong type or out of range (the line of the key
-                is found by scanning the file's text, see :func:`_key_lines`); a bad
+                is found by scanning the file's text, see :func:`key_lines`); a bad
                 environment variable as :meth:`from_env` says it; an unreadable file.
         """
         source = Path(path)
@@ -230,7 +232,7 @@ class Config:
             table = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-        lines = _key_lines(text)
+        lines = key_lines(text)
 
         def where(*key: str) -> str:
             for depth in range(len(key), 0, -1):  # an inline table: the line of its key
@@ -320,6 +322,10 @@ def _credentials_from_env(prefix: str) -> dict[str, Credentials]:
     return found
 
 
+JOB_TABLES = ("feeds", "backfill", "replay")
+"""Top-level tables of a config file that :meth:`Config.from_file` skips: the ``lean-data``
+command reads them (``[feeds.NAME]``, ``[backfill]``, ``[replay]``; see docs/cli.md)."""
+
 _NULLABLE = frozenset({"db_path", "cache_dir", "database_url"})
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _PART = r"(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
@@ -331,7 +337,7 @@ def _key_parts(dotted: str) -> tuple[str, ...]:
     return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """The 1-based line of each key of a TOML text, by its full path (``("validation", "window")``).
 
     tomllib gives no positions, so the text is scanned: a ``[table]`` header line sets the
@@ -369,6 +375,8 @@ def _fields_from_table(
     values: dict[str, object] = {}
     for key, value in table.items():
         name = ".".join((*inside, key))
+        if not inside and key in JOB_TABLES:
+            continue  # the lean-data command's tables (lean_data.cli.jobfile)
         if key not in known or (not inside and key in ("validation", "credentials")):
             if not inside and key == "credentials":
                 raise ConfigError(
@@ -411,11 +419,11 @@ def _from_toml(name: str, value: object, default: object, nullable: bool, where:
         if isinstance(value, str):
             return None if nullable and value.strip().lower() in ("", "none") else value
         expected = "a string"
-    shown = _toml_repr(value)
+    shown = toml_repr(value)
     raise ConfigError(f"{where}: {name} = {shown} is not valid: expected {expected}")
 
 
-def _toml_repr(value: object) -> str:
+def toml_repr(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
