@@ -23,10 +23,10 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from lean_data.cli.run import Storing, storing_of
+from lean_data.cli.tables import aligned, iso
 from lean_data.errors import ConfigError, LeanDataError
 from lean_data.models import Resolution
 from lean_data.series.calendars import AlwaysOpen, TradingCalendar, calendar_for
@@ -34,7 +34,9 @@ from lean_data.storage.base import Storage
 from lean_data.storage.factory import create_storage, storage_location
 from lean_data.symbols import classify_symbol
 
-__all__ = ["CatalogError", "Gap", "Series", "add_parsers", "run"]
+__all__ = ["COMMANDS", "CatalogError", "Gap", "Series", "add_parsers", "run"]
+
+COMMANDS = ("catalog", "gaps")
 
 _FAR_PAST = -(2**63)
 _FAR_FUTURE = 2**63 - 1
@@ -226,12 +228,6 @@ async def _mark_known_empty(
     ]
 
 
-def iso(ns: int) -> str:
-    """``ns`` since the epoch as ISO 8601 UTC (``2014-12-05T00:00:00Z``)."""
-    stamp = datetime.fromtimestamp(ns // 10**9, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def format_catalog(series: list[Series], where: str) -> str:
     """The catalog table (aligned columns), with a note on how it is computed."""
     if not series:
@@ -240,7 +236,7 @@ def format_catalog(series: list[Series], where: str) -> str:
         "feed", "symbol", "res", "first bar (UTC)", "last bar (UTC)", "rows", "coverage",
         "gaps", "quality", "gaps judged by",
     )  # fmt: skip
-    table = [header] + [
+    rows = [
         (
             s.feed,
             s.symbol,
@@ -255,15 +251,7 @@ def format_catalog(series: list[Series], where: str) -> str:
         )
         for s in series
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    right = {5, 6, 7, 8}
-    lines = [
-        "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in table
-    ]
+    lines = aligned(header, rows, right={5, 6, 7, 8})
     note = (
         f"\n{where}: coverage = stored / expected bars from the first to the last bar (by bar "
         "spacing and each symbol's trading calendar); quality = average score of the "

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lean_data.cli.tables import aligned
 from lean_data.config import Config
 from lean_data.engine import DataEngine
 from lean_data.errors import ConfigError
@@ -262,16 +263,20 @@ def _print_report(
 ) -> None:
     out = sys.stdout.write
     out(f"\nReplayed {total:,} real messages in {elapsed:.2f} s ({total / elapsed:,.0f} msg/s)\n\n")
-    out("Data quality per symbol\n")
-    out(f"  {'symbol':<10} {'feed':<8} {'items':>7} {'avg':>6}  levels / reasons\n")
+    out("Data quality per symbol (items per level; why items lost points)\n")
+    levels = [level.name for level in sorted(DataQualityLevel, key=lambda v: -v.value)]
+    rows = []
     for symbol, report in reports.items():
         for feed, stats in report["feeds"].items():
-            levels = {k: v for k, v in stats["levels"].items() if v}
             reasons = stats.get("reasons") or {}
-            out(
-                f"  {symbol:<10} {feed:<8} {stats['messages']:>7,} {stats['average_score']:>6.3f}"
-                f"  {levels}  {reasons if reasons else ''}\n"
+            rows.append(
+                [symbol, feed, f"{stats['messages']:,}", f"{stats['average_score']:.3f}"]
+                + [f"{stats['levels'].get(name, 0):,}" for name in levels]
+                + [", ".join(f"{why} {n:,}" for why, n in reasons.items())]
             )
+    header = ["symbol", "feed", "items", "avg", *levels, "reasons"]
+    numbers = range(2, 4 + len(levels))
+    out("\n".join(aligned(header, rows, right=numbers, indent="  ")) + "\n")
     place = {symbol: i for i, symbol in enumerate(reports)}  # the table's order, not the
     for symbol in sorted(flagged, key=lambda s: (place.get(s, len(place)), s)):  # streams'
         items = flagged[symbol]  # interleaving, which depends on scheduling
