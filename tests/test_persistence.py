@@ -611,6 +611,33 @@ async def test_recent_data_is_selected_by_receive_time(store: QueuedStore) -> No
     assert await store.get_recent_data("SPY", hours=49) == [replayed, old]
 
 
+async def test_scored_bars_carry_feed_and_verdict_and_page(store: QueuedStore) -> None:
+    good = Verdict(DataQualityLevel.GOOD)
+    poor = Verdict(DataQualityLevel.POOR, ("extreme_move", "stale"))
+    bars = [bar(T0 + i * NS_PER_MINUTE) for i in range(5)]
+    for i, item in enumerate(bars):
+        await store.save_market_data(item, feed="a", quality=poor if i == 2 else good)
+    await store.save_market_data(bars[0], feed="b")  # saved without a verdict
+    rows = await store.get_scored_bars("SPY", T0, T0 + NS_PER_DAY, feed="a")
+    assert [r.bar for r in rows] == bars
+    assert [(r.feed, r.level, r.reasons) for r in rows[1:3]] == [
+        ("a", "GOOD", ""),
+        ("a", "POOR", "extreme_move,stale"),
+    ]
+    assert rows[2].score == DataQualityLevel.POOR.value
+    unscored = await store.get_scored_bars("SPY", T0, T0 + 1, feed="b")
+    assert [(r.feed, r.score, r.level, r.reasons) for r in unscored] == [("b", None, None, "")]
+    page = await store.get_scored_bars(
+        "SPY", T0 + NS_PER_MINUTE, T0 + NS_PER_DAY, resolution="1m", feed="a", limit=2
+    )
+    assert [r.bar for r in page] == bars[1:3]
+    assert await store.count("bars", symbol="SPY", feed="a", resolution="1m") == 5
+    assert await store.count("bars", feed="b") == 1
+    assert await store.count("bars", symbol="SPY", resolution="1h") == 0
+    with pytest.raises(ValueError, match="no resolution column"):
+        await store.count("ticks", resolution="1m")
+
+
 async def test_quality_summary_per_feed(store: QueuedStore, backend: Backend) -> None:
     good = Verdict(DataQualityLevel.GOOD)
     poor = Verdict(DataQualityLevel.POOR, ("extreme_move", "stale"))

@@ -21,6 +21,7 @@ from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInter
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar
 from lean_data.quality.levels import Verdict
 from lean_data.storage.failures import StorageFailure
+from lean_data.storage.rows import ScoredBar
 
 __all__ = ["Storage", "StorageFailure"]
 
@@ -231,6 +232,20 @@ class Storage(Protocol):
         """Return the stored quote bars of ``symbol`` opening in ``[start, end)``."""
         ...
 
+    async def get_scored_bars(
+        self,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        *,
+        resolution: Resolution | str | None = None,
+        feed: str | None = None,
+        limit: int | None = None,
+    ) -> list[ScoredBar]:
+        """Return the stored trade bars of ``symbol`` opening in ``[start, end)``, each with
+        its feed and stored verdict, at most ``limit``."""
+        ...
+
     async def get_ticks(
         self, symbol: str, start: int | datetime, end: int | datetime, *, feed: str | None = None
     ) -> list[Tick]:
@@ -336,8 +351,15 @@ class Storage(Protocol):
         """Return stored errors, newest first."""
         ...
 
-    async def count(self, table: str = "bars", *, symbol: str | None = None) -> int:
-        """Return the number of rows in ``table`` (optionally of one ``symbol``)."""
+    async def count(
+        self,
+        table: str = "bars",
+        *,
+        symbol: str | None = None,
+        feed: str | None = None,
+        resolution: Resolution | str | None = None,
+    ) -> int:
+        """Return the number of rows in ``table``, optionally of one symbol, feed, period."""
         ...
 
     async def stored_symbols(self, table: str = "bars") -> list[str]:

@@ -12,23 +12,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.models import NS_PER_HOUR, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
-from lean_data.quality.levels import DataQualityLevel
 from lean_data.series import intervals as iv
 from lean_data.storage import derivative_rows as drv
 from lean_data.storage import schema as sch
 from lean_data.storage.rows import (
     ERROR_KEYS,
+    ScoredBar,
     bar_from_row,
     quote_from_row,
     resolution_from_text,
+    scored_bar_from_row,
     tick_from_row,
 )
+from lean_data.storage.tally import fold_quality
 
 __all__ = ["Queries", "RangeQuery"]
 
@@ -116,6 +118,32 @@ class Queries(ABC):
             return []
         sql = query.sql(self._sql.select["quote_bars"])
         return [quote_from_row(r) for r in await self._fetch(sql, query.params, wait=query.wait)]
+
+    async def get_scored_bars(
+        self,
+        symbol: str,
+        start: int | datetime,
+        end: int | datetime,
+        *,
+        resolution: Resolution | str | None = None,
+        feed: str | None = None,
+        limit: int | None = None,
+    ) -> list[ScoredBar]:
+        """Return the stored trade bars of ``symbol`` opening in ``[start, end)`` with their
+        feed and stored verdict (score, level, reasons; None/None/"" when saved without one).
+
+        Arguments and ordering as :meth:`get_market_data`; at most ``limit`` rows (page on
+        by asking again from the last open time + 1 with ``resolution`` and ``feed`` given).
+        """
+        query = await self._range_query("bars", symbol, start, end, resolution, feed)
+        if query is None:
+            return []
+        sql = query.sql(self._sql.select["scored_bars"])
+        params = query.params
+        if limit is not None:
+            sql, params = f"{sql} LIMIT ?{len(params) + 1}", (*params, int(limit))
+        rows = await self._fetch(sql, params, wait=query.wait)
+        return [scored_bar_from_row(r) for r in rows]
 
     async def _range_query(
         self,
@@ -367,26 +395,39 @@ class Queries(ABC):
         rows = await self._fetch(sql, (*params, limit))
         return [dict(zip(ERROR_KEYS, row, strict=True)) for row in rows]
 
-    async def count(self, table: str = "bars", *, symbol: str | None = None) -> int:
-        """Return the number of rows in ``table`` (optionally of one ``symbol``).
+    async def count(
+        self,
+        table: str = "bars",
+        *,
+        symbol: str | None = None,
+        feed: str | None = None,
+        resolution: Resolution | str | None = None,
+    ) -> int:
+        """Return the number of rows in ``table``, optionally of one symbol, feed, period.
 
         Args:
             table: one of ``bars``, ``quote_bars``, ``ticks``, ``metrics``, ``errors``.
             symbol: count only this symbol's rows (not for ``metrics``).
+            feed: only this feed's rows (not for ``metrics``).
+            resolution: only bars of this period (``bars`` and ``quote_bars`` only).
 
         Raises:
-            ValueError: unknown table, or a symbol filter on ``metrics``.
+            ValueError: unknown table, or a filter the table has no column for.
         """
         if table not in sch.TABLE_NAMES:
             raise ValueError(f"table must be one of {', '.join(sch.TABLE_NAMES)}, got {table!r}")
         name = sch.TABLE_NAMES[sch.TABLE_NAMES.index(table)]  # the constant, not the argument
-        if symbol is None:
-            rows = await self._fetch(f"SELECT COUNT(*) FROM {name}", ())
-        elif name == "metrics":
-            raise ValueError("the metrics table has no symbol column")
-        else:
-            sql = f"SELECT COUNT(*) FROM {name} WHERE symbol = ?1"
-            rows = await self._fetch(sql, (symbol,))
+        filters = {"symbol": symbol, "feed": feed}
+        if resolution is not None:
+            if name not in ("bars", "quote_bars"):
+                raise ValueError(f"the {name} table has no resolution column")
+            filters["resolution"] = Resolution.parse(resolution).name
+        given = {column: value for column, value in filters.items() if value is not None}
+        if given and name == "metrics":
+            raise ValueError("the metrics table has no symbol column (nor feed)")
+        where = " AND ".join(f"{column} = ?{i}" for i, column in enumerate(given, start=1))
+        sql = f"SELECT COUNT(*) FROM {name}" + (f" WHERE {where}" if where else "")
+        rows = await self._fetch(sql, tuple(given.values()))
         return int(rows[0][0])
 
     async def stored_symbols(self, table: str = "bars") -> list[str]:
@@ -429,42 +470,10 @@ class Queries(ABC):
         since = self._since(hours)
         rows = await self._fetch(self._sql.quality_by_feed, (symbol, since))
         summary: dict[str, Any] = {"symbol": symbol, "hours": hours, "since_ns": since}
-        return summary | _fold_quality(rows)
+        return summary | fold_quality(rows)
 
     def _since(self, hours: float) -> int:
         return self._clock_ns() - int(hours * NS_PER_HOUR)
-
-
-_LEVEL_NAMES: Final = (*(level.name for level in DataQualityLevel), "UNSCORED")
-
-
-class _QualityTally:
-    """Row counts per quality level and the sum of scores, for quality_summary."""
-
-    def __init__(self) -> None:
-        self.levels = dict.fromkeys(_LEVEL_NAMES, 0)
-        self.scored = 0
-        self.score_sum = 0.0
-
-    def add(self, level: str | None, count: int, score_sum: float) -> None:
-        self.levels[level or "UNSCORED"] += count
-        if level is not None:
-            self.scored += count
-            self.score_sum += score_sum
-
-    def as_dict(self) -> dict[str, Any]:
-        average = self.score_sum / self.scored if self.scored else None
-        return {"rows": sum(self.levels.values()), "average_score": average, "levels": self.levels}
-
-
-def _fold_quality(rows: list[sch.Row]) -> dict[str, Any]:
-    """Fold ``QUALITY_BY_FEED`` rows into overall and per-feed tallies."""
-    total = _QualityTally()
-    feeds: dict[str, _QualityTally] = {}
-    for feed, level, count, score_sum in rows:
-        for tally in (total, feeds.setdefault(feed, _QualityTally())):
-            tally.add(level, count, score_sum)
-    return total.as_dict() | {"feeds": {name: feeds[name].as_dict() for name in sorted(feeds)}}
 
 
 def _ns(value: int | datetime) -> int:

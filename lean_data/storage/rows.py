@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -142,6 +142,21 @@ def bar_from_row(r: Row) -> TradeBar:
         resolution_from_text(r[7]),
         *(r[8], bool(r[9]), r[10], bool(r[11])),
     )
+
+
+class ScoredBar(NamedTuple):
+    """A stored trade bar with its feed and the verdict stored with it."""
+
+    feed: str
+    bar: TradeBar
+    score: float | None  # None: saved without a verdict (history, built bars)
+    level: str | None  # a DataQualityLevel name, or None
+    reasons: str  # comma-separated reason codes, "" for none
+
+
+def scored_bar_from_row(r: Row) -> ScoredBar:
+    """Return the ScoredBar for a ``SELECT["scored_bars"]`` row."""
+    return ScoredBar(r[12], bar_from_row(r), r[13], r[14], r[15] or "")
 
 
 def quote_from_row(r: Row) -> QuoteBar:

@@ -357,7 +357,11 @@ SELECT: Final = {
     "ticks": "SELECT symbol, ts_event, price, size, tick_type, ts_recv, bid_price, bid_size, "
     "ask_price, ask_size, exchange, condition, suspicious, trade_id FROM ticks",
 }
-"""Column lists in the order the ``*_from_row`` functions read them."""
+SELECT["scored_bars"] = SELECT["bars"].replace(
+    " FROM bars", ", feed, quality_score, quality_level, reasons FROM bars"
+)
+"""Column lists in the order the ``*_from_row`` functions read them (``scored_bars``: a
+bar with its feed and stored verdict)."""
 
 RANGE: Final = "WHERE symbol = ?1 AND ts_event >= ?2 AND ts_event < ?3"
 
