@@ -9,11 +9,13 @@ SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that
 
 from typing import TYPE_CHECKING, Any
 
+from lean_data.analytics.frames import Bars
 from lean_data.analytics.transform import DataTransformer
 from lean_data.config import Config, OverflowPolicy, ValidationConfig
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine import DataEngine, EngineState
 from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.streams import Stream
 from lean_data.engine.subscribers import Subscriber
 from lean_data.errors import (
     ConfigError,
@@ -104,6 +106,7 @@ __all__ = [
     "AssetClass",
     "BackoffPolicy",
     "BarResampler",
+    "Bars",
     "BinanceDataFeed",
     "CatalogExport",
     "CatalogSeries",
@@ -147,6 +150,7 @@ __all__ = [
     "Secret",
     "StorageError",
     "StorageFailedError",
+    "Stream",
     "StreamingFeed",
     "Subscriber",
     "SubscriptionError",

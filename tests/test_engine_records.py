@@ -123,7 +123,6 @@ async def test_remove_data_callback_stops_records_too() -> None:
     [
         ("funding", "expected some of bar, quote, tick, funding_rate"),
         ((), "expected some of"),
-        (("bar",), "bar, quote and tick come together"),
     ],
 )
 def test_bad_kinds_are_one_clear_error(kinds: Any, message: str) -> None:

@@ -11,12 +11,12 @@ and stores everything ``emit()`` accepted. See docs/architecture.md.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from lean_data.analytics.frames import Bars, time_ns
 from lean_data.config import Config, OverflowPolicy
 from lean_data.depth import OrderBook
 from lean_data.engine.backfill import Backfill
@@ -25,13 +25,20 @@ from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover, FailoverState
 from lean_data.engine.metrics import DataMetrics, symbol_quality
 from lean_data.engine.pipeline import Pipeline
-from lean_data.engine.records import check_kinds
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.sinks import ItemSink, Sinks
 from lean_data.engine.state import EngineState
 from lean_data.engine.steps import STOP, barrier
 from lean_data.engine.storage_link import StorageLink
-from lean_data.engine.subscribers import AsyncCallback, Callbacks, Subscriber, SyncCallback
+from lean_data.engine.streams import Stream
+from lean_data.engine.subscribers import (
+    AsyncCallback,
+    Callbacks,
+    Subscriber,
+    SyncCallback,
+    parse_kinds,
+    parse_symbols,
+)
 from lean_data.engine.tasks import EngineTasks
 from lean_data.errors import (
     ConfigError,
@@ -58,6 +65,12 @@ __all__ = ["DataEngine", "EngineState"]
 log = logging.getLogger(__name__)
 
 _RUNNING = EngineState.RUNNING  # read per item in offer(): a module constant is cheaper
+_C = TypeVar("_C", bound=Callable[..., Any])  # a decorated callback, returned as it is
+
+
+def _floor(min_quality: DataQualityLevel | None) -> float:
+    """The lowest quality score a callback takes (-1: every item, INVALID included)."""
+    return -1.0 if min_quality is None else DataQualityLevel(min_quality).value
 
 
 class DataEngine:
@@ -424,6 +437,7 @@ class DataEngine:
         min_quality: DataQualityLevel | None = None,
         late: bool = True,
         kinds: Iterable[str] | str | None = None,
+        symbols: Iterable[str] | str | None = None,
     ) -> Subscriber | None:
         """Register ``callback(symbol, data, quality)`` for every item, with its level.
 
@@ -443,39 +457,89 @@ class DataEngine:
         callback also sees in-progress bars (``closed=False``) as they update; those are not
         stored and never make the engine wait.
 
-        ``kinds`` chooses what it gets: None (the default) is market data, bars, quote bars
-        and ticks; derivatives records come only to callbacks that name their kind
-        (``"funding_rate"``, ``"open_interest"``, ``"mark_price"``, ``"liquidation"``,
-        with ``"bar", "quote", "tick"`` for market data too), as ``GOOD`` (they check their
-        own fields when built; see :mod:`lean_data.engine.records`).
+        ``symbols`` (a name or several) limits it to those symbols. ``kinds`` chooses what
+        it gets: None (the default) is market data, bars, quote bars and ticks; else any
+        of :data:`~lean_data.engine.subscribers.KINDS`: ``"bar"``, ``"quote"``,
+        ``"tick"`` and the derivatives records ``"funding_rate"``, ``"open_interest"``,
+        ``"mark_price"``, ``"liquidation"``, which come only to callbacks that name them,
+        as ``GOOD`` (they check their own fields when built; :mod:`lean_data.engine.records`).
+        Both filters are checked before an item is queued (an async callback's counters
+        count only what it takes).
 
         Returns:
             the async callback's :class:`Subscriber` (queue depth, drops, ``join()``),
             or None for a sync callback.
 
         Raises:
-            ConfigError: an unknown kind (or only some of bar, quote and tick).
+            ConfigError: an unknown kind, or ``symbols`` names no symbol.
         """
         self._check_open()
-        market, records = check_kinds(kinds)
-        floor = -1.0 if min_quality is None else DataQualityLevel(min_quality).value
-        if not inspect.iscoroutinefunction(callback):
-            if market:
-                self._callbacks.add_sync(callback, floor, late, partial)
-            if records:
-                self._callbacks.add_records(callback, records, None)
-            return None
         chosen = OverflowPolicy(policy) if policy is not None else self.config.overflow_policy
-        size = queue_size or self.config.subscriber_queue_size
-        if market:
-            subscriber = self._callbacks.add_async(
-                callback, chosen, size, name, partial=partial, floor=floor, late=late
-            )
-        else:
-            subscriber = self._callbacks.subscriber(callback, chosen, size, name, floor)
-        if records:
-            self._callbacks.add_records(callback, records, subscriber)
-        return subscriber
+        return self._callbacks.add(
+            callback, parse_kinds(kinds), parse_symbols(symbols), floor=_floor(min_quality),
+            late=late, partial=partial, policy=chosen, name=name,
+            size=queue_size or self.config.subscriber_queue_size,
+        )  # fmt: skip
+
+    def on_bar(self, *symbols: str, **options: Any) -> Callable[[_C], _C]:
+        """Decorate a callback to receive the trade bars of ``symbols`` (none: every one).
+
+        ``@engine.on_bar("AAPL")`` is ``add_data_callback(f, symbols=["AAPL"],
+        kinds="bar")``; ``options`` are :meth:`add_data_callback`'s. ``on_quote`` and
+        ``on_tick`` are the same for quote bars and ticks.
+        """
+        return self._on("bar", symbols, options)
+
+    def on_quote(self, *symbols: str, **options: Any) -> Callable[[_C], _C]:
+        """Decorate a callback to receive the quote bars of ``symbols``; see :meth:`on_bar`."""
+        return self._on("quote", symbols, options)
+
+    def on_tick(self, *symbols: str, **options: Any) -> Callable[[_C], _C]:
+        """Decorate a callback to receive the ticks of ``symbols``; see :meth:`on_bar`."""
+        return self._on("tick", symbols, options)
+
+    def _on(self, kind: str, symbols: Sequence[str], options: Any) -> Callable[[_C], _C]:
+        def register(callback: _C) -> _C:
+            self.add_data_callback(callback, symbols=symbols or None, kinds=kind, **options)
+            return callback
+
+        return register
+
+    def stream(
+        self,
+        *symbols: str,
+        kinds: Iterable[str] | str | None = None,
+        min_quality: DataQualityLevel | None = None,
+        late: bool = True,
+        policy: OverflowPolicy | str = OverflowPolicy.DROP_OLDEST,
+        maxsize: int | None = None,
+        name: str = "stream",
+    ) -> Stream:
+        """Return an async iterator of ``(symbol, item, quality)`` for ``symbols`` (none:
+        every symbol), filtered like :meth:`add_data_callback`'s::
+
+            async for symbol, bar, quality in engine.stream("AAPL", kinds="bar"):
+                ...
+
+        It is a subscriber with a bounded queue (``maxsize``, default
+        ``config.subscriber_queue_size``) and ``policy`` (``drop_oldest`` by default, so a
+        stream nobody reads never stalls the engine; drops are counted in
+        ``stream.dropped`` and ``get_metrics()["subscribers"]``; ``"block"`` is lossless).
+        It ends when the engine stops, after what was queued; leaving the ``async for``
+        (``break``) or :meth:`Stream.close` unregisters it. See
+        :mod:`lean_data.engine.streams`.
+
+        Raises:
+            ConfigError: an unknown kind or a bad symbol.
+            EngineClosedError: the engine was stopped.
+        """
+        self._check_open()
+        subscriber = self._callbacks.add_pulled(
+            parse_kinds(kinds), parse_symbols(symbols or None), floor=_floor(min_quality),
+            late=late, policy=OverflowPolicy(policy), name=name,
+            size=maxsize or self.config.subscriber_queue_size,
+        )  # fmt: skip
+        return Stream(subscriber, self._callbacks)
 
     def add_sink(self, sink: ItemSink) -> None:
         """Hand every accepted item from now on to ``sink`` (e.g. a bus publisher).
@@ -601,6 +665,29 @@ class DataEngine:
         if bars:
             await asyncio.to_thread(self.cache.put, symbol, res, start_ns, end_ns, bars)
         return bars
+
+    async def bars(
+        self,
+        symbol: str,
+        start: datetime | str | int,
+        end: datetime | str | int,
+        resolution: Resolution | str = Resolution.MINUTE,
+        feed_name: str | None = None,
+    ) -> Bars:
+        """Return :meth:`get_historical_data` as :class:`~lean_data.analytics.frames.Bars`,
+        a read-only sequence with ``to_pandas()`` and ``to_polars()``::
+
+            frame = (await engine.bars("SPY", "2013-10-07", "2013-10-08")).to_pandas()
+
+        ``start`` and ``end`` are datetimes (naive is UTC), ISO 8601 strings or ns ints.
+
+        Raises:
+            ValueError: ``start`` or ``end`` is none of those.
+        """
+        start_ns, end_ns = time_ns(start, "start"), time_ns(end, "end")
+        res = Resolution.parse(resolution)
+        items = await self.get_historical_data(symbol, start_ns, end_ns, res, feed_name)
+        return Bars(items, symbol, res)
 
     def get_metrics(self) -> dict[str, Any]:
         """Return a snapshot: ``metrics["engine"]``, ``["feeds"]``, ``["subscribers"]``, ..."""

@@ -13,25 +13,21 @@ publisher, the gateway) get market data only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine.steps import KeepRecord, Later, Offer
 from lean_data.engine.subscribers import Callbacks
-from lean_data.errors import ConfigError
-from lean_data.models import QuoteBar, Tick, TradeBar
 from lean_data.quality.levels import DataQualityLevel
 from lean_data.storage.base import Storage
 
-__all__ = ["MARKET_KINDS", "RECORD_KINDS", "KeepRecord", "RecordLane", "check_kinds"]
+__all__ = ["RECORD_KINDS", "KeepRecord", "RecordLane"]
 
 RECORD_KINDS: dict[str, type[Any]] = {
     cls.kind: cls for cls in (FundingRate, OpenInterest, MarkPrice, Liquidation)
 }
 """The record kinds by name (each class's ``kind``)."""
-MARKET_KINDS: dict[str, type[Any]] = {cls.kind: cls for cls in (TradeBar, QuoteBar, Tick)}
-"""What a callback registered without ``kinds`` takes: bars, quote bars and ticks."""
 
 _GOOD = DataQualityLevel.GOOD
 _SAVE = {
@@ -40,32 +36,6 @@ _SAVE = {
     MarkPrice: "save_mark_prices",
     Liquidation: "save_liquidations",
 }
-
-
-def check_kinds(kinds: Iterable[str] | str | None) -> tuple[bool, set[type[Any]]]:
-    """Return (whether market data is asked for, the record classes asked for).
-
-    None asks for market data only (bars, quote bars and ticks, as a callback registered
-    without ``kinds`` gets). Market kinds come together: name ``bar``, ``quote`` and
-    ``tick`` all, or none of them (filter by type in the callback for fewer).
-
-    Raises:
-        ConfigError: an unknown kind, no kind, or only some market kinds.
-    """
-    if kinds is None:
-        return True, set()
-    names = [kinds] if isinstance(kinds, str) else list(kinds)
-    unknown = [k for k in names if k not in MARKET_KINDS and k not in RECORD_KINDS]
-    if unknown or not names:
-        known = ", ".join([*MARKET_KINDS, *RECORD_KINDS])
-        raise ConfigError(f"kinds: expected some of {known}; got {names!r}")
-    market = {k for k in names if k in MARKET_KINDS}
-    if market and market != set(MARKET_KINDS):
-        raise ConfigError(
-            f"kinds: bar, quote and tick come together (got {sorted(market)}); name all "
-            "three, or filter by type in the callback"
-        )
-    return bool(market), {RECORD_KINDS[k] for k in names if k in RECORD_KINDS}
 
 
 class RecordLane:

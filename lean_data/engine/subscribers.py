@@ -5,22 +5,41 @@ the BLOCK policy when the queue is full). A worker task per subscriber awaits th
 callback, so a slow callback delays only itself. What happens when its queue is full is
 the subscriber's declared :class:`~lean_data.config.OverflowPolicy`; every discarded
 item is counted in ``dropped``.
+
+A subscriber may want only some symbols and kinds (``add_data_callback(cb,
+symbols=["AAPL"], kinds="bar")``): the filter is two frozensets made once at registration.
+A sync callback with a filter is wrapped in a small function that checks them; one without
+runs as it is. A *pulled* subscriber has no worker task: its consumer takes items with
+:meth:`Subscriber.pull` (what ``DataEngine.stream()`` iterates over).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from lean_data.config import OverflowPolicy
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine.tasks import Spawn
-from lean_data.models import MarketData
+from lean_data.errors import ConfigError
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
 from lean_data.quality.levels import DataQualityLevel
+from lean_data.quality.screen import bad_text
 
-__all__ = ["AsyncCallback", "Callbacks", "Subscriber", "SyncCallback"]
+__all__ = [
+    "KINDS",
+    "AsyncCallback",
+    "Callbacks",
+    "Subscriber",
+    "SyncCallback",
+    "parse_kinds",
+    "parse_symbols",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +47,82 @@ AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
 SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
 ErrorHook = Callable[["Subscriber", str, BaseException], None]
 _Entry = tuple[str, MarketData, DataQualityLevel]
+Types = frozenset[type[Any]]
+
+KINDS: dict[str, type[Any]] = {
+    cls.kind: cls
+    for cls in (TradeBar, QuoteBar, Tick, FundingRate, OpenInterest, MarkPrice, Liquidation)
+}
+"""Every kind a callback can name, by name (each class's ``kind``): market data (``bar``,
+``quote``, ``tick``) first, then the derivatives records."""
+_MARKET: Types = frozenset((TradeBar, QuoteBar, Tick))
+
+
+def parse_kinds(kinds: Iterable[str] | str | None) -> tuple[Types, Types]:
+    """Return the market data classes and the record classes ``kinds`` names.
+
+    None names every market kind (bars, quote bars and ticks: what a callback registered
+    without ``kinds`` gets) and no record kind. Any subset of :data:`KINDS` may be named.
+
+    Raises:
+        ConfigError: an unknown kind, or no kind at all.
+    """
+    if kinds is None:
+        return _MARKET, frozenset()
+    names = [kinds] if isinstance(kinds, str) else list(kinds)
+    unknown = [k for k in names if k not in KINDS]
+    if unknown or not names:
+        raise ConfigError(f"kinds: expected some of {', '.join(KINDS)}; got {names!r}")
+    chosen = frozenset(KINDS[k] for k in names)
+    return chosen & _MARKET, chosen - _MARKET
+
+
+def parse_symbols(symbols: Iterable[str] | str | None) -> frozenset[str] | None:
+    """Return the symbols a callback wants (None: every symbol); a string is one symbol.
+
+    Raises:
+        ConfigError: no symbol, or one that is not a symbol name.
+    """
+    if symbols is None:
+        return None
+    names = [symbols] if isinstance(symbols, str) else list(symbols)
+    bad = next((s for s in names if not isinstance(s, str) or not s or bad_text(s)), None)
+    if bad is not None or not names:
+        raise ConfigError(
+            f"symbols: expected symbol names, or None for every symbol; got {names!r}"
+        )
+    return frozenset(names)
+
+
+def _only(callback: SyncCallback, symbols: frozenset[str] | None, types: Types | None) -> Any:
+    """``callback`` called only for items of ``symbols`` and ``types`` (None: any)."""
+    names: frozenset[str] = frozenset() if symbols is None else symbols
+    classes: Types = frozenset() if types is None else types
+    if symbols is None and types is None:
+        return callback
+    if types is None:
+
+        def call(symbol: str, item: Any, level: DataQualityLevel) -> Any:
+            return callback(symbol, item, level) if symbol in names else None
+
+    elif symbols is None:
+
+        def call(symbol: str, item: Any, level: DataQualityLevel) -> Any:
+            return callback(symbol, item, level) if type(item) in classes else None
+
+    else:
+
+        def call(symbol: str, item: Any, level: DataQualityLevel) -> Any:
+            if symbol in names and type(item) in classes:
+                return callback(symbol, item, level)
+            return None
+
+    return functools.wraps(callback)(call)  # errors name the user's function
+
+
+async def _pulled(symbol: str, item: MarketData, level: DataQualityLevel) -> None:
+    """The callback of a pulled subscriber: never called (its consumer pulls)."""
+    raise AssertionError("a pulled subscriber has no worker")
 
 
 class Subscriber:
@@ -39,6 +134,9 @@ class Subscriber:
         maxsize: queue capacity (for CONFLATE: the number of symbols held).
         on_error: called when the callback raises (the engine counts and logs it).
         name: shown in metrics.
+        symbols: the only symbols it takes (None: every one); others are not offered.
+        types: the only item classes it takes (None: every one).
+        pulled: no worker task: a consumer takes items with :meth:`pull`.
     """
 
     def __init__(
@@ -52,6 +150,9 @@ class Subscriber:
         partial: bool = False,
         floor: float = -1.0,
         late: bool = True,
+        symbols: frozenset[str] | None = None,
+        types: Types | None = None,
+        pulled: bool = False,
     ) -> None:
         if maxsize < 1:
             raise ValueError(f"a subscriber queue needs maxsize >= 1, got {maxsize}")
@@ -62,6 +163,11 @@ class Subscriber:
         """The lowest quality score it takes (-1: every item, INVALID included)."""
         self.late = late
         """Whether it takes late bars (flagged ``late``)."""
+        self.symbols = symbols
+        self.types = types
+        self._filtered = symbols is not None or types is not None
+        self.pulled = pulled
+        """Its consumer pulls (:meth:`pull`); the engine runs no worker for it."""
         self.policy = policy
         self.maxsize = maxsize
         self.name = name or getattr(callback, "__qualname__", repr(callback))
@@ -85,7 +191,12 @@ class Subscriber:
         return len(self._latest) if self._conflate else len(self._queue)
 
     def offer(self, symbol: str, item: MarketData, level: DataQualityLevel) -> bool:
-        """Queue one item without waiting; False only under BLOCK with a full queue."""
+        """Queue one item without waiting; False only under BLOCK with a full queue.
+
+        An item its ``symbols`` / ``types`` filter leaves out is not queued (True).
+        """
+        if self._filtered and not self.wants(symbol, item):
+            return True
         if self._conflate:
             self._offer_conflate(symbol, item, level)
         else:
@@ -101,6 +212,11 @@ class Subscriber:
             self._idle.clear()
             self._has_items.set()
         return True
+
+    def wants(self, symbol: str, item: object) -> bool:
+        """Whether its filter takes ``item`` of ``symbol``."""
+        symbols, types = self.symbols, self.types
+        return (symbols is None or symbol in symbols) and (types is None or type(item) in types)
 
     def _offer_conflate(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
         latest = self._latest
@@ -154,6 +270,23 @@ class Subscriber:
                 return
             await self._has_items.wait()
 
+    async def pull(self) -> _Entry | None:
+        """Take the next queued item, waiting for one; None once closed and empty.
+
+        What a pulled subscriber's consumer calls instead of a worker task running the
+        callback; an item counts as delivered when it is taken.
+        """
+        pending = self._latest if self._conflate else self._queue
+        while not pending:
+            self._has_items.clear()
+            self._has_room.set()
+            self._idle.set()
+            if self._closing:
+                return None
+            await self._has_items.wait()
+        self.delivered += 1
+        return self._pop()
+
     async def join(self) -> None:
         """Return once every queued item has been handed to the callback."""
         await self._idle.wait()
@@ -183,6 +316,8 @@ class Subscriber:
             "in_flight": self.in_flight,
             "dropped": self.dropped,
             "errors": self.errors,
+            "symbols": None if self.symbols is None else sorted(self.symbols),
+            "kinds": None if self.types is None else sorted(t.kind for t in self.types),
         }
 
 
@@ -197,8 +332,8 @@ class Callbacks:
     """
 
     __slots__ = (
-        "_on_error", "_spawn", "others", "partial", "records_async", "records_sync",
-        "subscribers", "sync",
+        "_on_error", "_original", "_spawn", "others", "partial", "records_async",
+        "records_sync", "subscribers", "sync",
     )  # fmt: skip
 
     def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
@@ -211,57 +346,79 @@ class Callbacks:
         self.records_sync: dict[type[Any], list[SyncCallback]] = {}
         self.records_async: dict[type[Any], list[Subscriber]] = {}
         self.others: list[Subscriber] = []  # async callbacks of records only
+        self._original: dict[SyncCallback, SyncCallback] = {}  # filtering wrapper -> callback
 
     def every(self) -> list[Subscriber]:
         """Every subscriber: market data ones, then those of records only."""
         return [*self.subscribers, *self.others]
 
-    def add_records(
-        self, callback: SyncCallback, kinds: set[type[Any]], subscriber: Subscriber | None
-    ) -> None:
-        """Also hand records of ``kinds`` to ``callback`` (through ``subscriber`` when it
-        is async; one made for records only is kept in ``others`` and started here)."""
-        for kind in kinds:
-            if subscriber is None:
-                self.records_sync.setdefault(kind, []).append(callback)
-            else:
-                self.records_async.setdefault(kind, []).append(subscriber)
-        if subscriber is not None and subscriber not in self.every():
-            self.others.append(subscriber)
-            if self._spawn is not None:
-                self._run(subscriber)
-
-    def subscriber(
-        self, callback: AsyncCallback, policy: OverflowPolicy, size: int, name: str, floor: float
-    ) -> Subscriber:
-        """A subscriber for ``callback`` not yet listed anywhere (records only)."""
-        return Subscriber(callback, policy, size, self._failed, name, floor=floor)
-
-    def add_sync(self, callback: SyncCallback, floor: float, late: bool, partial: bool) -> None:
-        """Call ``callback`` inline for items scoring at least ``floor``."""
-        self.sync.append((callback, floor, late))
-        if partial:
-            self.partial.append(callback)
-
-    def add_async(
+    def add(
         self,
-        callback: AsyncCallback,
+        callback: SyncCallback | AsyncCallback,
+        kinds: tuple[Types, Types],
+        symbols: frozenset[str] | None,
+        *,
+        floor: float,
+        late: bool,
+        partial: bool,
         policy: OverflowPolicy,
         size: int,
         name: str,
+    ) -> Subscriber | None:
+        """Register ``callback`` for the (market, record) classes of ``kinds`` and
+        ``symbols`` (None: every symbol); return its subscriber when it is async.
+
+        A plain function is called inline (wrapped in a filter when it has one); a
+        coroutine function from a subscriber's queue.
+        """
+        market, records = kinds
+        types = None if market == _MARKET else market | records
+        if inspect.iscoroutinefunction(callback):
+            subscriber = Subscriber(
+                callback, policy, size, self._failed, name, partial=partial, floor=floor,
+                late=late, symbols=symbols, types=types,
+            )  # fmt: skip
+            self._listen(subscriber, bool(market), records)
+            return subscriber
+        called = _only(callback, symbols, types)
+        if called is not callback:
+            self._original[called] = callback
+        if market:
+            self.sync.append((called, floor, late))
+            if partial:
+                self.partial.append(called)
+        for kind in records:
+            self.records_sync.setdefault(kind, []).append(called)
+        return None
+
+    def add_pulled(
+        self,
+        kinds: tuple[Types, Types],
+        symbols: frozenset[str] | None,
         *,
-        partial: bool,
         floor: float,
         late: bool,
+        policy: OverflowPolicy,
+        size: int,
+        name: str,
     ) -> Subscriber:
-        """Add a subscriber that runs ``callback`` from its own bounded queue."""
+        """Register a subscriber whose consumer pulls its items (a stream; no worker)."""
+        market, records = kinds
+        types = None if market == _MARKET else market | records
         subscriber = Subscriber(
-            callback, policy, size, self._failed, name, partial=partial, floor=floor, late=late
-        )
-        self.subscribers.append(subscriber)
+            _pulled, policy, size, self._failed, name, floor=floor, late=late,
+            symbols=symbols, types=types, pulled=True,
+        )  # fmt: skip
+        self._listen(subscriber, bool(market), records)
+        return subscriber
+
+    def _listen(self, subscriber: Subscriber, market: bool, records: Types) -> None:
+        """List ``subscriber`` for market data and/or ``records``; start its worker."""
+        for kind in records:
+            self.records_async.setdefault(kind, []).append(subscriber)
+        (self.subscribers if market else self.others).append(subscriber)
         if self._spawn is not None:
             self._run(subscriber)
-        return subscriber
 
     def start(self, spawn: Spawn) -> None:
         """Run each subscriber's worker as an engine task, now and for those added later."""
@@ -271,7 +428,8 @@ class Callbacks:
 
     def _run(self, subscriber: Subscriber) -> None:
         assert self._spawn is not None
-        subscriber.task = self._spawn(f"subscriber:{subscriber.name}", subscriber.run)
+        if not subscriber.pulled:
+            subscriber.task = self._spawn(f"subscriber:{subscriber.name}", subscriber.run)
 
     def _failed(self, subscriber: Subscriber, symbol: str, exc: BaseException) -> None:
         self._on_error(subscriber.name, symbol, exc)
@@ -280,28 +438,40 @@ class Callbacks:
 
     def remove(self, callback: Callable[..., Any]) -> bool:
         """Stop calling ``callback``; an async one finishes what it has queued first."""
-        for entry in self.sync:
-            if entry[0] != callback:
-                continue
-            self.sync.remove(entry)
-            if callback in self.partial:
-                self.partial.remove(callback)
-            return True
+        original = self._original.get
         found = False
+        for entry in [e for e in self.sync if original(e[0], e[0]) == callback]:
+            self.sync.remove(entry)
+            if entry[0] in self.partial:
+                self.partial.remove(entry[0])
+            found = True
         for called in self.records_sync.values():
-            if callback in called:
-                called.remove(callback)
+            for each in [c for c in called if original(c, c) == callback]:
+                called.remove(each)
                 found = True
-        for subscribers in self.records_async.values():
-            for subscriber in [s for s in subscribers if s.callback == callback]:
-                subscribers.remove(subscriber)
+        if found:
+            self._original = {w: c for w, c in self._original.items() if c != callback}
+            return True
         for queued in (self.subscribers, self.others):
             for subscriber in queued:
                 if subscriber.callback == callback:
-                    queued.remove(subscriber)
-                    subscriber.close()
-                    return True
-        return found
+                    return self.discard(subscriber)
+        return False
+
+    def discard(self, subscriber: Subscriber) -> bool:
+        """Unlist ``subscriber`` (market data and records); it finishes what it queued.
+
+        Returns False when it was not listed.
+        """
+        for subscribers in self.records_async.values():
+            if subscriber in subscribers:
+                subscribers.remove(subscriber)
+        for queued in (self.subscribers, self.others):
+            if subscriber in queued:
+                queued.remove(subscriber)
+                subscriber.close()
+                return True
+        return False
 
     async def close(self) -> None:
         """Let every subscriber finish its queue, then end (at stop)."""
