@@ -11,11 +11,20 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from lean_data.errors import ConfigError
 from lean_data.secrets import Credentials
 
-__all__ = ["JOB_TABLES", "Config", "OverflowPolicy", "ValidationConfig", "key_lines", "toml_repr"]
+__all__ = [
+    "JOB_TABLES",
+    "Config",
+    "OverflowPolicy",
+    "ValidationConfig",
+    "key_lines",
+    "read_toml",
+    "toml_repr",
+]
 
 
 class OverflowPolicy(enum.Enum):
@@ -223,22 +232,7 @@ class Config:
                 environment variable as :meth:`from_env` says it; an unreadable file.
         """
         source = Path(path)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(f"{source}: cannot read the config file: {reason}") from None
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-        lines = key_lines(text)
-
-        def where(*key: str) -> str:
-            for depth in range(len(key), 0, -1):  # an inline table: the line of its key
-                if key[:depth] in lines:
-                    return f"{source}:{lines[key[:depth]]}"
-            return str(source)
+        table, where = read_toml(source)
 
         values = _fields_from_table(cls(), table, (), where)
         thresholds: dict[str, object] = {}
@@ -335,6 +329,35 @@ _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 def _key_parts(dotted: str) -> tuple[str, ...]:
     parts = re.findall(_PART, dotted)
     return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def read_toml(source: Path) -> tuple[dict[str, Any], Callable[..., str]]:
+    """Read a TOML config file: its tables, and ``where(*key)``, the ``file:line`` of a key.
+
+    ``where("validation", "window")`` is the line of that key (an inline table's key: the
+    line of the table's key; a key not found: the file alone), see :func:`key_lines`.
+
+    Raises:
+        ConfigError: one line naming the file: unreadable, or not valid TOML.
+    """
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"{source}: cannot read the config file: {reason}") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    lines = key_lines(text)
+
+    def where(*key: str) -> str:
+        for depth in range(len(key), 0, -1):  # an inline table: the line of its key
+            if key[:depth] in lines:
+                return f"{source}:{lines[key[:depth]]}"
+        return str(source)
+
+    return table, where
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:

@@ -31,7 +31,6 @@ from lean_data.errors import ConfigError, LeanDataError
 from lean_data.models import Resolution
 from lean_data.series.calendars import AlwaysOpen, TradingCalendar, calendar_for
 from lean_data.storage.base import Storage
-from lean_data.storage.factory import create_storage, storage_location
 from lean_data.symbols import classify_symbol
 
 __all__ = ["COMMANDS", "CatalogError", "Gap", "Series", "add_parsers", "run"]
@@ -104,16 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, storing: Storing) -> int:
-    config = storing.config()
-    if not storing.database_url and not storing.db_path.is_file():
-        raise CatalogError(
-            f"{storing.db_path}: no database there; run lean-data demo first, or pass "
-            "--output DIR (the directory of a run) or --database-url URL"
-        )
-    storage = create_storage(config)
-    if storage is None:  # pragma: no cover - Storing always names a database
-        raise CatalogError("no storage configured; pass --output DIR or --database-url URL")
-    where = storage_location(config)
+    storage, where = storing.open_existing()
     async with storage:
         keys = await storage.bar_series_keys()
         if args.command == "catalog":

@@ -20,14 +20,21 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from lean_data import __version__
-from lean_data.cli import catalog, distribute
+from lean_data.cli import backfill, catalog, distribute, report, transfer
+from lean_data.cli.jobfile import read_jobfile
+from lean_data.cli.messages import (
+    CliError,
+    check_input,
+    naming,
+    one_line,
+    prepare_output,
+)
 from lean_data.cli.run import Progress, Unset, named_calendar, run_replay, storing_of
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
@@ -42,14 +49,12 @@ INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a Ctrl-C
 
 log = logging.getLogger(__name__)
 
+_TOOLS = (catalog, backfill, transfer, report)  # each: COMMANDS, add_parsers(), run(args)
+
 
 def demo_files() -> list[Path]:
     """Return the bundled real data files, in a stable order."""
     return sorted(p for p in DEMO_DATA.rglob("*.zip"))
-
-
-class CliError(Exception):
-    """A problem with what the user asked for, printed as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="replay your own files (CSV, LEAN zip, Binance, freqtrade)"
     )
     replay.add_argument(
-        "files", nargs="+", type=Path, metavar="FILE", help="market-data files to replay"
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="market-data files to replay (default: the [replay] table of --config)",
     )
     _common_options(replay, "lean_data_replay")
     replay.add_argument(
@@ -197,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="load bars whose spacing contradicts the resolution instead of stopping",
     )
     distribute.add_parsers(sub, _common_options)
-    catalog.add_parsers(sub, _common_options)
+    for module in _TOOLS:
+        module.add_parsers(sub, _common_options)
     return parser
 
 
@@ -207,16 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args)
     progress = Progress()
     try:
-        if args.command in ("catalog", "gaps"):
-            return catalog.run(args)
+        for module in _TOOLS:
+            if args.command in module.COMMANDS:
+                status: int = module.run(args)
+                return status
         if args.command in ("collect", "serve"):
             sources = _build_sources(args, progress)
             storing = storing_of(args)  # a bad --config file: before any output
-            _prepare_output(args.output)
+            prepare_output(args.output)
             return distribute.run(args, sources, storing)
         feed = _build_feed(args, progress)
         storage = storing_of(args)
-        _prepare_output(args.output)
+        prepare_output(args.output)
         return asyncio.run(run_replay(feed, storage, progress, show_progress=not args.no_progress))
     except KeyboardInterrupt:
         if args.debug:
@@ -252,16 +264,37 @@ def _build_feed(args: argparse.Namespace, progress: Progress) -> ReplayFeed:
     """Check every input and return the feed that replays them (nothing written yet)."""
     if args.command == "demo":
         return _counted(ReplayFeed("replay", demo_files(), speed=args.speed), progress)
+    _from_jobfile(args)
     calendar, progress.warnings = named_calendar(args.calendar)
     feed = ReplayFeed("replay", speed=args.speed, asset_class=args.asset_class, calendar=calendar)
     options = _loader_options(args)
     for path in args.files:
-        _check_input(path)
+        check_input(path)
         try:
             feed.add_source(path, **options)
         except LeanDataError as exc:
-            raise CliError(_naming(path, exc)) from exc
+            raise CliError(naming(path, exc)) from exc
     return _counted(feed, progress)
+
+
+def _from_jobfile(args: argparse.Namespace) -> None:
+    """Fill what the command line left out of a replay from the --config file's [replay]."""
+    job = read_jobfile(args.config).replay if args.config is not None else None
+    if job is None:
+        if not args.files:
+            where = f"{args.config} has no [replay] table" if args.config else "no --config"
+            raise CliError(
+                f"no FILE to replay and {where}; pass the files (lean-data replay data/*.csv) "
+                "or a config file with a [replay] table (docs/cli.md#replay)"
+            )
+        return
+    if not args.files:  # the files come as one set, from the command line or the table
+        args.files = list(job.files)
+    for key in ("asset_class", "calendar", "format", "symbol", "resolution", "columns", "speed"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(job, key))
+    if not job.check_spacing:
+        args.no_check_spacing = True
 
 
 def _build_sources(args: argparse.Namespace, progress: Progress) -> ReplayFeed | None:
@@ -272,11 +305,11 @@ def _build_sources(args: argparse.Namespace, progress: Progress) -> ReplayFeed |
         return None
     feed = ReplayFeed("replay", speed=args.speed)
     for path in args.files:
-        _check_input(path)
+        check_input(path)
         try:
             feed.add_source(path)
         except LeanDataError as exc:
-            raise CliError(_naming(path, exc)) from exc
+            raise CliError(naming(path, exc)) from exc
     return _counted(feed, progress)
 
 
@@ -298,73 +331,3 @@ def _counted(feed: ReplayFeed, progress: Progress) -> ReplayFeed:
     for symbol in feed.symbols:
         progress.total += feed.count(symbol)
     return feed
-
-
-def _check_input(path: Path) -> None:
-    if path.is_dir():
-        raise CliError(
-            f"{path}: is a directory, not a file; pass the files in it, e.g. {path}/*.csv"
-        )
-    if not path.exists():
-        raise CliError(f"{path}: no such file; check the path")
-    if not path.is_file():
-        raise CliError(f"{path}: not a regular file; pass a market-data file")
-
-
-def _prepare_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise CliError(
-            f"--output {output}: exists and is not a directory; pass a directory "
-            "(it is created if missing)"
-        )
-    output.mkdir(parents=True, exist_ok=True)
-
-
-def _naming(path: Path, exc: BaseException) -> str:
-    """The error's message for the command line, naming ``path`` once."""
-    message = for_cli(one_line(exc))
-    return message if str(path) in message else f"{path}: {message}"
-
-
-def one_line(exc: BaseException) -> str:
-    """Return ``exc``'s message on one line (an OSError names its file)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror}"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text
-
-
-_UNKNOWN_OPTIONS = re.compile(r"unknown option\(s\) ([\w, ]+) for format '(\w+)'.*")
-_OPTION_FLAGS = {"columns": "--columns", "check_spacing": "--no-check-spacing"}
-_HINTS = (  # the loaders' API hints, said with the options this command has
-    ("pass format= and columns= for", "pass --format csv and --columns for"),
-    ("pass columns={...} naming them", "pass --columns naming them, e.g. --columns "
-     "time=0,open=1,high=2,low=3,close=4"),
-    ("pass a positional columns mapping, e.g. columns={'date': 0, 'time': 1, 'open': 2, "
-     "...}, to read such rows", "pass positional --columns, e.g. --columns "
-     "date=0,time=1,open=2,high=3,low=4,close=5, to read such rows"),
-    ("pass check_spacing=False", "pass --no-check-spacing"),
-    ("pass resolution=", "pass --resolution (e.g. --resolution 1m)"),
-    ("pass symbol=", "pass --symbol"),
-)  # fmt: skip
-_ADVICE = (  # what to do, for messages that only say what is wrong
-    ("the file is empty", "check that it was fully written or downloaded"),
-    ("unreadable file", "expected UTF-8 text, or an undamaged .zip/.gz/.feather file"),
-)
-
-
-def for_cli(message: str) -> str:
-    """Reword a loader message's hints so they name this command's options."""
-    for api, cli in _HINTS:
-        message = message.replace(api, cli)
-    for problem, advice in _ADVICE:
-        if problem in message:
-            message = f"{message}; {advice}"
-    unknown = _UNKNOWN_OPTIONS.search(message)
-    if unknown is not None:
-        flags = ", ".join(_OPTION_FLAGS.get(n.strip(), n) for n in unknown.group(1).split(","))
-        message = message.replace(
-            unknown.group(0), f"{flags} does not apply to {unknown.group(2)} files; drop it"
-        )
-    return message

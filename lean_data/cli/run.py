@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lean_data.cli.messages import CliError
 from lean_data.cli.tables import aligned
 from lean_data.config import Config
 from lean_data.engine import DataEngine
@@ -25,6 +26,8 @@ from lean_data.errors import ConfigError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.models import MarketData, TradeBar
 from lean_data.quality.levels import DataQualityLevel
+from lean_data.storage.base import Storage
+from lean_data.storage.factory import create_storage, storage_location
 from lean_data.storage.location import describe_url
 from lean_data.symbols import classify_symbol
 
@@ -74,6 +77,23 @@ class Storing:
             cache_dir=self.output / "cache",
             metrics_interval_s=1.0,
         )
+
+    def open_existing(self) -> tuple[Storage, str]:
+        """The store a reading command reads (not open yet) and where it is, for messages.
+
+        Raises:
+            CliError: the run's SQLite file does not exist (nothing is created).
+        """
+        config = self.config()
+        if self.database_url is None and not self.db_path.is_file():
+            raise CliError(
+                f"{self.db_path}: no database there; run lean-data demo first, or pass "
+                "--output DIR (the directory of a run) or --database-url URL"
+            )
+        storage = create_storage(config)
+        if storage is None:  # pragma: no cover - a Storing always names a database
+            raise CliError("no storage configured; pass --output DIR or --database-url URL")
+        return storage, storage_location(config)
 
     def lines(self) -> list[str]:
         """Where the rows are and how to look at them (never the URL's password)."""
