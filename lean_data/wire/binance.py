@@ -29,9 +29,20 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
+from msgspec import UNSET
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
+from lean_data.wire.binance_typed import (
+    TYPED_MISS,
+    AggTradeEvent,
+    BookTickerEvent,
+    Envelope,
+    KlineEvent,
+    SpotBookTicker,
+    SpotBookTickerEnvelope,
+    decode_frame,
+)
 
 __all__ = [
     "KLINE_INTERVALS",
@@ -45,6 +56,8 @@ __all__ = [
     "parse_book_ticker",
     "parse_kline",
     "parse_message",
+    "parse_message_checked",
+    "parse_message_typed",
     "parse_rest_klines",
     "stream_name",
     "subscribe_frame",
@@ -196,6 +209,10 @@ def parse_message(
 ) -> ParsedMessage:
     """Decode one websocket frame: combined-stream envelope, raw payload, ack or error.
 
+    A well-formed combined-stream frame of a known event is decoded by the typed schemas
+    of :mod:`lean_data.wire.binance_typed` (msgspec, in C); anything else by
+    :func:`parse_message_checked`. Both give the same result or the same error.
+
     Args:
         raw: the frame's text or bytes.
         ts_recv: local receive time, ns since the epoch.
@@ -206,6 +223,79 @@ def parse_message(
         FeedProtocolError: the frame is not JSON, not an object, or a known event lacks a
             field or has one of the wrong type.
     """
+    try:
+        return _typed_message(decode_frame(raw), ts_recv, symbols)
+    except _RECHECK:
+        pass  # not the typed schema or a bad value: the checked path decides and says why
+    return parse_message_checked(raw, ts_recv, symbols=symbols)
+
+
+# What the typed path raises for a frame the checked path must decode (and explain).
+_RECHECK = (*TYPED_MISS, FeedProtocolError)
+
+
+def parse_message_typed(
+    raw: bytes | str, ts_recv: int, *, symbols: Mapping[str, str] | None = None
+) -> ParsedMessage | None:
+    """Decode a frame on the typed path alone: None when it needs the checked path.
+
+    For tests and benchmarks; feeds call parse_message.
+    """
+    try:
+        return _typed_message(decode_frame(raw), ts_recv, symbols)
+    except _RECHECK:
+        return None
+
+
+def _typed_message(
+    frame: Envelope | SpotBookTickerEnvelope,
+    ts_recv: int,
+    symbols: Mapping[str, str] | None,
+) -> ParsedMessage:
+    """What parse_message_checked gives for a typed frame; raises ValueError (float(), an
+    interval without a fixed length) or FeedProtocolError (symbol) where its fast paths do."""
+    data, stream = frame.data, frame.stream
+    if type(data) is KlineEvent:
+        k = data.k
+        resolution = KLINE_INTERVALS.get(k.i)
+        if resolution is None:
+            raise ValueError(f"kline interval {k.i!r}")
+        found = symbols.get(k.s) if symbols is not None else None
+        bar = TradeBar(
+            _canonical(k.s) if found is None else found,
+            k.t * _MS, float(k.o), float(k.h), float(k.low), float(k.c), float(k.v),
+            resolution, ts_recv, k.x,
+        )  # fmt: skip
+        return ParsedMessage("kline", bar, stream, event="kline")
+    if type(data) is AggTradeEvent:
+        found = symbols.get(data.s) if symbols is not None else None
+        tick = Tick(
+            _canonical(data.s) if found is None else found,
+            data.T * _MS, float(data.p), float(data.q), TickType.TRADE, ts_recv,
+            condition="buyer_maker" if data.m else "", trade_id=str(data.a),
+        )  # fmt: skip
+        return ParsedMessage("agg_trade", tick, stream, event="aggTrade")
+    if type(data) is BookTickerEvent or (
+        type(data) is SpotBookTicker
+        and (stream.endswith("@bookTicker") if stream else data.u is not UNSET)
+    ):  # a spot bookTicker names no event: its stream (or, without one, its keys) tells
+        bid, ask = float(data.b), float(data.a)
+        event_ms = data.T if data.T is not UNSET else data.E
+        found = symbols.get(data.s) if symbols is not None else None
+        quote = Tick(
+            _canonical(data.s) if found is None else found,
+            ts_recv if event_ms is UNSET else event_ms * _MS, (bid + ask) / 2.0, 0.0,
+            TickType.QUOTE, ts_recv, bid_price=bid, bid_size=float(data.B), ask_price=ask,
+            ask_size=float(data.A),
+        )  # fmt: skip
+        return ParsedMessage("book_ticker", quote, stream, event="bookTicker")
+    return ParsedMessage("unknown", stream=stream, event=data.event)
+
+
+def parse_message_checked(
+    raw: bytes | str, ts_recv: int, *, symbols: Mapping[str, str] | None = None
+) -> ParsedMessage:
+    """Decode one websocket frame with dicts, checking field by field (see parse_message)."""
     message = _object(_loads(raw), "frame")
     stream = message.get("stream")
     if stream is not None and "data" in message:

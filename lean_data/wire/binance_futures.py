@@ -47,6 +47,7 @@ from lean_data.wire.binance import (
     _parse_reply,
     binance_symbol,
     error_for_code,
+    parse_message_typed,
 )
 
 __all__ = [
@@ -208,6 +209,9 @@ def parse_futures_message(
         FeedProtocolError: the frame is not JSON, not an object, or a known event lacks a
             field or has one of the wrong type.
     """
+    typed = parse_message_typed(raw, ts_recv, symbols=symbols)
+    if typed is not None:  # kline, aggTrade, bookTicker, trade, depthUpdate: never ours below
+        return typed
     message = _object(_loads(raw), "frame")
     stream = message.get("stream")
     if stream is not None and "data" in message:
