@@ -483,7 +483,9 @@ async def socket_run(workload: Workload, ws_url: str, rest_url: str) -> float:
     done = asyncio.Event()
     expected = len(workload.frames)
     sink = Sink(expected, done)
-    feed = BinanceDataFeed(ws_url=ws_url, rest_url=rest_url, channels=(workload.channel,))
+    feed = BinanceDataFeed(  # its baseline is a bare websockets client; picows: figure 14
+        ws_url=ws_url, rest_url=rest_url, channels=(workload.channel,), transport="websockets"
+    )
     engine = DataEngine(Config(db_path=None))
     engine.add_feed(feed)
     for callback in sink.callbacks:

@@ -14,6 +14,35 @@ from tests.backends import Backend, PostgresBackend, SqliteBackend, pg_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+WS_TRANSPORT_MODULES = frozenset(
+    {
+        "test_binance_feed",
+        "test_binance_depth_feed",
+        "test_binance_derivatives",
+        "test_kraken_book_feed",
+        "test_feed_limits",
+    }
+)
+"""Feed test modules run once per websocket transport (websockets, then picows)."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test of :data:`WS_TRANSPORT_MODULES` under both websocket transports."""
+    if metafunc.module.__name__.rpartition(".")[2] in WS_TRANSPORT_MODULES:
+        metafunc.fixturenames.append("ws_transport")
+        metafunc.parametrize("ws_transport", ["websockets", "picows"], indirect=True)
+
+
+@pytest.fixture
+def ws_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The transport a feed built with ``transport="auto"`` uses in this test (picows is in
+    the dev extra: a missing one fails here rather than skipping half the feed tests)."""
+    name: str = request.param
+    if name == "picows":
+        import picows  # noqa: F401
+    monkeypatch.setenv("LEAN_DATA_WS_TRANSPORT", name)
+    return name
+
 
 async def eventually(
     condition: Callable[[], bool],

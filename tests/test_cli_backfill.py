@@ -420,5 +420,5 @@ def test_the_config_file_defines_the_feed_and_the_job(
         "feeds (did you mean request_attempts?); known: ws_url, rest_url, resolution, "
         "channels, emit_partial, symbols, max_queue, backoff, cadence_s, stale_factor, "
         "open_timeout_s, request_attempts, request_budget_s, http_timeout_s, "
-        "ws_max_message_bytes, ws_buffer_bytes\n"
+        "ws_max_message_bytes, ws_buffer_bytes, transport\n"
     )

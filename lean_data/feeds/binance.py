@@ -33,7 +33,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.depth.sequencers import BinanceSpotSequencer, Sequencer
 from lean_data.errors import ConfigError, EngineStateError, FeedError, FeedProtocolError
@@ -41,6 +40,12 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import Emitted
 from lean_data.feeds.binance_depth import depth_stream, fetch_snapshot, parse_depth
 from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
+from lean_data.feeds.transport import (
+    WebSocketOptions,
+    WebSocketTransport,
+    open_websocket,
+    resolve_transport,
+)
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 from lean_data.wire.binance import (
     ParsedMessage,
@@ -86,6 +91,9 @@ class BinanceDataFeed(StreamingFeed):
             ``stale_factor`` (3) kline periods plus 2 s without a frame (Binance pushes a
             kline update every 1-2 s, trades or not, and the final one up to 2 s late);
             ``cadence_s=2`` is tighter for a liquid pair, ``None`` or ``0`` turns it off.
+        transport: the websocket client: ``"auto"`` (picows when installed, else
+            websockets; see :mod:`lean_data.feeds.transport`), ``"websockets"`` or
+            ``"picows"`` (:class:`ConfigError` when picows is not installed).
 
     Attributes:
         malformed_frames, unknown_frames: frames counted and skipped.
@@ -114,6 +122,7 @@ class BinanceDataFeed(StreamingFeed):
         ws_max_message_bytes: int = MIB,
         ws_buffer_bytes: int = 16 * MIB,
         rng: Callable[[], float] = random.random,
+        transport: str = "auto",
     ) -> None:
         super().__init__(
             name,
@@ -148,7 +157,8 @@ class BinanceDataFeed(StreamingFeed):
         self._kline = kline_channel(self.resolution)
         self.emit_partial = emit_partial
         self.max_queue = max_queue
-        self._ws: ClientConnection | None = None
+        self.transport = resolve_transport(transport)
+        self._ws: WebSocketTransport | None = None
         self._http: aiohttp.ClientSession | None = None
         self._venue: dict[str, str] = {}  # "BTCUSDT" -> "BTC/USDT"
         self._request_id = 0
@@ -181,17 +191,13 @@ class BinanceDataFeed(StreamingFeed):
 
     # ----------------------------------------------------------------- session hooks
     async def open_session(self) -> None:
-        """Open the combined-stream websocket."""
-        self._ws = await connect(
-            f"{self.ws_url}/stream",
-            open_timeout=self.open_timeout_s,  # the base class bounds open_session too
-            close_timeout=1.0,
-            max_size=self.ws_max_message_bytes,
-            compression=None,  # see StreamingFeed: deflate would defeat ws_buffer_bytes
+        """Open the combined-stream websocket (no compression: see StreamingFeed)."""
+        options = WebSocketOptions(
+            open_timeout_s=self.open_timeout_s,  # the base class bounds open_session too
+            max_message_bytes=self.ws_max_message_bytes,
             max_queue=self.max_queue,
-            ping_interval=20.0,
-            ping_timeout=20.0,
         )
+        self._ws = await open_websocket(f"{self.ws_url}/stream", options, self.transport)
         if self.books:  # a reconnect: the depth streams again, then new snapshots
             await self._send(subscribe_frame(map(depth_stream, self.books), self._next_id()))
             self.spawn(self._resync_books(list(self.books)), name="book-resync")

@@ -26,13 +26,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.depth import KrakenChecksumSequencer, Sequencer
 from lean_data.errors import FeedProtocolError
 from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.streaming import MIB, StreamingFeed
+from lean_data.feeds.transport import (
+    WebSocketOptions,
+    WebSocketTransport,
+    open_websocket,
+    resolve_transport,
+)
 from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.wire.kraken_book import parse_book_message
 from lean_data.wire.levels import loads
@@ -58,6 +63,8 @@ class KrakenBookFeed(StreamingFeed):
         depth: the subscribed book depth (10, 25, 100, 500 or 1000); the book is kept to it.
         symbols, backoff, open_timeout_s, ws_max_message_bytes, ws_buffer_bytes, rng: see
             :class:`~lean_data.feeds.streaming.StreamingFeed` (no bars: never stale).
+        transport: the websocket client, ``"auto"``, ``"websockets"`` or ``"picows"``
+            (see :class:`~lean_data.feeds.binance.BinanceDataFeed`).
 
     Attributes:
         books: the symbols whose books are subscribed.
@@ -79,6 +86,7 @@ class KrakenBookFeed(StreamingFeed):
         ws_max_message_bytes: int = 4 * MIB,
         ws_buffer_bytes: int = 16 * MIB,
         rng: Callable[[], float] = random.random,
+        transport: str = "auto",
     ) -> None:
         super().__init__(
             name, symbols=symbols, backoff=backoff, cadence_s=None,
@@ -91,23 +99,20 @@ class KrakenBookFeed(StreamingFeed):
         self.decimals: dict[str, tuple[int, int]] = {}
         self._by_pair: dict[str, str] = {}  # venue pair -> the user's symbol
         self._sent: set[str] = set()  # pairs subscribed on this session
-        self._ws: ClientConnection | None = None
+        self.transport = resolve_transport(transport)
+        self._ws: WebSocketTransport | None = None
         self.malformed_frames = 0
         self.unknown_frames = 0
 
     # ----------------------------------------------------------------- session hooks
     async def open_session(self) -> None:
         """Open the websocket; after a reconnect, subscribe every book again."""
-        self._ws = await connect(
-            self.ws_url,
-            open_timeout=self.open_timeout_s,
-            close_timeout=1.0,
-            max_size=self.ws_max_message_bytes,
-            compression=None,  # see StreamingFeed: deflate would defeat ws_buffer_bytes
+        options = WebSocketOptions(  # no compression: see StreamingFeed
+            open_timeout_s=self.open_timeout_s,
+            max_message_bytes=self.ws_max_message_bytes,
             max_queue=self.ws_max_queue,
-            ping_interval=20.0,
-            ping_timeout=20.0,
         )
+        self._ws = await open_websocket(self.ws_url, options, self.transport)
         self._sent = set()
         if self.books:
             await self._book_request("subscribe", list(self.books))

@@ -1,11 +1,14 @@
 """Map what a feed's I/O raises to lean_data's feed errors, where it enters.
 
 Every hook of a :class:`~lean_data.feeds.streaming.StreamingFeed` may raise a library's
-exception (websockets, aiohttp), an ``OSError``, a timeout or one of ours. :func:`translate`
+exception (websockets, picows, aiohttp), an ``OSError``, a timeout or one of ours. :func:`translate`
 turns each into a :class:`~lean_data.errors.FeedError` whose ``retryable`` flag the
 reconnect loop and request retries act on; :func:`http_error` does the same for an HTTP
-status. Neither websockets nor aiohttp is imported here: their exceptions are recognised
-only when the library is already loaded.
+status. No library is imported here: their exceptions are recognised only when the library
+is already loaded. A websocket that ends without a clean close is the same retryable
+:class:`~lean_data.errors.FeedConnectError` whichever client read it (websockets'
+``ConnectionClosedError``, :class:`~lean_data.feeds.transport.WebSocketClosedError` of the
+picows transport); a refused handshake is :func:`http_error` of its status for both.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from lean_data.errors import (
     RateLimitError,
 )
 from lean_data.feeds.backoff import classify
+from lean_data.feeds.transport import WebSocketClosedError
 
 __all__ = ["http_error", "own_cause", "translate"]
 
@@ -82,7 +86,19 @@ def _seconds(value: str | None) -> float | None:
 
 
 def _library_error(exc: BaseException) -> FeedError | None:
-    """Translate websockets and aiohttp exceptions, importing neither when unused."""
+    """Translate websockets, picows and aiohttp exceptions, importing none when unused."""
+    if isinstance(exc, WebSocketClosedError):
+        return FeedConnectError(f"websocket: {exc!r}")
+    picows = sys.modules.get("picows")
+    if picows is not None and isinstance(exc, picows.WSError):
+        response = getattr(exc, "response", None)
+        if isinstance(exc, picows.WSHandshakeError) and response is not None:
+            return http_error(
+                int(response.status),
+                f"websocket handshake refused: {response.status.phrase}",
+                response.headers.get("Retry-After"),
+            )
+        return FeedConnectError(f"websocket: {exc!r}")
     websockets_exceptions = sys.modules.get("websockets.exceptions")
     if websockets_exceptions is not None:
         if isinstance(exc, websockets_exceptions.InvalidStatus):

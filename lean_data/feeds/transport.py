@@ -1,0 +1,500 @@
+"""Websocket transports of the streaming feeds: one small interface, two clients.
+
+A feed opens a :class:`WebSocketTransport` with :func:`open_websocket`, sends text, iterates
+frames (``async for raw in ws``; or :meth:`~WebSocketTransport.recv_batch`: every frame one
+socket read brought) and closes it. Two implementations:
+
+- ``"websockets"``: the ``websockets`` asyncio client (always installed, the fallback).
+- ``"picows"``: picows, a Cython client (``pip install 'lean-data[fast]'``). Its frames
+  arrive by callback; :class:`PicowsTransport` queues them and pauses reading from the
+  socket once ``max_queue * max_message_bytes`` bytes wait for the reader (websockets'
+  bound: ``max_queue`` messages of at most that size); TCP backpressure reaches the venue.
+
+``transport="auto"`` takes picows when it imports, else websockets; the environment variable
+``LEAN_DATA_WS_TRANSPORT`` (``websockets`` or ``picows``) overrides ``auto`` without a code
+change. Both behave alike for a feed: text frames arrive as ``str`` (websockets) or UTF-8
+``bytes`` (picows; a frame that is not UTF-8 then fails JSON decoding and is counted as
+malformed instead of closing the connection), binary frames as ``bytes``; iteration ends
+after a clean close (1000/1001 both ways) and raises otherwise: websockets'
+``ConnectionClosedError``, picows' :class:`WebSocketClosedError`, which
+:mod:`lean_data.feeds.translate` maps to the same retryable feed errors. Both ping every
+``ping_interval_s`` and drop a peer silent for ``ping_timeout_s`` more; neither compresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import os
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from lean_data.errors import ConfigError
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+__all__ = [
+    "TRANSPORTS",
+    "PicowsTransport",
+    "TransportName",
+    "TransportStats",
+    "WebSocketClosedError",
+    "WebSocketOptions",
+    "WebSocketTransport",
+    "WebsocketsTransport",
+    "open_websocket",
+    "resolve_transport",
+]
+
+TransportName = Literal["websockets", "picows"]
+TRANSPORTS: tuple[TransportName, ...] = ("websockets", "picows")
+ENV_VAR = "LEAN_DATA_WS_TRANSPORT"
+_OK_CODES = (1000, 1001)
+
+
+def resolve_transport(name: str) -> TransportName:
+    """Return the transport ``name`` stands for (``"auto"``: picows when installed).
+
+    Raises:
+        ConfigError: an unknown name, or ``"picows"`` without picows installed.
+    """
+    if name == "auto":
+        name = os.environ.get(ENV_VAR, "") or (
+            "picows" if importlib.util.find_spec("picows") is not None else "websockets"
+        )
+    if name == "websockets":
+        return "websockets"
+    if name == "picows":
+        if importlib.util.find_spec("picows") is None:
+            raise ConfigError("transport 'picows': not installed; pip install 'lean-data[fast]'")
+        return "picows"
+    raise ConfigError(f"transport: expected 'auto', 'websockets' or 'picows', found {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketOptions:
+    """How to open and bound one websocket connection.
+
+    Attributes:
+        open_timeout_s: limit of the TCP connect plus the upgrade handshake.
+        max_message_bytes: largest message accepted; a larger one closes with 1009.
+        max_queue: messages buffered ahead of the reader (websockets); picows pauses at
+            ``max_queue * max_message_bytes`` bytes (past it by at most the socket read
+            that crossed it, itself at most the kernel's receive buffer).
+        ping_interval_s: seconds between keepalive pings (picows: of silence).
+        ping_timeout_s: seconds to wait for the pong before the connection is dropped.
+        close_timeout_s: seconds :meth:`WebSocketTransport.close` waits for the handshake.
+    """
+
+    open_timeout_s: float = 10.0
+    max_message_bytes: int = 1024 * 1024
+    max_queue: int = 16
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    close_timeout_s: float = 1.0
+
+    @property
+    def buffer_bytes(self) -> int:
+        """The bytes of frames buffered ahead of the reader before reading pauses."""
+        return self.max_queue * self.max_message_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStats:
+    """A snapshot of one connection's counters (None: the client does not expose it).
+
+    Attributes:
+        transport: ``"websockets"`` or ``"picows"``.
+        frames: data frames (messages) received.
+        buffered_frames, buffered_bytes: received, not yet taken by the reader.
+        peak_buffered_bytes: the most bytes ever waiting for the reader.
+        read_pauses: times reading from the socket was paused for the reader.
+    """
+
+    transport: TransportName
+    frames: int | None
+    buffered_frames: int | None
+    buffered_bytes: int | None
+    peak_buffered_bytes: int | None
+    read_pauses: int | None
+
+
+class WebSocketClosedError(Exception):
+    """The connection ended without a clean close handshake (the websockets client raises
+    ``ConnectionClosedError`` in the same cases).
+
+    Attributes:
+        received, sent: the close codes received and sent (None: no close frame).
+        reason: the reason of the close that decided it.
+    """
+
+    def __init__(self, received: int | None, sent: int | None, reason: str) -> None:
+        self.received, self.sent, self.reason = received, sent, reason
+        rcvd = "no close frame received" if received is None else f"received {received}"
+        super().__init__(f"{rcvd}{'' if sent is None else f'; sent {sent}'} ({reason})")
+
+    def __repr__(self) -> str:
+        return f"WebSocketClosedError({self.received!r}, {self.sent!r}, {self.reason!r})"
+
+
+class WebSocketTransport(ABC):
+    """One open websocket connection, as a feed uses it.
+
+    Iterate it for one frame at a time; the iteration ends after a clean close and raises
+    (:class:`WebSocketClosedError` or the client's own error) after any other.
+    """
+
+    name: ClassVar[TransportName]
+
+    @abstractmethod
+    async def send(self, text: str) -> None:
+        """Send one text frame."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection (a close handshake, bounded); idempotent."""
+
+    @abstractmethod
+    async def recv_batch(self) -> list[bytes | str]:
+        """Wait for frames; return every frame received and not yet taken (one socket
+        read's worth or more, at least one). Returns ``[]`` after a clean close.
+
+        Raises:
+            WebSocketClosedError: (picows) the connection ended without a clean close.
+        """
+
+    @abstractmethod
+    def __aiter__(self) -> Any:
+        """Return an async iterator of frames (``bytes`` or ``str``)."""
+
+    @property
+    @abstractmethod
+    def transport(self) -> asyncio.Transport:
+        """The underlying asyncio transport (``is_reading()`` shows backpressure)."""
+
+    @abstractmethod
+    def statistics(self) -> TransportStats:
+        """Return a snapshot of this connection's counters."""
+
+
+async def open_websocket(
+    url: str, options: WebSocketOptions, transport: str = "auto"
+) -> WebSocketTransport:
+    """Open a websocket to ``url`` with the client ``transport`` names.
+
+    Raises:
+        ConfigError: see :func:`resolve_transport`.
+        TimeoutError: the connection did not open within ``options.open_timeout_s``.
+        OSError, and the client's handshake errors: see :mod:`lean_data.feeds.translate`.
+    """
+    if resolve_transport(transport) == "picows":
+        return await PicowsTransport.open(url, options)
+    return await WebsocketsTransport.open(url, options)
+
+
+# ----------------------------------------------------------------------------- websockets
+class WebsocketsTransport(WebSocketTransport):
+    """The ``websockets`` asyncio client (it bounds its queue by ``max_queue`` messages)."""
+
+    name: ClassVar[TransportName] = "websockets"
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._ws = connection
+
+    @classmethod
+    async def open(cls, url: str, options: WebSocketOptions) -> WebsocketsTransport:
+        """Connect; see :func:`open_websocket`."""
+        from websockets.asyncio.client import connect
+
+        connection = await connect(
+            url,
+            open_timeout=options.open_timeout_s,
+            close_timeout=options.close_timeout_s,
+            max_size=options.max_message_bytes,
+            compression=None,  # deflate would defeat the buffer bound (see StreamingFeed)
+            max_queue=options.max_queue,
+            ping_interval=options.ping_interval_s,
+            ping_timeout=options.ping_timeout_s,
+        )
+        return cls(connection)
+
+    async def send(self, text: str) -> None:
+        """Send one text frame."""
+        await self._ws.send(text)
+
+    async def close(self) -> None:
+        """Close the connection; idempotent."""
+        await self._ws.close()
+
+    async def recv_batch(self) -> list[bytes | str]:
+        """Return the next frame as a list of one (websockets hands out one at a time)."""
+        from websockets.exceptions import ConnectionClosedOK
+
+        try:
+            return [await self._ws.recv()]
+        except ConnectionClosedOK:
+            return []
+
+    def __aiter__(self) -> Any:
+        """Iterate the client's frames directly (no extra layer per frame)."""
+        return self._ws.__aiter__()
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The underlying asyncio transport."""
+        return self._ws.transport
+
+    def statistics(self) -> TransportStats:
+        """Counters the websockets client does not expose are None."""
+        return TransportStats(self.name, None, None, None, None, None)
+
+
+# ----------------------------------------------------------------------------- picows
+class PicowsTransport(WebSocketTransport):
+    """picows (Cython): frames queued by callback, reading paused at the byte budget."""
+
+    name: ClassVar[TransportName] = "picows"
+
+    def __init__(self, ws: Any, listener: _Queue, close_timeout_s: float) -> None:
+        self._ws = ws  # picows.WSTransport
+        self._listener = listener
+        self._close_timeout_s = close_timeout_s
+
+    @classmethod
+    async def open(cls, url: str, options: WebSocketOptions) -> PicowsTransport:
+        """Connect; see :func:`open_websocket`."""
+        import picows
+
+        queue = _Queue(options.buffer_bytes, options.max_message_bytes)
+        async with asyncio.timeout(options.open_timeout_s):
+            ws, _ = await picows.ws_connect(
+                lambda: _listener_type()(queue),
+                url,
+                websocket_handshake_timeout=options.open_timeout_s,
+                enable_auto_ping=True,
+                auto_ping_idle_timeout=options.ping_interval_s,
+                auto_ping_reply_timeout=min(options.ping_timeout_s, options.ping_interval_s),
+                max_frame_size=options.max_message_bytes,
+                max_redirects=0,
+                logger_name="lean_data",
+            )
+        return cls(ws, queue, options.close_timeout_s)
+
+    async def send(self, text: str) -> None:
+        """Send one text frame (queued in the socket's write buffer).
+
+        Raises:
+            WebSocketClosedError: the connection is closing or closed.
+        """
+        ws = self._ws
+        if ws.is_disconnected or ws.is_close_frame_sent:
+            raise self._listener.closed_error() or WebSocketClosedError(None, None, "closing")
+        ws.send(_listener_type().TEXT, text.encode())
+
+    async def close(self) -> None:
+        """Send a close frame, wait for the peer's (bounded), disconnect; idempotent."""
+        ws = self._ws
+        if ws.is_disconnected:
+            return
+        if not ws.is_close_frame_sent:
+            ws.send_close(_listener_type().OK)
+        if self._listener.paused:  # the peer's close frame waits behind unread data
+            self._listener.resume()
+        try:
+            async with asyncio.timeout(self._close_timeout_s):
+                await self._listener.wait_disconnected()
+        except TimeoutError:
+            ws.disconnect(False)
+
+    async def recv_batch(self) -> list[bytes | str]:
+        """Return every frame already received (waiting for one if none is)."""
+        queue = self._listener
+        while not queue.frames:
+            if queue.disconnected:
+                queue.raise_unless_clean()
+                return []
+            await queue.wait_frames()
+        return queue.take_all()
+
+    def __aiter__(self) -> PicowsTransport:
+        return self
+
+    async def __anext__(self) -> bytes:
+        queue = self._listener
+        frames = queue.frames
+        while not frames:
+            if queue.disconnected:
+                queue.raise_unless_clean()
+                raise StopAsyncIteration
+            await queue.wait_frames()
+        raw = frames.popleft()
+        queue.buffered -= len(raw)
+        if queue.paused and queue.buffered <= queue.resume_at:
+            queue.resume()
+        return raw
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The underlying asyncio transport."""
+        transport: asyncio.Transport = self._ws.underlying_transport
+        return transport
+
+    def statistics(self) -> TransportStats:
+        """Frames received, what waits for the reader, read pauses."""
+        q = self._listener
+        return TransportStats(
+            self.name, q.received, len(q.frames), q.buffered, q.peak_buffered, q.pauses
+        )
+
+
+class _Queue:
+    """The frames a picows connection received, bounded in bytes, and how it ended.
+
+    picows calls :meth:`put` (through the listener) for every data frame of a socket read;
+    once ``budget`` bytes wait, reading from the socket pauses until the reader has taken
+    them down to a quarter (websockets' low-water mark). Fragmented messages are joined
+    (at most ``max_message`` bytes, else the connection closes with 1009).
+    """
+
+    def __init__(self, budget: int, max_message: int) -> None:
+        self.frames: deque[bytes] = deque()
+        self.buffered = 0
+        self.peak_buffered = 0
+        self.budget, self.resume_at, self.max_message = budget, budget // 4, max_message
+        self.received = self.pauses = 0
+        self.paused = False
+        self.disconnected = False
+        self.ws: Any = None  # picows.WSTransport, set on connect
+        self.fragments: list[bytes] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._gone: asyncio.Future[None] | None = None
+
+    def put(self, payload: bytes) -> None:
+        """Queue one message; wake the reader; pause reading at the budget."""
+        self.frames.append(payload)
+        self.received += 1
+        buffered = self.buffered = self.buffered + len(payload)
+        if buffered > self.peak_buffered:
+            self.peak_buffered = buffered
+        if buffered >= self.budget and not self.paused:
+            self.paused = True
+            self.pauses += 1
+            self.ws.underlying_transport.pause_reading()
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def take_all(self) -> list[bytes | str]:
+        """Return and forget every queued frame; resume reading if paused."""
+        frames: list[bytes | str] = list(self.frames)
+        self.frames.clear()
+        if self.buffered > self.peak_buffered:
+            self.peak_buffered = self.buffered
+        self.buffered = 0
+        if self.paused:
+            self.resume()
+        return frames
+
+    def resume(self) -> None:
+        """Read from the socket again."""
+        self.paused = False
+        if not self.disconnected:
+            self.ws.underlying_transport.resume_reading()
+
+    async def wait_frames(self) -> None:
+        """Wait until a frame is queued or the connection is gone."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
+    def gone(self) -> None:
+        """The connection is closed: wake the reader and whoever waits in close()."""
+        self.disconnected = True
+        for future in (self._waiter, self._gone):
+            if future is not None and not future.done():
+                future.set_result(None)
+        self._waiter = None
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the connection is gone."""
+        if not self.disconnected:
+            self._gone = asyncio.get_running_loop().create_future()
+            await self._gone
+
+    def closed_error(self) -> WebSocketClosedError | None:
+        """Return the error of an unclean end (None: clean, both ways 1000/1001)."""
+        handshake = self.ws.close_handshake if self.ws is not None else None
+        received = sent = None
+        reason = ""
+        if handshake is not None:
+            if handshake.recv is not None:
+                received, reason = handshake.recv.code.value, handshake.recv.reason
+            if handshake.sent is not None:
+                sent = handshake.sent.code.value
+                reason = reason or handshake.sent.reason
+        if received in _OK_CODES and (sent is None or sent in _OK_CODES):
+            return None
+        return WebSocketClosedError(received, sent, reason)
+
+    def raise_unless_clean(self) -> None:
+        """Raise :class:`WebSocketClosedError` unless the connection closed cleanly."""
+        error = self.closed_error()
+        if error is not None:
+            raise error
+
+
+@functools.cache
+def _listener_type() -> Any:
+    """Return the picows listener class (defined on first use: picows is optional)."""
+    import picows
+
+    text, binary = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY
+    continuation, close = picows.WSMsgType.CONTINUATION, picows.WSMsgType.CLOSE
+    too_big = picows.WSCloseCode.MESSAGE_TOO_BIG
+
+    class Listener(picows.WSListener):
+        """Hand each data frame to the queue; answer a close; tell the queue when gone."""
+
+        TEXT, OK = text, picows.WSCloseCode.OK
+
+        def __init__(self, queue: _Queue) -> None:
+            super().__init__()
+            self.queue = queue
+
+        def on_ws_connected(self, transport: Any) -> None:
+            self.queue.ws = transport
+
+        def on_ws_frame(self, transport: Any, frame: Any) -> None:
+            kind = frame.msg_type
+            queue = self.queue
+            if kind in (text, binary) and frame.fin:
+                queue.put(frame.get_payload_as_bytes())
+            elif kind in (text, binary, continuation):
+                self._fragment(transport, frame)
+            elif kind == close:
+                if not transport.is_close_frame_sent:
+                    transport.send_close(frame.get_close_code(), frame.get_close_message())
+                transport.disconnect()
+
+        def _fragment(self, transport: Any, frame: Any) -> None:
+            queue = self.queue
+            if queue.fragments is None:
+                queue.fragments = []
+            queue.fragments.append(frame.get_payload_as_bytes())
+            if sum(map(len, queue.fragments)) > queue.max_message:
+                queue.fragments = None
+                transport.send_close(too_big, b"message too big")
+                transport.disconnect()
+            elif frame.fin:
+                parts, queue.fragments = queue.fragments, None
+                queue.put(b"".join(parts))
+
+        def on_ws_disconnected(self, transport: Any) -> None:
+            self.queue.gone()
+
+    return Listener
