@@ -15,6 +15,7 @@ from lean_data.config import Config, OverflowPolicy, ValidationConfig
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine import DataEngine, EngineState
 from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.runner import run
 from lean_data.engine.streams import Stream
 from lean_data.engine.subscribers import Subscriber
 from lean_data.errors import (
@@ -168,4 +169,5 @@ __all__ = [
     "export_catalog",
     "import_catalog",
     "read_catalog",
+    "run",
 ]

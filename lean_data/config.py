@@ -18,6 +18,7 @@ from lean_data.secrets import Credentials
 
 __all__ = [
     "JOB_TABLES",
+    "LOOPS",
     "Config",
     "OverflowPolicy",
     "ValidationConfig",
@@ -25,6 +26,10 @@ __all__ = [
     "read_toml",
     "toml_repr",
 ]
+
+
+LOOPS = ("auto", "asyncio", "uvloop")
+"""The event loops :func:`lean_data.run` can make (``Config.loop``)."""
 
 
 class OverflowPolicy(enum.Enum):
@@ -112,6 +117,10 @@ class Config:
         book_snapshot_depth: the most levels of each side such a snapshot keeps.
         credentials: API credentials by venue (``"alpaca"``, ``"binance"``, a ccxt exchange
             id); their secrets never print (see :mod:`lean_data.secrets`).
+        loop: the event loop :func:`lean_data.run` makes for this config: ``"auto"`` (uvloop
+            when installed, else asyncio's), ``"uvloop"`` (an error when not installed) or
+            ``"asyncio"``. A Config cannot change the loop an engine already runs on;
+            ``DataEngine.start()`` warns when ``"uvloop"`` is asked and the loop is not.
     """
 
     db_path: str | Path | None = "lean_data.db"
@@ -145,6 +154,7 @@ class Config:
     book_snapshot_interval_s: float | None = 60.0
     book_snapshot_depth: int = 20
     credentials: dict[str, Credentials] = field(default_factory=dict)
+    loop: str = "auto"
 
     def __post_init__(self) -> None:
         positive = (
@@ -177,6 +187,10 @@ class Config:
                 "Config.database_schema must be a plain identifier (letters, digits, _; "
                 f"at most 63), got {self.database_schema!r}"
             )
+        loop = self.loop.lower() if isinstance(self.loop, str) else self.loop
+        if loop not in LOOPS:
+            raise ConfigError(f"Config.loop must be one of {', '.join(LOOPS)}, got {self.loop!r}")
+        self.loop = loop
         if isinstance(self.overflow_policy, str):
             try:
                 self.overflow_policy = OverflowPolicy(self.overflow_policy)

@@ -22,7 +22,6 @@ given on the command line win over it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import sys
 import time
@@ -41,6 +40,7 @@ from lean_data.cli.feeds import (
 )
 from lean_data.cli.run import Storing, storing_of
 from lean_data.config import Config
+from lean_data.engine import runner
 from lean_data.errors import FeedAuthError, FeedError, LeanDataError, SubscriptionError
 from lean_data.models import Resolution, datetime_to_ns
 
@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
     _prepare(storing)
     runs = [SymbolRun(symbol) for symbol in job.symbols]
     try:
-        failed = asyncio.run(_backfill(job, feed, storing, runs, not args.no_progress))
+        failed = runner.run(
+            _backfill(job, feed, storing, runs, not args.no_progress), config=storing.base
+        )
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -18,7 +18,6 @@ Coverage % is stored bars / expected bars from the first to the last bar (expect
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 from lean_data.cli.run import Storing, storing_of
 from lean_data.cli.tables import aligned, iso
+from lean_data.engine import runner
 from lean_data.errors import ConfigError, LeanDataError
 from lean_data.models import Resolution
 from lean_data.series.calendars import AlwaysOpen, TradingCalendar, calendar_for
@@ -99,7 +99,7 @@ def add_parsers(sub: Any, common_options: Callable[[argparse.ArgumentParser, str
 def run(args: argparse.Namespace) -> int:
     """Run ``catalog`` or ``gaps`` as ``args`` say; return the exit status."""
     storing = storing_of(args)  # --output, --database-url/--database-schema, --config FILE
-    return asyncio.run(_run(args, storing))
+    return runner.run(_run(args, storing), config=storing.base)
 
 
 async def _run(args: argparse.Namespace, storing: Storing) -> int:

@@ -17,7 +17,6 @@ prints ``interrupted: N items replayed`` (exit status 130).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -36,6 +35,7 @@ from lean_data.cli.messages import (
     prepare_output,
 )
 from lean_data.cli.run import Progress, Unset, named_calendar, run_replay, storing_of
+from lean_data.engine import runner
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
 from lean_data.loaders import FORMATS
@@ -229,7 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         feed = _build_feed(args, progress)
         storage = storing_of(args)
         prepare_output(args.output)
-        return asyncio.run(run_replay(feed, storage, progress, show_progress=not args.no_progress))
+        return runner.run(
+            run_replay(feed, storage, progress, show_progress=not args.no_progress),
+            config=storage.base,
+        )
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lean_data.cli.run import Storing
-from lean_data.engine import DataEngine
+from lean_data.engine import DataEngine, runner
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed
 from lean_data.feeds.replay import ReplayFeed
@@ -133,12 +133,12 @@ def run(args: argparse.Namespace, replay: ReplayFeed | None, storing: Storing) -
     if args.command == "collect":
         if replay is None and not args.binance:
             raise ConfigError("collect needs something to record: FILE..., --demo or --binance")
-        return asyncio.run(_collect(args, replay, storing))
+        return runner.run(_collect(args, replay, storing), config=storing.base)
     if replay is None and not (args.bus and args.symbols):
         raise ConfigError(
             "serve needs data: --bus URL --symbols SYMBOL... (a collector's bus), FILE... or --demo"
         )
-    return asyncio.run(_serve(args, replay, storing))
+    return runner.run(_serve(args, replay, storing), config=storing.base)
 
 
 async def _collect(args: argparse.Namespace, replay: ReplayFeed | None, storing: Storing) -> int:

@@ -16,7 +16,6 @@ Reads through the store only (the SQLite file of a run's ``--output DIR``, or
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from lean_data.cli.report_data import (
 from lean_data.cli.report_html import render
 from lean_data.cli.run import Storing, storing_of
 from lean_data.cli.tables import aligned, iso
+from lean_data.engine import runner
 
 __all__ = ["COMMANDS", "add_parsers", "format_report", "run"]
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     storing = storing_of(args)  # --output, --database-url/--database-schema, --config FILE
     if args.html is not None:
         _check_writable(args.html)
-    return asyncio.run(_run(args.symbols, storing, args.html))
+    return runner.run(_run(args.symbols, storing, args.html), config=storing.base)
 
 
 async def _run(symbols: Sequence[str], storing: Storing, html: Path | None) -> int:

@@ -20,7 +20,6 @@ says how many were new.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections import Counter
@@ -49,7 +48,7 @@ from lean_data.cli.transfer_engine import (
     ingest,
     read_series,
 )
-from lean_data.engine import DataEngine
+from lean_data.engine import DataEngine, runner
 from lean_data.errors import DataFormatError, LeanDataError
 from lean_data.feeds.replay import ReplayFeed, ReplaySource
 from lean_data.loaders import FORMATS, describe_file
@@ -114,10 +113,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``export`` or ``import`` as ``args`` say; return the exit status."""
     storing = storing_of(args)  # --output, --database-url/--database-schema, --config FILE
     if args.command == "export":
-        return asyncio.run(_export(args, storing))
+        return runner.run(_export(args, storing), config=storing.base)
     plan = _plan(args)  # every file read whole: a malformed row stops here, nothing written
     _make_output(storing.output)  # the SQLite file and the disk cache, or the cache alone
-    return asyncio.run(_import(plan, storing))
+    return runner.run(_import(plan, storing), config=storing.base)
 
 
 # ------------------------------------------------------------------------------ export

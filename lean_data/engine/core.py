@@ -26,6 +26,7 @@ from lean_data.engine.failover import Failover, FailoverState
 from lean_data.engine.metrics import DataMetrics, symbol_quality
 from lean_data.engine.pipeline import Pipeline
 from lean_data.engine.registry import FeedRegistry
+from lean_data.engine.runner import loop_mismatch
 from lean_data.engine.sinks import ItemSink, Sinks
 from lean_data.engine.state import EngineState
 from lean_data.engine.steps import STOP, barrier
@@ -171,6 +172,9 @@ class DataEngine:
             return
         if self.state is not EngineState.NEW:
             raise EngineClosedError("this DataEngine was stopped; create a new one")
+        mismatch = loop_mismatch(self.config.loop)  # Config(loop="uvloop") under asyncio.run
+        if mismatch is not None:
+            log.warning("%s", mismatch)
         await self._tasks.open()
         try:  # the storage writer is one of the engine's tasks
             self.persistence = await self._storage.open(self._tasks.group)
