@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ from _common import Context, DataMissing, Result  # noqa: E402
 from fig_1_kline import (  # noqa: E402
     FULL_FRAMES,
     QUICK_FRAMES,
+    LoopbackProcess,
     Workload,
     _dist_version,
     kline_workload,
@@ -103,43 +103,9 @@ class Clock:
 # --------------------------------------------------------------------------- the server process
 
 
-class LoopbackProcess:
-    """The bulk-sending BinanceLoopbackServer of this module in a child process."""
-
-    def __init__(self, workload: Workload, directory: Path) -> None:
-        path = directory / f"{workload.event}.frames"
-        with path.open("w") as out:
-            for stream, frame in zip(workload.streams, workload.frames, strict=True):
-                prefix = len('{"stream":') + len(stream) + len(',"data":') + 2
-                out.write(f"{stream}\t{frame[prefix:-1]}\n")
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline().split()
-        if len(line) != 2:
-            self.close()
-            raise RuntimeError(f"the loopback server did not start (said {line!r})")
-        self.ws_url, self.rest_url = line
-
-    def close(self) -> None:
-        process = self._process
-        if process.stdin is not None and not process.stdin.closed:
-            process.stdin.close()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def __enter__(self) -> LoopbackProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+def loopback_process(workload: Workload, directory: Path) -> LoopbackProcess:
+    """Figure 1's child-process server, running this module's bulk-sending server."""
+    return LoopbackProcess(workload, directory, __file__)
 
 
 # --------------------------------------------------------------------------- the paths
@@ -276,7 +242,7 @@ def measure(workload: Workload, repeats: int, peer: bool) -> dict[str, list[floa
     rates: dict[str, list[float]] = {name: [] for name in paths}
     with (
         tempfile.TemporaryDirectory() as directory,
-        LoopbackProcess(workload, Path(directory)) as server,
+        loopback_process(workload, Path(directory)) as server,
     ):
         for path in paths.values():
             asyncio.run(path(workload, server))

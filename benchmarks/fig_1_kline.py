@@ -440,16 +440,20 @@ def median_rate(runs: Sequence[EngineRun]) -> float:
 
 
 class LoopbackProcess:
-    """A BinanceLoopbackServer in a child process whose timeline holds the workload."""
+    """A BinanceLoopbackServer in a child process whose timeline holds the workload.
 
-    def __init__(self, workload: Workload, directory: Path) -> None:
+    ``script`` is the module whose ``--serve FILE`` runs the server (figure 14 passes its
+    own, a bulk-sending server).
+    """
+
+    def __init__(self, workload: Workload, directory: Path, script: str = __file__) -> None:
         path = directory / f"{workload.event}.frames"
         with path.open("w") as out:
             for stream, frame in zip(workload.streams, workload.frames, strict=True):
                 prefix = len('{"stream":') + len(stream) + len(',"data":') + 2
                 out.write(f"{stream}\t{frame[prefix:-1]}\n")
         self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(path)],
+            [sys.executable, script, "--serve", str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
