@@ -444,3 +444,29 @@ def test_a_failing_write_is_one_line(demo_dir: Path, capsys: pytest.CaptureFixtu
         "lean-data: error: --html /dev/full: cannot write it (No space left on device); pass a "
         "path you may write to\n"
     )
+
+
+def test_an_invalid_item_that_was_not_stored_is_still_in_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hostile volume in real FTX minutes: INVALID, not stored, and named by the report."""
+    source = Path(__file__).parent / "fixtures/nautilus_trader/btc-perp-20211231-20220201_1m.csv"
+    with source.open(newline="") as f:
+        rows = list(csv.reader(f))[:401]
+    rows[200][5] = "1e308"
+    hostile = tmp_path / "BTC-PERP.csv"
+    with hostile.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    run = ["--output", str(tmp_path / "run")]
+    replay = ["replay", str(hostile), "--asset-class", "crypto", "--no-progress", *run]
+    assert main(replay) == 0
+    capsys.readouterr()
+    page = tmp_path / "report.html"
+    assert main(["report", "BTC-PERP", *run, "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "  INVALID items not stored (errors table, kind invalid_data): 1\n" in out
+    assert "replay  volume 1e+308 is beyond 1e+18\n" in out
+    assert "  replay  1m    399" in out  # the other 399 bars are stored
+    html = page.read_text(encoding="utf-8")
+    assert "INVALID items of BTC-PERP not stored: 1" in html
+    assert "<td>volume 1e+308 is beyond 1e+18</td>" in html

@@ -107,6 +107,9 @@ def _write(path: Path, page: str) -> None:
         ) from exc
 
 
+_SHOWN = 10  # INVALID items listed per symbol
+
+
 def format_report(reports: list[SymbolReport], where: str) -> str:
     """The terminal report: per symbol its series, feeds' disagreement and flagged bars."""
     out: list[str] = []
@@ -115,6 +118,7 @@ def format_report(reports: list[SymbolReport], where: str) -> str:
         out.extend(_series_table(report))
         out.extend(_comparison_lines(report))
         out.extend(_flagged_lines(report))
+        out.extend(_rejected_lines(report))
         out.append("")
     out.append(
         f"{where}: coverage and gaps as lean-data catalog judges them (each symbol's trading "
@@ -191,3 +195,16 @@ def _flagged_lines(report: SymbolReport) -> list[str]:
         )
     prices = ("open", "high", "low", "close", "volume")
     return out + aligned((*header, *prices), rows, right=range(5, 10), indent="    ")
+
+
+def _rejected_lines(report: SymbolReport) -> list[str]:
+    """INVALID items that were not stored: from the errors table, so they stay visible."""
+    rejected = report.rejected
+    if not rejected:
+        return []
+    out = [f"  INVALID items not stored (errors table, kind invalid_data): {len(rejected):,}"]
+    rows = [(iso(r.ts_ns), r.feed, r.message) for r in rejected[:_SHOWN]]
+    out.extend(aligned(("received (UTC)", "feed", "why"), rows, indent="    "))
+    if len(rejected) > _SHOWN:
+        out.append(f"    ... {len(rejected) - _SHOWN:,} more")
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lean_data.cli.catalog import Series, summarize
 from lean_data.errors import LeanDataError
@@ -27,6 +27,7 @@ __all__ = [
     "LEVELS",
     "Disagreement",
     "Flagged",
+    "Rejected",
     "ReportError",
     "SeriesReport",
     "SymbolReport",
@@ -42,6 +43,7 @@ FLAGGED_LEVELS = frozenset(
     level.name for level in DataQualityLevel if level.value < DataQualityLevel.GOOD.value
 )
 _FAR_PAST = -(2**63)
+_MAX_ERRORS = 1_000_000  # invalid_data rows read per report (newest first)
 _FAR_FUTURE = 2**63 - 1
 _TOP_DIFFERENCES = 10
 
@@ -106,12 +108,23 @@ class Disagreement:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """An INVALID item of the symbol that was not stored: its errors-table row
+    (``invalid_data``: received at ``ts_ns`` from ``feed``; the message says why)."""
+
+    ts_ns: int
+    feed: str
+    message: str
+
+
+@dataclass(frozen=True)
 class SymbolReport:
     """Everything the report says about one symbol."""
 
     symbol: str
     series: list[SeriesReport]
     comparisons: list[Disagreement]
+    rejected: list[Rejected] = field(default_factory=list)
 
     @property
     def feeds(self) -> list[str]:
@@ -165,9 +178,15 @@ async def gather(
 ) -> list[SymbolReport]:
     """Read every chosen series and compare the feeds of each symbol."""
     reports: list[SymbolReport] = []
+    invalid = await storage.get_errors(kind="invalid_data", limit=_MAX_ERRORS)
     for symbol, keys in chosen.items():
         series = [await _series_report(storage, *key) for key in sorted(keys, key=_order)]
-        reports.append(SymbolReport(symbol, series, compare_feeds(series)))
+        rejected = [  # oldest first; INVALID bars are stored only with Config.store_invalid
+            Rejected(e["ts_ns"], e["feed"], e["message"])
+            for e in reversed(invalid)
+            if e["symbol"] == symbol
+        ]
+        reports.append(SymbolReport(symbol, series, compare_feeds(series), rejected))
     return reports
 
 

@@ -96,6 +96,7 @@ def _symbol_section(report: SymbolReport) -> str:
     for series in report.series:
         parts.append(_series_section(report.symbol, series))
     parts.append(_flagged_table(report.symbol, report.flagged))
+    parts.append(_rejected_table(report))
     return element(
         "section",
         "".join(parts),
@@ -468,4 +469,22 @@ def _flagged_table(symbol: str, flagged: list[Flagged]) -> str:
             )
         )
     table = element("table", "".join(rows), class_="flagged-bars", data_symbol=symbol)
+    return heading + table
+
+
+def _rejected_table(report: SymbolReport) -> str:
+    """INVALID items not stored (the errors table's ``invalid_data`` rows), all of them."""
+    rejected = report.rejected
+    if not rejected:
+        return ""
+    heading = element(
+        "h3", f"INVALID items of {escape(report.symbol)} not stored: {len(rejected):,}"
+    )
+    rows = ["<tr><th>received (UTC)</th><th>feed</th><th>why</th></tr>"]
+    rows += [
+        f"<tr class='rejected'><td>{iso(r.ts_ns)}</td><td>{escape(r.feed)}</td>"
+        f"<td>{escape(r.message)}</td></tr>"
+        for r in rejected
+    ]
+    table = element("table", "".join(rows), class_="rejected-items", data_symbol=report.symbol)
     return heading + table
