@@ -63,6 +63,7 @@ NAME = "kline frames over a loopback websocket -> engine -> callback (msg/s)"
 TARGET_PEER, TARGET_TRANSPORT = 1.5, 2.0
 CHUNK_BYTES = 256 * 1024
 _FIGURE = "14 loopback websocket -> engine -> callback"
+FRAMES_PER_READ: list[float] = []  # picows runs: frames handed to the feed per recv_batch
 
 
 # --------------------------------------------------------------------------- timing
@@ -127,6 +128,9 @@ async def lean_run(workload: Workload, server: LoopbackProcess, transport: str) 
         await start_subscribed(engine, feed, workload)
         rate = await clock.wait(f"lean_data ({transport})")
         processed = engine.get_metrics()["engine"]
+        stats = feed._ws.statistics() if feed._ws is not None else None
+        if stats is not None and stats.frames and stats.batches:
+            FRAMES_PER_READ.append(stats.frames / stats.batches)
     finally:
         await engine.stop()
     if processed["processed"] != clock.target or processed["invalid"]:
@@ -238,6 +242,7 @@ def _paths(peer: bool) -> dict[str, Path_]:
 
 def measure(workload: Workload, repeats: int, peer: bool) -> dict[str, list[float]]:
     """One warm-up (excluded) then ``repeats`` rounds of every path, alternating."""
+    FRAMES_PER_READ.clear()
     paths = _paths(peer)
     rates: dict[str, list[float]] = {name: [] for name in paths}
     with (
@@ -273,8 +278,13 @@ def run(ctx: Context) -> list[Result]:
         f"and written {CHUNK_BYTES // 1024} KiB at a time; one callback; median of "
         f"{ctx.repeats}; ceiling: bare picows {median['bare_picows']:,.0f} msg/s"
     )
-    extra = {name: [round(v) for v in values] for name, values in rates.items()}
+    extra: dict[str, Any] = {name: [round(v) for v in values] for name, values in rates.items()}
     extra["frames"] = len(workload.frames)
+    extra["frames_per_read"] = [round(v, 1) for v in FRAMES_PER_READ]
+    if FRAMES_PER_READ:
+        notes += (
+            f"; picows frames per read (emit_many batch): {statistics.median(FRAMES_PER_READ):.1f}"
+        )
     results = []
     if version is not None:
         peer = median["cryptofeed"]

@@ -283,24 +283,26 @@ def dispatch_rate(items: Sequence[MarketData], repeats: int) -> float:
 
 
 class _MemoryConnection:
-    """Stands in for the websocket: yields the pre-loaded frames once ``go`` is set, then
+    """Stands in for the websocket: hands out the pre-loaded frames once ``go`` is set,
+    ``per_read`` at a time (what one socket read gives the feed's ``recv_batch``), then
     waits (like an open connection with nothing to say) until the session is cancelled."""
 
-    def __init__(self, frames: Sequence[str], go: asyncio.Event) -> None:
-        self._frames = iter(frames)
+    def __init__(self, frames: Sequence[str], go: asyncio.Event, per_read: int = 1) -> None:
+        self._frames = frames
+        self._next = 0
+        self._per_read = per_read
         self._go = go
         self.sent: list[str] = []
 
-    def __aiter__(self) -> _MemoryConnection:
-        return self
-
-    async def __anext__(self) -> str:
+    async def recv_batch(self) -> list[str]:
         if not self._go.is_set():
             await self._go.wait()
-        for frame in self._frames:
-            return frame
+        start = self._next
+        if start < len(self._frames):
+            self._next = start + self._per_read
+            return list(self._frames[start : self._next])
         await asyncio.get_running_loop().create_future()  # open and silent until cancelled
-        raise StopAsyncIteration
+        return []
 
     async def send(self, text: str) -> None:
         self.sent.append(text)
@@ -312,13 +314,18 @@ class _MemoryConnection:
 class MemoryBinanceFeed(BinanceDataFeed):
     """BinanceDataFeed with its websocket replaced by pre-loaded frames (no socket)."""
 
-    def __init__(self, frames: Sequence[str], go: asyncio.Event, **kwargs: Any) -> None:
+    def __init__(
+        self, frames: Sequence[str], go: asyncio.Event, per_read: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._frames = frames
         self._go = go
+        self._per_read = per_read
 
     async def open_session(self) -> None:
-        self._ws = _MemoryConnection(self._frames, self._go)  # type: ignore[assignment]
+        self._ws = _MemoryConnection(  # type: ignore[assignment]
+            self._frames, self._go, self._per_read
+        )
 
 
 @dataclass
@@ -337,7 +344,11 @@ class EngineRun:
 
 
 async def engine_run(
-    workload: Workload, frames: Sequence[str] | None = None, *, db_path: Path | None = None
+    workload: Workload,
+    frames: Sequence[str] | None = None,
+    *,
+    db_path: Path | None = None,
+    per_read: int = 1,
 ) -> EngineRun:
     """Run ``frames`` (default: all) through a fresh engine via MemoryBinanceFeed.
 
@@ -347,7 +358,7 @@ async def engine_run(
     frames = workload.frames if frames is None else frames
     go, done = asyncio.Event(), asyncio.Event()
     sink = Sink(len(frames), done)
-    feed = MemoryBinanceFeed(frames, go, channels=(workload.channel,))
+    feed = MemoryBinanceFeed(frames, go, per_read, channels=(workload.channel,))
     engine = DataEngine(Config(db_path=db_path))
     engine.add_feed(feed)
     for callback in sink.callbacks:
@@ -416,14 +427,17 @@ def _count_rows(path: Path, event: str) -> int:
 
 
 def engine_rates(
-    workload: Workload, repeats: int, *, db_dir: Path | None = None
+    workload: Workload, repeats: int, *, db_dir: Path | None = None, per_read: int = 1
 ) -> list[EngineRun]:
     """A warm-up run (excluded) then ``repeats`` timed runs, each on a fresh engine."""
 
     async def runs() -> list[EngineRun]:
         warm = workload.frames[: min(WARMUP_FRAMES, len(workload.frames))]
-        await engine_run(workload, warm, db_path=_db(db_dir, "warmup"))
-        return [await engine_run(workload, db_path=_db(db_dir, f"run{n}")) for n in range(repeats)]
+        await engine_run(workload, warm, db_path=_db(db_dir, "warmup"), per_read=per_read)
+        return [
+            await engine_run(workload, db_path=_db(db_dir, f"run{n}"), per_read=per_read)
+            for n in range(repeats)
+        ]
 
     return asyncio.run(runs())
 
@@ -710,7 +724,9 @@ def run(ctx: Context) -> list[Result]:
 # --------------------------------------------------------------------------- profiling
 
 
-def profile(event: str = "kline", count: int = FULL_FRAMES, top: int = 30) -> None:
+def profile(
+    event: str = "kline", count: int = FULL_FRAMES, top: int = 30, per_read: int = 1
+) -> None:
     """Print the in-memory path's top costs per message (cProfile, tottime)."""
     import cProfile
     import pstats
@@ -718,10 +734,10 @@ def profile(event: str = "kline", count: int = FULL_FRAMES, top: int = 30) -> No
     ctx = Context()
     maker = kline_workload if event == "kline" else agg_trade_workload
     workload = maker(ctx, count)
-    asyncio.run(engine_run(workload, workload.frames[:WARMUP_FRAMES]))
+    asyncio.run(engine_run(workload, workload.frames[:WARMUP_FRAMES], per_read=per_read))
     profiler = cProfile.Profile()
     profiler.enable()
-    result = asyncio.run(engine_run(workload))
+    result = asyncio.run(engine_run(workload, per_read=per_read))
     profiler.disable()
     stats = pstats.Stats(profiler)
     rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)  # type: ignore[attr-defined]
@@ -742,6 +758,7 @@ if __name__ == "__main__":
         profile(
             sys.argv[2] if len(sys.argv) > 2 else "kline",
             int(sys.argv[3]) if len(sys.argv) > 3 else FULL_FRAMES,
+            per_read=int(sys.argv[4]) if len(sys.argv) > 4 else 1,
         )
     else:
         print(__doc__)

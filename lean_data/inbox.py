@@ -10,6 +10,12 @@ on one future when the inbox is empty. ``asyncio.Queue`` pays a coroutine, a wai
 and an ``Event``-style wake-up per ``put``/``get``/``task_done``, which measured ~0.9 µs per
 message on the engine's path.
 
+A batch (:meth:`offer_many`, :meth:`put_many`: the items of one websocket read) is one
+entry holding a :class:`Batch`, and costs one append and one take however many items it holds;
+capacity and :meth:`join` count its items. A batch fits when the inbox holds nothing or
+its items fit beside what is there, so one larger than the capacity is still taken (alone)
+instead of waiting forever; the bound overshoots by at most one read's worth.
+
 One consumer (the pipeline task), any number of producers. Producers that find the inbox
 full wait in FIFO order (:meth:`put`) and are woken one per freed slot; while any of them
 waits, :meth:`offer` refuses too, so a late producer cannot overtake one that waits.
@@ -21,27 +27,48 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Inbox"]
+__all__ = ["Batch", "Inbox"]
 
 K = TypeVar("K")
+
+
+class Batch(list[Any]):
+    """The items of one batch entry, in order (:meth:`Inbox.offer_many`); the consumer
+    tells a batch from one item by ``type(item) is Batch``."""
+
+    __slots__ = ()
 
 
 class Inbox(Generic[K]):
     """A bounded FIFO of ``(key, item)`` pairs (the engine's: ``(feed, item)``), one consumer.
 
+    An entry whose item is a :class:`Batch` is a batch (:meth:`offer_many`); everything
+    else is one item. ``len()`` and the capacity count items.
+
     Args:
-        maxsize: capacity, at least 1.
+        maxsize: capacity in items, at least 1.
     """
 
-    __slots__ = ("_getter", "_idle", "_items", "_maxsize", "_putters", "_unfinished", "_want")
+    __slots__ = (
+        "_getter",
+        "_idle",
+        "_items",
+        "_maxsize",
+        "_putters",
+        "_size",
+        "_unfinished",
+        "_want",
+    )
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
             raise ValueError(f"an inbox needs maxsize >= 1, got {maxsize}")
         self._maxsize = maxsize
         self._items: deque[tuple[K, Any]] = deque()
+        self._size = 0  # items held: a batch counts its length
         self._getter: asyncio.Future[None] | None = None  # the consumer, asleep
         self._want = 1  # how many items wake the consumer
         self._putters: deque[asyncio.Future[None]] = deque()  # producers asleep on full
@@ -49,7 +76,7 @@ class Inbox(Generic[K]):
         self._unfinished = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._size
 
     @property
     def maxsize(self) -> int:
@@ -58,19 +85,52 @@ class Inbox(Generic[K]):
 
     def offer(self, key: K, item: Any) -> bool:
         """Append without waiting; False when the inbox is full or producers wait for room."""
-        if len(self._items) >= self._maxsize or self._putters:
+        if self._size >= self._maxsize or self._putters:
             return False
-        self._append(key, item)
+        self._append(key, item, 1)
+        return True
+
+    def offer_many(self, key: K, items: Sequence[Any]) -> bool:
+        """Append ``items`` as one batch without waiting; False when they do not fit or
+        producers wait for room. An empty list is accepted and not queued; one item is queued
+        as :meth:`offer` queues it."""
+        count = len(items)
+        if count <= 1:  # one item is an entry of its own: no batch to unwrap
+            return True if not count else self.offer(key, items[0])
+        if not self._fits(count) or self._putters:
+            return False
+        self._append(key, Batch(items), count)
         return True
 
     def force(self, key: K, item: Any) -> None:
         """Append even beyond capacity (control markers that must never wait)."""
-        self._append(key, item)
+        self._append(key, item, 1)
 
     async def put(self, key: K, item: Any) -> None:
         """Append, waiting (in arrival order with other waiting producers) for room."""
         if self.offer(key, item):
             return
+        await self._wait_room(1)
+        self._append(key, item, 1)
+        if self._putters and self._size < self._maxsize:
+            self._wake_putter()
+
+    async def put_many(self, key: K, items: Sequence[Any]) -> None:
+        """Append ``items`` as one batch, waiting (in arrival order with other waiting
+        producers) until they fit (:meth:`offer_many`)."""
+        if self.offer_many(key, items):
+            return
+        count = len(items)
+        await self._wait_room(count)
+        self._append(key, Batch(items) if count > 1 else items[0], count)
+        if self._putters and self._size < self._maxsize:
+            self._wake_putter()
+
+    def _fits(self, count: int) -> bool:
+        size = self._size
+        return size == 0 or size + count <= self._maxsize
+
+    async def _wait_room(self, count: int) -> None:
         loop = asyncio.get_running_loop()
         again = False
         while True:
@@ -87,18 +147,15 @@ class Inbox(Generic[K]):
                 else:
                     self._wake_putter()  # woken and cancelled: hand the slot on
                 raise
-            if len(self._items) < self._maxsize:
-                break
+            if self._fits(count):
+                return
             again = True
-        self._append(key, item)
-        if self._putters and len(self._items) < self._maxsize:
-            self._wake_putter()
 
-    def _append(self, key: K, item: Any) -> None:
-        items = self._items
-        items.append((key, item))
-        self._unfinished += 1
-        if self._getter is not None and len(items) >= self._want:
+    def _append(self, key: K, item: Any, count: int) -> None:
+        self._items.append((key, item))
+        self._unfinished += count
+        size = self._size = self._size + count
+        if self._getter is not None and size >= self._want:
             self.wake()
 
     def wake(self) -> None:
@@ -110,11 +167,14 @@ class Inbox(Generic[K]):
                 getter.set_result(None)
 
     def take(self) -> tuple[K, Any] | None:
-        """Pop the oldest pair, or None when the inbox is empty (never waits)."""
+        """Pop the oldest pair (a batch: its list), or None when the inbox is empty (never
+        waits)."""
         items = self._items
         if not items:
             return None
         pair = items.popleft()
+        item = pair[1]
+        self._size -= len(item) if type(item) is Batch else 1
         if self._putters:
             self._wake_putter()
         return pair
@@ -124,7 +184,7 @@ class Inbox(Generic[K]):
 
         For the one consumer only.
         """
-        if len(self._items) >= count:
+        if self._size >= count:
             return
         getter = asyncio.get_running_loop().create_future()
         self._getter = getter

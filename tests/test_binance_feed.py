@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 
 from lean_data import Config, DataEngine, DataQualityLevel, TradeBar
@@ -468,6 +469,7 @@ class ListSink:
     def __init__(self) -> None:
         self.items: list[MarketData] = []
         self.errors: list[tuple[str, str]] = []
+        self.batches: list[int] = []  # the length of each offer_many
 
     def offer(self, feed: str, item: MarketData) -> bool:
         self.items.append(item)
@@ -475,6 +477,14 @@ class ListSink:
 
     async def accept(self, feed: str, item: MarketData) -> None:
         self.items.append(item)
+
+    def offer_many(self, feed: str, items: Sequence[MarketData]) -> bool:
+        self.items.extend(items)
+        self.batches.append(len(items))
+        return True
+
+    async def accept_many(self, feed: str, items: Sequence[MarketData]) -> None:
+        self.items.extend(items)
 
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         self.errors.append((kind, message))
@@ -626,3 +636,37 @@ async def test_a_silent_kline_stream_is_stale_and_recovered_by_default() -> None
     assert (off.cadence_of("BTC/USD"), off.stale_after_s("BTC/USD", 0)) == (None, None)
     assert BinanceDataFeed(cadence_s=0).stale_after_s("BTC/USD", 0) is None
     assert BinanceDataFeed(channels=("agg_trade",)).stale_after_s("BTC/USD", 0) is None
+
+
+class _OneRead:
+    """Stands in for the websocket: every frame comes in one socket read, then the end."""
+
+    def __init__(self, frames: list[str]) -> None:
+        self._reads = [frames]
+
+    async def recv_batch(self) -> list[str]:
+        return self._reads.pop(0) if self._reads else []
+
+
+async def test_one_reads_frames_go_together_around_a_bad_frame_and_before_a_fatal_error() -> None:
+    bars = real_bars(3)
+
+    def closed(bar: TradeBar) -> str:
+        payload = kline_event("BTCBUSD", bar, closed=True)
+        return orjson.dumps({"stream": STREAM, "data": payload}).decode()
+
+    fatal = '{"error": {"code": -1121, "msg": "Invalid symbol."}, "id": 7}'
+    sink = ListSink()
+    feed = BinanceDataFeed("binance", symbols=[SYMBOL])
+    feed.attach(sink)
+    feed._venue["BTCBUSD"] = SYMBOL  # what send_subscribe records
+    feed._ws = _OneRead(  # type: ignore[assignment]
+        [closed(bars[0]), '{"stream": "btcbusd@kline_1m", "data": {', closed(bars[1]), fatal,
+         closed(bars[2])]
+    )  # fmt: skip
+    with pytest.raises(SubscriptionError, match="-1121"):
+        await feed.run_session()
+    assert [key(b) for b in sink.items] == [key(b) for b in bars[:2]]  # nothing before it lost
+    assert sink.batches == [2]  # one hand-over for the read
+    assert feed.malformed_frames == 1
+    assert [kind for kind, _ in sink.errors] == ["malformed_frame"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -336,3 +337,49 @@ async def test_metrics_snapshots_are_saved_periodically_and_at_stop(tmp_path: Pa
     assert len(payloads) >= 3  # at least two periodic snapshots and the one taken at stop
     assert payloads[-1]["engine"]["messages"] == 40
     assert payloads[-1]["engine"]["state"] == "stopping"
+
+
+class BatchFeed(ListFeed):
+    """Hands its items over in batches of ``per_read`` (emit_many), as a socket read would."""
+
+    def __init__(self, name: str, items: dict[str, list[MarketData]], per_read: int) -> None:
+        super().__init__(name, items)
+        self.per_read = per_read
+
+    async def _pump(self, symbol: str) -> None:
+        items = list(self.items[symbol])
+        for start in range(0, len(items), self.per_read):
+            await self.emit_many(items[start : start + self.per_read])
+
+
+async def test_batches_deliver_in_order_and_a_hostile_bar_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    start = 1_700_000_040 * 10**9
+    bars = [
+        TradeBar("BTC/USDT", start + i * NS_PER_MINUTE, 100.0 + i, 101.0 + i, 99.0 + i,
+                 100.5 + i, 3.0)
+        for i in range(40)
+    ]  # fmt: skip
+    hostile = TradeBar("BTC/USDT", bars[17].ts_event, 100.0, 99.0, 101.0, 100.0, 3.0)  # high<low
+    items: list[MarketData] = [*bars[:17], hostile, *bars[17:]]
+    seen: list[tuple[MarketData, DataQualityLevel]] = []
+    db = tmp_path / "batches.db"
+    engine = DataEngine(Config(db_path=db, inbox_size=8))  # batches of 6 against room for 8
+    engine.add_feed(BatchFeed("batches", {"BTC/USDT": items}, per_read=6))
+    engine.add_data_callback(lambda s, item, q: seen.append((item, q)))
+    async with engine:
+        await engine.subscribe_symbol("BTC/USDT")
+        await eventually(lambda: len(seen) == len(items))
+        await engine.wait_idle()
+        outcomes = engine.get_metrics()["engine"]["outcomes"]
+    assert [replace(item, ts_recv=0) for item, _ in seen] == items  # emit stamps ts_recv
+    hostile_seen = [q for item, q in seen if isinstance(item, TradeBar) and item.high < item.low]
+    assert hostile_seen == [DataQualityLevel.INVALID]
+    assert outcomes["delivered"] == len(bars)
+    assert outcomes["invalid"] == 1
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from bars").fetchone() == (len(bars),)
+        assert conn.execute(
+            "select count(*) from errors where kind = 'invalid_data'"
+        ).fetchone() == (1,)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
 
@@ -304,6 +304,10 @@ class StuckFeed(BinanceDataFeed):
     async def emit(self, item: MarketData) -> None:
         self.blocked = True
         await asyncio.Event().wait()
+
+    async def emit_many(self, items: Sequence[MarketData]) -> None:
+        if items:
+            await self.emit(items[0])
 
 
 @pytest.fixture

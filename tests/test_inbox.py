@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lean_data.inbox import Inbox
+from lean_data.inbox import Batch, Inbox
 
 
 def drain(inbox: Inbox) -> list[object]:
@@ -113,3 +113,71 @@ async def test_wait_for_a_count_sleeps_until_that_many_or_a_wake() -> None:
     inbox.wake()  # a control marker wakes it however few items wait
     await asyncio.wait_for(waiter, 1.0)
     assert drain(inbox) == [0, 1, 2]
+
+
+# --- batches: one entry per socket read, counted by their items ----------------------------
+
+
+def test_a_batch_is_one_entry_counted_by_its_items() -> None:
+    inbox = Inbox(5)
+    assert inbox.offer_many("f", [1, 2, 3])
+    assert len(inbox) == 3
+    assert inbox.offer("f", 4)
+    assert not inbox.offer_many("f", [5, 6])  # 4 + 2 > 5: all or nothing
+    assert len(inbox) == 4
+    pair = inbox.take()
+    assert pair is not None
+    assert type(pair[1]) is Batch
+    assert pair[1] == [1, 2, 3]
+    assert len(inbox) == 1
+    assert drain(inbox) == [4]
+
+
+def test_one_item_and_no_items_are_not_batches() -> None:
+    inbox = Inbox(2)
+    assert inbox.offer_many("f", [])
+    assert len(inbox) == 0
+    assert inbox.offer_many("f", ["only"])
+    assert drain(inbox) == ["only"]  # queued as offer() queues it: no Batch to unwrap
+
+
+def test_a_batch_larger_than_the_capacity_is_taken_alone_not_refused_forever() -> None:
+    inbox = Inbox(2)
+    assert inbox.offer_many("f", [1, 2, 3, 4])  # empty: it goes in, the bound overshoots once
+    assert not inbox.offer("f", 5)
+    assert not inbox.offer_many("f", [5, 6])
+    assert drain(inbox) == [[1, 2, 3, 4]]
+    assert inbox.offer_many("f", [5, 6])
+
+
+async def test_put_many_waits_until_the_batch_fits_and_keeps_arrival_order() -> None:
+    inbox = Inbox(3)
+    assert inbox.offer_many("f", [1, 2])
+    put = asyncio.create_task(inbox.put_many("f", [3, 4]))
+    single = asyncio.create_task(inbox.put("f", 5))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not put.done()
+    assert not single.done()
+    assert not inbox.offer("f", "late")  # producers wait: no overtaking
+    taken: list[object] = []
+    while len(taken) < 3:
+        if (pair := inbox.take()) is not None:
+            taken.append(pair[1])
+        else:
+            await asyncio.sleep(0)
+    await asyncio.gather(put, single)
+    assert taken == [[1, 2], [3, 4], 5]
+
+
+async def test_join_counts_a_batch_by_its_items() -> None:
+    inbox = Inbox(10)
+    inbox.offer_many("f", [1, 2, 3])
+    joined = asyncio.create_task(inbox.join())
+    pair = inbox.take()
+    assert pair is not None
+    inbox.done(2)
+    await asyncio.sleep(0)
+    assert not joined.done()
+    inbox.done(1)
+    await asyncio.wait_for(joined, 1)

@@ -185,6 +185,13 @@ class _Sink:
     async def accept(self, feed: str, item: MarketData) -> None:
         self.items.append(item)
 
+    def offer_many(self, feed: str, items: Sequence[MarketData]) -> bool:
+        self.items.extend(items)
+        return True
+
+    async def accept_many(self, feed: str, items: Sequence[MarketData]) -> None:
+        self.items.extend(items)
+
     def feed_error(self, feed: str, kind: str, message: str, symbol: str = "") -> None:
         pass
 

@@ -117,6 +117,7 @@ async def test_recv_batch_takes_every_frame_already_received_in_order(transport:
     if transport == "picows":  # a read carries many frames; counters are exposed
         assert len(batches) < len(expected)
         assert (stats.frames, stats.buffered_frames, stats.buffered_bytes) == (len(expected), 0, 0)
+        assert stats.batches == len(batches)
 
 
 # ------------------------------------------------------------------ through the feed

@@ -317,6 +317,39 @@ class DataEngine:
             return True
         return False
 
+    def offer_many(self, feed: str, items: Sequence[Emitted]) -> bool:
+        """Take a feed's items (one socket read's worth) into the inbox as one batch, without
+        waiting; all or nothing: False when they do not fit, or when book records are among
+        them (:meth:`accept_many` sends those to the books' own queue one by one).
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        if self.state is not _RUNNING:
+            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
+        for item in items:
+            if type(item) in BOOK_TYPES:
+                return False
+        if self._inbox.offer_many(feed, items):
+            self._accepted += len(items)
+            return True
+        return False
+
+    async def accept_many(self, feed: str, items: Sequence[Emitted]) -> None:
+        """Take a feed's items as one batch (:meth:`offer_many`); waits while they do not fit.
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        if self.offer_many(feed, items):
+            return
+        if any(type(item) in BOOK_TYPES for item in items):
+            for item in items:  # in order, each to its own queue
+                await self.accept(feed, item)
+            return
+        await self._inbox.put_many(feed, items)
+        self._accepted += len(items)
+
     async def barrier(self, feed: str) -> None:
         """Return once the pipeline processed every item taken into the inbox before this
         call (called back, queued for storage and sinks, or held by continuity for a

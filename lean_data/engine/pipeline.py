@@ -24,6 +24,7 @@ from lean_data.config import Config
 from lean_data.engine.backfill import Backfill, Resume
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
+from lean_data.engine.fanout import FanOut
 from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.records import KeepRecord, RecordLane
 from lean_data.engine.registry import FeedRegistry
@@ -31,7 +32,7 @@ from lean_data.engine.series_record import SeriesRecord, SeriesRecords
 from lean_data.engine.sinks import Sinks
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
-from lean_data.inbox import Inbox
+from lean_data.inbox import Batch, Inbox
 from lean_data.models import MarketData, Resolution, Tick, TickType, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.screen import bad_text
@@ -133,9 +134,10 @@ class Pipeline:
         self.persistence: Storage | None = None
         self.buffers: dict[str, DataBuffer[MarketData]] = {}
         self._callbacks = callbacks
-        self._sync_callbacks = callbacks.sync  # the lists themselves: bound once, read per item
-        self._partial_callbacks = callbacks.partial
         self._subscribers = callbacks.subscribers
+        fan_out = FanOut(callbacks, errors)
+        self._fan_out = fan_out.deliver
+        self._deliver_partial = fan_out.partial
         self._sinks = sinks.sinks  # the list itself: read per item
         self._sink_offer = sinks.offer
         self.processed = 0
@@ -212,6 +214,10 @@ class Pipeline:
                 while answers:  # answered backfills go first: their bars are older
                     await self._settle(answers.popleft())
                 feed, item = pair
+                if type(item) is Batch:  # one socket read's items: the same, item by item
+                    turn = await self._take_batch(feed, item, turn)
+                    inbox.done(len(item))
+                    continue
                 if type(item) is Control:
                     if item is STOP:
                         inbox.done()
@@ -232,6 +238,27 @@ class Pipeline:
                 except Exception as exc:  # a bad item must not stop the pipeline
                     self.error(feed, item, exc)
                 inbox.done()
+
+    async def _take_batch(self, feed: str, batch: Batch, turn: int) -> int:
+        """Process a batch's items in order, as :meth:`run` does one; returns the turn count."""
+        answers = self._backfill.answers
+        record_types = self._record_types
+        process = self._process
+        for item in batch:
+            if (turn := turn + 1) % _TURN == 0:
+                await asyncio.sleep(0)
+            while answers:  # answered backfills go first: their bars are older
+                await self._settle(answers.popleft())
+            try:
+                if type(item) in record_types:
+                    later = self._records.take(feed, item)
+                else:
+                    later = process(feed, item)
+                if later is not None:
+                    await self._finish(later)
+            except Exception as exc:  # a bad item must not stop the pipeline
+                self.error(feed, item, exc)
+        return turn
 
     async def _settle(self, resume: Resume) -> None:
         """Deliver the bars a backfill's answer releases, each guarded on its own."""
@@ -309,7 +336,7 @@ class Pipeline:
         if type(item) is TradeBar and type(item.resolution) is Resolution:
             if not item.closed:
                 self.outcomes["partial"] += 1
-                self._deliver_partial(feed, item)
+                self._deliver_partial(item)
                 return None
             key = (feed, item.symbol, TradeBar, item.resolution)  # record_key(), inlined
             record = self.records.get(key)
@@ -421,29 +448,6 @@ class Pipeline:
                     later = self._rejoin(later, feed, bar)
         return later
 
-    def _fan_out(
-        self, symbol: str, item: MarketData, level: DataQualityLevel, late: bool
-    ) -> Later | None:
-        """Call the sync callbacks and queue for the async ones whose filters take it."""
-        score = level._value_
-        for callback, floor, take_late in self._sync_callbacks:
-            if score < floor or (late and not take_late):
-                continue
-            try:
-                callback(symbol, item, level)
-            except Exception as exc:
-                self._errors.callback_failed(
-                    getattr(callback, "__qualname__", "callback"), symbol, exc
-                )
-        later: Later | None = None
-        for subscriber in self._subscribers:
-            if score < subscriber.floor or (late and not subscriber.late):
-                continue
-            if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
-                later = [] if later is None else later
-                later.append(Offer(subscriber, symbol, item, level))
-        return later
-
     def _rejoin(
         self,
         later: Later | None,
@@ -474,19 +478,6 @@ class Pipeline:
         later = [] if later is None else later
         later.append(Store(feed, item, verdict))
         return later
-
-    def _deliver_partial(self, feed: str, item: TradeBar) -> None:
-        """An in-progress bar: only callbacks that asked for updates see it; not stored."""
-        for callback in self._partial_callbacks:
-            try:
-                callback(item.symbol, item, DataQualityLevel.GOOD)
-            except Exception as exc:
-                self._errors.callback_failed(
-                    getattr(callback, "__qualname__", "callback"), item.symbol, exc
-                )
-        for subscriber in self._subscribers:
-            if subscriber.partial:
-                subscriber.offer_update(item.symbol, item, DataQualityLevel.GOOD)
 
     async def _store(self, feed: str, item: MarketData, verdict: Any) -> None:
         persistence = self.persistence

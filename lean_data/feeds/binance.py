@@ -229,20 +229,36 @@ class BinanceDataFeed(StreamingFeed):
 
     async def run_session(self) -> None:
         """Read frames until the connection ends; emit closed candles, trades and quotes
-        (and what :meth:`parse_frame` gives besides: the futures feed's records)."""
+        (and what :meth:`parse_frame` gives besides: the futures feed's records).
+
+        What one socket read gave (:meth:`~lean_data.feeds.transport.WebSocketTransport.
+        recv_batch`) is decoded in order and handed over with one :meth:`emit_many`. A
+        venue error that ends the session is raised after the items decoded before it were
+        handed over.
+        """
         ws = self._ws
         assert ws is not None
-        async for raw in ws:
+        parse_frame, item_of = self.parse_frame, self.item_of
+        while frames := await ws.recv_batch():
             now = time.time_ns()
-            try:
-                message = self.parse_frame(raw, now)
-            except FeedProtocolError as exc:
-                self.skip_malformed(raw, exc)
-                continue
-            if isinstance(message, ParsedMessage):
-                await self.handle(message, raw, now)
-            else:
-                await self.emit(message)
+            items: list[Emitted] = []
+            for raw in frames:
+                try:
+                    message = parse_frame(raw, now)
+                except FeedProtocolError as exc:
+                    self.skip_malformed(raw, exc)
+                    continue
+                if isinstance(message, ParsedMessage):
+                    try:
+                        item = item_of(message, raw, now)
+                    except FeedError:
+                        await self.emit_many(items)  # what came before the error is kept
+                        raise
+                    if item is not None:
+                        items.append(item)
+                else:
+                    items.append(message)
+            await self.emit_many(items)
 
     def parse_frame(self, raw: bytes | str, now: int) -> ParsedMessage | Emitted:
         """Decode one frame (the futures feed also decodes its derivatives frames)."""
@@ -253,24 +269,27 @@ class BinanceDataFeed(StreamingFeed):
         self.malformed_frames += 1
         self.report_error("malformed_frame", f"{error}; frame {_preview(raw)}")
 
-    async def handle(self, message: ParsedMessage, raw: bytes | str, now: int) -> None:
-        """Emit a decoded frame's bar or tick; count unknown events; raise fatal errors."""
+    def item_of(self, message: ParsedMessage, raw: bytes | str, now: int) -> Emitted | None:
+        """Return a decoded frame's bar, tick or book delta to emit, or None; count unknown
+        events and report retryable venue errors.
+
+        Raises:
+            FeedError: a venue error that ends the session (not retryable).
+        """
         item = message.item
         if item is not None:
             if isinstance(item, TradeBar) and not item.closed:
                 self.note_data(item.symbol, now)  # an update keeps the subscription alive
                 if not self.emit_partial:
-                    return
-            await self.emit(item)
-        elif message.kind == "unknown" and message.event == "depthUpdate" and self.books:
+                    return None
+            return item
+        if message.kind == "unknown" and message.event == "depthUpdate" and self.books:
             try:
-                delta = parse_depth(raw, now, self._venue)
+                return parse_depth(raw, now, self._venue)
             except FeedProtocolError as exc:
                 self.skip_malformed(raw, exc)
-                return
-            if delta is not None:
-                await self.emit(delta)
-        elif message.kind == "unknown":
+                return None
+        if message.kind == "unknown":
             self.unknown_frames += 1
             self.report_error("unknown_frame", f"event {message.event!r}: {_preview(raw)}")
         elif message.kind == "error":
@@ -278,6 +297,7 @@ class BinanceDataFeed(StreamingFeed):
             if not error.retryable:
                 raise error
             self.report_error("venue_error", str(error))
+        return None
 
     # ----------------------------------------------------------------- order books
     def book_sequencer(self, symbol: str) -> Sequencer:

@@ -13,12 +13,11 @@ socket read brought) and closes it. Two implementations:
 ``transport="auto"`` takes picows when it imports, else websockets; the environment variable
 ``LEAN_DATA_WS_TRANSPORT`` (``websockets`` or ``picows``) overrides ``auto`` without a code
 change. Both behave alike for a feed: text frames arrive as ``str`` (websockets) or UTF-8
-``bytes`` (picows; a frame that is not UTF-8 then fails JSON decoding and is counted as
-malformed instead of closing the connection), binary frames as ``bytes``; iteration ends
-after a clean close (1000/1001 both ways) and raises otherwise: websockets'
-``ConnectionClosedError``, picows' :class:`WebSocketClosedError`, which
-:mod:`lean_data.feeds.translate` maps to the same retryable feed errors. Both ping every
-``ping_interval_s`` and drop a peer silent for ``ping_timeout_s`` more; neither compresses.
+``bytes`` (picows: one not UTF-8 fails JSON decoding, counted as malformed), binary frames
+as ``bytes``; reading ends after a clean close (1000/1001 both ways) and raises otherwise
+(websockets' ``ConnectionClosedError``, :class:`WebSocketClosedError`: the same retryable
+feed errors by :mod:`lean_data.feeds.translate`). Both ping every ``ping_interval_s`` and
+drop a peer silent for ``ping_timeout_s`` more; neither compresses.
 """
 
 from __future__ import annotations
@@ -113,6 +112,8 @@ class TransportStats:
         buffered_frames, buffered_bytes: received, not yet taken by the reader.
         peak_buffered_bytes: the most bytes ever waiting for the reader.
         read_pauses: times reading from the socket was paused for the reader.
+        batches: :meth:`~WebSocketTransport.recv_batch` calls that returned frames
+            (``frames / batches`` is the mean number of frames handed over per read).
     """
 
     transport: TransportName
@@ -121,6 +122,7 @@ class TransportStats:
     buffered_bytes: int | None
     peak_buffered_bytes: int | None
     read_pauses: int | None
+    batches: int | None = None
 
 
 class WebSocketClosedError(Exception):
@@ -203,7 +205,10 @@ class WebsocketsTransport(WebSocketTransport):
     name: ClassVar[TransportName] = "websockets"
 
     def __init__(self, connection: ClientConnection) -> None:
+        from websockets.exceptions import ConnectionClosedOK
+
         self._ws = connection
+        self._closed_ok = ConnectionClosedOK  # imported once, caught per frame
 
     @classmethod
     async def open(cls, url: str, options: WebSocketOptions) -> WebsocketsTransport:
@@ -232,11 +237,9 @@ class WebsocketsTransport(WebSocketTransport):
 
     async def recv_batch(self) -> list[bytes | str]:
         """Return the next frame as a list of one (websockets hands out one at a time)."""
-        from websockets.exceptions import ConnectionClosedOK
-
         try:
             return [await self._ws.recv()]
-        except ConnectionClosedOK:
+        except self._closed_ok:
             return []
 
     def __aiter__(self) -> Any:
@@ -285,11 +288,8 @@ class PicowsTransport(WebSocketTransport):
         return cls(ws, queue, options.close_timeout_s)
 
     async def send(self, text: str) -> None:
-        """Send one text frame (queued in the socket's write buffer).
-
-        Raises:
-            WebSocketClosedError: the connection is closing or closed.
-        """
+        """Send one text frame (written to the socket's buffer); WebSocketClosedError when
+        the connection is closing or closed."""
         ws = self._ws
         if ws.is_disconnected or ws.is_close_frame_sent:
             raise self._listener.closed_error() or WebSocketClosedError(None, None, "closing")
@@ -344,10 +344,10 @@ class PicowsTransport(WebSocketTransport):
         return transport
 
     def statistics(self) -> TransportStats:
-        """Frames received, what waits for the reader, read pauses."""
+        """Frames received, what waits for the reader, read pauses, batches taken."""
         q = self._listener
         return TransportStats(
-            self.name, q.received, len(q.frames), q.buffered, q.peak_buffered, q.pauses
+            self.name, q.received, len(q.frames), q.buffered, q.peak_buffered, q.pauses, q.batches
         )
 
 
@@ -362,12 +362,10 @@ class _Queue:
 
     def __init__(self, budget: int, max_message: int) -> None:
         self.frames: deque[bytes] = deque()
-        self.buffered = 0
-        self.peak_buffered = 0
+        self.buffered = self.peak_buffered = 0
         self.budget, self.resume_at, self.max_message = budget, budget // 4, max_message
-        self.received = self.pauses = 0
-        self.paused = False
-        self.disconnected = False
+        self.received = self.pauses = self.batches = 0
+        self.paused = self.disconnected = False
         self.ws: Any = None  # picows.WSTransport, set on connect
         self.fragments: list[bytes] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -394,6 +392,7 @@ class _Queue:
         """Return and forget every queued frame; resume reading if paused."""
         frames: list[bytes | str] = list(self.frames)
         self.frames.clear()
+        self.batches += 1
         if self.buffered > self.peak_buffered:
             self.peak_buffered = self.buffered
         self.buffered = 0
