@@ -9,11 +9,22 @@ always travel as ``?`` parameters, never as text spliced into SQL.
 
 Tables:
 
-``bars`` / ``quote_bars``
+``bar_rows`` / ``bars``
+    Trade bars are stored in ``bar_rows``, one row per (``series_id``, ``ts_event``),
+    ``WITHOUT ROWID`` with that primary key: ``series_id`` is the ``id`` of the bar's
+    (feed, symbol, resolution) in ``bar_series``, so the three texts are stored once per
+    series instead of in every row and in the key (version 5; a row is about a quarter
+    smaller and the writer binds 14 values per row instead of 16). ``bars`` is a view
+    joining the two, with the columns trade bars always had (feed, symbol, resolution,
+    ts_event, ...): every read, and a ``sqlite3`` shell, reads ``bars``; only the writer
+    and retention touch ``bar_rows``. A range query for one symbol is a lookup of its
+    series in ``bar_series`` and one index walk per series.
+``quote_bars``
     One row per (symbol, resolution, ts_event, feed), stored ``WITHOUT ROWID`` with that
     primary key, so a range query for one symbol and resolution is a single index walk.
-    Writes are upserts that keep the newest version: a higher ``revision`` wins, and at the
-    same revision a final bar (``closed``) replaces an in-progress one but never the reverse.
+    Writes of trade and quote bars are upserts that keep the newest version: a higher
+    ``revision`` wins, and at the same revision a final bar (``closed``) replaces an
+    in-progress one but never the reverse.
 ``ticks``
     Trade prints and quotes. They have no natural key (many trades share a timestamp), so
     each row gets an ``INTEGER PRIMARY KEY``; indexed by (symbol, ts_event).
@@ -30,9 +41,12 @@ Tables:
     row starts before a given time and still reaches it, which is what the range queries
     rely on.
 ``bar_series``
-    The (feed, symbol, resolution) of every trade-bar series, written in the same
-    transaction as its bars (the ``bars`` key starts with symbol, so listing series from
-    ``bars`` itself would scan every row).
+    ``id INTEGER PRIMARY KEY`` and the (feed, symbol, resolution) of every trade-bar
+    series, unique, indexed symbol first. A series gets its row (and id) in the
+    transaction that writes its first bars, and keeps both for the life of the file:
+    retention leaves the row when it deletes the series' last bar (a writer in another
+    process may hold the id in its cache), and :data:`SQLITE_SERIES_KEYS` lists only
+    series that have bars.
 ``funding_rates`` / ``open_interest`` / ``mark_prices`` / ``liquidations``
     Derivatives records (:mod:`lean_data.derivatives`), ``WITHOUT ROWID``, one row per
     (symbol, ts_event, feed), liquidations per (symbol, ts_event, feed, side, price,
@@ -50,6 +64,7 @@ Tables:
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -79,7 +94,7 @@ class QuerySql:
     quality_by_feed: str
 
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 BARS: Final = 0
 QUOTE_BARS: Final = 1
@@ -115,6 +130,10 @@ BAR_COLUMNS: Final = (
     *("open", "high", "low", "close", "volume"),
     *_BAR_TAIL,
 )
+"""The columns of a trade-bar row as the store queues it (the backend-neutral row that
+:func:`lean_data.storage.rows.bar_row` builds, and the columns of the ``bars`` view)."""
+BAR_ROW_COLUMNS: Final = ("series_id", *BAR_COLUMNS[3:])
+"""The columns of ``bar_rows``: the queued row with ``bar_series.id`` for its first three."""
 QUOTE_COLUMNS: Final = (
     *("feed", "symbol", "resolution", "ts_event"),
     *("bid_open", "bid_high", "bid_low", "bid_close", "bid_size"),
@@ -184,6 +203,29 @@ _BAR_TAIL_DDL = (
     "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL, "
     "PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
 )
+_BAR_VALUES_DDL = (
+    "open REAL, high REAL, low REAL, close REAL, volume REAL, closed INT NOT NULL, "
+    "revision INT NOT NULL, backfilled INT NOT NULL, quality_score REAL, quality_level TEXT, "
+    "reasons TEXT NOT NULL, ts_recv INT NOT NULL"
+)
+_SERIES_DDL = (
+    "CREATE TABLE IF NOT EXISTS bar_series (id INTEGER PRIMARY KEY, feed TEXT NOT NULL, "
+    "symbol TEXT NOT NULL, resolution TEXT NOT NULL)"
+)
+_SERIES_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS bar_series_key ON bar_series (symbol, resolution, feed)"
+)
+_BAR_ROWS_DDL = (
+    "CREATE TABLE IF NOT EXISTS bar_rows (series_id INTEGER NOT NULL REFERENCES bar_series (id), "
+    f"ts_event INT NOT NULL, {_BAR_VALUES_DDL}, PRIMARY KEY (series_id, ts_event)) WITHOUT ROWID"
+)
+BARS_VIEW: Final = (
+    "CREATE VIEW IF NOT EXISTS bars AS SELECT s.feed AS feed, s.symbol AS symbol, "
+    "s.resolution AS resolution, "
+    + ", ".join(f"b.{c} AS {c}" for c in BAR_COLUMNS[3:])
+    + " FROM bar_rows AS b JOIN bar_series AS s ON s.id = b.series_id"
+)
+"""Trade bars with their series' texts, in :data:`BAR_COLUMNS` order (the readers' table)."""
 _BAR_HEAD_DDL = (
     "feed TEXT NOT NULL, symbol TEXT NOT NULL, resolution TEXT NOT NULL, ts_event INT NOT NULL"
 )
@@ -195,8 +237,10 @@ BOOK_EVENT_INDEX: Final = (
 
 DDL: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS bars ({_BAR_HEAD_DDL}, open REAL, high REAL, low REAL, "
-    f"close REAL, volume REAL, {_BAR_TAIL_DDL}",
+    _SERIES_DDL,
+    _SERIES_INDEX,
+    _BAR_ROWS_DDL,
+    BARS_VIEW,
     f"CREATE TABLE IF NOT EXISTS quote_bars ({_BAR_HEAD_DDL}, bid_open REAL, bid_high REAL, "
     "bid_low REAL, bid_close REAL, bid_size REAL, ask_open REAL, ask_high REAL, ask_low REAL, "
     f"ask_close REAL, ask_size REAL, {_BAR_TAIL_DDL}",
@@ -217,8 +261,6 @@ DDL: Final = (
     "CREATE TABLE IF NOT EXISTS coverage (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
     "resolution TEXT NOT NULL, start_ns INT NOT NULL, end_ns INT NOT NULL, "
     "empty INT NOT NULL, PRIMARY KEY (feed, symbol, resolution, start_ns)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS bar_series (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
-    "resolution TEXT NOT NULL, PRIMARY KEY (feed, symbol, resolution)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS funding_rates (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
     "ts_event INT NOT NULL, rate REAL, next_funding_time INT NOT NULL, "
     "funding_interval INT NOT NULL, predicted_rate REAL, ts_recv INT NOT NULL, "
@@ -252,6 +294,26 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     2: (),  # version 3 adds the four derivatives tables, which DDL creates
     3: (),  # version 4 adds book_snapshots, which DDL creates
+    4: (
+        # version 5 keys trade bars by series id: bar_rows (which DDL creates, empty) takes
+        # the rows of the old bars table, bar_series gains an id, bars becomes a view.
+        # The old bar_series (no id) was left alone by DDL; its successor is built beside
+        # it and renamed, so bar_rows' REFERENCES clause names the new one. Every bar is
+        # copied once, in the opening transaction (BEGIN IMMEDIATE): all or nothing.
+        _SERIES_DDL.replace("bar_series", "bar_series_v5", 1),
+        "INSERT INTO bar_series_v5 (feed, symbol, resolution) "
+        "SELECT feed, symbol, resolution FROM bar_series "
+        "UNION SELECT DISTINCT feed, symbol, resolution FROM bars",
+        f"INSERT INTO bar_rows ({', '.join(BAR_ROW_COLUMNS)}) SELECT s.id, "
+        + ", ".join(f"b.{c}" for c in BAR_COLUMNS[3:])
+        + " FROM bars AS b JOIN bar_series_v5 AS s "
+        "ON s.feed = b.feed AND s.symbol = b.symbol AND s.resolution = b.resolution",
+        "DROP TABLE bars",
+        "DROP TABLE bar_series",
+        "ALTER TABLE bar_series_v5 RENAME TO bar_series",
+        _SERIES_INDEX,
+        BARS_VIEW,
+    ),
 }
 """Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
 
@@ -319,10 +381,10 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-def _upsert(table: str, columns: tuple[str, ...]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEY)
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...] = _KEY) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     return (
-        f"{_insert(table, columns)} ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates} "
+        f"{_insert(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
         f"WHERE excluded.revision > {table}.revision OR "
         f"(excluded.revision = {table}.revision AND excluded.closed >= {table}.closed)"
     )
@@ -339,14 +401,15 @@ def _replace(table: int) -> str:
 
 
 WRITE_SQL: Final = (
-    _upsert("bars", BAR_COLUMNS),
+    _upsert("bar_rows", BAR_ROW_COLUMNS, ("series_id", "ts_event")),
     _upsert("quote_bars", QUOTE_COLUMNS),
     _insert("ticks", TICK_COLUMNS),
     _insert("metrics", METRICS_COLUMNS),
     _insert("errors", ERRORS_COLUMNS),
     *(_replace(table) for table in DERIVATIVE_COLUMNS),
 )
-"""The write statement of each table, by table index."""
+"""The write statement of each table, by table index (trade bars: ``bar_rows`` rows, whose
+series id the sink puts in place of a queued row's (feed, symbol, resolution))."""
 
 SELECT: Final = {
     "bars": "SELECT symbol, ts_event, open, high, low, close, volume, resolution, ts_recv, "
@@ -372,7 +435,17 @@ RESOLUTIONS_CTE: Final = {
     for table in ("bars", "quote_bars")
 }
 """The distinct resolutions of symbol ?1, one primary-key lookup each (a loose index scan),
-so a query without a resolution can still use (symbol, resolution, ts_event)."""
+so a query without a resolution can still use (symbol, resolution, ts_event). (SQLite's
+trade bars: :data:`SQLITE_RESOLUTIONS_CTE`.)"""
+
+SQLITE_RESOLUTIONS_CTE: Final = {
+    **RESOLUTIONS_CTE,
+    "bars": "WITH r(res) AS (SELECT DISTINCT resolution FROM bar_series AS s WHERE "
+    "symbol = ?1 AND EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id) "
+    "ORDER BY resolution)",
+}
+"""As :data:`RESOLUTIONS_CTE`; SQLite's trade-bar series are listed in ``bar_series``, so
+its resolutions are read there (one ``bar_rows`` lookup per series: it has bars)."""
 
 
 SeriesKey: TypeAlias = tuple[str, str, str]
@@ -398,7 +471,14 @@ COVERAGE_OVERLAPPING: Final = (
 INSERT_SERIES: Final = (
     "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) VALUES (?, ?, ?)"
 )
+SERIES_ID: Final = f"SELECT id FROM bar_series WHERE {SERIES}"
+"""The id of series (?1, ?2, ?3), once :data:`INSERT_SERIES` has made sure it has one."""
 SERIES_KEYS: Final = "SELECT feed, symbol, resolution FROM bar_series"
+SQLITE_SERIES_KEYS: Final = (
+    "SELECT feed, symbol, resolution FROM bar_series AS s "
+    "WHERE EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id)"
+)
+"""SQLite's trade-bar series with bars (its retention keeps the rows of emptied series)."""
 LAST_BAR: Final = (
     f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 "
     "ORDER BY ts_event DESC LIMIT 1"
@@ -432,4 +512,11 @@ SQL: Final = QuerySql(
     last_closed_bar=LAST_CLOSED_BAR,
     quality_by_feed=QUALITY_BY_FEED,
 )
-"""The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite."""
+"""The read statements of the text-keyed layout (``bars`` with its series texts in each row,
+``bar_series`` pruned by retention); PostgreSQL's are derived from them."""
+
+SQLITE_SQL: Final = dataclasses.replace(
+    SQL, resolutions_cte=SQLITE_RESOLUTIONS_CTE, series_keys=SQLITE_SERIES_KEYS
+)
+"""The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite (trade bars
+read through the ``bars`` view, series listed from ``bar_series``)."""
