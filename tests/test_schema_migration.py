@@ -138,3 +138,25 @@ async def test_a_series_first_seen_in_a_bisected_batch_gets_a_committed_id(
     assert rows(path, "SELECT id, feed, symbol, resolution FROM bar_series") == [
         (1, "f", "NEW", "1m")
     ]
+
+
+async def test_a_read_without_resolution_names_the_only_series(tmp_path: Path) -> None:
+    quarter = Resolution(250_000_000)  # stored as "250000000ns", which parse() does not read
+    fast = [
+        TradeBar("ONE", 250_000_000 * i, 1.0, 2.0, 0.5, 1.5, 3.0, quarter, ts_recv=NOW)
+        for i in range(5)
+    ]
+    two = [TradeBar("TWO", 60 * 10**9 * i, 1.0, 2.0, 0.5, 1.5, 3.0, ts_recv=NOW) for i in range(3)]
+    async with DataPersistence(tmp_path / "lean.db") as store:
+        for bar in fast:
+            await store.save_market_data(bar, feed="a")
+        for feed in ("b", "a"):
+            for bar in two:
+                await store.save_market_data(bar, feed=feed)
+        assert await store.get_market_data("ONE", 0, 2**62) == fast
+        assert await store.get_market_data("ONE", 0, 2**62, feed="b") == []
+        both = await store.get_scored_bars("TWO", 0, 2**62)  # time, then feed
+        assert [(s.bar.ts_event, s.feed) for s in both] == [
+            (bar.ts_event, feed) for bar in two for feed in ("a", "b")
+        ]
+        assert await store.get_market_data("TWO", 0, 2**62, feed="b") == two

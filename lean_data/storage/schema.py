@@ -92,6 +92,11 @@ class QuerySql:
     last_sane_bar: str
     last_closed_bar: str
     quality_by_feed: str
+    series_of_symbol: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Per table whose rows of several series come out of key order (SQLite's trade bars,
+    keyed by series id): the (resolution, feed) of each series of symbol ?1 with rows, read
+    instead of :attr:`resolutions_cte` when a range read names no resolution, so a read of
+    the only series can name it and need no sort. Other tables: absent."""
 
 
 SCHEMA_VERSION: Final = 5
@@ -516,7 +521,13 @@ SQL: Final = QuerySql(
 ``bar_series`` pruned by retention); PostgreSQL's are derived from them."""
 
 SQLITE_SQL: Final = dataclasses.replace(
-    SQL, resolutions_cte=SQLITE_RESOLUTIONS_CTE, series_keys=SQLITE_SERIES_KEYS
+    SQL,
+    resolutions_cte=SQLITE_RESOLUTIONS_CTE,
+    series_keys=SQLITE_SERIES_KEYS,
+    series_of_symbol={
+        "bars": "SELECT resolution, feed FROM bar_series AS s WHERE symbol = ?1 AND "
+        "EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id) ORDER BY resolution, feed"
+    },
 )
 """The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite (trade bars
 read through the ``bars`` view, series listed from ``bar_series``)."""
