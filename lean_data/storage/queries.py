@@ -164,12 +164,10 @@ class Queries(ABC):
                 sql = f"{q.resolutions_cte[table]} SELECT res FROM r WHERE res IS NOT NULL"
                 found = await self._fetch(sql, (symbol,))
             else:  # the backend lists the series: (resolution, feed) pairs
-                series = [
-                    row for row in await self._fetch(lookup, (symbol,)) if feed in (None, row[1])
-                ]
+                rows = await self._fetch(lookup, (symbol,))
+                series = [row for row in rows if feed in (None, row[1])]
                 found = sorted({(res,) for res, _ in series})
-                if len(series) == 1:  # one series: name it, and its rows need no sort
-                    feed = series[0][1]
+                feed = series[0][1] if len(series) == 1 else feed  # one series: no sort
             if not found:
                 return None
             wait = False  # the barrier was just passed

@@ -1,4 +1,5 @@
-"""SQLite schema and SQL text for :mod:`lean_data.storage.sqlite`.
+"""SQLite schema and SQL text for :mod:`lean_data.storage.sqlite` (creating and migrating a
+file: :mod:`lean_data.storage.connect`).
 
 Row encoding and decoding live in :mod:`lean_data.storage.rows`, the retry's defensive
 conversion in :mod:`lean_data.storage.sanitize`, coverage upkeep in
@@ -10,15 +11,10 @@ always travel as ``?`` parameters, never as text spliced into SQL.
 Tables:
 
 ``bar_rows`` / ``bars``
-    Trade bars are stored in ``bar_rows``, one row per (``series_id``, ``ts_event``),
-    ``WITHOUT ROWID`` with that primary key: ``series_id`` is the ``id`` of the bar's
-    (feed, symbol, resolution) in ``bar_series``, so the three texts are stored once per
-    series instead of in every row and in the key (version 5; a row is about a quarter
-    smaller and the writer binds 14 values per row instead of 16). ``bars`` is a view
-    joining the two, with the columns trade bars always had (feed, symbol, resolution,
-    ts_event, ...): every read, and a ``sqlite3`` shell, reads ``bars``; only the writer
-    and retention touch ``bar_rows``. A range query for one symbol is a lookup of its
-    series in ``bar_series`` and one index walk per series.
+    Trade bars: ``bar_rows`` holds one row per (``series_id``, ``ts_event``), ``WITHOUT
+    ROWID`` with that key, ``series_id`` being the ``bar_series.id`` of the bar's (feed,
+    symbol, resolution) (version 5: those texts are no longer in every row and key).
+    ``bars`` is a view joining the two with the old columns; every reader reads it.
 ``quote_bars``
     One row per (symbol, resolution, ts_event, feed), stored ``WITHOUT ROWID`` with that
     primary key, so a range query for one symbol and resolution is a single index walk.
@@ -41,12 +37,9 @@ Tables:
     row starts before a given time and still reaches it, which is what the range queries
     rely on.
 ``bar_series``
-    ``id INTEGER PRIMARY KEY`` and the (feed, symbol, resolution) of every trade-bar
-    series, unique, indexed symbol first. A series gets its row (and id) in the
-    transaction that writes its first bars, and keeps both for the life of the file:
-    retention leaves the row when it deletes the series' last bar (a writer in another
-    process may hold the id in its cache), and :data:`SQLITE_SERIES_KEYS` lists only
-    series that have bars.
+    ``id`` and the (feed, symbol, resolution) of each trade-bar series, unique, symbol
+    first; added with its first bars and kept for the life of the file (retention leaves
+    it: a writer may cache the id), so :data:`SQLITE_SERIES_KEYS` lists those with bars.
 ``funding_rates`` / ``open_interest`` / ``mark_prices`` / ``liquidations``
     Derivatives records (:mod:`lean_data.derivatives`), ``WITHOUT ROWID``, one row per
     (symbol, ts_event, feed), liquidations per (symbol, ts_event, feed, side, price,
@@ -65,12 +58,9 @@ Tables:
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
-
-import aiosqlite
 
 Row: TypeAlias = tuple[Any, ...]
 
@@ -93,10 +83,8 @@ class QuerySql:
     last_closed_bar: str
     quality_by_feed: str
     series_of_symbol: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Per table whose rows of several series come out of key order (SQLite's trade bars,
-    keyed by series id): the (resolution, feed) of each series of symbol ?1 with rows, read
-    instead of :attr:`resolutions_cte` when a range read names no resolution, so a read of
-    the only series can name it and need no sort. Other tables: absent."""
+    """(resolution, feed) of each series of symbol ?1, for tables keyed by series id (read
+    instead of ``resolutions_cte``, so a read of the only series names it: no sort)."""
 
 
 SCHEMA_VERSION: Final = 5
@@ -135,10 +123,9 @@ BAR_COLUMNS: Final = (
     *("open", "high", "low", "close", "volume"),
     *_BAR_TAIL,
 )
-"""The columns of a trade-bar row as the store queues it (the backend-neutral row that
-:func:`lean_data.storage.rows.bar_row` builds, and the columns of the ``bars`` view)."""
+"""A trade-bar row as queued (:func:`~lean_data.storage.rows.bar_row`) and as ``bars`` reads."""
 BAR_ROW_COLUMNS: Final = ("series_id", *BAR_COLUMNS[3:])
-"""The columns of ``bar_rows``: the queued row with ``bar_series.id`` for its first three."""
+"""``bar_rows``' columns: the queued row with ``bar_series.id`` for its first three."""
 QUOTE_COLUMNS: Final = (
     *("feed", "symbol", "resolution", "ts_event"),
     *("bid_open", "bid_high", "bid_low", "bid_close", "bid_size"),
@@ -203,16 +190,11 @@ DERIVATIVE_COLUMNS: Final = {
 _KEY = ("feed", "symbol", "resolution", "ts_event")
 
 
-_BAR_TAIL_DDL = (
+_BAR_STATE_DDL = (
     "closed INT NOT NULL, revision INT NOT NULL, backfilled INT NOT NULL, "
-    "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL, "
-    "PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
+    "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL"
 )
-_BAR_VALUES_DDL = (
-    "open REAL, high REAL, low REAL, close REAL, volume REAL, closed INT NOT NULL, "
-    "revision INT NOT NULL, backfilled INT NOT NULL, quality_score REAL, quality_level TEXT, "
-    "reasons TEXT NOT NULL, ts_recv INT NOT NULL"
-)
+_BAR_TAIL_DDL = f"{_BAR_STATE_DDL}, PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
 _SERIES_DDL = (
     "CREATE TABLE IF NOT EXISTS bar_series (id INTEGER PRIMARY KEY, feed TEXT NOT NULL, "
     "symbol TEXT NOT NULL, resolution TEXT NOT NULL)"
@@ -222,7 +204,8 @@ _SERIES_INDEX = (
 )
 _BAR_ROWS_DDL = (
     "CREATE TABLE IF NOT EXISTS bar_rows (series_id INTEGER NOT NULL REFERENCES bar_series (id), "
-    f"ts_event INT NOT NULL, {_BAR_VALUES_DDL}, PRIMARY KEY (series_id, ts_event)) WITHOUT ROWID"
+    "ts_event INT NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, "
+    f"{_BAR_STATE_DDL}, PRIMARY KEY (series_id, ts_event)) WITHOUT ROWID"
 )
 BARS_VIEW: Final = (
     "CREATE VIEW IF NOT EXISTS bars AS SELECT s.feed AS feed, s.symbol AS symbol, "
@@ -230,7 +213,6 @@ BARS_VIEW: Final = (
     + ", ".join(f"b.{c} AS {c}" for c in BAR_COLUMNS[3:])
     + " FROM bar_rows AS b JOIN bar_series AS s ON s.id = b.series_id"
 )
-"""Trade bars with their series' texts, in :data:`BAR_COLUMNS` order (the readers' table)."""
 _BAR_HEAD_DDL = (
     "feed TEXT NOT NULL, symbol TEXT NOT NULL, resolution TEXT NOT NULL, ts_event INT NOT NULL"
 )
@@ -300,11 +282,9 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     2: (),  # version 3 adds the four derivatives tables, which DDL creates
     3: (),  # version 4 adds book_snapshots, which DDL creates
     4: (
-        # version 5 keys trade bars by series id: bar_rows (which DDL creates, empty) takes
-        # the rows of the old bars table, bar_series gains an id, bars becomes a view.
-        # The old bar_series (no id) was left alone by DDL; its successor is built beside
-        # it and renamed, so bar_rows' REFERENCES clause names the new one. Every bar is
-        # copied once, in the opening transaction (BEGIN IMMEDIATE): all or nothing.
+        # version 5: bar_rows (DDL made it, empty) takes the old bars, bar_series gains ids
+        # (built beside the old one and renamed, so REFERENCES names the new), bars becomes
+        # a view. Every bar is copied once, in the opening transaction: all or nothing.
         _SERIES_DDL.replace("bar_series", "bar_series_v5", 1),
         "INSERT INTO bar_series_v5 (feed, symbol, resolution) "
         "SELECT feed, symbol, resolution FROM bar_series "
@@ -321,38 +301,6 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
 }
 """Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
-
-
-async def stored_version(db: aiosqlite.Connection) -> int | None:
-    """Return the file's schema version, or None when it has no ``schema_version`` row."""
-    try:
-        rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
-    except sqlite3.OperationalError:  # no such table: a new file
-        return None
-    return int(rows[0][0]) if rows else None
-
-
-async def create_or_migrate(db: aiosqlite.Connection) -> int:
-    """Create the tables and bring an older file up to :data:`SCHEMA_VERSION`.
-
-    Runs inside the caller's transaction; the caller commits.
-
-    Returns:
-        The version the file had (:data:`SCHEMA_VERSION` for a new file).
-
-    Raises:
-        ValueError: the file holds a newer version, or one with no migration path.
-    """
-    for statement in DDL:
-        await db.execute(statement)
-    rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
-    if not rows:
-        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        return SCHEMA_VERSION
-    found = int(rows[0][0])
-    if await migrate(found, SCHEMA_VERSION, MIGRATIONS, db.execute) != found:
-        await db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-    return found
 
 
 async def migrate(
@@ -440,17 +388,15 @@ RESOLUTIONS_CTE: Final = {
     for table in ("bars", "quote_bars")
 }
 """The distinct resolutions of symbol ?1, one primary-key lookup each (a loose index scan),
-so a query without a resolution can still use (symbol, resolution, ts_event). (SQLite's
-trade bars: :data:`SQLITE_RESOLUTIONS_CTE`.)"""
+so a query without a resolution can still use (symbol, resolution, ts_event)."""
 
+_HAS_BARS = "EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id)"  # s: a bar_series row
 SQLITE_RESOLUTIONS_CTE: Final = {
     **RESOLUTIONS_CTE,
-    "bars": "WITH r(res) AS (SELECT DISTINCT resolution FROM bar_series AS s WHERE "
-    "symbol = ?1 AND EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id) "
-    "ORDER BY resolution)",
+    "bars": "WITH r(res) AS (SELECT DISTINCT resolution FROM bar_series AS s "
+    f"WHERE symbol = ?1 AND {_HAS_BARS} ORDER BY resolution)",
 }
-"""As :data:`RESOLUTIONS_CTE`; SQLite's trade-bar series are listed in ``bar_series``, so
-its resolutions are read there (one ``bar_rows`` lookup per series: it has bars)."""
+"""SQLite reads its trade bars' resolutions from ``bar_series`` (series with bars)."""
 
 
 SeriesKey: TypeAlias = tuple[str, str, str]
@@ -477,11 +423,9 @@ INSERT_SERIES: Final = (
     "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) VALUES (?, ?, ?)"
 )
 SERIES_ID: Final = f"SELECT id FROM bar_series WHERE {SERIES}"
-"""The id of series (?1, ?2, ?3), once :data:`INSERT_SERIES` has made sure it has one."""
 SERIES_KEYS: Final = "SELECT feed, symbol, resolution FROM bar_series"
 SQLITE_SERIES_KEYS: Final = (
-    "SELECT feed, symbol, resolution FROM bar_series AS s "
-    "WHERE EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id)"
+    f"SELECT feed, symbol, resolution FROM bar_series AS s WHERE {_HAS_BARS}"
 )
 """SQLite's trade-bar series with bars (its retention keeps the rows of emptied series)."""
 LAST_BAR: Final = (
@@ -517,8 +461,7 @@ SQL: Final = QuerySql(
     last_closed_bar=LAST_CLOSED_BAR,
     quality_by_feed=QUALITY_BY_FEED,
 )
-"""The read statements of the text-keyed layout (``bars`` with its series texts in each row,
-``bar_series`` pruned by retention); PostgreSQL's are derived from them."""
+"""The read statements of the text-keyed layout; PostgreSQL's are derived from them."""
 
 SQLITE_SQL: Final = dataclasses.replace(
     SQL,
@@ -526,8 +469,7 @@ SQLITE_SQL: Final = dataclasses.replace(
     series_keys=SQLITE_SERIES_KEYS,
     series_of_symbol={
         "bars": "SELECT resolution, feed FROM bar_series AS s WHERE symbol = ?1 AND "
-        "EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id) ORDER BY resolution, feed"
+        f"{_HAS_BARS} ORDER BY resolution, feed"
     },
 )
-"""The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite (trade bars
-read through the ``bars`` view, series listed from ``bar_series``)."""
+"""The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite."""
