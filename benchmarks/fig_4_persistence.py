@@ -15,6 +15,8 @@ here so both share the machine's state) and once with ``Config(db_path=<fresh fi
 Baselines in the same run: the same rows (the engine's own row layout, schema, pragmas
 and upsert statement) written by ``executemany`` in 1,000-row transactions, through raw
 ``sqlite3`` and through ``aiosqlite`` (the library the engine uses), each on a fresh file.
+The baselines' rows carry their ``bar_series`` ids already (their series are added before
+the clock starts); the engine's sink looks the ids up as it writes.
 """
 
 from __future__ import annotations
@@ -120,12 +122,26 @@ def _disk_rate(run: EngineRun) -> float:
 
 
 def _rows(workload: Workload) -> list[sch.Row]:
-    """The rows the engine writes for the workload's bars (its own row builder)."""
+    """The rows the engine queues for the workload's bars (its own row builder)."""
     rows = []
     for item in parsed_items(workload):
         assert isinstance(item, TradeBar)
         rows.append(bar_row(item, "binance", CLEAN, item.ts_recv))
     return rows
+
+
+def _series_ids(rows: Sequence[sch.Row]) -> dict[sch.SeriesKey, int]:
+    """Ids for the rows' series, numbered as a fresh file's ``bar_series`` numbers them."""
+    keys = sorted({(row[0], row[1], row[2]) for row in rows})
+    return {key: n for n, key in enumerate(keys, start=1)}
+
+
+def _stored(rows: Sequence[sch.Row], ids: dict[sch.SeriesKey, int]) -> list[sch.Row]:
+    """The ``bar_rows`` rows the engine's sink writes for queued ``rows``."""
+    return [(ids[row[0], row[1], row[2]], *row[3:]) for row in rows]
+
+
+_ADD_SERIES = "INSERT INTO bar_series (id, feed, symbol, resolution) VALUES (?, ?, ?, ?)"
 
 
 def _floor(measure: Callable[[Path], float], folder: Path, name: str, ctx: Context) -> float:
@@ -143,8 +159,10 @@ def _sqlite3_rate(rows: Sequence[sch.Row], path: Path) -> float:
     try:
         for statement in (*_PRAGMAS, *sch.DDL):
             connection.execute(statement)
+        ids = _series_ids(rows)
+        connection.executemany(_ADD_SERIES, [(n, *key) for key, n in ids.items()])
         connection.commit()
-        sql, chunks = sch.WRITE_SQL[sch.BARS], _chunks(rows)
+        sql, chunks = sch.WRITE_SQL[sch.BARS], _chunks(_stored(rows, ids))
         started = time.perf_counter()
         for chunk in chunks:
             connection.executemany(sql, chunk)
@@ -160,8 +178,10 @@ async def _aiosqlite_rate(rows: Sequence[sch.Row], path: Path) -> float:
     async with aiosqlite.connect(path) as db:
         for statement in (*_PRAGMAS, *sch.DDL):
             await db.execute(statement)
+        ids = _series_ids(rows)
+        await db.executemany(_ADD_SERIES, [(n, *key) for key, n in ids.items()])
         await db.commit()
-        sql, chunks = sch.WRITE_SQL[sch.BARS], _chunks(rows)
+        sql, chunks = sch.WRITE_SQL[sch.BARS], _chunks(_stored(rows, ids))
         started = time.perf_counter()
         for chunk in chunks:
             await db.executemany(sql, chunk)

@@ -66,7 +66,7 @@ class Backend(ABC):
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    version = 4
+    version = 5
 
     def __init__(self, path: Path) -> None:
         self.path = path

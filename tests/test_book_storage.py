@@ -10,6 +10,7 @@ the REST snapshot itself and pictures of the book an offline BookKeeper replay k
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from lean_data.storage.book_rows import decode_levels, encode_levels
 from lean_data.storage.sqlite import DataPersistence
 from tests.backends import Backend, PostgresBackend
 from tests.test_engine_books import SYMBOL, DepthFeed, capture
+from tests.test_schema_migration import V4_FILE
 
 NOW = 1_700_000_000_000_000_000
 FEED = "binance-futures"
@@ -161,20 +163,21 @@ async def test_a_version_3_sqlite_file_gains_book_snapshots_keeping_its_rows(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "lean.db"
-    async with DataPersistence(path) as store:
-        await store.save_market_data(bar(), feed="binance")
-        await store.save_funding_rates([rate()], feed="binance")
+    shutil.copyfile(V4_FILE, path)  # written by the version-4 code
     with sqlite3.connect(path) as db:  # the file as version 3 left it
         db.execute("DROP TABLE book_snapshots")
         db.execute("UPDATE schema_version SET version = 3")
+        stored = db.execute("SELECT COUNT(*) FROM bars WHERE feed = 'ftx' AND resolution = '1m'")
+        (minutes,) = stored.fetchone()
     db.close()
     async with DataPersistence(path, clock_ns=lambda: NOW) as store:
-        assert await store.get_market_data("BTC/USDT", 0, 2**62) == [bar()]
-        assert await store.get_funding_rates("BTC/USDT:USDT") == [rate()]
+        found = await store.get_market_data("BTC-PERP", 0, 2**62, resolution="1m", feed="ftx")
+        assert len(found) == minutes == 31
+        assert [r.rate for r in await store.get_funding_rates("BTC-PERP")] == [0.0001]
         await store.save_book_snapshots(pictures()[:3], feed=FEED)
         exact(await store.get_book_snapshots(SYMBOL), by_event(pictures()[:3]))
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
         names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert {"book_snapshots", "book_snapshots_event"} <= names

@@ -377,8 +377,9 @@ async def test_restart_and_coverage_queries_walk_primary_keys(db_path: Path) -> 
     series = ("ftx", "BTC-PERP", "1m")
     for sql in (sch.LAST_BAR, sch.LAST_CLOSED_BAR):
         assert query_plan(path, sql, series) == [
-            "SEARCH bars USING PRIMARY KEY (symbol=? AND resolution=?)"
-        ]  # walked backwards: no TEMP B-TREE for the ORDER BY
+            "SEARCH s USING COVERING INDEX bar_series_key (symbol=? AND resolution=? AND feed=?)",
+            "SEARCH b USING PRIMARY KEY (series_id=?)",
+        ]  # the series' id, then its rows walked backwards: no TEMP B-TREE for the ORDER BY
     for sql in (sch.COVERAGE_OVERLAPPING, sch.COVERAGE_TOUCHING):
         assert query_plan(path, sql, (*series, T0, T0 + M)) == [
             "SEARCH coverage USING PRIMARY KEY "
@@ -387,7 +388,11 @@ async def test_restart_and_coverage_queries_walk_primary_keys(db_path: Path) -> 
             "SEARCH coverage USING PRIMARY KEY "
             "(feed=? AND symbol=? AND resolution=? AND start_ns<?)",
         ]
-    assert query_plan(path, sch.SERIES_KEYS, ()) == ["SCAN bar_series"]  # one row per series
+    assert query_plan(path, sch.SQLITE_SERIES_KEYS, ()) == [
+        "SCAN s",  # one row per series, and one key lookup to see it has bars
+        "CORRELATED SCALAR SUBQUERY 1",
+        "SEARCH bar_rows USING PRIMARY KEY (series_id=?)",
+    ]
 
 
 async def test_coverage_survives_a_restart(backend: Backend) -> None:
@@ -480,18 +485,21 @@ async def test_version_1_file_gains_coverage_and_series_tables(
         assert await missing(store, 0, 100) == [(0, 100)]
         await cover(store, 0, 100)
         await store.save_market_data(btc[100], feed="ftx")
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(4,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(5,)]
     schema = dict(sqlite_rows(db_path, "SELECT name, sql FROM sqlite_master"))
     derivatives = ["funding_rates", "open_interest", "mark_prices", "liquidations"]  # version 3
     books = ["book_snapshots", "book_snapshots_event"]  # version 4
-    added = ["coverage", "bar_series", *derivatives, *books]
+    by_id = ["bar_rows", "bar_series_key"]  # version 5 (bars is a view of bar_rows)
+    added = ["coverage", "bar_series", *derivatives, *books, *by_id]
     assert sorted(schema) == sorted([s.split()[2] for s in V1_DDL] + added)
-    assert [schema[s.split()[2]] for s in V1_DDL] == list(V1_DDL)  # old tables untouched
+    old = [s for s in V1_DDL if s.split()[2] != "bars"]  # bars: a view since version 5
+    assert [schema[s.split()[2]] for s in old] == old  # the other old tables untouched
+    assert schema["bars"] == sch.BARS_VIEW.replace("IF NOT EXISTS ", "")
     assert sqlite_rows(db_path, "SELECT COUNT(*) FROM bars") == [(111,)]
     assert [(s, e, f) for s, e, f in sqlite_rows(db_path, COVERAGE_ROWS, "ftx")] == [
         (T0, T0 + 100 * M, 0)
     ]
-    async with DataPersistence(db_path) as again:  # version 4 opens as it is
+    async with DataPersistence(db_path) as again:  # version 5 opens as it is
         assert await again.last_bar("ftx", "BTC-PERP", MINUTE) == received(btc[100])
         assert await coverage(again, 0, 200) == [(0, 100, False)]
 
@@ -501,7 +509,7 @@ async def test_file_without_a_migration_path_is_refused(db_path: Path) -> None:
     with sqlite3.connect(db_path) as db:
         db.execute("UPDATE schema_version SET version = 0")
     db.close()
-    with pytest.raises(StorageError, match="schema version 0 has no migration to 4"):
+    with pytest.raises(StorageError, match="schema version 0 has no migration to 5"):
         await DataPersistence(db_path).open()
     assert sqlite_rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'coverage'") == []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from lean_data.models import NS_PER_DAY, NS_PER_HOUR, TradeBar
 from lean_data.storage.sqlite import DataPersistence
 from lean_data.storage.store import QueuedStore
 from tests.backends import Backend, PostgresBackend
+from tests.test_schema_migration import V4_FILE
 
 FUTURES = Path(__file__).parent / "fixtures" / "freqtrade" / "futures"
 NOW = 1_700_000_000_000_000_000
@@ -202,20 +204,20 @@ async def test_sqlite_and_postgres_answer_every_range_query_alike(
 
 async def test_a_version_2_sqlite_file_gains_the_derivatives_tables(tmp_path: Path) -> None:
     path = tmp_path / "lean.db"
-    bar = TradeBar("BTC/USDT", 60_000_000_000, 1.0, 2.0, 0.5, 1.5, 10.0, ts_recv=NOW)
-    async with DataPersistence(path) as store:
-        await store.save_market_data(bar, feed="binance")
+    shutil.copyfile(V4_FILE, path)  # written by the version-4 code
     with sqlite3.connect(path) as db:  # the file as version 2 left it: no such tables
         for table in TABLES:
             db.execute(f"DROP TABLE {table}")
         db.execute("UPDATE schema_version SET version = 2")
+        (first,) = db.execute("SELECT MIN(ts_event) FROM bars WHERE feed = 'backup'").fetchone()
     db.close()
     async with DataPersistence(path, clock_ns=lambda: NOW) as store:
         await store.save_funding_rates(funding()[:5], feed="binance")
         same(await store.get_funding_rates(SYMBOL), received(funding()[:5]))
-        assert await store.get_market_data("BTC/USDT", 0, 2**62) == [bar]
+        (bar,) = await store.get_market_data("BTC-PERP", first, first + 1, feed="backup")
+        assert (bar.ts_event, bar.symbol) == (first, "BTC-PERP")
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
         names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert set(TABLES) <= names

@@ -138,7 +138,7 @@ async def test_open_sets_wal_normal_sync_and_busy_timeout(db_path: Path) -> None
             "busy_timeout": 1234,
         }
     assert sqlite_rows(db_path, "PRAGMA journal_mode") == [("wal",)]
-    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(4,)]
+    assert sqlite_rows(db_path, "SELECT version FROM schema_version") == [(5,)]
 
 
 async def test_reopen_keeps_data_and_schema_version(backend: Backend, clock: Clock) -> None:

@@ -205,7 +205,7 @@ async def test_a_lost_freelist_is_refused_with_the_quick_check_line(tmp_path: Pa
         for bar in spy_minutes():
             await store.save_market_data(bar, feed="lean")
     other = sqlite3.connect(path)
-    other.execute("DELETE FROM bars")  # its pages go to the freelist
+    other.execute("DELETE FROM bar_rows")  # its pages go to the freelist
     other.commit()
     other.close()
     ((free,),) = sqlite_rows(path, "PRAGMA freelist_count")

@@ -59,11 +59,11 @@ async def _prepare(db: aiosqlite.Connection, path: str, busy_timeout_ms: int, ch
     await db.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
     if check:
         await _check_file(db, path, busy_timeout_ms)
-    if await sch.stored_version(db) == sch.SCHEMA_VERSION:
+    if await stored_version(db) == sch.SCHEMA_VERSION:
         return  # up to date: no write lock needed, however busy other writers are
     await db.execute("BEGIN IMMEDIATE")  # one creating or migrating process at a time
     try:
-        found = await sch.create_or_migrate(db)
+        found = await create_or_migrate(db)
     except ValueError as exc:
         raise StorageError(f"{path!r} has {exc}") from None
     await db.commit()
@@ -116,3 +116,37 @@ def _problem(exc: BaseException) -> str:
 def _probe(path: str) -> None:
     """Open and close ``path`` with plain sqlite3 (raises when it cannot be opened)."""
     sqlite3.connect(path).close()
+
+
+async def stored_version(db: aiosqlite.Connection) -> int | None:
+    """Return the file's schema version, or None when it has no ``schema_version`` row."""
+    try:
+        rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
+    except sqlite3.OperationalError:  # no such table: a new file
+        return None
+    return int(rows[0][0]) if rows else None
+
+
+async def create_or_migrate(db: aiosqlite.Connection) -> int:
+    """Create the tables and bring an older file up to the current schema version.
+
+    Runs :data:`~lean_data.storage.schema.DDL`, then the
+    :data:`~lean_data.storage.schema.MIGRATIONS` from the file's version, inside the
+    caller's transaction; the caller commits.
+
+    Returns:
+        The version the file had (the current one for a new file).
+
+    Raises:
+        ValueError: the file holds a newer version, or one with no migration path.
+    """
+    for statement in sch.DDL:
+        await db.execute(statement)
+    rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
+    if not rows:
+        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (sch.SCHEMA_VERSION,))
+        return sch.SCHEMA_VERSION
+    found = int(rows[0][0])
+    if await sch.migrate(found, sch.SCHEMA_VERSION, sch.MIGRATIONS, db.execute) != found:
+        await db.execute("UPDATE schema_version SET version = ?", (sch.SCHEMA_VERSION,))
+    return found

@@ -159,14 +159,20 @@ class Queries(ABC):
         q = self._sql
         wait = True
         if resolution is None:  # walk the stored resolutions so the key index still serves
-            found = await self._fetch(
-                f"{q.resolutions_cte[table]} SELECT res FROM r WHERE res IS NOT NULL", (symbol,)
-            )
+            lookup = q.series_of_symbol.get(table)
+            if lookup is None:
+                sql = f"{q.resolutions_cte[table]} SELECT res FROM r WHERE res IS NOT NULL"
+                found = await self._fetch(sql, (symbol,))
+            else:  # the backend lists the series: (resolution, feed) pairs
+                rows = await self._fetch(lookup, (symbol,))
+                series = [row for row in rows if feed in (None, row[1])]
+                found = sorted({(res,) for res, _ in series})
+                feed = series[0][1] if len(series) == 1 else feed  # one series: no sort
             if not found:
                 return None
             wait = False  # the barrier was just passed
             if len(found) == 1:  # the usual case: rows come in key order, with no sort
-                resolution = found[0][0]
+                resolution = resolution_from_text(found[0][0])
         if resolution is None:
             cte = f"{q.resolutions_cte[table]} "
             where = f"{q.range} AND resolution IN (SELECT res FROM r)"

@@ -3,8 +3,9 @@
 Market and derivatives rows are aged by receive time (``ts_recv``: how long they have been
 kept), metrics and errors by ``ts``. Each trade-bar series that loses bars loses its
 covered (not its known-empty) intervals from its first to past its last deleted bar's open
-time, and series left without bars leave ``bar_series``. Full-table scans: meant for
-start-up or a daily job, not for every batch.
+time; a series left without bars keeps its ``bar_series`` row and id (a writer may hold
+the id) and drops out of :data:`~lean_data.storage.schema.SQLITE_SERIES_KEYS`, which lists series
+with bars. Full-table scans: meant for start-up or a daily job, not for every batch.
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ _DELETED_BAR_SPANS: Final = (
     "SELECT feed, symbol, resolution, MIN(ts_event), MAX(ts_event) FROM bars "
     "WHERE ts_recv < ? GROUP BY feed, symbol, resolution"
 )
-_PRUNE_SERIES: Final = (
-    "DELETE FROM bar_series WHERE NOT EXISTS (SELECT 1 FROM bars WHERE "
-    "bars.symbol = bar_series.symbol AND bars.resolution = bar_series.resolution AND "
-    "bars.feed = bar_series.feed)"
-)
+_STORED_IN: Final = {"bars": "bar_rows"}
+"""Tables whose rows are stored under another name (``bars`` is a view of ``bar_rows``)."""
 
 
 async def delete_before(tx: SqliteTx, cutoff: int) -> dict[str, int]:
@@ -34,8 +32,7 @@ async def delete_before(tx: SqliteTx, cutoff: int) -> dict[str, int]:
 
     Runs in the caller's ``BEGIN IMMEDIATE`` transaction, which commits. Coverage stays
     truthful: the covered (not the known-empty) intervals of each bar series lose the
-    event-time span from its first to past its last deleted bar, and series left without
-    bars leave ``bar_series``.
+    event-time span from its first to past its last deleted bar.
     """
     db = tx.db
     for feed, symbol, resolution, first, last in await db.execute_fetchall(
@@ -46,9 +43,8 @@ async def delete_before(tx: SqliteTx, cutoff: int) -> dict[str, int]:
     deleted: dict[str, int] = {}
     for table in TABLE_NAMES:
         column = "ts" if table in ("metrics", "errors") else "ts_recv"  # market, derivatives
-        cursor = await db.execute(f"DELETE FROM {table} WHERE {column} < ?", (cutoff,))
+        stored = _STORED_IN.get(table, table)
+        cursor = await db.execute(f"DELETE FROM {stored} WHERE {column} < ?", (cutoff,))
         deleted[table] = cursor.rowcount
         await cursor.close()
-    if deleted["bars"]:
-        await db.execute(_PRUNE_SERIES)
     return deleted

@@ -1,4 +1,5 @@
-"""SQLite schema and SQL text for :mod:`lean_data.storage.sqlite`.
+"""SQLite schema and SQL text for :mod:`lean_data.storage.sqlite` (creating and migrating a
+file: :mod:`lean_data.storage.connect`).
 
 Row encoding and decoding live in :mod:`lean_data.storage.rows`, the retry's defensive
 conversion in :mod:`lean_data.storage.sanitize`, coverage upkeep in
@@ -9,11 +10,17 @@ always travel as ``?`` parameters, never as text spliced into SQL.
 
 Tables:
 
-``bars`` / ``quote_bars``
+``bar_rows`` / ``bars``
+    Trade bars: ``bar_rows`` holds one row per (``series_id``, ``ts_event``), ``WITHOUT
+    ROWID`` with that key, ``series_id`` being the ``bar_series.id`` of the bar's (feed,
+    symbol, resolution) (version 5: those texts are no longer in every row and key).
+    ``bars`` is a view joining the two with the old columns; every reader reads it.
+``quote_bars``
     One row per (symbol, resolution, ts_event, feed), stored ``WITHOUT ROWID`` with that
     primary key, so a range query for one symbol and resolution is a single index walk.
-    Writes are upserts that keep the newest version: a higher ``revision`` wins, and at the
-    same revision a final bar (``closed``) replaces an in-progress one but never the reverse.
+    Writes of trade and quote bars are upserts that keep the newest version: a higher
+    ``revision`` wins, and at the same revision a final bar (``closed``) replaces an
+    in-progress one but never the reverse.
 ``ticks``
     Trade prints and quotes. They have no natural key (many trades share a timestamp), so
     each row gets an ``INTEGER PRIMARY KEY``; indexed by (symbol, ts_event).
@@ -30,9 +37,9 @@ Tables:
     row starts before a given time and still reaches it, which is what the range queries
     rely on.
 ``bar_series``
-    The (feed, symbol, resolution) of every trade-bar series, written in the same
-    transaction as its bars (the ``bars`` key starts with symbol, so listing series from
-    ``bars`` itself would scan every row).
+    ``id`` and the (feed, symbol, resolution) of each trade-bar series, unique, symbol
+    first; added with its first bars and kept for the life of the file (retention leaves
+    it: a writer may cache the id), so :data:`SQLITE_SERIES_KEYS` lists those with bars.
 ``funding_rates`` / ``open_interest`` / ``mark_prices`` / ``liquidations``
     Derivatives records (:mod:`lean_data.derivatives`), ``WITHOUT ROWID``, one row per
     (symbol, ts_event, feed), liquidations per (symbol, ts_event, feed, side, price,
@@ -50,12 +57,10 @@ Tables:
 
 from __future__ import annotations
 
-import sqlite3
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
-
-import aiosqlite
 
 Row: TypeAlias = tuple[Any, ...]
 
@@ -77,9 +82,12 @@ class QuerySql:
     last_sane_bar: str
     last_closed_bar: str
     quality_by_feed: str
+    series_of_symbol: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """(resolution, feed) of each series of symbol ?1, for tables keyed by series id (read
+    instead of ``resolutions_cte``, so a read of the only series names it: no sort)."""
 
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 BARS: Final = 0
 QUOTE_BARS: Final = 1
@@ -115,6 +123,9 @@ BAR_COLUMNS: Final = (
     *("open", "high", "low", "close", "volume"),
     *_BAR_TAIL,
 )
+"""A trade-bar row as queued (:func:`~lean_data.storage.rows.bar_row`) and as ``bars`` reads."""
+BAR_ROW_COLUMNS: Final = ("series_id", *BAR_COLUMNS[3:])
+"""``bar_rows``' columns: the queued row with ``bar_series.id`` for its first three."""
 QUOTE_COLUMNS: Final = (
     *("feed", "symbol", "resolution", "ts_event"),
     *("bid_open", "bid_high", "bid_low", "bid_close", "bid_size"),
@@ -179,10 +190,28 @@ DERIVATIVE_COLUMNS: Final = {
 _KEY = ("feed", "symbol", "resolution", "ts_event")
 
 
-_BAR_TAIL_DDL = (
+_BAR_STATE_DDL = (
     "closed INT NOT NULL, revision INT NOT NULL, backfilled INT NOT NULL, "
-    "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL, "
-    "PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
+    "quality_score REAL, quality_level TEXT, reasons TEXT NOT NULL, ts_recv INT NOT NULL"
+)
+_BAR_TAIL_DDL = f"{_BAR_STATE_DDL}, PRIMARY KEY (symbol, resolution, ts_event, feed)) WITHOUT ROWID"
+_SERIES_DDL = (
+    "CREATE TABLE IF NOT EXISTS bar_series (id INTEGER PRIMARY KEY, feed TEXT NOT NULL, "
+    "symbol TEXT NOT NULL, resolution TEXT NOT NULL)"
+)
+_SERIES_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS bar_series_key ON bar_series (symbol, resolution, feed)"
+)
+_BAR_ROWS_DDL = (
+    "CREATE TABLE IF NOT EXISTS bar_rows (series_id INTEGER NOT NULL REFERENCES bar_series (id), "
+    "ts_event INT NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, "
+    f"{_BAR_STATE_DDL}, PRIMARY KEY (series_id, ts_event)) WITHOUT ROWID"
+)
+BARS_VIEW: Final = (
+    "CREATE VIEW IF NOT EXISTS bars AS SELECT s.feed AS feed, s.symbol AS symbol, "
+    "s.resolution AS resolution, "
+    + ", ".join(f"b.{c} AS {c}" for c in BAR_COLUMNS[3:])
+    + " FROM bar_rows AS b JOIN bar_series AS s ON s.id = b.series_id"
 )
 _BAR_HEAD_DDL = (
     "feed TEXT NOT NULL, symbol TEXT NOT NULL, resolution TEXT NOT NULL, ts_event INT NOT NULL"
@@ -195,8 +224,10 @@ BOOK_EVENT_INDEX: Final = (
 
 DDL: Final = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
-    f"CREATE TABLE IF NOT EXISTS bars ({_BAR_HEAD_DDL}, open REAL, high REAL, low REAL, "
-    f"close REAL, volume REAL, {_BAR_TAIL_DDL}",
+    _SERIES_DDL,
+    _SERIES_INDEX,
+    _BAR_ROWS_DDL,
+    BARS_VIEW,
     f"CREATE TABLE IF NOT EXISTS quote_bars ({_BAR_HEAD_DDL}, bid_open REAL, bid_high REAL, "
     "bid_low REAL, bid_close REAL, bid_size REAL, ask_open REAL, ask_high REAL, ask_low REAL, "
     f"ask_close REAL, ask_size REAL, {_BAR_TAIL_DDL}",
@@ -217,8 +248,6 @@ DDL: Final = (
     "CREATE TABLE IF NOT EXISTS coverage (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
     "resolution TEXT NOT NULL, start_ns INT NOT NULL, end_ns INT NOT NULL, "
     "empty INT NOT NULL, PRIMARY KEY (feed, symbol, resolution, start_ns)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS bar_series (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
-    "resolution TEXT NOT NULL, PRIMARY KEY (feed, symbol, resolution)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS funding_rates (feed TEXT NOT NULL, symbol TEXT NOT NULL, "
     "ts_event INT NOT NULL, rate REAL, next_funding_time INT NOT NULL, "
     "funding_interval INT NOT NULL, predicted_rate REAL, ts_recv INT NOT NULL, "
@@ -252,40 +281,26 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     2: (),  # version 3 adds the four derivatives tables, which DDL creates
     3: (),  # version 4 adds book_snapshots, which DDL creates
+    4: (
+        # version 5: bar_rows (DDL made it, empty) takes the old bars, bar_series gains ids
+        # (built beside the old one and renamed, so REFERENCES names the new), bars becomes
+        # a view. Every bar is copied once, in the opening transaction: all or nothing.
+        _SERIES_DDL.replace("bar_series", "bar_series_v5", 1),
+        "INSERT INTO bar_series_v5 (feed, symbol, resolution) "
+        "SELECT feed, symbol, resolution FROM bar_series "
+        "UNION SELECT DISTINCT feed, symbol, resolution FROM bars",
+        f"INSERT INTO bar_rows ({', '.join(BAR_ROW_COLUMNS)}) SELECT s.id, "
+        + ", ".join(f"b.{c}" for c in BAR_COLUMNS[3:])
+        + " FROM bars AS b JOIN bar_series_v5 AS s "
+        "ON s.feed = b.feed AND s.symbol = b.symbol AND s.resolution = b.resolution",
+        "DROP TABLE bars",
+        "DROP TABLE bar_series",
+        "ALTER TABLE bar_series_v5 RENAME TO bar_series",
+        _SERIES_INDEX,
+        BARS_VIEW,
+    ),
 }
 """Statements run, after :data:`DDL`, on a file of version ``n`` to make it version n + 1."""
-
-
-async def stored_version(db: aiosqlite.Connection) -> int | None:
-    """Return the file's schema version, or None when it has no ``schema_version`` row."""
-    try:
-        rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
-    except sqlite3.OperationalError:  # no such table: a new file
-        return None
-    return int(rows[0][0]) if rows else None
-
-
-async def create_or_migrate(db: aiosqlite.Connection) -> int:
-    """Create the tables and bring an older file up to :data:`SCHEMA_VERSION`.
-
-    Runs inside the caller's transaction; the caller commits.
-
-    Returns:
-        The version the file had (:data:`SCHEMA_VERSION` for a new file).
-
-    Raises:
-        ValueError: the file holds a newer version, or one with no migration path.
-    """
-    for statement in DDL:
-        await db.execute(statement)
-    rows = list(await db.execute_fetchall("SELECT version FROM schema_version"))
-    if not rows:
-        await db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-        return SCHEMA_VERSION
-    found = int(rows[0][0])
-    if await migrate(found, SCHEMA_VERSION, MIGRATIONS, db.execute) != found:
-        await db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-    return found
 
 
 async def migrate(
@@ -319,10 +334,10 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
-def _upsert(table: str, columns: tuple[str, ...]) -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEY)
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...] = _KEY) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
     return (
-        f"{_insert(table, columns)} ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates} "
+        f"{_insert(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} "
         f"WHERE excluded.revision > {table}.revision OR "
         f"(excluded.revision = {table}.revision AND excluded.closed >= {table}.closed)"
     )
@@ -339,14 +354,15 @@ def _replace(table: int) -> str:
 
 
 WRITE_SQL: Final = (
-    _upsert("bars", BAR_COLUMNS),
+    _upsert("bar_rows", BAR_ROW_COLUMNS, ("series_id", "ts_event")),
     _upsert("quote_bars", QUOTE_COLUMNS),
     _insert("ticks", TICK_COLUMNS),
     _insert("metrics", METRICS_COLUMNS),
     _insert("errors", ERRORS_COLUMNS),
     *(_replace(table) for table in DERIVATIVE_COLUMNS),
 )
-"""The write statement of each table, by table index."""
+"""The write statement of each table, by table index (trade bars: ``bar_rows`` rows, whose
+series id the sink puts in place of a queued row's (feed, symbol, resolution))."""
 
 SELECT: Final = {
     "bars": "SELECT symbol, ts_event, open, high, low, close, volume, resolution, ts_recv, "
@@ -374,6 +390,14 @@ RESOLUTIONS_CTE: Final = {
 """The distinct resolutions of symbol ?1, one primary-key lookup each (a loose index scan),
 so a query without a resolution can still use (symbol, resolution, ts_event)."""
 
+_HAS_BARS = "EXISTS (SELECT 1 FROM bar_rows WHERE series_id = s.id)"  # s: a bar_series row
+SQLITE_RESOLUTIONS_CTE: Final = {
+    **RESOLUTIONS_CTE,
+    "bars": "WITH r(res) AS (SELECT DISTINCT resolution FROM bar_series AS s "
+    f"WHERE symbol = ?1 AND {_HAS_BARS} ORDER BY resolution)",
+}
+"""SQLite reads its trade bars' resolutions from ``bar_series`` (series with bars)."""
+
 
 SeriesKey: TypeAlias = tuple[str, str, str]
 """(feed, symbol, resolution name) of one bar series, as stored."""
@@ -398,7 +422,12 @@ COVERAGE_OVERLAPPING: Final = (
 INSERT_SERIES: Final = (
     "INSERT OR IGNORE INTO bar_series (feed, symbol, resolution) VALUES (?, ?, ?)"
 )
+SERIES_ID: Final = f"SELECT id FROM bar_series WHERE {SERIES}"
 SERIES_KEYS: Final = "SELECT feed, symbol, resolution FROM bar_series"
+SQLITE_SERIES_KEYS: Final = (
+    f"SELECT feed, symbol, resolution FROM bar_series AS s WHERE {_HAS_BARS}"
+)
+"""SQLite's trade-bar series with bars (its retention keeps the rows of emptied series)."""
 LAST_BAR: Final = (
     f"{SELECT['bars']} WHERE symbol = ?2 AND resolution = ?3 AND feed = ?1 "
     "ORDER BY ts_event DESC LIMIT 1"
@@ -431,5 +460,16 @@ SQL: Final = QuerySql(
     last_sane_bar=LAST_SANE_BAR,
     last_closed_bar=LAST_CLOSED_BAR,
     quality_by_feed=QUALITY_BY_FEED,
+)
+"""The read statements of the text-keyed layout; PostgreSQL's are derived from them."""
+
+SQLITE_SQL: Final = dataclasses.replace(
+    SQL,
+    resolutions_cte=SQLITE_RESOLUTIONS_CTE,
+    series_keys=SQLITE_SERIES_KEYS,
+    series_of_symbol={
+        "bars": "SELECT resolution, feed FROM bar_series AS s WHERE symbol = ?1 AND "
+        f"{_HAS_BARS} ORDER BY resolution, feed"
+    },
 )
 """The statements :class:`~lean_data.storage.queries.Queries` runs on SQLite."""

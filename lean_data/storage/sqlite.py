@@ -111,7 +111,7 @@ class DataPersistence(QueuedStore):
         self._sink = SqliteSink()
         super().__init__(
             self._sink,
-            sch.SQL,
+            sch.SQLITE_SQL,
             batch_rows=batch_rows,
             batch_ms=batch_ms,
             queue_size=queue_size,

@@ -6,6 +6,14 @@ for the bisection, ``BEGIN IMMEDIATE`` when a batch rewrites coverage (SQLite's 
 lock serialises writers, so :meth:`SqliteTx.lock_series` has nothing to do). SQLite has no
 transient faults: a locked or full database fails the batch, which the writer retries
 once carefully and then counts lost.
+
+Trade bars are queued with their (feed, symbol, resolution) texts, as every backend takes
+them, and stored in ``bar_rows`` under the series' ``bar_series.id``
+(:mod:`lean_data.storage.schema`). The sink keeps the ids it has seen committed, so a
+batch of known series costs one dictionary lookup per row; a series new to it is looked
+up, or given its row, in the batch's own transaction (:meth:`SqliteTx.write_rows`). The
+cache never goes stale: a series keeps its row and id for the life of the file, even when
+retention (in any process) deletes its bars.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Final
 import aiosqlite
 
 from lean_data.storage import schema as sch
+from lean_data.storage.coverage import series_of
 from lean_data.storage.failures import ROW_ERRORS, failure_kind
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
@@ -36,13 +45,42 @@ _INSERT_COVERAGE: Final = (
 
 
 class SqliteTx:
-    """The open transaction on the store's connection (see :class:`BatchTx`)."""
+    """The open transaction on the store's connection (see :class:`BatchTx`).
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    Args:
+        db: the connection.
+        ids: the series ids known committed (the sink's cache; read, never written here).
+    """
+
+    def __init__(self, db: aiosqlite.Connection, ids: dict[SeriesKey, int] | None = None) -> None:
         self.db = db
+        self._ids = {} if ids is None else ids
+        self.new_ids: dict[SeriesKey, int] = {}
+        """Ids read in this transaction; the sink keeps them once it has committed."""
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
+        if table == sch.BARS:
+            rows = await self._by_series_id(rows)
         await self.db.executemany(sch.WRITE_SQL[table], rows)
+
+    async def _by_series_id(self, rows: list[Row]) -> list[Row]:
+        """Return queued ``bars`` rows as ``bar_rows`` rows: the series id for the texts.
+
+        Raises:
+            sqlite3.IntegrityError: a series text is NULL (a row error, as it always was).
+            TypeError: a series text is of no hashable type (a row error too).
+        """
+        ids = self._ids
+        try:
+            return [(ids[r[0], r[1], r[2]], *r[3:]) for r in rows]
+        except KeyError:  # a series new to this store: look it up (or add it) in the tx
+            pass
+        ids = {**ids, **self.new_ids}
+        for key in {series_of(row) for row in rows}.difference(ids):
+            await self.db.execute(sch.INSERT_SERIES, key)
+            ((found,),) = await self.db.execute_fetchall(sch.SERIES_ID, key)
+            ids[key] = self.new_ids[key] = found
+        return [(ids[r[0], r[1], r[2]], *r[3:]) for r in rows]
 
     async def savepoint(self) -> None:
         await self.db.execute("SAVEPOINT lean_rows")
@@ -50,12 +88,13 @@ class SqliteTx:
     async def rollback_to_savepoint(self) -> None:
         await self.db.execute("ROLLBACK TO lean_rows")
         await self.db.execute("RELEASE lean_rows")
+        self.new_ids.clear()  # a series row added since the savepoint is gone: ask again
 
     async def release_savepoint(self) -> None:
         await self.db.execute("RELEASE lean_rows")
 
     async def insert_series(self, keys: Collection[SeriesKey]) -> None:
-        await self.db.executemany(sch.INSERT_SERIES, keys)
+        """Nothing to do: :meth:`write_rows` gave every series of the batch its row."""
 
     async def lock_series(self, keys: Sequence[SeriesKey]) -> None:
         """Nothing to do: a batch with coverage holds SQLite's write lock."""
@@ -76,6 +115,7 @@ class SqliteSink:
 
     def __init__(self) -> None:
         self.db: aiosqlite.Connection | None = None
+        self.series_ids: dict[SeriesKey, int] = {}  # committed; valid for the file's life
 
     @asynccontextmanager
     async def transaction(
@@ -89,11 +129,13 @@ class SqliteSink:
         try:
             if immediate and not db.in_transaction:
                 await db.execute("BEGIN IMMEDIATE")
-            yield SqliteTx(db)
+            tx = SqliteTx(db, self.series_ids)
+            yield tx
             await db.commit()
         except BaseException:
             await self.rollback()
             raise
+        self.series_ids.update(tx.new_ids)
 
     async def rollback(self) -> None:
         """Roll back the open transaction; log (never raise) when that fails too."""
