@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from mypy_extensions import mypyc_attr
+
 from lean_data.config import ValidationConfig
 from lean_data.models import QuoteBar, Tick, TickType, TradeBar
 from lean_data.quality.levels import CLEAN, Verdict
@@ -35,6 +37,7 @@ from lean_data.quality.rules import (
 from lean_data.quality.state import Series, level_shift, repeat, widened
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # so that DataValidator can
 class ValidatorCore:
     """Thresholds, per-series tables and the checks behind each item kind.
 
