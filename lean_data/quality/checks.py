@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -237,7 +238,8 @@ class ValidatorCore:
             issues = add(issues, "out_of_order", FAIR, msg)
         else:
             st.ts = ts
-        if t.suspicious:
+        flags: Any = t  # untyped: compiled, a typed read of a NaN flag is a TypeError
+        if flags.suspicious:
             msg = f"the vendor flagged this print (price {fmt(t.price)}, size {fmt(t.size)})"
             return verdict(add(issues, "vendor_suspicious", POOR, msg))
         st.pushed = False

@@ -187,15 +187,6 @@ def _remember(series: ContinuityState, feed: str, bar: TradeBar, slot: int = -1)
     series.values[start : start + _SLOT_SIZE] = packed
 
 
-def _parked(series: ContinuityState) -> list[tuple[str, TradeBar]]:
-    """Return the series' parked bars, read afresh.
-
-    Where :meth:`Continuity.resume` set ``parked = None`` before calling ``admit()``, mypy
-    keeps taking the attribute for None, and the compiled build checks that it is.
-    """
-    return cast(list[tuple[str, TradeBar]], series.parked)
-
-
 def _find(series: ContinuityState, ts: int, period: int) -> int:
     """Return the slot remembering open time ``ts`` (there is at most one), or -1."""
     opens = series.opens
@@ -466,8 +457,10 @@ class Continuity:
                 self.late_bars.append((source, decision.bar))
             elif decision.action is Action.DUPLICATE:
                 self._resumed_duplicates += 1
-            elif decision.action is Action.FETCH:  # admit() parked this bar: the rest follow
-                _parked(series).extend(parked[index + 1 :])
+            elif decision.action is Action.FETCH:
+                # admit() parked this bar; not series.parked: mypy (so mypyc) takes it for None
+                again = self._series[(symbol, resolution)].parked
+                cast(list[tuple[str, TradeBar]], again).extend(parked[index + 1 :])
                 return out, decision.request
         return out, None
 

@@ -8,7 +8,7 @@ live feed, a replay and a backtest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, SupportsIndex
+from typing import Any, Literal, SupportsIndex
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TickType, TradeBar
@@ -173,7 +173,8 @@ class TimeBarAggregator(RulesUser):
             kind = kinds.get(tick.condition)
             if kind is None:
                 kind = self._learn(tick.condition)
-            if tick.suspicious:
+            flags: Any = tick  # untyped, as in RulesUser._accept
+            if flags.suspicious:
                 kind &= suspicious
             ts = tick.ts_event
             if start <= ts < end and cur is not None:
