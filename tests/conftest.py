@@ -26,6 +26,51 @@ WS_TRANSPORT_MODULES = frozenset(
 """Feed test modules run once per websocket transport (websockets, then picows)."""
 
 
+COMPILED_MODULES = frozenset(
+    {
+        "test_compiled",
+        # the compiled modules (lean_data/compiled.py): validation, continuity, buffer,
+        # aggregation, the Binance parser
+        "test_validation",
+        "test_validation_real",
+        "test_hostile",
+        "test_storage_hostile",
+        "test_validation_tracker",
+        "test_buffer",
+        "test_continuity",
+        "test_continuity_paths",
+        "test_aggregation",
+        "test_wire_binance",
+        "test_wire_binance_typed",
+        "test_hot_paths",
+        # the engine and feeds that call them
+        "test_engine",
+        "test_engine_aggregation",
+        "test_engine_derived",
+        "test_derived",
+        "test_gaps_real",
+        "test_delivered",
+        "test_series_record",
+        "test_delivery_contract",
+        "test_binance_feed",
+        "test_alpaca_feed",
+        "test_feed_limits",
+        "test_benchmarks",
+        "test_replay",
+        "test_restart",
+        "test_cli",
+    }
+)
+"""Test modules marked ``compiled``: run again against the compiled build (README)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of :data:`COMPILED_MODULES` ``compiled``."""
+    for item in items:
+        if item.path.stem in COMPILED_MODULES:
+            item.add_marker(pytest.mark.compiled)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test of :data:`WS_TRANSPORT_MODULES` under both websocket transports."""
     if metafunc.module.__name__.rpartition(".")[2] in WS_TRANSPORT_MODULES:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lean_data.cli import main
+from lean_data.compiled import variant
 from lean_data.storage.location import describe_url
 from tests.backends import PG_URL, PostgresBackend
 
@@ -259,7 +260,7 @@ def test_version_and_help_of_every_option(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out == "lean-data 0.1.0\n"
+    assert capsys.readouterr().out == f"lean-data 0.1.0 ({variant().describe()})\n"
     with pytest.raises(SystemExit):
         main(["replay", "--help"])
     text = capsys.readouterr().out

@@ -35,6 +35,7 @@ from lean_data.cli.messages import (
     prepare_output,
 )
 from lean_data.cli.run import Progress, Unset, named_calendar, run_replay, storing_of
+from lean_data.compiled import variant
 from lean_data.engine import runner
 from lean_data.errors import LeanDataError
 from lean_data.feeds.replay import ReplayFeed
@@ -150,7 +151,8 @@ def _common_options(parser: argparse.ArgumentParser, default_output: str) -> Non
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``lean-data`` argument parser."""
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    version = f"%(prog)s {__version__} ({variant().describe()})"  # compiled or pure Python
+    parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="replay bundled real data through the whole pipeline")
     _common_options(demo, "lean_data_demo")

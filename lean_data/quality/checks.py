@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+from mypy_extensions import mypyc_attr
 
 from lean_data.config import ValidationConfig
 from lean_data.models import QuoteBar, Tick, TickType, TradeBar
@@ -35,6 +38,7 @@ from lean_data.quality.rules import (
 from lean_data.quality.state import Series, level_shift, repeat, widened
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # so that DataValidator can
 class ValidatorCore:
     """Thresholds, per-series tables and the checks behind each item kind.
 
@@ -234,7 +238,8 @@ class ValidatorCore:
             issues = add(issues, "out_of_order", FAIR, msg)
         else:
             st.ts = ts
-        if t.suspicious:
+        flags: Any = t  # untyped: compiled, a typed read of a NaN flag is a TypeError
+        if flags.suspicious:
             msg = f"the vendor flagged this print (price {fmt(t.price)}, size {fmt(t.size)})"
             return verdict(add(issues, "vendor_suspicious", POOR, msg))
         st.pushed = False

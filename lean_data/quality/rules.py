@@ -23,10 +23,12 @@ FAIR: Final = DataQualityLevel.FAIR
 POOR: Final = DataQualityLevel.POOR
 INVALID: Final = DataQualityLevel.INVALID
 
-FORWARD_SPLITS: Final = (1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 20.0)
+# Typed as variable-length tuples: mypyc (2.4) leaves a fixed-length Final tuple of floats
+# unset when a loop iterates over it ("value for final name ... was not set").
+FORWARD_SPLITS: Final[tuple[float, ...]] = (1.5, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0, 20.0)
 """Split ratios (new shares per old share) looked for when a price falls."""
 
-REVERSE_SPLITS: Final = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)
+REVERSE_SPLITS: Final[tuple[int, ...]] = (2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)
 """Reverse-split ratios (old shares per new share) looked for when a price rises."""
 
 Issue = tuple[str, DataQualityLevel, str]

@@ -27,6 +27,7 @@ stateful checks after it never see such an item.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from lean_data.models import MarketData, QuoteBar, Tick, TickType, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
@@ -111,19 +112,22 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     kind = type(item)
     if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
         raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
-    ts = item.ts_event
-    recv = item.ts_recv
+    # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
+    # would raise TypeError for a float time where this screen must answer INVALID.
+    fields: Any = item
+    ts = fields.ts_event
+    recv = fields.ts_recv
     if (
         type(ts) is int
         and type(recv) is int
         and MIN_EVENT_NS <= ts <= INT64_MAX
         and 0 <= recv <= INT64_MAX
         and ts - (recv or now()) <= skew_ns
-        and type(item.symbol) is str
-        and item.symbol.isascii()
+        and type(fields.symbol) is str
+        and fields.symbol.isascii()
     ):
         if kind is TradeBar:
-            bar: TradeBar = item  # type: ignore[assignment]  # checked just above
+            bar: Any = item  # untyped, as above
             revision = bar.revision
             if (
                 type(revision) is int
@@ -134,7 +138,7 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
             ):
                 return None
         elif kind is Tick:
-            tick: Tick = item  # type: ignore[assignment]  # checked just above
+            tick: Any = item  # untyped, as above
             if tick.tick_type is _TRADE:
                 sane = 0.0 < tick.price <= MAX_PRICE and 0.0 <= tick.size <= MAX_SIZE
                 sane = sane and -MAX_PRICE <= tick.bid_price <= MAX_PRICE
@@ -165,10 +169,11 @@ def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict |
     kind = type(item)
     if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
         raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
-    bad = _time("ts_event", item.ts_event) or _time("ts_recv", item.ts_recv)
+    fields: Any = item  # untyped reads, as in screen()
+    bad = _time("ts_event", fields.ts_event) or _time("ts_recv", fields.ts_recv)
     if bad is not None:
         return bad
-    ts = item.ts_event
+    ts: int = fields.ts_event
     if ts < MIN_EVENT_NS:
         return _invalid(
             "timestamp_unit",
@@ -181,11 +186,11 @@ def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict |
             "future_timestamp",
             f"event time {ts} is {(ts - reference) / 1e9:.3f} s after the {what} {reference}",
         )
-    text = bad_text(item.symbol)
+    text = bad_text(fields.symbol)
     if text is not None:
         return _invalid("bad_text", f"symbol: {text}")
     if kind is TradeBar or kind is QuoteBar:
-        revision = item.revision  # type: ignore[union-attr]  # bars only
+        revision = fields.revision  # bars only
         if type(revision) is not int or not 0 <= revision <= INT64_MAX:
             return _invalid("bad_revision", f"revision {revision!r:.40} is not an int >= 0")
         prices = _TRADE_BAR_PRICES if kind is TradeBar else _QUOTE_BAR_PRICES

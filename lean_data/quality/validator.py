@@ -120,6 +120,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mypy_extensions import mypyc_attr
+
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
 from lean_data.quality.checks import ValidatorCore
 from lean_data.quality.levels import DataQualityLevel, Verdict
@@ -131,6 +133,8 @@ from lean_data.quality.tracker import QualityTracker
 __all__ = ["FORWARD_SPLITS", "REVERSE_SPLITS", "DataValidator", "QualityTracker", "match_split"]
 
 
+# Users subclass it (their own judge()): the compiled class must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DataValidator(ValidatorCore):
     """Judge bars, quotes and trades against physics and each series' recent behaviour.
 

@@ -25,7 +25,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, SupportsIndex, TypeVar
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, TradeBar
@@ -41,7 +41,8 @@ _ROW = _ROW_STRUCT.size
 _pack_into = _ROW_STRUCT.pack_into
 _MIN_GROWTH = 16  # slots or rows are allocated at least this many at a time
 _MAX_KEYS = 64  # distinct bar keys remembered for sharing, per buffer
-_NAN = math.nan
+# math.nan itself, the object: compiled, a read of math.nan (or a float) is boxed anew each time.
+_NAN: object = vars(math)["nan"]
 
 
 class _BarKey:
@@ -80,7 +81,9 @@ class DataBuffer(Generic[T]):
 
     __slots__ = ("_cleared", "_count", "_key", "_keys", "_lock", "_max_size", "_rows", "_slots")
 
-    def __init__(self, max_size: int) -> None:
+    # SupportsIndex, not int: the compiled build checks an int parameter itself (TypeError),
+    # where this check gives the ConfigError both builds promise. Likewise elsewhere.
+    def __init__(self, max_size: SupportsIndex) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ConfigError(f"DataBuffer max_size must be a positive integer, got {max_size!r}")
         self._max_size = max_size

@@ -458,7 +458,9 @@ class Continuity:
             elif decision.action is Action.DUPLICATE:
                 self._resumed_duplicates += 1
             elif decision.action is Action.FETCH:
-                cast(list[tuple[str, TradeBar]], series.parked).extend(parked[index + 1 :])
+                # admit() parked this bar; not series.parked: mypy (so mypyc) takes it for None
+                again = self._series[(symbol, resolution)].parked
+                cast(list[tuple[str, TradeBar]], again).extend(parked[index + 1 :])
                 return out, decision.request
         return out, None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from lean_data.errors import ConfigError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
@@ -199,7 +200,8 @@ class RulesUser:
         kind = self._kinds.get(tick.condition)
         if kind is None:
             kind = self._learn(tick.condition)
-        if tick.suspicious:
+        flags: Any = tick  # untyped: compiled, a typed read of a NaN flag is a TypeError
+        if flags.suspicious:
             kind &= self._suspicious
         return kind
 

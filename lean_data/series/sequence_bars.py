@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import SupportsFloat, SupportsIndex
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TradeBar
@@ -121,7 +122,9 @@ class TickCountBarAggregator(SequenceAggregator):
 
     __slots__ = ("_count", "n")
 
-    def __init__(self, symbol: str, n: int, *, rules: TradeRules | None = None) -> None:
+    def __init__(
+        self, symbol: str, n: SupportsIndex, *, rules: TradeRules | None = None
+    ) -> None:  # n is checked below (see DataBuffer)
         super().__init__(symbol, rules)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"a tick-count bar needs n >= 1 prints, got {n!r}")
@@ -180,7 +183,7 @@ class VolumeBarAggregator(SequenceAggregator):
     def __init__(
         self,
         symbol: str,
-        volume: float,
+        volume: SupportsFloat,  # checked below (see DataBuffer)
         *,
         rules: TradeRules | None = None,
         split: bool = True,

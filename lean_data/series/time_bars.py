@@ -8,7 +8,7 @@ live feed, a replay and a backtest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal, SupportsIndex
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TickType, TradeBar
@@ -91,7 +91,7 @@ class TimeBarAggregator(RulesUser):
         rules: TradeRules | None = None,
         emit_empty: bool = False,
         late: Literal["revise", "drop"] = "revise",
-        revision_window: int = 64,
+        revision_window: SupportsIndex = 64,  # checked below (see DataBuffer)
     ) -> None:
         super().__init__(symbol, TradeRules() if rules is None else rules)
         try:
@@ -173,7 +173,8 @@ class TimeBarAggregator(RulesUser):
             kind = kinds.get(tick.condition)
             if kind is None:
                 kind = self._learn(tick.condition)
-            if tick.suspicious:
+            flags: Any = tick  # untyped, as in RulesUser._accept
+            if flags.suspicious:
                 kind &= suspicious
             ts = tick.ts_event
             if start <= ts < end and cur is not None:
