@@ -35,11 +35,21 @@ __all__ = ["Batch", "Inbox"]
 K = TypeVar("K")
 
 
-class Batch(list[Any]):
+class Batch:
     """The items of one batch entry, in order (:meth:`Inbox.offer_many`); the consumer
-    tells a batch from one item by ``type(item) is Batch``."""
+    tells a batch from one item by ``type(item) is Batch``.
 
-    __slots__ = ()
+    Attributes:
+        items: the items, in the order they were handed over.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class Inbox(Generic[K]):
@@ -99,7 +109,7 @@ class Inbox(Generic[K]):
             return True if not count else self.offer(key, items[0])
         if not self._fits(count) or self._putters:
             return False
-        self._append(key, Batch(items), count)
+        self._append(key, Batch(list(items)), count)
         return True
 
     def force(self, key: K, item: Any) -> None:
@@ -122,7 +132,7 @@ class Inbox(Generic[K]):
             return
         count = len(items)
         await self._wait_room(count)
-        self._append(key, Batch(items) if count > 1 else items[0], count)
+        self._append(key, Batch(list(items)) if count > 1 else items[0], count)
         if self._putters and self._size < self._maxsize:
             self._wake_putter()
 

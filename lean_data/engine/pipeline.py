@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lean_data.config import Config
@@ -215,7 +215,7 @@ class Pipeline:
                     await self._settle(answers.popleft())
                 feed, item = pair
                 if type(item) is Batch:  # one socket read's items: the same, item by item
-                    turn = await self._take_batch(feed, item, turn)
+                    turn = await self._take_batch(feed, item.items, turn)
                     inbox.done(len(item))
                     continue
                 if type(item) is Control:
@@ -239,7 +239,7 @@ class Pipeline:
                     self.error(feed, item, exc)
                 inbox.done()
 
-    async def _take_batch(self, feed: str, batch: Batch, turn: int) -> int:
+    async def _take_batch(self, feed: str, batch: Sequence[MarketData], turn: int) -> int:
         """Process a batch's items in order, as :meth:`run` does one; returns the turn count."""
         answers = self._backfill.answers
         record_types = self._record_types
