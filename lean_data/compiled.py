@@ -20,7 +20,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
 # sale condition; compiled, a field of the wrong type would raise TypeError, not ConfigError);
 # quality.tracker (it counts INVALID items too, a float event time included, in counters a
-# compiled build types strictly); the engine, feeds and inbox (being rewritten: added later).
+# compiled build types strictly); the feeds (I/O, and users subclass them) and the engine's
+# other modules (control and bookkeeping, off the per-item path).
 MODULES: tuple[str, ...] = (
     "lean_data.quality.levels",
     "lean_data.quality.rules",
@@ -35,6 +36,10 @@ MODULES: tuple[str, ...] = (
     "lean_data.series.continuity",
     "lean_data.series.buffer",
     "lean_data.wire.binance",
+    "lean_data.inbox",
+    "lean_data.engine.fanout",
+    "lean_data.engine.series_record",
+    "lean_data.engine.pipeline",
 )
 
 

@@ -30,7 +30,7 @@ COMPILED_MODULES = frozenset(
     {
         "test_compiled",
         # the compiled modules (lean_data/compiled.py): validation, continuity, buffer,
-        # aggregation, the Binance parser
+        # aggregation, the Binance parser, the inbox and the pipeline
         "test_validation",
         "test_validation_real",
         "test_hostile",
@@ -43,6 +43,13 @@ COMPILED_MODULES = frozenset(
         "test_wire_binance",
         "test_wire_binance_typed",
         "test_hot_paths",
+        # the engine's compiled inbox and pipeline
+        "test_inbox",
+        "test_engine_books",
+        "test_engine_records",
+        "test_backfill_deadline",
+        "test_backpressure",
+        "test_sinks",
         # the engine and feeds that call them
         "test_engine",
         "test_engine_aggregation",
