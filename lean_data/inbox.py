@@ -177,8 +177,8 @@ class Inbox(Generic[K]):
                 getter.set_result(None)
 
     def take(self) -> tuple[K, Any] | None:
-        """Pop the oldest pair (a batch: its list), or None when the inbox is empty (never
-        waits)."""
+        """Pop the oldest pair (a batch's item is its :class:`Batch`), or None when the inbox
+        is empty (never waits)."""
         items = self._items
         if not items:
             return None

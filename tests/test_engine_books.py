@@ -76,6 +76,16 @@ class DepthFeed(IdleFeed):
         await self.emit(derived_snapshot(book, self.snapshot.ts_recv))
 
 
+class BatchedDepthFeed(DepthFeed):
+    """The same capture, handed over as a socket read's worth at a time (emit_many)."""
+
+    async def _pump(self) -> None:
+        records: list[Any] = [self.snapshot, *self.deltas]
+        for start in range(0, len(records), 7):
+            await self.emit_many(records[start : start + 7])
+        self.pumped.set()
+
+
 async def run(feed: DepthFeed, **engine_calls: Any) -> tuple[DataEngine, list[Any], list[Any]]:
     seen: list[tuple[DataQualityLevel, bool, str, Any]] = []
     bars: list[MarketData] = []
@@ -96,10 +106,13 @@ async def run(feed: DepthFeed, **engine_calls: Any) -> tuple[DataEngine, list[An
     return engine, seen, [bars, engine_calls["metrics"]]
 
 
-async def test_the_engine_keeps_the_book_and_tells_book_callbacks_only() -> None:
+@pytest.mark.parametrize("feed_type", [DepthFeed, BatchedDepthFeed], ids=["emit", "emit_many"])
+async def test_the_engine_keeps_the_book_and_tells_book_callbacks_only(
+    feed_type: type[DepthFeed],
+) -> None:
     snapshot, deltas = capture()
     expected = unfaulted(snapshot, deltas)
-    feed = DepthFeed(snapshot, deltas)
+    feed = feed_type(snapshot, deltas)
     engine, seen, (bars, metrics) = await run(feed)
     book = engine.get_book(SYMBOL)
     assert book is not None
@@ -210,26 +223,3 @@ async def test_a_feed_going_down_marks_its_books_invalid_until_its_next_snapshot
     assert frozen_state(book) == frozen_state(expected)
     assert seen[-1][:2] == (DataQualityLevel.EXCELLENT, True)
     assert metrics["books"]["feed_down"] == 1
-
-
-class BatchedDepthFeed(DepthFeed):
-    """The same capture, handed over as a socket read's worth at a time (emit_many)."""
-
-    async def _pump(self) -> None:
-        records: list[Any] = [self.snapshot, *self.deltas]
-        for start in range(0, len(records), 7):
-            await self.emit_many(records[start : start + 7])
-        self.pumped.set()
-
-
-async def test_book_records_handed_over_in_batches_reach_the_books_lane_in_order() -> None:
-    snapshot, deltas = capture()
-    expected = unfaulted(snapshot, deltas)
-    feed = BatchedDepthFeed(snapshot, deltas)
-    engine, seen, (bars, metrics) = await run(feed)
-    book = engine.get_book(SYMBOL)
-    assert book is not None
-    assert frozen_state(book) == frozen_state(expected)
-    assert bars == []
-    assert metrics["books"]["invalid"] == 0
-    assert metrics["books"]["applied"] == len(seen) > 0
