@@ -35,6 +35,7 @@ __all__ = [
     "TickType",
     "TradeBar",
     "datetime_to_ns",
+    "model_kind",
     "ns_to_datetime",
     "with_ts_recv",
 ]
@@ -416,6 +417,25 @@ class Tick:
 
 
 MarketData: TypeAlias = TradeBar | QuoteBar | Tick
+
+_KINDS: dict[type, type[MarketData] | None] = {TradeBar: TradeBar, QuoteBar: QuoteBar, Tick: Tick}
+
+
+def model_kind(item: object) -> type[MarketData] | None:
+    """Return TradeBar, QuoteBar or Tick for an item of that model or of a subclass of it;
+    None for anything else.
+
+    The engine's stages take an item's path by its model kind, so a user's subclass (a
+    bar with an added ``venue`` field) is judged, buffered, stored and called back as its
+    base model is, and the callbacks get the subclass's object itself.
+    """
+    cls = type(item)
+    try:
+        return _KINDS[cls]
+    except KeyError:
+        kind = next((k for k in (TradeBar, QuoteBar, Tick) if issubclass(cls, k)), None)
+        _KINDS[cls] = kind
+        return kind
 
 
 def with_ts_recv(item: MarketData, ts_recv: int) -> MarketData:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -291,8 +292,9 @@ async def test_an_item_the_pipeline_cannot_process_is_logged_and_data_goes_on(
     tmp_path: Path,
 ) -> None:
     good = bars("DOT/USDT", 4)
-    # A feed bug: a bar without a resolution, which the validator cannot judge.
-    junk = TradeBar("DOT/USDT", T0 + 90 * NS_PER_MINUTE, 1.0, 1.0, 1.0, 1.0, 1.0, None)  # type: ignore[arg-type]
+    # A feed bug: an object with an item's times and symbol that is not a model (a bar
+    # without a resolution is judged INVALID by the screen: test_hostile's bad_field)
+    junk = SimpleNamespace(symbol="DOT/USDT", ts_event=T0 + 90 * NS_PER_MINUTE, ts_recv=1)
     feed = ListFeed("f", {"DOT/USDT": [good[0], good[1], junk, good[2], good[3]]})
     seen: list[MarketData] = []
     db = tmp_path / "junk.db"

@@ -80,6 +80,10 @@ CORRUPTIONS: dict[str, tuple[Callable[[MarketData], MarketData], str, str]] = {
     "beyond_int64": (_set("ts_event", lambda _: 2**63 + 5), "bad_timestamp", "bqt"),
     "nan_revision": (_set("revision", lambda _: float("nan")), "bad_revision", "bq"),
     "float_revision": (_set("revision", lambda _: 1.0), "bad_revision", "bq"),
+    "text_resolution": (_set("resolution", lambda _: "1m"), "bad_field", "bq"),
+    "int_closed": (_set("closed", lambda _: 1), "bad_field", "bq"),
+    "text_backfilled": (_set("backfilled", lambda _: "no"), "bad_field", "bq"),
+    "text_tick_type": (_set("tick_type", lambda _: "trade"), "bad_field", "t"),
     "huge_int_size": (_on(_size_field, 2**64), "absurd_value", "bqt"),
     "huge_size": (_on(_size_field, 1e308), "absurd_value", "bqt"),
     "huge_price": (_on(_price_field, 1e308), "absurd_value", "bqt"),
@@ -114,6 +118,7 @@ async def _run(
         await feed.wait_pumped()
         await engine.wait_idle()
     metrics = engine.get_metrics()
+    metrics["quality_report"] = engine.quality.report(feed=feed.name)  # for the test only
     assert engine.state.value == "closed"
     return sync_seen, async_seen, metrics
 
@@ -176,6 +181,14 @@ async def test_one_hostile_item_costs_only_itself(
     outcomes = sum(engine["outcomes"].values()) - engine["outcomes"]["backfilled"]
     assert outcomes == engine["accepted"] + engine["built"]
     assert metrics["continuity"]["parked"] == 0
+    # the quality report counts it as INVALID; its impossible time moves no series clock
+    quality = [stats for per_symbol in metrics["quality_report"].values()
+               for stats in per_symbol.values()]  # fmt: skip
+    assert sum(stats["levels"]["INVALID"] for stats in quality) == 1
+    assert sum(stats["messages"] for stats in quality) == len(sent)
+    assert sum(stats["out_of_order"] for stats in quality) == 0
+    last = max(stats["last_ts"] or 0 for stats in quality)  # None: only the bad one's symbol
+    assert last == max(x.ts_event for x in good)
     if db is not None:
         before = 30 if mode == "restarted" and kind == "bars" else 0
         assert _stored(db, TABLES[kind]) == before + len(good)

@@ -39,7 +39,7 @@ def test_report_counts_scores_gaps_and_latency() -> None:
     record("alpaca", "AAPL", bar(3), CLEAN)  # same open time, same revision: duplicate
     record("alpaca", "AAPL", bar(3, 10.1, revision=1), verdict(DataQualityLevel.GOOD, "x"))
     bad = verdict(DataQualityLevel.INVALID, "ohlc_inconsistent")
-    record("alpaca", "AAPL", bar(2), bad)  # late: out of order
+    record("alpaca", "AAPL", bar(2), bad)  # INVALID: counted, but its time moves nothing
     record("alpaca", "AAPL", bar(8), CLEAN)  # a gap of 4 missing minutes
     assert tracker.report() == {
         "alpaca": {
@@ -58,13 +58,33 @@ def test_report_counts_scores_gaps_and_latency() -> None:
                 "gaps": 2,
                 "missing_bars": 5,
                 "duplicates": 1,
-                "out_of_order": 1,
+                "out_of_order": 0,
                 "latency_ms": {"avg": 20.0, "p50": 20.0, "p99": 30.0},
                 "first_ts": T0,
                 "last_ts": T0 + 8 * NS_PER_MINUTE,
             }
         }
     }
+
+
+def test_an_invalid_item_moves_no_clock() -> None:
+    """A bar the screen found in 2100 must not make the bars after it out of order."""
+    tracker = QualityTracker()
+    invalid = verdict(DataQualityLevel.INVALID, "future_timestamp")
+    tracker.record("f", "AAPL", bar(0, ts_recv=T0 + NS_PER_MINUTE + MS), CLEAN)
+    year_2100 = TradeBar("AAPL", 4_102_444_800 * 10**9, 10.0, 10.5, 9.5, 10.0, 1.0)
+    tracker.record("f", "AAPL", year_2100, invalid)
+    float_time = TradeBar("AAPL", 1.5, 10.0, 10.5, 9.5, 10.0, 1.0)  # type: ignore[arg-type]
+    tracker.record("f", "AAPL", float_time, invalid)
+    tracker.record("f", "AAPL", bar(1), CLEAN)
+    tracker.record("f", "AAPL", bar(0), CLEAN)  # older than the last valid bar: out of order
+    stats = tracker.report()["f"]["AAPL"]
+    assert stats["messages"] == 5
+    assert stats["levels"]["INVALID"] == 2
+    assert stats["reasons"] == {"future_timestamp": 2}
+    assert (stats["out_of_order"], stats["gaps"], stats["duplicates"]) == (1, 0, 0)
+    assert (stats["first_ts"], stats["last_ts"]) == (T0, T0 + NS_PER_MINUTE)
+    assert stats["latency_ms"]["avg"] == 1.0
 
 
 def test_in_progress_updates_are_not_duplicates() -> None:

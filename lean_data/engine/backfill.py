@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lean_data.config import Config
@@ -25,7 +25,15 @@ from lean_data.engine.steps import WAKE, AwaitAnswer, Later, built
 from lean_data.engine.tasks import Spawn
 from lean_data.errors import LeanDataError
 from lean_data.inbox import Inbox
-from lean_data.models import AssetClass, Resolution, TradeBar
+from lean_data.models import (
+    AssetClass,
+    MarketData,
+    Resolution,
+    Tick,
+    TickType,
+    TradeBar,
+    model_kind,
+)
 from lean_data.quality.validator import DataValidator
 from lean_data.series.continuity import Continuity, EveryInterval, Request
 from lean_data.storage.base import Storage
@@ -154,6 +162,22 @@ class Backfill:
             from lean_data.series.aggregation import TimeBarAggregator
 
             self.aggregators[symbol] = TimeBarAggregator(symbol, resolution, rules=rules)
+
+    def built_from(self, item: MarketData) -> Sequence[MarketData]:
+        """Update what the engine builds from ``item`` (trades → bars, bars → derived
+        bars); return the bars it closed, usually none."""
+        kind = model_kind(item)  # a subclass of a model is built from as its base model
+        if kind is Tick:
+            tick: Tick = item  # type: ignore[assignment]  # its kind
+            aggregator = self.aggregators.get(tick.symbol)
+            if aggregator is not None and tick.tick_type is TickType.TRADE:
+                return aggregator.update(tick)  # type: ignore[no-any-return]
+        elif kind is TradeBar:
+            bar: TradeBar = item  # type: ignore[assignment]  # its kind
+            deriver = self.derivers.get((bar.symbol, bar.resolution))
+            if deriver is not None:
+                return deriver.update(bar)  # type: ignore[no-any-return]
+        return ()
 
     def start_clock(self) -> None:
         """Start the bar clock once there are bars to close (call while running)."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,12 @@ class FailoverState:
     def engaged(self) -> bool:
         """True when any item may need filtering (a route or a retired backup exists)."""
         return bool(self._routes) or bool(self._retired)
+
+    def filters(self) -> tuple[Mapping[str, object], AbstractSet[tuple[str, str]]]:
+        """The routes and the retired backups themselves (never replaced): while both are
+        empty (:attr:`engaged` False) no item needs :meth:`admit`. The pipeline reads
+        them per item, without a property call."""
+        return self._routes, self._retired
 
     def backup_of(self, symbol: str) -> str | None:
         """Return the feed standing in for ``symbol``'s home feed, if any."""

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from lean_data.config import Config
@@ -33,7 +34,7 @@ from lean_data.engine.sinks import Sinks
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
 from lean_data.inbox import Batch, Inbox
-from lean_data.models import MarketData, Resolution, Tick, TickType, TradeBar
+from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, model_kind
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.screen import bad_text
 from lean_data.quality.validator import DataValidator, QualityTracker
@@ -48,7 +49,6 @@ log = logging.getLogger("lean_data.engine")
 # Enum members read through their class cost a descriptor call on CPython 3.11: the hot path
 # uses these module constants instead.
 _INVALID = DataQualityLevel.INVALID
-_TRADE = TickType.TRADE
 _TURN = 32  # items taken in a row before the loop may run others (a ~0.3 ms slice of a burst)
 
 OUTCOMES = (
@@ -113,15 +113,19 @@ class Pipeline:
         own_judge = type(validator).judge is not DataValidator.judge
         self._validation_of = None if own_judge else validator.series_of
         self._judge_in = validator.judge_in
+        self._routes: Mapping[str, object]
+        self._retired: AbstractSet[tuple[str, str]]
         self.records = SeriesRecords(validator, quality)
         """Each series' state in every stage, by :func:`record_key`: one lookup per item."""
         self._record_of = self.records.of
         self._count = self.records.count
         self._record_in = quality.record_in
+        self._record_quality = quality.record
         self._metrics = metrics
         self._record_delivery = metrics.record_delivery
         self._latency_ns = registry.latency_ns
-        self._failover = failover.state
+        # failover's routes and retired backups: while both are empty no item is filtered
+        self._routes, self._retired = failover.state.filters()
         self._admit = failover.admit
         self._backfill = backfill
         self._continuity = backfill.continuity
@@ -129,6 +133,7 @@ class Pipeline:
         self._admit_in = backfill.continuity.admit_in
         self._aggregators = backfill.aggregators
         self._derivers = backfill.derivers
+        self._built_from = backfill.built_from
         self._errors = errors
         self._record_error = errors.record
         self.persistence: Storage | None = None
@@ -333,40 +338,44 @@ class Pipeline:
         screened = self._screen(item)
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
-        if type(item) is TradeBar and type(item.resolution) is Resolution:
-            if not item.closed:
+        kind: type | None = type(item)
+        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+            kind = model_kind(item)  # a subclass of one takes its base model's path
+        if kind is TradeBar and type(item.resolution) is Resolution:  # type: ignore[union-attr]
+            bar: TradeBar = item  # type: ignore[assignment]  # its kind
+            if not bar.closed:
                 self.outcomes["partial"] += 1
-                self._deliver_partial(item)
+                self._deliver_partial(bar)
                 return None
-            key = (feed, item.symbol, TradeBar, item.resolution)  # record_key(), inlined
+            key = (feed, bar.symbol, TradeBar, bar.resolution)  # record_key(), inlined
             record = self.records.get(key)
             if record is None:
                 record = self.records[key] = SeriesRecord()
-            if not item.backfilled and self.config.continuity:
-                if self._failover.engaged and not self._admit(feed, item.symbol):
+            if not bar.backfilled and self.config.continuity:
+                if (self._routes or self._retired) and not self._admit(feed, bar.symbol):
                     self.outcomes["standby"] += 1
                     return None
                 series = record.continuity
                 if series is None:
-                    series = record.continuity = self._continuity_of(item.symbol, item.resolution)
-                decision = self._admit_in(series, feed, item)
+                    series = record.continuity = self._continuity_of(bar.symbol, bar.resolution)
+                decision = self._admit_in(series, feed, bar)
                 if decision is None:
-                    return self._deliver(feed, item, None, False, record)
+                    return self._deliver(feed, bar, None, False, record)
                 action = decision.action
                 if action is Action.DELIVER:
                     assert decision.bar is not None
                     return self._deliver(feed, decision.bar, None, False, record)
                 if action is Action.LATE:
-                    return self._deliver(feed, item, None, True, record)
+                    return self._deliver(feed, bar, None, True, record)
                 if action is Action.DUPLICATE:
                     self.outcomes["duplicate"] += 1
                     return None
                 if decision.request is not None:  # parked: delivered when it is answered
                     self._backfill.resolve(decision.request)
-                return self._backfill.bound_parked(item.symbol, item.resolution, feed)
+                return self._backfill.bound_parked(bar.symbol, bar.resolution, feed)
         else:
             record = self._record_of(feed, item)
-        if self._failover.engaged and not self._admit(feed, item.symbol):
+        if (self._routes or self._retired) and not self._admit(feed, item.symbol):
             self.outcomes["standby"] += 1
             return None
         return self._deliver(feed, item, None, False, record)
@@ -387,7 +396,6 @@ class Pipeline:
         derived bars (both are in time order). Returns the steps that must wait, like
         :meth:`_process`.
         """
-        symbol = item.symbol
         if verdict is None:
             if record is None:
                 record = self._record_of(feed, item)
@@ -405,12 +413,19 @@ class Pipeline:
         if level is _INVALID:
             self.invalid += 1
             self.outcomes["invalid"] += 1
-            self._count(feed, item, verdict, None, record)
+            # the screen may have found its symbol is not text: named by its ascii() form in
+            # the quality report, the errors table and to callbacks (the item is unchanged)
+            fields: Any = item
+            shown = fields.symbol if bad_text(fields.symbol) is None else ascii(fields.symbol)
+            if record is None:
+                self._record_quality(feed, shown, item, verdict)
+            else:
+                self._count(feed, item, verdict, None, record)
             self._metrics.increment_errors(feed=feed, kind="invalid_data")
-            shown = symbol if bad_text(symbol) is None else ascii(symbol)
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
-            later = self._fan_out(symbol, item, level, late)
+            later = self._fan_out(shown, item, level, late)
             return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
+        symbol = item.symbol
         if late:
             self.outcomes["late"] += 1
         else:
@@ -434,18 +449,10 @@ class Pipeline:
             later = self._keep(feed, item, verdict, later)
         if self._sinks:
             self._sink_offer(feed, item, verdict)
-        if late:
+        if late or not (self._aggregators or self._derivers):
             return later
-        if self._aggregators and type(item) is Tick:
-            aggregator = self._aggregators.get(symbol)
-            if aggregator is not None and item.tick_type is _TRADE:
-                for bar in aggregator.update(item):
-                    later = self._rejoin(later, feed, bar)
-        elif self._derivers and type(item) is TradeBar:
-            deriver = self._derivers.get((symbol, item.resolution))
-            if deriver is not None:
-                for bar in deriver.update(item):
-                    later = self._rejoin(later, feed, bar)
+        for bar in self._built_from(item):  # bars built from it: trades → bars, derived bars
+            later = self._rejoin(later, feed, bar)
         return later
 
     def _rejoin(

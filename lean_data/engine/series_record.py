@@ -16,7 +16,15 @@ records, and the next item looks everything up afresh.
 
 from __future__ import annotations
 
-from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.models import (
+    MarketData,
+    QuoteBar,
+    Resolution,
+    Tick,
+    TickType,
+    TradeBar,
+    model_kind,
+)
 from lean_data.quality.levels import Verdict
 from lean_data.quality.state import Series
 from lean_data.quality.tracker import Counters, QualityTracker, SeriesClock
@@ -54,7 +62,9 @@ def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
     None for an item whose resolution is not a :class:`Resolution` (or tick type not a
     :class:`TickType`): the stages look such an item up by their own keys, as they did.
     """
-    kind = type(item)
+    kind: type | None = type(item)
+    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+        kind = model_kind(item)  # a subclass of one: its series is its base model's
     if kind is TradeBar or kind is QuoteBar:
         resolution = item.resolution  # type: ignore[union-attr]  # a bar
         if type(resolution) is Resolution:

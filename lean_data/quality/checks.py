@@ -15,7 +15,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from lean_data.config import ValidationConfig
-from lean_data.models import QuoteBar, Tick, TickType, TradeBar
+from lean_data.models import QuoteBar, Tick, TickType, TradeBar, model_kind
 from lean_data.quality.levels import CLEAN, Verdict
 from lean_data.quality.rules import (
     FAIR,
@@ -79,7 +79,9 @@ class ValidatorCore:
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
-        kind = type(item)
+        kind: type | None = type(item)
+        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+            kind = model_kind(item)  # a subclass of one takes its path
         if kind is Tick:
             tick_key = (feed, item.symbol, item.tick_type)  # type: ignore[union-attr]
             st = self._ticks.get(tick_key)
@@ -91,7 +93,7 @@ class ValidatorCore:
         elif kind is QuoteBar:
             table = self._quotes
         else:
-            raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+            raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
         period = item.resolution.nanos  # type: ignore[union-attr]  # a bar
         key = (feed, item.symbol, period)
         st = table.get(key)

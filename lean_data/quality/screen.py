@@ -12,6 +12,9 @@ no computation grows with the size of a bogus time jump. Everything here is INVA
 ``future_timestamp``     the event time is later than the receive time (or, without
                          one, the wall clock) by more than ``clock_skew_ns``
 ``bad_revision``         a bar's revision is not a non-negative ``int`` below 2**63
+``bad_field``            a bar's resolution is not a ``Resolution`` or its ``closed`` or
+                         ``backfilled`` flag not a ``bool``; a tick's ``tick_type`` is not
+                         a ``TickType``
 ``absurd_value``         a finite price beyond 1e12 or a size/volume beyond 1e18 (this
                          covers ints that storage cannot hold, 2**63 and more); NaN and
                          infinities are left to the validator's own rules
@@ -29,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lean_data.models import MarketData, QuoteBar, Tick, TickType, TradeBar
+from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar, model_kind
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
 
@@ -45,12 +48,24 @@ MAX_SIZE = 1e18
 
 _INVALID = DataQualityLevel.INVALID
 _TRADE = TickType.TRADE
+_QUOTE = TickType.QUOTE
 _OHLC = ("open", "high", "low", "close")
 _INFINITIES = (float("inf"), float("-inf"))
+_BAR_FIELDS: tuple[tuple[str, type], ...] = (
+    ("resolution", Resolution), ("closed", bool), ("backfilled", bool),
+)  # fmt: skip
 _TRADE_BAR_PRICES: tuple[str, ...] = ("open", "high", "low", "close")
 _QUOTE_BAR_PRICES: tuple[str, ...] = (
     "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
 )  # fmt: skip
+
+
+def _kind(item: MarketData) -> type:
+    """The model kind of a subclass's item (``model_kind``); TypeError for a non-model."""
+    kind = model_kind(item)
+    if kind is None:
+        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
+    return kind
 
 
 def _invalid(code: str, message: str) -> Verdict:
@@ -109,9 +124,9 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
     """
-    kind = type(item)
+    kind: type | None = type(item)
     if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+        kind = _kind(item)  # a subclass of one, or TypeError
     # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
     # would raise TypeError for a float time where this screen must answer INVALID.
     fields: Any = item
@@ -132,6 +147,9 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
             if (
                 type(revision) is int
                 and 0 <= revision <= INT64_MAX
+                and type(bar.resolution) is Resolution
+                and type(bar.closed) is bool
+                and type(bar.backfilled) is bool
                 and 0.0 < bar.low <= bar.open <= bar.high <= MAX_PRICE
                 and bar.low <= bar.close <= bar.high
                 and 0.0 <= bar.volume <= MAX_SIZE
@@ -146,7 +164,8 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
                 sane = sane and -MAX_SIZE <= tick.bid_size <= MAX_SIZE
                 sane = sane and -MAX_SIZE <= tick.ask_size <= MAX_SIZE
             else:
-                sane = 0.0 < tick.bid_price <= tick.ask_price <= MAX_PRICE
+                sane = tick.tick_type is _QUOTE
+                sane = sane and 0.0 < tick.bid_price <= tick.ask_price <= MAX_PRICE
                 sane = sane and 0.0 <= tick.bid_size <= MAX_SIZE
                 sane = sane and 0.0 <= tick.ask_size <= MAX_SIZE
                 sane = sane and -MAX_PRICE <= tick.price <= MAX_PRICE
@@ -166,9 +185,9 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
 
 def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
     """The full walk behind :func:`screen`: every field, in a fixed order."""
-    kind = type(item)
+    kind: type | None = type(item)
     if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+        kind = _kind(item)  # a subclass of one, or TypeError
     fields: Any = item  # untyped reads, as in screen()
     bad = _time("ts_event", fields.ts_event) or _time("ts_recv", fields.ts_recv)
     if bad is not None:
@@ -193,9 +212,18 @@ def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict |
         revision = fields.revision  # bars only
         if type(revision) is not int or not 0 <= revision <= INT64_MAX:
             return _invalid("bad_revision", f"revision {revision!r:.40} is not an int >= 0")
+        for name, expected in _BAR_FIELDS:
+            value = getattr(item, name)
+            if type(value) is not expected:
+                shown = f"{type(value).__name__} {value!r:.40}"
+                return _invalid("bad_field", f"{name} is a {shown}, not a {expected.__name__}")
         prices = _TRADE_BAR_PRICES if kind is TradeBar else _QUOTE_BAR_PRICES
         sizes: tuple[str, ...] = ("volume",) if kind is TradeBar else ("bid_size", "ask_size")
     else:
+        tick_type = fields.tick_type
+        if type(tick_type) is not TickType:
+            shown = f"{type(tick_type).__name__} {tick_type!r:.40}"
+            return _invalid("bad_field", f"tick_type is a {shown}, not a TickType")
         for name in ("exchange", "condition", "trade_id"):
             text = bad_text(getattr(item, name))
             if text is not None:
@@ -210,30 +238,32 @@ def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict |
         bad = _number(name, getattr(item, name), MAX_SIZE)
         if bad is not None:
             return bad
-    return _values(item)
+    return _values(item, kind)
 
 
-def _values(item: MarketData) -> Verdict | None:
+def _values(item: MarketData, kind: type) -> Verdict | None:
     """The value rules: impossible prices, OHLC, volumes, sizes and crossed quotes."""
-    if type(item) is TradeBar:
-        bad = ohlc_problem("", item.open, item.high, item.low, item.close)
+    if kind is TradeBar:
+        bar: TradeBar = item  # type: ignore[assignment]  # its kind
+        bad = ohlc_problem("", bar.open, bar.high, bar.low, bar.close)
         if bad is not None:
             return Verdict(_INVALID, (bad[0],), bad[1])
-        v = item.volume
+        v = bar.volume
         if not 0.0 <= v < INF and v == v:
             code = "negative_volume" if v < 0.0 else "non_finite_volume"
             return _invalid(code, f"volume {fmt(v)} is impossible")
         return None
-    if type(item) is QuoteBar:
+    if kind is QuoteBar:
+        quote: QuoteBar = item  # type: ignore[assignment]  # its kind
         for side in ("bid_", "ask_"):
-            bad = ohlc_problem(side, *(getattr(item, side + f) for f in _OHLC))
+            bad = ohlc_problem(side, *(getattr(quote, side + f) for f in _OHLC))
             if bad is not None:
                 return Verdict(_INVALID, (bad[0],), bad[1])
-        size = size_issue(item.bid_size, item.ask_size, "quote size")
+        size = size_issue(quote.bid_size, quote.ask_size, "quote size")
         if size is not None and size[1] is _INVALID:
             return verdict([size])
-        if item.bid_close > item.ask_close:
-            msg = f"bid_close {fmt(item.bid_close)} is above ask_close {fmt(item.ask_close)}"
+        if quote.bid_close > quote.ask_close:
+            msg = f"bid_close {fmt(quote.bid_close)} is above ask_close {fmt(quote.ask_close)}"
             return _invalid("crossed_quote", msg)
         return None
     tick: Tick = item  # type: ignore[assignment]  # the last kind

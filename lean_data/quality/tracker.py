@@ -10,6 +10,11 @@ times: a jump of more than one period is one gap, and the number of skipped peri
 nights, weekends and holidays of markets that close count as gaps, and so do minutes without
 trades in sources that skip empty bars. Ticks have no gaps.
 
+An INVALID item counts in ``messages``, the scores, ``levels`` and ``reasons`` only: its event
+and receive times may be the impossible values the screen found (a bar in 2100 would make
+every later bar of its series look out of order), so it moves no series clock, no
+``first_ts``/``last_ts`` and no latency.
+
 A bar with the open time of the previous bar of its series is a duplicate unless its
 ``revision`` increased or the previous bar was still in progress (``closed`` False). An
 item older than the previous item of its series is out of order and leaves the gap
@@ -22,7 +27,7 @@ from array import array
 from typing import Any
 
 from lean_data.errors import ConfigError
-from lean_data.models import MarketData, Tick
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar, model_kind
 from lean_data.quality.levels import DataQualityLevel, Verdict
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
@@ -139,12 +144,15 @@ class QualityTracker:
 
     def clock_of(self, st: Counters, item: MarketData) -> SeriesClock:
         """Return the timing state of ``item``'s series within ``st``, made on first use."""
-        if type(item) is Tick:
-            key: object = item.tick_type
+        kind: type | None = type(item)
+        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+            kind = model_kind(item)  # a subclass of one: its series is its base model's
+        if kind is Tick:
+            key: object = item.tick_type  # type: ignore[union-attr]  # a Tick
             period = 0
         else:
             period = item.resolution.nanos  # type: ignore[union-attr]  # not a Tick: a bar
-            key = (type(item), period)
+            key = (kind, period)
         clock = st.series.get(key)
         if clock is None:
             clock = st.series[key] = SeriesClock(period)
@@ -173,7 +181,9 @@ class QualityTracker:
             reasons = st.reasons
             for reason in verdict.reasons:
                 reasons[reason] = reasons.get(reason, 0) + 1
-        ts = item.ts_event
+        if tenths == 0:  # INVALID: its times may be the impossible values; they count nowhere
+            return
+        ts: int = item.ts_event
         if st.first_ts is None or ts < st.first_ts:
             st.first_ts = ts
         if st.last_ts is None or ts > st.last_ts:
@@ -194,13 +204,13 @@ class QualityTracker:
             elif period and item.revision <= clock.revision and clock.closed:  # type: ignore[union-attr]
                 st.duplicates += 1
             if period:
-                clock.closed = item.closed  # type: ignore[union-attr]
+                clock.closed = bool(item.closed)  # type: ignore[union-attr]
                 clock.revision = item.revision  # type: ignore[union-attr]
-        if latency_ns is None and item.ts_recv:
+        if latency_ns is None and (recv := item.ts_recv):
             if period == 0:
-                latency_ns = item.ts_recv - ts
+                latency_ns = recv - ts
             elif item.closed:  # type: ignore[union-attr]  # period > 0: a bar
-                latency_ns = item.ts_recv - ts - period
+                latency_ns = recv - ts - period
         if latency_ns is not None:
             st.lat_sum += latency_ns
             i = st.lat_idx

@@ -122,7 +122,7 @@ from collections.abc import Callable
 
 from mypy_extensions import mypyc_attr
 
-from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar, model_kind
 from lean_data.quality.checks import ValidatorCore
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
@@ -191,14 +191,16 @@ class DataValidator(ValidatorCore):
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
-        kind = type(item)
+        kind: type | None = type(item)
+        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
+            kind = model_kind(item)  # a subclass of one takes its path
         if kind is TradeBar:
             return self._check_bar(series, item)  # type: ignore[arg-type]  # checked above
         if kind is Tick:
             return self._check_tick(series, item)  # type: ignore[arg-type]  # checked above
         if kind is QuoteBar:
             return self._check_quote_bar(series, item)  # type: ignore[arg-type]  # checked
-        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {kind.__name__}")
+        raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
 
     def on_reset(self, listener: Callable[[str | None], None]) -> None:
         """Call ``listener(symbol)`` after each :meth:`reset` (None: every symbol).
