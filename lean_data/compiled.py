@@ -19,9 +19,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 # The pure modules on the hot path, compiled together in one mypyc group. Left pure: the
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
 # sale condition; compiled, a field of the wrong type would raise TypeError, not ConfigError);
-# quality.tracker (it counts INVALID items too, a float event time included, in counters a
-# compiled build types strictly); the feeds (I/O, and users subclass them) and the engine's
-# other modules (control and bookkeeping, off the per-item path).
+# the feeds (I/O, and users subclass them) and the engine's other modules (control and
+# bookkeeping, off the per-item path).
 MODULES: tuple[str, ...] = (
     "lean_data.quality.levels",
     "lean_data.quality.rules",
@@ -29,6 +28,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.quality.screen",
     "lean_data.quality.checks",
     "lean_data.quality.validator",
+    "lean_data.quality.tracker",
     "lean_data.series.forming",
     "lean_data.series.time_bars",
     "lean_data.series.sequence_bars",
@@ -38,6 +38,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.wire.binance",
     "lean_data.inbox",
     "lean_data.engine.fanout",
+    "lean_data.engine.metrics",
     "lean_data.engine.series_record",
     "lean_data.engine.pipeline",
 )

@@ -56,7 +56,7 @@ class Verdict:
     @property
     def score(self) -> float:
         """The level's score in [0, 1]."""
-        return self.level.value
+        return self.level._value_  # the attribute behind .value: no property call
 
     def flagged_late(self, ts_event: int) -> Verdict:
         """This verdict with reason ``late`` added for a bar opening at ``ts_event`` behind
