@@ -14,6 +14,7 @@ import math
 import sqlite3
 import zipfile
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -194,6 +195,22 @@ async def test_closed_replaces_in_progress_at_same_revision_not_reverse(
     await store.save_market_data(bar(close=1.4, closed=True), feed="lean")
     await store.save_market_data(bar(close=1.3, closed=False), feed="lean")  # late snapshot
     assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=1.4, closed=True)]
+
+
+async def test_a_large_batch_keeps_the_revision_rules_row_by_row(
+    store: QueuedStore, fixtures: Path
+) -> None:
+    """Hundreds of rows go as multi-row statements on SQLite; repeats of one key in the same
+    statement are decided in order, as row by row: the highest revision, then closed."""
+    real = lean_trade_bars(fixtures / "lean/equity/usa/minute/spy/20131007_trade.zip", "SPY")
+    real = real[:300]
+    for b in real:
+        revised = replace(b, close=b.close + 1, revision=1)
+        snapshot = replace(b, close=b.close + 2, revision=1, closed=False)  # arrives late
+        for item in (revised, b, snapshot):
+            await store.save_market_data(item, feed="lean")
+    got = await store.get_market_data("SPY", real[0].ts_event, real[-1].ts_event + 1)
+    assert got == [replace(b, close=b.close + 1, revision=1) for b in real]
 
 
 async def test_same_key_on_two_feeds_is_two_rows(store: QueuedStore) -> None:

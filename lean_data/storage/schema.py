@@ -58,6 +58,7 @@ Tables:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -363,6 +364,17 @@ WRITE_SQL: Final = (
 )
 """The write statement of each table, by table index (trade bars: ``bar_rows`` rows, whose
 series id the sink puts in place of a queued row's (feed, symbol, resolution))."""
+
+
+@functools.lru_cache(maxsize=64)
+def write_sql(table: int, rows: int) -> str:
+    """:data:`WRITE_SQL` of ``table`` with ``rows`` rows of values: one statement for many
+    rows, each upserted in order as ``executemany`` would (a later row with the key of an
+    earlier one updates it)."""
+    head, _, rest = WRITE_SQL[table].partition(" VALUES (")
+    marks, _, tail = rest.partition(")")
+    return f"{head} VALUES {', '.join([f'({marks})'] * rows)}{tail}"
+
 
 SELECT: Final = {
     "bars": "SELECT symbol, ts_event, open, high, low, close, volume, resolution, ts_recv, "

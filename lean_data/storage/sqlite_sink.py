@@ -1,7 +1,8 @@
 """How the shared batch writer reaches SQLite: one aiosqlite connection, one transaction.
 
 :class:`SqliteSink` implements :class:`~lean_data.storage.sink.BatchSink` for
-:class:`~lean_data.storage.sqlite.DataPersistence`: ``executemany`` per table, savepoints
+:class:`~lean_data.storage.sqlite.DataPersistence`: per table ``executemany``, or for 16 rows
+and more statements of up to 512 rows each (one GIL release per statement), savepoints
 for the bisection, ``BEGIN IMMEDIATE`` when a batch rewrites coverage (SQLite's write
 lock serialises writers, so :meth:`SqliteTx.lock_series` has nothing to do). SQLite has no
 transient faults: a locked or full database fails the batch, which the writer retries
@@ -22,6 +23,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
+from itertools import chain
 from typing import Final
 
 import aiosqlite
@@ -44,6 +46,16 @@ _INSERT_COVERAGE: Final = (
 )
 
 
+_MIN_MULTI_ROWS: Final = 16
+"""Fewer rows go through ``executemany``: one statement per row costs nothing extra then."""
+# SQLite bound at most 999 parameters a statement before 3.32.0, 32,766 since
+_MAX_PARAMETERS: Final = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
+def _rows_per_statement(columns: int) -> int:
+    return min(512, _MAX_PARAMETERS // max(columns, 1))
+
+
 class SqliteTx:
     """The open transaction on the store's connection (see :class:`BatchTx`).
 
@@ -61,7 +73,16 @@ class SqliteTx:
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
         if table == sch.BARS:
             rows = await self._by_series_id(rows)
-        await self.db.executemany(sch.WRITE_SQL[table], rows)
+        per = _rows_per_statement(len(rows[0]) if rows else 1)
+        if len(rows) < _MIN_MULTI_ROWS or per < _MIN_MULTI_ROWS:
+            await self.db.executemany(sch.WRITE_SQL[table], rows)
+            return
+        # many rows per statement: SQLite runs each statement without the GIL, where
+        # executemany takes it back after every row and contends with the event loop
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            values = list(chain.from_iterable(chunk))
+            await self.db.execute(sch.write_sql(table, len(chunk)), values)
 
     async def _by_series_id(self, rows: list[Row]) -> list[Row]:
         """Return queued ``bars`` rows as ``bar_rows`` rows: the series id for the texts.
