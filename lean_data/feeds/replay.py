@@ -26,15 +26,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lean_data.analytics.transform import DataTransformer
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.depth.sequencers import Sequencer
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
-from lean_data.loaders import FileSpec, LoadedItem, describe_file, iter_records, sequencer_for
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
+
+if TYPE_CHECKING:  # the loaders (and msgspec, the depth formats) load with the first file
+    from lean_data.loaders import FileSpec, LoadedItem
 
 __all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
 
@@ -112,6 +114,8 @@ class ReplaySource:
 
     def items(self) -> Iterator[LoadedItem]:
         """Stream the file's items."""
+        from lean_data.loaders import iter_records
+
         return iter_records(
             self.path,
             format=self.format,
@@ -243,6 +247,8 @@ class ReplayFeed(DataFeed):
             res = Resolution.parse(resolution) if resolution is not None else None
             kind = parse_asset_class(asset_class)
             source = ReplaySource(Path(source), symbol, format, res, dict(options), kind)
+        from lean_data.loaders import describe_file
+
         spec = describe_file(
             source.path,
             format=source.format,
@@ -319,7 +325,11 @@ class ReplayFeed(DataFeed):
     def book_sequencer(self, symbol: str) -> Sequencer:
         """The integrity rules of the venue that recorded ``symbol``'s book file."""
         spec = self._book_specs.get(symbol)
-        return Sequencer() if spec is None else sequencer_for(spec, symbol)
+        if spec is None:
+            return Sequencer()
+        from lean_data.loaders import sequencer_for
+
+        return sequencer_for(spec, symbol)
 
     async def resync_book(self, symbol: str) -> None:
         """Re-send the last recorded snapshot of ``symbol`` the replay passed.
