@@ -25,9 +25,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DataMetrics"]
+from lean_data.models import MarketData, Resolution, TradeBar
+
+__all__ = ["DataMetrics", "delivery_latency_ns"]
 
 _NS_PER_MS = 1_000_000
+_TICK = Resolution.TICK
 
 
 class _Scope:
@@ -263,6 +266,17 @@ class DataMetrics:
     def to_json(self) -> str:
         """Return :meth:`to_dict` as JSON (orjson; NaN and infinities become null)."""
         return orjson.dumps(self.to_dict()).decode()
+
+
+def delivery_latency_ns(live: bool, item: MarketData) -> int:
+    """Nanoseconds from the item's event (a live bar's close) until now, or from its receipt
+    when its feed is not live (a replay) or not registered."""
+    now = time.time_ns()
+    if not live:
+        return now - item.ts_recv
+    if isinstance(item, TradeBar) and not item.closed:
+        return now - item.ts_event
+    return now - item.ts_event - getattr(item, "resolution", _TICK).nanos
 
 
 def symbol_quality(

@@ -26,7 +26,7 @@ from lean_data.engine.backfill import Backfill, Resume
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
 from lean_data.engine.fanout import FanOut
-from lean_data.engine.metrics import DataMetrics
+from lean_data.engine.metrics import DataMetrics, delivery_latency_ns
 from lean_data.engine.records import KeepRecord, RecordLane
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.series_record import SeriesRecord, SeriesRecords
@@ -123,7 +123,7 @@ class Pipeline:
         self._record_quality = quality.record
         self._metrics = metrics
         self._record_delivery = metrics.record_delivery
-        self._latency_ns = registry.latency_ns
+        self._feeds = registry.feeds  # the dict itself: whether a feed is live, per item
         # failover's routes and retired backups: while both are empty no item is filtered
         self._routes, self._retired = failover.state.filters()
         self._admit = failover.admit
@@ -439,7 +439,8 @@ class Pipeline:
                     record.buffer = buffer
             buffer.add(item)
         later = self._fan_out(symbol, item, level, late)
-        latency = self._latency_ns(feed, item)
+        source = self._feeds.get(feed)
+        latency = delivery_latency_ns(source is not None and source.live, item)
         if record is not None and (counters := record.counters) is not None:  # at hand
             self._record_in(counters, record.clock, item, verdict, latency)
         else:

@@ -10,7 +10,6 @@ done here too, one connection attempt shared by concurrent callers.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -18,7 +17,7 @@ from lean_data.engine.error_log import RecordError
 from lean_data.engine.tasks import Spawn
 from lean_data.errors import ConfigError, LeanDataError, SubscriptionError
 from lean_data.feeds.base import DataFeed
-from lean_data.models import AssetClass, MarketData, Resolution, TradeBar
+from lean_data.models import AssetClass
 
 __all__ = ["FeedRegistry", "Routes"]
 
@@ -232,18 +231,6 @@ class FeedRegistry:
         """True unless ``feed`` is a registered feed that is not live (a replay)."""
         source = self.feeds.get(feed)
         return source is None or source.live
-
-    def latency_ns(self, feed: str, item: MarketData) -> int:
-        """Nanoseconds from the item's event (a live bar's close) or receipt until now;
-        from its receipt for a feed that is not registered or not live (a replay)."""
-        source = self.feeds.get(feed)
-        now = time.time_ns()
-        if source is None or not source.live:
-            return now - item.ts_recv
-        ts = item.ts_event
-        if not isinstance(item, TradeBar) or item.closed:
-            ts += getattr(item, "resolution", Resolution.TICK).nanos
-        return now - ts
 
     def sparse(self, feed: str) -> bool:
         """True when ``feed`` is registered and sends sparse bars (no bar: no trade)."""
