@@ -60,6 +60,7 @@ COMPILED_MODULES = frozenset(
         "test_delivered",
         "test_series_record",
         "test_model_subclasses",
+        "test_compiled_parity",
         "test_delivery_contract",
         "test_binance_feed",
         "test_alpaca_feed",

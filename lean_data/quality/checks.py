@@ -8,6 +8,7 @@ the rolling state in :mod:`lean_data.quality.state`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from lean_data.config import ValidationConfig
+from lean_data.errors import ConfigError
 from lean_data.models import QuoteBar, Tick, TickType, TradeBar, model_kind
 from lean_data.quality.levels import CLEAN, Verdict
 from lean_data.quality.rules import (
@@ -38,6 +40,18 @@ from lean_data.quality.rules import (
 from lean_data.quality.state import Series, level_shift, repeat, widened
 
 
+def _number(name: str, value: float, floor: float, floor_ok: bool) -> float:
+    """Return ``value`` when it is a finite number above ``floor`` (or at it, when
+    ``floor_ok``); TypeError for no number (the compiled build refuses one at the call),
+    ConfigError for one out of range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not (floor <= value if floor_ok else floor < value) or not math.isfinite(value):
+        bound = f">= {floor}" if floor_ok else f"> {floor}"
+        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # so that DataValidator can
 class ValidatorCore:
     """Thresholds, per-series tables and the checks behind each item kind.
@@ -59,8 +73,8 @@ class ValidatorCore:
         self._stale = self.config.stale_after_ns
         self._wide = self.config.wide_spread_ratio
         self._move_mult = self.config.extreme_move_sigma * SIGMA_PER_MEAN_ABS
-        self._range_mult = range_multiple
-        self._split_tol = split_tolerance
+        self._range_mult = _number("range_multiple", range_multiple, 0.0, False)
+        self._split_tol = _number("split_tolerance", split_tolerance, 0.0, True)
         self._min_history = max(1, self.config.min_history)
         self._window = max(self._min_history, self.config.window)
         self._bars: dict[tuple[str, str, int], Series] = {}

@@ -118,8 +118,11 @@ class DataBuffer(Generic[T]):
         """Return the ``n`` most recent items, oldest first (all of them if ``n`` > length).
 
         Raises:
+            TypeError: ``n`` is not an int.
             ValueError: ``n`` is negative.
         """
+        if isinstance(n, bool) or not isinstance(n, int):  # compiled: refused at the call
+            raise TypeError(f"n must be an int, got {n!r}")
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         size = self._max_size

@@ -166,7 +166,9 @@ class RulesUser:
     )
 
     def __init__(self, symbol: str, rules: TradeRules) -> None:
-        if not isinstance(symbol, str) or not symbol:
+        if not isinstance(symbol, str):  # the compiled build refuses it at the call
+            raise TypeError(f"an aggregator's symbol must be a str, got {symbol!r}")
+        if not symbol:
             raise ConfigError(f"an aggregator needs a symbol, got {symbol!r}")
         if not isinstance(rules, TradeRules):
             raise ConfigError(f"rules must be a TradeRules, got {type(rules).__name__}")

@@ -106,7 +106,9 @@ class TimeBarAggregator(RulesUser):
             raise ConfigError(f"revision_window must be an int, got {revision_window!r}")
         if revision_window < 1:
             raise ConfigError(f"revision_window must be at least 1, got {revision_window}")
-        self.emit_empty = bool(emit_empty)
+        if type(emit_empty) is not bool:  # the compiled build refuses it at the call
+            raise TypeError(f"emit_empty must be True or False, got {emit_empty!r}")
+        self.emit_empty = emit_empty
         self.late = late
         self.revision_window = revision_window
         self._nanos = self.resolution.nanos
