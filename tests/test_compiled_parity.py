@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lean_data import DataBuffer, DataValidator, TradeBar
+from lean_data import DataBuffer, DataQualityLevel, DataValidator, TradeBar
 from lean_data.errors import ConfigError
 from lean_data.series.aggregation import TimeBarAggregator
 
@@ -57,6 +57,7 @@ def test_a_value_out_of_range_is_a_config_error(make: Callable[[], object], mess
 
 
 def test_right_types_still_work() -> None:
-    assert DataValidator(range_multiple=12, split_tolerance=0).check(_buffer().get_latest()[0])
+    validator = DataValidator(range_multiple=12, split_tolerance=0)
+    assert validator.check(_buffer().get_latest()[0]).level is DataQualityLevel.EXCELLENT
     assert TimeBarAggregator("SPY", "1m", emit_empty=True).emit_empty is True
     assert [b.close for b in _buffer().get_latest(1)] == [169.1]

@@ -32,8 +32,8 @@ from lean_data.models import (
     Tick,
     TickType,
     TradeBar,
-    model_kind,
 )
+from lean_data.quality.screen import kind_of
 from lean_data.quality.validator import DataValidator
 from lean_data.series.continuity import Continuity, EveryInterval, Request
 from lean_data.storage.base import Storage
@@ -166,7 +166,7 @@ class Backfill:
     def built_from(self, item: MarketData) -> Sequence[MarketData]:
         """Update what the engine builds from ``item`` (trades → bars, bars → derived
         bars); return the bars it closed, usually none."""
-        kind = model_kind(item)  # a subclass of a model is built from as its base model
+        kind = kind_of(item)  # a subclass of a model is built from as its base model
         if kind is Tick:
             tick: Tick = item  # type: ignore[assignment]  # its kind
             aggregator = self.aggregators.get(tick.symbol)

@@ -68,15 +68,9 @@ class FailoverState:
         self.switch_backs = 0
         self.standby_dropped = 0
 
-    @property
-    def engaged(self) -> bool:
-        """True when any item may need filtering (a route or a retired backup exists)."""
-        return bool(self._routes) or bool(self._retired)
-
     def filters(self) -> tuple[Mapping[str, object], AbstractSet[tuple[str, str]]]:
         """The routes and the retired backups themselves (never replaced): while both are
-        empty (:attr:`engaged` False) no item needs :meth:`admit`. The pipeline reads
-        them per item, without a property call."""
+        empty no item needs :meth:`admit`. The pipeline reads them per item."""
         return self._routes, self._retired
 
     def backup_of(self, symbol: str) -> str | None:

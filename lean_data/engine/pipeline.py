@@ -34,9 +34,9 @@ from lean_data.engine.sinks import Sinks
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
 from lean_data.inbox import Batch, Inbox
-from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, model_kind
+from lean_data.models import MarketData, Resolution, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
-from lean_data.quality.screen import bad_text
+from lean_data.quality.screen import bad_text, kind_of
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import Action
@@ -338,9 +338,7 @@ class Pipeline:
         screened = self._screen(item)
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
-        kind: type | None = type(item)
-        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-            kind = model_kind(item)  # a subclass of one takes its base model's path
+        kind = kind_of(item)  # a subclass of a model takes its base model's path
         if kind is TradeBar and type(item.resolution) is Resolution:  # type: ignore[union-attr]
             bar: TradeBar = item  # type: ignore[assignment]  # its kind
             if not bar.closed:

@@ -23,9 +23,9 @@ from lean_data.models import (
     Tick,
     TickType,
     TradeBar,
-    model_kind,
 )
 from lean_data.quality.levels import Verdict
+from lean_data.quality.screen import kind_of
 from lean_data.quality.state import Series
 from lean_data.quality.tracker import Counters, QualityTracker, SeriesClock
 from lean_data.quality.validator import DataValidator
@@ -62,9 +62,7 @@ def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
     None for an item whose resolution is not a :class:`Resolution` (or tick type not a
     :class:`TickType`): the stages look such an item up by their own keys, as they did.
     """
-    kind: type | None = type(item)
-    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-        kind = model_kind(item)  # a subclass of one: its series is its base model's
+    kind = kind_of(item)  # a subclass of a model takes its base model's path
     if kind is TradeBar or kind is QuoteBar:
         resolution = item.resolution  # type: ignore[union-attr]  # a bar
         if type(resolution) is Resolution:

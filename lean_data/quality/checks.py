@@ -17,7 +17,7 @@ from mypy_extensions import mypyc_attr
 
 from lean_data.config import ValidationConfig
 from lean_data.errors import ConfigError
-from lean_data.models import QuoteBar, Tick, TickType, TradeBar, model_kind
+from lean_data.models import QuoteBar, Tick, TickType, TradeBar
 from lean_data.quality.levels import CLEAN, Verdict
 from lean_data.quality.rules import (
     FAIR,
@@ -37,6 +37,7 @@ from lean_data.quality.rules import (
     split_words,
     verdict,
 )
+from lean_data.quality.screen import kind_of
 from lean_data.quality.state import Series, level_shift, repeat, widened
 
 
@@ -93,9 +94,7 @@ class ValidatorCore:
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
-        kind: type | None = type(item)
-        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-            kind = model_kind(item)  # a subclass of one takes its path
+        kind = kind_of(item)  # a subclass of a model takes its base model's path
         if kind is Tick:
             tick_key = (feed, item.symbol, item.tick_type)  # type: ignore[union-attr]
             st = self._ticks.get(tick_key)

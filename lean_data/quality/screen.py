@@ -36,7 +36,7 @@ from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, T
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
 
-__all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "screen"]
+__all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "kind_of", "screen"]
 
 INT64_MAX = 2**63 - 1
 MIN_EVENT_NS = 365 * 86_400 * 10**9
@@ -60,9 +60,22 @@ _QUOTE_BAR_PRICES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def kind_of(item: object) -> type | None:
+    """:func:`~lean_data.models.model_kind` with the common case first: TradeBar, QuoteBar
+    or Tick for an item of that model or of a subclass of it, None for anything else.
+
+    Every stage takes an item's path by this, so a user's subclass is handled as its base
+    model; compiled, an exact model costs identity checks and no Python call.
+    """
+    kind = type(item)
+    if kind is TradeBar or kind is Tick or kind is QuoteBar:
+        return kind
+    return model_kind(item)
+
+
 def _kind(item: MarketData) -> type:
-    """The model kind of a subclass's item (``model_kind``); TypeError for a non-model."""
-    kind = model_kind(item)
+    """:func:`kind_of`, with TypeError for an item that is not a model."""
+    kind = kind_of(item)
     if kind is None:
         raise TypeError(f"expected a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
     return kind
@@ -124,9 +137,7 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
     """
-    kind: type | None = type(item)
-    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-        kind = _kind(item)  # a subclass of one, or TypeError
+    kind = _kind(item)  # a subclass of a model takes its path; TypeError for a non-model
     # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
     # would raise TypeError for a float time where this screen must answer INVALID.
     fields: Any = item
@@ -185,9 +196,7 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
 
 def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
     """The full walk behind :func:`screen`: every field, in a fixed order."""
-    kind: type | None = type(item)
-    if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-        kind = _kind(item)  # a subclass of one, or TypeError
+    kind = _kind(item)  # a subclass of a model takes its path; TypeError for a non-model
     fields: Any = item  # untyped reads, as in screen()
     bad = _time("ts_event", fields.ts_event) or _time("ts_recv", fields.ts_recv)
     if bad is not None:

@@ -27,12 +27,14 @@ from array import array
 from typing import Any
 
 from lean_data.errors import ConfigError
-from lean_data.models import MarketData, QuoteBar, Tick, TradeBar, model_kind
+from lean_data.models import MarketData, Tick
 from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.screen import kind_of
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
 
 _LEVELS = tuple(DataQualityLevel)
+_INVALID = DataQualityLevel.INVALID
 # A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
 # plain attribute): ``hash(level)`` and ``level.value`` are Python-level calls, too slow
 # for the hot path. The tenths (0..10) are also the index of the level's count.
@@ -144,9 +146,7 @@ class QualityTracker:
 
     def clock_of(self, st: Counters, item: MarketData) -> SeriesClock:
         """Return the timing state of ``item``'s series within ``st``, made on first use."""
-        kind: type | None = type(item)
-        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-            kind = model_kind(item)  # a subclass of one: its series is its base model's
+        kind = kind_of(item)  # a subclass of a model takes its base model's path
         if kind is Tick:
             key: object = item.tick_type  # type: ignore[union-attr]  # a Tick
             period = 0
@@ -181,7 +181,7 @@ class QualityTracker:
             reasons = st.reasons
             for reason in verdict.reasons:
                 reasons[reason] = reasons.get(reason, 0) + 1
-        if tenths == 0:  # INVALID: its times may be the impossible values; they count nowhere
+        if verdict.level is _INVALID:  # its times may be the impossible values: they count nowhere
             return
         ts: int = item.ts_event
         if st.first_ts is None or ts < st.first_ts:

@@ -122,11 +122,11 @@ from collections.abc import Callable
 
 from mypy_extensions import mypyc_attr
 
-from lean_data.models import MarketData, QuoteBar, Tick, TradeBar, model_kind
+from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
 from lean_data.quality.checks import ValidatorCore
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import FORWARD_SPLITS, REVERSE_SPLITS, match_split
-from lean_data.quality.screen import screen
+from lean_data.quality.screen import kind_of, screen
 from lean_data.quality.state import Series, forget
 from lean_data.quality.tracker import QualityTracker
 
@@ -191,9 +191,7 @@ class DataValidator(ValidatorCore):
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
         """
-        kind: type | None = type(item)
-        if kind is not TradeBar and kind is not Tick and kind is not QuoteBar:
-            kind = model_kind(item)  # a subclass of one takes its path
+        kind = kind_of(item)  # a subclass of a model takes its base model's path
         if kind is TradeBar:
             return self._check_bar(series, item)  # type: ignore[arg-type]  # checked above
         if kind is Tick:
