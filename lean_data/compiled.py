@@ -35,6 +35,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.series.aggregation",
     "lean_data.series.continuity",
     "lean_data.series.buffer",
+    "lean_data.wire.numbers",
     "lean_data.wire.binance",
     "lean_data.inbox",
     "lean_data.engine.fanout",
@@ -57,7 +58,7 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 19 modules``, or pure."""
+        """Return one line for ``--version``: ``compiled: mypyc, 20 modules``, or pure."""
         if not self.compiled:
             return "pure Python"
         if not self.pure:

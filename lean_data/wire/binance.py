@@ -24,7 +24,6 @@ Conventions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -43,6 +42,7 @@ from lean_data.wire.binance_typed import (
     SpotBookTickerEnvelope,
     decode_frame,
 )
+from lean_data.wire.numbers import decimal_float as _float
 
 __all__ = [
     "KLINE_INTERVALS",
@@ -90,7 +90,6 @@ _INTERVAL_OF: dict[Resolution, str] = {res: name for name, res in KLINE_INTERVAL
 MessageKind = Literal["kline", "agg_trade", "book_ticker", "ack", "error", "unknown"]
 
 
-@dataclass(slots=True)
 class ParsedMessage:
     """One decoded websocket frame.
 
@@ -105,15 +104,48 @@ class ParsedMessage:
         error: the venue's error message.
         error_code: the venue's error code.
         event: the payload's ``e`` field ("" when absent).
+
+    A plain class, not a dataclass: compiled, a dataclass's generated ``__init__`` cost
+    ~10x a native one, once per frame. Equality and ``repr`` are written out below.
     """
 
-    kind: MessageKind
-    item: TradeBar | Tick | None = None
-    stream: str = ""
-    request_id: int | None = None
-    error: str = ""
-    error_code: int | None = None
-    event: str = ""
+    __slots__ = ("error", "error_code", "event", "item", "kind", "request_id", "stream")
+
+    def __init__(
+        self,
+        kind: MessageKind,
+        item: TradeBar | Tick | None = None,
+        stream: str = "",
+        request_id: int | None = None,
+        error: str = "",
+        error_code: int | None = None,
+        event: str = "",
+    ) -> None:
+        self.kind: MessageKind = kind
+        self.item = item
+        self.stream = stream
+        self.request_id = request_id
+        self.error = error
+        self.error_code = error_code
+        self.event = event
+
+    def _fields(self) -> tuple[object, ...]:
+        return (
+            self.kind, self.item, self.stream, self.request_id, self.error, self.error_code,
+            self.event,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedMessage):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        names = ("kind", "item", "stream", "request_id", "error", "error_code", "event")
+        shown = ", ".join(f"{n}={v!r}" for n, v in zip(names, self._fields(), strict=True))
+        return f"ParsedMessage({shown})"
 
 
 # --- symbols, streams and requests -----------------------------------------------------
@@ -263,7 +295,7 @@ def _typed_message(
         found = symbols.get(k.s) if symbols is not None else None
         bar = TradeBar(
             _canonical(k.s) if found is None else found,
-            k.t * _MS, float(k.o), float(k.h), float(k.low), float(k.c), float(k.v),
+            k.t * _MS, _float(k.o), _float(k.h), _float(k.low), _float(k.c), _float(k.v),
             resolution, ts_recv, k.x,
         )  # fmt: skip
         return ParsedMessage("kline", bar, stream, event="kline")
@@ -271,7 +303,7 @@ def _typed_message(
         found = symbols.get(data.s) if symbols is not None else None
         tick = Tick(
             _canonical(data.s) if found is None else found,
-            data.T * _MS, float(data.p), float(data.q), TickType.TRADE, ts_recv,
+            data.T * _MS, _float(data.p), _float(data.q), TickType.TRADE, ts_recv,
             condition="buyer_maker" if data.m else "", trade_id=str(data.a),
         )  # fmt: skip
         return ParsedMessage("agg_trade", tick, stream, event="aggTrade")
@@ -279,14 +311,14 @@ def _typed_message(
         type(data) is SpotBookTicker
         and (stream.endswith("@bookTicker") if stream else data.u is not UNSET)
     ):  # a spot bookTicker names no event: its stream (or, without one, its keys) tells
-        bid, ask = float(data.b), float(data.a)
+        bid, ask = _float(data.b), _float(data.a)
         event_ms = data.T if data.T is not UNSET else data.E
         found = symbols.get(data.s) if symbols is not None else None
         quote = Tick(
             _canonical(data.s) if found is None else found,
             ts_recv if event_ms is UNSET else event_ms * _MS, (bid + ask) / 2.0, 0.0,
-            TickType.QUOTE, ts_recv, bid_price=bid, bid_size=float(data.B), ask_price=ask,
-            ask_size=float(data.A),
+            TickType.QUOTE, ts_recv, bid_price=bid, bid_size=_float(data.B), ask_price=ask,
+            ask_size=_float(data.A),
         )  # fmt: skip
         return ParsedMessage("book_ticker", quote, stream, event="bookTicker")
     return ParsedMessage("unknown", stream=stream, event=data.event)

@@ -14,7 +14,8 @@ but would accept frames the checked path rejects (``1e400`` or invalid UTF-8 in 
 ignored key).
 
 Prices and sizes stay the venue's decimal strings here; the caller converts them with
-``float()`` exactly as the checked path does.
+:func:`lean_data.wire.numbers.decimal_float`, which reads them as the checked path's
+``float()`` does, in C.
 """
 
 from __future__ import annotations
