@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -24,6 +25,7 @@ from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import FeedStatus
 from lean_data.feeds.binance import BinanceDataFeed
 from lean_data.loaders import load_file
+from lean_data.loaders.capture import read_capture
 from lean_data.models import NS_PER_DAY, NS_PER_MINUTE, MarketData
 from lean_data.testing import BinanceLoopbackServer, ServerFaults, kline_event
 
@@ -670,3 +672,53 @@ async def test_one_reads_frames_go_together_around_a_bad_frame_and_before_a_fata
     assert sink.batches == [2]  # one hand-over for the read
     assert feed.malformed_frames == 1
     assert [kind for kind, _ in sink.errors] == ["malformed_frame"]
+
+
+class _FrameByFrame(BinanceDataFeed):
+    """The same feed with a parse_frame of its own: run_session takes every frame through
+    parse_frame and item_of one by one (the path a subclass gets)."""
+
+    def parse_frame(self, raw: bytes | str, now: int) -> Any:
+        return super().parse_frame(raw, now)
+
+
+@pytest.mark.parametrize("emit_partial", [False, True])
+@pytest.mark.parametrize("name", ["BINANCE.ws.1.0", "BINANCE_US.ws.1.0", "BINANCE_FUTURES.ws.1.0"])
+async def test_the_compiled_frame_loop_hands_over_what_the_frame_by_frame_path_does(
+    fixtures: Path, name: str, emit_partial: bool
+) -> None:
+    """Real captured frames (in-progress and closed klines, trades, quotes, acks, depth)
+    with hostile ones among them, in one read: run_session's compiled loop for the plain
+    data frames gives the same items, errors and counts as the frame-by-frame path."""
+    frames = [raw for _, raw in read_capture(fixtures / "cryptofeed" / name).received]
+    assert len(frames) > 50
+    hostile = list(frames)
+    hostile.insert(0, '{"stream": "btcusdt@kline_1m", "data": {')  # truncated, first
+    hostile.insert(len(hostile) // 3, '{"stream": "x@ticker", "data": {"e": "24hrTicker"}}')
+    hostile.insert(len(hostile) // 2, '{"error": {"code": -1003, "msg": "Too much"}, "id": 9}')
+    hostile.insert(2 * len(hostile) // 3, orjson.dumps([1, 2]).decode())  # not an object
+    hostile.append('{"stream": "btcusdt@aggTrade", "data": {"e": "aggTrade", "p": "x"}}')
+    seen = []
+    for cls in (BinanceDataFeed, _FrameByFrame):
+        sink = ListSink()
+        feed = cls(
+            "binance", channels=("kline", "agg_trade", "book_ticker"), emit_partial=emit_partial
+        )
+        feed.attach(sink)  # type: ignore[arg-type]
+        feed._ws = _OneRead(hostile)  # type: ignore[assignment]
+        await feed.run_session()
+        items = [  # stamped per read; a spot quote, which has no event time, at its receipt
+            replace(item, ts_recv=0, ts_event=0 if item.ts_event == item.ts_recv else item.ts_event)
+            for item in sink.items
+        ]
+        seen.append((items, sink.batches, sink.errors, feed.malformed_frames, feed.unknown_frames))
+    assert seen[0] == seen[1]
+    items, batches, errors, malformed, unknown = seen[0]
+    assert batches == [len(items)]
+    assert len(items) > 10
+    assert malformed == 3
+    assert unknown >= 1
+    assert {kind for kind, _ in errors} >= {"malformed_frame", "unknown_frame", "venue_error"}
+    kinds = {type(item).__name__ for item in items}
+    assert "TradeBar" in kinds or (name == "BINANCE.ws.1.0" and not emit_partial)  # none closed
+    assert any(not getattr(item, "closed", True) for item in items) is emit_partial

@@ -284,9 +284,12 @@ async def test_a_flooding_server_is_paused_at_the_budget_and_nothing_is_lost(
             assert stats.buffered_bytes is not None
             assert options.buffer_bytes <= stats.buffered_bytes
             # past the budget by at most the socket read that crossed it (picows reads all
-            # the kernel has queued, at most its receive buffer)
+            # the kernel has queued, at most its receive buffer) and the rest of the frame
+            # that read completed: its first bytes came in earlier reads and wait in picows'
+            # read buffer uncounted until the frame is whole (seen: 10 frames counted at once
+            # under load, 42 KB beyond budget + receive buffer)
             rcvbuf = ws.transport.get_extra_info("socket").getsockopt(SOL_SOCKET, SO_RCVBUF)
-            assert stats.buffered_bytes <= options.buffer_bytes + rcvbuf
+            assert stats.buffered_bytes <= options.buffer_bytes + rcvbuf + FLOOD_SIZE
         frames = await read_all(ws, FLOOD_FRAMES)
     finally:
         await ws.close()

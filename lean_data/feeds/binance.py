@@ -55,6 +55,7 @@ from lean_data.wire.binance import (
     parse_rest_klines,
     stream_name,
     subscribe_frame,
+    take_items,
     unsubscribe_frame,
 )
 
@@ -239,15 +240,27 @@ class BinanceDataFeed(StreamingFeed):
         ws = self._ws
         assert ws is not None
         parse_frame, item_of = self.parse_frame, self.item_of
+        # the plain data frames (closed bars, trades, quotes) in one compiled loop, unless a
+        # subclass decodes or picks items its own way (the futures feed's records)
+        fast = type(self).parse_frame is _PARSE_FRAME and type(self).item_of is _ITEM_OF
         while frames := await ws.recv_batch():
             now = time.time_ns()
             items: list[Emitted] = []
-            for raw in frames:
-                try:
-                    message = parse_frame(raw, now)
-                except FeedProtocolError as exc:
-                    self.skip_malformed(raw, exc)
-                    continue
+            index, count = 0, len(frames)
+            while index < count:
+                message: ParsedMessage | Emitted | None = None
+                if fast:
+                    index, message = take_items(frames, index, now, self._venue, items)
+                    if index == count:
+                        break
+                raw = frames[index]
+                index += 1
+                if message is None:
+                    try:
+                        message = parse_frame(raw, now)
+                    except FeedProtocolError as exc:
+                        self.skip_malformed(raw, exc)
+                        continue
                 if isinstance(message, ParsedMessage):
                     try:
                         item = item_of(message, raw, now)
@@ -449,3 +462,7 @@ def http_timeout(total_s: float) -> aiohttp.ClientTimeout:
 def _preview(raw: bytes | str, limit: int = 120) -> str:
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+_PARSE_FRAME = BinanceDataFeed.parse_frame
+_ITEM_OF = BinanceDataFeed.item_of

@@ -61,6 +61,7 @@ __all__ = [
     "parse_rest_klines",
     "stream_name",
     "subscribe_frame",
+    "take_items",
     "unsubscribe_frame",
 ]
 
@@ -264,6 +265,36 @@ def parse_message(
 
 # What the typed path raises for a frame the checked path must decode (and explain).
 _RECHECK = (*TYPED_MISS, FeedProtocolError)
+
+
+def take_items(
+    frames: Sequence[bytes | str],
+    start: int,
+    ts_recv: int,
+    symbols: Mapping[str, str] | None,
+    items: list[Any],
+) -> tuple[int, ParsedMessage | None]:
+    """Decode ``frames[start:]`` in order, appending each closed bar, trade and quote to
+    ``items``, up to the first frame that is something else; one compiled loop for what is
+    nearly every frame of a busy stream.
+
+    Returns that frame's index and, when it decoded, its message (an in-progress bar, an
+    ack, a venue error, another event), for the feed to handle as :func:`parse_message`'s
+    result; None when it does not decode (the feed decodes it again to report why).
+    ``(len(frames), None)`` when every frame was taken.
+    """
+    index, count = start, len(frames)
+    while index < count:
+        try:
+            message = parse_message(frames[index], ts_recv, symbols=symbols)
+        except FeedProtocolError:
+            return index, None
+        item = message.item
+        if item is None or (type(item) is TradeBar and not item.closed):
+            return index, message
+        items.append(item)
+        index += 1
+    return count, None
 
 
 def parse_message_typed(
