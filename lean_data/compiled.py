@@ -33,6 +33,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.series.time_bars",
     "lean_data.series.sequence_bars",
     "lean_data.series.aggregation",
+    "lean_data.series.decisions",
     "lean_data.series.continuity",
     "lean_data.series.buffer",
     "lean_data.wire.numbers",
@@ -58,7 +59,7 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 20 modules``, or pure."""
+        """Return one line for ``--version``: ``compiled: mypyc, 21 modules``, or pure."""
         if not self.compiled:
             return "pure Python"
         if not self.pure:

@@ -35,6 +35,7 @@ from lean_data.models import (
     datetime_to_ns,
 )
 from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.storage import sqlite_sink
 from lean_data.storage.base import Storage
 from lean_data.storage.postgres import PostgresStorage
 from lean_data.storage.sqlite import DataPersistence
@@ -197,11 +198,15 @@ async def test_closed_replaces_in_progress_at_same_revision_not_reverse(
     assert await store.get_market_data("SPY", T0, T0 + 1) == [bar(close=1.4, closed=True)]
 
 
+@pytest.mark.parametrize("per_statement", [None, 64])
 async def test_a_large_batch_keeps_the_revision_rules_row_by_row(
-    store: QueuedStore, fixtures: Path
+    store: QueuedStore, fixtures: Path, per_statement: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Hundreds of rows go as multi-row statements on SQLite; repeats of one key in the same
-    statement are decided in order, as row by row: the highest revision, then closed."""
+    statement are decided in order, as row by row: the highest revision, then closed. With
+    64 rows a statement, a key's three rows also straddle statements."""
+    if per_statement is not None:
+        monkeypatch.setattr(sqlite_sink, "_rows_per_statement", lambda columns: per_statement)
     real = lean_trade_bars(fixtures / "lean/equity/usa/minute/spy/20131007_trade.zip", "SPY")
     real = real[:300]
     for b in real:

@@ -35,14 +35,14 @@ duplicate nor a hole.
 
 from __future__ import annotations
 
-import enum
 import struct
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
+from lean_data.series.decisions import Action, Decision, Request
 
 __all__ = ["Action", "CalendarLike", "Continuity", "Decision", "EveryInterval", "Request"]
 
@@ -78,53 +78,6 @@ class EveryInterval:
         if step <= 0:
             raise ValueError(f"expected a bar resolution with a period, got {resolution!s}")
         return max(0, (next_open_ns - prev_open_ns - 1) // step)
-
-
-class Action(enum.Enum):
-    """What the engine does with a closed bar."""
-
-    DELIVER = "deliver"
-    DUPLICATE = "duplicate"
-    PARKED = "parked"
-    LATE = "late"
-    """Older than the series head and never delivered: deliver it flagged, store it."""
-    FETCH = "fetch"
-    """Parked, and the engine must resolve the series (fetch history or look up storage)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What the engine must find out before a parked series can go on.
-
-    Attributes:
-        symbol, resolution: the series.
-        feed: the feed whose bar revealed the gap (history is asked from it).
-        start, end: the interval to fetch, [start, end) open times; ``start == end`` when
-            only storage must be consulted (``seed``).
-        missing: open times the calendar expected in the interval (0 for a sparse source
-            or a seed lookup).
-        reason: ``"gap"``, ``"seed"`` (first bar of a series: look up storage) or
-            ``"warmup"``.
-        warmup: bars wanted for a warm-up.
-    """
-
-    symbol: str
-    resolution: Resolution
-    feed: str
-    start: int
-    end: int
-    missing: int
-    reason: str
-    warmup: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer for one bar: an action, the bar to deliver (revision set), a request."""
-
-    action: Action
-    bar: TradeBar | None = None
-    request: Request | None = None
 
 
 _PARKED = Decision(Action.PARKED)

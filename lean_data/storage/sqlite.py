@@ -3,7 +3,7 @@
 Writes never touch SQLite on the caller's path: ``save_*`` turns the item into a row tuple
 and puts it on a bounded queue. One writer task, owned by the :class:`DataPersistence`,
 takes rows off that queue and commits them with one write per table per transaction
-(``executemany``, or statements of up to 512 rows each for a larger batch), after
+(``executemany``, or statements of up to 2,048 rows each for a larger batch), after
 ``batch_rows`` rows or ``batch_ms`` milliseconds, whichever comes first.
 
 Consistency: every read first waits until the rows queued before it are committed, so a

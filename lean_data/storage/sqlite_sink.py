@@ -2,7 +2,7 @@
 
 :class:`SqliteSink` implements :class:`~lean_data.storage.sink.BatchSink` for
 :class:`~lean_data.storage.sqlite.DataPersistence`: per table ``executemany``, or for 16 rows
-and more statements of up to 512 rows each (one GIL release per statement), savepoints
+and more statements of up to 2,048 rows each (one GIL release per statement), savepoints
 for the bisection, ``BEGIN IMMEDIATE`` when a batch rewrites coverage (SQLite's write
 lock serialises writers, so :meth:`SqliteTx.lock_series` has nothing to do). SQLite has no
 transient faults: a locked or full database fails the batch, which the writer retries
@@ -53,7 +53,10 @@ _MAX_PARAMETERS: Final = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) els
 
 
 def _rows_per_statement(columns: int) -> int:
-    return min(512, _MAX_PARAMETERS // max(columns, 1))
+    # a default batch (1,000 rows) in one statement: under load each statement costs the
+    # writer a GIL round trip with the event loop (~5 ms); the cap bounds the size of the
+    # statements SQLite's statement cache keeps
+    return min(2048, _MAX_PARAMETERS // max(columns, 1))
 
 
 class SqliteTx:
