@@ -35,6 +35,7 @@ COMPILED_MODULES = frozenset(
         "test_validation_real",
         "test_hostile",
         "test_storage_hostile",
+        "test_persistence",
         "test_validation_tracker",
         "test_metrics",
         "test_buffer",

@@ -11,7 +11,7 @@ SQLite stores a float NaN as NULL, so every REAL market column reads NULL back a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -36,10 +36,12 @@ def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, s
 _NO_QUALITY: Final = (None, None, "")
 
 
-def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
     """Return the ``bars`` row for ``bar`` in :data:`BAR_COLUMNS` order."""
     score, level, reasons = quality_fields(quality)
-    b = bar
+    # untyped reads and ts_recv: an INVALID bar kept (store_invalid) may hold any value,
+    # which the compiled build would refuse at a typed read
+    b: Any = bar
     return (
         feed,
         b.symbol,
@@ -60,10 +62,10 @@ def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: int) -> 
     )
 
 
-def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
     """Return the ``quote_bars`` row for ``quote`` in :data:`QUOTE_COLUMNS` order."""
     score, level, reasons = quality_fields(quality)
-    q = quote
+    q: Any = quote  # untyped reads, as in bar_row
     return (
         feed,
         q.symbol,
@@ -89,10 +91,10 @@ def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: int)
     )
 
 
-def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: int) -> Row:
+def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
     """Return the ``ticks`` row for ``tick`` in :data:`TICK_COLUMNS` order."""
     score, level, reasons = quality_fields(quality)
-    t = tick
+    t: Any = tick  # untyped reads, as in bar_row
     return (
         feed,
         t.symbol,
@@ -135,7 +137,7 @@ def _f(value: float | None) -> float:
     return _NAN if value is None else value
 
 
-def bar_from_row(r: Row) -> TradeBar:
+def bar_from_row(r: Sequence[Any]) -> TradeBar:
     """Return the TradeBar for a ``SELECT["bars"]`` row (NULL prices read back as nan)."""
     return TradeBar(
         *(r[0], r[1], _f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6])),
@@ -154,12 +156,12 @@ class ScoredBar(NamedTuple):
     reasons: str  # comma-separated reason codes, "" for none
 
 
-def scored_bar_from_row(r: Row) -> ScoredBar:
+def scored_bar_from_row(r: Sequence[Any]) -> ScoredBar:
     """Return the ScoredBar for a ``SELECT["scored_bars"]`` row."""
     return ScoredBar(r[12], bar_from_row(r), r[13], r[14], r[15] or "")
 
 
-def quote_from_row(r: Row) -> QuoteBar:
+def quote_from_row(r: Sequence[Any]) -> QuoteBar:
     """Return the QuoteBar for a ``SELECT["quote_bars"]`` row (NULL reads back as nan)."""
     bid = (_f(r[2]), _f(r[3]), _f(r[4]), _f(r[5]), _f(r[6]))
     ask = (_f(r[7]), _f(r[8]), _f(r[9]), _f(r[10]), _f(r[11]))
@@ -168,7 +170,7 @@ def quote_from_row(r: Row) -> QuoteBar:
     )
 
 
-def tick_from_row(r: Row) -> Tick:
+def tick_from_row(r: Sequence[Any]) -> Tick:
     """Return the Tick for a ``SELECT["ticks"]`` row (NULL reads back as nan)."""
     return Tick(
         *(r[0], r[1], _f(r[2]), _f(r[3]), TickType(r[4]), r[5]),
@@ -183,6 +185,27 @@ ROW_BUILDERS: Final[dict[type, tuple[int, RowBuilder]]] = {
     QuoteBar: (QUOTE_BARS, quote_row),
     Tick: (TICKS, tick_row),
 }
+
+
+def market_entry(
+    item: object, feed: str, quality: Verdict | None, clock: Callable[[], int]
+) -> tuple[int, Row]:
+    """Return the table and row a store queues for ``item`` (``clock()`` stamps one that
+    has no receive time).
+
+    Raises:
+        TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
+    """
+    cls = type(item)
+    fields: Any = item
+    if cls is TradeBar:
+        return BARS, bar_row(fields, feed, quality, fields.ts_recv or clock())
+    if cls is Tick:
+        return TICKS, tick_row(fields, feed, quality, fields.ts_recv or clock())
+    if cls is QuoteBar:
+        return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
+    table, build = row_builder_for_subclass(item)
+    return table, build(item, feed, quality, fields.ts_recv or clock())
 
 
 _DERIVATIVE_SAVERS: Final = {

@@ -37,12 +37,7 @@ from lean_data.storage import schema as sch
 from lean_data.storage.book_store import BookSnapshots
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.queries import Queries
-from lean_data.storage.rows import (
-    ROW_BUILDERS,
-    error_row,
-    metrics_payload,
-    row_builder_for_subclass,
-)
+from lean_data.storage.rows import error_row, market_entry, metrics_payload
 from lean_data.storage.sink import BatchSink
 from lean_data.storage.writer import STOP, BatchWriter, Entry, RetryPolicy
 
@@ -267,11 +262,7 @@ class QueuedStore(Queries, BookSnapshots):
         return self._queue.offer(*self._entry(item, feed, quality))
 
     def _entry(self, item: MarketData, feed: str, quality: Verdict | None) -> Entry:
-        found = ROW_BUILDERS.get(type(item))
-        if found is None:
-            found = row_builder_for_subclass(item)
-        table, build = found
-        return (table, build(item, feed, quality, item.ts_recv or self._clock_ns()))
+        return market_entry(item, feed, quality, self._clock_ns)
 
     async def save_metrics(self, metrics: Mapping[str, Any], *, ts_ns: int | None = None) -> None:
         """Queue one metrics snapshot (stored as JSON; NaN becomes null).
