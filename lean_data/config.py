@@ -90,6 +90,9 @@ class Config:
         storage_batch_rows / storage_batch_ms: the writer commits after this many rows or
             this many milliseconds, whichever comes first.
         storage_queue_size: capacity of the storage writer's queue.
+        storage_switch_interval_s: while SQLite storage is open, the interpreter's GIL
+            switch interval is at most this (200 µs), so its worker thread is not starved
+            by a busy event loop (:mod:`lean_data.storage.gil`); None leaves it alone.
         retention_days: stored rows older than this are purged at start (0: keep all).
         metrics_interval_s: how often metrics are saved to storage (0: only at stop).
         stop_timeout_s: how long ``stop()`` waits for queues to drain.
@@ -138,6 +141,7 @@ class Config:
     storage_batch_rows: int = 1_000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
+    storage_switch_interval_s: float | None = 0.0002
     retention_days: float = 0.0
     metrics_interval_s: float = 60.0
     stop_timeout_s: float = 30.0
@@ -175,6 +179,13 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
+        switch = self.storage_switch_interval_s
+        if switch is not None and (
+            isinstance(switch, bool) or not isinstance(switch, int | float) or not 0 < switch <= 1
+        ):
+            raise ConfigError(
+                f"Config.storage_switch_interval_s must be in (0, 1] s or None, got {switch!r}"
+            )
         interval = self.book_snapshot_interval_s
         if interval is not None and not (
             isinstance(interval, int | float) and 0 <= interval < math.inf

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 import aiosqlite
 
 from lean_data.errors import ConfigError, StorageError
+from lean_data.storage import gil
 from lean_data.storage import schema as sch
 from lean_data.storage.base import Storage
 from lean_data.storage.connect import connect
@@ -87,6 +88,9 @@ class DataPersistence(QueuedStore):
         on_failure: called once (from the writer task) when rows are first lost.
         check: run the start-up check (``quick_check`` reads the whole file: about
             0.3 s per 100 MB on a warm page cache, measured).
+        switch_interval_s: while open, keep the interpreter's GIL switch interval at most
+            this long (:mod:`lean_data.storage.gil`: without it, a busy event loop starves
+            the SQLite thread); None leaves it alone.
 
     Raises:
         ConfigError: a size or duration is not positive.
@@ -103,7 +107,17 @@ class DataPersistence(QueuedStore):
         clock_ns: Callable[[], int] = time.time_ns,
         on_failure: Callable[[StorageFailure], None] | None = None,
         check: bool = True,
+        switch_interval_s: float | None = gil.INTERVAL_S,
     ) -> None:
+        if switch_interval_s is not None and (
+            isinstance(switch_interval_s, bool)
+            or not isinstance(switch_interval_s, int | float)
+            or not 0 < switch_interval_s <= 1
+        ):
+            raise ConfigError(
+                f"DataPersistence switch_interval_s must be in (0, 1] s or None, "
+                f"got {switch_interval_s!r}"
+            )
         if busy_timeout_ms < 0:
             raise ConfigError(
                 f"DataPersistence busy_timeout_ms must be >= 0, got {busy_timeout_ms!r}"
@@ -123,6 +137,8 @@ class DataPersistence(QueuedStore):
         )
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._check = check
+        self._switch_interval_s = switch_interval_s
+        self._sharing = False
         self._db: aiosqlite.Connection | None = None
 
     def _where(self) -> str:
@@ -140,12 +156,20 @@ class DataPersistence(QueuedStore):
             self._path, busy_timeout_ms=self._busy_timeout_ms, check=self._check
         )
         self._sink.db = self._db
+        if self._switch_interval_s is not None and not self._sharing:
+            gil.share(self._switch_interval_s)  # the worker thread must get the GIL
+            self._sharing = True
 
     async def _disconnect(self) -> None:
         db, self._db = self._db, None
         self._sink.db = None
-        if db is not None:
-            await db.close()
+        try:
+            if db is not None:
+                await db.close()
+        finally:
+            if self._sharing:
+                self._sharing = False
+                gil.unshare()
 
     async def _query(self, sql: str, params: tuple[Any, ...]) -> list[sch.Row]:
         db = self._db

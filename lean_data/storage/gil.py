@@ -1,0 +1,59 @@
+"""Let a storage thread have the GIL while the event loop is busy.
+
+SQLite is reached through a worker thread (aiosqlite), and every call into SQLite gives the
+GIL up and must take it back. CPython hands the GIL to a waiting thread when the holder
+has kept it for a whole switch interval (5 ms by default) *without letting it go*; but a
+busy asyncio loop lets it go on every turn (its ``select`` with a zero timeout, every few
+hundred microseconds) and takes it straight back, and each of those releases restarts the
+waiting thread's 5 ms timer. So under load the worker waits until the loop runs dry:
+measured here with a flood of kline frames, a one-row SELECT for a restart seed took
+~380 ms instead of ~1 ms, and every batch of rows stalled like it (the storage queue then
+fills and holds the pipeline back).
+
+A switch interval shorter than a loop turn (:data:`INTERVAL_S`) lets the waiting thread's
+timer run out, so it asks for the GIL and gets it. While at least one store that uses a
+worker thread is open, :func:`share` keeps the interpreter's interval at most
+:data:`INTERVAL_S`; when the last one closes, :func:`unshare` puts back the interval it
+found, unless someone changed it meanwhile. ``Config(storage_switch_interval_s=None)``
+leaves the interpreter alone.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+__all__ = ["INTERVAL_S", "share", "unshare"]
+
+INTERVAL_S = 0.0002
+"""200 µs: shorter than a busy loop's turn, long enough that switching costs little."""
+
+_lock = threading.Lock()
+_holders = 0
+_found: float | None = None  # the interval before the first share(), if it was lowered
+_set: float | None = None  # the interval share() set
+
+
+def share(interval_s: float = INTERVAL_S) -> None:
+    """Keep the switch interval at most ``interval_s`` until the matching :func:`unshare`."""
+    global _holders, _found, _set
+    with _lock:
+        if _holders == 0:
+            current = sys.getswitchinterval()
+            if current > interval_s:
+                sys.setswitchinterval(interval_s)
+                _found, _set = current, sys.getswitchinterval()
+        _holders += 1
+
+
+def unshare() -> None:
+    """Undo one :func:`share`; the last one restores the interval found, if still ours."""
+    global _holders, _found, _set
+    with _lock:
+        if _holders == 0:
+            return
+        _holders -= 1
+        if _holders == 0:
+            if _found is not None and sys.getswitchinterval() == _set:
+                sys.setswitchinterval(_found)
+            _found = _set = None
