@@ -243,7 +243,7 @@ class QueuedStore(Queries, BookSnapshots):
         """
         if not self._accepting:
             self._reject()
-        entry = self._entry(item, feed, quality)
+        entry = market_entry(item, feed, quality, self._clock_ns)
         if not self._queue.offer(*entry):
             await self._put(entry)
 
@@ -259,10 +259,7 @@ class QueuedStore(Queries, BookSnapshots):
         """
         if not self._accepting:
             self._reject()
-        return self._queue.offer(*self._entry(item, feed, quality))
-
-    def _entry(self, item: MarketData, feed: str, quality: Verdict | None) -> Entry:
-        return market_entry(item, feed, quality, self._clock_ns)
+        return self._queue.offer(*market_entry(item, feed, quality, self._clock_ns))
 
     async def save_metrics(self, metrics: Mapping[str, Any], *, ts_ns: int | None = None) -> None:
         """Queue one metrics snapshot (stored as JSON; NaN becomes null).
