@@ -36,6 +36,7 @@ COMPILED_MODULES = frozenset(
         "test_hostile",
         "test_storage_hostile",
         "test_persistence",
+        "test_schema_migration",
         "test_validation_tracker",
         "test_metrics",
         "test_buffer",

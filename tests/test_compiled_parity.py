@@ -16,6 +16,7 @@ import pytest
 from lean_data import DataBuffer, DataQualityLevel, DataValidator, TradeBar
 from lean_data.errors import ConfigError
 from lean_data.series.aggregation import TimeBarAggregator
+from lean_data.storage.rows import bar_from_row
 
 
 def _buffer() -> DataBuffer[TradeBar]:
@@ -61,3 +62,13 @@ def test_right_types_still_work() -> None:
     assert validator.check(_buffer().get_latest()[0]).level is DataQualityLevel.EXCELLENT
     assert TimeBarAggregator("SPY", "1m", emit_empty=True).emit_empty is True
     assert [b.close for b in _buffer().get_latest(1)] == [169.1]
+
+
+def test_bars_read_back_with_null_values_compare_equal() -> None:
+    """A NULL price or volume reads back as the same NaN object in both builds, so two reads
+    of one stored bar compare equal (a NaN equals itself only as the same object)."""
+    row = ("BTC/USDT", 1_700_000_000_000_000_000, 1.0, 2.0, 0.5, None, None, "1m", 0, 1, 0, 0)
+    first, second = bar_from_row(row), bar_from_row(row)
+    assert math.isnan(first.volume)
+    assert math.isnan(first.close)
+    assert first == second

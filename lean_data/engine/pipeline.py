@@ -274,13 +274,8 @@ class Pipeline:
             return
         # parked bars the answer showed to be repeats: decided by continuity, counted here
         self.outcomes["duplicate"] += self._continuity.take_resumed_duplicates()
-        for feed, bar, late in released:  # inline, not _guarded(): one coroutine less a bar
-            try:
-                later = self._rejoin(None, feed, bar, True, late)
-                if later is not None:
-                    await self._finish(later)
-            except Exception as exc:  # a bad item must not stop the pipeline
-                self.error(feed, bar, exc)
+        for feed, bar, late in released:
+            await self._guarded(feed, bar, True, late)
 
     async def _guarded(self, feed: str, bar: MarketData, released: bool, late: bool) -> None:
         """Let one built or released bar in and await what must wait; errors cost it only."""

@@ -117,7 +117,10 @@ def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: Any) -> Ro
     )
 
 
-_NAN = math.nan
+# One NaN object for every NULL read back, in both builds (typed Any: compiled, a float would
+# be unboxed and boxed again, a new object each time): bars read back compare equal, as a
+# NaN compares equal to itself only as the same object.
+_NAN: Any = math.nan
 _RESOLUTIONS: dict[str, Resolution] = {}
 
 
@@ -133,7 +136,7 @@ def resolution_from_text(text: str) -> Resolution:
     return found
 
 
-def _f(value: float | None) -> float:
+def _f(value: Any) -> Any:
     return _NAN if value is None else value
 
 
