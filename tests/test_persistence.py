@@ -218,6 +218,21 @@ async def test_a_large_batch_keeps_the_revision_rules_row_by_row(
     assert got == [replace(b, close=b.close + 1, revision=1) for b in real]
 
 
+async def test_a_series_first_seen_in_a_later_statement_of_a_batch_is_stored(
+    store: QueuedStore, fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 64 rows a statement, a batch whose second series starts in its third statement:
+    that statement finds the series new, gives it its row, and every bar is stored."""
+    monkeypatch.setattr(sqlite_sink, "_rows_per_statement", lambda columns: 64)
+    real = lean_trade_bars(fixtures / "lean/equity/usa/minute/spy/20131007_trade.zip", "SPY")
+    spy = real[:150]
+    other = [replace(b, symbol="SPY2") for b in real[150:300]]
+    for item in [*spy, *other]:
+        await store.save_market_data(item, feed="lean")
+    assert await store.get_market_data("SPY", 0, 2**62) == spy
+    assert await store.get_market_data("SPY2", 0, 2**62) == other
+
+
 async def test_same_key_on_two_feeds_is_two_rows(store: QueuedStore) -> None:
     await store.save_market_data(bar(close=1.1), feed="alpaca")
     await store.save_market_data(bar(close=1.2), feed="replay")

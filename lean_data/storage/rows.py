@@ -211,6 +211,29 @@ def market_entry(
     return table, build(item, feed, quality, fields.ts_recv or clock())
 
 
+def statement_values(
+    rows: Sequence[Sequence[Any]], start: int, end: int, ids: Mapping[Any, int] | None = None
+) -> list[Any]:
+    """Return the values of ``rows[start:end]`` in one list: the parameters of a multi-row
+    statement. With ``ids``, each row's first three values (a trade bar's feed, symbol and
+    resolution) become the one series id they map to.
+
+    Raises:
+        KeyError: a row's series is not in ``ids``.
+        TypeError: a row's series texts are of no hashable type.
+    """
+    values: list[Any] = []
+    if ids is None:
+        for i in range(start, end):
+            values.extend(rows[i])
+        return values
+    for i in range(start, end):
+        row = rows[i]
+        values.append(ids[row[0], row[1], row[2]])
+        values.extend(row[3:])
+    return values
+
+
 _DERIVATIVE_SAVERS: Final = {
     "FundingRate": "save_funding_rates",
     "OpenInterest": "save_open_interest",

@@ -23,7 +23,6 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from itertools import chain
 from typing import Final
 
 import aiosqlite
@@ -31,6 +30,7 @@ import aiosqlite
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import series_of
 from lean_data.storage.failures import ROW_ERRORS, failure_kind
+from lean_data.storage.rows import statement_values
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CoverageRow
@@ -74,18 +74,25 @@ class SqliteTx:
         """Ids read in this transaction; the sink keeps them once it has committed."""
 
     async def write_rows(self, table: int, rows: list[Row], offset: int) -> None:
-        if table == sch.BARS:
-            rows = await self._by_series_id(rows)
-        per = _rows_per_statement(len(rows[0]) if rows else 1)
+        bars = table == sch.BARS
+        columns = (len(rows[0]) if rows else 1) - (2 if bars else 0)  # bars: 3 texts -> 1 id
+        per = _rows_per_statement(columns)
         if len(rows) < _MIN_MULTI_ROWS or per < _MIN_MULTI_ROWS:
-            await self.db.executemany(sch.WRITE_SQL[table], rows)
+            await self.db.executemany(
+                sch.WRITE_SQL[table], await self._by_series_id(rows) if bars else rows
+            )
             return
         # many rows per statement: SQLite runs each statement without the GIL, where
         # executemany takes it back after every row and contends with the event loop
+        ids = self._ids if bars else None
         for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            values = list(chain.from_iterable(chunk))
-            await self.db.execute(sch.write_sql(table, len(chunk)), values)
+            end = min(len(rows), start + per)
+            try:
+                values = statement_values(rows, start, end, ids)
+            except KeyError:  # a series new to this store: look it up (or add it) in the tx
+                ids = await self._with_new_series(rows[start:end])
+                values = statement_values(rows, start, end, ids)
+            await self.db.execute(sch.write_sql(table, end - start), values)
 
     async def _by_series_id(self, rows: list[Row]) -> list[Row]:
         """Return queued ``bars`` rows as ``bar_rows`` rows: the series id for the texts.
@@ -99,12 +106,23 @@ class SqliteTx:
             return [(ids[r[0], r[1], r[2]], *r[3:]) for r in rows]
         except KeyError:  # a series new to this store: look it up (or add it) in the tx
             pass
-        ids = {**ids, **self.new_ids}
+        ids = await self._with_new_series(rows)
+        return [(ids[r[0], r[1], r[2]], *r[3:]) for r in rows]
+
+    async def _with_new_series(self, rows: list[Row]) -> dict[SeriesKey, int]:
+        """Return the known ids with those of ``rows``' series new to this store, each looked
+        up, or given its ``bar_series`` row, in this transaction.
+
+        Raises:
+            sqlite3.IntegrityError: a series text is NULL.
+            TypeError: a series text is of no hashable type.
+        """
+        ids = {**self._ids, **self.new_ids}
         for key in {series_of(row) for row in rows}.difference(ids):
             await self.db.execute(sch.INSERT_SERIES, key)
             ((found,),) = await self.db.execute_fetchall(sch.SERIES_ID, key)
             ids[key] = self.new_ids[key] = found
-        return [(ids[r[0], r[1], r[2]], *r[3:]) for r in rows]
+        return ids
 
     async def savepoint(self) -> None:
         await self.db.execute("SAVEPOINT lean_rows")
