@@ -15,6 +15,7 @@ from typing import Any
 
 from lean_data.errors import ConfigError
 from lean_data.secrets import Credentials
+from lean_data.storage.gil import check_interval
 
 __all__ = [
     "JOB_TABLES",
@@ -179,13 +180,7 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
-        switch = self.storage_switch_interval_s
-        if switch is not None and (
-            isinstance(switch, bool) or not isinstance(switch, int | float) or not 0 < switch <= 1
-        ):
-            raise ConfigError(
-                f"Config.storage_switch_interval_s must be in (0, 1] s or None, got {switch!r}"
-            )
+        check_interval(self.storage_switch_interval_s, "Config.storage_switch_interval_s")
         interval = self.book_snapshot_interval_s
         if interval is not None and not (
             isinstance(interval, int | float) and 0 <= interval < math.inf

@@ -199,15 +199,9 @@ def market_entry(
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
     """
-    cls = type(item)
+    found = ROW_BUILDERS.get(type(item))
+    table, build = row_builder_for_subclass(item) if found is None else found
     fields: Any = item
-    if cls is TradeBar:
-        return BARS, bar_row(fields, feed, quality, fields.ts_recv or clock())
-    if cls is Tick:
-        return TICKS, tick_row(fields, feed, quality, fields.ts_recv or clock())
-    if cls is QuoteBar:
-        return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
-    table, build = row_builder_for_subclass(item)
     return table, build(item, feed, quality, fields.ts_recv or clock())
 
 

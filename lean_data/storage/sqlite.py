@@ -109,15 +109,7 @@ class DataPersistence(QueuedStore):
         check: bool = True,
         switch_interval_s: float | None = gil.INTERVAL_S,
     ) -> None:
-        if switch_interval_s is not None and (
-            isinstance(switch_interval_s, bool)
-            or not isinstance(switch_interval_s, int | float)
-            or not 0 < switch_interval_s <= 1
-        ):
-            raise ConfigError(
-                f"DataPersistence switch_interval_s must be in (0, 1] s or None, "
-                f"got {switch_interval_s!r}"
-            )
+        gil.check_interval(switch_interval_s, "DataPersistence switch_interval_s")
         if busy_timeout_ms < 0:
             raise ConfigError(
                 f"DataPersistence busy_timeout_ms must be >= 0, got {busy_timeout_ms!r}"
