@@ -15,7 +15,6 @@ from typing import Any
 
 from lean_data.errors import ConfigError
 from lean_data.secrets import Credentials
-from lean_data.storage.gil import check_interval
 
 __all__ = [
     "JOB_TABLES",
@@ -23,6 +22,7 @@ __all__ = [
     "Config",
     "OverflowPolicy",
     "ValidationConfig",
+    "check_switch_interval",
     "key_lines",
     "read_toml",
     "toml_repr",
@@ -180,7 +180,7 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
-        check_interval(self.storage_switch_interval_s, "Config.storage_switch_interval_s")
+        check_switch_interval(self.storage_switch_interval_s, "Config.storage_switch_interval_s")
         interval = self.book_snapshot_interval_s
         if interval is not None and not (
             isinstance(interval, int | float) and 0 <= interval < math.inf
@@ -474,3 +474,16 @@ def toml_repr(value: object) -> str:
     if isinstance(value, dict):
         return "a table"
     return " ".join(repr(value).split())
+
+
+def check_switch_interval(value: object, name: str) -> None:
+    """Refuse a GIL switch interval (:mod:`lean_data.storage.gil`) that is not None nor a
+    number of seconds in (0, 1].
+
+    Raises:
+        ConfigError: naming ``name`` and the value.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ConfigError(f"{name} must be in (0, 1] s or None, got {value!r}")

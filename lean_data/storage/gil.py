@@ -23,9 +23,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from lean_data.errors import ConfigError
-
-__all__ = ["INTERVAL_S", "check_interval", "share", "unshare"]
+__all__ = ["INTERVAL_S", "share", "unshare"]
 
 INTERVAL_S = 0.0002
 """200 µs: shorter than a busy loop's turn, long enough that switching costs little."""
@@ -34,18 +32,6 @@ _lock = threading.Lock()
 _holders = 0
 _found: float | None = None  # the interval before the first share(), if it was lowered
 _set: float | None = None  # the interval share() set
-
-
-def check_interval(value: object, name: str) -> None:
-    """Refuse a switch interval that is not None nor a number of seconds in (0, 1].
-
-    Raises:
-        ConfigError: naming ``name`` and the value.
-    """
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ConfigError(f"{name} must be in (0, 1] s or None, got {value!r}")
 
 
 def share(interval_s: float = INTERVAL_S) -> None:

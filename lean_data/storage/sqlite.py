@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 
+from lean_data.config import check_switch_interval
 from lean_data.errors import ConfigError, StorageError
 from lean_data.storage import gil
 from lean_data.storage import schema as sch
@@ -109,7 +110,7 @@ class DataPersistence(QueuedStore):
         check: bool = True,
         switch_interval_s: float | None = gil.INTERVAL_S,
     ) -> None:
-        gil.check_interval(switch_interval_s, "DataPersistence switch_interval_s")
+        check_switch_interval(switch_interval_s, "DataPersistence switch_interval_s")
         if busy_timeout_ms < 0:
             raise ConfigError(
                 f"DataPersistence busy_timeout_ms must be >= 0, got {busy_timeout_ms!r}"
