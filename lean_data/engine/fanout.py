@@ -9,6 +9,8 @@ pipeline awaits before its next item.
 
 from __future__ import annotations
 
+from typing import Final
+
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.steps import Later, Offer
 from lean_data.engine.subscribers import Callbacks
@@ -17,7 +19,7 @@ from lean_data.quality.levels import DataQualityLevel
 
 __all__ = ["FanOut"]
 
-_GOOD = DataQualityLevel.GOOD
+_GOOD: Final = DataQualityLevel.GOOD
 
 
 class FanOut:

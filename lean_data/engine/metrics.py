@@ -21,16 +21,15 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from lean_data.models import MarketData, Resolution, TradeBar
+from lean_data.models import MarketData, Tick, TradeBar
 
 __all__ = ["DataMetrics", "delivery_latency_ns"]
 
-_NS_PER_MS = 1_000_000
-_TICK = Resolution.TICK
+_NS_PER_MS: Final = 1_000_000
 
 
 class _Scope:
@@ -274,9 +273,11 @@ def delivery_latency_ns(live: bool, item: MarketData) -> int:
     now = time.time_ns()
     if not live:
         return now - item.ts_recv
+    if isinstance(item, Tick):  # no period (and no getattr default: compiled, a miss
+        return now - item.ts_event  # raises and clears an AttributeError, ~0.35 µs)
     if isinstance(item, TradeBar) and not item.closed:
         return now - item.ts_event
-    return now - item.ts_event - getattr(item, "resolution", _TICK).nanos
+    return now - item.ts_event - item.resolution.nanos
 
 
 def symbol_quality(

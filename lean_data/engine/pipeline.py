@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import Any, Final
 
 from lean_data.config import Config
 from lean_data.engine.backfill import Backfill, Resume
@@ -34,7 +34,7 @@ from lean_data.engine.sinks import Sinks
 from lean_data.engine.steps import STOP, AwaitAnswer, Control, Later, Offer, Rejoin, Store
 from lean_data.engine.subscribers import Callbacks
 from lean_data.inbox import Batch, Inbox
-from lean_data.models import MarketData, Resolution, TradeBar
+from lean_data.models import MarketData, Resolution, Tick, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.screen import bad_text, kind_of
 from lean_data.quality.validator import DataValidator, QualityTracker
@@ -48,10 +48,12 @@ log = logging.getLogger("lean_data.engine")
 
 # Enum members read through their class cost a descriptor call on CPython 3.11: the hot path
 # uses these module constants instead.
-_INVALID = DataQualityLevel.INVALID
-_TURN = 32  # items taken in a row before the loop may run others (a ~0.3 ms slice of a burst)
+_INVALID: Final = DataQualityLevel.INVALID
+_TURN: Final = (
+    32  # items taken in a row before the loop may run others (a ~0.3 ms slice of a burst)
+)
 
-OUTCOMES = (
+OUTCOMES: Final = (
     "delivered",
     "backfilled",
     "late",
@@ -427,7 +429,8 @@ class Pipeline:
         if late:
             self.outcomes["late"] += 1
         else:
-            self.outcomes["backfilled" if getattr(item, "backfilled", False) else "delivered"] += 1
+            backfilled = not isinstance(item, Tick) and item.backfilled  # no getattr default:
+            self.outcomes["backfilled" if backfilled else "delivered"] += 1  # a miss raises
             buffer = None if record is None else record.buffer
             if buffer is None:
                 buffer = self.buffers.get(symbol)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["DataQualityLevel", "Verdict"]
 
@@ -69,4 +70,4 @@ class Verdict:
         return Verdict(level, (*self.reasons, "late"), message)
 
 
-CLEAN = Verdict(DataQualityLevel.EXCELLENT)
+CLEAN: Final = Verdict(DataQualityLevel.EXCELLENT)

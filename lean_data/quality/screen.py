@@ -30,7 +30,7 @@ stateful checks after it never see such an item.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar, model_kind
 from lean_data.quality.levels import DataQualityLevel, Verdict
@@ -38,24 +38,24 @@ from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issu
 
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "kind_of", "screen"]
 
-INT64_MAX = 2**63 - 1
-MIN_EVENT_NS = 365 * 86_400 * 10**9
+INT64_MAX: Final = 2**63 - 1
+MIN_EVENT_NS: Final = 365 * 86_400 * 10**9
 """1971-01-01: earlier event times are taken for seconds, ms or us mistaken for ns."""
-MAX_PRICE = 1e12
+MAX_PRICE: Final = 1e12
 """No traded instrument is priced above this; beyond it a value is corrupt."""
-MAX_SIZE = 1e18
+MAX_SIZE: Final = 1e18
 """No trade, quote or bar volume is this large (SHIB minutes reach ~1e13)."""
 
-_INVALID = DataQualityLevel.INVALID
-_TRADE = TickType.TRADE
-_QUOTE = TickType.QUOTE
-_OHLC = ("open", "high", "low", "close")
-_INFINITIES = (float("inf"), float("-inf"))
-_BAR_FIELDS: tuple[tuple[str, type], ...] = (
+_INVALID: Final = DataQualityLevel.INVALID
+_TRADE: Final = TickType.TRADE
+_QUOTE: Final = TickType.QUOTE
+_OHLC: Final = ("open", "high", "low", "close")
+_INFINITIES: Final = (float("inf"), float("-inf"))
+_BAR_FIELDS: Final[tuple[tuple[str, type], ...]] = (
     ("resolution", Resolution), ("closed", bool), ("backfilled", bool),
 )  # fmt: skip
-_TRADE_BAR_PRICES: tuple[str, ...] = ("open", "high", "low", "close")
-_QUOTE_BAR_PRICES: tuple[str, ...] = (
+_TRADE_BAR_PRICES: Final[tuple[str, ...]] = ("open", "high", "low", "close")
+_QUOTE_BAR_PRICES: Final[tuple[str, ...]] = (
     "bid_open", "bid_high", "bid_low", "bid_close", "ask_open", "ask_high", "ask_low", "ask_close",
 )  # fmt: skip
 

@@ -24,7 +24,7 @@ tracking where it was. Equal tick timestamps are normal and are not duplicates.
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, Tick
@@ -33,13 +33,13 @@ from lean_data.quality.screen import kind_of
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
 
-_LEVELS = tuple(DataQualityLevel)
-_INVALID = DataQualityLevel.INVALID
+_LEVELS: Final = tuple(DataQualityLevel)
+_INVALID: Final = DataQualityLevel.INVALID
 # A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
 # plain attribute): ``hash(level)`` and ``level.value`` are Python-level calls, too slow
 # for the hot path. The tenths (0..10) are also the index of the level's count.
-_TENTHS: dict[float, int] = {level._value_: round(level.value * 10) for level in _LEVELS}
-_LEVEL_SLOTS = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
+_TENTHS: Final[dict[float, int]] = {level._value_: round(level.value * 10) for level in _LEVELS}
+_LEVEL_SLOTS: Final = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
 
 
 class SeriesClock:

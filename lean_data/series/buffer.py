@@ -25,7 +25,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from itertools import repeat
-from typing import Any, Generic, SupportsIndex, TypeVar
+from typing import Any, Final, Generic, SupportsIndex, TypeVar
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, TradeBar
@@ -36,13 +36,13 @@ T = TypeVar("T")
 
 # One bar row: ts_event, open, high, low, close, volume, ts_recv; native layout, as a row
 # never leaves the process. Packing raises struct.error for a value that does not fit.
-_ROW_STRUCT = struct.Struct("@qdddddq")
-_ROW = _ROW_STRUCT.size
-_pack_into = _ROW_STRUCT.pack_into
-_MIN_GROWTH = 16  # slots or rows are allocated at least this many at a time
-_MAX_KEYS = 64  # distinct bar keys remembered for sharing, per buffer
+_ROW_STRUCT: Final = struct.Struct("@qdddddq")
+_ROW: Final = _ROW_STRUCT.size
+_pack_into: Final = _ROW_STRUCT.pack_into
+_MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a time
+_MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
 # math.nan itself, the object: compiled, a read of math.nan (or a float) is boxed anew each time.
-_NAN: object = vars(math)["nan"]
+_NAN: Final[object] = vars(math)["nan"]
 
 
 class _BarKey:

@@ -39,19 +39,19 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
 from lean_data.series.decisions import Action, Decision, Request
 
 __all__ = ["Action", "CalendarLike", "Continuity", "Decision", "EveryInterval", "Request"]
 
-_RECENT = 128  # delivered open times remembered per series (duplicates, revisions)
+_RECENT: Final = 128  # delivered open times remembered per series (duplicates, revisions)
 # What is remembered of a delivered bar: its revision and exact OHLCV, packed. Not the bar
 # itself, which would stay alive for as long as it is remembered.
-_SLOT = struct.Struct("<q5d")
-_SLOT_SIZE = _SLOT.size
-_PACK_INTO = _SLOT.pack_into
+_SLOT: Final = struct.Struct("<q5d")
+_SLOT_SIZE: Final = _SLOT.size
+_PACK_INTO: Final = _SLOT.pack_into
 
 
 class CalendarLike(Protocol):
@@ -80,8 +80,8 @@ class EveryInterval:
         return max(0, (next_open_ns - prev_open_ns - 1) // step)
 
 
-_PARKED = Decision(Action.PARKED)
-_DUPLICATE = Decision(Action.DUPLICATE)
+_PARKED: Final = Decision(Action.PARKED)
+_DUPLICATE: Final = Decision(Action.DUPLICATE)
 
 
 class ContinuityState:

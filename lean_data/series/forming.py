@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
@@ -25,9 +25,9 @@ from lean_data.series.trade_rules import (
 
 __all__ = ["NEVER", "AggregatorStatistics", "ForeignTickError", "FormingBar", "RulesUser"]
 
-_KIND_CACHE_MAX = 4096
-_TRADE = TickType.TRADE
-NEVER = -(1 << 63)
+_KIND_CACHE_MAX: Final = 4096
+_TRADE: Final = TickType.TRADE
+NEVER: Final = -(1 << 63)
 """A time before any other: the horizon of an aggregator that has seen nothing."""
 
 

@@ -8,7 +8,7 @@ live feed, a replay and a backtest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, SupportsIndex
+from typing import Any, Final, Literal, SupportsIndex
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, Tick, TickType, TradeBar
@@ -29,7 +29,7 @@ from lean_data.series.trade_rules import (
 
 __all__ = ["TimeBarAggregator"]
 
-_TRADE = TickType.TRADE
+_TRADE: Final = TickType.TRADE
 
 
 class TimeBarAggregator(RulesUser):

@@ -120,8 +120,8 @@ def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: Any) -> Ro
 # One NaN object for every NULL read back, in both builds (typed Any: compiled, a float would
 # be unboxed and boxed again, a new object each time): bars read back compare equal, as a
 # NaN compares equal to itself only as the same object.
-_NAN: Any = math.nan
-_RESOLUTIONS: dict[str, Resolution] = {}
+_NAN: Final[Any] = math.nan
+_RESOLUTIONS: Final[dict[str, Resolution]] = {}
 
 
 def resolution_from_text(text: str) -> Resolution:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 from msgspec import UNSET
@@ -66,7 +66,7 @@ __all__ = [
 ]
 
 # Quote assets listed on Binance spot, US and futures; longest first so BUSD wins over USD.
-KNOWN_QUOTES: tuple[str, ...] = tuple(
+KNOWN_QUOTES: Final[tuple[str, ...]] = tuple(
     sorted(
         {
             "USDT", "BUSD", "USDC", "FDUSD", "TUSD", "USDP", "USDS", "DAI", "PAX", "UST",
@@ -78,15 +78,17 @@ KNOWN_QUOTES: tuple[str, ...] = tuple(
     )
 )  # fmt: skip
 
-_MS = 1_000_000  # ns per ms
-_NS_PER_WEEK = 7 * NS_PER_DAY
+_MS: Final = 1_000_000  # ns per ms
+_TRADE: Final = TickType.TRADE  # compiled: a C static, not a lookup through EnumType
+_QUOTE: Final = TickType.QUOTE
+_NS_PER_WEEK: Final = 7 * NS_PER_DAY
 
 # Binance kline intervals with a fixed length ("1M", a calendar month, has none).
-KLINE_INTERVALS: Mapping[str, Resolution] = {
+KLINE_INTERVALS: Final[Mapping[str, Resolution]] = {
     interval: Resolution.parse(interval)
     for interval in ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h")
 } | {"1d": Resolution.DAILY, "3d": Resolution(3 * NS_PER_DAY), "1w": Resolution(_NS_PER_WEEK)}
-_INTERVAL_OF: dict[Resolution, str] = {res: name for name, res in KLINE_INTERVALS.items()}
+_INTERVAL_OF: Final[dict[Resolution, str]] = {res: name for name, res in KLINE_INTERVALS.items()}
 
 MessageKind = Literal["kline", "agg_trade", "book_ticker", "ack", "error", "unknown"]
 
@@ -171,7 +173,7 @@ def binance_symbol(stream_symbol: str, quotes: Sequence[str] = KNOWN_QUOTES) -> 
     )
 
 
-_canonical = lru_cache(maxsize=8192)(binance_symbol)
+_canonical: Final = lru_cache(maxsize=8192)(binance_symbol)
 
 
 def stream_name(symbol: str, channel: str) -> str:
@@ -264,7 +266,7 @@ def parse_message(
 
 
 # What the typed path raises for a frame the checked path must decode (and explain).
-_RECHECK = (*TYPED_MISS, FeedProtocolError)
+_RECHECK: Final = (*TYPED_MISS, FeedProtocolError)
 
 
 def take_items(
@@ -334,7 +336,7 @@ def _typed_message(
         found = symbols.get(data.s) if symbols is not None else None
         tick = Tick(
             _canonical(data.s) if found is None else found,
-            data.T * _MS, _float(data.p), _float(data.q), TickType.TRADE, ts_recv,
+            data.T * _MS, _float(data.p), _float(data.q), _TRADE, ts_recv,
             condition="buyer_maker" if data.m else "", trade_id=str(data.a),
         )  # fmt: skip
         return ParsedMessage("agg_trade", tick, stream, event="aggTrade")
@@ -348,7 +350,7 @@ def _typed_message(
         quote = Tick(
             _canonical(data.s) if found is None else found,
             ts_recv if event_ms is UNSET else event_ms * _MS, (bid + ask) / 2.0, 0.0,
-            TickType.QUOTE, ts_recv, bid_price=bid, bid_size=_float(data.B), ask_price=ask,
+            _QUOTE, ts_recv, bid_price=bid, bid_size=_float(data.B), ask_price=ask,
             ask_size=_float(data.A),
         )  # fmt: skip
         return ParsedMessage("book_ticker", quote, stream, event="bookTicker")
@@ -489,7 +491,7 @@ def parse_agg_trade(
             found = symbols.get(s) if symbols is not None else None
             return Tick(
                 _canonical(s) if found is None else found,
-                t * _MS, float(p), float(q), TickType.TRADE, ts_recv,
+                t * _MS, float(p), float(q), _TRADE, ts_recv,
                 condition="buyer_maker" if m else "", trade_id=str(a),
             )  # fmt: skip
     except (KeyError, TypeError, ValueError):

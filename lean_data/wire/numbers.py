@@ -18,11 +18,13 @@ number text, and msgspec's JSON decoder reads a number into a float, correctly r
 
 from __future__ import annotations
 
+from typing import Final
+
 from msgspec.json import Decoder
 
 __all__ = ["decimal_float"]
 
-_number = Decoder(float).decode
+_number: Final = Decoder(float).decode
 
 
 def decimal_float(text: str) -> float:
