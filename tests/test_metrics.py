@@ -220,3 +220,38 @@ def test_record_delivery_equals_the_three_calls_it_replaces() -> None:
     assert a == b
     assert a["engine"]["messages"] == 4
     assert a["feeds"]["a"]["quality"]["count"] == 3
+
+
+def test_delivery_latency_of_each_model_live_and_replayed() -> None:
+    """A live bar's latency counts from its close (a forming one from its open), a tick's
+    from its event, a replayed item's from its receipt; a tick subclass is a tick."""
+    import dataclasses
+    import time
+
+    from lean_data.engine.metrics import delivery_latency_ns
+    from lean_data.models import NS_PER_MINUTE, QuoteBar, Resolution, Tick, TradeBar
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class VenueTick(Tick):
+        venue: str = ""
+
+    event, recv = 1_700_000_000 * 10**9, 1_700_000_030 * 10**9
+    five = Resolution.parse("5m")
+    bar = TradeBar("BTC/USDT", event, 1.0, 2.0, 0.5, 1.5, 3.0, five, recv)
+    forming = dataclasses.replace(bar, closed=False)
+    quote = QuoteBar("EUR/USD", event, *([1.0] * 10), resolution=Resolution.MINUTE, ts_recv=recv)
+    tick = Tick("BTC/USDT", event, 1.0, 2.0, ts_recv=recv)
+    cases = [
+        (True, bar, event + 5 * NS_PER_MINUTE),
+        (True, forming, event),
+        (True, quote, event + NS_PER_MINUTE),
+        (True, tick, event),
+        (True, VenueTick("BTC/USDT", event, 1.0, 2.0, ts_recv=recv, venue="x"), event),
+        (False, bar, recv),
+        (False, tick, recv),
+    ]
+    for live, item, since in cases:
+        before = time.time_ns()
+        latency = delivery_latency_ns(live, item)
+        after = time.time_ns()
+        assert before - since <= latency <= after - since, (live, item)
