@@ -7,8 +7,9 @@ from the inbox through the quality, series and storage stages to subscribers
 (:mod:`~lean_data.engine.pipeline`, its typed control messages and waiting steps in
 :mod:`~lean_data.engine.steps`), gap filling, warm-up, restart and built bars
 (:mod:`~lean_data.engine.backfill`), failover between feeds (:mod:`~lean_data.engine.failover`),
-feeds, routing and subscriptions (:mod:`~lean_data.engine.registry`), callbacks and subscriber
-queues (:mod:`~lean_data.engine.subscribers`), the task group every background task lives in
+feeds, routing and subscriptions (:mod:`~lean_data.engine.registry`), callbacks
+(:mod:`~lean_data.engine.subscribers`) and subscriber queues
+(:mod:`~lean_data.engine.subscriber`), the task group every background task lives in
 (:mod:`~lean_data.engine.tasks`), the engine's side of storage and its errors table
 (:mod:`~lean_data.engine.storage_link`, :mod:`~lean_data.engine.error_log`) and the counters
 users read (:mod:`~lean_data.engine.metrics`). It is the highest stage of the library: it

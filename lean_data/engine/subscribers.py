@@ -1,16 +1,10 @@
-"""Async subscribers: each async callback runs from its own bounded queue.
+"""Who is called back: the registry of sync and async callbacks and their filters.
 
-The engine's pipeline offers every item to every subscriber without waiting (except under
-the BLOCK policy when the queue is full). A worker task per subscriber awaits the
-callback, so a slow callback delays only itself. What happens when its queue is full is
-the subscriber's declared :class:`~lean_data.config.OverflowPolicy`; every discarded
-item is counted in ``dropped``.
-
-A subscriber may want only some symbols and kinds (``add_data_callback(cb,
-symbols=["AAPL"], kinds="bar")``): the filter is two frozensets made once at registration.
-A sync callback with a filter is wrapped in a small function that checks them; one without
-runs as it is. A *pulled* subscriber has no worker task: its consumer takes items with
-:meth:`Subscriber.pull` (what ``DataEngine.stream()`` iterates over).
+Every async callback is a :class:`~lean_data.engine.subscriber.Subscriber` (its own
+bounded queue, overflow policy and worker task). A subscriber may want only some symbols
+and kinds (``add_data_callback(cb, symbols=["AAPL"], kinds="bar")``): the filter is two
+frozensets made once at registration. A sync callback with a filter is wrapped in a small
+function that checks them; one without runs as it is.
 """
 
 from __future__ import annotations
@@ -19,12 +13,12 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lean_data.config import OverflowPolicy
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
+from lean_data.engine.subscriber import AsyncCallback, Subscriber, Types
 from lean_data.engine.tasks import Spawn
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
@@ -43,11 +37,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
 SyncCallback = Callable[[str, MarketData, DataQualityLevel], Any]
-ErrorHook = Callable[["Subscriber", str, BaseException], None]
-_Entry = tuple[str, MarketData, DataQualityLevel]
-Types = frozenset[type[Any]]
 
 KINDS: dict[str, type[Any]] = {
     cls.kind: cls
@@ -123,202 +113,6 @@ def _only(callback: SyncCallback, symbols: frozenset[str] | None, types: Types |
 async def _pulled(symbol: str, item: MarketData, level: DataQualityLevel) -> None:
     """The callback of a pulled subscriber: never called (its consumer pulls)."""
     raise AssertionError("a pulled subscriber has no worker")
-
-
-class Subscriber:
-    """One async callback with its bounded queue, overflow policy and worker task.
-
-    Args:
-        callback: ``async def cb(symbol, data, quality)``.
-        policy: what to do when the queue is full.
-        maxsize: queue capacity (for CONFLATE: the number of symbols held).
-        on_error: called when the callback raises (the engine counts and logs it).
-        name: shown in metrics.
-        symbols: the only symbols it takes (None: every one); others are not offered.
-        types: the only item classes it takes (None: every one).
-        pulled: no worker task: a consumer takes items with :meth:`pull`.
-    """
-
-    def __init__(
-        self,
-        callback: AsyncCallback,
-        policy: OverflowPolicy,
-        maxsize: int,
-        on_error: ErrorHook,
-        name: str = "",
-        *,
-        partial: bool = False,
-        floor: float = -1.0,
-        late: bool = True,
-        symbols: frozenset[str] | None = None,
-        types: Types | None = None,
-        pulled: bool = False,
-    ) -> None:
-        if maxsize < 1:
-            raise ValueError(f"a subscriber queue needs maxsize >= 1, got {maxsize}")
-        self.callback = callback
-        self.partial = partial
-        """Also receives in-progress bars (``closed=False``); those never block."""
-        self.floor = floor
-        """The lowest quality score it takes (-1: every item, INVALID included)."""
-        self.late = late
-        """Whether it takes late bars (flagged ``late``)."""
-        self.symbols = symbols
-        self.types = types
-        self._filtered = symbols is not None or types is not None
-        self.pulled = pulled
-        """Its consumer pulls (:meth:`pull`); the engine runs no worker for it."""
-        self.policy = policy
-        self.maxsize = maxsize
-        self.name = name or getattr(callback, "__qualname__", repr(callback))
-        self._on_error = on_error
-        self._queue: deque[_Entry] = deque()
-        self._latest: OrderedDict[str, _Entry] = OrderedDict()
-        self._conflate = policy is OverflowPolicy.CONFLATE
-        self._has_items = asyncio.Event()
-        self._has_room = asyncio.Event()
-        self._has_room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closing = False
-        self.delivered = 0
-        self.in_flight = 0
-        self.dropped = 0
-        self.errors = 0
-        self.task: asyncio.Task[None] | None = None
-
-    def __len__(self) -> int:
-        return len(self._latest) if self._conflate else len(self._queue)
-
-    def offer(self, symbol: str, item: MarketData, level: DataQualityLevel) -> bool:
-        """Queue one item without waiting; False only under BLOCK with a full queue.
-
-        An item its ``symbols`` / ``types`` filter leaves out is not queued (True).
-        """
-        if self._filtered and not self.wants(symbol, item):
-            return True
-        if self._conflate:
-            self._offer_conflate(symbol, item, level)
-        else:
-            queue = self._queue
-            if len(queue) >= self.maxsize:
-                if self.policy is OverflowPolicy.BLOCK:
-                    self._has_room.clear()
-                    return False
-                queue.popleft()
-                self.dropped += 1
-            queue.append((symbol, item, level))
-        if not self._has_items.is_set():
-            self._idle.clear()
-            self._has_items.set()
-        return True
-
-    def wants(self, symbol: str, item: object) -> bool:
-        """Whether its filter takes ``item`` of ``symbol``."""
-        symbols, types = self.symbols, self.types
-        return (symbols is None or symbol in symbols) and (types is None or type(item) in types)
-
-    def _offer_conflate(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
-        latest = self._latest
-        if symbol in latest:
-            self.dropped += 1
-        elif len(latest) >= self.maxsize:
-            latest.popitem(last=False)
-            self.dropped += 1
-        latest[symbol] = (symbol, item, level)
-
-    def offer_update(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
-        """Offer an in-progress bar; dropped (counted) when full: the next update supersedes it."""
-        if not self.offer(symbol, item, level):
-            self.dropped += 1
-
-    async def put(self, symbol: str, item: MarketData, level: DataQualityLevel) -> None:
-        """Queue one item, waiting for room under BLOCK."""
-        while not self.offer(symbol, item, level):
-            await self._has_room.wait()
-
-    def _pop(self) -> _Entry:
-        if self._conflate:
-            return self._latest.popitem(last=False)[1]
-        entry = self._queue.popleft()
-        if not self._has_room.is_set() and len(self._queue) < self.maxsize:
-            self._has_room.set()
-        return entry
-
-    async def run(self) -> None:
-        """Deliver queued items to the callback until closed and empty (worker task)."""
-        callback = self.callback
-        pending = self._latest if self._conflate else self._queue  # what len(self) counts
-        pop = self._pop
-        while True:
-            while pending:
-                symbol, item, level = pop()
-                self.in_flight = 1
-                try:
-                    await callback(symbol, item, level)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self.errors += 1
-                    self._on_error(self, symbol, exc)
-                self.in_flight = 0
-                self.delivered += 1
-            self._has_items.clear()
-            self._has_room.set()
-            self._idle.set()
-            if self._closing:
-                return
-            await self._has_items.wait()
-
-    async def pull(self) -> _Entry | None:
-        """Take the next queued item, waiting for one; None once closed and empty.
-
-        What a pulled subscriber's consumer calls instead of a worker task running the
-        callback; an item counts as delivered when it is taken.
-        """
-        pending = self._latest if self._conflate else self._queue
-        while not pending:
-            self._has_items.clear()
-            self._has_room.set()
-            self._idle.set()
-            if self._closing:
-                return None
-            await self._has_items.wait()
-        self.delivered += 1
-        return self._pop()
-
-    async def join(self) -> None:
-        """Return once every queued item has been handed to the callback."""
-        await self._idle.wait()
-
-    def close(self) -> None:
-        """Ask the worker to finish what is queued and then stop."""
-        self._closing = True
-        self._has_items.set()
-
-    def abandon(self) -> int:
-        """Discard what is still queued (stop timeout); return how many were lost."""
-        lost = len(self)
-        self._queue.clear()
-        self._latest.clear()
-        self.dropped += lost
-        self._has_room.set()
-        return lost
-
-    def statistics(self) -> dict[str, Any]:
-        """Return a snapshot of this subscriber's counters."""
-        return {
-            "name": self.name,
-            "policy": self.policy.value,
-            "queue_depth": len(self),
-            "maxsize": self.maxsize,
-            "delivered": self.delivered,
-            "in_flight": self.in_flight,
-            "dropped": self.dropped,
-            "errors": self.errors,
-            "symbols": None if self.symbols is None else sorted(self.symbols),
-            "kinds": None if self.types is None else sorted(t.kind for t in self.types),
-        }
 
 
 class Callbacks:
