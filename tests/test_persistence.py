@@ -760,3 +760,30 @@ async def test_stored_symbols_lists_each_tables_symbols(store: QueuedStore) -> N
     assert await store.stored_symbols("quote_bars") == []
     with pytest.raises(ValueError, match="table must be one of"):
         await store.stored_symbols("bars; DROP TABLE bars")
+
+
+def test_statement_values_bind_flags_as_ints_and_leave_other_values_alone() -> None:
+    """sqlite3 binds a bool through its adapter lookup (~0.35 µs, GIL held): flags go as 1
+    and 0, which is what SQLite stores for them; every other value, hostile ones included
+    (a kept INVALID bar's flag may be anything), is passed on as it is."""
+    from lean_data.storage.rows import statement_values
+
+    nan = float("nan")
+    rows = [
+        ("binance", "BTC/USDT", "1m", 60, 1.0, 2.0, 0.5, 1.5, nan, True, 0, False, None),
+        ("binance", "ETH/USDT", "1m", 60, 1.0, 2.0, 0.5, 1.5, 3.0, False, 1, True, "x"),
+        ("kraken", "BTC/USD", "1m", 120, 1, 2, 0, 1, 3, "yes", 2, 1.0, ""),
+    ]
+    ids = {("binance", "BTC/USDT", "1m"): 7, ("binance", "ETH/USDT", "1m"): 8}
+    ids[("kraken", "BTC/USD", "1m")] = 9
+    flat = statement_values(rows, 0, 3, ids)
+    expected = [7, 60, 1.0, 2.0, 0.5, 1.5, nan, 1, 0, 0, None]
+    expected += [8, 60, 1.0, 2.0, 0.5, 1.5, 3.0, 0, 1, 1, "x"]
+    expected += [9, 120, 1, 2, 0, 1, 3, "yes", 2, 1.0, ""]
+    assert len(flat) == len(expected)
+    for got, want in zip(flat, expected, strict=True):
+        assert type(got) is type(want)
+        assert got is want or got == want  # NaN: the same object
+    assert statement_values(rows, 1, 2) == [
+        "binance", "ETH/USDT", "1m", 60, 1.0, 2.0, 0.5, 1.5, 3.0, 0, 1, 1, "x"
+    ]  # fmt: skip
