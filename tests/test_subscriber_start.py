@@ -194,3 +194,42 @@ async def test_real_bars_reach_async_callbacks_in_order_whether_they_wait_or_not
         assert never == data
         assert first.delivered == second.delivered == len(data)
         assert first.errors == second.errors == 0
+
+
+async def test_a_callback_removing_itself_mid_item_makes_no_other_callback_miss_it() -> None:
+    """Callbacks change the lists the pipeline is calling back from: the one that removed
+    itself stops, the others still get every item (none skipped for the item at hand)."""
+    data = real_bars(200)
+    feed = ListFeed("ftx", {"BTC/USD:USD": data})
+    after_sync: list[MarketData] = []
+    after_async: list[MarketData] = []
+    quitters: list[str] = []
+
+    async with DataEngine(Config(db_path=None)) as engine:
+
+        def sync_quitter(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+            if item is data[50]:
+                quitters.append("sync")
+                assert engine.remove_data_callback(sync_quitter)
+
+        async def async_quitter(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+            if item is data[100]:  # before any wait: called back from the pipeline itself
+                quitters.append("async")
+                assert engine.remove_data_callback(async_quitter)
+
+        async def later_async(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+            after_async.append(item)
+
+        engine.add_feed(feed)
+        engine.add_data_callback(sync_quitter)
+        engine.add_data_callback(lambda s, d, q: after_sync.append(d))
+        engine.add_data_callback(async_quitter, policy="block")
+        last = engine.add_data_callback(later_async, policy="block")
+        assert last is not None
+        await engine.subscribe_symbol("BTC/USD:USD")
+        await feed.wait_pumped()
+        await eventually(lambda: len(after_sync) == len(data))
+        await last.join()
+    assert quitters == ["sync", "async"]
+    assert after_sync == data
+    assert after_async == data

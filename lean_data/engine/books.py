@@ -126,7 +126,7 @@ class BookLane:
             ConfigError: BLOCK (a book callback must never make the feed wait).
         """
         if not inspect.iscoroutinefunction(callback):
-            self.sync.append(callback)
+            self.sync = [*self.sync, callback]  # never in place: see Callbacks
             return None
         if policy is OverflowPolicy.BLOCK:
             raise ConfigError(
@@ -134,7 +134,7 @@ class BookLane:
                 "use 'conflate' (the latest book per symbol) or 'drop_oldest'"
             )
         subscriber = Subscriber(cast(Any, callback), policy, size, on_error, name)
-        self.subscribers.append(subscriber)
+        self.subscribers = [*self.subscribers, subscriber]
         if self._spawn is not None:
             subscriber.task = self._spawn(f"book-subscriber:{subscriber.name}", subscriber.run)
         return subscriber
@@ -142,11 +142,11 @@ class BookLane:
     def remove(self, callback: Callable[..., Any]) -> bool:
         """Stop calling ``callback``; an async one finishes what it has queued first."""
         if callback in self.sync:
-            self.sync.remove(callback)
+            self.sync = [c for c in self.sync if c != callback]
             return True
         for subscriber in self.subscribers:
             if subscriber.callback == callback:
-                self.subscribers.remove(subscriber)
+                self.subscribers = [s for s in self.subscribers if s is not subscriber]
                 subscriber.close()
                 return True
         return False

@@ -31,12 +31,10 @@ class FanOut:
         errors: where a failing callback is counted.
     """
 
-    __slots__ = ("_errors", "_partial", "_subscribers", "_sync")
+    __slots__ = ("_callbacks", "_errors")
 
     def __init__(self, callbacks: Callbacks, errors: ErrorLog) -> None:
-        self._sync = callbacks.sync  # the lists themselves: bound once, read per item
-        self._partial = callbacks.partial
-        self._subscribers = callbacks.subscribers
+        self._callbacks = callbacks  # its lists are read per item: a change makes new ones
         self._errors = errors
 
     def deliver(
@@ -45,7 +43,8 @@ class FanOut:
         """Call the sync callbacks and queue for the async ones whose filters take it;
         return the queues that must be waited for (``BLOCK``, full), else None."""
         score = level._value_
-        for callback, floor, take_late in self._sync:
+        callbacks = self._callbacks
+        for callback, floor, take_late in callbacks.sync:
             if score < floor or (late and not take_late):
                 continue
             try:
@@ -55,7 +54,7 @@ class FanOut:
                     getattr(callback, "__qualname__", "callback"), symbol, exc
                 )
         later: Later | None = None
-        for subscriber in self._subscribers:
+        for subscriber in callbacks.subscribers:
             if score < subscriber.floor or (late and not subscriber.late):
                 continue
             if not subscriber.offer(symbol, item, level):  # BLOCK, queue full: wait for room
@@ -65,13 +64,14 @@ class FanOut:
 
     def partial(self, item: TradeBar) -> None:
         """An in-progress bar: only callbacks that asked for updates see it; not stored."""
-        for callback in self._partial:
+        callbacks = self._callbacks
+        for callback in callbacks.partial:
             try:
                 callback(item.symbol, item, _GOOD)
             except Exception as exc:
                 self._errors.callback_failed(
                     getattr(callback, "__qualname__", "callback"), item.symbol, exc
                 )
-        for subscriber in self._subscribers:
+        for subscriber in callbacks.subscribers:
             if subscriber.partial:
                 subscriber.offer_update(item.symbol, item, _GOOD)

@@ -118,7 +118,9 @@ async def _pulled(symbol: str, item: MarketData, level: DataQualityLevel) -> Non
 class Callbacks:
     """Who the pipeline calls back: sync callbacks inline, async ones through subscribers.
 
-    The pipeline reads the three lists per item; only this class changes them.
+    The pipeline reads the lists per item; only this class changes them, and never in place:
+    a change makes a new list, so a callback that adds or removes one while the pipeline
+    calls back an item cannot make it skip another callback for that item.
 
     Args:
         on_error: called with (callback name, symbol, exception) when a subscriber's
@@ -178,11 +180,11 @@ class Callbacks:
         if called is not callback:
             self._original[called] = callback
         if market:
-            self.sync.append((called, floor, late))
+            self.sync = [*self.sync, (called, floor, late)]
             if partial:
-                self.partial.append(called)
+                self.partial = [*self.partial, called]
         for kind in records:
-            self.records_sync.setdefault(kind, []).append(called)
+            self.records_sync[kind] = [*self.records_sync.get(kind, ()), called]
         return None
 
     def add_pulled(
@@ -209,8 +211,11 @@ class Callbacks:
     def _listen(self, subscriber: Subscriber, market: bool, records: Types) -> None:
         """List ``subscriber`` for market data and/or ``records``; start its worker."""
         for kind in records:
-            self.records_async.setdefault(kind, []).append(subscriber)
-        (self.subscribers if market else self.others).append(subscriber)
+            self.records_async[kind] = [*self.records_async.get(kind, ()), subscriber]
+        if market:
+            self.subscribers = [*self.subscribers, subscriber]
+        else:
+            self.others = [*self.others, subscriber]
         if self._spawn is not None:
             self._run(subscriber)
 
@@ -233,17 +238,14 @@ class Callbacks:
     def remove(self, callback: Callable[..., Any]) -> bool:
         """Stop calling ``callback``; an async one finishes what it has queued first."""
         original = self._original.get
-        found = False
-        for entry in [e for e in self.sync if original(e[0], e[0]) == callback]:
-            self.sync.remove(entry)
-            if entry[0] in self.partial:
-                self.partial.remove(entry[0])
-            found = True
+        gone = [e[0] for e in self.sync if original(e[0], e[0]) == callback]
         for called in self.records_sync.values():
-            for each in [c for c in called if original(c, c) == callback]:
-                called.remove(each)
-                found = True
-        if found:
+            gone += [c for c in called if original(c, c) == callback and c not in gone]
+        if gone:
+            self.sync = [e for e in self.sync if e[0] not in gone]
+            self.partial = [c for c in self.partial if c not in gone]
+            for kind, called in self.records_sync.items():
+                self.records_sync[kind] = [c for c in called if c not in gone]
             self._original = {w: c for w, c in self._original.items() if c != callback}
             return True
         for queued in (self.subscribers, self.others):
@@ -257,15 +259,17 @@ class Callbacks:
 
         Returns False when it was not listed.
         """
-        for subscribers in self.records_async.values():
+        for kind, subscribers in self.records_async.items():
             if subscriber in subscribers:
-                subscribers.remove(subscriber)
-        for queued in (self.subscribers, self.others):
-            if subscriber in queued:
-                queued.remove(subscriber)
-                subscriber.close()
-                return True
-        return False
+                self.records_async[kind] = [s for s in subscribers if s is not subscriber]
+        if subscriber in self.subscribers:
+            self.subscribers = [s for s in self.subscribers if s is not subscriber]
+        elif subscriber in self.others:
+            self.others = [s for s in self.others if s is not subscriber]
+        else:
+            return False
+        subscriber.close()
+        return True
 
     async def close(self) -> None:
         """Let every subscriber finish its queue, then end (at stop)."""
