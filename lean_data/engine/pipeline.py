@@ -140,8 +140,7 @@ class Pipeline:
         self._record_error = errors.record
         self.persistence: Storage | None = None
         self.buffers: dict[str, DataBuffer[MarketData]] = {}
-        self._callbacks = callbacks
-        self._subscribers = callbacks.subscribers
+        self._callbacks = callbacks  # its lists are replaced on a change: read them there
         fan_out = FanOut(callbacks, errors)
         self._fan_out = fan_out.deliver
         self._deliver_partial = fan_out.partial
@@ -201,8 +200,9 @@ class Pipeline:
             gauge("buffer_utilization_avg", sum(usage) / len(usage))
             gauge("buffer_utilization_max", max(usage))
         gauge("inbox_depth", len(self._inbox))
-        gauge("subscriber_queue_depth", sum(len(s) for s in self._subscribers))
-        gauge("subscriber_drops", sum(s.dropped for s in self._subscribers))
+        subscribers = self._callbacks.subscribers
+        gauge("subscriber_queue_depth", sum(len(s) for s in subscribers))
+        gauge("subscriber_drops", sum(s.dropped for s in subscribers))
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
