@@ -159,11 +159,31 @@ async def test_a_callback_waiting_at_stop_is_cancelled_and_its_cleanup_runs() ->
     subscriber = Subscriber(stuck, OverflowPolicy.BLOCK, 10, Errors())
     task = await parked(subscriber)
     assert subscriber.offer(bar.symbol, bar, GOOD)
-    await asyncio.sleep(0)
+    await eventually(lambda: subscriber._started is None)  # the worker awaits it now
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert cleaned == ["BTC/USD:USD"]
+
+
+async def test_a_callback_started_but_not_yet_taken_at_stop_is_closed_at_once() -> None:
+    bar = real_bars(1)[0]
+    cleaned: list[str] = []
+    forever = asyncio.Event()
+
+    async def stuck(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+        try:
+            await forever.wait()
+        finally:
+            cleaned.append(symbol)
+
+    subscriber = Subscriber(stuck, OverflowPolicy.BLOCK, 10, Errors())
+    task = await parked(subscriber)
+    assert subscriber.offer(bar.symbol, bar, GOOD)
+    task.cancel()  # before the worker ran again: it never took the started callback
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    assert cleaned == ["BTC/USD:USD"]  # closed by the worker, not left to the collector
 
 
 async def test_real_bars_reach_async_callbacks_in_order_whether_they_wait_or_not() -> None:

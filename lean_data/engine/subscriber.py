@@ -161,7 +161,7 @@ class Subscriber:
         if self._filtered and not self.wants(symbol, item):
             return True
         if self._parked and not (
-            self.in_flight or self._closing or self._queue or self._latest or self._started
+            self.in_flight or self._closing or self._queue or self._latest  # in flight: started
         ):
             self._start(symbol, item, level)  # idle: nothing queued, nothing in flight
             return True
@@ -263,8 +263,18 @@ class Subscriber:
             self._parked = True
             try:
                 await self._has_items.wait()
+            except asyncio.CancelledError:  # stopped before it took what offer() started
+                self._close_started()
+                raise
             finally:
                 self._parked = False
+
+    def _close_started(self) -> None:
+        """Close a callback offer() started that the worker will not take: its cleanup
+        (``finally``) runs now, not whenever the coroutine is collected."""
+        started, self._started = self._started, None
+        if started is not None and inspect.iscoroutine(started.awaitable):
+            started.awaitable.close()
 
     async def _finish(self, symbol: str, call: Awaitable[Any]) -> None:
         """Await one call of the callback; count it delivered, and failed if it raised."""
