@@ -103,8 +103,8 @@ async def test_engine_records_hold_the_stages_own_state() -> None:
         records = pipeline.records
         assert set(records) == {
             ("f", "A", TradeBar, Resolution.MINUTE),
-            ("f", "A", TickType.TRADE),
-            ("f", "A", TickType.QUOTE),
+            ("f", "A", TickType.TRADE.value),  # the value: it hashes in C, the member not
+            ("f", "A", TickType.QUOTE.value),
             ("f", "B", QuoteBar, Resolution.MINUTE),
         }
         bars = records[("f", "A", TradeBar, Resolution.MINUTE)]
@@ -114,7 +114,7 @@ async def test_engine_records_hold_the_stages_own_state() -> None:
         assert bars.clock is engine.quality.clock_of(bars.counters, _bars("A", 1)[0])
         assert bars.continuity is engine.continuity.series_of("A", Resolution.MINUTE)
         assert bars.buffer is pipeline.buffers["A"]
-        trades = records[("f", "A", TickType.TRADE)]
+        trades = records[("f", "A", TickType.TRADE.value)]
         assert trades.buffer is bars.buffer
         assert trades.counters is bars.counters
         assert trades.continuity is None  # ticks have no continuity

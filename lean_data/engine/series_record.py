@@ -1,7 +1,7 @@
 """One record per series: the per-series state of every stage, found with one lookup.
 
-A series is (feed, symbol, item kind, resolution) for bars and (feed, symbol, tick type)
-for ticks: the finest key any stage keeps state by. Each stage still owns its state and
+A series is (feed, symbol, item kind, resolution) for bars and (feed, symbol, tick type's
+value) for ticks: the finest key any stage keeps state by. Each stage still owns its state and
 keeps it in its own table, keyed as it needs (the validator by feed, symbol and period,
 the quality tracker by feed and symbol, continuity by symbol and resolution, the ring
 buffers by symbol); a :class:`SeriesRecord` holds direct references to the objects in
@@ -70,7 +70,7 @@ def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
     elif kind is Tick:
         tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
         if type(tick_type) is TickType:
-            return (feed, item.symbol, tick_type)
+            return (feed, item.symbol, tick_type._value_)  # see SeriesRecords.of
     return None
 
 
@@ -98,7 +98,9 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
             tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
             if type(tick_type) is not TickType:
                 return None
-            key = (feed, item.symbol, tick_type)
+            # the value, not the member: an Enum member hashes through a Python-level
+            # __hash__ (~0.15 µs a tick), its str value in C
+            key = (feed, item.symbol, tick_type._value_)
         else:
             key_or_none = record_key(feed, item)
             if key_or_none is None:
