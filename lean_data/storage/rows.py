@@ -17,7 +17,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
-from lean_data.quality.levels import Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.storage.sanitize import safe_text
 from lean_data.storage.schema import BARS, QUOTE_BARS, TICKS, Row
 
@@ -28,12 +28,19 @@ def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, s
         return _NO_QUALITY
     level = quality.level
     reasons = quality.reasons
+    if not reasons:  # most rows: the level's own (score, name, "") made once
+        for member, fields in _LEVEL_FIELDS:
+            if level is member:
+                return fields
     # _value_ / _name_ are Enum's documented member attributes; .value/.name are slow
-    # descriptors, and this runs once per stored row.
+    # descriptors (and compiled, each is an instance-dict lookup: the loop above is not)
     return (level._value_, level._name_, ",".join(reasons) if reasons else "")
 
 
 _NO_QUALITY: Final = (None, None, "")
+_LEVEL_FIELDS: Final = tuple(
+    (level, (level._value_, level._name_, "")) for level in DataQualityLevel
+)
 
 
 def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
@@ -199,14 +206,22 @@ def market_entry(
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
     """
-    found = ROW_BUILDERS.get(type(item))
-    table, build = row_builder_for_subclass(item) if found is None else found
     fields: Any = item
+    kind = type(item)
+    # the models by identity, each builder called directly (a compiled call); through
+    # ROW_BUILDERS, a dict lookup and a call of a Python object
+    if kind is TradeBar:
+        return BARS, bar_row(fields, feed, quality, fields.ts_recv or clock())
+    if kind is Tick:
+        return TICKS, tick_row(fields, feed, quality, fields.ts_recv or clock())
+    if kind is QuoteBar:
+        return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
+    table, build = row_builder_for_subclass(item)
     return table, build(item, feed, quality, fields.ts_recv or clock())
 
 
 def statement_values(
-    rows: Sequence[Sequence[Any]], start: int, end: int, ids: Mapping[Any, int] | None = None
+    rows: list[Row], start: int, end: int, ids: dict[Any, int] | None = None
 ) -> list[Any]:
     """Return the values of ``rows[start:end]`` in one list: the parameters of a multi-row
     statement, flags (``True``/``False``) as 1 and 0. With ``ids``, each row's first three
