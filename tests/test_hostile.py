@@ -208,6 +208,36 @@ def test_the_screen_names_each_corruption() -> None:
             assert verdict.reasons == (reason,), (name, kind, verdict)
 
 
+def test_the_screen_passes_sane_values_of_any_number_type() -> None:
+    """Its fast path takes exact floats only; ints and float subclasses (NumPy's float64 is
+    one) take the full walk, which passes them alike, and both walks agree on real data."""
+    from lean_data.quality.screen import _screen, screen
+
+    class Price(float):  # a float subclass, as NumPy's float64 is
+        pass
+
+    now = time.time_ns
+    for kind, items in SERIES.items():
+        for item in items:
+            assert screen(item, 10**9, now) is None, (kind, item)
+            assert _screen(item, 10**9, now) is None, (kind, item)
+    bar, tick = SERIES["bars"][5], SERIES["ticks"][5]
+    assert isinstance(bar, TradeBar)
+    assert isinstance(tick, Tick)
+    low = int(bar.low)
+    as_ints = dataclasses.replace(
+        bar, open=low + 1, high=low + 2, low=low, close=low + 1, volume=int(bar.volume)
+    )
+    assert screen(as_ints, 10**9, now) is None
+    assert screen(dataclasses.replace(bar, close=Price(bar.close)), 10**9, now) is None
+    assert screen(dataclasses.replace(tick, size=int(tick.size) + 1), 10**9, now) is None
+    assert screen(dataclasses.replace(tick, price=Price(tick.price)), 10**9, now) is None
+    # and an impossible value of another number type is still caught
+    bad = screen(dataclasses.replace(as_ints, low=low + 3), 10**9, now)
+    assert bad is not None
+    assert bad.reasons == ("ohlc_inconsistent",)
+
+
 def test_hostile_values_are_judged_in_bounded_time_and_memory() -> None:
     """A bar in 2100 or at int64's end costs no calendar listing and no history request."""
     import tracemalloc

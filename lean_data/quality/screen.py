@@ -141,46 +141,79 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
     # would raise TypeError for a float time where this screen must answer INVALID.
     fields: Any = item
-    ts = fields.ts_event
-    recv = fields.ts_recv
+    # Read as object, narrowed by exact type checks: compiled, a narrowed value compares as
+    # a C int or double, where an Any compares through a generic rich comparison. Numbers
+    # of another type (an int price, a NumPy float) are compared as they compare
+    # (_sane_bar, _sane_tick); anything that fails takes the full walk, which judges it.
+    ts: object = fields.ts_event
+    recv: object = fields.ts_recv
+    symbol: object = fields.symbol
     if (
         type(ts) is int
         and type(recv) is int
         and MIN_EVENT_NS <= ts <= INT64_MAX
         and 0 <= recv <= INT64_MAX
         and ts - (recv or now()) <= skew_ns
-        and type(fields.symbol) is str
-        and fields.symbol.isascii()
+        and type(symbol) is str
+        and symbol.isascii()
     ):
         if kind is TradeBar:
             bar: Any = item  # untyped, as above
-            revision = bar.revision
+            revision: object = bar.revision
+            o: object = bar.open
+            h: object = bar.high
+            lo: object = bar.low
+            c: object = bar.close
+            v: object = bar.volume
             if (
-                type(revision) is int
+                type(o) is float
+                and type(h) is float
+                and type(lo) is float
+                and type(c) is float
+                and type(v) is float
+            ):
+                sane = 0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE
+            else:
+                sane = _sane_bar(o, h, lo, c, v)
+            if (
+                sane
+                and type(revision) is int
                 and 0 <= revision <= INT64_MAX
                 and type(bar.resolution) is Resolution
                 and type(bar.closed) is bool
                 and type(bar.backfilled) is bool
-                and 0.0 < bar.low <= bar.open <= bar.high <= MAX_PRICE
-                and bar.low <= bar.close <= bar.high
-                and 0.0 <= bar.volume <= MAX_SIZE
             ):
                 return None
         elif kind is Tick:
             tick: Any = item  # untyped, as above
-            if tick.tick_type is _TRADE:
-                sane = 0.0 < tick.price <= MAX_PRICE and 0.0 <= tick.size <= MAX_SIZE
-                sane = sane and -MAX_PRICE <= tick.bid_price <= MAX_PRICE
-                sane = sane and -MAX_PRICE <= tick.ask_price <= MAX_PRICE
-                sane = sane and -MAX_SIZE <= tick.bid_size <= MAX_SIZE
-                sane = sane and -MAX_SIZE <= tick.ask_size <= MAX_SIZE
+            price: object = tick.price
+            size: object = tick.size
+            bid: object = tick.bid_price
+            ask: object = tick.ask_price
+            bid_size: object = tick.bid_size
+            ask_size: object = tick.ask_size
+            if (
+                type(price) is not float
+                or type(size) is not float
+                or type(bid) is not float
+                or type(ask) is not float
+                or type(bid_size) is not float
+                or type(ask_size) is not float
+            ):
+                sane = _sane_tick(tick.tick_type, price, size, bid, ask, bid_size, ask_size)
+            elif tick.tick_type is _TRADE:
+                sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
+                sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
+                sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
+                sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
+                sane = sane and -MAX_SIZE <= ask_size <= MAX_SIZE
             else:
                 sane = tick.tick_type is _QUOTE
-                sane = sane and 0.0 < tick.bid_price <= tick.ask_price <= MAX_PRICE
-                sane = sane and 0.0 <= tick.bid_size <= MAX_SIZE
-                sane = sane and 0.0 <= tick.ask_size <= MAX_SIZE
-                sane = sane and -MAX_PRICE <= tick.price <= MAX_PRICE
-                sane = sane and -MAX_SIZE <= tick.size <= MAX_SIZE
+                sane = sane and 0.0 < bid <= ask <= MAX_PRICE
+                sane = sane and 0.0 <= bid_size <= MAX_SIZE
+                sane = sane and 0.0 <= ask_size <= MAX_SIZE
+                sane = sane and -MAX_PRICE <= price <= MAX_PRICE
+                sane = sane and -MAX_SIZE <= size <= MAX_SIZE
             if (
                 sane
                 and type(tick.exchange) is str
@@ -192,6 +225,29 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
             ):
                 return None
     return _screen(item, skew_ns, now)
+
+
+def _sane_bar(o: Any, h: Any, lo: Any, c: Any, v: Any) -> bool:
+    """:func:`screen`'s bar values check for numbers that are not all exact floats."""
+    return bool(0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE)
+
+
+def _sane_tick(
+    tick_type: object, price: Any, size: Any, bid: Any, ask: Any, bid_size: Any, ask_size: Any
+) -> bool:
+    """:func:`screen`'s tick values check for numbers that are not all exact floats."""
+    if tick_type is _TRADE:
+        sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
+        sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
+        sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
+        sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
+        return bool(sane and -MAX_SIZE <= ask_size <= MAX_SIZE)
+    sane = tick_type is _QUOTE
+    sane = sane and 0.0 < bid <= ask <= MAX_PRICE
+    sane = sane and 0.0 <= bid_size <= MAX_SIZE
+    sane = sane and 0.0 <= ask_size <= MAX_SIZE
+    sane = sane and -MAX_PRICE <= price <= MAX_PRICE
+    return bool(sane and -MAX_SIZE <= size <= MAX_SIZE)
 
 
 def _screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
