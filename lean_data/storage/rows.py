@@ -16,6 +16,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
+from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.storage.sanitize import safe_text
@@ -218,6 +219,37 @@ def market_entry(
         return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
     table, build = row_builder_for_subclass(item)
     return table, build(item, feed, quality, fields.ts_recv or clock())
+
+
+def offer_market_entry(
+    queue: Inbox[int], item: object, feed: str, quality: Verdict | None, clock: Callable[[], int]
+) -> bool:
+    """Queue :func:`market_entry`'s table and row on ``queue`` without waiting; False when
+    it is full (nothing queued then). One compiled call per stored item.
+
+    Raises:
+        TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
+    """
+    table, row = market_entry(item, feed, quality, clock)
+    return queue.offer(table, row)
+
+
+def take_entries(
+    queue: Inbox[int], groups: list[list[Row]], count: int, limit: int
+) -> tuple[int, tuple[int, Any] | None]:
+    """Move queued rows into ``groups`` (by table) until ``count`` reaches ``limit`` or the
+    queue is empty, without waiting; stop at a control entry (a negative table) and return
+    it with the new count. The storage writer's per-row loop, compiled."""
+    while count < limit:
+        entry = queue.take()
+        if entry is None:
+            break
+        table: int = entry[0]
+        if table < 0:
+            return count, entry
+        groups[table].append(entry[1])
+        count += 1
+    return count, None
 
 
 def statement_values(

@@ -37,7 +37,7 @@ from lean_data.storage import schema as sch
 from lean_data.storage.book_store import BookSnapshots
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.queries import Queries
-from lean_data.storage.rows import error_row, market_entry, metrics_payload
+from lean_data.storage.rows import error_row, market_entry, metrics_payload, offer_market_entry
 from lean_data.storage.sink import BatchSink
 from lean_data.storage.writer import STOP, BatchWriter, Entry, RetryPolicy
 
@@ -259,7 +259,7 @@ class QueuedStore(Queries, BookSnapshots):
         """
         if not self._accepting:
             self._reject()
-        return self._queue.offer(*market_entry(item, feed, quality, self._clock_ns))
+        return offer_market_entry(self._queue, item, feed, quality, self._clock_ns)
 
     async def save_metrics(self, metrics: Mapping[str, Any], *, ts_ns: int | None = None) -> None:
         """Queue one metrics snapshot (stored as JSON; NaN becomes null).

@@ -60,6 +60,7 @@ from lean_data.inbox import Inbox
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import LostSpans, series_of, with_spans, write_coverage
 from lean_data.storage.failures import StorageFailure
+from lean_data.storage.rows import take_entries
 from lean_data.storage.sanitize import ENTRY_NAMES, Unstorable, clean_row, rejection_row
 from lean_data.storage.schema import Row
 from lean_data.storage.sink import BatchSink, write_rows_bisecting
@@ -217,18 +218,7 @@ class BatchWriter:
 
     def _take(self, groups: list[list[Row]], count: int) -> tuple[int, Entry | None]:
         """Move queued rows into ``groups`` without waiting; stop at a control entry."""
-        take = self.queue.take
-        limit = self._batch_rows
-        while count < limit:
-            entry = take()
-            if entry is None:
-                break
-            table, payload = entry
-            if table < 0:
-                return count, (table, payload)
-            groups[table].append(payload)
-            count += 1
-        return count, None
+        return take_entries(self.queue, groups, count, self._batch_rows)
 
     async def _collect(self, groups: list[list[Row]]) -> tuple[int, Entry | None]:
         """Wait for a first row, then gather a batch until full, timed out or a control.
