@@ -700,3 +700,12 @@ def test_quote_bar_out_of_order_and_backfill() -> None:
     validator.check(quote(5, 1.1000, 1.1002))
     assert validator.check(quote(4, 1.1000, 1.1002)).reasons == ("out_of_order",)
     assert validator.check(quote(3, 1.1000, 1.1002, backfilled=True)) is CLEAN
+
+
+def test_level_score_is_each_levels_value() -> None:
+    from lean_data.quality.levels import level_score
+
+    for level in DataQualityLevel:
+        assert level_score(level) == level.value
+        assert Verdict(level).score == level.value
+    assert CLEAN.score == 1.0

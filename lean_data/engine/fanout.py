@@ -15,7 +15,7 @@ from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.steps import Later, Offer
 from lean_data.engine.subscribers import Callbacks
 from lean_data.models import MarketData, TradeBar
-from lean_data.quality.levels import DataQualityLevel
+from lean_data.quality.levels import DataQualityLevel, level_score
 
 __all__ = ["FanOut"]
 
@@ -42,7 +42,7 @@ class FanOut:
     ) -> Later | None:
         """Call the sync callbacks and queue for the async ones whose filters take it;
         return the queues that must be waited for (``BLOCK``, full), else None."""
-        score = level._value_
+        score = level_score(level)
         callbacks = self._callbacks
         for callback, floor, take_late in callbacks.sync:
             if score < floor or (late and not take_late):

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, Tick
-from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict, level_score
 from lean_data.quality.screen import kind_of
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
@@ -170,7 +170,7 @@ class QualityTracker:
         series' timing state (:meth:`clock_of`) at hand: the engine keeps both in its
         series record and so skips the lookups."""
         st.messages += 1
-        tenths = _TENTHS[verdict.level._value_]
+        tenths = _TENTHS[level_score(verdict.level)]
         st.tenths += tenths
         idx = st.idx
         st.window_tenths += tenths - st.scores[idx]
