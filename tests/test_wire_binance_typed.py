@@ -325,3 +325,11 @@ def test_byte_level_mutations_of_real_frames(name: str, data: st.DataObject) -> 
         else:
             raw[at:at] = data.draw(st.binary(min_size=1, max_size=3))
     assert_same(bytes(raw))
+
+
+def test_the_struct_field_positions_the_typed_path_reads() -> None:
+    """_typed_message reads a kline's and an aggTrade's fields by position (astuple)."""
+    from lean_data.wire.binance_typed import AggTradeEvent, KlineBody
+
+    assert KlineBody.__struct_fields__[:9] == ("t", "o", "h", "low", "c", "v", "x", "s", "i")
+    assert AggTradeEvent.__struct_fields__[:6] == ("a", "T", "p", "q", "m", "s")

@@ -22,7 +22,6 @@ from lean_data.quality.levels import CLEAN, Verdict
 from lean_data.quality.rules import (
     FAIR,
     GOOD,
-    LOG,
     POOR,
     SIGMA_PER_MEAN_ABS,
     Issues,
@@ -146,7 +145,7 @@ class ValidatorCore:
         self, st: Series, ts: int, o: float, h: float, low: float, c: float, issues: Issues
     ) -> Issues:
         """Check the bar's range, then its close against the series' reference."""
-        rng = LOG(h / low)
+        rng = math.log(h / low)
         rlim = self._range_limit(st)
         lim = self._base_limit(st)
         if rng > rlim:
@@ -167,7 +166,7 @@ class ValidatorCore:
             return issues
         if ts - st.ref_ts > st.period:  # an old reference (the test skips a call when not)
             lim = widened(st, ts, lim)
-        move = LOG(c / ref)
+        move = math.log(c / ref)
         if -lim <= move <= lim:
             st.accept(c, ts)
             st.record(-move if move < 0.0 else move, rng)
@@ -189,7 +188,7 @@ class ValidatorCore:
         """
         move, lim, rng = sizes
         ref = st.ref
-        gap = LOG(o / ref)
+        gap = math.log(o / ref)
         split = match_split(gap, self._split_tol) if abs(gap) > lim else None
         if split is not None:
             st.accept(c, ts)
@@ -206,10 +205,10 @@ class ValidatorCore:
         The open must still be at the reference (it is the stale pre-split price) or there
         is no reference yet, and open -> close must be extreme and match a split ratio.
         """
-        body = LOG(c / o)
+        body = math.log(c / o)
         if -lim <= body <= lim:
             return None
-        if st.ref != 0.0 and abs(LOG(o / st.ref)) > lim:
+        if st.ref != 0.0 and abs(math.log(o / st.ref)) > lim:
             return None
         return match_split(body, self._split_tol)
 
@@ -280,7 +279,7 @@ class ValidatorCore:
         lim = self._base_limit(st)
         if ts - st.ref_ts > st.period:  # an old reference (the test skips a call when not)
             lim = widened(st, ts, lim)
-        move = LOG(price / ref)
+        move = math.log(price / ref)
         if -lim <= move <= lim:
             st.accept(price, ts)
             st.record(-move if move < 0.0 else move, 0.0)

@@ -14,7 +14,6 @@ from lean_data.models import NS_PER_HOUR, NS_PER_MINUTE, NS_PER_SECOND
 from lean_data.quality.levels import CLEAN, DataQualityLevel, Verdict
 
 INF: Final = math.inf
-LOG: Final = math.log
 LOG_TWO: Final = math.log(2.0)
 SIGMA_PER_MEAN_ABS: Final = 1.2533  # sqrt(pi / 2): sigma of a normal / its mean |x|
 
@@ -59,7 +58,7 @@ def match_split(log_move: float, tolerance: float = 0.2) -> str | None:
     best = 0.0
     best_residual = INF
     for ratio in FORWARD_SPLITS if log_move < 0 else REVERSE_SPLITS:
-        log_ratio = LOG(ratio)
+        log_ratio = math.log(ratio)
         residual = abs(size - log_ratio)
         if residual < best_residual and residual <= min(tolerance, 0.2 * log_ratio):
             best, best_residual = ratio, residual
@@ -144,7 +143,7 @@ def size_issue(first: float, second: float, what: str) -> Issue | None:
 def range_issue(o: float, h: float, low: float, c: float, lim: float) -> Issue:
     """Describe an extreme range by its largest part: upper wick, lower wick or body."""
     top, bottom = max(o, c), min(o, c)
-    up, down, body = LOG(h / top), LOG(bottom / low), LOG(top / bottom)
+    up, down, body = math.log(h / top), math.log(bottom / low), math.log(top / bottom)
     level = POOR if max(up, down) > LOG_TWO else FAIR
     if up >= down and up >= body:
         msg = f"high {fmt(h)} is {pct(up)} above max(open, close) {fmt(top)}"

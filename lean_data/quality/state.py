@@ -12,7 +12,7 @@ from array import array
 from typing import Any, Final
 
 from lean_data.models import NS_PER_MINUTE, MarketData, QuoteBar, TradeBar
-from lean_data.quality.rules import FAIR, LOG, POOR, Issues, add, tier
+from lean_data.quality.rules import FAIR, POOR, Issues, add, tier
 
 TICK_PERIOD: Final = NS_PER_MINUTE  # time unit for widening tick limits over quiet spells
 NO_TS: Final = -(2**63)
@@ -145,7 +145,7 @@ def level_shift(st: Series, price: float, ts: int, lim: float, rng: float) -> bo
     """Track a flagged level; return True (and accept it) once enough items confirm it."""
     pending = st.pending
     if pending > 0.0:
-        move = abs(LOG(price / pending))
+        move = abs(math.log(price / pending))
         if move <= lim:
             st.confirm += 1
             if st.confirm >= st.needed:
