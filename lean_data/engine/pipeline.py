@@ -119,20 +119,15 @@ class Pipeline:
         self._retired: AbstractSet[tuple[str, str]]
         self.records = SeriesRecords(validator, quality)
         """Each series' state in every stage, by :func:`record_key`: one lookup per item."""
-        self._record_of = self.records.of
-        self._count = self.records.count
-        self._record_in = quality.record_in
+        self._quality = quality
         self._record_quality = quality.record
         self._metrics = metrics
-        self._record_delivery = metrics.record_delivery
         self._feeds = registry.feeds  # the dict itself: whether a feed is live, per item
         # failover's routes and retired backups: while both are empty no item is filtered
         self._routes, self._retired = failover.state.filters()
         self._admit = failover.admit
         self._backfill = backfill
         self._continuity = backfill.continuity
-        self._continuity_of = backfill.continuity.series_of
-        self._admit_in = backfill.continuity.admit_in
         self._aggregators = backfill.aggregators
         self._derivers = backfill.derivers
         self._built_from = backfill.built_from
@@ -142,8 +137,7 @@ class Pipeline:
         self.buffers: dict[str, DataBuffer[MarketData]] = {}
         self._callbacks = callbacks  # its lists are replaced on a change: read them there
         fan_out = FanOut(callbacks, errors)
-        self._fan_out = fan_out.deliver
-        self._deliver_partial = fan_out.partial
+        self._fanout = fan_out
         self._sinks = sinks.sinks  # the list itself: read per item
         self._sink_offer = sinks.offer
         self.processed = 0
@@ -341,13 +335,14 @@ class Pipeline:
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
         kind = kind_of(item)  # a subclass of a model takes its base model's path
-        if kind is TradeBar and type(item.resolution) is Resolution:  # type: ignore[union-attr]
+        resolution: object = item.resolution if kind is TradeBar else None  # type: ignore[union-attr]
+        if type(resolution) is Resolution:  # a trade bar's (read once: a generic lookup)
             bar: TradeBar = item  # type: ignore[assignment]  # its kind
             if not bar.closed:
                 self.outcomes["partial"] += 1
-                self._deliver_partial(bar)
+                self._fanout.partial(bar)
                 return None
-            key = (feed, bar.symbol, TradeBar, bar.resolution)  # record_key(), inlined
+            key = (feed, bar.symbol, TradeBar, resolution)  # record_key(), inlined
             record = self.records.get(key)
             if record is None:
                 record = self.records[key] = SeriesRecord()
@@ -357,8 +352,8 @@ class Pipeline:
                     return None
                 series = record.continuity
                 if series is None:
-                    series = record.continuity = self._continuity_of(bar.symbol, bar.resolution)
-                decision = self._admit_in(series, feed, bar)
+                    series = record.continuity = self._continuity.series_of(bar.symbol, resolution)
+                decision = self._continuity.admit_in(series, feed, bar)
                 if decision is None:
                     return self._deliver(feed, bar, None, False, record)
                 action = decision.action
@@ -372,9 +367,9 @@ class Pipeline:
                     return None
                 if decision.request is not None:  # parked: delivered when it is answered
                     self._backfill.resolve(decision.request)
-                return self._backfill.bound_parked(bar.symbol, bar.resolution, feed)
+                return self._backfill.bound_parked(bar.symbol, resolution, feed)
         else:
-            record = self._record_of(feed, item)
+            record = self.records.of(feed, item)
         if (self._routes or self._retired) and not self._admit(feed, item.symbol):
             self.outcomes["standby"] += 1
             return None
@@ -398,7 +393,7 @@ class Pipeline:
         """
         if verdict is None:
             if record is None:
-                record = self._record_of(feed, item)
+                record = self.records.of(feed, item)
             if record is None or self._validation_of is None:
                 verdict = self._judge(item, feed=feed)
             else:
@@ -420,10 +415,10 @@ class Pipeline:
             if record is None:
                 self._record_quality(feed, shown, item, verdict)
             else:
-                self._count(feed, item, verdict, None, record)
+                self.records.count(feed, item, verdict, None, record)
             self._metrics.increment_errors(feed=feed, kind="invalid_data")
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
-            later = self._fan_out(shown, item, level, late)
+            later = self._fanout.deliver(shown, item, level, late)
             return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
         symbol = item.symbol
         if late:
@@ -439,14 +434,14 @@ class Pipeline:
                 if record is not None:
                     record.buffer = buffer
             buffer.add(item)
-        later = self._fan_out(symbol, item, level, late)
+        later = self._fanout.deliver(symbol, item, level, late)
         source = self._feeds.get(feed)
         latency = delivery_latency_ns(source is not None and source.live, item)
         if record is not None and (counters := record.counters) is not None:  # at hand
-            self._record_in(counters, record.clock, item, verdict, latency)
+            self._quality.record_in(counters, record.clock, item, verdict, latency)
         else:
-            self._count(feed, item, verdict, latency, record)
-        self._record_delivery(feed, latency, verdict.score)
+            self.records.count(feed, item, verdict, latency, record)
+        self._metrics.record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
             later = self._keep(feed, item, verdict, later)
         if self._sinks:
