@@ -702,10 +702,11 @@ def test_quote_bar_out_of_order_and_backfill() -> None:
     assert validator.check(quote(3, 1.1000, 1.1002, backfilled=True)) is CLEAN
 
 
-def test_level_score_is_each_levels_value() -> None:
-    from lean_data.quality.levels import level_score
+def test_level_index_and_score_are_each_levels_own() -> None:
+    from lean_data.quality.levels import level_index, level_score
 
-    for level in DataQualityLevel:
+    for index, level in enumerate(DataQualityLevel):
+        assert level_index(level) == index
         assert level_score(level) == level.value
         assert Verdict(level).score == level.value
     assert CLEAN.score == 1.0

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, Tick
-from lean_data.quality.levels import DataQualityLevel, Verdict, level_score
+from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.quality.screen import kind_of
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
@@ -40,6 +40,8 @@ _INVALID: Final = DataQualityLevel.INVALID
 # for the hot path. The tenths (0..10) are also the index of the level's count.
 _TENTHS: Final[dict[float, int]] = {level._value_: round(level.value * 10) for level in _LEVELS}
 _LEVEL_SLOTS: Final = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
+# by level_index(): a float-keyed lookup per item would box the score first
+_TENTHS_BY_INDEX: Final[tuple[int, ...]] = tuple(_TENTHS[level._value_] for level in _LEVELS)
 
 
 class SeriesClock:
@@ -170,7 +172,8 @@ class QualityTracker:
         series' timing state (:meth:`clock_of`) at hand: the engine keeps both in its
         series record and so skips the lookups."""
         st.messages += 1
-        tenths = _TENTHS[level_score(verdict.level)]
+        level = verdict.level
+        tenths = _TENTHS_BY_INDEX[level_index(level)]
         st.tenths += tenths
         idx = st.idx
         st.window_tenths += tenths - st.scores[idx]
@@ -181,7 +184,7 @@ class QualityTracker:
             reasons = st.reasons
             for reason in verdict.reasons:
                 reasons[reason] = reasons.get(reason, 0) + 1
-        if verdict.level is _INVALID:  # its times may be the impossible values: they count nowhere
+        if level is _INVALID:  # its times may be the impossible values: they count nowhere
             return
         ts: int = item.ts_event
         if st.first_ts is None or ts < st.first_ts:

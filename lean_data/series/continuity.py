@@ -215,8 +215,8 @@ class Continuity:
         A hand-inlined copy of :meth:`_advance` / :func:`_remember` for that case, held to
         them (answers and state) by tests/test_continuity_paths.py.
         """
-        if bar.ts_event == series.next_open and series.parked is None and feed == series.run_feed:
-            ts = bar.ts_event
+        ts = bar.ts_event  # read once: compiled, a model field is a generic lookup
+        if ts == series.next_open and series.parked is None and feed == series.run_feed:
             feeds = series.feeds
             i = series.head
             if i < len(feeds):  # the ring is full: the oldest slot takes the bar
