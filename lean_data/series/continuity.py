@@ -48,8 +48,10 @@ __all__ = ["Action", "CalendarLike", "Continuity", "Decision", "EveryInterval", 
 
 _RECENT: Final = 128  # delivered open times remembered per series (duplicates, revisions)
 # What is remembered of a delivered bar: its revision and exact OHLCV, packed. Not the bar
-# itself, which would stay alive for as long as it is remembered.
-_SLOT: Final = struct.Struct("<q5d")
+# itself, which would stay alive for as long as it is remembered. Native layout (the slots
+# never leave the process): struct packs a native int and double with a copy, where the
+# standard "<" sizes go through the portable byte-array conversions (~1,000 instructions).
+_SLOT: Final = struct.Struct("@q5d")
 _SLOT_SIZE: Final = _SLOT.size
 _PACK_INTO: Final = _SLOT.pack_into
 
