@@ -232,6 +232,13 @@ def test_the_screen_passes_sane_values_of_any_number_type() -> None:
     assert screen(dataclasses.replace(bar, close=Price(bar.close)), 10**9, now) is None
     assert screen(dataclasses.replace(tick, size=int(tick.size) + 1), 10**9, now) is None
     assert screen(dataclasses.replace(tick, price=Price(tick.price)), 10**9, now) is None
+    # times and revisions from 2**62 to int64's end take the full walk: still judged alike
+    late = dataclasses.replace(bar, ts_event=2**62, ts_recv=2**62 + 10, revision=2**63 - 1)
+    assert screen(late, 10**9, now) is None
+    assert _screen(late, 10**9, now) is None
+    beyond = screen(dataclasses.replace(late, revision=2**63), 10**9, now)
+    assert beyond is not None
+    assert beyond.reasons == ("bad_revision",)
     # and an impossible value of another number type is still caught
     bad = screen(dataclasses.replace(as_ints, low=low + 3), 10**9, now)
     assert bad is not None

@@ -39,6 +39,10 @@ from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issu
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "kind_of", "screen"]
 
 INT64_MAX: Final = 2**63 - 1
+# The fast path's upper bound: compiled, an int up to 2**62 - 1 is a C value and compares
+# as one, where INT64_MAX is a boxed int and each comparison with it a generic call. Times
+# from 2116 to int64's end fail the fast path and take the full walk, which judges them.
+_FAST_MAX: Final = 2**62 - 1
 MIN_EVENT_NS: Final = 365 * 86_400 * 10**9
 """1971-01-01: earlier event times are taken for seconds, ms or us mistaken for ns."""
 MAX_PRICE: Final = 1e12
@@ -151,8 +155,8 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     if (
         type(ts) is int
         and type(recv) is int
-        and MIN_EVENT_NS <= ts <= INT64_MAX
-        and 0 <= recv <= INT64_MAX
+        and MIN_EVENT_NS <= ts <= _FAST_MAX
+        and 0 <= recv <= _FAST_MAX
         and ts - (recv or now()) <= skew_ns
         and type(symbol) is str
         and symbol.isascii()
@@ -178,7 +182,7 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
             if (
                 sane
                 and type(revision) is int
-                and 0 <= revision <= INT64_MAX
+                and 0 <= revision <= _FAST_MAX
                 and type(bar.resolution) is Resolution
                 and type(bar.closed) is bool
                 and type(bar.backfilled) is bool

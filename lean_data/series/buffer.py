@@ -206,16 +206,19 @@ class DataBuffer(Generic[T]):
                     or item.backfilled is not key.backfilled
                 ):
                     key = self._key_for(item)
+                # untyped (Any) reads: the values go to struct as the objects they are;
+                # compiled, typed reads would unbox each and box it again (a new object)
+                fields: Any = item
                 _pack_into(
                     self._rows,
                     i * _ROW,
-                    item.ts_event,
-                    item.open,
-                    item.high,
-                    item.low,
-                    item.close,
-                    item.volume,
-                    item.ts_recv,
+                    fields.ts_event,
+                    fields.open,
+                    fields.high,
+                    fields.low,
+                    fields.close,
+                    fields.volume,
+                    fields.ts_recv,
                 )
                 slot = key
             except Exception:  # row i not allocated yet, or a field that does not fit a row

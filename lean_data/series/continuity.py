@@ -39,7 +39,7 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
 from lean_data.series.decisions import Action, Decision, Request
@@ -222,9 +222,11 @@ class Continuity:
             feeds = series.feeds
             i = series.head
             if i < len(feeds):  # the ring is full: the oldest slot takes the bar
+                fields: Any = bar  # untyped: to struct as they are (typed: unboxed, boxed)
                 _PACK_INTO(
                     series.values, i * _SLOT_SIZE,
-                    bar.revision, bar.open, bar.high, bar.low, bar.close, bar.volume,
+                    fields.revision, fields.open, fields.high, fields.low, fields.close,
+                    fields.volume,
                 )  # fmt: skip
                 feeds[i] = feed
                 series.opens[i] = ts
