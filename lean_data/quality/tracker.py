@@ -34,6 +34,7 @@ from lean_data.quality.screen import kind_of
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
 
 _LEVELS: Final = tuple(DataQualityLevel)
+_NO_TS: Final = -(2**62)  # no event time yet: below any time (the smallest C int)
 _INVALID: Final = DataQualityLevel.INVALID
 # A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
 # plain attribute): ``hash(level)`` and ``level.value`` are Python-level calls, too slow
@@ -51,7 +52,7 @@ class SeriesClock:
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self.ts: int | None = None
+        self.ts = _NO_TS  # the series' latest event time (a C int: no box per store)
         self.closed = True
         self.revision = 0
 
@@ -97,8 +98,8 @@ class Counters:
         self.lat_idx = 0
         self.lat_n = 0
         self.lat_sum = 0
-        self.first_ts: int | None = None
-        self.last_ts: int | None = None
+        self.first_ts = _NO_TS  # reported as None while no item counted (C ints: no box
+        self.last_ts = _NO_TS  # per store, where an ``int | None`` holds an object)
         self.series: dict[object, SeriesClock] = {}
 
 
@@ -187,20 +188,20 @@ class QualityTracker:
         if level is _INVALID:  # its times may be the impossible values: they count nowhere
             return
         ts: int = item.ts_event
-        if st.first_ts is None or ts < st.first_ts:
+        if ts < st.first_ts or st.first_ts == _NO_TS:
             st.first_ts = ts
-        if st.last_ts is None or ts > st.last_ts:
+        if ts > st.last_ts:
             st.last_ts = ts
         # timing: gaps, duplicates and out-of-order counts of the series
         if clock is None:
             clock = self.clock_of(st, item)
         period = clock.period
         prev = clock.ts
-        if prev is not None and ts < prev:
+        if ts < prev:  # never for the first: no time is below _NO_TS
             st.out_of_order += 1
         else:
-            if prev is None or ts > prev:
-                if prev is not None and period and ts - prev > period:
+            if ts > prev:
+                if prev != _NO_TS and period and ts - prev > period:
                     st.gaps += 1
                     st.missing += (ts - prev - 1) // period
                 clock.ts = ts
@@ -255,8 +256,8 @@ class QualityTracker:
             "duplicates": st.duplicates,
             "out_of_order": st.out_of_order,
             "latency_ms": self._latency_summary(st),
-            "first_ts": st.first_ts,
-            "last_ts": st.last_ts,
+            "first_ts": None if st.first_ts == _NO_TS else st.first_ts,
+            "last_ts": None if st.last_ts == _NO_TS else st.last_ts,
         }
 
     def _latency_summary(self, st: Counters) -> dict[str, float | None]:
