@@ -16,6 +16,8 @@ records, and the next item looks everything up afresh.
 
 from __future__ import annotations
 
+from typing import Final
+
 from lean_data.models import (
     MarketData,
     QuoteBar,
@@ -33,6 +35,11 @@ from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import ContinuityState
 
 __all__ = ["SeriesRecord", "SeriesRecords", "record_key"]
+
+# Compiled, a class imported from a pure module is looked up in this module's dict at each
+# use (~100 instructions); a Final alias is a C static. The per-item checks use these.
+_TICK: Final = Tick
+_TICK_TYPE: Final = TickType
 
 
 class SeriesRecord:
@@ -94,9 +101,9 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
         """Return the record of a screened item's series (made on its first item)."""
         kind = type(item)  # record_key(), inlined: this runs for every tick
         key: tuple[object, ...]
-        if kind is Tick:
+        if kind is _TICK:
             tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
-            if type(tick_type) is not TickType:
+            if type(tick_type) is not _TICK_TYPE:
                 return None
             # the value, not the member: an Enum member hashes through a Python-level
             # __hash__ (~0.15 µs a tick), its str value in C

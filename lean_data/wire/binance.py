@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 
 import orjson
 from msgspec import UNSET
-from msgspec.structs import astuple as _astuple
+from msgspec.structs import astuple
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
@@ -82,6 +82,14 @@ KNOWN_QUOTES: Final[tuple[str, ...]] = tuple(
 _MS: Final = 1_000_000  # ns per ms
 _TRADE: Final = TickType.TRADE  # compiled: a C static, not a lookup through EnumType
 _QUOTE: Final = TickType.QUOTE
+# Compiled, a class imported from a pure module is looked up in this module's dict at each
+# use (~100 instructions); a Final alias is a C static. The per-item checks use these.
+_TRADE_BAR: Final = TradeBar
+_TICK: Final = Tick
+_KLINE_EVENT: Final = KlineEvent
+_AGG_TRADE_EVENT: Final = AggTradeEvent
+_decode_frame: Final = decode_frame
+_astuple: Final = astuple
 _NS_PER_WEEK: Final = 7 * NS_PER_DAY
 
 # Binance kline intervals with a fixed length ("1M", a calendar month, has none).
@@ -260,7 +268,7 @@ def parse_message(
             field or has one of the wrong type.
     """
     try:
-        return _typed_message(decode_frame(raw), ts_recv, symbols)
+        return _typed_message(_decode_frame(raw), ts_recv, symbols)
     except _RECHECK:
         pass  # not the typed schema or a bad value: the checked path decides and says why
     return parse_message_checked(raw, ts_recv, symbols=symbols)
@@ -293,7 +301,7 @@ def take_items(
         except FeedProtocolError:
             return index, None
         item = message.item
-        if item is None or (type(item) is TradeBar and not item.closed):
+        if item is None or (type(item) is _TRADE_BAR and not item.closed):
             return index, message
         items.append(item)
         index += 1
@@ -308,7 +316,7 @@ def parse_message_typed(
     For tests and benchmarks; feeds call parse_message.
     """
     try:
-        return _typed_message(decode_frame(raw), ts_recv, symbols)
+        return _typed_message(_decode_frame(raw), ts_recv, symbols)
     except _RECHECK:
         return None
 
@@ -324,7 +332,7 @@ def _typed_message(
     # A Struct's fields in one C call (astuple) then read by position: compiled, each
     # attribute read of a Struct is a generic lookup (~20 ns), a tuple index is not.
     # Positions follow the declaration order of KlineBody and AggTradeEvent.
-    if type(data) is KlineEvent:
+    if type(data) is _KLINE_EVENT:
         k: tuple[Any, ...] = _astuple(data.k)  # t o h l c v x s i ...
         interval: str = k[8]
         resolution = KLINE_INTERVALS.get(interval)
@@ -334,18 +342,18 @@ def _typed_message(
         found = symbols.get(venue) if symbols is not None else None
         start: int = k[0]
         closed: bool = k[6]
-        bar = TradeBar(
+        bar = _TRADE_BAR(
             _canonical(venue) if found is None else found,
             start * _MS, _float(k[1]), _float(k[2]), _float(k[3]), _float(k[4]), _float(k[5]),
             resolution, ts_recv, closed,
         )  # fmt: skip
         return ParsedMessage("kline", bar, stream, event="kline")
-    if type(data) is AggTradeEvent:
+    if type(data) is _AGG_TRADE_EVENT:
         a: tuple[Any, ...] = _astuple(data)  # a T p q m s ...
         venue = a[5]
         found = symbols.get(venue) if symbols is not None else None
         trade_ms: int = a[1]
-        tick = Tick(
+        tick = _TICK(
             _canonical(venue) if found is None else found,
             trade_ms * _MS, _float(a[2]), _float(a[3]), _TRADE, ts_recv,
             condition="buyer_maker" if a[4] else "", trade_id=str(a[0]),
