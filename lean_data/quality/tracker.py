@@ -84,7 +84,9 @@ class Counters:
     def __init__(self, window: int) -> None:
         self.messages = 0
         self.tenths = 0  # lifetime sum of scores x 10
-        self.scores = array("b", bytes(window))  # the last ``window`` scores x 10
+        # the last ``window`` scores x 10; a list of small ints (shared objects): compiled,
+        # a list index is a C operation, an array's a generic call with a boxed int
+        self.scores = [0] * window
         self.window_tenths = 0
         self.idx = 0
         self.levels = [0] * 11  # count per level, indexed by the level's tenths

@@ -93,7 +93,7 @@ _astuple: Final = astuple
 _NS_PER_WEEK: Final = 7 * NS_PER_DAY
 
 # Binance kline intervals with a fixed length ("1M", a calendar month, has none).
-KLINE_INTERVALS: Final[Mapping[str, Resolution]] = {
+KLINE_INTERVALS: Final[dict[str, Resolution]] = {
     interval: Resolution.parse(interval)
     for interval in ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h")
 } | {"1d": Resolution.DAILY, "3d": Resolution(3 * NS_PER_DAY), "1w": Resolution(_NS_PER_WEEK)}
@@ -339,7 +339,7 @@ def _typed_message(
         if resolution is None:
             raise ValueError(f"kline interval {interval!r}")
         venue: str = k[7]
-        found = symbols.get(venue) if symbols is not None else None
+        found = _mapped(symbols, venue)
         start: int = k[0]
         closed: bool = k[6]
         bar = _TRADE_BAR(
@@ -351,7 +351,7 @@ def _typed_message(
     if type(data) is _AGG_TRADE_EVENT:
         a: tuple[Any, ...] = _astuple(data)  # a T p q m s ...
         venue = a[5]
-        found = symbols.get(venue) if symbols is not None else None
+        found = _mapped(symbols, venue)
         trade_ms: int = a[1]
         tick = _TICK(
             _canonical(venue) if found is None else found,
@@ -374,6 +374,14 @@ def _typed_message(
         )  # fmt: skip
         return ParsedMessage("book_ticker", quote, stream, event="bookTicker")
     return ParsedMessage("unknown", stream=stream, event=data.event)
+
+
+def _mapped(symbols: Mapping[str, str] | None, venue: str) -> str | None:
+    """``symbols.get(venue)``; compiled, a dict's (the feeds pass one) is a C lookup where a
+    Mapping's ``get`` is a generic method call."""
+    if type(symbols) is dict:
+        return symbols.get(venue)
+    return symbols.get(venue) if symbols is not None else None
 
 
 def parse_message_checked(
