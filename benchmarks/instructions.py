@@ -1,0 +1,105 @@
+"""Instructions per message of figure 1's and 2's in-memory path, counted by callgrind.
+
+    python benchmarks/instructions.py                      # this checkout, klines and aggTrades
+    python benchmarks/instructions.py --before ../before   # and another checkout, with ratios
+
+Wall-clock rates on a shared 2-core machine move by 5-10% between runs of the same code,
+more than most single changes are worth; ``valgrind --tool=callgrind`` counts executed
+instructions instead, which repeat to the instruction for the same code, inputs and hash
+seed. The path is figure 1's (``fig_1_kline.engine_run``: a BinanceDataFeed reading
+pre-loaded real frames, one a read, validation, scoring, continuity, the ring buffer and
+three sync callbacks; no storage). Each side runs twice under callgrind, with ``SMALL``
+and ``LARGE`` frames, and the difference divided by ``LARGE - SMALL`` is the cost of one
+message without the imports and setup. ``PYTHONHASHSEED=0`` fixes str hashing (dict probe
+lengths). Instructions are not seconds (a cache miss costs more than an add), but fewer
+instructions on the same path is a change that cannot be noise. Needs valgrind; reads the
+captures of ../shared/data (``--data``).
+
+Not measured here: the storage writer (its thread is serialised by callgrind, which
+changes how bars wait for a seed answer) and anything with a socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SMALL, LARGE = 2_000, 12_000
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+_DRIVER = """
+import asyncio, sys
+tree, event, count, data, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:]
+sys.path[:0] = [tree + "/benchmarks", tree]
+from pathlib import Path
+from _common import Context
+import fig_1_kline as f1
+build = f1.agg_trade_workload if event == "aggTrade" else f1.kline_workload
+workload = build(Context(data=Path(data)), int(size))
+asyncio.run(f1.engine_run(workload, workload.frames[:count]))
+"""
+
+
+def count(tree: Path, event: str, frames: int, data: Path, driver: Path) -> int:
+    """Instructions callgrind counts for one run of ``frames`` frames through ``tree``."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, str(driver), str(tree), event, str(frames), str(data), str(LARGE)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode or found is None:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"callgrind run of {tree} ({event}, {frames} frames) failed: {tail}")
+    return int(found.group(1))
+
+
+def per_message(tree: Path, event: str, data: Path, driver: Path) -> float:
+    """Instructions of one message: (LARGE run - SMALL run) / (LARGE - SMALL)."""
+    large = count(tree, event, LARGE, data, driver)
+    return (large - count(tree, event, SMALL, data, driver)) / (LARGE - SMALL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, help="another checkout to count as well")
+    parser.add_argument("--events", nargs="*", default=["kline", "aggTrade"])
+    parser.add_argument(
+        "--data", type=Path, default=HERE.parent.parent / "shared" / "data",
+        help="the real-data corpus (default ../shared/data)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("instructions: error: valgrind is not installed (apt-get install -y valgrind)")
+        return 2
+    if not (args.data / "cryptofeed").is_dir():
+        print(f"instructions: error: {args.data}/cryptofeed is absent; give --data")
+        return 2
+    trees = {"after": HERE.parent}
+    if args.before is not None:
+        if not (args.before / "benchmarks" / "fig_1_kline.py").exists():
+            print(f"instructions: error: {args.before} is not a lean_data checkout")
+            return 2
+        trees = {"before": args.before.resolve(), **trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        driver = Path(tmp) / "driver.py"
+        driver.write_text(_DRIVER)
+        for event in args.events:
+            counts = {
+                side: per_message(tree, event, args.data, driver) for side, tree in trees.items()
+            }
+            line = "  ".join(f"{side} {value:,.0f}" for side, value in counts.items())
+            if "before" in counts:
+                line += f"  after/before {counts['after'] / counts['before']:.3f}"
+            print(f"{event}: instructions per message: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
