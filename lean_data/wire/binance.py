@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Final, Literal
 
 import orjson
-from msgspec import UNSET
+from msgspec import UNSET, ValidationError
 from msgspec.structs import astuple
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
@@ -41,7 +41,8 @@ from lean_data.wire.binance_typed import (
     KlineEvent,
     SpotBookTicker,
     SpotBookTickerEnvelope,
-    decode_frame,
+    decode_envelope,
+    decode_spot_book_envelope,
 )
 from lean_data.wire.numbers import decimal_float as _float
 
@@ -51,6 +52,7 @@ __all__ = [
     "MessageKind",
     "ParsedMessage",
     "binance_symbol",
+    "decode_frame",
     "error_for_code",
     "kline_channel",
     "parse_agg_trade",
@@ -88,7 +90,8 @@ _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _KLINE_EVENT: Final = KlineEvent
 _AGG_TRADE_EVENT: Final = AggTradeEvent
-_decode_frame: Final = decode_frame
+_decode_envelope: Final = decode_envelope
+_decode_spot_book_envelope: Final = decode_spot_book_envelope
 _astuple: Final = astuple
 _NS_PER_WEEK: Final = 7 * NS_PER_DAY
 
@@ -268,7 +271,7 @@ def parse_message(
             field or has one of the wrong type.
     """
     try:
-        return _typed_message(_decode_frame(raw), ts_recv, symbols)
+        return _typed_message(decode_frame(raw), ts_recv, symbols)
     except _RECHECK:
         pass  # not the typed schema or a bad value: the checked path decides and says why
     return parse_message_checked(raw, ts_recv, symbols=symbols)
@@ -316,7 +319,7 @@ def parse_message_typed(
     For tests and benchmarks; feeds call parse_message.
     """
     try:
-        return _typed_message(_decode_frame(raw), ts_recv, symbols)
+        return _typed_message(decode_frame(raw), ts_recv, symbols)
     except _RECHECK:
         return None
 
@@ -374,6 +377,23 @@ def _typed_message(
         )  # fmt: skip
         return ParsedMessage("book_ticker", quote, stream, event="bookTicker")
     return ParsedMessage("unknown", stream=stream, event=data.event)
+
+
+def decode_frame(raw: bytes | str) -> Envelope | SpotBookTickerEnvelope:
+    """Decode a combined-stream frame of one of the typed events (compiled: no interpreted
+    call between the feed's loop and msgspec's decoder).
+
+    Raises:
+        msgspec.DecodeError: the frame is not one of these schemas (the caller takes the
+            checked path); :class:`msgspec.ValidationError` is a subclass.
+        UnicodeEncodeError: ``raw`` is a str with a lone surrogate.
+        RecursionError: ``raw`` nests arrays or objects about 1,000 deep.
+    """
+    try:
+        frame: Envelope | SpotBookTickerEnvelope = _decode_envelope(raw)
+    except ValidationError:  # well-formed JSON of another shape: maybe a spot bookTicker
+        frame = _decode_spot_book_envelope(raw)
+    return frame
 
 
 def _mapped(symbols: Mapping[str, str] | None, venue: str) -> str | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from msgspec import UNSET, DecodeError, Meta, Struct, UnsetType, ValidationError, field
+from msgspec import UNSET, DecodeError, Meta, Struct, UnsetType, field
 from msgspec.json import Decoder
 
 __all__ = [
@@ -35,7 +35,8 @@ __all__ = [
     "SpotBookTicker",
     "SpotBookTickerEnvelope",
     "TradeEvent",
-    "decode_frame",
+    "decode_envelope",
+    "decode_spot_book_envelope",
 ]
 
 # orjson (the checked path) gives int only within [-2**63, 2**64 - 1] and float beyond;
@@ -181,25 +182,14 @@ class SpotBookTickerEnvelope(Struct, forbid_unknown_fields=True, gc=False):
     data: SpotBookTicker
 
 
-_decode_event = Decoder(Envelope).decode
-_decode_spot_book = Decoder(SpotBookTickerEnvelope).decode
-
-
-def decode_frame(raw: bytes | str) -> Envelope | SpotBookTickerEnvelope:
-    """Decode a combined-stream frame of one of the typed events.
-
-    Raises:
-        msgspec.DecodeError: the frame is not one of these schemas (the caller takes the
-            checked path); :class:`msgspec.ValidationError` is a subclass.
-        UnicodeEncodeError: ``raw`` is a str with a lone surrogate.
-        RecursionError: ``raw`` nests arrays or objects about 1,000 deep.
-    """
-    try:
-        return _decode_event(raw)
-    except ValidationError:  # well-formed JSON of another shape: maybe a spot bookTicker
-        return _decode_spot_book(raw)
+decode_envelope = Decoder(Envelope).decode
+"""Decode a combined-stream frame of the events that name themselves (msgspec's C decoder:
+msgspec.DecodeError, or its subclass ValidationError for well-formed JSON of another shape)."""
+decode_spot_book_envelope = Decoder(SpotBookTickerEnvelope).decode
+"""Decode a combined-stream frame of a spot bookTicker (it names no event)."""
 
 
 TYPED_MISS = (DecodeError, ValueError, RecursionError)
-"""What :func:`decode_frame` (RecursionError: nested deeper than msgspec goes) and the
-float conversions raise for a frame the checked path must decode again."""
+"""What the decoders (RecursionError: nested deeper than msgspec goes) and the float
+conversions raise for a frame the checked path must decode again
+(:func:`lean_data.wire.binance.decode_frame`)."""
