@@ -2,7 +2,7 @@
 
 Recording is cheap and allocation-free per message: counters are integers, the message
 rate is kept in per-second buckets (one small tuple per second, not per message, in a
-bounded deque), and latency samples go into a bounded ring (``deque(maxlen=N)``) that is
+bounded deque), and latency samples go into a bounded ring (the last N samples) that is
 only sorted when :meth:`DataMetrics.to_dict` asks for percentiles.
 
 Definitions:
@@ -39,6 +39,31 @@ __all__ = ["DataMetrics", "delivery_latency_ns"]
 _NS_PER_MS: Final = 1_000_000
 
 
+class _Ring:
+    """The last ``size`` latency samples, in no particular order (their percentiles sort
+    them): a list and a write index. Compiled, a store is a C list operation where a
+    ``deque(maxlen=...)`` append is a method call."""
+
+    __slots__ = ("_next", "_size", "samples")
+
+    def __init__(self, size: int) -> None:
+        self.samples: list[int] = []
+        self._next = 0  # the slot the next sample overwrites once the ring is full
+        self._size = size
+
+    def append(self, value: int) -> None:
+        samples = self.samples
+        if len(samples) < self._size:
+            samples.append(value)
+            return
+        i = self._next
+        samples[i] = value
+        self._next = i + 1 if i + 1 < self._size else 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
 class _Scope:
     """Counters of one scope: the whole engine or one feed."""
 
@@ -60,7 +85,7 @@ class _Scope:
         self.messages = 0
         self.errors = 0
         self.errors_by_kind: dict[str, int] = {}
-        self.latency: deque[int] = deque(maxlen=samples)
+        self.latency = _Ring(samples)
         self.quality_sum = 0.0
         self.quality_count = 0
         self.start = now
@@ -100,12 +125,12 @@ class _Scope:
             "messages_per_second": self.rate(now, window),
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),
-            "latency_ms": _latency_summary(self.latency),
+            "latency_ms": _latency_summary(self.latency.samples),
             "quality": {"average": average, "count": self.quality_count},
         }
 
 
-def _latency_summary(samples: deque[int]) -> dict[str, float | int]:
+def _latency_summary(samples: list[int]) -> dict[str, float | int]:
     """Return avg, nearest-rank p50/p99 and max in ms, and the sample count."""
     n = len(samples)
     if n == 0:
