@@ -245,6 +245,40 @@ def test_the_screen_passes_sane_values_of_any_number_type() -> None:
     assert bad.reasons == ("ohlc_inconsistent",)
 
 
+class _Float(float):
+    """A float subclass (as NumPy's float64 is): the screen's fast path compares it with
+    the generic rule (_sane_bar, _sane_tick), an exact float with the typed one."""
+
+
+_EDGES = st.sampled_from([0.0, -0.0, -1.0, 1e12, 1e12 + 1, 1e18, 1e18 * 1.5, float("nan")])
+_PRICES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), _EDGES)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(_PRICES, min_size=6, max_size=6), quote=st.booleans())
+def test_the_screens_typed_and_generic_value_rules_agree(values: list[float], quote: bool) -> None:
+    """The fast path's two copies of each value rule (C doubles; any numbers) answer alike."""
+    from lean_data.models import TickType
+    from lean_data.quality.screen import screen
+
+    now = time.time_ns
+    bar, tick = SERIES["bars"][5], SERIES["ticks"][5]
+    assert isinstance(bar, TradeBar)
+    assert isinstance(tick, Tick)
+    o, h, low, c, v, _ = values
+    typed = dataclasses.replace(bar, open=o, high=h, low=low, close=c, volume=v)
+    generic = dataclasses.replace(typed, open=_Float(o))
+    assert (screen(typed, 10**9, now) is None) == (screen(generic, 10**9, now) is None)
+    kind = TickType.QUOTE if quote else TickType.TRADE
+    p, size, bid, ask, bid_size, ask_size = values
+    typed_tick = dataclasses.replace(
+        tick, tick_type=kind, price=p, size=size, bid_price=bid, ask_price=ask,
+        bid_size=bid_size, ask_size=ask_size,
+    )  # fmt: skip
+    generic_tick = dataclasses.replace(typed_tick, size=_Float(size))
+    assert (screen(typed_tick, 10**9, now) is None) == (screen(generic_tick, 10**9, now) is None)
+
+
 def test_hostile_values_are_judged_in_bounded_time_and_memory() -> None:
     """A bar in 2100 or at int64's end costs no calendar listing and no history request."""
     import tracemalloc
