@@ -45,8 +45,7 @@ _ROW: Final = _ROW_STRUCT.size
 _pack_into: Final = _ROW_STRUCT.pack_into
 _MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a time
 _MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
-# Compiled, a class imported from a pure module is looked up in this module's dict at each
-# use (~100 instructions); a Final alias is a C static. The per-item checks use these.
+# C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
 # math.nan itself, the object: compiled, a read of math.nan (or a float) is boxed anew each time.
 _NAN: Final[object] = vars(math)["nan"]

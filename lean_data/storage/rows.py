@@ -18,7 +18,7 @@ import orjson
 
 from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
-from lean_data.quality.levels import DataQualityLevel, Verdict
+from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.storage.sanitize import safe_text
 from lean_data.storage.schema import BARS, QUOTE_BARS, TICKS, Row
 
@@ -30,23 +30,18 @@ def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, s
     level = quality.level
     reasons = quality.reasons
     if not reasons:  # most rows: the level's own (score, name, "") made once
-        for member, fields in _LEVEL_FIELDS:
-            if level is member:
-                return fields
+        return _LEVEL_FIELDS[level_index(level)]
     # _value_ / _name_ are Enum's documented member attributes; .value/.name are slow
-    # descriptors (and compiled, each is an instance-dict lookup: the loop above is not)
+    # descriptors (and compiled, each is an instance-dict lookup: level_index is not)
     return (level._value_, level._name_, ",".join(reasons) if reasons else "")
 
 
 _NO_QUALITY: Final = (None, None, "")
-# Compiled, a class imported from a pure module is looked up in this module's dict at each
-# use (~100 instructions); a Final alias is a C static. The per-item checks use these.
+# C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _QUOTE_BAR: Final = QuoteBar
-_LEVEL_FIELDS: Final = tuple(
-    (level, (level._value_, level._name_, "")) for level in DataQualityLevel
-)
+_LEVEL_FIELDS: Final = tuple((level._value_, level._name_, "") for level in DataQualityLevel)
 
 
 def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
