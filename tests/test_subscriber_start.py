@@ -145,9 +145,10 @@ async def test_an_item_offered_while_its_callback_runs_is_queued_not_nested() ->
     await task
 
 
-async def test_a_callback_waiting_at_stop_is_cancelled_and_its_cleanup_runs() -> None:
+async def _started_forever(cleaned: list[str]) -> tuple[Subscriber, asyncio.Task[None]]:
+    """A parked subscriber offered one bar whose callback waits forever; its ``finally``
+    appends the symbol to ``cleaned``."""
     bar = real_bars(1)[0]
-    cleaned: list[str] = []
     forever = asyncio.Event()
 
     async def stuck(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
@@ -159,6 +160,12 @@ async def test_a_callback_waiting_at_stop_is_cancelled_and_its_cleanup_runs() ->
     subscriber = Subscriber(stuck, OverflowPolicy.BLOCK, 10, Errors())
     task = await parked(subscriber)
     assert subscriber.offer(bar.symbol, bar, GOOD)
+    return subscriber, task
+
+
+async def test_a_callback_waiting_at_stop_is_cancelled_and_its_cleanup_runs() -> None:
+    cleaned: list[str] = []
+    subscriber, task = await _started_forever(cleaned)
     await eventually(lambda: subscriber._started is None)  # the worker awaits it now
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -167,19 +174,8 @@ async def test_a_callback_waiting_at_stop_is_cancelled_and_its_cleanup_runs() ->
 
 
 async def test_a_callback_started_but_not_yet_taken_at_stop_is_closed_at_once() -> None:
-    bar = real_bars(1)[0]
     cleaned: list[str] = []
-    forever = asyncio.Event()
-
-    async def stuck(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
-        try:
-            await forever.wait()
-        finally:
-            cleaned.append(symbol)
-
-    subscriber = Subscriber(stuck, OverflowPolicy.BLOCK, 10, Errors())
-    task = await parked(subscriber)
-    assert subscriber.offer(bar.symbol, bar, GOOD)
+    _, task = await _started_forever(cleaned)
     task.cancel()  # before the worker ran again: it never took the started callback
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
