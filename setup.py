@@ -30,12 +30,23 @@ def _warn(why: str) -> None:
     _remove_inplace_builds()
 
 
+def _lists() -> dict[str, Any]:
+    return runpy.run_path(str(HERE / "lean_data" / "compiled.py"))
+
+
 def _names() -> list[str]:
-    return list(runpy.run_path(str(HERE / "lean_data" / "compiled.py"))["MODULES"])
+    """Every compiled module: mypyc's (MODULES), then the hand-written C ones (C_MODULES)."""
+    return [*_lists()["MODULES"], *_lists()["C_MODULES"]]
 
 
-def _modules() -> list[str]:
-    return [str(Path(*name.split("."))) + ".py" for name in _names()]
+def _mypyc_modules() -> list[str]:
+    return [str(Path(*name.split("."))) + ".py" for name in _lists()["MODULES"]]
+
+
+def _c_extensions() -> list[Any]:
+    from setuptools import Extension
+
+    return [Extension(name, [str(Path(*name.split("."))) + ".c"]) for name in _lists()["C_MODULES"]]
 
 
 def _remove_inplace_builds() -> None:
@@ -65,7 +76,7 @@ def _ext_modules() -> list[Any]:
         _warn(f"mypyc is not importable ({exc})")
         return []
     try:
-        return list(mypycify(_modules(), opt_level="3", group_name=GROUP))
+        return [*mypycify(_mypyc_modules(), opt_level="3", group_name=GROUP), *_c_extensions()]
     except (Exception, SystemExit) as exc:  # mypyc exits on a type error: still install
         _warn(f"mypyc failed ({exc!r})")
         return []

@@ -13,8 +13,10 @@ before lean_data is installed.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
 
 # The pure modules on the hot path, compiled together in one mypyc group. Left pure: the
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
@@ -46,6 +48,10 @@ MODULES: tuple[str, ...] = (
     "lean_data.storage.rows",
 )
 
+# Hand-written C modules built beside them (same toggle, same fallback): lean_data._slots
+# reads and fills the models' slots (lean_data.slots wraps it and has the pure twin).
+C_MODULES: tuple[str, ...] = ("lean_data._slots",)
+
 
 @dataclass(frozen=True, slots=True)
 class Variant:
@@ -60,13 +66,16 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 22 modules``, or pure."""
+        """Return one line for ``--version``: ``compiled: mypyc, 22 modules, C slots``, or
+        pure."""
         if not self.compiled:
             return "pure Python"
         if not self.pure:
-            return f"compiled: mypyc, {len(self.compiled)} modules"
+            mypyc = [name for name in self.compiled if name not in C_MODULES]
+            return f"compiled: mypyc, {len(mypyc)} modules, C slots"
         return (
-            f"partly compiled: mypyc, {len(self.compiled)} of {len(MODULES)} modules; "
+            f"partly compiled: mypyc, {len(self.compiled)} of {len(MODULES) + len(C_MODULES)} "
+            "modules; "
             f"pure: {', '.join(self.pure)}; rebuild with pip install -e ."
         )
 
@@ -79,5 +88,18 @@ def is_extension(module: str) -> bool:
 
 def variant() -> Variant:
     """Return which hot modules this interpreter loaded compiled and which pure."""
-    compiled = tuple(name for name in MODULES if is_extension(name))
-    return Variant(compiled, tuple(name for name in MODULES if name not in compiled))
+    every = (*MODULES, *C_MODULES)
+    compiled = tuple(name for name in every if _loads_extension(name))
+    return Variant(compiled, tuple(name for name in every if name not in compiled))
+
+
+def _loads_extension(name: str) -> bool:
+    if name not in C_MODULES:
+        return is_extension(name)
+    # A C module has no .py twin: one not built here is pure (lean_data.slots falls back),
+    # even where an import would find another checkout's build (an editable install's
+    # finder maps the package's names to its own tree).
+    spec = importlib.util.find_spec(name)
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    package = Path(importlib.import_module("lean_data").__file__ or "").parent
+    return origin is not None and origin.parent == package and is_extension(name)

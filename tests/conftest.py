@@ -29,6 +29,7 @@ WS_TRANSPORT_MODULES = frozenset(
 COMPILED_MODULES = frozenset(
     {
         "test_compiled",
+        "test_slots",
         # the compiled modules (lean_data/compiled.py): validation, continuity, buffer,
         # aggregation, the Binance parser, the inbox and the pipeline
         "test_validation",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lean_data import __version__
-from lean_data.compiled import MODULES, Variant, is_extension, variant
+from lean_data.compiled import C_MODULES, MODULES, Variant, is_extension, variant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,8 @@ def test_version_names_the_loaded_variant() -> None:
     ).stdout
     described = variant().describe()
     assert out == f"lean-data {__version__} ({described})\n"
-    assert described == "pure Python" or described == f"compiled: mypyc, {len(MODULES)} modules"
+    compiled = f"compiled: mypyc, {len(MODULES)} modules, C slots"
+    assert described == "pure Python" or described == compiled
 
 
 def test_the_variant_is_the_one_ci_asked_for() -> None:
@@ -49,7 +50,8 @@ def test_a_module_is_judged_by_the_file_it_was_loaded_from() -> None:
     assert not is_extension("lean_data.compiled")  # never compiled: it does the judging
     assert not is_extension("lean_data.models")  # users subclass the models
     partly = Variant(MODULES[:2], MODULES[2:])
-    assert partly.describe().startswith(f"partly compiled: mypyc, 2 of {len(MODULES)} modules")
+    every = len(MODULES) + len(C_MODULES)
+    assert partly.describe().startswith(f"partly compiled: mypyc, 2 of {every} modules")
     assert "rebuild with pip install -e ." in partly.describe()
 
 

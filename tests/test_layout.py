@@ -6,7 +6,8 @@ inside functions) builds the module import graph. Stages, lowest first:
 ====  ==========================================================================
 rank  packages / modules
 ====  ==========================================================================
-0     core: ``models``, ``errors``, ``secrets``, ``symbols``, ``config``, ``inbox``, ``book``
+0     core: ``models``, ``slots``, ``errors``, ``secrets``, ``symbols``, ``config``, ``inbox``,
+      ``book``
 1     ``quality``, ``analytics``, ``depth``
 2     ``series``
 3     ``storage``
@@ -32,6 +33,8 @@ ROOT = Path(lean_data.__file__).parent
 
 STAGES: dict[str, int] = {
     "lean_data.models": 0,
+    "lean_data.slots": 0,
+    "lean_data._slots": 0,
     "lean_data.derivatives": 0,
     "lean_data.errors": 0,
     "lean_data.secrets": 0,

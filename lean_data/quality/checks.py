@@ -17,7 +17,7 @@ from mypy_extensions import mypyc_attr
 
 from lean_data.config import ValidationConfig
 from lean_data.errors import ConfigError
-from lean_data.models import QuoteBar, Tick, TickType, TradeBar
+from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.quality.levels import CLEAN, Verdict
 from lean_data.quality.rules import (
     FAIR,
@@ -38,10 +38,25 @@ from lean_data.quality.rules import (
 )
 from lean_data.quality.screen import kind_of
 from lean_data.quality.state import Series, level_shift, repeat, widened
+from lean_data.slots import (
+    BAR,
+    BAR_BACKFILLED,
+    BAR_CLOSE,
+    BAR_CLOSED,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_OPEN,
+    BAR_RESOLUTION,
+    BAR_REVISION,
+    BAR_TS_EVENT,
+    BAR_TS_RECV,
+    BAR_VOLUME,
+)
 
 # compiled, a member of an enum defined in a pure module is an attribute lookup through
 # its metaclass (~60 ns); a Final module constant is a C static
 _TRADE: Final = TickType.TRADE
+_BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 
 
 def _number(name: str, value: float, floor: float, floor_ok: bool) -> float:
@@ -118,26 +133,31 @@ class ValidatorCore:
         return st
 
     def _check_bar(self, st: Series, bar: TradeBar) -> Verdict:
-        o, h, low, c = bar.open, bar.high, bar.low, bar.close
-        v = bar.volume
+        f = _BAR(bar)  # every field in one call (lean_data.slots)
+        o: float = f[BAR_OPEN]
+        h: float = f[BAR_HIGH]
+        low: float = f[BAR_LOW]
+        c: float = f[BAR_CLOSE]
+        v: float = f[BAR_VOLUME]
+        ts: int = f[BAR_TS_EVENT]
+        resolution: Resolution = f[BAR_RESOLUTION]
         issues: Issues = None
         if v != v:
             issues = [("nan_volume", FAIR, "volume is NaN (unknown)")]
-        issues = self._timing(bar.ts_event, bar.ts_recv, bar.resolution.nanos, issues)
+        issues = self._timing(ts, f[BAR_TS_RECV], resolution.nanos, issues)
         if v > 0.0:
             st.has_volume = True
         elif v == 0.0 and h > low and st.has_volume:
             msg = f"range {fmt(low)}..{fmt(h)} with volume 0 in a series that has traded"
             issues = add(issues, "range_without_volume", FAIR, msg)
-        ts = bar.ts_event
         if ts < st.ts:
-            return out_of_order(ts, st.ts, bar.backfilled, issues)
+            return out_of_order(ts, st.ts, f[BAR_BACKFILLED], issues)
         if ts == st.ts:
             issues = repeat(st, bar, issues)
             st.same_bar()
         else:
             st.new_bar(ts)
-        st.closed, st.revision, st.last = bar.closed, bar.revision, bar
+        st.closed, st.revision, st.last = f[BAR_CLOSED], f[BAR_REVISION], bar
         issues = self._bar_prices(st, ts, o, h, low, c, issues)
         return CLEAN if issues is None else verdict(issues)
 

@@ -35,6 +35,21 @@ from typing import Any, Final
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar, model_kind
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
+from lean_data.slots import (
+    BAR,
+    BAR_BACKFILLED,
+    BAR_CLOSE,
+    BAR_CLOSED,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_OPEN,
+    BAR_RESOLUTION,
+    BAR_REVISION,
+    BAR_SYMBOL,
+    BAR_TS_EVENT,
+    BAR_TS_RECV,
+    BAR_VOLUME,
+)
 
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "kind_of", "screen"]
 
@@ -57,6 +72,7 @@ _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _QUOTE_BAR: Final = QuoteBar
 _RESOLUTION: Final = Resolution
+_BAR: Final = BAR
 _TRADE: Final = TickType.TRADE
 _QUOTE: Final = TickType.QUOTE
 _OHLC: Final = ("open", "high", "low", "close")
@@ -148,6 +164,8 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick.
     """
     kind = _kind(item)  # a subclass of a model takes its path; TypeError for a non-model
+    if kind is _TRADE_BAR:  # every field in one call (lean_data.slots), judged from the tuple
+        return None if _plain_bar(_BAR(item), skew_ns, now) else _screen(item, skew_ns, now)
     # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
     # would raise TypeError for a float time where this screen must answer INVALID.
     fields: Any = item
@@ -159,6 +177,65 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     recv: object = fields.ts_recv
     symbol: object = fields.symbol
     if (
+        kind is _TICK
+        and type(ts) is int
+        and type(recv) is int
+        and MIN_EVENT_NS <= ts <= _FAST_MAX
+        and 0 <= recv <= _FAST_MAX
+        and ts - (recv or now()) <= skew_ns
+        and type(symbol) is str
+        and symbol.isascii()
+    ):
+        tick: Any = item  # untyped, as above
+        price: object = tick.price
+        size: object = tick.size
+        bid: object = tick.bid_price
+        ask: object = tick.ask_price
+        bid_size: object = tick.bid_size
+        ask_size: object = tick.ask_size
+        if (
+            type(price) is not float
+            or type(size) is not float
+            or type(bid) is not float
+            or type(ask) is not float
+            or type(bid_size) is not float
+            or type(ask_size) is not float
+        ):
+            sane = _sane_tick(tick.tick_type, price, size, bid, ask, bid_size, ask_size)
+        elif tick.tick_type is _TRADE:
+            sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
+            sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
+            sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
+            sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
+            sane = sane and -MAX_SIZE <= ask_size <= MAX_SIZE
+        else:
+            sane = tick.tick_type is _QUOTE
+            sane = sane and 0.0 < bid <= ask <= MAX_PRICE
+            sane = sane and 0.0 <= bid_size <= MAX_SIZE
+            sane = sane and 0.0 <= ask_size <= MAX_SIZE
+            sane = sane and -MAX_PRICE <= price <= MAX_PRICE
+            sane = sane and -MAX_SIZE <= size <= MAX_SIZE
+        if (
+            sane
+            and type(tick.exchange) is str
+            and tick.exchange.isascii()
+            and type(tick.condition) is str
+            and tick.condition.isascii()
+            and type(tick.trade_id) is str
+            and tick.trade_id.isascii()
+        ):
+            return None
+    return _screen(item, skew_ns, now)
+
+
+def _plain_bar(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool:
+    """True when a bar's fields (:data:`lean_data.slots.BAR`'s tuple) are all plainly sane:
+    :func:`screen`'s one expression for a bar. Values are read as object and narrowed by
+    exact type, as there."""
+    ts: object = f[BAR_TS_EVENT]
+    recv: object = f[BAR_TS_RECV]
+    symbol: object = f[BAR_SYMBOL]
+    if not (
         type(ts) is int
         and type(recv) is int
         and MIN_EVENT_NS <= ts <= _FAST_MAX
@@ -167,74 +244,31 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
         and type(symbol) is str
         and symbol.isascii()
     ):
-        if kind is _TRADE_BAR:
-            bar: Any = item  # untyped, as above
-            revision: object = bar.revision
-            o: object = bar.open
-            h: object = bar.high
-            lo: object = bar.low
-            c: object = bar.close
-            v: object = bar.volume
-            if (
-                type(o) is float
-                and type(h) is float
-                and type(lo) is float
-                and type(c) is float
-                and type(v) is float
-            ):
-                sane = 0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE
-            else:
-                sane = _sane_bar(o, h, lo, c, v)
-            if (
-                sane
-                and type(revision) is int
-                and 0 <= revision <= _FAST_MAX
-                and type(bar.resolution) is _RESOLUTION
-                and type(bar.closed) is bool
-                and type(bar.backfilled) is bool
-            ):
-                return None
-        elif kind is _TICK:
-            tick: Any = item  # untyped, as above
-            price: object = tick.price
-            size: object = tick.size
-            bid: object = tick.bid_price
-            ask: object = tick.ask_price
-            bid_size: object = tick.bid_size
-            ask_size: object = tick.ask_size
-            if (
-                type(price) is not float
-                or type(size) is not float
-                or type(bid) is not float
-                or type(ask) is not float
-                or type(bid_size) is not float
-                or type(ask_size) is not float
-            ):
-                sane = _sane_tick(tick.tick_type, price, size, bid, ask, bid_size, ask_size)
-            elif tick.tick_type is _TRADE:
-                sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
-                sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
-                sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
-                sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
-                sane = sane and -MAX_SIZE <= ask_size <= MAX_SIZE
-            else:
-                sane = tick.tick_type is _QUOTE
-                sane = sane and 0.0 < bid <= ask <= MAX_PRICE
-                sane = sane and 0.0 <= bid_size <= MAX_SIZE
-                sane = sane and 0.0 <= ask_size <= MAX_SIZE
-                sane = sane and -MAX_PRICE <= price <= MAX_PRICE
-                sane = sane and -MAX_SIZE <= size <= MAX_SIZE
-            if (
-                sane
-                and type(tick.exchange) is str
-                and tick.exchange.isascii()
-                and type(tick.condition) is str
-                and tick.condition.isascii()
-                and type(tick.trade_id) is str
-                and tick.trade_id.isascii()
-            ):
-                return None
-    return _screen(item, skew_ns, now)
+        return False
+    o: object = f[BAR_OPEN]
+    h: object = f[BAR_HIGH]
+    lo: object = f[BAR_LOW]
+    c: object = f[BAR_CLOSE]
+    v: object = f[BAR_VOLUME]
+    if (
+        type(o) is float
+        and type(h) is float
+        and type(lo) is float
+        and type(c) is float
+        and type(v) is float
+    ):
+        sane = 0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE
+    else:
+        sane = _sane_bar(o, h, lo, c, v)
+    revision: object = f[BAR_REVISION]
+    return (
+        sane
+        and type(revision) is int
+        and 0 <= revision <= _FAST_MAX
+        and type(f[BAR_RESOLUTION]) is _RESOLUTION
+        and type(f[BAR_CLOSED]) is bool
+        and type(f[BAR_BACKFILLED]) is bool
+    )
 
 
 def _sane_bar(o: Any, h: Any, lo: Any, c: Any, v: Any) -> bool:

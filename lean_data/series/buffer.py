@@ -29,6 +29,21 @@ from typing import Any, Final, Generic, SupportsIndex, TypeVar
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, TradeBar
+from lean_data.slots import (
+    BAR,
+    BAR_BACKFILLED,
+    BAR_CLOSE,
+    BAR_CLOSED,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_OPEN,
+    BAR_RESOLUTION,
+    BAR_REVISION,
+    BAR_SYMBOL,
+    BAR_TS_EVENT,
+    BAR_TS_RECV,
+    BAR_VOLUME,
+)
 
 __all__ = ["DataBuffer"]
 
@@ -47,6 +62,7 @@ _MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a t
 _MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
+_BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 # math.nan itself, the object: compiled, a read of math.nan (or a float) is boxed anew each time.
 _NAN: Final[object] = vars(math)["nan"]
 
@@ -204,27 +220,26 @@ class DataBuffer(Generic[T]):
         if type(item) is _TRADE_BAR:
             key = self._key
             try:
+                f = _BAR(item)  # every field in one call (lean_data.slots)
                 if (
-                    item.symbol != key.symbol
-                    or item.resolution is not key.resolution
-                    or item.closed is not key.closed
-                    or item.revision != key.revision
-                    or item.backfilled is not key.backfilled
+                    f[BAR_SYMBOL] != key.symbol
+                    or f[BAR_RESOLUTION] is not key.resolution
+                    or f[BAR_CLOSED] is not key.closed
+                    or f[BAR_REVISION] != key.revision
+                    or f[BAR_BACKFILLED] is not key.backfilled
                 ):
                     key = self._key_for(item)
-                # untyped (Any) reads: the values go to struct as the objects they are;
-                # compiled, typed reads would unbox each and box it again (a new object)
-                fields: Any = item
+                # the values go to struct as the objects they are (untyped tuple items)
                 _pack_into(
                     self._rows,
                     i * _ROW,
-                    fields.ts_event,
-                    fields.open,
-                    fields.high,
-                    fields.low,
-                    fields.close,
-                    fields.volume,
-                    fields.ts_recv,
+                    f[BAR_TS_EVENT],
+                    f[BAR_OPEN],
+                    f[BAR_HIGH],
+                    f[BAR_LOW],
+                    f[BAR_CLOSE],
+                    f[BAR_VOLUME],
+                    f[BAR_TS_RECV],
                 )
                 slot = key
             except Exception:  # row i not allocated yet, or a field that does not fit a row

@@ -39,10 +39,21 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Final, Protocol, cast
+from typing import Final, Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
 from lean_data.series.decisions import Action, Decision, Request
+from lean_data.slots import (
+    BAR,
+    BAR_CLOSE,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_OPEN,
+    BAR_RESOLUTION,
+    BAR_REVISION,
+    BAR_TS_EVENT,
+    BAR_VOLUME,
+)
 
 __all__ = ["Action", "CalendarLike", "Continuity", "Decision", "EveryInterval", "Request"]
 
@@ -54,6 +65,7 @@ _RECENT: Final = 128  # delivered open times remembered per series (duplicates, 
 _SLOT: Final = struct.Struct("@q5d")
 _SLOT_SIZE: Final = _SLOT.size
 _PACK_INTO: Final = _SLOT.pack_into
+_BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 
 
 class CalendarLike(Protocol):
@@ -217,16 +229,16 @@ class Continuity:
         A hand-inlined copy of :meth:`_advance` / :func:`_remember` for that case, held to
         them (answers and state) by tests/test_continuity_paths.py.
         """
-        ts = bar.ts_event  # read once: compiled, a model field is a generic lookup
+        f = _BAR(bar)  # every field in one call (lean_data.slots)
+        ts: int = f[BAR_TS_EVENT]
         if ts == series.next_open and series.parked is None and feed == series.run_feed:
             feeds = series.feeds
             i = series.head
             if i < len(feeds):  # the ring is full: the oldest slot takes the bar
-                fields: Any = bar  # untyped: to struct as they are (typed: unboxed, boxed)
-                _PACK_INTO(
+                _PACK_INTO(  # untyped tuple items: to struct as the objects they are
                     series.values, i * _SLOT_SIZE,
-                    fields.revision, fields.open, fields.high, fields.low, fields.close,
-                    fields.volume,
+                    f[BAR_REVISION], f[BAR_OPEN], f[BAR_HIGH], f[BAR_LOW], f[BAR_CLOSE],
+                    f[BAR_VOLUME],
                 )  # fmt: skip
                 feeds[i] = feed
                 series.opens[i] = ts
@@ -234,7 +246,8 @@ class Continuity:
             else:
                 _remember(series, feed, bar)
             series.last_open = ts
-            series.next_open = ts + bar.resolution.nanos
+            resolution: Resolution = f[BAR_RESOLUTION]
+            series.next_open = ts + resolution.nanos
             self.delivered += 1
             return None
         return self._decide(series, feed, bar)

@@ -33,6 +33,7 @@ from msgspec.structs import astuple
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
+from lean_data.slots import BAR
 from lean_data.wire.binance_typed import (
     TYPED_MISS,
     AggTradeEvent,
@@ -86,6 +87,7 @@ _TRADE: Final = TickType.TRADE  # compiled: a C static, not a lookup through Enu
 _QUOTE: Final = TickType.QUOTE
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
+_BUILD_BAR: Final = BAR.build
 _TICK: Final = Tick
 _KLINE_EVENT: Final = KlineEvent
 _AGG_TRADE_EVENT: Final = AggTradeEvent
@@ -344,10 +346,10 @@ def _typed_message(
         found = _mapped(symbols, venue)
         start: int = k[0]
         closed: bool = k[6]
-        bar = _TRADE_BAR(
+        bar = _BUILD_BAR(  # TradeBar's fields in order, filled in C (lean_data.slots)
             _canonical(venue) if found is None else found,
             start * _MS, _float(k[1]), _float(k[2]), _float(k[3]), _float(k[4]), _float(k[5]),
-            resolution, ts_recv, closed,
+            resolution, ts_recv, closed, 0, False,
         )  # fmt: skip
         return ParsedMessage("kline", bar, stream, event="kline")
     if type(data) is _AGG_TRADE_EVENT:

@@ -1,0 +1,311 @@
+/* lean_data._slots: read and fill a model's slots in one C call.
+ *
+ * The models (TradeBar, QuoteBar, Tick) are pure-Python frozen slotted dataclasses. Compiled
+ * by mypyc, every read of one of their fields is a generic attribute lookup (about 160
+ * instructions: the type's MRO cache, the slot's member descriptor, its getter), and the
+ * engine's stages read about sixty per bar. A Slots object knows the offsets of one model's
+ * slots and reads them all into a tuple in one call, or builds an instance from its values,
+ * for an object of exactly that model; for anything else (a user's subclass, which may
+ * override a field with a property) it falls back to the generic lookups and the class's
+ * own constructor, so the result is always what getattr and the class give.
+ *
+ * lean_data/slots.py wraps this module and has the pure-Python twin (operator.attrgetter,
+ * the class itself) used when this extension is not built.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls;     /* the model: its exact instances take the fast path */
+    PyObject *names;       /* tuple of the field names, in the class's field order */
+    Py_ssize_t count;
+    Py_ssize_t *offsets;   /* where each field's slot is in an instance */
+    vectorcallfunc vectorcall;
+} SlotsObject;
+
+static PyTypeObject SlotsType;
+
+/* The fields of ``item`` as a tuple: its slots when it is exactly ``cls``, else getattr. */
+static PyObject *
+slots_read(SlotsObject *self, PyObject *item)
+{
+    Py_ssize_t count = self->count;
+    PyObject *result = PyTuple_New(count);
+    if (result == NULL) {
+        return NULL;
+    }
+    if (Py_TYPE(item) == self->cls) {
+        char *base = (char *)item;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *value = *(PyObject **)(base + self->offsets[i]);
+            if (value == NULL) {  /* a slot never filled: what getattr raises */
+                Py_DECREF(result);
+                PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                             Py_TYPE(item)->tp_name, PyTuple_GET_ITEM(self->names, i));
+                return NULL;
+            }
+            Py_INCREF(value);
+            PyTuple_SET_ITEM(result, i, value);
+        }
+        return result;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyObject_GetAttr(item, PyTuple_GET_ITEM(self->names, i));
+        if (value == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, value);
+    }
+    return result;
+}
+
+static PyObject *
+slots_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "a Slots reader takes one model object");
+        return NULL;
+    }
+    return slots_read((SlotsObject *)self, args[0]);
+}
+
+/* A new instance of ``cls`` holding ``args`` (every field, in order), without running a
+ * constructor: the model's own __new__ only fills these slots and its __init__ is
+ * object.__init__. */
+static PyObject *
+slots_fill(SlotsObject *self, PyObject *const *args)
+{
+    PyTypeObject *cls = self->cls;
+    PyObject *item = cls->tp_alloc(cls, 0);
+    if (item == NULL) {
+        return NULL;
+    }
+    char *base = (char *)item;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        PyObject *value = args[i];
+        Py_INCREF(value);
+        *(PyObject **)(base + self->offsets[i]) = value;
+    }
+    return item;
+}
+
+static PyObject *
+slots_build(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    SlotsObject *self = (SlotsObject *)op;
+    if (nargs != self->count) {
+        PyErr_Format(PyExc_TypeError, "build() takes the %zd fields of %s, got %zd values",
+                     self->count, self->cls->tp_name, nargs);
+        return NULL;
+    }
+    return slots_fill(self, args);
+}
+
+/* A copy of ``item`` with field ``index`` set to ``value``: for an exact instance its slots
+ * are copied; anything else is copied by dataclasses.replace (``fallback``). */
+static PyObject *
+slots_with(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    SlotsObject *self = (SlotsObject *)op;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "with_value() takes an item, a field index, a value and a fallback");
+        return NULL;
+    }
+    PyObject *item = args[0];
+    Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+    if (index == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (index < 0 || index >= self->count) {
+        PyErr_Format(PyExc_IndexError, "field index %zd out of range", index);
+        return NULL;
+    }
+    if (Py_TYPE(item) != self->cls) {
+        PyObject *call_args[3] = {item, args[1], args[2]};
+        return PyObject_Vectorcall(args[3], call_args, 3, NULL);
+    }
+    PyObject *values[64];
+    char *base = (char *)item;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        values[i] = *(PyObject **)(base + self->offsets[i]);
+        if (values[i] == NULL) {
+            PyErr_Format(PyExc_AttributeError, "'%.100s' object has no attribute '%U'",
+                         Py_TYPE(item)->tp_name, PyTuple_GET_ITEM(self->names, i));
+            return NULL;
+        }
+    }
+    values[index] = args[2];
+    return slots_fill(self, values);
+}
+
+static PyObject *
+slots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *cls, *names;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "Slots(cls, names) takes no keywords");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O!:Slots", &PyType_Type, &cls, &PyTuple_Type, &names)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    if (count == 0 || count > 64) {
+        PyErr_SetString(PyExc_ValueError, "Slots takes 1 to 64 field names");
+        return NULL;
+    }
+    Py_ssize_t *offsets = PyMem_New(Py_ssize_t, count);
+    if (offsets == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name)) {
+            PyMem_Free(offsets);
+            PyErr_SetString(PyExc_TypeError, "field names must be str");
+            return NULL;
+        }
+        PyObject *descr = PyObject_GetAttr(cls, name);
+        if (descr == NULL) {
+            PyMem_Free(offsets);
+            return NULL;
+        }
+        int is_slot = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                      && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX
+                      && PyType_IsSubtype((PyTypeObject *)cls,
+                                          ((PyDescrObject *)descr)->d_type);
+        if (is_slot) {
+            offsets[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        }
+        Py_DECREF(descr);
+        if (!is_slot) {
+            PyMem_Free(offsets);
+            PyErr_Format(PyExc_TypeError, "%R is not an object slot of %R", name, cls);
+            return NULL;
+        }
+    }
+    SlotsObject *self = (SlotsObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        PyMem_Free(offsets);
+        return NULL;
+    }
+    Py_INCREF(cls);
+    self->cls = (PyTypeObject *)cls;
+    Py_INCREF(names);
+    self->names = names;
+    self->count = count;
+    self->offsets = offsets;
+    self->vectorcall = slots_vectorcall;
+    return (PyObject *)self;
+}
+
+static PyObject *
+slots_call(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs)) || PyTuple_GET_SIZE(args) != 1) {
+        PyErr_SetString(PyExc_TypeError, "a Slots reader takes one model object");
+        return NULL;
+    }
+    return slots_read((SlotsObject *)self, PyTuple_GET_ITEM(args, 0));
+}
+
+static int
+slots_traverse(SlotsObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->cls);
+    Py_VISIT(self->names);
+    return 0;
+}
+
+static int
+slots_clear(SlotsObject *self)
+{
+    Py_CLEAR(self->cls);
+    Py_CLEAR(self->names);
+    return 0;
+}
+
+static void
+slots_dealloc(SlotsObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    slots_clear(self);
+    PyMem_Free(self->offsets);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+slots_get_cls(SlotsObject *self, void *closure)
+{
+    Py_INCREF(self->cls);
+    return (PyObject *)self->cls;
+}
+
+static PyObject *
+slots_get_names(SlotsObject *self, void *closure)
+{
+    Py_INCREF(self->names);
+    return self->names;
+}
+
+static PyMethodDef slots_methods[] = {
+    {"build", (PyCFunction)(void (*)(void))slots_build, METH_FASTCALL,
+     "build(*values): a new instance of the class holding every field, in order."},
+    {"with_value", (PyCFunction)(void (*)(void))slots_with, METH_FASTCALL,
+     "with_value(item, index, value, fallback): a copy with one field set; fallback(item, "
+     "index, value) copies anything that is not exactly the class."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef slots_getset[] = {
+    {"cls", (getter)slots_get_cls, NULL, "the model class", NULL},
+    {"names", (getter)slots_get_names, NULL, "the field names, in order", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SlotsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "lean_data._slots.Slots",
+    .tp_doc = "Slots(cls, names): read a model's fields into a tuple (call), build one.",
+    .tp_basicsize = sizeof(SlotsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = slots_new,
+    .tp_call = slots_call,
+    .tp_vectorcall_offset = offsetof(SlotsObject, vectorcall),
+    .tp_traverse = (traverseproc)slots_traverse,
+    .tp_clear = (inquiry)slots_clear,
+    .tp_dealloc = (destructor)slots_dealloc,
+    .tp_methods = slots_methods,
+    .tp_getset = slots_getset,
+};
+
+static struct PyModuleDef slots_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "lean_data._slots",
+    .m_doc = "Read and fill a model's slots in one C call (see lean_data.slots).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__slots(void)
+{
+    if (PyType_Ready(&SlotsType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&slots_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&SlotsType);
+    if (PyModule_AddObject(module, "Slots", (PyObject *)&SlotsType) < 0) {
+        Py_DECREF(&SlotsType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

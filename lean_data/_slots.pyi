@@ -1,0 +1,17 @@
+"""Type stub of the C extension lean_data._slots (lean_data/_slots.c)."""
+
+from collections.abc import Callable
+from typing import Any
+
+class Slots:
+    """Read a model's fields into a tuple (call), build one, copy one with a field changed."""
+
+    cls: type
+    names: tuple[str, ...]
+
+    def __init__(self, cls: type, names: tuple[str, ...]) -> None: ...
+    def __call__(self, item: object) -> tuple[Any, ...]: ...
+    def build(self, *values: object) -> Any: ...
+    def with_value(
+        self, item: Any, index: int, value: object, fallback: Callable[[Any, int, object], Any]
+    ) -> Any: ...

@@ -1,0 +1,125 @@
+"""lean_data.slots: a model's fields in one call give what getattr and the class give.
+
+Both readers are checked whenever they exist: the pure one (``operator.attrgetter`` and
+the class) always, the C one (``lean_data._slots``) on the compiled build, where CI's
+compiled run requires it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+from typing import Any
+
+import pytest
+
+from lean_data import slots
+from lean_data.models import Resolution, TradeBar
+from lean_data.slots import _PyReader, _replace_at
+
+NAMES = tuple(f.name for f in dataclasses.fields(TradeBar))
+
+
+def _readers() -> list[Any]:
+    found: list[Any] = [_PyReader(TradeBar, NAMES)]
+    if slots._Slots is not None:
+        found.append(slots._Slots(TradeBar, NAMES))
+    return found
+
+
+READERS = _readers()
+
+
+@pytest.fixture(params=READERS, ids=[type(r).__name__ for r in READERS])
+def reader(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VenueBar(TradeBar):
+    venue: str = "X"
+
+
+def _bar(**changes: Any) -> TradeBar:
+    bar = TradeBar("BTC/USDT", 1_700_000_000 * 10**9, 1.0, 2.0, 0.5, 1.5, 10.0, ts_recv=7)
+    return dataclasses.replace(bar, **changes) if changes else bar
+
+
+def test_the_compiled_build_has_the_c_readers() -> None:
+    if os.environ.get("LEAN_DATA_VARIANT") == "compiled":
+        assert slots.NATIVE
+        assert type(slots.BAR).__module__ == "lean_data._slots"
+    elif os.environ.get("LEAN_DATA_VARIANT") == "pure":
+        assert not slots.NATIVE
+
+
+def test_positions_are_the_field_order() -> None:
+    assert NAMES == (
+        "symbol", "ts_event", "open", "high", "low", "close", "volume", "resolution",
+        "ts_recv", "closed", "revision", "backfilled",
+    )  # fmt: skip
+    assert [NAMES.index(n) for n in NAMES] == [
+        slots.BAR_SYMBOL, slots.BAR_TS_EVENT, slots.BAR_OPEN, slots.BAR_HIGH, slots.BAR_LOW,
+        slots.BAR_CLOSE, slots.BAR_VOLUME, slots.BAR_RESOLUTION, slots.BAR_TS_RECV,
+        slots.BAR_CLOSED, slots.BAR_REVISION, slots.BAR_BACKFILLED,
+    ]  # fmt: skip
+
+
+def test_a_bar_reads_as_getattr_reads_it(reader: Any) -> None:
+    bar = _bar(open="not a number", revision=-1, resolution=None)  # hostile values pass
+    assert reader(bar) == tuple(getattr(bar, name) for name in NAMES)
+
+
+def test_subclasses_read_through_getattr(reader: Any) -> None:
+    venue = VenueBar("A/B", 10**18, 1.0, 1.0, 1.0, 1.0, 0.0, venue="V")
+    assert reader(venue) == tuple(getattr(venue, name) for name in NAMES)
+    plain = type("Plain", (TradeBar,), {})("A/B", 10**18, 1.0, 1.0, 1.0, 2.0, 0.0)
+    assert reader(plain) == tuple(getattr(plain, name) for name in NAMES)
+
+
+def test_a_missing_field_raises_attribute_error(reader: Any) -> None:
+    empty = object.__new__(TradeBar)  # no field filled
+    with pytest.raises(AttributeError, match="symbol"):
+        reader(empty)
+    with pytest.raises(AttributeError):
+        reader(object())
+
+
+def test_build_gives_the_class_instance(reader: Any) -> None:
+    bar = _bar()
+    built = reader.build(*reader(bar))
+    assert type(built) is TradeBar
+    assert built == bar
+    assert hash(built) == hash(bar)
+    assert pickle.loads(pickle.dumps(built)) == bar
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.open = 3.0  # type: ignore[misc]
+    with pytest.raises(TypeError, match="12 fields"):
+        reader.build("A/B", 1)
+
+
+def test_with_value_copies_with_one_field_changed(reader: Any) -> None:
+    bar = _bar()
+    copy = reader.with_value(bar, slots.BAR_TS_RECV, 99, _replace_at)
+    assert copy == dataclasses.replace(bar, ts_recv=99)
+    assert bar.ts_recv == 7
+    venue = VenueBar("A/B", 10**18, 1.0, 1.0, 1.0, 1.0, 0.0, venue="V")
+    moved = reader.with_value(venue, slots.BAR_TS_RECV, 5, _replace_at)
+    assert type(moved) is VenueBar
+    assert (moved.venue, moved.ts_recv) == ("V", 5)
+    with pytest.raises(IndexError):
+        reader.with_value(bar, len(NAMES), 1, _replace_at)
+
+
+def test_the_module_reader_is_resolution_aware() -> None:
+    assert slots.BAR(_bar(resolution=Resolution.HOUR))[slots.BAR_RESOLUTION] is Resolution.HOUR
+
+
+def test_the_c_reader_refuses_what_is_not_a_slot() -> None:
+    if slots._Slots is None:
+        pytest.skip("the C readers are not built (pure install)")
+    with pytest.raises(TypeError, match="not an object slot"):
+        slots._Slots(TradeBar, ("time",))  # a property
+    with pytest.raises(AttributeError):
+        slots._Slots(TradeBar, ("nope",))
