@@ -26,12 +26,20 @@ __all__ = [
     "BAR",
     "NATIVE",
     "Reader",
+    "own_copy",
 ]
 
 
 def _replace_at(item: Any, index: int, value: object) -> Any:
     """``dataclasses.replace`` of field ``index`` (what a subclass's copy goes through)."""
     return replace(item, **{fields(item)[index].name: value})
+
+
+def own_copy(item: Any, index: int, value: object) -> Any:
+    """``item.with_ts_recv(value)``: the fallback of ``BAR.with_value(item, BAR_TS_RECV,
+    value, own_copy)``, which stamps a receive time on any model or record (``index`` is
+    TradeBar's position; every other type makes its own copy)."""
+    return item.with_ts_recv(value)
 
 
 class _PyReader:

@@ -25,12 +25,14 @@ from typing import Any, Final
 
 import orjson
 
-from lean_data.models import MarketData, Tick, TradeBar
+from lean_data.models import MarketData, Resolution, Tick, TradeBar
 from lean_data.quality.screen import kind_of
+from lean_data.slots import BAR, BAR_CLOSED, BAR_RESOLUTION, BAR_TS_EVENT, BAR_TS_RECV
 
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TICK: Final = Tick
 _TRADE_BAR: Final = TradeBar
+_BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 _time_ns: Final = time.time_ns  # a module attribute is a dict lookup per use, too
 
 __all__ = ["DataMetrics", "delivery_latency_ns"]
@@ -295,21 +297,33 @@ class DataMetrics:
         return orjson.dumps(self.to_dict()).decode()
 
 
-def delivery_latency_ns(live: bool, item: MarketData) -> int:
+def delivery_latency_ns(live: bool, item: MarketData, fields: tuple[Any, ...] | None = None) -> int:
     """Nanoseconds from the item's event (a live bar's close) until now, or from its receipt
-    when its feed is not live (a replay) or not registered."""
+    when its feed is not live (a replay) or not registered.
+
+    ``fields``: a TradeBar's fields (:data:`lean_data.slots.BAR`'s tuple) when the caller
+    has them; a TradeBar's are otherwise read here in one call.
+    """
     now = _time_ns()
-    if not live:
-        return now - item.ts_recv
     # by kind_of (compiled: identity checks for the models themselves), not isinstance (a
     # generic call for a class of a pure module); no getattr default either (compiled, a
     # miss raises and clears an AttributeError, ~0.35 µs)
-    kind = kind_of(item)
-    if kind is _TICK:  # no period
+    if fields is None and kind_of(item) is _TRADE_BAR:
+        fields = _BAR(item)
+    if fields is not None:  # a TradeBar: its close time while live (its open if not closed)
+        if not live:
+            received: int = fields[BAR_TS_RECV]
+            return now - received
+        opened: int = fields[BAR_TS_EVENT]
+        if not fields[BAR_CLOSED]:
+            return now - opened
+        resolution: Resolution = fields[BAR_RESOLUTION]
+        return now - opened - resolution.nanos
+    if not live:
+        return now - item.ts_recv
+    if kind_of(item) is _TICK:  # no period
         return now - item.ts_event
-    if kind is _TRADE_BAR and not item.closed:  # type: ignore[union-attr]  # a TradeBar
-        return now - item.ts_event
-    return now - item.ts_event - item.resolution.nanos  # type: ignore[union-attr]  # a bar
+    return now - item.ts_event - item.resolution.nanos  # type: ignore[union-attr]  # a QuoteBar
 
 
 def symbol_quality(

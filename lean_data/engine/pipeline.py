@@ -40,6 +40,7 @@ from lean_data.quality.screen import bad_text, kind_of
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import Action
+from lean_data.slots import BAR, BAR_BACKFILLED, BAR_CLOSED, BAR_RESOLUTION, BAR_SYMBOL
 from lean_data.storage.base import Storage
 
 __all__ = ["OUTCOMES", "Pipeline"]
@@ -53,22 +54,14 @@ _INVALID: Final = DataQualityLevel.INVALID
 _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _RESOLUTION: Final = Resolution
+_BAR: Final = BAR
 _CONTROL: Final = Control
 _STOP: Final = STOP
-_TURN: Final = (
-    32  # items taken in a row before the loop may run others (a ~0.3 ms slice of a burst)
-)
+_TURN: Final = 32  # items taken in a row before the loop may run others (~0.3 ms of a burst)
 
 OUTCOMES: Final = (
-    "delivered",
-    "backfilled",
-    "late",
-    "invalid",
-    "duplicate",
-    "partial",
-    "standby",
-    "error",
-)
+    "delivered", "backfilled", "late", "invalid", "duplicate", "partial", "standby", "error",
+)  # fmt: skip
 """What became of each item the pipeline took (``get_metrics()["engine"]["outcomes"]``).
 
 ``delivered``: live items, buffered, called back, stored; ``backfilled``: history bars that
@@ -340,34 +333,36 @@ class Pipeline:
         screened = self._screen(item)
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
-        kind = kind_of(item)  # a subclass of a model takes its base model's path
-        resolution: object = item.resolution if kind is _TRADE_BAR else None  # type: ignore[union-attr]
-        if type(resolution) is _RESOLUTION:  # a trade bar's (read once: a generic lookup)
+        # a subclass of a model takes its base model's path; a trade bar's fields in one call
+        fields = _BAR(item) if kind_of(item) is _TRADE_BAR else None
+        resolution: object = None if fields is None else fields[BAR_RESOLUTION]
+        if fields is not None and type(resolution) is _RESOLUTION:
             bar: TradeBar = item  # type: ignore[assignment]  # its kind
-            if not bar.closed:
+            if not fields[BAR_CLOSED]:
                 self.outcomes["partial"] += 1
                 self._fanout.partial(bar)
                 return None
-            key = (feed, bar.symbol, _TRADE_BAR, resolution)  # record_key(), inlined
+            symbol: str = fields[BAR_SYMBOL]
+            key = (feed, symbol, _TRADE_BAR, resolution)  # record_key(), inlined
             record = self.records.get(key)
             if record is None:
                 record = self.records[key] = SeriesRecord()
-            if not bar.backfilled and self.config.continuity:
-                if (self._routes or self._retired) and not self._admit(feed, bar.symbol):
+            if not fields[BAR_BACKFILLED] and self.config.continuity:
+                if (self._routes or self._retired) and not self._admit(feed, symbol):
                     self.outcomes["standby"] += 1
                     return None
                 series = record.continuity
                 if series is None:
-                    series = record.continuity = self._continuity.series_of(bar.symbol, resolution)
+                    series = record.continuity = self._continuity.series_of(symbol, resolution)
                 decision = self._continuity.admit_in(series, feed, bar)
                 if decision is None:
-                    return self._deliver(feed, bar, None, False, record)
+                    return self._deliver(feed, bar, None, False, record, fields)
                 action = decision.action
                 if action is Action.DELIVER:
                     assert decision.bar is not None
                     return self._deliver(feed, decision.bar, None, False, record)
                 if action is Action.LATE:
-                    return self._deliver(feed, bar, None, True, record)
+                    return self._deliver(feed, bar, None, True, record, fields)
                 if action is Action.DUPLICATE:
                     self.outcomes["duplicate"] += 1
                     return None
@@ -388,13 +383,15 @@ class Pipeline:
         verdict: Verdict | None = None,
         late: bool = False,
         record: SeriesRecord | None = None,
+        fields: tuple[Any, ...] | None = None,
     ) -> Later | None:
         """Judge, score, buffer, call back, store, then build bars from it; never waits.
 
         ``verdict`` is the screen's INVALID verdict when there is one (the item then has no
-        ``record``; one the screen passed is looked up when not given). A ``late`` bar is
-        flagged (reason ``late``) and reaches callbacks and storage, not the ring buffer nor
-        derived bars (both are in time order). Returns the steps that must wait, like
+        ``record``; one the screen passed is looked up when not given); ``fields`` a screened
+        TradeBar's (:data:`lean_data.slots.BAR`), when at hand. A ``late`` bar is flagged
+        (reason ``late``) and reaches callbacks and storage, not the ring buffer nor derived
+        bars (both are in time order). Returns the steps that must wait, like
         :meth:`_process`.
         """
         if verdict is None:
@@ -416,8 +413,8 @@ class Pipeline:
             self.outcomes["invalid"] += 1
             # the screen may have found its symbol is not text: named by its ascii() form in
             # the quality report, the errors table and to callbacks (the item is unchanged)
-            fields: Any = item
-            shown = fields.symbol if bad_text(fields.symbol) is None else ascii(fields.symbol)
+            untyped: Any = item
+            shown = untyped.symbol if bad_text(untyped.symbol) is None else ascii(untyped.symbol)
             if record is None:
                 self._record_quality(feed, shown, item, verdict)
             else:
@@ -426,13 +423,17 @@ class Pipeline:
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
             later = self._fanout.deliver(shown, item, level, late)
             return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
-        symbol = item.symbol
+        symbol: str = item.symbol if fields is None else fields[BAR_SYMBOL]
         if late:
             self.outcomes["late"] += 1
         else:
             # by kind, not isinstance (compiled: a generic call for a pure module's class);
             # no getattr default (compiled, a miss raises and clears an AttributeError)
-            backfilled = kind_of(item) is not _TICK and item.backfilled  # type: ignore[union-attr]
+            backfilled = (
+                fields[BAR_BACKFILLED] is True
+                if fields is not None
+                else kind_of(item) is not _TICK and item.backfilled  # type: ignore[union-attr]
+            )
             self.outcomes["backfilled" if backfilled else "delivered"] += 1
             buffer = None if record is None else record.buffer
             if buffer is None:
@@ -444,7 +445,7 @@ class Pipeline:
             buffer.add(item)
         later = self._fanout.deliver(symbol, item, level, late)
         source = self._feeds.get(feed)
-        latency = delivery_latency_ns(source is not None and source.live, item)
+        latency = delivery_latency_ns(source is not None and source.live, item, fields)
         if record is not None and (counters := record.counters) is not None:  # at hand
             self._quality.record_in(counters, record.clock, item, verdict, latency)
         else:
