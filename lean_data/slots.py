@@ -9,8 +9,8 @@ compiled package) straight from the slots of an object that is exactly the model
 ``tuple(getattr(item, name) for name in names)``. Without the extension they are
 ``operator.attrgetter`` and the class itself; the values are the same.
 
-Positions are the models' field order (:data:`BAR_OPEN` and friends name them), pinned
-by ``tests/test_slots.py`` against ``dataclasses.fields``.
+Positions are the models' field order (:data:`BAR_OPEN`, :data:`TICK_PRICE` and friends
+name them), pinned by ``tests/test_slots.py`` against ``dataclasses.fields``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from dataclasses import fields, replace
 from operator import attrgetter
 from typing import Any, Final, Protocol
 
-from lean_data.models import TradeBar
+from lean_data.models import Tick, TradeBar
 
 __all__ = [
     "BAR",
     "NATIVE",
+    "TICK",
     "Reader",
     "own_copy",
 ]
@@ -117,3 +118,21 @@ BAR_TS_RECV: Final = 8
 BAR_CLOSED: Final = 9
 BAR_REVISION: Final = 10
 BAR_BACKFILLED: Final = 11
+
+TICK: Final = reader(Tick)
+
+# Positions in TICK's tuples: Tick's field order.
+TICK_SYMBOL: Final = 0
+TICK_TS_EVENT: Final = 1
+TICK_PRICE: Final = 2
+TICK_SIZE: Final = 3
+TICK_TYPE: Final = 4
+TICK_TS_RECV: Final = 5
+TICK_BID_PRICE: Final = 6
+TICK_BID_SIZE: Final = 7
+TICK_ASK_PRICE: Final = 8
+TICK_ASK_SIZE: Final = 9
+TICK_EXCHANGE: Final = 10
+TICK_CONDITION: Final = 11
+TICK_SUSPICIOUS: Final = 12
+TICK_TRADE_ID: Final = 13

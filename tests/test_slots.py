@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from lean_data import slots
-from lean_data.models import Resolution, TradeBar
+from lean_data.models import Resolution, Tick, TickType, TradeBar
 from lean_data.slots import _PyReader, _replace_at
 
 NAMES = tuple(f.name for f in dataclasses.fields(TradeBar))
@@ -64,6 +64,28 @@ def test_positions_are_the_field_order() -> None:
         slots.BAR_CLOSE, slots.BAR_VOLUME, slots.BAR_RESOLUTION, slots.BAR_TS_RECV,
         slots.BAR_CLOSED, slots.BAR_REVISION, slots.BAR_BACKFILLED,
     ]  # fmt: skip
+
+
+def test_tick_positions_are_its_field_order() -> None:
+    names = [f.name for f in dataclasses.fields(Tick)]
+    positions = {
+        "symbol": slots.TICK_SYMBOL, "ts_event": slots.TICK_TS_EVENT, "price": slots.TICK_PRICE,
+        "size": slots.TICK_SIZE, "tick_type": slots.TICK_TYPE, "ts_recv": slots.TICK_TS_RECV,
+        "bid_price": slots.TICK_BID_PRICE, "bid_size": slots.TICK_BID_SIZE,
+        "ask_price": slots.TICK_ASK_PRICE, "ask_size": slots.TICK_ASK_SIZE,
+        "exchange": slots.TICK_EXCHANGE, "condition": slots.TICK_CONDITION,
+        "suspicious": slots.TICK_SUSPICIOUS, "trade_id": slots.TICK_TRADE_ID,
+    }  # fmt: skip
+    assert {name: names.index(name) for name in names} == positions
+
+
+def test_a_tick_reads_and_builds_as_the_class_does() -> None:
+    tick = Tick("ETH/USDT", 10**18, 2.5, 1.0, TickType.TRADE, 5, condition="x", trade_id="7")
+    values = slots.TICK(tick)
+    assert values == tuple(getattr(tick, f.name) for f in dataclasses.fields(Tick))
+    built = slots.TICK.build(*values)
+    assert type(built) is Tick
+    assert built == tick
 
 
 def test_a_bar_reads_as_getattr_reads_it(reader: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -51,12 +51,24 @@ from lean_data.slots import (
     BAR_TS_EVENT,
     BAR_TS_RECV,
     BAR_VOLUME,
+    TICK,
+    TICK_ASK_PRICE,
+    TICK_ASK_SIZE,
+    TICK_BID_PRICE,
+    TICK_BID_SIZE,
+    TICK_PRICE,
+    TICK_SIZE,
+    TICK_SUSPICIOUS,
+    TICK_TS_EVENT,
+    TICK_TS_RECV,
+    TICK_TYPE,
 )
 
 # compiled, a member of an enum defined in a pure module is an attribute lookup through
 # its metaclass (~60 ns); a Final module constant is a C static
 _TRADE: Final = TickType.TRADE
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
+_TICK_FIELDS: Final = TICK
 
 
 def _number(name: str, value: float, floor: float, floor_ok: bool) -> float:
@@ -255,33 +267,34 @@ class ValidatorCore:
     # ---------------------------------------------------------------- ticks
 
     def _check_tick(self, st: Series, t: Tick) -> Verdict:
-        if t.tick_type is _TRADE:
-            price = t.price
-            bad_size = size_issue(t.size, 0.0, "trade size")  # NaN: FAIR
+        f = _TICK_FIELDS(t)  # every field in one call (lean_data.slots)
+        trade = f[TICK_TYPE] is _TRADE
+        if trade:
+            price: float = f[TICK_PRICE]
+            bad_size = size_issue(f[TICK_SIZE], 0.0, "trade size")  # NaN: FAIR
             issues: Issues = None
         else:
-            bid, ask = t.bid_price, t.ask_price
-            bad_size = size_issue(t.bid_size, t.ask_size, "quote size")
+            bid: float = f[TICK_BID_PRICE]
+            ask: float = f[TICK_ASK_PRICE]
+            bad_size = size_issue(f[TICK_BID_SIZE], f[TICK_ASK_SIZE], "quote size")
             issues = self._spread(bid, ask, None)
             price = (bid + ask) * 0.5
         if bad_size is not None:
             issues = add(issues, *bad_size)
-        return self._tick_series(st, t, price, issues)
-
-    def _tick_series(self, st: Series, t: Tick, price: float, issues: Issues) -> Verdict:
-        ts = t.ts_event
-        issues = self._timing(ts, t.ts_recv, 0, issues)
+        ts: int = f[TICK_TS_EVENT]
+        issues = self._timing(ts, f[TICK_TS_RECV], 0, issues)
         if ts < st.ts:
             msg = f"event time {ts} is before the previous tick's {st.ts}"
             issues = add(issues, "out_of_order", FAIR, msg)
         else:
             st.ts = ts
-        flags: Any = t  # untyped: compiled, a typed read of a NaN flag is a TypeError
-        if flags.suspicious:
-            msg = f"the vendor flagged this print (price {fmt(t.price)}, size {fmt(t.size)})"
-            return verdict(add(issues, "vendor_suspicious", POOR, msg))
+        if f[TICK_SUSPICIOUS]:  # untyped: compiled, a typed read of a NaN flag is a TypeError
+            shown = f"price {fmt(f[TICK_PRICE])}, size {fmt(f[TICK_SIZE])}"
+            return verdict(
+                add(issues, "vendor_suspicious", POOR, f"the vendor flagged this print ({shown})")
+            )
         st.pushed = False
-        what = "price" if t.tick_type is _TRADE else "mid"
+        what = "price" if trade else "mid"
         issues = self._price_move(st, ts, price, what, "price_outlier", issues)
         return CLEAN if issues is None else verdict(issues)
 

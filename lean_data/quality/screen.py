@@ -49,6 +49,20 @@ from lean_data.slots import (
     BAR_TS_EVENT,
     BAR_TS_RECV,
     BAR_VOLUME,
+    TICK,
+    TICK_ASK_PRICE,
+    TICK_ASK_SIZE,
+    TICK_BID_PRICE,
+    TICK_BID_SIZE,
+    TICK_CONDITION,
+    TICK_EXCHANGE,
+    TICK_PRICE,
+    TICK_SIZE,
+    TICK_SYMBOL,
+    TICK_TRADE_ID,
+    TICK_TS_EVENT,
+    TICK_TS_RECV,
+    TICK_TYPE,
 )
 
 __all__ = ["MAX_PRICE", "MAX_SIZE", "MIN_EVENT_NS", "bad_text", "kind_of", "screen"]
@@ -73,6 +87,7 @@ _TICK: Final = Tick
 _QUOTE_BAR: Final = QuoteBar
 _RESOLUTION: Final = Resolution
 _BAR: Final = BAR
+_TICK_FIELDS: Final = TICK
 _TRADE: Final = TickType.TRADE
 _QUOTE: Final = TickType.QUOTE
 _OHLC: Final = ("open", "high", "low", "close")
@@ -166,76 +181,23 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     kind = _kind(item)  # a subclass of a model takes its path; TypeError for a non-model
     if kind is _TRADE_BAR:  # every field in one call (lean_data.slots), judged from the tuple
         return None if _plain_bar(_BAR(item), skew_ns, now) else _screen(item, skew_ns, now)
-    # Fields are read untyped (Any) until judged: the compiled build checks a typed read and
-    # would raise TypeError for a float time where this screen must answer INVALID.
-    fields: Any = item
-    # Read as object, narrowed by exact type checks: compiled, a narrowed value compares as
-    # a C int or double, where an Any compares through a generic rich comparison. Numbers
-    # of another type (an int price, a NumPy float) are compared as they compare
-    # (_sane_bar, _sane_tick); anything that fails takes the full walk, which judges it.
-    ts: object = fields.ts_event
-    recv: object = fields.ts_recv
-    symbol: object = fields.symbol
-    if (
-        kind is _TICK
-        and type(ts) is int
-        and type(recv) is int
-        and MIN_EVENT_NS <= ts <= _FAST_MAX
-        and 0 <= recv <= _FAST_MAX
-        and ts - (recv or now()) <= skew_ns
-        and type(symbol) is str
-        and symbol.isascii()
-    ):
-        tick: Any = item  # untyped, as above
-        price: object = tick.price
-        size: object = tick.size
-        bid: object = tick.bid_price
-        ask: object = tick.ask_price
-        bid_size: object = tick.bid_size
-        ask_size: object = tick.ask_size
-        if (
-            type(price) is not float
-            or type(size) is not float
-            or type(bid) is not float
-            or type(ask) is not float
-            or type(bid_size) is not float
-            or type(ask_size) is not float
-        ):
-            sane = _sane_tick(tick.tick_type, price, size, bid, ask, bid_size, ask_size)
-        elif tick.tick_type is _TRADE:
-            sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
-            sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
-            sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
-            sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
-            sane = sane and -MAX_SIZE <= ask_size <= MAX_SIZE
-        else:
-            sane = tick.tick_type is _QUOTE
-            sane = sane and 0.0 < bid <= ask <= MAX_PRICE
-            sane = sane and 0.0 <= bid_size <= MAX_SIZE
-            sane = sane and 0.0 <= ask_size <= MAX_SIZE
-            sane = sane and -MAX_PRICE <= price <= MAX_PRICE
-            sane = sane and -MAX_SIZE <= size <= MAX_SIZE
-        if (
-            sane
-            and type(tick.exchange) is str
-            and tick.exchange.isascii()
-            and type(tick.condition) is str
-            and tick.condition.isascii()
-            and type(tick.trade_id) is str
-            and tick.trade_id.isascii()
-        ):
-            return None
+    if kind is _TICK and _plain_tick(_TICK_FIELDS(item), skew_ns, now):
+        return None
     return _screen(item, skew_ns, now)
 
 
-def _plain_bar(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool:
-    """True when a bar's fields (:data:`lean_data.slots.BAR`'s tuple) are all plainly sane:
-    :func:`screen`'s one expression for a bar. Values are read as object and narrowed by
-    exact type, as there."""
-    ts: object = f[BAR_TS_EVENT]
-    recv: object = f[BAR_TS_RECV]
-    symbol: object = f[BAR_SYMBOL]
-    if not (
+def _plain_times(
+    ts: object, recv: object, symbol: object, skew_ns: int, now: Callable[[], int]
+) -> bool:
+    """True when an item's event and receive times and its symbol are plainly sane.
+
+    Fields are read untyped (object) until judged: the compiled build checks a typed read
+    and would raise TypeError for a float time where the screen must answer INVALID. Narrowed
+    by exact type checks, a value compares as a C int or double, where an object compares
+    through a generic rich comparison. Numbers of another type (an int price, a NumPy float)
+    are compared as they compare (_sane_bar, _sane_tick); anything that fails takes the full
+    walk, which judges it."""
+    return (
         type(ts) is int
         and type(recv) is int
         and MIN_EVENT_NS <= ts <= _FAST_MAX
@@ -243,7 +205,13 @@ def _plain_bar(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool
         and ts - (recv or now()) <= skew_ns
         and type(symbol) is str
         and symbol.isascii()
-    ):
+    )
+
+
+def _plain_bar(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool:
+    """True when a bar's fields (:data:`lean_data.slots.BAR`'s tuple) are all plainly sane:
+    :func:`screen`'s one expression for a bar (see :func:`_plain_times` for the reads)."""
+    if not _plain_times(f[BAR_TS_EVENT], f[BAR_TS_RECV], f[BAR_SYMBOL], skew_ns, now):
         return False
     o: object = f[BAR_OPEN]
     h: object = f[BAR_HIGH]
@@ -268,6 +236,54 @@ def _plain_bar(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool
         and type(f[BAR_RESOLUTION]) is _RESOLUTION
         and type(f[BAR_CLOSED]) is bool
         and type(f[BAR_BACKFILLED]) is bool
+    )
+
+
+def _plain_tick(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> bool:
+    """True when a tick's fields (:data:`lean_data.slots.TICK`'s tuple) are all plainly
+    sane: :func:`screen`'s one expression for a tick (see :func:`_plain_times`)."""
+    if not _plain_times(f[TICK_TS_EVENT], f[TICK_TS_RECV], f[TICK_SYMBOL], skew_ns, now):
+        return False
+    tick_type: object = f[TICK_TYPE]
+    price: object = f[TICK_PRICE]
+    size: object = f[TICK_SIZE]
+    bid: object = f[TICK_BID_PRICE]
+    ask: object = f[TICK_ASK_PRICE]
+    bid_size: object = f[TICK_BID_SIZE]
+    ask_size: object = f[TICK_ASK_SIZE]
+    if (
+        type(price) is not float
+        or type(size) is not float
+        or type(bid) is not float
+        or type(ask) is not float
+        or type(bid_size) is not float
+        or type(ask_size) is not float
+    ):
+        sane = _sane_tick(tick_type, price, size, bid, ask, bid_size, ask_size)
+    elif tick_type is _TRADE:
+        sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
+        sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
+        sane = sane and -MAX_PRICE <= ask <= MAX_PRICE
+        sane = sane and -MAX_SIZE <= bid_size <= MAX_SIZE
+        sane = sane and -MAX_SIZE <= ask_size <= MAX_SIZE
+    else:
+        sane = tick_type is _QUOTE
+        sane = sane and 0.0 < bid <= ask <= MAX_PRICE
+        sane = sane and 0.0 <= bid_size <= MAX_SIZE
+        sane = sane and 0.0 <= ask_size <= MAX_SIZE
+        sane = sane and -MAX_PRICE <= price <= MAX_PRICE
+        sane = sane and -MAX_SIZE <= size <= MAX_SIZE
+    exchange: object = f[TICK_EXCHANGE]
+    condition: object = f[TICK_CONDITION]
+    trade_id: object = f[TICK_TRADE_ID]
+    return (
+        sane
+        and type(exchange) is str
+        and exchange.isascii()
+        and type(condition) is str
+        and condition.isascii()
+        and type(trade_id) is str
+        and trade_id.isascii()
     )
 
 

@@ -33,7 +33,7 @@ from msgspec.structs import astuple
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
-from lean_data.slots import BAR
+from lean_data.slots import BAR, TICK
 from lean_data.wire.binance_typed import (
     TYPED_MISS,
     AggTradeEvent,
@@ -88,6 +88,7 @@ _QUOTE: Final = TickType.QUOTE
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
 _BUILD_BAR: Final = BAR.build
+_BUILD_TICK: Final = TICK.build
 _TICK: Final = Tick
 _KLINE_EVENT: Final = KlineEvent
 _AGG_TRADE_EVENT: Final = AggTradeEvent
@@ -357,10 +358,10 @@ def _typed_message(
         venue = a[5]
         found = _mapped(symbols, venue)
         trade_ms: int = a[1]
-        tick = _TICK(
+        tick = _BUILD_TICK(  # Tick's fields in order, filled in C (lean_data.slots)
             _canonical(venue) if found is None else found,
-            trade_ms * _MS, _float(a[2]), _float(a[3]), _TRADE, ts_recv,
-            condition="buyer_maker" if a[4] else "", trade_id=str(a[0]),
+            trade_ms * _MS, _float(a[2]), _float(a[3]), _TRADE, ts_recv, 0.0, 0.0, 0.0, 0.0,
+            "", "buyer_maker" if a[4] else "", False, str(a[0]),
         )  # fmt: skip
         return ParsedMessage("agg_trade", tick, stream, event="aggTrade")
     if type(data) is BookTickerEvent or (
