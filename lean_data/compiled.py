@@ -22,7 +22,8 @@ from pathlib import Path
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
 # sale condition; compiled, a field of the wrong type would raise TypeError, not ConfigError);
 # the feeds (I/O, and users subclass them), the engine's other modules (control and
-# bookkeeping, off the per-item path) and storage but for its row codecs (storage.rows).
+# bookkeeping, off the per-item path; engine.subscriber, which takes every item for an async
+# callback, is compiled) and storage but for its row codecs (storage.rows).
 MODULES: tuple[str, ...] = (
     "lean_data.quality.levels",
     "lean_data.quality.rules",
@@ -42,6 +43,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.wire.binance",
     "lean_data.inbox",
     "lean_data.engine.fanout",
+    "lean_data.engine.subscriber",
     "lean_data.engine.metrics",
     "lean_data.engine.series_record",
     "lean_data.engine.pipeline",
@@ -66,7 +68,7 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 22 modules, C slots``, or
+        """Return one line for ``--version``: ``compiled: mypyc, 23 modules, C slots``, or
         pure."""
         if not self.compiled:
             return "pure Python"
