@@ -16,61 +16,45 @@ name them), pinned by ``tests/test_slots.py`` against ``dataclasses.fields``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from operator import attrgetter
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from lean_data.models import Tick, TradeBar
 
 __all__ = [
     "BAR",
+    "BUILD_BAR",
+    "BUILD_TICK",
+    "COPY_BAR",
     "NATIVE",
     "TICK",
-    "Reader",
     "own_copy",
 ]
 
-
-def _replace_at(item: Any, index: int, value: object) -> Any:
-    """``dataclasses.replace`` of field ``index`` (what a subclass's copy goes through)."""
-    return replace(item, **{fields(item)[index].name: value})
+Read = Callable[[object], tuple[Any, ...]]
+"""A reader: ``reader(item)`` is the tuple of the item's fields, in the model's order."""
+Copy = Callable[[Any, int, object, Callable[[Any, int, object], Any]], Any]
+"""``copy(item, index, value, fallback)``: a copy of a TradeBar with field ``index`` set;
+anything that is not exactly a TradeBar is copied by ``fallback(item, index, value)``."""
 
 
 def own_copy(item: Any, index: int, value: object) -> Any:
-    """``item.with_ts_recv(value)``: the fallback of ``BAR.with_value(item, BAR_TS_RECV,
-    value, own_copy)``, which stamps a receive time on any model or record (``index`` is
+    """``item.with_ts_recv(value)``: the fallback of ``COPY_BAR(item, BAR_TS_RECV, value,
+    own_copy)``, which stamps a receive time on any model or record (``index`` is
     TradeBar's position; every other type makes its own copy)."""
     return item.with_ts_recv(value)
 
 
-class _PyReader:
-    """The pure-Python reader: ``attrgetter`` over the names and the class's constructor."""
+def _copy_by_fallback(
+    item: Any, index: int, value: object, fallback: Callable[[Any, int, object], Any]
+) -> Any:
+    """The pure build's COPY_BAR: every item copies itself (``fallback``)."""
+    return fallback(item, index, value)
 
-    __slots__ = ("_get", "cls", "names")
 
-    def __init__(self, cls: type, names: tuple[str, ...]) -> None:
-        self.cls = cls
-        self.names = names
-        self._get = attrgetter(*names)
-
-    def __call__(self, item: object) -> tuple[Any, ...]:
-        values: tuple[Any, ...] = self._get(item)
-        return values
-
-    def build(self, *values: object) -> Any:
-        if len(values) != len(self.names):
-            raise TypeError(
-                f"build() takes the {len(self.names)} fields of {self.cls.__name__}, "
-                f"got {len(values)} values"
-            )
-        return self.cls(*values)
-
-    def with_value(
-        self, item: Any, index: int, value: object, fallback: Callable[[Any, int, object], Any]
-    ) -> Any:
-        if type(item) is not self.cls:
-            return fallback(item, index, value)
-        return _replace_at(item, index, value)
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 _Slots: Any
@@ -81,29 +65,15 @@ except ImportError:  # not built (a pure install): the same values through getat
 
 NATIVE: Final = _Slots is not None  # whether the C readers are in use
 
-
-class Reader(Protocol):
-    """Type of the readers (for annotations): ``reader(item)`` gives the field tuple,
-    ``reader.build(*values)`` a new instance of the model, ``reader.with_value(item, index,
-    value, fallback)`` a copy with one field changed."""
-
-    def __call__(self, item: object) -> tuple[Any, ...]: ...
-
-    def build(self, *values: object) -> Any: ...
-
-    def with_value(
-        self, item: Any, index: int, value: object, fallback: Callable[[Any, int, object], Any]
-    ) -> Any: ...
-
-
-def reader(cls: type) -> Reader:
-    """Return the reader of the dataclass model ``cls`` (C when built, else pure)."""
-    names = tuple(f.name for f in fields(cls))
-    made: Any = _PyReader(cls, names) if _Slots is None else _Slots(cls, names)
-    return made  # type: ignore[no-any-return]
-
-
-BAR: Final = reader(TradeBar)
+# The readers, builders and the copy. Pure, they are operator.attrgetter objects (a C call,
+# no Python frame) and the classes themselves (which take every field positionally).
+_bar: Any = None if _Slots is None else _Slots(TradeBar, _names(TradeBar))
+_tick: Any = None if _Slots is None else _Slots(Tick, _names(Tick))
+BAR: Final[Read] = attrgetter(*_names(TradeBar)) if _bar is None else _bar
+TICK: Final[Read] = attrgetter(*_names(Tick)) if _tick is None else _tick
+BUILD_BAR: Final[Callable[..., TradeBar]] = TradeBar if _bar is None else _bar.build
+BUILD_TICK: Final[Callable[..., Tick]] = Tick if _tick is None else _tick.build
+COPY_BAR: Final[Copy] = _copy_by_fallback if _bar is None else _bar.with_value
 
 # Positions in BAR's tuples: TradeBar's field order.
 BAR_SYMBOL: Final = 0
@@ -118,8 +88,6 @@ BAR_TS_RECV: Final = 8
 BAR_CLOSED: Final = 9
 BAR_REVISION: Final = 10
 BAR_BACKFILLED: Final = 11
-
-TICK: Final = reader(Tick)
 
 # Positions in TICK's tuples: Tick's field order.
 TICK_SYMBOL: Final = 0

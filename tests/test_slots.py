@@ -8,6 +8,7 @@ compiled run requires it.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import pickle
 from typing import Any
@@ -16,24 +17,36 @@ import pytest
 
 from lean_data import slots
 from lean_data.models import Resolution, Tick, TickType, TradeBar
-from lean_data.slots import _PyReader, _replace_at
+from lean_data.slots import _copy_by_fallback
 
 NAMES = tuple(f.name for f in dataclasses.fields(TradeBar))
 
 
-def _readers() -> list[Any]:
-    found: list[Any] = [_PyReader(TradeBar, NAMES)]
+class Way:
+    """One build's reader, builder and copy of TradeBars."""
+
+    def __init__(self, read: Any, build: Any, copy: Any) -> None:
+        self.read, self.build, self.copy = read, build, copy
+
+
+def _ways() -> list[Way]:
+    found = [Way(operator.attrgetter(*NAMES), TradeBar, _copy_by_fallback)]  # the pure build's
     if slots._Slots is not None:
-        found.append(slots._Slots(TradeBar, NAMES))
+        made = slots._Slots(TradeBar, NAMES)
+        found.append(Way(made, made.build, made.with_value))
     return found
 
 
-READERS = _readers()
+WAYS = _ways()
 
 
-@pytest.fixture(params=READERS, ids=[type(r).__name__ for r in READERS])
-def reader(request: pytest.FixtureRequest) -> Any:
+@pytest.fixture(params=WAYS, ids=["pure", "c"][: len(WAYS)])
+def way(request: pytest.FixtureRequest) -> Way:
     return request.param
+
+
+def _replace_at(item: Any, index: int, value: object) -> Any:
+    return dataclasses.replace(item, **{NAMES[index]: value})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +65,8 @@ def test_the_compiled_build_has_the_c_readers() -> None:
         assert type(slots.BAR).__module__ == "lean_data._slots"
     elif os.environ.get("LEAN_DATA_VARIANT") == "pure":
         assert not slots.NATIVE
+        assert type(slots.BAR) is operator.attrgetter
+        assert slots.BUILD_BAR is TradeBar
 
 
 def test_positions_are_the_field_order() -> None:
@@ -83,55 +98,57 @@ def test_a_tick_reads_and_builds_as_the_class_does() -> None:
     tick = Tick("ETH/USDT", 10**18, 2.5, 1.0, TickType.TRADE, 5, condition="x", trade_id="7")
     values = slots.TICK(tick)
     assert values == tuple(getattr(tick, f.name) for f in dataclasses.fields(Tick))
-    built = slots.TICK.build(*values)
+    built = slots.BUILD_TICK(*values)
     assert type(built) is Tick
     assert built == tick
 
 
-def test_a_bar_reads_as_getattr_reads_it(reader: Any) -> None:
+def test_a_bar_reads_as_getattr_reads_it(way: Way) -> None:
     bar = _bar(open="not a number", revision=-1, resolution=None)  # hostile values pass
-    assert reader(bar) == tuple(getattr(bar, name) for name in NAMES)
+    assert way.read(bar) == tuple(getattr(bar, name) for name in NAMES)
 
 
-def test_subclasses_read_through_getattr(reader: Any) -> None:
+def test_subclasses_read_through_getattr(way: Way) -> None:
     venue = VenueBar("A/B", 10**18, 1.0, 1.0, 1.0, 1.0, 0.0, venue="V")
-    assert reader(venue) == tuple(getattr(venue, name) for name in NAMES)
+    assert way.read(venue) == tuple(getattr(venue, name) for name in NAMES)
     plain = type("Plain", (TradeBar,), {})("A/B", 10**18, 1.0, 1.0, 1.0, 2.0, 0.0)
-    assert reader(plain) == tuple(getattr(plain, name) for name in NAMES)
+    assert way.read(plain) == tuple(getattr(plain, name) for name in NAMES)
 
 
-def test_a_missing_field_raises_attribute_error(reader: Any) -> None:
+def test_a_missing_field_raises_attribute_error(way: Way) -> None:
     empty = object.__new__(TradeBar)  # no field filled
     with pytest.raises(AttributeError, match="symbol"):
-        reader(empty)
+        way.read(empty)
     with pytest.raises(AttributeError):
-        reader(object())
+        way.read(object())
 
 
-def test_build_gives_the_class_instance(reader: Any) -> None:
+def test_build_gives_the_class_instance(way: Way) -> None:
     bar = _bar()
-    built = reader.build(*reader(bar))
+    built = way.build(*way.read(bar))
     assert type(built) is TradeBar
     assert built == bar
     assert hash(built) == hash(bar)
     assert pickle.loads(pickle.dumps(built)) == bar
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.open = 3.0  # type: ignore[misc]
-    with pytest.raises(TypeError, match="12 fields"):
-        reader.build("A/B", 1)
+    with pytest.raises(TypeError):
+        way.build("A/B", 1)
 
 
-def test_with_value_copies_with_one_field_changed(reader: Any) -> None:
+def test_the_copy_changes_one_field(way: Way) -> None:
     bar = _bar()
-    copy = reader.with_value(bar, slots.BAR_TS_RECV, 99, _replace_at)
+    copy = way.copy(bar, slots.BAR_TS_RECV, 99, _replace_at)
     assert copy == dataclasses.replace(bar, ts_recv=99)
     assert bar.ts_recv == 7
     venue = VenueBar("A/B", 10**18, 1.0, 1.0, 1.0, 1.0, 0.0, venue="V")
-    moved = reader.with_value(venue, slots.BAR_TS_RECV, 5, _replace_at)
+    moved = way.copy(venue, slots.BAR_TS_RECV, 5, _replace_at)
     assert type(moved) is VenueBar
     assert (moved.venue, moved.ts_recv) == ("V", 5)
     with pytest.raises(IndexError):
-        reader.with_value(bar, len(NAMES), 1, _replace_at)
+        way.copy(bar, len(NAMES), 1, _replace_at)
+    stamped = way.copy(bar, slots.BAR_TS_RECV, 11, slots.own_copy)  # what DataFeed.emit does
+    assert stamped == bar.with_ts_recv(11)
 
 
 def test_the_module_reader_is_resolution_aware() -> None:
@@ -145,3 +162,5 @@ def test_the_c_reader_refuses_what_is_not_a_slot() -> None:
         slots._Slots(TradeBar, ("time",))  # a property
     with pytest.raises(AttributeError):
         slots._Slots(TradeBar, ("nope",))
+    with pytest.raises(TypeError, match="takes the 12 fields of TradeBar"):
+        slots._Slots(TradeBar, NAMES).build("A/B", 1)

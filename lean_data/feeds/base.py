@@ -35,7 +35,7 @@ from lean_data.depth.sequencers import Sequencer
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError, SubscriptionError
 from lean_data.models import AssetClass, MarketData, Resolution
-from lean_data.slots import BAR, BAR_TS_RECV, own_copy
+from lean_data.slots import BAR_TS_RECV, COPY_BAR, own_copy
 from lean_data.symbols import classify_symbol
 
 __all__ = ["DataFeed", "FeedSink", "FeedStatus"]
@@ -52,7 +52,6 @@ Emitted = (
 """What a feed may emit: market data, order-book records and derivatives records."""
 
 log = logging.getLogger(__name__)
-_STAMP = BAR.with_value  # a copy with a field changed (lean_data.slots); ts_recv here
 
 
 class FeedStatus(enum.Enum):
@@ -255,7 +254,7 @@ class DataFeed(abc.ABC):
                 f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
             ) from None
         if ts_recv == 0:  # item.with_ts_recv(now); a TradeBar's copy made in one C call
-            item = _STAMP(item, BAR_TS_RECV, now, own_copy)
+            item = COPY_BAR(item, BAR_TS_RECV, now, own_copy)
         self.last_message_ns = self.last_seen[item.symbol] = now
         self.messages_emitted += 1
         if not sink.offer(self.name, item):
@@ -290,7 +289,7 @@ class DataFeed(abc.ABC):
             if ts_recv == 0:
                 if stamped is None:
                     stamped = list(items)
-                stamped[index] = _STAMP(item, BAR_TS_RECV, now, own_copy)  # with_ts_recv
+                stamped[index] = COPY_BAR(item, BAR_TS_RECV, now, own_copy)  # with_ts_recv
             last_seen[item.symbol] = now
         if stamped is not None:
             items = stamped

@@ -33,7 +33,7 @@ from msgspec.structs import astuple
 
 from lean_data.errors import FeedError, FeedProtocolError, RateLimitError, SubscriptionError
 from lean_data.models import NS_PER_DAY, Resolution, Tick, TickType, TradeBar
-from lean_data.slots import BAR, TICK
+from lean_data.slots import BUILD_BAR, BUILD_TICK
 from lean_data.wire.binance_typed import (
     TYPED_MISS,
     AggTradeEvent,
@@ -87,8 +87,8 @@ _TRADE: Final = TickType.TRADE  # compiled: a C static, not a lookup through Enu
 _QUOTE: Final = TickType.QUOTE
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
-_BUILD_BAR: Final = BAR.build
-_BUILD_TICK: Final = TICK.build
+_BUILD_BAR: Final = BUILD_BAR
+_BUILD_TICK: Final = BUILD_TICK
 _TICK: Final = Tick
 _KLINE_EVENT: Final = KlineEvent
 _AGG_TRADE_EVENT: Final = AggTradeEvent
