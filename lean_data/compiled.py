@@ -21,9 +21,11 @@ from pathlib import Path
 # The pure modules on the hot path, compiled together in one mypyc group. Left pure: the
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
 # sale condition; compiled, a field of the wrong type would raise TypeError, not ConfigError);
-# the feeds (I/O, and users subclass them), the engine's other modules (control and
+# the feeds (I/O, and users subclass them) but for feeds.intake (DataFeed's compiled base:
+# emit and emit_many, which every item passes), the engine's other modules (control and
 # bookkeeping, off the per-item path; engine.subscriber, which takes every item for an async
-# callback, is compiled) and storage but for its row codecs (storage.rows).
+# callback, and engine.intake, the engine's side of emit, are compiled) and storage but for
+# its row codecs (storage.rows).
 MODULES: tuple[str, ...] = (
     "lean_data.quality.levels",
     "lean_data.quality.rules",
@@ -42,6 +44,8 @@ MODULES: tuple[str, ...] = (
     "lean_data.wire.numbers",
     "lean_data.wire.binance",
     "lean_data.inbox",
+    "lean_data.feeds.intake",
+    "lean_data.engine.intake",
     "lean_data.engine.fanout",
     "lean_data.engine.subscriber",
     "lean_data.engine.metrics",
@@ -68,7 +72,7 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 23 modules, C slots``, or
+        """Return one line for ``--version``: ``compiled: mypyc, 25 modules, C slots``, or
         pure."""
         if not self.compiled:
             return "pure Python"

@@ -29,6 +29,7 @@ __all__ = [
     "COPY_BAR",
     "NATIVE",
     "TICK",
+    "fields_of",
     "own_copy",
 ]
 
@@ -74,6 +75,17 @@ TICK: Final[Read] = attrgetter(*_names(Tick)) if _tick is None else _tick
 BUILD_BAR: Final[Callable[..., TradeBar]] = TradeBar if _bar is None else _bar.build
 BUILD_TICK: Final[Callable[..., Tick]] = Tick if _tick is None else _tick.build
 COPY_BAR: Final[Copy] = _copy_by_fallback if _bar is None else _bar.with_value
+
+
+def fields_of(cls: type, names: tuple[str, ...]) -> Read:
+    """A reader of some of ``cls``'s fields: ``reader(item)`` is
+    ``tuple(getattr(item, name) for name in names)``, from the slots in C for an exact
+    ``cls`` when the extension is built (``operator.attrgetter`` otherwise; give two or
+    more names, so that it returns a tuple either way)."""
+    if len(names) < 2:
+        raise ValueError(f"fields_of() reads two or more fields, got {names!r}")
+    return attrgetter(*names) if _Slots is None else _Slots(cls, names)
+
 
 # Positions in BAR's tuples: TradeBar's field order.
 BAR_SYMBOL: Final = 0

@@ -48,8 +48,9 @@ COMPILED_MODULES = frozenset(
         "test_wire_binance_typed",
         "test_wire_numbers",
         "test_hot_paths",
-        # the engine's compiled inbox and pipeline
+        # the engine's compiled inbox and pipeline, and the hand-over into it
         "test_inbox",
+        "test_feed_intake",
         "test_engine_books",
         "test_engine_records",
         "test_backfill_deadline",

@@ -23,6 +23,7 @@ from lean_data.engine.backfill import Backfill
 from lean_data.engine.books import BOOK_TYPES, BookCallback, BookLane
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover, FailoverState
+from lean_data.engine.intake import Intake
 from lean_data.engine.metrics import DataMetrics, symbol_quality
 from lean_data.engine.pipeline import Pipeline
 from lean_data.engine.registry import FeedRegistry
@@ -65,7 +66,7 @@ __all__ = ["DataEngine", "EngineState"]
 
 log = logging.getLogger(__name__)
 
-_RUNNING = EngineState.RUNNING  # read per item in offer(): a module constant is cheaper
+_RUNNING = EngineState.RUNNING
 _C = TypeVar("_C", bound=Callable[..., Any])  # a decorated callback, returned as it is
 
 
@@ -89,6 +90,18 @@ class DataEngine:
         validator: a custom validator (default: ``DataValidator(config.validation)``).
     """
 
+    offer: Callable[[str, Emitted], bool]
+    """``offer(feed, item)``: take one item from ``feed`` without waiting; False when its
+    queue (the inbox, or the books' queue for book records) is full. Raises
+    EngineStateError when the engine is not running. A compiled bound method
+    (:meth:`lean_data.engine.intake.Intake.offer`): every emitted item passes here."""
+
+    offer_many: Callable[[str, Sequence[Emitted]], bool]
+    """``offer_many(feed, items)``: take a feed's items (one socket read's worth) into the
+    inbox as one batch without waiting; all or nothing: False when they do not fit, or when
+    book records are among them (:meth:`accept_many` sends those to the books' queue one by
+    one). Raises EngineStateError when the engine is not running."""
+
     def __init__(self, config: Config | None = None, *, validator: DataValidator | None = None):
         self.config = config = config or Config()
         self.validator = validator or DataValidator(config.validation)
@@ -102,9 +115,7 @@ class DataEngine:
             ttl_s=config.cache_ttl_s,
         )
         self.persistence: Storage | None = None
-        self.state = EngineState.NEW
         self._inbox: Inbox[str] = Inbox(config.inbox_size)
-        self._accepted = 0
         self._errors = errors = ErrorLog(metrics)
         self._tasks = EngineTasks(errors.record)
         spawn, record, running = self._tasks.spawn, errors.record, self._running
@@ -122,6 +133,9 @@ class DataEngine:
             snapshot_interval_s=config.book_snapshot_interval_s,
             snapshot_depth=config.book_snapshot_depth, storage=lambda: self.persistence,
         )  # fmt: skip
+        self._intake = intake = Intake(self._inbox, self._books.queue, BOOK_TYPES)
+        self.offer = intake.offer
+        self.offer_many = intake.offer_many
         self._book_subscriptions: list[tuple[DataFeed, str]] = []  # made before start
         self._pipeline = Pipeline(
             config, self._inbox, self.validator, self.quality, metrics, registry, self._failover,
@@ -146,6 +160,15 @@ class DataEngine:
             await self.stop()
         except StorageFailedError as failed:
             log.error("while leaving after %r: %s", exc, failed)
+
+    @property
+    def state(self) -> EngineState:
+        """Where the engine is in its life (NEW, RUNNING, STOPPING, CLOSED)."""
+        return self._intake.state
+
+    @state.setter
+    def state(self, state: EngineState) -> None:
+        self._intake.state = state
 
     @property
     def running(self) -> bool:
@@ -299,41 +322,8 @@ class DataEngine:
             EngineStateError: the engine is not running.
         """
         if not self.offer(feed, item):
-            queue = self._inbox if type(item) not in BOOK_TYPES else self._books.queue
-            await queue.put(feed, item)
-            self._accepted += 1
-
-    def offer(self, feed: str, item: Emitted) -> bool:
-        """Take one item into the inbox without waiting; False when it is full.
-
-        Raises:
-            EngineStateError: the engine is not running.
-        """
-        if self.state is not _RUNNING:
-            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
-        queue = self._inbox if type(item) not in BOOK_TYPES else self._books.queue  # books:
-        if queue.offer(feed, item):  # their own queue, so depth never makes bars wait
-            self._accepted += 1
-            return True
-        return False
-
-    def offer_many(self, feed: str, items: Sequence[Emitted]) -> bool:
-        """Take a feed's items (one socket read's worth) into the inbox as one batch, without
-        waiting; all or nothing: False when they do not fit, or when book records are among
-        them (:meth:`accept_many` sends those to the books' own queue one by one).
-
-        Raises:
-            EngineStateError: the engine is not running.
-        """
-        if self.state is not _RUNNING:
-            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
-        for item in items:
-            if type(item) in BOOK_TYPES:
-                return False
-        if self._inbox.offer_many(feed, items):
-            self._accepted += len(items)
-            return True
-        return False
+            await self._intake.queue_of(item).put(feed, item)
+            self._intake.accepted += 1
 
     async def accept_many(self, feed: str, items: Sequence[Emitted]) -> None:
         """Take a feed's items as one batch (:meth:`offer_many`); waits while they do not fit.
@@ -348,7 +338,7 @@ class DataEngine:
                 await self.accept(feed, item)
             return
         await self._inbox.put_many(feed, items)
-        self._accepted += len(items)
+        self._intake.accepted += len(items)
 
     async def barrier(self, feed: str) -> None:
         """Return once the pipeline processed every item taken into the inbox before this
@@ -734,7 +724,7 @@ class DataEngine:
         snapshot = self.metrics.to_dict()
         snapshot.setdefault("engine", {}).update(
             state=self.state.value,
-            accepted=self._accepted,
+            accepted=self._intake.accepted,
             **pipeline.counts(),
             callback_errors=self._errors.callback_errors,
             inbox_depth=len(self._inbox),

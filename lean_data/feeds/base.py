@@ -30,26 +30,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Protocol
 
-from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.depth.sequencers import Sequencer
-from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError, SubscriptionError
+from lean_data.feeds.intake import Emitted, FeedIntake
 from lean_data.models import AssetClass, MarketData, Resolution
-from lean_data.slots import BAR_TS_RECV, COPY_BAR, own_copy
 from lean_data.symbols import classify_symbol
 
-__all__ = ["DataFeed", "FeedSink", "FeedStatus"]
-
-Emitted = (
-    MarketData
-    | OrderBookSnapshot
-    | OrderBookDelta
-    | FundingRate
-    | OpenInterest
-    | MarkPrice
-    | Liquidation
-)
-"""What a feed may emit: market data, order-book records and derivatives records."""
+__all__ = ["DataFeed", "Emitted", "FeedSink", "FeedStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +76,7 @@ class FeedSink(Protocol):
         """Say that ``symbols`` stopped flowing from ``feed`` (disconnect, stale, fatal)."""
 
 
-class DataFeed(abc.ABC):
+class DataFeed(FeedIntake, abc.ABC):
     """Base class of every data source.
 
     Args:
@@ -120,23 +107,24 @@ class DataFeed(abc.ABC):
         symbols: Iterable[str] | None = None,
         asset_classes: Iterable[AssetClass] | None = None,
     ) -> None:
+        abstract = type(self).__abstractmethods__
+        if abstract:  # object() checks this; a compiled base's constructor does not
+            raise TypeError(
+                f"Can't instantiate abstract class {type(self).__name__} with abstract "
+                f"methods {', '.join(sorted(abstract))}"
+            )
         if not name:
             raise ValueError("a feed needs a non-empty name")
-        self.name = name
+        super().__init__(name)  # name, the engine (attach) and the hand-over counters
         self.config = config
         self._symbols = frozenset(symbols) if symbols is not None else None
         self._asset_classes = (
             frozenset(asset_classes) if asset_classes is not None else type(self).asset_classes
         )
         self.status = FeedStatus.DISCONNECTED
-        self._sink: FeedSink | None = None
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.messages_emitted = 0
         self.errors = 0
-        self.last_message_ns = 0
-        self.last_seen: dict[str, int] = {}
-        """Receive time (ns) of the last item emitted per symbol."""
         self.connected_since_ns = 0
         self.last_error = ""
 
@@ -232,71 +220,6 @@ class DataFeed(abc.ABC):
         if sink is not None and self._sink is not None and self._sink is not sink:
             raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
         self._sink = sink
-
-    async def emit(self, item: Emitted) -> None:
-        """Hand one item to the engine; waits while the engine's inbox is full.
-
-        When the feed left ``ts_recv`` at 0, the engine gets a copy of ``item`` stamped
-        with the current time (models are immutable; ``item`` itself is unchanged).
-
-        Raises:
-            EngineStateError: the feed is not attached to an engine.
-            TypeError: ``item`` is not a model object.
-        """
-        sink = self._sink
-        if sink is None:
-            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
-        now = time.time_ns()
-        try:
-            ts_recv = item.ts_recv
-        except AttributeError:
-            raise TypeError(
-                f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
-            ) from None
-        if ts_recv == 0:  # item.with_ts_recv(now); a TradeBar's copy made in one C call
-            item = COPY_BAR(item, BAR_TS_RECV, now, own_copy)
-        self.last_message_ns = self.last_seen[item.symbol] = now
-        self.messages_emitted += 1
-        if not sink.offer(self.name, item):
-            await sink.accept(self.name, item)
-
-    async def emit_many(self, items: Sequence[Emitted]) -> None:
-        """Hand several items to the engine at once, in order: what one socket read gave.
-
-        The same as :meth:`emit` for each item (``ts_recv`` stamped when 0), but one inbox
-        operation for all of them, so the engine's per-item cost of taking them in is paid
-        once per read. Waits while the engine's inbox has no room for them.
-
-        Raises:
-            EngineStateError: the feed is not attached to an engine.
-            TypeError: an item is not a model object (nothing is handed over then).
-        """
-        if not items:
-            return
-        sink = self._sink
-        if sink is None:
-            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
-        now = time.time_ns()
-        last_seen = self.last_seen
-        stamped: list[Emitted] | None = None
-        for index, item in enumerate(items):
-            try:
-                ts_recv = item.ts_recv
-            except AttributeError:
-                raise TypeError(
-                    f"emit_many() takes TradeBars, QuoteBars or Ticks, got {type(item).__name__}"
-                ) from None
-            if ts_recv == 0:
-                if stamped is None:
-                    stamped = list(items)
-                stamped[index] = COPY_BAR(item, BAR_TS_RECV, now, own_copy)  # with_ts_recv
-            last_seen[item.symbol] = now
-        if stamped is not None:
-            items = stamped
-        self.last_message_ns = now
-        self.messages_emitted += len(items)
-        if not sink.offer_many(self.name, items):
-            await sink.accept_many(self.name, items)
 
     async def subscribe_book(self, symbol: str) -> bool:
         """Start sending ``symbol``'s order book (a snapshot, then deltas; feeds with depth

@@ -1,0 +1,92 @@
+"""Where a feed's items enter the engine: the engine's state and its two queues (compiled).
+
+:class:`Intake` owns the engine's :class:`~lean_data.engine.state.EngineState` (the engine's
+``state`` reads and sets it here) and takes what feeds hand over: market data and
+derivatives records into the inbox, book records into the books' own queue (so depth never
+makes bars wait), counting every item accepted. ``DataEngine.offer`` and
+``DataEngine.offer_many`` are its bound methods, so a feed's ``emit`` reaches the inbox
+through compiled code only: this is the one call every item of every feed makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from lean_data.engine.state import EngineState
+from lean_data.errors import EngineStateError
+from lean_data.inbox import Inbox
+
+__all__ = ["Intake"]
+
+_RUNNING: Final = EngineState.RUNNING
+
+
+class Intake:
+    """The engine's state and the non-waiting entry of its queues.
+
+    Args:
+        inbox: the pipeline's inbox.
+        books: the books' queue.
+        book_types: the classes that go to ``books`` (snapshots and deltas).
+
+    Attributes:
+        accepted: items taken into either queue since the engine was made.
+    """
+
+    def __init__(
+        self, inbox: Inbox[str], books: Inbox[str], book_types: frozenset[type[Any]]
+    ) -> None:
+        self._inbox = inbox
+        self._books = books
+        self._book_types = book_types
+        self._state = EngineState.NEW
+        self._open = False
+        self.accepted = 0
+
+    @property
+    def state(self) -> EngineState:
+        """Where the engine is in its life."""
+        return self._state
+
+    @state.setter
+    def state(self, state: EngineState) -> None:
+        self._state = state
+        self._open = state is _RUNNING
+
+    def offer(self, feed: str, item: Any) -> bool:
+        """Take one item into its queue without waiting; False when that queue is full.
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        if not self._open:
+            raise EngineStateError(f"the engine is {self._state.value}; it accepts no data")
+        queue = self._inbox if type(item) not in self._book_types else self._books
+        if queue.offer(feed, item):
+            self.accepted += 1
+            return True
+        return False
+
+    def offer_many(self, feed: str, items: Sequence[Any]) -> bool:
+        """Take a feed's items (one socket read's worth) into the inbox as one batch, without
+        waiting; all or nothing: False when they do not fit, or when book records are among
+        them (``DataEngine.accept_many`` sends those to the books' queue one by one).
+
+        Raises:
+            EngineStateError: the engine is not running.
+        """
+        if not self._open:
+            raise EngineStateError(f"the engine is {self._state.value}; it accepts no data")
+        book_types = self._book_types
+        for item in items:
+            if type(item) in book_types:
+                return False
+        if self._inbox.offer_many(feed, items):
+            self.accepted += len(items)
+            return True
+        return False
+
+    def queue_of(self, item: Any) -> Inbox[str]:
+        """The queue ``item`` goes to (for a producer that must wait for room in it)."""
+        return self._inbox if type(item) not in self._book_types else self._books

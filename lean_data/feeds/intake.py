@@ -1,0 +1,149 @@
+"""What every feed does with an item it hands over: stamp, count, offer (compiled).
+
+:class:`FeedIntake` is the base of :class:`~lean_data.feeds.base.DataFeed`: the feed's name,
+the engine it is attached to, its per-feed counters and the two coroutines that hand items
+over, :meth:`~FeedIntake.emit` and :meth:`~FeedIntake.emit_many`. Every item of every feed
+passes through one of them, so they are compiled with the hot path (a compiled class that
+users' feeds subclass, like the validator); the rest of DataFeed, its I/O and its lifecycle,
+stays plain Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from time import time_ns
+from typing import Any, Final
+
+from mypy_extensions import mypyc_attr
+
+from lean_data.book import OrderBookDelta, OrderBookSnapshot
+from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
+from lean_data.errors import EngineStateError
+from lean_data.models import MarketData, Tick, TradeBar
+from lean_data.slots import BAR_TS_RECV, COPY_BAR, fields_of, own_copy
+
+__all__ = ["Emitted", "FeedIntake"]
+
+Emitted = (
+    MarketData
+    | OrderBookSnapshot
+    | OrderBookDelta
+    | FundingRate
+    | OpenInterest
+    | MarkPrice
+    | Liquidation
+)
+"""What a feed may emit: market data, order-book records and derivatives records."""
+
+# C statics (compiled): a module global of a pure module is a dict lookup per use
+_NOW: Final = time_ns
+_COPY: Final = COPY_BAR
+_OWN_COPY: Final = own_copy
+_TS_RECV: Final = BAR_TS_RECV
+_TRADE_BAR: Final = TradeBar
+_TICK: Final = Tick
+# (ts_recv, symbol) of an exact TradeBar or Tick from its slots in one C call: compiled, each
+# field read of a pure model is a generic lookup where the interpreter specialises slot reads
+_BAR_RECEIPT: Final = fields_of(TradeBar, ("ts_recv", "symbol"))
+_TICK_RECEIPT: Final = fields_of(Tick, ("ts_recv", "symbol"))
+
+
+# Every feed subclasses it: the compiled class must allow that.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class FeedIntake:
+    """A feed's name, its engine and its hand-over counters; the base of DataFeed.
+
+    Args:
+        name: unique name of the feed in an engine.
+
+    Attributes:
+        name: the feed's name.
+        messages_emitted: items handed to the engine so far.
+        last_message_ns: receive time (ns) of the last item handed over, 0 before any.
+        last_seen: receive time (ns) of the last item handed over, per symbol.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._sink: Any = None  # a FeedSink (lean_data.feeds.base): the engine, or a double
+        self.messages_emitted = 0
+        self.last_message_ns = 0
+        self.last_seen: dict[str, int] = {}
+
+    async def emit(self, item: Emitted) -> None:
+        """Hand one item to the engine; waits while the engine's inbox is full.
+
+        When the feed left ``ts_recv`` at 0, the engine gets a copy of ``item`` stamped
+        with the current time (models are immutable; ``item`` itself is unchanged).
+
+        Raises:
+            EngineStateError: the feed is not attached to an engine.
+            TypeError: ``item`` is not a model object.
+        """
+        sink = self._sink
+        if sink is None:
+            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
+        now = _NOW()
+        untyped: Any = item
+        try:
+            ts_recv = untyped.ts_recv
+        except AttributeError:
+            raise TypeError(
+                f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
+            ) from None
+        if ts_recv == 0:  # item.with_ts_recv(now); a TradeBar's copy made in one C call
+            untyped = _COPY(untyped, _TS_RECV, now, _OWN_COPY)
+        self.last_seen[untyped.symbol] = now
+        self.last_message_ns = now
+        self.messages_emitted += 1
+        name = self.name
+        if not sink.offer(name, untyped):
+            await sink.accept(name, untyped)
+
+    async def emit_many(self, items: Sequence[Emitted]) -> None:
+        """Hand several items to the engine at once, in order: what one socket read gave.
+
+        The same as :meth:`emit` for each item (``ts_recv`` stamped when 0), but one inbox
+        operation for all of them, so the engine's per-item cost of taking them in is paid
+        once per read. Waits while the engine's inbox has no room for them.
+
+        Raises:
+            EngineStateError: the feed is not attached to an engine.
+            TypeError: an item is not a model object (nothing is handed over then).
+        """
+        if not items:
+            return
+        sink = self._sink
+        if sink is None:
+            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
+        now = _NOW()
+        boxed: Any = now  # stored per item: a native int would be boxed anew each time
+        last_seen = self.last_seen
+        stamped: list[Any] | None = None
+        for index, item in enumerate(items):
+            untyped: Any = item
+            kind = type(untyped)
+            if kind is _TRADE_BAR or kind is _TICK:
+                receipt: tuple[Any, ...] = (
+                    _BAR_RECEIPT(untyped) if kind is _TRADE_BAR else _TICK_RECEIPT(untyped)
+                )
+                ts_recv, symbol = receipt[0], receipt[1]
+            else:
+                try:
+                    ts_recv, symbol = untyped.ts_recv, untyped.symbol
+                except AttributeError:
+                    raise TypeError(
+                        "emit_many() takes TradeBars, QuoteBars or Ticks, got "
+                        f"{type(item).__name__}"
+                    ) from None
+            if ts_recv == 0:
+                if stamped is None:
+                    stamped = list(items)
+                stamped[index] = _COPY(untyped, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
+            last_seen[symbol] = boxed
+        handed: Sequence[Any] = items if stamped is None else stamped
+        self.last_message_ns = now
+        self.messages_emitted += len(handed)
+        name = self.name
+        if not sink.offer_many(name, handed):
+            await sink.accept_many(name, handed)

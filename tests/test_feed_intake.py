@@ -1,0 +1,153 @@
+"""The hand-over: DataFeed's compiled base (emit, emit_many, counters) and the engine's door.
+
+``lean_data.feeds.intake.FeedIntake`` and ``lean_data.engine.intake.Intake`` are compiled
+with the hot path; these tests run on both builds (tests/conftest.py marks them compiled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from lean_data import Config, DataEngine, TradeBar
+from lean_data.book import OrderBookSnapshot
+from lean_data.engine.state import EngineState
+from lean_data.errors import EngineStateError
+from lean_data.feeds.base import DataFeed, Emitted
+from lean_data.models import Resolution, Tick, TickType
+from tests.helpers import IdleFeed
+
+_MIN = 60_000_000_000
+_T0 = 1_700_000_040_000_000_000  # a whole minute
+
+
+def _bar(i: int, ts_recv: int = 0) -> TradeBar:
+    return TradeBar(
+        "BTC/USDT", _T0 + i * _MIN, 100.0, 101.0, 99.0, 100.5, 2.0,
+        resolution=Resolution.MINUTE, ts_recv=ts_recv,
+    )  # fmt: skip
+
+
+class Sink:
+    """A FeedSink double: refuses offers while ``full``, then takes what is awaited."""
+
+    def __init__(self, full: bool = False) -> None:
+        self.full = full
+        self.offered: list[Any] = []
+        self.accepted: list[Any] = []
+
+    def offer(self, feed: str, item: Emitted) -> bool:
+        if self.full:
+            return False
+        self.offered.append((feed, item))
+        return True
+
+    async def accept(self, feed: str, item: Emitted) -> None:
+        self.accepted.append((feed, item))
+
+    def offer_many(self, feed: str, items: Sequence[Emitted]) -> bool:
+        if self.full:
+            return False
+        self.offered.append((feed, list(items)))
+        return True
+
+    async def accept_many(self, feed: str, items: Sequence[Emitted]) -> None:
+        self.accepted.append((feed, list(items)))
+
+
+def test_a_feed_missing_an_abstract_method_cannot_be_made() -> None:
+    class Half(DataFeed):
+        async def connect(self) -> bool:
+            return True
+
+    with pytest.raises(TypeError, match="abstract class Half with abstract methods disconnect"):
+        Half("half")  # type: ignore[abstract]
+    with pytest.raises(TypeError, match="abstract class DataFeed"):
+        DataFeed("base")  # type: ignore[abstract]
+
+
+async def test_emit_stamps_a_missing_receive_time_counts_and_offers() -> None:
+    feed, sink = IdleFeed("f"), Sink()
+    feed.attach(sink)  # type: ignore[arg-type]  # a double of the engine
+    bar = _bar(0)
+    await feed.emit(bar)
+    ((name, handed),) = sink.offered
+    assert name == "f"
+    assert handed is not bar
+    assert handed.ts_recv > 0
+    assert bar.ts_recv == 0
+    assert handed == bar.with_ts_recv(handed.ts_recv)
+    assert feed.messages_emitted == 1
+    assert feed.last_seen == {"BTC/USDT": handed.ts_recv}
+    assert feed.last_message_ns == handed.ts_recv
+    stamped = _bar(1, ts_recv=_T0)
+    await feed.emit(stamped)
+    assert sink.offered[1][1] is stamped  # a receive time the feed set is kept
+    assert feed.messages_emitted == 2
+
+
+async def test_emit_waits_through_accept_when_the_offer_is_refused() -> None:
+    feed, sink = IdleFeed("f"), Sink(full=True)
+    feed.attach(sink)  # type: ignore[arg-type]
+    tick = Tick("BTC/USDT", _T0, 100.0, 1.0, TickType.TRADE, ts_recv=_T0)
+    await feed.emit(tick)
+    assert sink.accepted == [("f", tick)]
+    assert not sink.offered
+    await feed.emit_many([_bar(0, _T0), _bar(1, _T0)])
+    assert sink.accepted[1] == ("f", [_bar(0, _T0), _bar(1, _T0)])
+    assert feed.messages_emitted == 3
+
+
+async def test_emit_many_stamps_only_what_lacks_a_time_and_refuses_non_models_whole() -> None:
+    feed, sink = IdleFeed("f"), Sink()
+    feed.attach(sink)  # type: ignore[arg-type]
+    items = [_bar(0, ts_recv=_T0), _bar(1)]
+    await feed.emit_many(items)
+    ((_, handed),) = sink.offered
+    assert handed[0] is items[0]
+    assert handed[1].ts_recv > 0
+    assert items[1].ts_recv == 0
+    await feed.emit_many([])  # nothing to hand over: no offer
+    assert len(sink.offered) == 1
+    assert feed.messages_emitted == 2
+    with pytest.raises(
+        TypeError, match=r"emit_many\(\) takes TradeBars, QuoteBars or Ticks, got dict"
+    ):
+        await feed.emit_many([_bar(2, _T0), {"close": 1.0}])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"emit\(\) takes a TradeBar, QuoteBar or Tick, got int"):
+        await feed.emit(5)  # type: ignore[arg-type]
+    assert len(sink.offered) == 1
+    assert feed.messages_emitted == 2
+
+
+async def test_emit_without_an_engine_says_so() -> None:
+    feed = IdleFeed("lonely")
+    with pytest.raises(EngineStateError, match="feed 'lonely' is not attached"):
+        await feed.emit(_bar(0))
+    with pytest.raises(EngineStateError, match="feed 'lonely' is not attached"):
+        await feed.emit_many([_bar(0)])
+
+
+async def test_the_engine_state_lives_in_its_intake_and_guards_the_door() -> None:
+    engine = DataEngine(Config(db_path=None))
+    assert engine.state is EngineState.NEW
+    assert not engine.running
+    with pytest.raises(EngineStateError, match="the engine is new; it accepts no data"):
+        engine.offer("f", _bar(0, _T0))
+    await engine.start()
+    try:
+        assert engine.state is EngineState.RUNNING
+        assert engine.running
+        assert engine.offer("f", _bar(0, _T0))
+        assert engine.offer_many("f", [_bar(1, _T0), _bar(2, _T0)])
+        book = OrderBookSnapshot("BTC/USDT", ((100.0, 1.0),), ((101.0, 1.0),), 1, _T0, _T0)
+        assert not engine.offer_many("f", [_bar(3, _T0), book])  # books go one by one
+        assert engine.offer("f", book)  # to the books' own queue
+        assert engine.get_metrics()["engine"]["accepted"] == 4
+    finally:
+        await engine.stop()
+    assert engine.state is EngineState.CLOSED
+    with pytest.raises(EngineStateError, match="the engine is closed; it accepts no data"):
+        engine.offer_many("f", [_bar(4, _T0)])
