@@ -23,7 +23,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final, Literal
 
@@ -190,6 +190,19 @@ def binance_symbol(stream_symbol: str, quotes: Sequence[str] = KNOWN_QUOTES) -> 
 _canonical: Final = lru_cache(maxsize=8192)(binance_symbol)
 
 
+def _fast_item() -> Callable[[bytes | str, int, Mapping[str, str] | None], Any] | None:
+    """The C reader of closed klines and aggTrades (lean_data._binance), None when not built:
+    the same item as :func:`parse_message` for the frames it takes, None for the rest."""
+    try:
+        from lean_data._binance import Decoder
+    except ImportError:  # a pure install: every frame takes parse_message
+        return None
+    return Decoder(_canonical, KLINE_INTERVALS, BUILD_BAR, BUILD_TICK, TickType.TRADE).item
+
+
+_FAST_ITEM: Final = _fast_item()
+
+
 def stream_name(symbol: str, channel: str) -> str:
     """Return the stream name for a symbol and channel (``"btcusdt@kline_1m"``).
 
@@ -298,16 +311,25 @@ def take_items(
     ack, a venue error, another event), for the feed to handle as :func:`parse_message`'s
     result; None when it does not decode (the feed decodes it again to report why).
     ``(len(frames), None)`` when every frame was taken.
+
+    With the compiled package, a closed kline or an aggTrade spelled the usual way is read
+    by the C reader (``lean_data._binance``: the same item in one pass); every other frame
+    by :func:`parse_message`.
     """
     index, count = start, len(frames)
+    fast = _FAST_ITEM
     while index < count:
-        try:
-            message = parse_message(frames[index], ts_recv, symbols=symbols)
-        except FeedProtocolError:
-            return index, None
-        item = message.item
-        if item is None or (type(item) is _TRADE_BAR and not item.closed):
-            return index, message
+        frame = frames[index]
+        # a closed kline or an aggTrade in one C pass (lean_data._binance); None: the rest
+        item: TradeBar | Tick | None = None if fast is None else fast(frame, ts_recv, symbols)
+        if item is None:
+            try:
+                message = parse_message(frame, ts_recv, symbols=symbols)
+            except FeedProtocolError:
+                return index, None
+            item = message.item
+            if item is None or (type(item) is _TRADE_BAR and not item.closed):
+                return index, message
         items.append(item)
         index += 1
     return count, None
