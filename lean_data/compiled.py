@@ -22,7 +22,8 @@ from pathlib import Path
 # models (users subclass them); series.trade_rules (public configuration, read only for a new
 # sale condition; compiled, a field of the wrong type would raise TypeError, not ConfigError);
 # the feeds (I/O, and users subclass them) but for feeds.intake (DataFeed's compiled base:
-# emit and emit_many, which every item passes), the engine's other modules (control and
+# emit and emit_many, which every item passes) and feeds.reading (the Binance feeds' read
+# loop, which every frame passes), the engine's other modules (control and
 # bookkeeping, off the per-item path; engine.subscriber, which takes every item for an async
 # callback, and engine.intake, the engine's side of emit, are compiled) and storage but for
 # its row codecs (storage.rows).
@@ -45,6 +46,7 @@ MODULES: tuple[str, ...] = (
     "lean_data.wire.binance",
     "lean_data.inbox",
     "lean_data.feeds.intake",
+    "lean_data.feeds.reading",
     "lean_data.engine.intake",
     "lean_data.engine.fanout",
     "lean_data.engine.subscriber",

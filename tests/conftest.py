@@ -69,6 +69,7 @@ COMPILED_MODULES = frozenset(
         "test_compiled_parity",
         "test_delivery_contract",
         "test_binance_feed",
+        "test_binance_derivatives",
         "test_alpaca_feed",
         "test_feed_limits",
         "test_benchmarks",

@@ -39,6 +39,7 @@ from lean_data.errors import ConfigError, EngineStateError, FeedError, FeedProto
 from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import Emitted
 from lean_data.feeds.binance_depth import depth_stream, fetch_snapshot, parse_depth
+from lean_data.feeds.reading import read_frames
 from lean_data.feeds.streaming import MIB, Cadence, StreamingFeed, http_error
 from lean_data.feeds.transport import (
     WebSocketOptions,
@@ -55,7 +56,6 @@ from lean_data.wire.binance import (
     parse_rest_klines,
     stream_name,
     subscribe_frame,
-    take_items,
     unsubscribe_frame,
 )
 
@@ -239,39 +239,10 @@ class BinanceDataFeed(StreamingFeed):
         """
         ws = self._ws
         assert ws is not None
-        parse_frame, item_of = self.parse_frame, self.item_of
         # the plain data frames (closed bars, trades, quotes) in one compiled loop, unless a
         # subclass decodes or picks items its own way (the futures feed's records)
         fast = type(self).parse_frame is _PARSE_FRAME and type(self).item_of is _ITEM_OF
-        while frames := await ws.recv_batch():
-            now = time.time_ns()
-            items: list[Emitted] = []
-            index, count = 0, len(frames)
-            while index < count:
-                message: ParsedMessage | Emitted | None = None
-                if fast:
-                    index, message = take_items(frames, index, now, self._venue, items)
-                    if index == count:
-                        break
-                raw = frames[index]
-                index += 1
-                if message is None:
-                    try:
-                        message = parse_frame(raw, now)
-                    except FeedProtocolError as exc:
-                        self.skip_malformed(raw, exc)
-                        continue
-                if isinstance(message, ParsedMessage):
-                    try:
-                        item = item_of(message, raw, now)
-                    except FeedError:
-                        await self.emit_many(items)  # what came before the error is kept
-                        raise
-                    if item is not None:
-                        items.append(item)
-                else:
-                    items.append(message)
-            await self.emit_many(items)
+        await read_frames(self, ws, self._venue, fast)
 
     def parse_frame(self, raw: bytes | str, now: int) -> ParsedMessage | Emitted:
         """Decode one frame (the futures feed also decodes its derivatives frames)."""

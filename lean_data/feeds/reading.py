@@ -1,0 +1,71 @@
+"""The read loop of the Binance feeds: each socket read's frames decoded in order and handed
+over with one ``emit_many`` (compiled).
+
+:meth:`BinanceDataFeed.run_session <lean_data.feeds.binance.BinanceDataFeed.run_session>`
+runs :func:`read_frames` for as long as the connection lasts. Every frame of the stream
+passes this loop, so it is compiled with the hot path; the feed itself (its I/O, its
+hooks, its subclasses) stays plain Python and is called back through its methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import time_ns
+from typing import Any, Final
+
+from lean_data.errors import FeedError, FeedProtocolError
+from lean_data.wire.binance import ParsedMessage, take_items
+
+__all__ = ["read_frames"]
+
+_NOW: Final = time_ns
+
+
+async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) -> None:
+    """Read ``ws`` until the connection ends, handing each read's items to ``feed``.
+
+    What one read gave (``ws.recv_batch()``) is decoded in order: with ``fast`` (the feed
+    decodes and picks items the base feed's way), the plain data frames in one compiled
+    loop (:func:`~lean_data.wire.binance.take_items`, ``venue`` the feed's symbol map, read
+    as it grows); every other frame with ``feed.parse_frame`` and ``feed.item_of``. A frame
+    that does not decode is counted and reported by ``feed.skip_malformed`` and the read
+    goes on. The read's items go over with one ``feed.emit_many``.
+
+    Raises:
+        FeedError: a venue error that ends the session (from ``feed.item_of``), after the
+            items decoded before it were handed over.
+    """
+    parse_frame = feed.parse_frame
+    item_of = feed.item_of
+    while True:
+        frames: Any = await ws.recv_batch()
+        if not frames:
+            return
+        now = _NOW()
+        items: list[Any] = []
+        index, count = 0, len(frames)
+        while index < count:
+            message: Any = None
+            if fast:
+                index, message = take_items(frames, index, now, venue, items)
+                if index == count:
+                    break
+            raw = frames[index]
+            index += 1
+            if message is None:
+                try:
+                    message = parse_frame(raw, now)
+                except FeedProtocolError as exc:
+                    feed.skip_malformed(raw, exc)
+                    continue
+            if isinstance(message, ParsedMessage):
+                try:
+                    item = item_of(message, raw, now)
+                except FeedError:
+                    await feed.emit_many(items)  # what came before the error is kept
+                    raise
+                if item is not None:
+                    items.append(item)
+            else:
+                items.append(message)
+        await feed.emit_many(items)
