@@ -1,7 +1,7 @@
-/* lean_data._binance: a closed kline or an aggTrade of a Binance frame, read in one C pass.
+/* lean_data._binance: a kline or an aggTrade of a Binance frame, read in one C pass.
  *
  * Nearly every frame of a busy Binance stream is one of two shapes: a combined-stream
- * envelope around a closed ``kline`` or an ``aggTrade``. lean_data.wire.binance decodes
+ * envelope around a ``kline`` (closed, or an in-progress update) or an ``aggTrade``. lean_data.wire.binance decodes
  * frames with msgspec's closed schemas (then builds the bar or trade), and anything those
  * refuse with the checked dict path, which owns every error message. This module reads the
  * common shapes in one pass over the text and builds the item directly; it is a shortcut,
@@ -13,9 +13,9 @@
  *     known to the schema and none twice;
  *   - for what it accepts it gives the item the typed path gives (the same fields, the same
  *     float() reading of the decimal strings, the same symbol lookup);
- *   - for anything else (an in-progress kline, another event, a reply, a frame with an
- *     unusual but valid spelling, a malformed frame) it returns None, and the caller decodes
- *     the frame the usual way, which accepts it or says why not.
+ *   - for anything else (another event, a reply, a frame with an unusual but valid
+ *     spelling, a malformed frame) it returns None, and the caller decodes the frame the
+ *     usual way, which accepts it or says why not.
  *
  * tests/test_wire_binance_fast.py checks the first two points on the real captured frames
  * and on mutations of them. Built with the compiled package (lean_data/compiled.py,
@@ -244,7 +244,7 @@ read_object(Cursor *c, const Field *fields, const signed char *lookup, int count
 
 /* The envelope {"stream": str, "data": {...}} (either order) and nothing after it. */
 static int
-read_frame(const char *text, Py_ssize_t len, Value *data)
+read_frame(const char *text, Py_ssize_t len, Value *data, Value *stream)
 {
     Cursor c = {text, text + len};
     int have_stream = 0, have_data = 0;
@@ -254,11 +254,10 @@ read_frame(const char *text, Py_ssize_t len, Value *data)
     c.p++;
     for (;;) {
         if (read_literal(&c, "\"stream\":\"", 10)) {
-            const char *stream;
-            Py_ssize_t stream_len;
-            if (have_stream || !read_string(&c, &stream, &stream_len)) {
+            if (have_stream || !read_string(&c, &stream->text, &stream->len)) {
                 return 0;
             }
+            stream->kind = K_STR;
             have_stream = 1;
         }
         else if (read_literal(&c, "\"data\":", 7)) {
@@ -441,8 +440,8 @@ build(PyObject *builder, PyObject **args, Py_ssize_t count)
 }
 
 static PyObject *
-closed_kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_recv,
-             PyObject *symbols)
+kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_recv,
+      PyObject *symbols)
 {
     for (int i = 0; i < D_COUNT; i++) { /* a kline event has e, E, s and k only */
         if (data[i].kind != K_NONE && i != D_E && i != D_EVENT_TIME && i != D_S && i != D_K) {
@@ -457,9 +456,6 @@ closed_kline(DecoderObject *self, const Value *data, const Value *body, PyObject
         if (body[required[i]].kind == K_NONE) {
             return NULL;
         }
-    }
-    if (!body[B_X].boolean) {
-        return NULL; /* in progress: the usual path hands it to the feed */
     }
     double prices[5];
     const int price_fields[5] = {B_O, B_H, B_L, B_C, B_V};
@@ -488,7 +484,7 @@ closed_kline(DecoderObject *self, const Value *data, const Value *body, PyObject
     }
     args[7] = resolution;
     args[8] = ts_recv;
-    args[9] = Py_True;
+    args[9] = body[B_X].boolean ? Py_True : Py_False;
     args[10] = PyLong_FromLong(0);
     args[11] = Py_False;
     PyErr_Clear();
@@ -544,8 +540,10 @@ agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *s
     return tick;
 }
 
-/* item(frame, ts_recv, symbols): the closed TradeBar or the trade Tick of ``frame``, or None
- * when the frame is not one this reader takes (the caller decodes it the usual way). */
+/* item(frame, ts_recv, symbols): the closed kline's TradeBar or the aggTrade's Tick of
+ * ``frame``; for an in-progress kline, (its TradeBar, the frame's stream), what the caller
+ * hands the feed as the frame's message; None when the frame is not one this reader takes
+ * (the caller decodes it the usual way). */
 static PyObject *
 decoder_item(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -574,15 +572,23 @@ decoder_item(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     else {
         Py_RETURN_NONE;
     }
-    Value values[D_COUNT + B_COUNT];
+    Value values[D_COUNT + B_COUNT], stream;
     memset(values, 0, sizeof(values));
+    memset(&stream, 0, sizeof(stream));
     const Value *data = values, *body = values + D_COUNT;
-    if (!read_frame(text, len, values) || data[D_E].kind != K_STR) {
+    if (!read_frame(text, len, values, &stream) || data[D_E].kind != K_STR) {
         Py_RETURN_NONE;
     }
     PyObject *item = NULL;
     if (data[D_E].len == 5 && memcmp(data[D_E].text, "kline", 5) == 0) {
-        item = closed_kline(self, data, body, ts_recv, symbols);
+        item = kline(self, data, body, ts_recv, symbols);
+        if (item != NULL && !body[B_X].boolean) { /* in progress: (bar, stream) */
+            PyObject *name = PyUnicode_FromStringAndSize(stream.text, stream.len);
+            PyObject *pair = name == NULL ? NULL : PyTuple_Pack(2, item, name);
+            Py_XDECREF(name);
+            Py_DECREF(item);
+            item = pair;
+        }
     }
     else if (data[D_E].len == 8 && memcmp(data[D_E].text, "aggTrade", 8) == 0) {
         item = agg_trade(self, data, ts_recv, symbols);
@@ -655,15 +661,16 @@ decoder_dealloc(DecoderObject *self)
 
 static PyMethodDef decoder_methods[] = {
     {"item", (PyCFunction)(void (*)(void))decoder_item, METH_FASTCALL,
-     "item(frame, ts_recv, symbols): the closed kline's TradeBar or the aggTrade's Tick, "
-     "or None when the frame is not one this reader takes."},
+     "item(frame, ts_recv, symbols): the closed kline's TradeBar or the aggTrade's Tick; "
+     "(TradeBar, stream) for an in-progress kline; None when the frame is not one this "
+     "reader takes."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject DecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "lean_data._binance.Decoder",
-    .tp_doc = "Decoder(canonical, intervals, build_bar, build_tick, trade): reads closed "
+    .tp_doc = "Decoder(canonical, intervals, build_bar, build_tick, trade): reads "
               "klines and aggTrades of Binance combined-stream frames in one C pass.",
     .tp_basicsize = sizeof(DecoderObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
@@ -677,7 +684,7 @@ static PyTypeObject DecoderType = {
 static struct PyModuleDef binance_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lean_data._binance",
-    .m_doc = "Closed klines and aggTrades of Binance frames in one C pass (see "
+    .m_doc = "Klines and aggTrades of Binance frames in one C pass (see "
              "lean_data.wire.binance).",
     .m_size = -1,
 };

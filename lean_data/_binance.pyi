@@ -4,7 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 class Decoder:
-    """Read closed klines and aggTrades of Binance combined-stream frames in one C pass."""
+    """Read klines and aggTrades of Binance combined-stream frames in one C pass."""
 
     def __init__(
         self,

@@ -191,8 +191,9 @@ _canonical: Final = lru_cache(maxsize=8192)(binance_symbol)
 
 
 def _fast_item() -> Callable[[bytes | str, int, Mapping[str, str] | None], Any] | None:
-    """The C reader of closed klines and aggTrades (lean_data._binance), None when not built:
-    the same item as :func:`parse_message` for the frames it takes, None for the rest."""
+    """The C reader of klines and aggTrades (lean_data._binance), None when not built: the
+    same item as :func:`parse_message` for the frames it takes ((bar, stream) for an
+    in-progress kline), None for the rest."""
     try:
         from lean_data._binance import Decoder
     except ImportError:  # a pure install: every frame takes parse_message
@@ -312,16 +313,18 @@ def take_items(
     result; None when it does not decode (the feed decodes it again to report why).
     ``(len(frames), None)`` when every frame was taken.
 
-    With the compiled package, a closed kline or an aggTrade spelled the usual way is read
-    by the C reader (``lean_data._binance``: the same item in one pass); every other frame
-    by :func:`parse_message`.
+    With the compiled package, a kline or an aggTrade spelled the usual way is read by the C
+    reader (``lean_data._binance``: the same item in one pass); every other frame by
+    :func:`parse_message`.
     """
     index, count = start, len(frames)
     fast = _FAST_ITEM
     while index < count:
         frame = frames[index]
-        # a closed kline or an aggTrade in one C pass (lean_data._binance); None: the rest
-        item: TradeBar | Tick | None = None if fast is None else fast(frame, ts_recv, symbols)
+        # a kline or an aggTrade in one C pass (lean_data._binance); None: the rest
+        item: Any = None if fast is None else fast(frame, ts_recv, symbols)
+        if type(item) is tuple:  # an in-progress kline and its stream: the feed's to handle
+            return index, ParsedMessage("kline", item[0], item[1], event="kline")
         if item is None:
             try:
                 message = parse_message(frame, ts_recv, symbols=symbols)
