@@ -378,6 +378,9 @@ typedef struct {
     PyObject *build_bar;   /* TradeBar's fields in order -> TradeBar */
     PyObject *build_tick;  /* Tick's fields in order -> Tick */
     PyObject *trade;       /* TickType.TRADE */
+    PyObject *zero;        /* 0.0, the trade's bid and ask fields */
+    PyObject *empty;       /* "", its exchange, and its condition when the buyer took */
+    PyObject *buyer_maker; /* "buyer_maker", its condition when the buyer made the market */
 } DecoderObject;
 
 static PyTypeObject DecoderType;
@@ -513,18 +516,16 @@ agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *s
     if (!decimal(&data[D_P], &price) || !decimal(&data[D_Q], &size)) {
         return NULL;
     }
-    PyObject *zero = PyFloat_FromDouble(0.0);
-    PyObject *empty = PyUnicode_FromStringAndSize("", 0);
-    PyObject *args[14] = {NULL};
+    PyObject *args[14] = {NULL}; /* the constants are the decoder's: borrowed */
     args[0] = symbol_of(self, &data[D_S], symbols);
     args[1] = nanos(data[D_T].integer);
     args[2] = PyFloat_FromDouble(price);
     args[3] = PyFloat_FromDouble(size);
     args[4] = self->trade;
     args[5] = ts_recv;
-    args[6] = args[7] = args[8] = args[9] = zero;
-    args[10] = empty;
-    args[11] = data[D_M].boolean ? PyUnicode_FromString("buyer_maker") : (Py_XINCREF(empty), empty);
+    args[6] = args[7] = args[8] = args[9] = self->zero;
+    args[10] = self->empty;
+    args[11] = data[D_M].boolean ? self->buyer_maker : self->empty;
     args[12] = Py_False;
     args[13] = PyUnicode_FromFormat("%lld", data[D_A].integer);
     PyErr_Clear();
@@ -533,9 +534,6 @@ agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *s
     Py_XDECREF(args[1]);
     Py_XDECREF(args[2]);
     Py_XDECREF(args[3]);
-    Py_XDECREF(zero);
-    Py_XDECREF(empty);
-    Py_XDECREF(args[11]);
     Py_XDECREF(args[13]);
     return tick;
 }
@@ -626,6 +624,13 @@ decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->build_bar = build_bar;
     self->build_tick = build_tick;
     self->trade = trade;
+    self->zero = PyFloat_FromDouble(0.0);
+    self->empty = PyUnicode_FromStringAndSize("", 0);
+    self->buyer_maker = PyUnicode_FromString("buyer_maker");
+    if (self->zero == NULL || self->empty == NULL || self->buyer_maker == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -648,6 +653,9 @@ decoder_clear(DecoderObject *self)
     Py_CLEAR(self->build_bar);
     Py_CLEAR(self->build_tick);
     Py_CLEAR(self->trade);
+    Py_CLEAR(self->zero);
+    Py_CLEAR(self->empty);
+    Py_CLEAR(self->buyer_maker);
     return 0;
 }
 

@@ -31,6 +31,7 @@ class Intake:
         book_types: the classes that go to ``books`` (snapshots and deltas).
 
     Attributes:
+        state: where the engine is in its life (the engine's ``state`` is this one).
         accepted: items taken into either queue since the engine was made.
     """
 
@@ -40,19 +41,8 @@ class Intake:
         self._inbox = inbox
         self._books = books
         self._book_types = book_types
-        self._state = EngineState.NEW
-        self._open = False
+        self.state = EngineState.NEW
         self.accepted = 0
-
-    @property
-    def state(self) -> EngineState:
-        """Where the engine is in its life."""
-        return self._state
-
-    @state.setter
-    def state(self, state: EngineState) -> None:
-        self._state = state
-        self._open = state is _RUNNING
 
     def offer(self, feed: str, item: Any) -> bool:
         """Take one item into its queue without waiting; False when that queue is full.
@@ -60,10 +50,9 @@ class Intake:
         Raises:
             EngineStateError: the engine is not running.
         """
-        if not self._open:
-            raise EngineStateError(f"the engine is {self._state.value}; it accepts no data")
-        queue = self._inbox if type(item) not in self._book_types else self._books
-        if queue.offer(feed, item):
+        if self.state is not _RUNNING:
+            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
+        if self.queue_of(item).offer(feed, item):
             self.accepted += 1
             return True
         return False
@@ -76,8 +65,8 @@ class Intake:
         Raises:
             EngineStateError: the engine is not running.
         """
-        if not self._open:
-            raise EngineStateError(f"the engine is {self._state.value}; it accepts no data")
+        if self.state is not _RUNNING:
+            raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
         book_types = self._book_types
         for item in items:
             if type(item) in book_types:

@@ -48,6 +48,20 @@ _BAR_RECEIPT: Final = fields_of(TradeBar, ("ts_recv", "symbol"))
 _TICK_RECEIPT: Final = fields_of(Tick, ("ts_recv", "symbol"))
 
 
+def _receipt(item: Any) -> tuple[Any, ...] | None:
+    """``(item.ts_recv, item.symbol)``, or None when ``item`` has no such fields (not a
+    model). An exact TradeBar's or Tick's from its slots in one C call."""
+    kind = type(item)
+    if kind is _TRADE_BAR:
+        return _BAR_RECEIPT(item)
+    if kind is _TICK:
+        return _TICK_RECEIPT(item)
+    try:
+        return item.ts_recv, item.symbol
+    except AttributeError:
+        return None
+
+
 # Every feed subclasses it: the compiled class must allow that.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class FeedIntake:
@@ -83,17 +97,14 @@ class FeedIntake:
         sink = self._sink
         if sink is None:
             raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
+        receipt = _receipt(item)
+        if receipt is None:
+            raise TypeError(f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}")
         now = _NOW()
         untyped: Any = item
-        try:
-            ts_recv = untyped.ts_recv
-        except AttributeError:
-            raise TypeError(
-                f"emit() takes a TradeBar, QuoteBar or Tick, got {type(item).__name__}"
-            ) from None
-        if ts_recv == 0:  # item.with_ts_recv(now); a TradeBar's copy made in one C call
+        if receipt[0] == 0:  # item.with_ts_recv(now); a TradeBar's copy made in one C call
             untyped = _COPY(untyped, _TS_RECV, now, _OWN_COPY)
-        self.last_seen[untyped.symbol] = now
+        self.last_seen[receipt[1]] = now
         self.last_message_ns = now
         self.messages_emitted += 1
         name = self.name
@@ -121,26 +132,16 @@ class FeedIntake:
         last_seen = self.last_seen
         stamped: list[Any] | None = None
         for index, item in enumerate(items):
-            untyped: Any = item
-            kind = type(untyped)
-            if kind is _TRADE_BAR or kind is _TICK:
-                receipt: tuple[Any, ...] = (
-                    _BAR_RECEIPT(untyped) if kind is _TRADE_BAR else _TICK_RECEIPT(untyped)
+            receipt = _receipt(item)
+            if receipt is None:
+                raise TypeError(
+                    f"emit_many() takes TradeBars, QuoteBars or Ticks, got {type(item).__name__}"
                 )
-                ts_recv, symbol = receipt[0], receipt[1]
-            else:
-                try:
-                    ts_recv, symbol = untyped.ts_recv, untyped.symbol
-                except AttributeError:
-                    raise TypeError(
-                        "emit_many() takes TradeBars, QuoteBars or Ticks, got "
-                        f"{type(item).__name__}"
-                    ) from None
-            if ts_recv == 0:
+            if receipt[0] == 0:
                 if stamped is None:
                     stamped = list(items)
-                stamped[index] = _COPY(untyped, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
-            last_seen[symbol] = boxed
+                stamped[index] = _COPY(item, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
+            last_seen[receipt[1]] = boxed
         handed: Sequence[Any] = items if stamped is None else stamped
         self.last_message_ns = now
         self.messages_emitted += len(handed)
