@@ -59,8 +59,9 @@ MODULES: tuple[str, ...] = (
 # Hand-written C modules built beside them (same toggle, same fallback): lean_data._slots
 # reads and fills the models' slots (lean_data.slots wraps it and has the pure twin);
 # lean_data._binance reads the common Binance frames in one pass (lean_data.wire.binance
-# decodes every frame the usual way without it).
-C_MODULES: tuple[str, ...] = ("lean_data._slots", "lean_data._binance")
+# decodes every frame the usual way without it); lean_data._rows flattens a multi-row
+# statement's parameters (lean_data.storage.rows.statement_values is its pure twin).
+C_MODULES: tuple[str, ...] = ("lean_data._slots", "lean_data._binance", "lean_data._rows")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +77,13 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 25 modules, C slots and
-        frames``, or pure."""
+        """Return one line for ``--version``: ``compiled: mypyc, 25 modules, C slots, frames
+        and rows``, or pure."""
         if not self.compiled:
             return "pure Python"
         if not self.pure:
             mypyc = [name for name in self.compiled if name not in C_MODULES]
-            return f"compiled: mypyc, {len(mypyc)} modules, C slots and frames"
+            return f"compiled: mypyc, {len(mypyc)} modules, C slots, frames and rows"
         return (
             f"partly compiled: mypyc, {len(self.compiled)} of {len(MODULES) + len(C_MODULES)} "
             "modules; "

@@ -30,7 +30,7 @@ def test_version_names_the_loaded_variant() -> None:
     ).stdout
     described = variant().describe()
     assert out == f"lean-data {__version__} ({described})\n"
-    compiled = f"compiled: mypyc, {len(MODULES)} modules, C slots and frames"
+    compiled = f"compiled: mypyc, {len(MODULES)} modules, C slots, frames and rows"
     assert described == "pure Python" or described == compiled
 
 

@@ -55,6 +55,7 @@ from lean_data.models import MarketData, Resolution, datetime_to_ns
 from lean_data.quality.levels import DataQualityLevel
 from lean_data.quality.screen import bad_text
 from lean_data.quality.validator import DataValidator, QualityTracker
+from lean_data.series.buffer import buffer_statistics
 from lean_data.storage.base import Storage
 from lean_data.storage.cache import DataCache
 from lean_data.storage.sqlite import StorageFailure
@@ -739,7 +740,7 @@ class DataEngine:
         snapshot["failover"] = self.failover.statistics()
         snapshot["continuity"] = self.continuity.statistics()
         snapshot["cache"] = self.cache.statistics()
-        snapshot["buffers"] = pipeline.buffer_statistics()
+        snapshot["buffers"] = buffer_statistics(pipeline.buffers)
         if self.persistence is not None:
             snapshot["storage"] = self.persistence.statistics()
         return snapshot

@@ -42,6 +42,7 @@ from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import Action
 from lean_data.slots import BAR, BAR_BACKFILLED, BAR_CLOSED, BAR_RESOLUTION, BAR_SYMBOL
 from lean_data.storage.base import Storage
+from lean_data.storage.rows import MarketIntake
 
 __all__ = ["OUTCOMES", "Pipeline"]
 
@@ -133,6 +134,7 @@ class Pipeline:
         self._errors = errors
         self._record_error = errors.record
         self.persistence: Storage | None = None
+        self._intake: MarketIntake | None = None  # the store's, when it is a QueuedStore
         self.buffers: dict[str, DataBuffer[MarketData]] = {}
         self._callbacks = callbacks  # its lists are replaced on a change: read them there
         fan_out = FanOut(callbacks, errors)
@@ -157,6 +159,8 @@ class Pipeline:
     def use_storage(self, persistence: Storage) -> None:
         """Queue what is delivered for ``persistence`` from now on."""
         self.persistence = persistence
+        intake = getattr(persistence, "intake", None)  # else save_market_data_nowait
+        self._intake = intake if isinstance(intake, MarketIntake) else None
 
     def abandon(self, waited_s: float) -> None:
         """Count and record what stop could not deliver in ``waited_s`` seconds."""
@@ -177,13 +181,6 @@ class Pipeline:
             "invalid": self.invalid,
             "built": self.built,
             "outcomes": dict(self.outcomes),
-        }
-
-    def buffer_statistics(self) -> dict[str, dict[str, float]]:
-        """Return each symbol's ring buffer size and utilization."""
-        return {
-            sym: {"size": len(buf), "utilization": buf.utilization}
-            for sym, buf in self.buffers.items()
         }
 
     def set_gauges(self, gauge: Callable[[str, float], None]) -> None:
@@ -484,9 +481,13 @@ class Pipeline:
 
     def _keep(self, feed: str, item: MarketData, verdict: Any, later: Later | None) -> Later | None:
         """Queue ``item`` for storage now, or as a waiting step when the queue is full."""
-        persistence = self.persistence
+        persistence, intake = self.persistence, self._intake
         assert persistence is not None
-        if later is None and persistence.save_market_data_nowait(item, feed=feed, quality=verdict):
+        if later is None and (
+            intake.offer(item, feed, verdict)  # the library's stores: a native call
+            if intake is not None
+            else persistence.save_market_data_nowait(item, feed=feed, quality=verdict)
+        ):
             return None
         later = [] if later is None else later
         later.append(Store(feed, item, verdict))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import repeat
 from typing import Any, Final, Generic, SupportsIndex, TypeVar
 
@@ -45,7 +45,7 @@ from lean_data.slots import (
     BAR_VOLUME,
 )
 
-__all__ = ["DataBuffer"]
+__all__ = ["DataBuffer", "buffer_statistics"]
 
 T = TypeVar("T")
 
@@ -315,3 +315,8 @@ def _rebuild(slots: list[Any], rows: bytearray, out: list[Any]) -> None:
                 slot.backfilled,
             )
         )
+
+
+def buffer_statistics(buffers: Mapping[str, DataBuffer[Any]]) -> dict[str, dict[str, float]]:
+    """Return each symbol's ring buffer size and utilization (``get_metrics()["buffers"]``)."""
+    return {sym: {"size": len(buf), "utilization": buf.utilization} for sym, buf in buffers.items()}

@@ -12,13 +12,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, NoReturn
 
 import orjson
 
 from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
+from lean_data.slots import (
+    BAR,
+    BAR_BACKFILLED,
+    BAR_CLOSE,
+    BAR_CLOSED,
+    BAR_HIGH,
+    BAR_LOW,
+    BAR_OPEN,
+    BAR_RESOLUTION,
+    BAR_REVISION,
+    BAR_SYMBOL,
+    BAR_TS_EVENT,
+    BAR_TS_RECV,
+    BAR_VOLUME,
+    TICK,
+    TICK_ASK_PRICE,
+    TICK_ASK_SIZE,
+    TICK_BID_PRICE,
+    TICK_BID_SIZE,
+    TICK_CONDITION,
+    TICK_EXCHANGE,
+    TICK_PRICE,
+    TICK_SIZE,
+    TICK_SUSPICIOUS,
+    TICK_SYMBOL,
+    TICK_TRADE_ID,
+    TICK_TS_EVENT,
+    TICK_TS_RECV,
+    TICK_TYPE,
+)
 from lean_data.storage.sanitize import safe_text
 from lean_data.storage.schema import BARS, QUOTE_BARS, TICKS, Row
 
@@ -41,28 +71,35 @@ _NO_QUALITY: Final = (None, None, "")
 _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _QUOTE_BAR: Final = QuoteBar
+_BAR: Final = BAR  # C statics, not module-dict lookups per use (see quality/screen.py)
+_TICK_FIELDS: Final = TICK
+_TICK_TYPE: Final = TickType
 _LEVEL_FIELDS: Final = tuple((level._value_, level._name_, "") for level in DataQualityLevel)
 
 
 def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
     """Return the ``bars`` row for ``bar`` in :data:`BAR_COLUMNS` order."""
+    return _bar_row(_BAR(bar), feed, quality, ts_recv)
+
+
+def _bar_row(f: tuple[Any, ...], feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
+    # a bar's fields read in one call (lean_data.slots); untyped, as an INVALID bar kept
+    # (store_invalid) may hold any value, which the compiled build would refuse at a typed read
     score, level, reasons = quality_fields(quality)
-    # untyped reads and ts_recv: an INVALID bar kept (store_invalid) may hold any value,
-    # which the compiled build would refuse at a typed read
-    b: Any = bar
+    resolution: Any = f[BAR_RESOLUTION]
     return (
         feed,
-        b.symbol,
-        b.resolution.name,
-        b.ts_event,
-        b.open,
-        b.high,
-        b.low,
-        b.close,
-        b.volume,
-        b.closed,
-        b.revision,
-        b.backfilled,
+        f[BAR_SYMBOL],
+        resolution.name,
+        f[BAR_TS_EVENT],
+        f[BAR_OPEN],
+        f[BAR_HIGH],
+        f[BAR_LOW],
+        f[BAR_CLOSE],
+        f[BAR_VOLUME],
+        f[BAR_CLOSED],
+        f[BAR_REVISION],
+        f[BAR_BACKFILLED],
         score,
         level,
         reasons,
@@ -101,23 +138,31 @@ def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: Any)
 
 def tick_row(tick: Tick, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
     """Return the ``ticks`` row for ``tick`` in :data:`TICK_COLUMNS` order."""
+    return _tick_row(_TICK_FIELDS(tick), feed, quality, ts_recv)
+
+
+def _tick_row(f: tuple[Any, ...], feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
+    # a tick's fields read in one call, untyped, as in _bar_row
     score, level, reasons = quality_fields(quality)
-    t: Any = tick  # untyped reads, as in bar_row
+    tick_type: Any = f[TICK_TYPE]
+    # a member's _value_ (Enum's documented attribute; .value is a slow descriptor); any
+    # other value (an INVALID tick kept) is asked for .value, as it always was
+    value = tick_type._value_ if type(tick_type) is _TICK_TYPE else tick_type.value
     return (
         feed,
-        t.symbol,
-        t.ts_event,
-        t.tick_type.value,
-        t.price,
-        t.size,
-        t.bid_price,
-        t.bid_size,
-        t.ask_price,
-        t.ask_size,
-        t.exchange,
-        t.condition,
-        t.suspicious,
-        t.trade_id,
+        f[TICK_SYMBOL],
+        f[TICK_TS_EVENT],
+        value,
+        f[TICK_PRICE],
+        f[TICK_SIZE],
+        f[TICK_BID_PRICE],
+        f[TICK_BID_SIZE],
+        f[TICK_ASK_PRICE],
+        f[TICK_ASK_SIZE],
+        f[TICK_EXCHANGE],
+        f[TICK_CONDITION],
+        f[TICK_SUSPICIOUS],
+        f[TICK_TRADE_ID],
         score,
         level,
         reasons,
@@ -212,26 +257,51 @@ def market_entry(
     # the models by identity, each builder called directly (a compiled call); through
     # ROW_BUILDERS, a dict lookup and a call of a Python object
     if kind is _TRADE_BAR:
-        return BARS, bar_row(fields, feed, quality, fields.ts_recv or clock())
+        bar = _BAR(item)
+        return BARS, _bar_row(bar, feed, quality, bar[BAR_TS_RECV] or clock())
     if kind is _TICK:
-        return TICKS, tick_row(fields, feed, quality, fields.ts_recv or clock())
+        tick = _TICK_FIELDS(item)
+        return TICKS, _tick_row(tick, feed, quality, tick[TICK_TS_RECV] or clock())
     if kind is _QUOTE_BAR:
         return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
     table, build = row_builder_for_subclass(item)
     return table, build(item, feed, quality, fields.ts_recv or clock())
 
 
-def offer_market_entry(
-    queue: Inbox[int], item: object, feed: str, quality: Verdict | None, clock: Callable[[], int]
-) -> bool:
-    """Queue :func:`market_entry`'s table and row on ``queue`` without waiting; False when
-    it is full (nothing queued then). One compiled call per stored item.
+class MarketIntake:
+    """Where a store's market data enters its write queue: one compiled call per item.
 
-    Raises:
-        TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
+    It holds the store's one ``accepting`` flag (the store reads and sets it through its
+    own ``_accepting``), so the pipeline, compiled too, queues a delivered item with a
+    native call instead of a keyword call of the store's method; both end here.
+
+    Args:
+        queue: the store's write queue.
+        clock: wall clock (ns) for an item without a receive time.
+        refuse: raises the store's error for a save while it does not accept.
     """
-    table, row = market_entry(item, feed, quality, clock)
-    return queue.offer(table, row)
+
+    def __init__(
+        self, queue: Inbox[int], clock: Callable[[], int], refuse: Callable[[], NoReturn]
+    ) -> None:
+        self.accepting = False
+        self._queue = queue
+        self._clock = clock
+        self._refuse = refuse
+
+    def offer(self, item: object, feed: str, quality: Verdict | None) -> bool:
+        """Queue :func:`market_entry`'s table and row without waiting; False when the queue
+        is full (nothing queued then).
+
+        Raises:
+            TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
+            EngineStateError, EngineClosedError, StorageError: the store does not accept
+                (``refuse``'s error).
+        """
+        if not self.accepting:
+            self._refuse()
+        table, row = market_entry(item, feed, quality, self._clock)
+        return self._queue.offer(table, row)
 
 
 def take_entries(
@@ -264,23 +334,38 @@ def statement_values(
         TypeError: a row's series texts are of no hashable type.
     """
     values: list[Any] = []
-    for i in range(start, end):
-        row = rows[i]
-        first = 0
-        if ids is not None:
+    if ids is None:
+        for i in range(start, end):
+            values.extend(rows[i])
+    else:
+        for i in range(start, end):
+            row = rows[i]
             values.append(ids[row[0], row[1], row[2]])
-            first = 3
-        for j in range(first, len(row)):
-            value = row[j]
-            # sqlite3 binds an exact int, float or str at once and anything else through
-            # its adapter lookup: a bool costs ~0.35 µs that way, with the GIL held, where
-            # the event loop waits for it. SQLite stores a flag as 1 or 0 either way.
-            if value is True:
-                value = 1
-            elif value is False:
-                value = 0
-            values.append(value)
+            values.extend(row[3:])
+    # sqlite3 binds an exact int, float or str at once and anything else through its
+    # adapter lookup: a bool costs ~0.35 µs that way, with the GIL held, where the event
+    # loop waits for it. SQLite stores a flag as 1 or 0 either way.
+    for k in range(len(values)):
+        value = values[k]
+        if value is True:
+            values[k] = 1
+        elif value is False:
+            values[k] = 0
     return values
+
+
+def _c_statement_values() -> Callable[..., list[Any]]:
+    """lean_data._rows' statement_values (the same list in one C pass), else the one above."""
+    try:
+        from lean_data._rows import statement_values as in_c
+    except ImportError:  # a pure install
+        return statement_values
+    return in_c
+
+
+STATEMENT_VALUES: Final = _c_statement_values()
+"""What a backend calls for a statement's parameters: :func:`statement_values`, in C
+when the package was built with its C modules."""
 
 
 _DERIVATIVE_SAVERS: Final = {

@@ -20,7 +20,7 @@ how one batch reaches the database; a backend provides that as a :class:`BatchSi
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -61,8 +61,9 @@ class BatchTx(Protocol):
         """Keep everything since :meth:`savepoint` and release it."""
         ...
 
-    async def insert_series(self, keys: Collection[SeriesKey]) -> None:
-        """Add bar series to ``bar_series`` (keys already there are left alone)."""
+    async def insert_series(self, bars: Sequence[Row]) -> None:
+        """Add the series of these queued ``bars`` rows to ``bar_series`` (series already
+        there are left alone)."""
         ...
 
     async def lock_series(self, keys: Sequence[SeriesKey]) -> None:

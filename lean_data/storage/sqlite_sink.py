@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -30,7 +30,7 @@ import aiosqlite
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import series_of
 from lean_data.storage.failures import ROW_ERRORS, failure_kind
-from lean_data.storage.rows import statement_values
+from lean_data.storage.rows import STATEMENT_VALUES
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CoverageRow
@@ -88,10 +88,10 @@ class SqliteTx:
         for start in range(0, len(rows), per):
             end = min(len(rows), start + per)
             try:
-                values = statement_values(rows, start, end, ids)
+                values = STATEMENT_VALUES(rows, start, end, ids)
             except KeyError:  # a series new to this store: look it up (or add it) in the tx
                 ids = await self._with_new_series(rows[start:end])
-                values = statement_values(rows, start, end, ids)
+                values = STATEMENT_VALUES(rows, start, end, ids)
             await self.db.execute(sch.write_sql(table, end - start), values)
 
     async def _by_series_id(self, rows: list[Row]) -> list[Row]:
@@ -135,7 +135,7 @@ class SqliteTx:
     async def release_savepoint(self) -> None:
         await self.db.execute("RELEASE lean_rows")
 
-    async def insert_series(self, keys: Collection[SeriesKey]) -> None:
+    async def insert_series(self, bars: Sequence[Row]) -> None:
         """Nothing to do: :meth:`write_rows` gave every series of the batch its row."""
 
     async def lock_series(self, keys: Sequence[SeriesKey]) -> None:

@@ -37,7 +37,7 @@ from lean_data.storage import schema as sch
 from lean_data.storage.book_store import BookSnapshots
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.queries import Queries
-from lean_data.storage.rows import error_row, market_entry, metrics_payload, offer_market_entry
+from lean_data.storage.rows import MarketIntake, error_row, market_entry, metrics_payload
 from lean_data.storage.sink import BatchSink
 from lean_data.storage.writer import STOP, BatchWriter, Entry, RetryPolicy
 
@@ -85,6 +85,9 @@ class QueuedStore(Queries, BookSnapshots):
             raise ConfigError(f"{kind} batch_ms must be > 0, got {batch_ms!r}")
         super().__init__(clock_ns, sql)
         self._queue: Inbox[int] = Inbox(queue_size)
+        self.intake = MarketIntake(self._queue, clock_ns, self._reject)
+        """Where market data enters the queue (:meth:`save_market_data_nowait` and the
+        engine's pipeline, which calls it directly); it holds the accepting flag."""
         self._batch_writer = BatchWriter(
             self._queue,
             sink,
@@ -98,7 +101,15 @@ class QueuedStore(Queries, BookSnapshots):
         self._log = logger
         self._writer: asyncio.Task[None] | None = None  # runs self._run_writer()
         self._state = _NEW
-        self._accepting = False
+
+    @property
+    def _accepting(self) -> bool:
+        """Whether saves are taken (open, writer alive): the intake's flag, its one owner."""
+        return self.intake.accepting
+
+    @_accepting.setter
+    def _accepting(self, accepting: bool) -> None:
+        self.intake.accepting = accepting
 
     # ----------------------------------------------------------------- the backend
 
@@ -257,9 +268,7 @@ class QueuedStore(Queries, BookSnapshots):
             EngineStateError: not opened yet (EngineClosedError once closed).
             StorageError: the writer task has died.
         """
-        if not self._accepting:
-            self._reject()
-        return offer_market_entry(self._queue, item, feed, quality, self._clock_ns)
+        return self.intake.offer(item, feed, quality)
 
     async def save_metrics(self, metrics: Mapping[str, Any], *, ts_ns: int | None = None) -> None:
         """Queue one metrics snapshot (stored as JSON; NaN becomes null).

@@ -58,7 +58,7 @@ from typing import Any, Final
 from lean_data.errors import StorageError
 from lean_data.inbox import Inbox
 from lean_data.storage import schema as sch
-from lean_data.storage.coverage import LostSpans, series_of, with_spans, write_coverage
+from lean_data.storage.coverage import LostSpans, with_spans, write_coverage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.rows import take_entries
 from lean_data.storage.sanitize import ENTRY_NAMES, Unstorable, clean_row, rejection_row
@@ -374,7 +374,7 @@ class BatchWriter:
                     rejected += [(table, row, problem) for row, problem in refused]
             bars = clean[sch.BARS]
             if bars:  # every batch: another process's retention may have removed one
-                await tx.insert_series(set(map(series_of, bars)))
+                await tx.insert_series(bars)
             lost = with_spans(self.lost_spans, bars, add=False) if bars else self.lost_spans
             cut = [row for kind, row, _ in rejected if kind == sch.BARS]
             lost = with_spans(lost, cut, add=True) if cut else lost
@@ -403,7 +403,7 @@ class BatchWriter:
                     await tx.write_rows(table, rows, 0)
             bars = groups[sch.BARS]
             if bars:  # every batch: another process's retention may have removed one
-                await tx.insert_series(set(map(series_of, bars)))
+                await tx.insert_series(bars)
             lost = self.lost_spans
             if lost and bars:
                 lost = with_spans(lost, bars, add=False)

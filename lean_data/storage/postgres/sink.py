@@ -45,13 +45,14 @@ import logging
 import operator
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
 from lean_data.models import Resolution
 from lean_data.storage import schema as sch
+from lean_data.storage.coverage import series_of
 from lean_data.storage.postgres import records, rollups
 from lean_data.storage.postgres.partitions import Partitions
 from lean_data.storage.postgres.rollup_worker import WORKER_HOURS, RollupWorker, WorkerGone
@@ -198,8 +199,8 @@ class PgTx:
     async def release_savepoint(self) -> None:
         await self.conn.execute("RELEASE SAVEPOINT lean_rows")
 
-    async def insert_series(self, keys: Collection[SeriesKey]) -> None:
-        ordered = sorted(keys)
+    async def insert_series(self, bars: Sequence[Row]) -> None:
+        ordered = sorted(set(map(series_of, bars)))
         columns = [list(column) for column in zip(*ordered, strict=True)]
         await self.conn.execute(INSERT_SERIES, *columns)
 
