@@ -151,3 +151,28 @@ async def test_the_engine_state_lives_in_its_intake_and_guards_the_door() -> Non
     assert engine.state is EngineState.CLOSED
     with pytest.raises(EngineStateError, match="the engine is closed; it accepts no data"):
         engine.offer_many("f", [_bar(4, _T0)])
+
+
+def test_hand_over_is_emit_many_short_of_waiting() -> None:
+    """The read loop's call (no coroutine a read): taken → None; no room → the stamped items
+    for accept_many, counted once; no items → None; no engine → EngineStateError."""
+    from lean_data.feeds.intake import hand_over
+
+    feed = IdleFeed("f")
+    with pytest.raises(EngineStateError, match="not attached"):
+        hand_over(feed, [_bar(0)])
+    sink = Sink()
+    feed.attach(sink)  # type: ignore[arg-type]
+    assert hand_over(feed, []) is None
+    kept = _bar(1, ts_recv=5)
+    assert hand_over(feed, [kept]) is None
+    assert sink.offered == [("f", [kept])]
+    sink.full = True
+    waiting = hand_over(feed, [_bar(2), kept])
+    assert waiting is not None
+    assert waiting[0].ts_recv > 0  # stamped: the copy the engine gets
+    assert waiting[1] is kept
+    assert feed.messages_emitted == 3
+    assert feed.last_seen["BTC/USDT"] == feed.last_message_ns == waiting[0].ts_recv
+    with pytest.raises(TypeError, match="emit_many\\(\\) takes"):
+        hand_over(feed, [object()])  # type: ignore[list-item]

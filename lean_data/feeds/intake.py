@@ -122,29 +122,45 @@ class FeedIntake:
             EngineStateError: the feed is not attached to an engine.
             TypeError: an item is not a model object (nothing is handed over then).
         """
-        if not items:
-            return
-        sink = self._sink
-        if sink is None:
-            raise EngineStateError(f"feed {self.name!r} is not attached to a running engine")
-        now = _NOW()
-        boxed: Any = now  # stored per item: a native int would be boxed anew each time
-        last_seen = self.last_seen
-        stamped: list[Any] | None = None
-        for index, item in enumerate(items):
-            receipt = _receipt(item)
-            if receipt is None:
-                raise TypeError(
-                    f"emit_many() takes TradeBars, QuoteBars or Ticks, got {type(item).__name__}"
-                )
-            if receipt[0] == 0:
-                if stamped is None:
-                    stamped = list(items)
-                stamped[index] = _COPY(item, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
-            last_seen[receipt[1]] = boxed
-        handed: Sequence[Any] = items if stamped is None else stamped
-        self.last_message_ns = now
-        self.messages_emitted += len(handed)
-        name = self.name
-        if not sink.offer_many(name, handed):
-            await sink.accept_many(name, handed)
+        handed = hand_over(self, items)
+        if handed is not None:  # the inbox has no room for them yet
+            await self._sink.accept_many(self.name, handed)
+
+
+def hand_over(feed: FeedIntake, items: Sequence[Emitted]) -> Sequence[Any] | None:
+    """What :meth:`FeedIntake.emit_many` does short of waiting: stamp ``ts_recv`` where it is
+    0, count, and offer the items to the engine in one inbox operation. Returns None when
+    they were taken (or there were none), else the items as stamped, which the caller hands
+    over with ``feed._sink.accept_many`` (it waits for room). The read loop
+    (:mod:`lean_data.feeds.reading`) calls it directly for a feed that keeps the base
+    ``emit_many``: no coroutine per read.
+
+    Raises:
+        EngineStateError: the feed is not attached to an engine.
+        TypeError: an item is not a model object (nothing is handed over then).
+    """
+    if not items:
+        return None
+    sink = feed._sink
+    if sink is None:
+        raise EngineStateError(f"feed {feed.name!r} is not attached to a running engine")
+    now = _NOW()
+    boxed: Any = now  # stored per item: a native int would be boxed anew each time
+    last_seen = feed.last_seen
+    stamped: list[Any] | None = None
+    for index, item in enumerate(items):
+        receipt = _receipt(item)
+        if receipt is None:
+            raise TypeError(
+                f"emit_many() takes TradeBars, QuoteBars or Ticks, got {type(item).__name__}"
+            )
+        if receipt[0] == 0:
+            if stamped is None:
+                stamped = list(items)
+            stamped[index] = _COPY(item, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
+        last_seen[receipt[1]] = boxed
+    handed: Sequence[Any] = items if stamped is None else stamped
+    feed.last_message_ns = now
+    feed.messages_emitted += len(handed)
+    name = feed.name
+    return None if sink.offer_many(name, handed) else handed

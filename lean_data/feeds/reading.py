@@ -14,6 +14,7 @@ from time import time_ns
 from typing import Any, Final
 
 from lean_data.errors import FeedError, FeedProtocolError
+from lean_data.feeds.intake import FeedIntake, hand_over
 from lean_data.wire.binance import ParsedMessage, take_items
 
 __all__ = ["read_frames"]
@@ -37,6 +38,8 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
     """
     parse_frame = feed.parse_frame
     item_of = feed.item_of
+    # the base emit_many (not overridden): its waitless part called here, no coroutine a read
+    plain = type(feed).emit_many is FeedIntake.emit_many
     while True:
         frames: Any = await ws.recv_batch()
         if not frames:
@@ -68,4 +71,7 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
                     items.append(item)
             else:
                 items.append(message)
-        await feed.emit_many(items)
+        if not plain:
+            await feed.emit_many(items)
+        elif (waiting := hand_over(feed, items)) is not None:  # the inbox has no room yet
+            await feed._sink.accept_many(feed.name, waiting)
