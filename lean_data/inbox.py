@@ -67,6 +67,8 @@ class Inbox(Generic[K]):
         "_idle",
         "_items",
         "_maxsize",
+        "_popleft",
+        "_push",
         "_putters",
         "_size",
         "_unfinished",
@@ -78,6 +80,10 @@ class Inbox(Generic[K]):
             raise ValueError(f"an inbox needs maxsize >= 1, got {maxsize}")
         self._maxsize = maxsize
         self._items: deque[tuple[K, Any]] = deque()
+        # the deque's own methods, bound once: compiled, items.popleft() is a method lookup
+        # by name on every call (a deque is no native class)
+        self._popleft = self._items.popleft
+        self._push = self._items.append
         self._size = 0  # items held: a batch counts its length
         self._getter: asyncio.Future[None] | None = None  # the consumer, asleep
         self._want = 1  # how many items wake the consumer
@@ -162,7 +168,7 @@ class Inbox(Generic[K]):
             again = True
 
     def _append(self, key: K, item: Any, count: int) -> None:
-        self._items.append((key, item))
+        self._push((key, item))
         self._unfinished += count
         size = self._size = self._size + count
         if self._getter is not None and size >= self._want:
@@ -182,7 +188,7 @@ class Inbox(Generic[K]):
         items = self._items
         if not items:
             return None
-        pair = items.popleft()
+        pair = self._popleft()
         item = pair[1]
         self._size -= len(item) if type(item) is Batch else 1
         if self._putters:

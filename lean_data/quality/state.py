@@ -8,7 +8,6 @@ spells, confirm level shifts and judge repeated bars against that state.
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Any, Final
 
 from lean_data.models import NS_PER_MINUTE, MarketData, QuoteBar, TradeBar
@@ -68,8 +67,11 @@ class Series:
         self.period = period_ns or TICK_PERIOD
         self.hard, self.floor = tier(period_ns)
         self.size = window
-        self.moves = array("d", bytes(8 * window))  # C doubles: no float object per slot
-        self.ranges = array("d", bytes(8 * window))
+        # lists, not array("d"): compiled, a list item is read and set natively, where an
+        # array's goes through its generic item protocol and argument parsing (~450
+        # instructions a set); a window is small (``window`` floats a series)
+        self.moves = [0.0] * window
+        self.ranges = [0.0] * window
         self.msum = 0.0
         self.rsum = 0.0
         self.n = 0

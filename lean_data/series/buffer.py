@@ -2,8 +2,9 @@
 
 The event-loop thread appends; any other thread may read. Every mutation and every copy
 happens under one ``threading.Lock``, so a reader always sees a consistent snapshot (never
-half of an ``extend`` or a ``clear``). ``add`` takes the lock with ``acquire``/``release``
-rather than ``with``: on CPython 3.11 ``with`` measured about 0.1 µs more per ``add``.
+half of an ``extend`` or a ``clear``). ``add`` takes the lock with its ``acquire``/``release``
+bound once, rather than ``with``: on CPython 3.11 ``with`` measured about 0.1 µs more per
+``add``, and compiled, a method looked up by name costs ~400 instructions a call.
 
 Storage is columnar for the common item: a million buffered bars cost about 65 MB
 (tracemalloc) instead of ~330 MB for TradeBar objects with their own floats and ints, and
@@ -101,7 +102,18 @@ class DataBuffer(Generic[T]):
         ConfigError: ``max_size`` is not a positive integer.
     """
 
-    __slots__ = ("_cleared", "_count", "_key", "_keys", "_lock", "_max_size", "_rows", "_slots")
+    __slots__ = (
+        "_acquire",
+        "_cleared",
+        "_count",
+        "_key",
+        "_keys",
+        "_lock",
+        "_max_size",
+        "_release",
+        "_rows",
+        "_slots",
+    )
 
     # SupportsIndex, not int: the compiled build checks an int parameter itself (TypeError),
     # where this check gives the ConfigError both builds promise. Likewise elsewhere.
@@ -110,6 +122,9 @@ class DataBuffer(Generic[T]):
             raise ConfigError(f"DataBuffer max_size must be a positive integer, got {max_size!r}")
         self._max_size = max_size
         self._lock = threading.Lock()
+        # bound once: compiled, lock.acquire() is a method lookup by name on every add
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
         # Item k since the last clear sits at slot k % max_size; when that slot holds a
         # _BarKey, row k % max_size of _rows holds the rest of the bar.
         self._slots: list[Any] = []
@@ -121,12 +136,11 @@ class DataBuffer(Generic[T]):
 
     def add(self, item: T) -> None:
         """Append ``item`` in O(1), overwriting the oldest item when the buffer is full."""
-        lock = self._lock
-        lock.acquire()
+        self._acquire()
         try:
             self._put(item)
         finally:
-            lock.release()
+            self._release()
 
     def extend(self, items: Iterable[T]) -> None:
         """Append every item of ``items`` in order, as one atomic step for readers."""
