@@ -122,7 +122,7 @@ class Pipeline:
         self._quality = quality
         self._record_quality = quality.record
         self._metrics = metrics
-        self._feeds = registry.feeds  # the dict itself: whether a feed is live, per item
+        self._liveness = registry.liveness  # the dict itself: whether a feed is live, per item
         # failover's routes and retired backups: while both are empty no item is filtered
         self._routes, self._retired = failover.state.filters()
         self._admit = failover.admit
@@ -441,8 +441,7 @@ class Pipeline:
                     record.buffer = buffer
             buffer.add(item)
         later = self._fanout.deliver(symbol, item, level, late)
-        source = self._feeds.get(feed)
-        latency = delivery_latency_ns(source is not None and source.live, item, fields)
+        latency = delivery_latency_ns(self._liveness.get(feed, False), item, fields)
         if record is not None and (counters := record.counters) is not None:  # at hand
             self._quality.record_in(counters, record.clock, item, verdict, latency)
         else:

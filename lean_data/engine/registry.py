@@ -53,6 +53,9 @@ class FeedRegistry:
         running: Callable[[], bool],
     ) -> None:
         self.feeds: dict[str, DataFeed] = {}
+        self.liveness: dict[str, bool] = {}
+        """Each registered feed's ``live`` (a class attribute), read once when it is added:
+        the pipeline measures latency by it for every item."""
         """The registered feeds by name (change it with :meth:`add` / :meth:`remove`)."""
         self._refcounts: dict[tuple[str, str], int] = {}
         self._by_symbol: dict[str, dict[str, None]] = {}  # symbol -> feed names, in order
@@ -157,6 +160,7 @@ class FeedRegistry:
     def add(self, feed: DataFeed) -> None:
         """Register ``feed`` under its name (the caller checked the name is free)."""
         self.feeds[feed.name] = feed
+        self.liveness[feed.name] = bool(feed.live)
 
     def remove(self, name: str) -> DataFeed:
         """Unregister the feed ``name`` and drop its subscriptions; return it.
@@ -165,6 +169,7 @@ class FeedRegistry:
             ConfigError: no feed has this name.
         """
         feed = self.feeds.pop(name, None)
+        self.liveness.pop(name, None)
         if feed is None:
             raise ConfigError(f"no feed named {name!r}; feeds: {sorted(self.feeds)}")
         for key in [k for k in self._refcounts if k[0] == name]:
@@ -221,16 +226,15 @@ class FeedRegistry:
 
     def live_feed_of(self, symbol: str) -> str | None:
         """Return the first live feed subscribed to ``symbol``, if any."""
-        feeds = self.feeds
+        liveness = self.liveness
         for name in self._by_symbol.get(symbol, ()):
-            if feeds[name].live:
+            if liveness[name]:
                 return name
         return None
 
     def live(self, feed: str) -> bool:
         """True unless ``feed`` is a registered feed that is not live (a replay)."""
-        source = self.feeds.get(feed)
-        return source is None or source.live
+        return self.liveness.get(feed, True)
 
     def sparse(self, feed: str) -> bool:
         """True when ``feed`` is registered and sends sparse bars (no bar: no trade)."""
