@@ -9,6 +9,13 @@
  * override a field with a property) it falls back to the generic lookups and the class's
  * own constructor, so the result is always what getattr and the class give.
  *
+ * An instance built here whose every field is of a type the garbage collector does not
+ * track (str, int, float, bool, None) or of one of the ``constants`` types (Resolution,
+ * TickType: interned values that never refer to a model) cannot be part of a reference
+ * cycle, so it is untracked, as CPython untracks a tuple of such values: the collector then
+ * never traverses it (a ring buffer holds thousands of ticks, which every full collection
+ * would otherwise walk).
+ *
  * lean_data/slots.py wraps this module and has the pure-Python twin (operator.attrgetter,
  * the class itself) used when this extension is not built.
  */
@@ -22,6 +29,7 @@ typedef struct {
     PyObject *names;       /* tuple of the field names, in the class's field order */
     Py_ssize_t count;
     Py_ssize_t *offsets;   /* where each field's slot is in an instance */
+    PyObject *constants;   /* tuple of types whose instances never refer to a model */
     vectorcallfunc vectorcall;
 } SlotsObject;
 
@@ -85,10 +93,23 @@ slots_fill(SlotsObject *self, PyObject *const *args)
         return NULL;
     }
     char *base = (char *)item;
+    int atomic = PyObject_GC_IsTracked(item);
     for (Py_ssize_t i = 0; i < self->count; i++) {
         PyObject *value = args[i];
         Py_INCREF(value);
         *(PyObject **)(base + self->offsets[i]) = value;
+        if (atomic && PyObject_IS_GC(value)) {
+            atomic = 0;
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(self->constants); k++) {
+                if ((PyObject *)Py_TYPE(value) == PyTuple_GET_ITEM(self->constants, k)) {
+                    atomic = 1;
+                    break;
+                }
+            }
+        }
+    }
+    if (atomic) {  /* no field can lead back to it: no cycle for the collector to find */
+        PyObject_GC_UnTrack(item);
     }
     return item;
 }
@@ -146,33 +167,53 @@ slots_with(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 slots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *cls, *names;
+    PyObject *cls, *names, *constants = NULL;
     if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
-        PyErr_SetString(PyExc_TypeError, "Slots(cls, names) takes no keywords");
+        PyErr_SetString(PyExc_TypeError, "Slots(cls, names, constants=()) takes no keywords");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O!O!:Slots", &PyType_Type, &cls, &PyTuple_Type, &names)) {
+    if (!PyArg_ParseTuple(args, "O!O!|O!:Slots", &PyType_Type, &cls, &PyTuple_Type, &names,
+                          &PyTuple_Type, &constants)) {
         return NULL;
+    }
+    if (constants == NULL) {
+        constants = PyTuple_New(0);
+        if (constants == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(constants); k++) {
+            if (!PyType_Check(PyTuple_GET_ITEM(constants, k))) {
+                PyErr_SetString(PyExc_TypeError, "Slots constants must be a tuple of types");
+                return NULL;
+            }
+        }
+        Py_INCREF(constants);
     }
     Py_ssize_t count = PyTuple_GET_SIZE(names);
     if (count == 0 || count > 64) {
+        Py_DECREF(constants);
         PyErr_SetString(PyExc_ValueError, "Slots takes 1 to 64 field names");
         return NULL;
     }
     Py_ssize_t *offsets = PyMem_New(Py_ssize_t, count);
     if (offsets == NULL) {
+        Py_DECREF(constants);
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *name = PyTuple_GET_ITEM(names, i);
         if (!PyUnicode_Check(name)) {
             PyMem_Free(offsets);
+            Py_DECREF(constants);
             PyErr_SetString(PyExc_TypeError, "field names must be str");
             return NULL;
         }
         PyObject *descr = PyObject_GetAttr(cls, name);
         if (descr == NULL) {
             PyMem_Free(offsets);
+            Py_DECREF(constants);
             return NULL;
         }
         int is_slot = Py_IS_TYPE(descr, &PyMemberDescr_Type)
@@ -185,6 +226,7 @@ slots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(descr);
         if (!is_slot) {
             PyMem_Free(offsets);
+            Py_DECREF(constants);
             PyErr_Format(PyExc_TypeError, "%R is not an object slot of %R", name, cls);
             return NULL;
         }
@@ -192,6 +234,7 @@ slots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     SlotsObject *self = (SlotsObject *)type->tp_alloc(type, 0);
     if (self == NULL) {
         PyMem_Free(offsets);
+        Py_DECREF(constants);
         return NULL;
     }
     Py_INCREF(cls);
@@ -200,6 +243,7 @@ slots_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->names = names;
     self->count = count;
     self->offsets = offsets;
+    self->constants = constants;
     self->vectorcall = slots_vectorcall;
     return (PyObject *)self;
 }
@@ -219,6 +263,7 @@ slots_traverse(SlotsObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->cls);
     Py_VISIT(self->names);
+    Py_VISIT(self->constants);
     return 0;
 }
 
@@ -227,6 +272,7 @@ slots_clear(SlotsObject *self)
 {
     Py_CLEAR(self->cls);
     Py_CLEAR(self->names);
+    Py_CLEAR(self->constants);
     return 0;
 }
 
@@ -271,7 +317,7 @@ static PyGetSetDef slots_getset[] = {
 static PyTypeObject SlotsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "lean_data._slots.Slots",
-    .tp_doc = "Slots(cls, names): read a model's fields into a tuple (call), build one.",
+    .tp_doc = "Slots(cls, names, constants=()): read a model's fields into a tuple (call), build one.",
     .tp_basicsize = sizeof(SlotsObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_new = slots_new,

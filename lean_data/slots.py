@@ -7,7 +7,10 @@ all of an item's fields at once: with the ``lean_data._slots`` extension (built 
 compiled package) straight from the slots of an object that is exactly the model, else by
 ``getattr`` (a subclass may override a field with a property), so the result is always
 ``tuple(getattr(item, name) for name in names)``. Without the extension they are
-``operator.attrgetter`` and the class itself; the values are the same.
+``operator.attrgetter`` and the class itself; the values are the same. A bar or tick the
+extension builds of plain values (text, numbers, flags, a Resolution, a TickType) cannot be
+part of a reference cycle and is left untracked by the garbage collector, as CPython leaves
+a tuple of such values.
 
 Positions are the models' field order (:data:`BAR_OPEN`, :data:`TICK_PRICE` and friends
 name them), pinned by ``tests/test_slots.py`` against ``dataclasses.fields``.
@@ -20,7 +23,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, Final
 
-from lean_data.models import Tick, TradeBar
+from lean_data.models import Resolution, Tick, TickType, TradeBar
 
 __all__ = [
     "BAR",
@@ -68,8 +71,11 @@ NATIVE: Final = _Slots is not None  # whether the C readers are in use
 
 # The readers, builders and the copy. Pure, they are operator.attrgetter objects (a C call,
 # no Python frame) and the classes themselves (which take every field positionally).
-_bar: Any = None if _Slots is None else _Slots(TradeBar, _names(TradeBar))
-_tick: Any = None if _Slots is None else _Slots(Tick, _names(Tick))
+# Resolution and TickType: interned values that never refer to a model, so a bar or tick
+# built of them and plain numbers and text is left untracked by the garbage collector
+_CONSTANTS: Final = (Resolution, TickType)
+_bar: Any = None if _Slots is None else _Slots(TradeBar, _names(TradeBar), _CONSTANTS)
+_tick: Any = None if _Slots is None else _Slots(Tick, _names(Tick), _CONSTANTS)
 BAR: Final[Read] = attrgetter(*_names(TradeBar)) if _bar is None else _bar
 TICK: Final[Read] = attrgetter(*_names(Tick)) if _tick is None else _tick
 BUILD_BAR: Final[Callable[..., TradeBar]] = TradeBar if _bar is None else _bar.build

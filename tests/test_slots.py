@@ -164,3 +164,36 @@ def test_the_c_reader_refuses_what_is_not_a_slot() -> None:
         slots._Slots(TradeBar, ("nope",))
     with pytest.raises(TypeError, match="takes the 12 fields of TradeBar"):
         slots._Slots(TradeBar, NAMES).build("A/B", 1)
+
+
+def test_built_of_plain_values_a_model_is_left_to_reference_counting() -> None:
+    """A bar or tick the C builder makes of text, numbers, flags, a Resolution and a
+    TickType cannot be in a reference cycle: untracked, the collector never walks it (a
+    ring buffer holds thousands of ticks). One holding anything else stays tracked, and a
+    cycle through it is still collected."""
+    if slots._Slots is None:
+        pytest.skip("the C builders are not built (pure install)")
+    import gc
+    import weakref
+
+    bar = slots.BUILD_BAR(*slots.BAR(_bar(resolution=Resolution.HOUR)))
+    assert not gc.is_tracked(bar)
+    assert not gc.is_tracked(slots.COPY_BAR(bar, slots.BAR_TS_RECV, 9, slots.own_copy))
+    tick = Tick("BTC/USDT", 1_700_000_000 * 10**9, 1.0, 2.0, TickType.TRADE, ts_recv=3)
+    built = slots.BUILD_TICK(*slots.TICK(tick))
+    assert built == tick
+    assert not gc.is_tracked(built)
+
+    class Holder:  # a user's object in a field (any value passes the builder)
+        pass
+
+    holder = Holder()
+    odd = slots.BUILD_TICK(*slots.TICK(dataclasses.replace(tick, exchange=holder)))  # type: ignore[arg-type]
+    assert gc.is_tracked(odd)
+    holder.tick = odd  # type: ignore[attr-defined]  # a cycle: holder -> odd -> holder
+    gone = weakref.ref(holder)
+    del holder, odd
+    gc.collect()
+    assert gone() is None
+    with pytest.raises(TypeError, match="tuple of types"):
+        slots._Slots(TradeBar, NAMES, (1,))
