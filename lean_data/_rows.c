@@ -1,4 +1,5 @@
-/* lean_data._rows: the parameters of a multi-row statement, flattened in one C pass.
+/* lean_data._rows: rows in one C pass: the parameters of a multi-row statement, and a
+ * trade bar's row of the ring buffer.
  *
  * statement_values(rows, start, end, ids) is lean_data.storage.rows.statement_values (its
  * pure twin, which documents the contract): the values of rows[start:end] in one list,
@@ -10,9 +11,19 @@
  * Errors are the pure twin's: KeyError (the key tuple) for a series not in ids, TypeError
  * for an unhashable key, TypeError for rows that are not a list of tuples, IndexError
  * for start/end outside the list or a row of fewer than three values with ids.
+ *
+ * pack_bar(rows, offset, fields) writes a TradeBar's row of lean_data.series.buffer (its
+ * fields as lean_data.slots.BAR reads them) into the bytearray ``rows`` at ``offset``: what
+ * that module's struct ("@lddddd" + "l", 56 bytes) packs, converted the same way (an
+ * integer or an object with __index__ for the times, anything float() takes for the
+ * prices), without struct's argument parsing. Anything that does not fit raises (the buffer
+ * then keeps the bar object itself): IndexError when the row is not allocated, TypeError or
+ * OverflowError for a value, as struct raises struct.error.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 static PyObject *ZERO, *ONE;
 
@@ -115,7 +126,85 @@ fail:
     return NULL;
 }
 
+#define BAR_TS_EVENT 1
+#define BAR_OPEN 2
+#define BAR_TS_RECV 8
+#define BAR_FIELDS 12
+#define ROW_BYTES 56
+
+static int
+as_int64(PyObject *value, long long *out)
+{
+    PyObject *number;
+    if (PyLong_Check(value)) {
+        Py_INCREF(value);
+        number = value;
+    }
+    else if (PyIndex_Check(value)) {
+        number = PyNumber_Index(value);
+        if (number == NULL) {
+            return -1;
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "a bar time must be an integer, got %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsLongLong(number);
+    Py_DECREF(number);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "pack_bar(rows, offset, fields)");
+        return NULL;
+    }
+    PyObject *rows = args[0], *fields = args[2];
+    if (!PyByteArray_CheckExact(rows)) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a bytearray");
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) != BAR_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a TradeBar's 12 fields");
+        return NULL;
+    }
+    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (offset < 0 || offset > PyByteArray_GET_SIZE(rows) - ROW_BYTES) {
+        PyErr_SetString(PyExc_IndexError, "row not allocated");
+        return NULL;
+    }
+    long long ts_event, ts_recv;
+    double values[5];
+    if (as_int64(PyTuple_GET_ITEM(fields, BAR_TS_EVENT), &ts_event) < 0
+        || as_int64(PyTuple_GET_ITEM(fields, BAR_TS_RECV), &ts_recv) < 0) {
+        return NULL;
+    }
+    for (int k = 0; k < 5; k++) {
+        PyObject *value = PyTuple_GET_ITEM(fields, BAR_OPEN + k);
+        values[k] = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyFloat_AsDouble(value);
+        if (values[k] == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    /* written only once every value converted: a failure leaves the row as it was */
+    char *at = PyByteArray_AS_STRING(rows) + offset;
+    int64_t first = (int64_t)ts_event, last = (int64_t)ts_recv;
+    memcpy(at, &first, 8);
+    memcpy(at + 8, values, 40);
+    memcpy(at + 48, &last, 8);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"pack_bar", (PyCFunction)(void (*)(void))pack_bar, METH_FASTCALL,
+     "pack_bar(rows, offset, fields, /): a TradeBar's ring-buffer row, written in place."},
     {"statement_values", (PyCFunction)(void (*)(void))statement_values, METH_FASTCALL,
      "statement_values(rows, start, end, ids=None, /): the parameters of rows[start:end]."},
     {NULL, NULL, 0, NULL},
@@ -124,7 +213,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "lean_data._rows",
-    "The parameters of a multi-row statement in one C pass (see lean_data.storage.rows).",
+    "Rows in one C pass: statement parameters (lean_data.storage.rows) and ring-buffer rows "
+    "(lean_data.series.buffer).",
     -1,
     methods,
 };

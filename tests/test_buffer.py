@@ -459,3 +459,45 @@ def test_a_reader_thread_never_sees_a_torn_snapshot() -> None:
 @pytest.mark.usefixtures("fast_thread_switching")
 def test_a_reader_thread_never_sees_a_torn_bar_row() -> None:
     _race(DataBuffer(500), _bar_for, 60_000, 50)
+
+
+def test_the_c_row_packer_writes_what_struct_packs() -> None:
+    """lean_data._rows.pack_bar (the compiled build's) against the pure _pack_bar: the same
+    56 bytes for real and odd values, the same refusals (the buffer then keeps the bar
+    object), and a refused row left as it was."""
+    from lean_data.series import buffer as module
+    from lean_data.slots import BAR
+
+    if module._PACK_BAR is module._pack_bar:
+        pytest.skip("the C packer is built with the compiled package")
+    base = TradeBar("BTC/USDT", 1_700_000_040_000_000_000, 1.5, 2.0, 0.5, 1.75, 3.0, ts_recv=9)
+    fine = [
+        base,
+        dataclasses.replace(base, open=math.nan, volume=math.inf),
+        dataclasses.replace(base, high=2, low=True, ts_recv=0),  # struct converts int, bool
+        dataclasses.replace(base, ts_event=-(2**63), ts_recv=2**63 - 1),
+    ]
+    for bar in fine:
+        c_rows, py_rows = bytearray(112), bytearray(112)
+        module._PACK_BAR(c_rows, 56, BAR(bar))
+        module._pack_bar(py_rows, 56, BAR(bar))
+        assert c_rows == py_rows
+    refused = [
+        dataclasses.replace(base, ts_event=2**63),  # beyond int64
+        dataclasses.replace(base, ts_recv=1.5),  # a float time
+        dataclasses.replace(base, close="1.0"),  # text is not a price
+        dataclasses.replace(base, volume=None),
+    ]
+    for bar in refused:
+        c_rows = bytearray(b"\x01" * 56)
+        with pytest.raises((TypeError, OverflowError)):
+            module._PACK_BAR(c_rows, 0, BAR(bar))
+        assert c_rows == bytearray(b"\x01" * 56)
+        with pytest.raises(struct.error):
+            module._pack_bar(bytearray(56), 0, BAR(bar))
+    with pytest.raises(IndexError):
+        module._PACK_BAR(bytearray(100), 50, BAR(base))  # the row is not allocated
+    with pytest.raises(TypeError):
+        module._PACK_BAR(bytes(56), 0, BAR(base))
+    with pytest.raises(TypeError):
+        module._PACK_BAR(bytearray(56), 0, BAR(base)[:5])

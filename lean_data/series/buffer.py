@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import struct
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import repeat
 from typing import Any, Final, Generic, SupportsIndex, TypeVar
 
@@ -59,6 +59,36 @@ _I64: Final = "l" if struct.calcsize("@l") == 8 else "q"
 _ROW_STRUCT: Final = struct.Struct(f"@{_I64}ddddd{_I64}")
 _ROW: Final = _ROW_STRUCT.size
 _pack_into: Final = _ROW_STRUCT.pack_into
+
+
+def _pack_bar(rows: bytearray, offset: int, f: tuple[Any, ...]) -> None:
+    """Pack a bar's fields (:data:`BAR`'s tuple) into its row; raises when one does not fit
+    (struct.error) or the row is not allocated."""
+    # the values go to struct as the objects they are (untyped tuple items)
+    _pack_into(
+        rows,
+        offset,
+        f[BAR_TS_EVENT],
+        f[BAR_OPEN],
+        f[BAR_HIGH],
+        f[BAR_LOW],
+        f[BAR_CLOSE],
+        f[BAR_VOLUME],
+        f[BAR_TS_RECV],
+    )
+
+
+def _c_pack_bar() -> Callable[[bytearray, int, tuple[Any, ...]], None]:
+    """lean_data._rows' pack_bar (the same bytes, without struct's argument parsing), else
+    :func:`_pack_bar`."""
+    try:
+        from lean_data._rows import pack_bar
+    except ImportError:  # a pure install
+        return _pack_bar
+    return pack_bar
+
+
+_PACK_BAR: Final = _c_pack_bar()
 _MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a time
 _MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
@@ -243,18 +273,7 @@ class DataBuffer(Generic[T]):
                     or f[BAR_BACKFILLED] is not key.backfilled
                 ):
                     key = self._key_for(item)
-                # the values go to struct as the objects they are (untyped tuple items)
-                _pack_into(
-                    self._rows,
-                    i * _ROW,
-                    f[BAR_TS_EVENT],
-                    f[BAR_OPEN],
-                    f[BAR_HIGH],
-                    f[BAR_LOW],
-                    f[BAR_CLOSE],
-                    f[BAR_VOLUME],
-                    f[BAR_TS_RECV],
-                )
+                _PACK_BAR(self._rows, i * _ROW, f)
                 slot = key
             except Exception:  # row i not allocated yet, or a field that does not fit a row
                 if self._grow_rows(i):
