@@ -19,6 +19,12 @@
  * prices), without struct's argument parsing. Anything that does not fit raises (the buffer
  * then keeps the bar object itself): IndexError when the row is not allocated, TypeError or
  * OverflowError for a value, as struct raises struct.error.
+ *
+ * remember_bar(values, opens, slot, fields) is continuity's in-order fast path
+ * (lean_data.series.continuity.Continuity.admit_in): the bar's revision and OHLCV packed as
+ * its "@q5d" slot at values[slot * 48] and its open time set at opens[slot] (an
+ * array("q")), the two writes its pure twin makes with struct and the array, after every
+ * value converted (nothing written when one does not fit).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -129,7 +135,9 @@ fail:
 #define BAR_TS_EVENT 1
 #define BAR_OPEN 2
 #define BAR_TS_RECV 8
+#define BAR_REVISION 10
 #define BAR_FIELDS 12
+#define SLOT_BYTES 48
 #define ROW_BYTES 56
 
 static int
@@ -163,6 +171,29 @@ as_int64(PyObject *value, long long *out)
     return *out == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+static int
+bar_fields(PyObject *fields)
+{
+    if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) != BAR_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a TradeBar's 12 fields");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+prices(PyObject *fields, double *values)
+{
+    for (int k = 0; k < 5; k++) {
+        PyObject *value = PyTuple_GET_ITEM(fields, BAR_OPEN + k);
+        values[k] = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyFloat_AsDouble(value);
+        if (values[k] == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -175,8 +206,7 @@ pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "rows must be a bytearray");
         return NULL;
     }
-    if (!PyTuple_CheckExact(fields) || PyTuple_GET_SIZE(fields) != BAR_FIELDS) {
-        PyErr_SetString(PyExc_TypeError, "fields must be a TradeBar's 12 fields");
+    if (bar_fields(fields) < 0) {
         return NULL;
     }
     Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
@@ -190,15 +220,9 @@ pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long long ts_event, ts_recv;
     double values[5];
     if (as_int64(PyTuple_GET_ITEM(fields, BAR_TS_EVENT), &ts_event) < 0
-        || as_int64(PyTuple_GET_ITEM(fields, BAR_TS_RECV), &ts_recv) < 0) {
+        || as_int64(PyTuple_GET_ITEM(fields, BAR_TS_RECV), &ts_recv) < 0
+        || prices(fields, values) < 0) {
         return NULL;
-    }
-    for (int k = 0; k < 5; k++) {
-        PyObject *value = PyTuple_GET_ITEM(fields, BAR_OPEN + k);
-        values[k] = PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyFloat_AsDouble(value);
-        if (values[k] == -1.0 && PyErr_Occurred()) {
-            return NULL;
-        }
     }
     /* written only once every value converted: a failure leaves the row as it was */
     char *at = PyByteArray_AS_STRING(rows) + offset;
@@ -209,7 +233,62 @@ pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "remember_bar(values, opens, slot, fields)");
+        return NULL;
+    }
+    PyObject *values = args[0], *opens = args[1], *fields = args[3];
+    if (!PyByteArray_CheckExact(values)) {
+        PyErr_SetString(PyExc_TypeError, "values must be a bytearray");
+        return NULL;
+    }
+    if (bar_fields(fields) < 0) {
+        return NULL;
+    }
+    Py_ssize_t slot = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
+    if (slot == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (slot < 0 || slot > PyByteArray_GET_SIZE(values) / SLOT_BYTES - 1) {
+        PyErr_SetString(PyExc_IndexError, "slot not allocated");
+        return NULL;
+    }
+    long long revision, ts_event;
+    double packed[5];
+    if (as_int64(PyTuple_GET_ITEM(fields, BAR_REVISION), &revision) < 0
+        || as_int64(PyTuple_GET_ITEM(fields, BAR_TS_EVENT), &ts_event) < 0
+        || prices(fields, packed) < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(opens, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "opens must be an array('q')");
+        return NULL;
+    }
+    if (slot >= view.len / 8) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "array index out of range");
+        return NULL;
+    }
+    int64_t open_time = (int64_t)ts_event, rev = (int64_t)revision;
+    memcpy((char *)view.buf + slot * 8, &open_time, 8);
+    PyBuffer_Release(&view);
+    char *at = PyByteArray_AS_STRING(values) + slot * SLOT_BYTES;
+    memcpy(at, &rev, 8);
+    memcpy(at + 8, packed, 40);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"remember_bar", (PyCFunction)(void (*)(void))remember_bar, METH_FASTCALL,
+     "remember_bar(values, opens, slot, fields, /): continuity's slot of an in-order bar."},
     {"pack_bar", (PyCFunction)(void (*)(void))pack_bar, METH_FASTCALL,
      "pack_bar(rows, offset, fields, /): a TradeBar's ring-buffer row, written in place."},
     {"statement_values", (PyCFunction)(void (*)(void))statement_values, METH_FASTCALL,

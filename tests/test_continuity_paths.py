@@ -18,6 +18,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +147,37 @@ def test_the_fast_path_writes_the_ring_itself_once_it_is_full() -> None:
     series = fast._series[(SYMBOL, RESOLUTION)]
     assert (len(series.feeds), series.head) == (128, 300 % 128)
     assert _state(fast) == _state(reference)
+
+
+def test_the_c_slot_writer_writes_what_the_pure_one_writes() -> None:
+    """lean_data._rows.remember_bar (the compiled build's) against the pure _remember_bar:
+    the same slot bytes and open time for real and odd values, the same refusals, and
+    nothing written when a value does not fit."""
+    import struct
+    from array import array
+
+    from lean_data.series import continuity as module
+    from lean_data.slots import BAR
+
+    if module._REMEMBER_BAR is module._remember_bar:
+        pytest.skip("the C writer is built with the compiled package")
+    base = TradeBar("BTC/USDT", 1_700_000_040_000_000_000, 1.5, 2.0, 0.5, 1.75, 3.0, revision=2)
+    for bar in (base, replace(base, volume=math.nan, open=4, revision=0)):
+        c_values, c_opens = bytearray(96), array("q", [0, 0])
+        py_values, py_opens = bytearray(96), array("q", [0, 0])
+        module._REMEMBER_BAR(c_values, c_opens, 1, BAR(bar))
+        module._remember_bar(py_values, py_opens, 1, BAR(bar))
+        assert (c_values, c_opens) == (py_values, py_opens)
+    for bad in (replace(base, revision=2**63), replace(base, close="x")):
+        values, opens = bytearray(b"\x01" * 48), array("q", [7])
+        with pytest.raises((TypeError, OverflowError)):
+            module._REMEMBER_BAR(values, opens, 0, BAR(bad))
+        assert (values, opens) == (bytearray(b"\x01" * 48), array("q", [7]))
+        with pytest.raises(struct.error):
+            module._remember_bar(bytearray(48), array("q", [7]), 0, BAR(bad))
+    with pytest.raises(IndexError):
+        module._REMEMBER_BAR(bytearray(48), array("q", [7]), 1, BAR(base))
+    with pytest.raises(IndexError):
+        module._REMEMBER_BAR(bytearray(96), array("q", [7]), 1, BAR(base))
+    with pytest.raises(TypeError, match="array"):
+        module._REMEMBER_BAR(bytearray(48), array("d", [7.0]), 0, BAR(base))

@@ -39,7 +39,7 @@ import struct
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Final, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
 from lean_data.series.decisions import Action, Decision, Request
@@ -65,6 +65,30 @@ _RECENT: Final = 128  # delivered open times remembered per series (duplicates, 
 _SLOT: Final = struct.Struct("@q5d")
 _SLOT_SIZE: Final = _SLOT.size
 _PACK_INTO: Final = _SLOT.pack_into
+
+
+def _remember_bar(values: bytearray, opens: array[int], slot: int, f: tuple[Any, ...]) -> None:
+    """Pack a bar's revision and OHLCV (``f``: :data:`BAR`'s tuple) as its slot, then set
+    its open time; raises (struct.error) before writing anything when a value does not
+    fit."""
+    _PACK_INTO(  # untyped tuple items: to struct as the objects they are
+        values, slot * _SLOT_SIZE,
+        f[BAR_REVISION], f[BAR_OPEN], f[BAR_HIGH], f[BAR_LOW], f[BAR_CLOSE], f[BAR_VOLUME],
+    )  # fmt: skip
+    opens[slot] = f[BAR_TS_EVENT]
+
+
+def _c_remember_bar() -> Callable[[bytearray, array[int], int, tuple[Any, ...]], None]:
+    """lean_data._rows' remember_bar (the same two writes in one C call), else
+    :func:`_remember_bar`."""
+    try:
+        from lean_data._rows import remember_bar
+    except ImportError:  # a pure install
+        return _remember_bar
+    return remember_bar
+
+
+_REMEMBER_BAR: Final = _c_remember_bar()
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 
 
@@ -235,13 +259,8 @@ class Continuity:
             feeds = series.feeds
             i = series.head
             if i < len(feeds):  # the ring is full: the oldest slot takes the bar
-                _PACK_INTO(  # untyped tuple items: to struct as the objects they are
-                    series.values, i * _SLOT_SIZE,
-                    f[BAR_REVISION], f[BAR_OPEN], f[BAR_HIGH], f[BAR_LOW], f[BAR_CLOSE],
-                    f[BAR_VOLUME],
-                )  # fmt: skip
+                _REMEMBER_BAR(series.values, series.opens, i, f)
                 feeds[i] = feed
-                series.opens[i] = ts
                 series.head = i + 1 if i + 1 < _RECENT else 0
             else:
                 _remember(series, feed, bar)
