@@ -16,6 +16,11 @@
  * never traverses it (a ring buffer holds thousands of ticks, which every full collection
  * would otherwise walk).
  *
+ * A reader remembers the exact instance it read last and the tuple it returned: the models
+ * are frozen, so the next read of the same object (the pipeline's stages each read a bar's
+ * fields) returns that tuple again. It holds a reference to the instance, so no other
+ * object can take its address.
+ *
  * lean_data/slots.py wraps this module and has the pure-Python twin (operator.attrgetter,
  * the class itself) used when this extension is not built.
  */
@@ -30,6 +35,8 @@ typedef struct {
     Py_ssize_t count;
     Py_ssize_t *offsets;   /* where each field's slot is in an instance */
     PyObject *constants;   /* tuple of types whose instances never refer to a model */
+    PyObject *last_item;   /* the exact instance read last, and its fields (or NULL) */
+    PyObject *last_fields;
     vectorcallfunc vectorcall;
 } SlotsObject;
 
@@ -39,6 +46,10 @@ static PyTypeObject SlotsType;
 static PyObject *
 slots_read(SlotsObject *self, PyObject *item)
 {
+    if (item == self->last_item) {  /* frozen: the same fields as last time */
+        Py_INCREF(self->last_fields);
+        return self->last_fields;
+    }
     Py_ssize_t count = self->count;
     PyObject *result = PyTuple_New(count);
     if (result == NULL) {
@@ -57,6 +68,13 @@ slots_read(SlotsObject *self, PyObject *item)
             Py_INCREF(value);
             PyTuple_SET_ITEM(result, i, value);
         }
+        PyObject *old_item = self->last_item, *old_fields = self->last_fields;
+        Py_INCREF(item);
+        Py_INCREF(result);
+        self->last_item = item;
+        self->last_fields = result;
+        Py_XDECREF(old_item);
+        Py_XDECREF(old_fields);
         return result;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -264,6 +282,8 @@ slots_traverse(SlotsObject *self, visitproc visit, void *arg)
     Py_VISIT(self->cls);
     Py_VISIT(self->names);
     Py_VISIT(self->constants);
+    Py_VISIT(self->last_item);
+    Py_VISIT(self->last_fields);
     return 0;
 }
 
@@ -273,6 +293,8 @@ slots_clear(SlotsObject *self)
     Py_CLEAR(self->cls);
     Py_CLEAR(self->names);
     Py_CLEAR(self->constants);
+    Py_CLEAR(self->last_item);
+    Py_CLEAR(self->last_fields);
     return 0;
 }
 

@@ -10,7 +10,9 @@ compiled package) straight from the slots of an object that is exactly the model
 ``operator.attrgetter`` and the class itself; the values are the same. A bar or tick the
 extension builds of plain values (text, numbers, flags, a Resolution, a TickType) cannot be
 part of a reference cycle and is left untracked by the garbage collector, as CPython leaves
-a tuple of such values.
+a tuple of such values. A C reader remembers the exact instance it read last, and returns
+the same tuple for it again (the models are frozen; each stage reads a bar's fields): it
+keeps that one instance alive until it reads another.
 
 Positions are the models' field order (:data:`BAR_OPEN`, :data:`TICK_PRICE` and friends
 name them), pinned by ``tests/test_slots.py`` against ``dataclasses.fields``.

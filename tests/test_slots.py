@@ -191,9 +191,26 @@ def test_built_of_plain_values_a_model_is_left_to_reference_counting() -> None:
     odd = slots.BUILD_TICK(*slots.TICK(dataclasses.replace(tick, exchange=holder)))  # type: ignore[arg-type]
     assert gc.is_tracked(odd)
     holder.tick = odd  # type: ignore[attr-defined]  # a cycle: holder -> odd -> holder
+    slots.TICK(tick)  # the reader keeps the instance it read last: another one now
     gone = weakref.ref(holder)
     del holder, odd
     gc.collect()
     assert gone() is None
     with pytest.raises(TypeError, match="tuple of types"):
         slots._Slots(TradeBar, NAMES, (1,))
+
+
+def test_a_reader_gives_the_same_tuple_for_the_same_frozen_instance() -> None:
+    """The stages each read a bar's fields: a C reader remembers the exact instance it read
+    last (holding it, so no other object takes its address) and returns the same tuple."""
+    if slots._Slots is None:
+        pytest.skip("the C readers are not built (pure install)")
+    first, second = _bar(), _bar(open=3.0)
+    once = slots.BAR(first)
+    assert slots.BAR(first) is once
+    again = slots.BAR(second)
+    assert again is not once
+    assert again[slots.BAR_OPEN] == 3.0
+    assert slots.BAR(first) == once  # read afresh: equal values, a new tuple
+    sub = VenueBar(*once)  # a subclass is read by getattr every time
+    assert slots.BAR(sub) is not slots.BAR(sub)
