@@ -500,6 +500,29 @@ kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_re
     return bar;
 }
 
+/* str(value): what "%lld" formats, without PyUnicode_FromFormat's format parsing (~1,400
+ * instructions a trade id) */
+static PyObject *
+integer_text(long long value)
+{
+    char buf[24];
+    char *p = buf + sizeof(buf);
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        *--p = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    if (value < 0) {
+        *--p = '-';
+    }
+    Py_ssize_t len = buf + sizeof(buf) - p;
+    PyObject *text = PyUnicode_New(len, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)len);
+    }
+    return text;
+}
+
 static PyObject *
 agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *symbols)
 {
@@ -527,7 +550,7 @@ agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *s
     args[10] = self->empty;
     args[11] = data[D_M].boolean ? self->buyer_maker : self->empty;
     args[12] = Py_False;
-    args[13] = PyUnicode_FromFormat("%lld", data[D_A].integer);
+    args[13] = integer_text(data[D_A].integer);
     PyErr_Clear();
     PyObject *tick = build(self->build_tick, args, 14);
     Py_XDECREF(args[0]);

@@ -233,3 +233,18 @@ def test_take_items_gives_the_same_items_with_and_without_the_reader(data: st.Da
         assert message is None or message == parse_message(chosen[index], TS)
         if '"x":false' in chosen[index]:
             assert message is not None  # the in-progress bar, for the feed's item_of
+
+
+@needs_reader
+def test_trade_ids_of_every_size_and_sign_are_their_decimal_text(fixtures: Path) -> None:
+    """The reader writes an aggTrade's id as text itself (no format call): the same text as
+    parse_message's for zero, signs, every length up to the 18 digits it reads."""
+    trade = real(fixtures, "BINANCE.ws.1.0", '"e":"aggTrade"')
+    ids = [0, 7, -7, 10, 99, 100, -(10**17), 10**17 - 1, 999_999_999_999_999_999]
+    ids += [-999_999_999_999_999_999, 2**40, 123_456_789_012_345]
+    for value in ids:
+        raw = edit(trade, "data.a", value)
+        assert same_or_none(raw), raw
+        taken = FAST(raw, TS, None)  # type: ignore[misc]
+        assert taken.trade_id == str(value)
+    assert not same_or_none(edit(trade, "data.a", 10**18))  # 19 digits: the usual path

@@ -132,6 +132,8 @@ def bad_price(name: str, value: float) -> Verdict:
 
 def size_issue(first: float, second: float, what: str) -> Issue | None:
     """Return an INVALID issue for a negative or infinite size, a FAIR one for NaN."""
+    if 0.0 <= first < INF and 0.0 <= second < INF:  # every sane item: no tuple to walk
+        return None
     for size in (first, second):
         if not 0.0 <= size < INF:
             if size != size:
