@@ -25,6 +25,11 @@
  * its "@q5d" slot at values[slot * 48] and its open time set at opens[slot] (an
  * array("q")), the two writes its pure twin makes with struct and the array, after every
  * value converted (nothing written when one does not fit).
+ *
+ * put_int64(values, index, value) is ``values[index] = value`` for an array("q") (or a
+ * list), without the array's argument parsing: the quality tracker's latency window.
+ * OverflowError beyond int64 and TypeError for a value that is not an int, as the array
+ * raises; IndexError outside it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -286,7 +291,62 @@ remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+put_int64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "put_int64(values, index, value)");
+        return NULL;
+    }
+    PyObject *values = args[0], *value = args[2];
+    Py_ssize_t index = PyNumber_AsSsize_t(args[1], PyExc_IndexError);
+    if (index == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyList_CheckExact(values)) {
+        Py_INCREF(value);
+        if (PyList_SetItem(values, index, value) < 0) {  /* steals value, even on error */
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "an integer is required, got %.100s",
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        PyErr_SetString(PyExc_OverflowError, "value does not fit in 64 bits");
+        return NULL;
+    }
+    if (number == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(values, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "values must be an array('q') or a list");
+        return NULL;
+    }
+    if (index < 0 || index >= view.len / 8) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "array assignment index out of range");
+        return NULL;
+    }
+    int64_t stored = (int64_t)number;
+    memcpy((char *)view.buf + index * 8, &stored, 8);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"put_int64", (PyCFunction)(void (*)(void))put_int64, METH_FASTCALL,
+     "put_int64(values, index, value, /): values[index] = value for an array('q') or list."},
     {"remember_bar", (PyCFunction)(void (*)(void))remember_bar, METH_FASTCALL,
      "remember_bar(values, opens, slot, fields, /): continuity's slot of an in-order bar."},
     {"pack_bar", (PyCFunction)(void (*)(void))pack_bar, METH_FASTCALL,

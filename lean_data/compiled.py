@@ -60,8 +60,8 @@ MODULES: tuple[str, ...] = (
 # reads and fills the models' slots (lean_data.slots wraps it and has the pure twin);
 # lean_data._binance reads the common Binance frames in one pass (lean_data.wire.binance
 # decodes every frame the usual way without it); lean_data._rows flattens a multi-row
-# statement's parameters and packs ring-buffer rows and continuity slots (the pure twins
-# stay in lean_data.storage.rows, lean_data.series.buffer and lean_data.series.continuity).
+# statement's parameters, packs ring-buffer rows and continuity slots and sets the quality
+# tracker's latency window (the pure twins stay in those modules).
 C_MODULES: tuple[str, ...] = ("lean_data._slots", "lean_data._binance", "lean_data._rows")
 
 

@@ -217,3 +217,30 @@ def test_latency_percentiles_are_exact_for_large_values() -> None:
         "p50": (big + 2) / 1e6,
         "p99": (2**64 + 9) / 1e6,
     }
+
+
+def test_the_latency_window_setter_is_the_arrays_own() -> None:
+    """lean_data._rows.put_int64 (compiled build) sets an array('q') item as the array does,
+    refuses what the array refuses (so the tracker keeps such a latency in a list), and
+    sets a list's item."""
+    from array import array
+
+    import pytest
+
+    from lean_data.quality import tracker
+
+    put = tracker._PUT_INT64
+    values = array("q", bytes(24))
+    put(values, 1, 2**63 - 1)
+    put(values, 2, -5)
+    assert values.tolist() == [0, 2**63 - 1, -5]
+    with pytest.raises(OverflowError):
+        put(values, 0, 2**63)
+    with pytest.raises(TypeError):
+        put(values, 0, 1.5)
+    with pytest.raises(IndexError):
+        put(values, 3, 1)
+    assert values.tolist() == [0, 2**63 - 1, -5]
+    kept = [0, 0]
+    put(kept, 1, 2**80)
+    assert kept == [0, 2**80]

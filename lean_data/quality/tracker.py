@@ -24,6 +24,7 @@ tracking where it was. Equal tick timestamps are normal and are not duplicates.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from typing import Any, Final
 
 from lean_data.errors import ConfigError
@@ -55,6 +56,24 @@ class SeriesClock:
         self.ts = _NO_TS  # the series' latest event time (a C int: no box per store)
         self.closed = True
         self.revision = 0
+
+
+def _put_int64(values: array[int] | list[int], index: int, value: int) -> None:
+    """``values[index] = value`` (OverflowError beyond int64 for an array)."""
+    values[index] = value
+
+
+def _c_put_int64() -> Callable[[array[int] | list[int], int, int], None]:
+    """lean_data._rows' put_int64 (an array's item set without its argument parsing),
+    else :func:`_put_int64`."""
+    try:
+        from lean_data._rows import put_int64
+    except ImportError:  # a pure install
+        return _put_int64
+    return put_int64
+
+
+_PUT_INT64: Final = _c_put_int64()
 
 
 class Counters:
@@ -221,7 +240,7 @@ class QualityTracker:
             st.lat_sum += latency_ns
             i = st.lat_idx
             try:
-                st.latencies[i] = latency_ns
+                _PUT_INT64(st.latencies, i, latency_ns)
             except (OverflowError, TypeError):  # beyond int64, or not an int: keep it exactly
                 st.latencies = list(st.latencies)
                 st.latencies[i] = latency_ns
