@@ -443,7 +443,7 @@ class Pipeline:
         later = self._fanout.deliver(symbol, item, level, late)
         latency = delivery_latency_ns(self._liveness.get(feed, False), item, fields)
         if record is not None and (counters := record.counters) is not None:  # at hand
-            self._quality.record_in(counters, record.clock, item, verdict, latency)
+            self._quality.record_in(counters, record.clock, item, verdict, latency, fields)
         else:
             self.records.count(feed, item, verdict, latency, record)
         self._metrics.record_delivery(feed, latency, verdict.score)

@@ -31,6 +31,7 @@ from lean_data.errors import ConfigError
 from lean_data.models import MarketData, Tick
 from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.quality.screen import kind_of
+from lean_data.slots import BAR_CLOSED, BAR_REVISION, BAR_TS_EVENT
 
 __all__ = ["Counters", "QualityTracker", "SeriesClock"]
 
@@ -189,10 +190,12 @@ class QualityTracker:
         item: MarketData,
         verdict: Verdict,
         latency_ns: int | None = None,
+        fields: tuple[Any, ...] | None = None,
     ) -> None:
         """Like :meth:`record`, with the counters (:meth:`stats_of`) and, when known, the
         series' timing state (:meth:`clock_of`) at hand: the engine keeps both in its
-        series record and so skips the lookups."""
+        series record and so skips the lookups. ``fields``: a TradeBar's fields
+        (:data:`lean_data.slots.BAR`'s tuple) when the caller has them."""
         st.messages += 1
         level = verdict.level
         tenths = _TENTHS_BY_INDEX[level_index(level)]
@@ -208,7 +211,7 @@ class QualityTracker:
                 reasons[reason] = reasons.get(reason, 0) + 1
         if level is _INVALID:  # its times may be the impossible values: they count nowhere
             return
-        ts: int = item.ts_event
+        ts: int = item.ts_event if fields is None else fields[BAR_TS_EVENT]
         if ts < st.first_ts or st.first_ts == _NO_TS:
             st.first_ts = ts
         if ts > st.last_ts:
@@ -226,11 +229,22 @@ class QualityTracker:
                     st.gaps += 1
                     st.missing += (ts - prev - 1) // period
                 clock.ts = ts
-            elif period and item.revision <= clock.revision and clock.closed:  # type: ignore[union-attr]
+            elif (
+                period
+                and clock.closed
+                and (
+                    item.revision if fields is None else fields[BAR_REVISION]  # type: ignore[union-attr]
+                )
+                <= clock.revision
+            ):
                 st.duplicates += 1
             if period:
-                clock.closed = bool(item.closed)  # type: ignore[union-attr]
-                clock.revision = item.revision  # type: ignore[union-attr]
+                if fields is None:
+                    closed, revision = item.closed, item.revision  # type: ignore[union-attr]
+                else:
+                    closed, revision = fields[BAR_CLOSED], fields[BAR_REVISION]
+                clock.closed = bool(closed)
+                clock.revision = revision
         if latency_ns is None and (recv := item.ts_recv):
             if period == 0:
                 latency_ns = recv - ts
