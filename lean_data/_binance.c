@@ -371,6 +371,17 @@ decimal(const Value *value, double *out)
     return 1;
 }
 
+/* A short text of the frames (a venue symbol, an interval) and the str made for it once:
+ * the next frame with the same text reuses that str, with its hash computed, instead of
+ * making and hashing a new one for a dict lookup. */
+#define TEXTS 256
+#define TEXT_MAX 23
+typedef struct {
+    unsigned char len; /* 0: empty slot */
+    char text[TEXT_MAX];
+    PyObject *str;
+} Text;
+
 typedef struct {
     PyObject_HEAD
     PyObject *canonical;   /* venue symbol -> canonical symbol, when the mapping has none */
@@ -381,16 +392,55 @@ typedef struct {
     PyObject *zero;        /* 0.0, the trade's bid and ask fields */
     PyObject *empty;       /* "", its exchange, and its condition when the buyer took */
     PyObject *buyer_maker; /* "buyer_maker", its condition when the buyer made the market */
+    Text texts[TEXTS];     /* venue symbols and intervals seen, as str (see text_of) */
 } DecoderObject;
 
 static PyTypeObject DecoderType;
+
+/* str(text) as a new reference: the remembered one when this text was seen before (a
+ * table of TEXTS slots by the text's hash; a text too long, or a full run of slots, is
+ * made afresh each time). */
+static PyObject *
+text_of(DecoderObject *self, const char *text, Py_ssize_t len)
+{
+    if (len < 1 || len > TEXT_MAX) {
+        return PyUnicode_FromStringAndSize(text, len);
+    }
+    unsigned int hash = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++) {
+        hash = (hash ^ (unsigned char)text[i]) * 16777619u;
+    }
+    for (int probe = 0; probe < 8; probe++) {
+        Text *slot = &self->texts[(hash + (unsigned int)probe) % TEXTS];
+        if (slot->len == len && memcmp(slot->text, text, (size_t)len) == 0) {
+            Py_INCREF(slot->str);
+            return slot->str;
+        }
+        if (slot->len == 0) {
+            PyObject *str = PyUnicode_FromStringAndSize(text, len);
+            if (str == NULL) {
+                return NULL;
+            }
+            if (PyObject_Hash(str) == -1) { /* a str's hash never fails; computed once */
+                Py_DECREF(str);
+                return NULL;
+            }
+            Py_INCREF(str);
+            slot->str = str;
+            memcpy(slot->text, text, (size_t)len);
+            slot->len = (unsigned char)len;
+            return str;
+        }
+    }
+    return PyUnicode_FromStringAndSize(text, len);
+}
 
 /* The canonical symbol of the venue's ``text``: symbols[venue] when it maps it to
  * something, else canonical(venue). NULL with no error set: not this reader's. */
 static PyObject *
 symbol_of(DecoderObject *self, const Value *venue_value, PyObject *symbols)
 {
-    PyObject *venue = PyUnicode_FromStringAndSize(venue_value->text, venue_value->len);
+    PyObject *venue = text_of(self, venue_value->text, venue_value->len);
     if (venue == NULL) {
         PyErr_Clear();
         return NULL;
@@ -467,7 +517,7 @@ kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_re
             return NULL;
         }
     }
-    PyObject *interval = PyUnicode_FromStringAndSize(body[B_I].text, body[B_I].len);
+    PyObject *interval = text_of(self, body[B_I].text, body[B_I].len);
     if (interval == NULL) {
         PyErr_Clear();
         return NULL;
@@ -679,6 +729,10 @@ decoder_clear(DecoderObject *self)
     Py_CLEAR(self->zero);
     Py_CLEAR(self->empty);
     Py_CLEAR(self->buyer_maker);
+    for (int i = 0; i < TEXTS; i++) {
+        self->texts[i].len = 0;
+        Py_CLEAR(self->texts[i].str);
+    }
     return 0;
 }
 

@@ -248,3 +248,16 @@ def test_trade_ids_of_every_size_and_sign_are_their_decimal_text(fixtures: Path)
         taken = FAST(raw, TS, None)  # type: ignore[misc]
         assert taken.trade_id == str(value)
     assert not same_or_none(edit(trade, "data.a", 10**18))  # 19 digits: the usual path
+
+
+@needs_reader
+def test_symbols_past_the_readers_text_table_read_the_same(fixtures: Path) -> None:
+    """The reader remembers the str it made for a venue symbol or interval (a table of 256);
+    more symbols than that, and texts too long for it, are made afresh: the same items."""
+    trade = real(fixtures, "BINANCE.ws.1.0", '"e":"aggTrade"')
+    venues = [f"S{i:03d}USDT" for i in range(400)] + ["A" * 23 + "USDT", "B" * 40 + "USDT"]
+    for _ in range(2):  # the second pass finds them remembered (or not, past the table)
+        for venue in venues:
+            raw = edit(trade, "data.s", venue)
+            assert same_or_none(raw), raw
+            assert same_or_none(raw, {venue: "MAPPED/SYM"}), raw
