@@ -113,3 +113,20 @@ def test_a_failed_c_build_installs_pure_python_with_one_warning(tmp_path: Path) 
     assert warnings[0].startswith("lean_data: installing pure Python, not compiled: the C build")
     assert not list(tree.rglob("*.so"))
     assert _loaded_in(tree) == "pure Python"
+
+
+def test_twin_gives_the_c_function_or_the_pure_one() -> None:
+    """lean_data.native.twin: the C module's function when it is built, else the pure twin;
+    in the compiled build the C helpers are in use, in the pure one none is."""
+    from lean_data.native import twin
+    from lean_data.series import buffer
+
+    def pure() -> None:
+        pass
+
+    assert twin("lean_data._no_such_module", "pack_bar", pure) is pure
+    in_c = buffer._PACK_BAR is not buffer._pack_bar
+    if os.environ.get("LEAN_DATA_VARIANT") == "compiled":
+        assert in_c
+    elif os.environ.get("LEAN_DATA_VARIANT") == "pure":
+        assert not in_c

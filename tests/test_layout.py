@@ -37,6 +37,7 @@ STAGES: dict[str, int] = {
     "lean_data._slots": 0,
     "lean_data._binance": 0,
     "lean_data._rows": 0,
+    "lean_data.native": 0,
     "lean_data.derivatives": 0,
     "lean_data.errors": 0,
     "lean_data.secrets": 0,

@@ -24,11 +24,11 @@ tracking where it was. Equal tick timestamps are normal and are not duplicates.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
 from typing import Any, Final
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, Tick
+from lean_data.native import twin
 from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.quality.screen import kind_of
 from lean_data.slots import BAR_CLOSED, BAR_REVISION, BAR_TS_EVENT
@@ -64,17 +64,7 @@ def _put_int64(values: array[int] | list[int], index: int, value: int) -> None:
     values[index] = value
 
 
-def _c_put_int64() -> Callable[[array[int] | list[int], int, int], None]:
-    """lean_data._rows' put_int64 (an array's item set without its argument parsing),
-    else :func:`_put_int64`."""
-    try:
-        from lean_data._rows import put_int64
-    except ImportError:  # a pure install
-        return _put_int64
-    return put_int64
-
-
-_PUT_INT64: Final = _c_put_int64()
+_PUT_INT64: Final = twin("lean_data._rows", "put_int64", _put_int64)
 
 
 class Counters:

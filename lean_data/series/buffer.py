@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 import struct
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from itertools import repeat
 from typing import Any, Final, Generic, SupportsIndex, TypeVar
 
 from lean_data.errors import ConfigError
 from lean_data.models import Resolution, TradeBar
+from lean_data.native import twin
 from lean_data.slots import (
     BAR,
     BAR_BACKFILLED,
@@ -78,17 +79,7 @@ def _pack_bar(rows: bytearray, offset: int, f: tuple[Any, ...]) -> None:
     )
 
 
-def _c_pack_bar() -> Callable[[bytearray, int, tuple[Any, ...]], None]:
-    """lean_data._rows' pack_bar (the same bytes, without struct's argument parsing), else
-    :func:`_pack_bar`."""
-    try:
-        from lean_data._rows import pack_bar
-    except ImportError:  # a pure install
-        return _pack_bar
-    return pack_bar
-
-
-_PACK_BAR: Final = _c_pack_bar()
+_PACK_BAR: Final = twin("lean_data._rows", "pack_bar", _pack_bar)
 _MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a time
 _MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)

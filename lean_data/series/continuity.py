@@ -42,6 +42,7 @@ from dataclasses import replace
 from typing import Any, Final, Protocol, cast
 
 from lean_data.models import Resolution, TradeBar
+from lean_data.native import twin
 from lean_data.series.decisions import Action, Decision, Request
 from lean_data.slots import (
     BAR,
@@ -78,17 +79,7 @@ def _remember_bar(values: bytearray, opens: array[int], slot: int, f: tuple[Any,
     opens[slot] = f[BAR_TS_EVENT]
 
 
-def _c_remember_bar() -> Callable[[bytearray, array[int], int, tuple[Any, ...]], None]:
-    """lean_data._rows' remember_bar (the same two writes in one C call), else
-    :func:`_remember_bar`."""
-    try:
-        from lean_data._rows import remember_bar
-    except ImportError:  # a pure install
-        return _remember_bar
-    return remember_bar
-
-
-_REMEMBER_BAR: Final = _c_remember_bar()
+_REMEMBER_BAR: Final = twin("lean_data._rows", "remember_bar", _remember_bar)
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.native import twin
 from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.slots import (
     BAR,
@@ -354,16 +355,7 @@ def statement_values(
     return values
 
 
-def _c_statement_values() -> Callable[..., list[Any]]:
-    """lean_data._rows' statement_values (the same list in one C pass), else the one above."""
-    try:
-        from lean_data._rows import statement_values as in_c
-    except ImportError:  # a pure install
-        return statement_values
-    return in_c
-
-
-STATEMENT_VALUES: Final = _c_statement_values()
+STATEMENT_VALUES: Final = twin("lean_data._rows", "statement_values", statement_values)
 """What a backend calls for a statement's parameters: :func:`statement_values`, in C
 when the package was built with its C modules."""
 

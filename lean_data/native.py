@@ -1,0 +1,24 @@
+"""A hand-written C module's function, or its pure twin when the package was installed pure.
+
+The C modules (:data:`lean_data.compiled.C_MODULES`) are built with the compiled package;
+each function they hold has a pure-Python twin beside its caller with the same behaviour,
+which tests hold them to. :func:`twin` picks one once, at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, TypeVar
+
+__all__ = ["twin"]
+
+T = TypeVar("T")
+
+
+def twin(module: str, name: str, pure: T) -> T:
+    """Return ``module.name`` when that C module is built, else ``pure``."""
+    try:
+        found: Any = getattr(importlib.import_module(module), name)
+    except ImportError:  # a pure install: the C module is not there
+        return pure
+    return found  # type: ignore[no-any-return]
