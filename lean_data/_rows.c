@@ -238,6 +238,31 @@ pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* array[index] = value for an array("q"): through its buffer, without the array's
+ * argument parsing. TypeError for anything else, IndexError outside it. */
+static int
+set_int64_item(PyObject *array, Py_ssize_t index, long long value)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(array, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
+    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "expected an array('q')");
+        return -1;
+    }
+    if (index < 0 || index >= view.len / 8) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_IndexError, "array assignment index out of range");
+        return -1;
+    }
+    int64_t stored = (int64_t)value;
+    memcpy((char *)view.buf + index * 8, &stored, 8);
+    PyBuffer_Release(&view);
+    return 0;
+}
+
 static PyObject *
 remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -268,23 +293,10 @@ remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         || prices(fields, packed) < 0) {
         return NULL;
     }
-    Py_buffer view;
-    if (PyObject_GetBuffer(opens, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+    if (set_int64_item(opens, slot, ts_event) < 0) {  /* first: it may refuse opens */
         return NULL;
     }
-    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_TypeError, "opens must be an array('q')");
-        return NULL;
-    }
-    if (slot >= view.len / 8) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_IndexError, "array index out of range");
-        return NULL;
-    }
-    int64_t open_time = (int64_t)ts_event, rev = (int64_t)revision;
-    memcpy((char *)view.buf + slot * 8, &open_time, 8);
-    PyBuffer_Release(&view);
+    int64_t rev = (int64_t)revision;
     char *at = PyByteArray_AS_STRING(values) + slot * SLOT_BYTES;
     memcpy(at, &rev, 8);
     memcpy(at + 8, packed, 40);
@@ -324,23 +336,9 @@ put_int64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (number == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_buffer view;
-    if (PyObject_GetBuffer(values, &view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0) {
+    if (set_int64_item(values, index, number) < 0) {
         return NULL;
     }
-    if (view.itemsize != 8 || view.format == NULL || strcmp(view.format, "q") != 0) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_TypeError, "values must be an array('q') or a list");
-        return NULL;
-    }
-    if (index < 0 || index >= view.len / 8) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_IndexError, "array assignment index out of range");
-        return NULL;
-    }
-    int64_t stored = (int64_t)number;
-    memcpy((char *)view.buf + index * 8, &stored, 8);
-    PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }
 

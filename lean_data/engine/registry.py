@@ -53,10 +53,10 @@ class FeedRegistry:
         running: Callable[[], bool],
     ) -> None:
         self.feeds: dict[str, DataFeed] = {}
+        """The registered feeds by name (change it with :meth:`add` / :meth:`remove`)."""
         self.liveness: dict[str, bool] = {}
         """Each registered feed's ``live`` (a class attribute), read once when it is added:
         the pipeline measures latency by it for every item."""
-        """The registered feeds by name (change it with :meth:`add` / :meth:`remove`)."""
         self._refcounts: dict[tuple[str, str], int] = {}
         self._by_symbol: dict[str, dict[str, None]] = {}  # symbol -> feed names, in order
         self._failover = failover

@@ -213,28 +213,22 @@ class QualityTracker:
         prev = clock.ts
         if ts < prev:  # never for the first: no time is below _NO_TS
             st.out_of_order += 1
-        else:
+        elif not period:  # a tick: no gaps to count, no versions
+            clock.ts = ts
+        else:  # a bar: its flag and revision from the fields when the caller has them
+            if fields is None:
+                closed, revision = item.closed, item.revision  # type: ignore[union-attr]
+            else:
+                closed, revision = fields[BAR_CLOSED], fields[BAR_REVISION]
             if ts > prev:
-                if prev != _NO_TS and period and ts - prev > period:
+                if prev != _NO_TS and ts - prev > period:
                     st.gaps += 1
                     st.missing += (ts - prev - 1) // period
                 clock.ts = ts
-            elif (
-                period
-                and clock.closed
-                and (
-                    item.revision if fields is None else fields[BAR_REVISION]  # type: ignore[union-attr]
-                )
-                <= clock.revision
-            ):
+            elif revision <= clock.revision and clock.closed:
                 st.duplicates += 1
-            if period:
-                if fields is None:
-                    closed, revision = item.closed, item.revision  # type: ignore[union-attr]
-                else:
-                    closed, revision = fields[BAR_CLOSED], fields[BAR_REVISION]
-                clock.closed = bool(closed)
-                clock.revision = revision
+            clock.closed = bool(closed)
+            clock.revision = revision
         if latency_ns is None and (recv := item.ts_recv):
             if period == 0:
                 latency_ns = recv - ts
