@@ -6,6 +6,8 @@ how long the venue asked to wait, where to report) instead of reaching into the 
 A request gives up with :class:`~lean_data.errors.RetriesExhaustedError` after
 ``attempts`` attempts or ``seconds`` seconds, whichever comes first: an attempt still
 running when the time is up is cancelled, and a wait that would end past it is not started.
+Either way the error names the last failure the venue gave, so "HTTP 500" is not lost
+behind "the time ran out".
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ async def retry_request(
     started = time.monotonic()
     deadline = started + budget.seconds
     attempts = 0
+    failed: FeedError | None = None  # the last attempt's failure, named when time runs out
 
     def exhausted(last: str) -> RetriesExhaustedError:
         error = _exhausted(what, budget, attempts, started, last)
@@ -85,8 +88,11 @@ async def retry_request(
             raise
         except Exception as exc:
             if timeout.expired():
-                raise exhausted("the time budget ran out during an attempt") from None
-            error = translate(exc)
+                cut = f"the time budget ran out during attempt {attempts}"
+                if failed is None:
+                    raise exhausted(cut) from None
+                raise exhausted(f"{failed}; then {cut}") from failed
+            error = failed = translate(exc)
             if not error.retryable:
                 if error is exc:
                     raise
