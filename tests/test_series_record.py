@@ -100,7 +100,7 @@ async def test_engine_records_hold_the_stages_own_state() -> None:
         await feed.wait_pumped()
         await engine.wait_idle()
         pipeline = engine._pipeline
-        records = pipeline.records
+        records = pipeline.records.table
         assert set(records) == {
             ("f", "A", TradeBar, Resolution.MINUTE),
             ("f", "A", TickType.TRADE.value),  # the value: it hashes in C, the member not

@@ -108,13 +108,14 @@ class Pipeline:
     ) -> None:
         self.config = config
         self._inbox = inbox
-        self._screen = validator.screen
+        # the validator itself, not its bound methods: compiled, a method of a typed attribute
+        # is a direct call, a stored bound method a generic one (argument parsing, boxing)
+        self._validator = validator
         self._judge = validator.judge
         # per-series state through the series records, unless a validator subclass judges
         # its own way (then it is asked by key, as its judge() expects)
         own_judge = type(validator).judge is not DataValidator.judge
-        self._validation_of = None if own_judge else validator.series_of
-        self._judge_in = validator.judge_in
+        self._own_judge = own_judge
         self._routes: Mapping[str, object]
         self._retired: AbstractSet[tuple[str, str]]
         self.records = SeriesRecords(validator, quality)
@@ -327,7 +328,7 @@ class Pipeline:
         BLOCK, a full storage queue), in order, or None when none must: the caller awaits
         them with :meth:`_finish` before it takes the next item.
         """
-        screened = self._screen(item)
+        screened = self._validator.screen(item)
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
         # a subclass of a model takes its base model's path; a trade bar's fields in one call
@@ -341,9 +342,10 @@ class Pipeline:
                 return None
             symbol: str = fields[BAR_SYMBOL]
             key = (feed, symbol, _TRADE_BAR, resolution)  # record_key(), inlined
-            record = self.records.get(key)
+            records = self.records.table
+            record = records.get(key)
             if record is None:
-                record = self.records[key] = SeriesRecord()
+                record = records[key] = SeriesRecord()
             if not fields[BAR_BACKFILLED] and self.config.continuity:
                 if (self._routes or self._retired) and not self._admit(feed, symbol):
                     self.outcomes["standby"] += 1
@@ -394,13 +396,13 @@ class Pipeline:
         if verdict is None:
             if record is None:
                 record = self.records.of(feed, item)
-            if record is None or self._validation_of is None:
+            if record is None or self._own_judge:
                 verdict = self._judge(item, feed=feed)
             else:
                 window = record.validation
                 if window is None:
-                    window = record.validation = self._validation_of(item, feed)
-                verdict = self._judge_in(window, item)
+                    window = record.validation = self._validator.series_of(item, feed)
+                verdict = self._validator.judge_in(window, item)
         if late:
             verdict = verdict.flagged_late(item.ts_event)
         level = verdict.level

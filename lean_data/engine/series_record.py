@@ -80,8 +80,11 @@ def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
     return None
 
 
-class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
+class SeriesRecords:
     """The records by series key (:func:`record_key`); dropped when the validator resets.
+
+    A plain class holding the dict (``table``), not a dict subclass: compiled, the
+    pipeline's calls of :meth:`of` are then direct calls, not lookups by name.
 
     Args:
         validator: the engine's validator (its resets drop the records of the symbol).
@@ -89,7 +92,7 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
     """
 
     def __init__(self, validator: DataValidator, quality: QualityTracker) -> None:
-        super().__init__()
+        self.table: dict[tuple[object, ...], SeriesRecord] = {}
         self._record = quality.record
         self._counters_of = quality.stats_of
         self._clock_of = quality.clock_of
@@ -112,9 +115,10 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
             if key_or_none is None:
                 return None
             key = key_or_none
-        record = self.get(key)
+        table = self.table
+        record = table.get(key)
         if record is None:
-            record = self[key] = SeriesRecord()
+            record = table[key] = SeriesRecord()
         return record
 
     def count(
@@ -137,8 +141,9 @@ class SeriesRecords(dict[tuple[object, ...], SeriesRecord]):
 
     def forget(self, symbol: str | None) -> None:
         """Drop the records of ``symbol`` (None: all); the next item looks up afresh."""
+        table = self.table
         if symbol is None:
-            self.clear()
+            table.clear()
             return
-        for key in [key for key in self if key[1] == symbol]:
-            del self[key]
+        for key in [key for key in table if key[1] == symbol]:
+            del table[key]
