@@ -200,13 +200,13 @@ class Pipeline:
         """Take items until ``STOP``; answered backfills go before the next item."""
         inbox = self._inbox
         answers = self._backfill.answers
-        take = inbox.take
         while True:
             while answers:  # answered while the last items were processed
                 await self._settle(answers.popleft())
             await inbox.wait()
             turn = 0
-            while (pair := take()) is not None:
+            # inbox.take(), not a bound method kept in a local: compiled, that is a direct call
+            while (pair := inbox.take()) is not None:
                 if (turn := turn + 1) % _TURN == 0:  # a burst: yield to the loop every slice
                     await asyncio.sleep(0)
                 while answers:  # answered backfills go first: their bars are older
@@ -241,7 +241,6 @@ class Pipeline:
         """Process a batch's items in order, as :meth:`run` does one; returns the turn count."""
         answers = self._backfill.answers
         record_types = self._record_types
-        process = self._process
         for item in batch:
             if (turn := turn + 1) % _TURN == 0:
                 await asyncio.sleep(0)
@@ -251,7 +250,7 @@ class Pipeline:
                 if type(item) in record_types:
                     later = self._records.take(feed, item)
                 else:
-                    later = process(feed, item)
+                    later = self._process(feed, item)
                 if later is not None:
                     await self._finish(later)
             except Exception as exc:  # a bad item must not stop the pipeline
