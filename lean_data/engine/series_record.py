@@ -33,12 +33,17 @@ from lean_data.quality.tracker import Counters, QualityTracker, SeriesClock
 from lean_data.quality.validator import DataValidator
 from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import ContinuityState
+from lean_data.slots import TICK, TICK_SYMBOL, TICK_TYPE
 
 __all__ = ["SeriesRecord", "SeriesRecords", "record_key"]
 
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TICK: Final = Tick
-_TICK_TYPE: Final = TickType
+_TICK_FIELDS: Final = TICK
+_TRADE: Final = TickType.TRADE
+_QUOTE: Final = TickType.QUOTE
+_TRADE_VALUE: Final[str] = TickType.TRADE.value
+_QUOTE_VALUE: Final[str] = TickType.QUOTE.value
 
 
 class SeriesRecord:
@@ -104,12 +109,18 @@ class SeriesRecords:
         kind = type(item)  # record_key(), inlined: this runs for every tick
         key: tuple[object, ...]
         if kind is _TICK:
-            tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
-            if type(tick_type) is not _TICK_TYPE:
-                return None
+            # the fields in one C call (the screen read them: the same tuple comes back)
+            fields = _TICK_FIELDS(item)
+            tick_type = fields[TICK_TYPE]
             # the value, not the member: an Enum member hashes through a Python-level
-            # __hash__ (~0.15 µs a tick), its str value in C
-            key = (feed, item.symbol, tick_type._value_)
+            # __hash__ (~0.15 µs a tick), its str value in C; found by identity
+            if tick_type is _TRADE:
+                value = _TRADE_VALUE
+            elif tick_type is _QUOTE:
+                value = _QUOTE_VALUE
+            else:
+                return None
+            key = (feed, fields[TICK_SYMBOL], value)
         else:
             key_or_none = record_key(feed, item)
             if key_or_none is None:
