@@ -111,11 +111,9 @@ class Pipeline:
         # the validator itself, not its bound methods: compiled, a method of a typed attribute
         # is a direct call, a stored bound method a generic one (argument parsing, boxing)
         self._validator = validator
-        self._judge = validator.judge
         # per-series state through the series records, unless a validator subclass judges
         # its own way (then it is asked by key, as its judge() expects)
-        own_judge = type(validator).judge is not DataValidator.judge
-        self._own_judge = own_judge
+        self._own_judge = type(validator).judge is not DataValidator.judge
         self._routes: Mapping[str, object]
         self._retired: AbstractSet[tuple[str, str]]
         self.records = SeriesRecords(validator, quality)
@@ -396,7 +394,7 @@ class Pipeline:
             if record is None:
                 record = self.records.of(feed, item)
             if record is None or self._own_judge:
-                verdict = self._judge(item, feed=feed)
+                verdict = self._validator.judge(item, feed=feed)
             else:
                 window = record.validation
                 if window is None:

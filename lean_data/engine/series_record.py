@@ -79,9 +79,22 @@ def record_key(feed: str, item: MarketData) -> tuple[object, ...] | None:
         if type(resolution) is Resolution:
             return (feed, item.symbol, kind, resolution)
     elif kind is Tick:
-        tick_type = item.tick_type  # type: ignore[union-attr]  # a tick
-        if type(tick_type) is TickType:
-            return (feed, item.symbol, tick_type._value_)  # see SeriesRecords.of
+        value = _tick_type_value(item.tick_type)  # type: ignore[union-attr]  # a tick
+        if value is not None:
+            return (feed, item.symbol, value)
+    return None
+
+
+def _tick_type_value(tick_type: object) -> str | None:
+    """A tick series' key part: its TickType's value, or None when it is no TickType.
+
+    The value, not the member: an Enum member hashes through a Python-level ``__hash__``
+    (~0.15 µs a tick), its str value in C. Found by identity (the members are singletons).
+    """
+    if tick_type is _TRADE:
+        return _TRADE_VALUE
+    if tick_type is _QUOTE:
+        return _QUOTE_VALUE
     return None
 
 
@@ -111,14 +124,8 @@ class SeriesRecords:
         if kind is _TICK:
             # the fields in one C call (the screen read them: the same tuple comes back)
             fields = _TICK_FIELDS(item)
-            tick_type = fields[TICK_TYPE]
-            # the value, not the member: an Enum member hashes through a Python-level
-            # __hash__ (~0.15 µs a tick), its str value in C; found by identity
-            if tick_type is _TRADE:
-                value = _TRADE_VALUE
-            elif tick_type is _QUOTE:
-                value = _QUOTE_VALUE
-            else:
+            value = _tick_type_value(fields[TICK_TYPE])
+            if value is None:
                 return None
             key = (feed, fields[TICK_SYMBOL], value)
         else:
