@@ -199,6 +199,34 @@ prices(PyObject *fields, double *values)
     return 0;
 }
 
+/* Where ``width`` bytes go in ``buffer`` (a bytearray named ``name``): ``index`` converted and
+ * checked, in ``unit``s (1: a byte offset; the width: a slot number) so that the whole
+ * width lies inside. The bar's fields are checked before the index, as the pure twins do.
+ * -1 with an error set (TypeError for another buffer or bad fields, IndexError "<what> not
+ * allocated"). */
+static Py_ssize_t
+place_in(PyObject *buffer, const char *name, PyObject *fields, PyObject *index,
+         Py_ssize_t unit, Py_ssize_t width, const char *what)
+{
+    if (!PyByteArray_CheckExact(buffer)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a bytearray", name);
+        return -1;
+    }
+    if (bar_fields(fields) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = PyNumber_AsSsize_t(index, PyExc_OverflowError);
+    if (at == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    Py_ssize_t size = PyByteArray_GET_SIZE(buffer);
+    if (at < 0 || size < width || at > (size - width) / unit) {
+        PyErr_Format(PyExc_IndexError, "%s not allocated", what);
+        return -1;
+    }
+    return at;
+}
+
 static PyObject *
 pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -207,19 +235,8 @@ pack_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *rows = args[0], *fields = args[2];
-    if (!PyByteArray_CheckExact(rows)) {
-        PyErr_SetString(PyExc_TypeError, "rows must be a bytearray");
-        return NULL;
-    }
-    if (bar_fields(fields) < 0) {
-        return NULL;
-    }
-    Py_ssize_t offset = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
-    if (offset == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (offset < 0 || offset > PyByteArray_GET_SIZE(rows) - ROW_BYTES) {
-        PyErr_SetString(PyExc_IndexError, "row not allocated");
+    Py_ssize_t offset = place_in(rows, "rows", fields, args[1], 1, ROW_BYTES, "row");
+    if (offset < 0) {
         return NULL;
     }
     long long ts_event, ts_recv;
@@ -271,19 +288,8 @@ remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *values = args[0], *opens = args[1], *fields = args[3];
-    if (!PyByteArray_CheckExact(values)) {
-        PyErr_SetString(PyExc_TypeError, "values must be a bytearray");
-        return NULL;
-    }
-    if (bar_fields(fields) < 0) {
-        return NULL;
-    }
-    Py_ssize_t slot = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
-    if (slot == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (slot < 0 || slot > PyByteArray_GET_SIZE(values) / SLOT_BYTES - 1) {
-        PyErr_SetString(PyExc_IndexError, "slot not allocated");
+    Py_ssize_t slot = place_in(values, "values", fields, args[2], SLOT_BYTES, SLOT_BYTES, "slot");
+    if (slot < 0) {
         return NULL;
     }
     long long revision, ts_event;

@@ -495,8 +495,10 @@ def test_the_c_row_packer_writes_what_struct_packs() -> None:
         assert c_rows == bytearray(b"\x01" * 56)
         with pytest.raises(struct.error):
             module._pack_bar(bytearray(56), 0, BAR(bar))
-    with pytest.raises(IndexError):
-        module._PACK_BAR(bytearray(100), 50, BAR(base))  # the row is not allocated
+    module._PACK_BAR(bytearray(100), 44, BAR(base))  # the last offset whose row fits
+    for size, offset in ((100, 45), (100, 50), (55, 0), (112, -1)):  # the row is not allocated
+        with pytest.raises(IndexError, match="row not allocated"):
+            module._PACK_BAR(bytearray(size), offset, BAR(base))
     with pytest.raises(TypeError):
         module._PACK_BAR(bytes(56), 0, BAR(base))
     with pytest.raises(TypeError):

@@ -175,8 +175,9 @@ def test_the_c_slot_writer_writes_what_the_pure_one_writes() -> None:
         assert (values, opens) == (bytearray(b"\x01" * 48), array("q", [7]))
         with pytest.raises(struct.error):
             module._remember_bar(bytearray(48), array("q", [7]), 0, BAR(bad))
-    with pytest.raises(IndexError):
-        module._REMEMBER_BAR(bytearray(48), array("q", [7]), 1, BAR(base))
+    for size, slot in ((48, 1), (95, 1), (47, 0), (96, -1)):  # the slot is not allocated
+        with pytest.raises(IndexError, match="slot not allocated"):
+            module._REMEMBER_BAR(bytearray(size), array("q", [7, 7]), slot, BAR(base))
     with pytest.raises(IndexError):
         module._REMEMBER_BAR(bytearray(96), array("q", [7]), 1, BAR(base))
     with pytest.raises(TypeError, match="array"):
