@@ -13,6 +13,7 @@ from typing import Final
 
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.steps import Later, Offer
+from lean_data.engine.subscriber import Listeners
 from lean_data.engine.subscribers import Callbacks
 from lean_data.models import MarketData, TradeBar
 from lean_data.quality.levels import DataQualityLevel, level_score
@@ -31,10 +32,12 @@ class FanOut:
         errors: where a failing callback is counted.
     """
 
-    __slots__ = ("_callbacks", "_errors")
+    __slots__ = ("_errors", "_listeners")
 
     def __init__(self, callbacks: Callbacks, errors: ErrorLog) -> None:
-        self._callbacks = callbacks  # its lists are read per item: a change makes new ones
+        # callbacks' lists, read per item (a change makes new ones): natively, in the
+        # compiled Listeners, where an attribute of the pure Callbacks is a generic lookup
+        self._listeners: Listeners = callbacks.listeners
         self._errors = errors
 
     def deliver(
@@ -43,7 +46,7 @@ class FanOut:
         """Call the sync callbacks and queue for the async ones whose filters take it;
         return the queues that must be waited for (``BLOCK``, full), else None."""
         score = level_score(level)
-        callbacks = self._callbacks
+        callbacks = self._listeners
         for callback, floor, take_late in callbacks.sync:
             if score < floor or (late and not take_late):
                 continue
@@ -64,7 +67,7 @@ class FanOut:
 
     def partial(self, item: TradeBar) -> None:
         """An in-progress bar: only callbacks that asked for updates see it; not stored."""
-        callbacks = self._callbacks
+        callbacks = self._listeners
         for callback in callbacks.partial:
             try:
                 callback(item.symbol, item, _GOOD)

@@ -30,7 +30,7 @@ from lean_data.config import OverflowPolicy
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
 
-__all__ = ["AsyncCallback", "ErrorHook", "Subscriber", "Types"]
+__all__ = ["AsyncCallback", "ErrorHook", "Listeners", "Subscriber", "Types"]
 
 AsyncCallback = Callable[[str, MarketData, DataQualityLevel], Awaitable[Any]]
 ErrorHook = Callable[["Subscriber", str, BaseException], None]
@@ -39,6 +39,27 @@ Types = frozenset[type[Any]]
 
 _COROUTINE: type[Any] = types.CoroutineType
 _RETURNED = object()  # what next() gives for a callback that returned
+
+
+class Listeners:
+    """The lists of who is called back with market data, read by the fan-out per item.
+
+    :class:`lean_data.engine.subscribers.Callbacks` owns them (its ``sync``, ``partial``
+    and ``subscribers`` are these attributes) and replaces a list on every change, never
+    edits one in place. They live in this compiled class so that the fan-out's per-item
+    reads are native attribute reads; on the pure class Callbacks each was a generic lookup.
+
+    Attributes:
+        sync: (callback, score floor, takes late bars) of each sync callback.
+        partial: the sync callbacks that see in-progress bars.
+        subscribers: the async subscribers of market data.
+    """
+
+    def __init__(self) -> None:
+        self.sync: list[tuple[Callable[[str, MarketData, DataQualityLevel], Any], float, bool]]
+        self.sync = []
+        self.partial: list[Callable[[str, MarketData, DataQualityLevel], Any]] = []
+        self.subscribers: list[Subscriber] = []
 
 
 def _stopping(exc: BaseException) -> bool:

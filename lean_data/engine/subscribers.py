@@ -18,7 +18,7 @@ from typing import Any
 
 from lean_data.config import OverflowPolicy
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
-from lean_data.engine.subscriber import AsyncCallback, Subscriber, Types
+from lean_data.engine.subscriber import AsyncCallback, Listeners, Subscriber, Types
 from lean_data.engine.tasks import Spawn
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, QuoteBar, Tick, TradeBar
@@ -128,21 +128,48 @@ class Callbacks:
     """
 
     __slots__ = (
-        "_on_error", "_original", "_spawn", "others", "partial", "records_async",
-        "records_sync", "subscribers", "sync",
+        "_on_error", "_original", "_spawn", "listeners", "others", "records_async",
+        "records_sync",
     )  # fmt: skip
 
     def __init__(self, on_error: Callable[[str, str, BaseException], None]) -> None:
         self._on_error = on_error
         self._spawn: Spawn | None = None
-        self.sync: list[tuple[SyncCallback, float, bool]] = []  # callback, floor, late
-        self.partial: list[SyncCallback] = []  # sync callbacks that see in-progress bars
-        self.subscribers: list[Subscriber] = []
+        # the market-data lists (sync, partial, subscribers), in the compiled class the
+        # fan-out reads per item
+        self.listeners = Listeners()
         # record kinds (funding rates, ...) by class: only callbacks that asked for them
         self.records_sync: dict[type[Any], list[SyncCallback]] = {}
         self.records_async: dict[type[Any], list[Subscriber]] = {}
         self.others: list[Subscriber] = []  # async callbacks of records only
         self._original: dict[SyncCallback, SyncCallback] = {}  # filtering wrapper -> callback
+
+    @property
+    def sync(self) -> list[tuple[SyncCallback, float, bool]]:
+        """(callback, score floor, takes late bars) of each sync callback."""
+        return self.listeners.sync
+
+    @sync.setter
+    def sync(self, value: list[tuple[SyncCallback, float, bool]]) -> None:
+        self.listeners.sync = value
+
+    @property
+    def partial(self) -> list[SyncCallback]:
+        """The sync callbacks that see in-progress bars."""
+        return self.listeners.partial
+
+    @partial.setter
+    def partial(self, value: list[SyncCallback]) -> None:
+        self.listeners.partial = value
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        """The async subscribers of market data."""
+        return self.listeners.subscribers
+
+    @subscribers.setter
+    def subscribers(self, value: list[Subscriber]) -> None:
+        self.listeners.subscribers = value
 
     def every(self) -> list[Subscriber]:
         """Every subscriber: market data ones, then those of records only."""
