@@ -10,11 +10,12 @@ and a validator reset to drop the records of the symbol it forgets.
 from __future__ import annotations
 
 from lean_data import Config, DataEngine, DataValidator, Resolution, TradeBar
-from lean_data.engine.series_record import SeriesRecord, record_key
+from lean_data.engine.series_record import SeriesRecord, SeriesRecords, record_key
 from lean_data.models import NS_PER_MINUTE, MarketData, QuoteBar, Tick, TickType
 from lean_data.quality.levels import Verdict
 from lean_data.quality.tracker import QualityTracker
 from lean_data.series.continuity import Continuity
+from lean_data.slots import TICK, TICK_TYPE
 
 from .helpers import ListFeed, received
 
@@ -141,3 +142,39 @@ async def test_a_validator_subclass_with_its_own_judge_is_still_asked() -> None:
         await feed.wait_pumped()
         await engine.wait_idle()
     assert asked == ["A"] * 5
+
+
+def test_a_tick_finds_the_record_of_its_key_and_forgetting_drops_it_everywhere() -> None:
+    validator = DataValidator()
+    records = SeriesRecords(validator, QualityTracker())
+    trade, quote = _ticks("A", 1)
+    other = _ticks("B", 1)[0]
+    first = records.of("f", trade)
+    assert first is not None
+    assert records.of_tick("f", TICK(trade)) is first  # by the index now
+    assert records.table[("f", "A", TickType.TRADE.value)] is first
+    assert records.of("f", quote) is records.table[("f", "A", TickType.QUOTE.value)]
+    assert records.of("f", quote) is not first
+    assert records.of("g", trade) is not first  # another feed, another series
+    b = records.of("f", other)
+
+    validator.reset("A")  # forgotten in the table and in the index: made anew
+    assert set(records.table) == {("f", "B", TickType.TRADE.value)}
+    again = records.of("f", trade)
+    assert again is not None
+    assert again is not first
+    assert records.table[("f", "A", TickType.TRADE.value)] is again
+    assert records.of("f", other) is b
+
+    validator.reset()
+    assert not records.table
+    assert records.of("f", other) is not b
+
+
+def test_a_tick_of_no_tick_type_has_no_record() -> None:
+    records = SeriesRecords(DataValidator(), QualityTracker())
+    tick = _ticks("A", 1)[0]
+    fields = list(TICK(tick))
+    fields[TICK_TYPE] = "trade"  # the value, not the TickType
+    assert records.of_tick("f", tuple(fields)) is None
+    assert not records.table

@@ -35,7 +35,7 @@ _TRADE_BAR: Final = TradeBar
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 _time_ns: Final = time.time_ns  # a module attribute is a dict lookup per use, too
 
-__all__ = ["DataMetrics", "delivery_latency_ns"]
+__all__ = ["DataMetrics", "delivery_latency_ns", "tick_latency_ns"]
 
 _NS_PER_MS: Final = 1_000_000
 
@@ -319,11 +319,20 @@ def delivery_latency_ns(live: bool, item: MarketData, fields: tuple[Any, ...] | 
             return now - opened
         resolution: Resolution = fields[BAR_RESOLUTION]
         return now - opened - resolution.nanos
+    if kind_of(item) is _TICK:
+        return tick_latency_ns(live, item.ts_event, item.ts_recv, now)
     if not live:
         return now - item.ts_recv
-    if kind_of(item) is _TICK:  # no period
-        return now - item.ts_event
     return now - item.ts_event - item.resolution.nanos  # type: ignore[union-attr]  # a QuoteBar
+
+
+def tick_latency_ns(live: bool, ts_event: int, ts_recv: int, now: int = 0) -> int:
+    """:func:`delivery_latency_ns` of a tick from its times (the pipeline has them from the
+    tick's fields): from its event until ``now`` (0: the clock now) while its feed is live,
+    else from its receipt (a tick has no period)."""
+    if not now:
+        now = _time_ns()
+    return now - (ts_event if live else ts_recv)
 
 
 def symbol_quality(

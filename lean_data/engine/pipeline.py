@@ -26,7 +26,7 @@ from lean_data.engine.backfill import Backfill, Resume
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
 from lean_data.engine.fanout import FanOut
-from lean_data.engine.metrics import DataMetrics, delivery_latency_ns
+from lean_data.engine.metrics import DataMetrics, delivery_latency_ns, tick_latency_ns
 from lean_data.engine.records import KeepRecord, RecordLane
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.series_record import SeriesRecord, SeriesRecords
@@ -37,10 +37,21 @@ from lean_data.inbox import Batch, Inbox
 from lean_data.models import MarketData, Resolution, Tick, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.screen import bad_text, kind_of
+from lean_data.quality.tracker import NO_TS
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.series.buffer import DataBuffer
 from lean_data.series.continuity import Action
-from lean_data.slots import BAR, BAR_BACKFILLED, BAR_CLOSED, BAR_RESOLUTION, BAR_SYMBOL
+from lean_data.slots import (
+    BAR,
+    BAR_BACKFILLED,
+    BAR_CLOSED,
+    BAR_RESOLUTION,
+    BAR_SYMBOL,
+    TICK,
+    TICK_SYMBOL,
+    TICK_TS_EVENT,
+    TICK_TS_RECV,
+)
 from lean_data.storage.base import Storage
 from lean_data.storage.rows import MarketIntake
 
@@ -56,6 +67,8 @@ _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
 _RESOLUTION: Final = Resolution
 _BAR: Final = BAR
+_TICK_FIELDS: Final = TICK
+_NO_TS: Final = NO_TS
 _CONTROL: Final = Control
 _STOP: Final = STOP
 _TURN: Final = 32  # items taken in a row before the loop may run others (~0.3 ms of a burst)
@@ -143,14 +156,22 @@ class Pipeline:
         self.processed = 0
         self.invalid = 0
         self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
-        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self._outcomes = dict.fromkeys(OUTCOMES, 0)  # by outcome; "delivered": _delivered
+        self._delivered = 0  # the common outcome, a native count (a dict's is boxed anew)
         self._records = RecordLane(callbacks, self._taken, errors.callback_failed, self._storage)
         self._record_types = self._records.types
 
     def _taken(self, feed: str) -> None:  # a record: no latency nor score to record
         self.processed += 1
-        self.outcomes["delivered"] += 1
+        self._delivered += 1
         self._metrics.increment_messages(feed=feed)
+
+    @property
+    def outcomes(self) -> dict[str, int]:
+        """What became of the items taken, by :data:`OUTCOMES` (a copy)."""
+        counts = dict(self._outcomes)
+        counts["delivered"] = self._delivered
+        return counts
 
     def _storage(self) -> Storage | None:
         return self.persistence
@@ -179,7 +200,7 @@ class Pipeline:
             "processed": self.processed,
             "invalid": self.invalid,
             "built": self.built,
-            "outcomes": dict(self.outcomes),
+            "outcomes": self.outcomes,
         }
 
     def set_gauges(self, gauge: Callable[[str, float], None]) -> None:
@@ -263,7 +284,7 @@ class Pipeline:
             self.error(resume.request.feed, resume, exc)
             return
         # parked bars the answer showed to be repeats: decided by continuity, counted here
-        self.outcomes["duplicate"] += self._continuity.take_resumed_duplicates()
+        self._outcomes["duplicate"] += self._continuity.take_resumed_duplicates()
         for feed, bar, late in released:
             await self._guarded(feed, bar, True, late)
 
@@ -278,7 +299,7 @@ class Pipeline:
 
     def error(self, feed: str, item: object, exc: Exception) -> None:
         """Count and record an item the pipeline could not process."""
-        self.outcomes["error"] += 1
+        self._outcomes["error"] += 1
         self._metrics.increment_errors(feed=feed, kind="pipeline_error")
         log.warning("feed %s emitted an item the pipeline could not process: %r", feed, exc)
         symbol = getattr(item, "symbol", "")
@@ -329,12 +350,13 @@ class Pipeline:
         if screened is not None:
             return self._deliver(feed, item, screened)  # no record: its key may be bogus
         # a subclass of a model takes its base model's path; a trade bar's fields in one call
-        fields = _BAR(item) if kind_of(item) is _TRADE_BAR else None
+        kind = kind_of(item)
+        fields = _BAR(item) if kind is _TRADE_BAR else None
         resolution: object = None if fields is None else fields[BAR_RESOLUTION]
         if fields is not None and type(resolution) is _RESOLUTION:
             bar: TradeBar = item  # type: ignore[assignment]  # its kind
             if not fields[BAR_CLOSED]:
-                self.outcomes["partial"] += 1
+                self._outcomes["partial"] += 1
                 self._fanout.partial(bar)
                 return None
             symbol: str = fields[BAR_SYMBOL]
@@ -345,7 +367,7 @@ class Pipeline:
                 record = records[key] = SeriesRecord()
             if not fields[BAR_BACKFILLED] and self.config.continuity:
                 if (self._routes or self._retired) and not self._admit(feed, symbol):
-                    self.outcomes["standby"] += 1
+                    self._outcomes["standby"] += 1
                     return None
                 series = record.continuity
                 if series is None:
@@ -360,15 +382,22 @@ class Pipeline:
                 if action is Action.LATE:
                     return self._deliver(feed, bar, None, True, record, fields)
                 if action is Action.DUPLICATE:
-                    self.outcomes["duplicate"] += 1
+                    self._outcomes["duplicate"] += 1
                     return None
                 if decision.request is not None:  # parked: delivered when it is answered
                     self._backfill.resolve(decision.request)
                 return self._backfill.bound_parked(bar.symbol, resolution, feed)
+        elif kind is _TICK:  # its fields in one call (the screen's tuple comes back)
+            tick = _TICK_FIELDS(item)
+            record = self.records.of_tick(feed, tick)
+            if (self._routes or self._retired) and not self._admit(feed, tick[TICK_SYMBOL]):
+                self._outcomes["standby"] += 1
+                return None
+            return self._deliver(feed, item, None, False, record, None, tick)
         else:
             record = self.records.of(feed, item)
         if (self._routes or self._retired) and not self._admit(feed, item.symbol):
-            self.outcomes["standby"] += 1
+            self._outcomes["standby"] += 1
             return None
         return self._deliver(feed, item, None, False, record)
 
@@ -380,12 +409,14 @@ class Pipeline:
         late: bool = False,
         record: SeriesRecord | None = None,
         fields: tuple[Any, ...] | None = None,
+        tick: tuple[Any, ...] | None = None,
     ) -> Later | None:
         """Judge, score, buffer, call back, store, then build bars from it; never waits.
 
         ``verdict`` is the screen's INVALID verdict when there is one (the item then has no
         ``record``; one the screen passed is looked up when not given); ``fields`` a screened
-        TradeBar's (:data:`lean_data.slots.BAR`), when at hand. A ``late`` bar is flagged
+        TradeBar's (:data:`lean_data.slots.BAR`), ``tick`` a screened Tick's
+        (:data:`lean_data.slots.TICK`), when at hand. A ``late`` bar is flagged
         (reason ``late``) and reaches callbacks and storage, not the ring buffer nor derived
         bars (both are in time order). Returns the steps that must wait, like
         :meth:`_process`.
@@ -406,7 +437,7 @@ class Pipeline:
         self.processed += 1
         if level is _INVALID:
             self.invalid += 1
-            self.outcomes["invalid"] += 1
+            self._outcomes["invalid"] += 1
             # the screen may have found its symbol is not text: named by its ascii() form in
             # the quality report, the errors table and to callbacks (the item is unchanged)
             untyped: Any = item
@@ -419,18 +450,27 @@ class Pipeline:
             self._record_error("invalid_data", verdict.message, feed=feed, symbol=shown)
             later = self._fanout.deliver(shown, item, level, late)
             return self._keep(feed, item, verdict, later) if self.config.store_invalid else later
-        symbol: str = item.symbol if fields is None else fields[BAR_SYMBOL]
+        if fields is not None:
+            symbol: str = fields[BAR_SYMBOL]
+        elif tick is not None:
+            symbol = tick[TICK_SYMBOL]
+        else:
+            symbol = item.symbol
         if late:
-            self.outcomes["late"] += 1
+            self._outcomes["late"] += 1
         else:
             # by kind, not isinstance (compiled: a generic call for a pure module's class);
             # no getattr default (compiled, a miss raises and clears an AttributeError)
-            backfilled = (
-                fields[BAR_BACKFILLED] is True
-                if fields is not None
-                else kind_of(item) is not _TICK and item.backfilled  # type: ignore[union-attr]
-            )
-            self.outcomes["backfilled" if backfilled else "delivered"] += 1
+            if fields is not None:
+                backfilled = fields[BAR_BACKFILLED] is True
+            else:
+                backfilled = (
+                    tick is None and kind_of(item) is not _TICK and item.backfilled  # type: ignore[union-attr]  # a bar
+                )
+            if backfilled:
+                self._outcomes["backfilled"] += 1
+            else:
+                self._delivered += 1
             buffer = None if record is None else record.buffer
             if buffer is None:
                 buffer = self.buffers.get(symbol)
@@ -440,9 +480,17 @@ class Pipeline:
                     record.buffer = buffer
             buffer.add(item)
         later = self._fanout.deliver(symbol, item, level, late)
-        latency = delivery_latency_ns(self._liveness.get(feed, False), item, fields)
+        live = self._liveness.get(feed, False)
+        if tick is None:
+            latency = delivery_latency_ns(live, item, fields)
+            ts_event = _NO_TS  # record_in reads it from the fields or the item
+        else:
+            ts_event = tick[TICK_TS_EVENT]
+            latency = tick_latency_ns(live, ts_event, tick[TICK_TS_RECV])
         if record is not None and (counters := record.counters) is not None:  # at hand
-            self._quality.record_in(counters, record.clock, item, verdict, latency, fields)
+            self._quality.record_in(
+                counters, record.clock, item, verdict, latency, fields, ts_event
+            )
         else:
             self.records.count(feed, item, verdict, latency, record)
         self._metrics.record_delivery(feed, latency, verdict.score)

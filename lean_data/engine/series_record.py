@@ -16,7 +16,7 @@ records, and the next item looks everything up afresh.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from lean_data.models import (
     MarketData,
@@ -111,6 +111,11 @@ class SeriesRecords:
 
     def __init__(self, validator: DataValidator, quality: QualityTracker) -> None:
         self.table: dict[tuple[object, ...], SeriesRecord] = {}
+        # the tick records of ``table`` again, by feed then symbol, one index per tick type:
+        # two lookups by str (hashes cached), where the key tuple was built and hashed anew
+        # for every tick; :meth:`forget` drops entries of both
+        self._trades: dict[str, dict[str, SeriesRecord]] = {}
+        self._quotes: dict[str, dict[str, SeriesRecord]] = {}
         self._record = quality.record
         self._counters_of = quality.stats_of
         self._clock_of = quality.clock_of
@@ -119,24 +124,41 @@ class SeriesRecords:
 
     def of(self, feed: str, item: MarketData) -> SeriesRecord | None:
         """Return the record of a screened item's series (made on its first item)."""
-        kind = type(item)  # record_key(), inlined: this runs for every tick
-        key: tuple[object, ...]
-        if kind is _TICK:
+        if type(item) is _TICK:
             # the fields in one C call (the screen read them: the same tuple comes back)
-            fields = _TICK_FIELDS(item)
-            value = _tick_type_value(fields[TICK_TYPE])
-            if value is None:
-                return None
-            key = (feed, fields[TICK_SYMBOL], value)
-        else:
-            key_or_none = record_key(feed, item)
-            if key_or_none is None:
-                return None
-            key = key_or_none
+            return self.of_tick(feed, _TICK_FIELDS(item))
+        key = record_key(feed, item)
+        if key is None:
+            return None
         table = self.table
         record = table.get(key)
         if record is None:
             record = table[key] = SeriesRecord()
+        return record
+
+    def of_tick(self, feed: str, fields: tuple[Any, ...]) -> SeriesRecord | None:
+        """:meth:`of` for a screened tick, from its fields (:data:`lean_data.slots.TICK`)."""
+        tick_type = fields[TICK_TYPE]
+        if tick_type is _TRADE:
+            index = self._trades
+        elif tick_type is _QUOTE:
+            index = self._quotes
+        else:
+            return None
+        symbol: str = fields[TICK_SYMBOL]  # a str: the screen passed the tick
+        by_symbol = index.get(feed)
+        if by_symbol is not None:
+            record = by_symbol.get(symbol)
+            if record is not None:
+                return record
+        else:
+            by_symbol = index[feed] = {}
+        key = (feed, symbol, _tick_type_value(tick_type))  # record_key(), from the fields
+        table = self.table
+        record = table.get(key)
+        if record is None:
+            record = table[key] = SeriesRecord()
+        by_symbol[symbol] = record
         return record
 
     def count(
@@ -162,6 +184,11 @@ class SeriesRecords:
         table = self.table
         if symbol is None:
             table.clear()
+            self._trades.clear()
+            self._quotes.clear()
             return
         for key in [key for key in table if key[1] == symbol]:
             del table[key]
+        for index in (self._trades, self._quotes):
+            for by_symbol in index.values():
+                by_symbol.pop(symbol, None)

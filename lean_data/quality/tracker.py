@@ -33,16 +33,20 @@ from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
 from lean_data.quality.screen import kind_of
 from lean_data.slots import BAR_CLOSED, BAR_REVISION, BAR_TS_EVENT
 
-__all__ = ["Counters", "QualityTracker", "SeriesClock"]
+__all__ = ["NO_TS", "Counters", "QualityTracker", "SeriesClock"]
 
 _LEVELS: Final = tuple(DataQualityLevel)
 _NO_TS: Final = -(2**62)  # no event time yet: below any time (the smallest C int)
+NO_TS: Final = _NO_TS
+"""The time that stands for none (no event time yet; :meth:`QualityTracker.record_in`'s
+``ts_event`` not given): below any time."""
 _INVALID: Final = DataQualityLevel.INVALID
 # A level's score x 10, exact integer sums. Keyed by the member's ``_value_`` (a float, a
 # plain attribute): ``hash(level)`` and ``level.value`` are Python-level calls, too slow
 # for the hot path. The tenths (0..10) are also the index of the level's count.
 _TENTHS: Final[dict[float, int]] = {level._value_: round(level.value * 10) for level in _LEVELS}
 _LEVEL_SLOTS: Final = tuple((level.name, _TENTHS[level._value_]) for level in _LEVELS)
+_EXCELLENT_NAME: Final = DataQualityLevel.EXCELLENT.name
 # by level_index(): a float-keyed lookup per item would box the score first
 _TENTHS_BY_INDEX: Final[tuple[int, ...]] = tuple(_TENTHS[level._value_] for level in _LEVELS)
 
@@ -99,7 +103,9 @@ class Counters:
         self.scores = [0] * window
         self.window_tenths = 0
         self.idx = 0
-        self.levels = [0] * 11  # count per level, indexed by the level's tenths
+        # count per level, indexed by the level's tenths; EXCELLENT's (10) is not kept
+        # here but is what the others leave of ``messages``: a clean item updates no list
+        self.levels = [0] * 11
         self.reasons: dict[str, int] = {}
         self.gaps = 0
         self.missing = 0
@@ -109,7 +115,10 @@ class Counters:
         self.latencies: array[int] | list[int] = array("q", bytes(8 * window))
         self.lat_idx = 0
         self.lat_n = 0
-        self.lat_sum = 0
+        # a float: a constant cost per item whatever the latencies (an int sum of large
+        # ones, such as replayed data's, leaves C ints for long arithmetic); exact while
+        # the sum stays below 2**53 ns (104 days), within a part in 1e16 beyond
+        self.lat_sum = 0.0
         self.first_ts = _NO_TS  # reported as None while no item counted (C ints: no box
         self.last_ts = _NO_TS  # per store, where an ``int | None`` holds an object)
         self.series: dict[object, SeriesClock] = {}
@@ -181,27 +190,34 @@ class QualityTracker:
         verdict: Verdict,
         latency_ns: int | None = None,
         fields: tuple[Any, ...] | None = None,
+        ts_event: int = _NO_TS,
     ) -> None:
         """Like :meth:`record`, with the counters (:meth:`stats_of`) and, when known, the
         series' timing state (:meth:`clock_of`) at hand: the engine keeps both in its
         series record and so skips the lookups. ``fields``: a TradeBar's fields
-        (:data:`lean_data.slots.BAR`'s tuple) when the caller has them."""
+        (:data:`lean_data.slots.BAR`'s tuple) when the caller has them; ``ts_event``: the
+        item's event time when the caller has it (a tick's, from its fields), else it is
+        read from ``fields`` or the item."""
         st.messages += 1
         level = verdict.level
-        tenths = _TENTHS_BY_INDEX[level_index(level)]
+        index = level_index(level)
+        tenths = _TENTHS_BY_INDEX[index]
         st.tenths += tenths
         idx = st.idx
         st.window_tenths += tenths - st.scores[idx]
         st.scores[idx] = tenths
         st.idx = idx + 1 if idx + 1 < self._window else 0
-        st.levels[tenths] += 1
+        if index:  # not EXCELLENT: _summary derives EXCELLENT's count from the others
+            st.levels[tenths] += 1
         if verdict.reasons:
             reasons = st.reasons
             for reason in verdict.reasons:
                 reasons[reason] = reasons.get(reason, 0) + 1
         if level is _INVALID:  # its times may be the impossible values: they count nowhere
             return
-        ts: int = item.ts_event if fields is None else fields[BAR_TS_EVENT]
+        ts = ts_event
+        if ts == _NO_TS:
+            ts = item.ts_event if fields is None else fields[BAR_TS_EVENT]
         if ts < st.first_ts or st.first_ts == _NO_TS:
             st.first_ts = ts
         if ts > st.last_ts:
@@ -268,7 +284,7 @@ class QualityTracker:
             "messages": st.messages,
             "average_score": st.tenths / (10 * st.messages),
             "rolling_score": st.window_tenths / (10 * in_window),
-            "levels": {name: st.levels[tenths] for name, tenths in _LEVEL_SLOTS},
+            "levels": self._levels(st),
             "reasons": dict(st.reasons),
             "gaps": st.gaps,
             "missing_bars": st.missing,
@@ -278,6 +294,14 @@ class QualityTracker:
             "first_ts": None if st.first_ts == _NO_TS else st.first_ts,
             "last_ts": None if st.last_ts == _NO_TS else st.last_ts,
         }
+
+    @staticmethod
+    def _levels(st: Counters) -> dict[str, int]:
+        """The count per level name; EXCELLENT's is what the other levels leave of the
+        messages (record_in counts the others only)."""
+        counts = {name: st.levels[tenths] for name, tenths in _LEVEL_SLOTS}
+        counts[_EXCELLENT_NAME] = st.messages - sum(st.levels)
+        return counts
 
     def _latency_summary(self, st: Counters) -> dict[str, float | None]:
         if st.lat_n == 0:
