@@ -23,6 +23,15 @@
  *
  * lean_data/slots.py wraps this module and has the pure-Python twin (operator.attrgetter,
  * the class itself) used when this extension is not built.
+ *
+ * mark_seen(items, last_seen, now, readers) is the first part of a feed's hand-over
+ * (lean_data.feeds.intake.hand_over, where its pure twin, which takes none, documents the
+ * contract): for the leading items of the list ``items`` that are exactly the class of one
+ * of ``readers`` (Slots of ("ts_recv", "symbol")), hold a receive time that is a non-zero
+ * int and a symbol that is a str, ``last_seen[symbol] = now``, in order; it stops at the
+ * first other item and returns its index (len(items) when it took them all), for the
+ * caller's own loop to go on from there. Per item, a type check and two slot reads where
+ * the compiled loop made a reader call and a tuple.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -352,11 +361,70 @@ static PyTypeObject SlotsType = {
     .tp_getset = slots_getset,
 };
 
+static PyObject *
+mark_seen(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_CheckExact(args[1]) || !PyTuple_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "mark_seen(items, last_seen: dict, now, readers: tuple)");
+        return NULL;
+    }
+    PyObject *items = args[0], *last_seen = args[1], *now = args[2], *readers = args[3];
+    Py_ssize_t count = PyTuple_GET_SIZE(readers);
+    for (Py_ssize_t r = 0; r < count; r++) {
+        PyObject *reader = PyTuple_GET_ITEM(readers, r);
+        if (!PyObject_TypeCheck(reader, &SlotsType) || ((SlotsObject *)reader)->count != 2) {
+            PyErr_SetString(PyExc_TypeError, "mark_seen: readers are Slots of two fields");
+            return NULL;
+        }
+    }
+    if (!PyList_CheckExact(items)) {
+        return PyLong_FromSsize_t(0);  /* the caller's loop takes them all */
+    }
+    Py_ssize_t i = 0;
+    for (; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        SlotsObject *reader = NULL;
+        for (Py_ssize_t r = 0; r < count; r++) {
+            SlotsObject *candidate = (SlotsObject *)PyTuple_GET_ITEM(readers, r);
+            if (Py_TYPE(item) == candidate->cls) {
+                reader = candidate;
+                break;
+            }
+        }
+        if (reader == NULL) {
+            break;
+        }
+        PyObject *recv = *(PyObject **)((char *)item + reader->offsets[0]);
+        PyObject *symbol = *(PyObject **)((char *)item + reader->offsets[1]);
+        if (recv == NULL || symbol == NULL || !PyLong_CheckExact(recv)
+            || !PyUnicode_CheckExact(symbol)) {
+            break;
+        }
+        int overflow = 0;
+        if (PyLong_AsLongLongAndOverflow(recv, &overflow) == 0 && overflow == 0) {
+            break;  /* 0: the caller stamps it */
+        }
+        if (PyDict_SetItem(last_seen, symbol, now) < 0) {
+            return NULL;
+        }
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+static PyMethodDef module_methods[] = {
+    {"mark_seen", (PyCFunction)(void (*)(void))mark_seen, METH_FASTCALL,
+     "mark_seen(items, last_seen, now, readers): last_seen[symbol] = now for the leading "
+     "items it can read; the index of the first it did not take."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef slots_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "lean_data._slots",
     .m_doc = "Read and fill a model's slots in one C call (see lean_data.slots).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC

@@ -17,3 +17,7 @@ class Slots:
     def with_value(
         self, item: Any, index: int, value: object, fallback: Callable[[Any, int, object], Any]
     ) -> Any: ...
+
+def mark_seen(
+    items: Any, last_seen: dict[str, int], now: int, readers: tuple[Slots, ...], /
+) -> int: ...

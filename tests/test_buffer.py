@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import os
 import struct
 import sys
 import threading
@@ -459,6 +460,75 @@ def test_a_reader_thread_never_sees_a_torn_snapshot() -> None:
 @pytest.mark.usefixtures("fast_thread_switching")
 def test_a_reader_thread_never_sees_a_torn_bar_row() -> None:
     _race(DataBuffer(500), _bar_for, 60_000, 50)
+
+
+def test_the_buffer_lock_is_the_c_latch_exactly_when_the_package_is_compiled() -> None:
+    from lean_data.series import buffer as module
+
+    variant = os.environ.get("LEAN_DATA_VARIANT")
+    if variant == "compiled":
+        assert type(DataBuffer(1)._lock).__name__ == "Latch"
+    elif variant == "pure":
+        assert module._LOCK is threading.Lock
+
+
+def _locks() -> list[Callable[[], Any]]:
+    """threading.Lock and, when built, the C latch that stands for it."""
+    from lean_data.series import buffer as module
+
+    return [threading.Lock] + ([module._LOCK] if module._LOCK is not threading.Lock else [])
+
+
+@pytest.mark.parametrize("make", _locks(), ids=lambda make: make.__name__)
+def test_the_buffer_lock_behaves_as_threading_lock(make: Callable[[], Any]) -> None:
+    lock = make()
+    assert not lock.locked()
+    assert lock.acquire() is True
+    assert lock.locked()
+    lock.release()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="release unlocked lock"):
+        lock.release()
+    held = []
+
+    def fail_inside() -> None:
+        with lock:
+            held.append(lock.locked())
+            raise KeyError("x")
+
+    with pytest.raises(KeyError):  # an error inside ``with`` still releases it
+        fail_inside()
+    assert held == [True]
+    assert not lock.locked()
+
+    taken = threading.Event()
+
+    def other() -> None:
+        with lock:
+            taken.set()
+
+    lock.acquire()
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(0.2)  # it waits for the lock: still alive, nothing taken
+    assert thread.is_alive()
+    assert not taken.is_set()
+    lock.release()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert taken.is_set()
+    assert not lock.locked()
+
+
+def test_the_c_latch_takes_no_arguments() -> None:
+    from lean_data.series import buffer as module
+
+    if module._LOCK is threading.Lock:
+        pytest.skip("the C latch is built with the compiled package")
+    with pytest.raises(TypeError, match="takes no arguments"):
+        module._LOCK(1)
+    with pytest.raises(TypeError):
+        module._LOCK().acquire(False)
 
 
 def test_the_c_row_packer_writes_what_struct_packs() -> None:

@@ -176,3 +176,67 @@ def test_hand_over_is_emit_many_short_of_waiting() -> None:
     assert feed.last_seen["BTC/USDT"] == feed.last_message_ns == waiting[0].ts_recv
     with pytest.raises(TypeError, match="emit_many\\(\\) takes"):
         hand_over(feed, [object()])  # type: ignore[list-item]
+
+
+def test_hand_over_sees_every_symbol_of_a_mixed_read_whatever_its_order() -> None:
+    """The leading plain items go through ``mark_seen`` (C, compiled) and the rest through the
+    loop: every symbol is seen at the read's time, only items without a receive time are
+    stamped, and the order of the kinds does not matter."""
+    from lean_data.models import QuoteBar
+
+    class MyBar(TradeBar):  # a subclass: read by getattr, never by its slots
+        pass
+
+    def tick(symbol: str, ts_recv: int) -> Tick:
+        return Tick(symbol, _T0, 1.0, 2.0, TickType.TRADE, ts_recv=ts_recv)
+
+    quote = QuoteBar("Q", _T0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0, ts_recv=7)
+    mine = MyBar("M", _T0, 1.0, 1.0, 1.0, 1.0, 1.0, ts_recv=9)
+    reads = [
+        [tick("A", 5), _bar(0, ts_recv=6), tick("B", 0), tick("C", 8)],
+        [quote, tick("A", 5), mine, tick("D", 2**70)],
+        [tick("E", 3), tick("F", 4)],
+    ]
+    for items in reads:
+        feed, sink = IdleFeed("f"), Sink()
+        feed.attach(sink)  # type: ignore[arg-type]
+        from lean_data.feeds.intake import hand_over
+
+        assert hand_over(feed, items) is None
+        ((_, handed),) = sink.offered
+        now = feed.last_message_ns
+        assert feed.last_seen == {item.symbol: now for item in items}
+        for got, given in zip(handed, items, strict=True):
+            if given.ts_recv:
+                assert got is given
+            else:
+                assert got.ts_recv == now
+                assert got.symbol == given.symbol
+
+
+def test_the_c_mark_seen_takes_the_plain_leading_items_only() -> None:
+    from lean_data.feeds import intake
+
+    if intake._MARK_SEEN is intake._mark_seen:
+        pytest.skip("mark_seen is built with the compiled package")
+    mark = intake._MARK_SEEN
+    readers = intake._RECEIPTS
+    seen: dict[str, int] = {}
+    items: list[Any] = [
+        _bar(0, ts_recv=6),
+        Tick("A", _T0, 1.0, 2.0, ts_recv=1),
+        _bar(1),
+        _bar(2, 6),
+    ]
+    assert mark(items, seen, 42, readers) == 2  # stops at the bar to be stamped
+    assert seen == {"BTC/USDT": 42, "A": 42}
+    assert mark((items[0],), {}, 42, readers) == 0  # not a list: the loop takes them
+    assert mark([], seen, 1, readers) == 0
+    assert mark([object(), items[0]], seen, 1, readers) == 0
+    odd = TradeBar(b"X", _T0, 1.0, 1.0, 1.0, 1.0, 1.0, ts_recv=3)  # type: ignore[arg-type]
+    assert mark([items[0], odd], seen, 2, readers) == 1  # a symbol that is no str
+    assert mark([items[0]], seen, 3, (intake._BAR_RECEIPT,)) == 1
+    with pytest.raises(TypeError, match="readers are Slots of two fields"):
+        mark(items, seen, 1, (len,))
+    with pytest.raises(TypeError, match="mark_seen"):
+        mark(items, [], 1, readers)

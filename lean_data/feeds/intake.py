@@ -20,6 +20,7 @@ from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError
 from lean_data.models import MarketData, Tick, TradeBar
+from lean_data.native import twin
 from lean_data.slots import BAR_TS_RECV, COPY_BAR, fields_of, own_copy
 
 __all__ = ["Emitted", "FeedIntake"]
@@ -46,6 +47,22 @@ _TICK: Final = Tick
 # field read of a pure model is a generic lookup where the interpreter specialises slot reads
 _BAR_RECEIPT: Final = fields_of(TradeBar, ("ts_recv", "symbol"))
 _TICK_RECEIPT: Final = fields_of(Tick, ("ts_recv", "symbol"))
+
+
+def _mark_seen(
+    items: Sequence[Any], last_seen: dict[str, int], now: int, readers: tuple[Any, ...]
+) -> int:
+    """The leading items :func:`hand_over` need not look at one by one: with the compiled
+    package (``lean_data._slots.mark_seen``), those that are exactly a TradeBar or a Tick
+    (the classes of ``readers``, readers of ``(ts_recv, symbol)``) with a receive time that
+    is a non-zero int and a str symbol, each seen now (``last_seen[symbol] = now``), up to
+    the first other one, whose index it returns. This pure twin takes none (0): the loop
+    does the same for every item."""
+    return 0
+
+
+_MARK_SEEN: Final = twin("lean_data._slots", "mark_seen", _mark_seen)
+_RECEIPTS: Final = (_BAR_RECEIPT, _TICK_RECEIPT)
 
 
 def _receipt(item: Any) -> tuple[Any, ...] | None:
@@ -148,7 +165,9 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted]) -> Sequence[Any] | Non
     boxed: Any = now  # stored per item: a native int would be boxed anew each time
     last_seen = feed.last_seen
     stamped: list[Any] | None = None
-    for index, item in enumerate(items):
+    # the plain leading items in one C call (none without it); the rest one by one
+    for index in range(_MARK_SEEN(items, last_seen, boxed, _RECEIPTS), len(items)):
+        item = items[index]
         receipt = _receipt(item)
         if receipt is None:
             raise TypeError(
