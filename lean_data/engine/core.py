@@ -247,7 +247,7 @@ class DataEngine:
             try:
                 await asyncio.wait_for(self._drain(), self.config.stop_timeout_s)
             except TimeoutError:
-                self._pipeline.abandon(self.config.stop_timeout_s)
+                self._abandon(self.config.stop_timeout_s)
             await self._sinks.close_all(self.config.stop_timeout_s)
             self._storage.stop_saving()
             await self._tasks.cancel_all()
@@ -263,6 +263,29 @@ class DataEngine:
         for failed in closed:  # a feed that failed to close, after everything else closed
             if isinstance(failed, BaseException):
                 raise failed
+
+    def _abandon(self, waited_s: float) -> None:
+        """Count and record what stop could not deliver in ``waited_s`` seconds."""
+        lost = self._callbacks.abandon()
+        pending = len(self._inbox)
+        self.metrics.increment_drops(lost + pending, source="stop_timeout")
+        self._errors.record(
+            "stop_timeout",
+            f"stop() waited {waited_s}s: {lost} queued callback items and "
+            f"{pending} inbox items were not delivered",
+        )
+
+    def _set_gauges(self) -> None:
+        """Set the buffer, inbox and subscriber gauges."""
+        gauge, buffers = self.metrics.set_gauge, self._pipeline.buffers
+        if buffers:
+            usage = [b.utilization for b in buffers.values()]
+            gauge("buffer_utilization_avg", sum(usage) / len(usage))
+            gauge("buffer_utilization_max", max(usage))
+        gauge("inbox_depth", len(self._inbox))
+        subscribers = self._callbacks.subscribers
+        gauge("subscriber_queue_depth", sum(len(s) for s in subscribers))
+        gauge("subscriber_drops", sum(s.dropped for s in subscribers))
 
     async def _drain(self) -> None:
         pipeline = self._pipeline_task
@@ -721,7 +744,7 @@ class DataEngine:
         """Return a snapshot: ``metrics["engine"]``, ``["feeds"]``, ``["subscribers"]``, ..."""
         pipeline = self._pipeline
         self.metrics.set_gauge("cache_hit_rate", self.cache.hit_rate)
-        pipeline.set_gauges(self.metrics.set_gauge)
+        self._set_gauges()
         snapshot = self.metrics.to_dict()
         snapshot.setdefault("engine", {}).update(
             state=self.state.value,

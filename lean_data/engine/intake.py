@@ -16,10 +16,14 @@ from typing import Any, Final
 from lean_data.engine.state import EngineState
 from lean_data.errors import EngineStateError
 from lean_data.inbox import Inbox
+from lean_data.models import Tick, TradeBar
 
 __all__ = ["Intake"]
 
 _RUNNING: Final = EngineState.RUNNING
+# C statics for classes of pure modules, used per item (see lean_data.quality.screen)
+_TICK: Final = Tick
+_TRADE_BAR: Final = TradeBar
 
 
 class Intake:
@@ -68,9 +72,16 @@ class Intake:
         if self.state is not _RUNNING:
             raise EngineStateError(f"the engine is {self.state.value}; it accepts no data")
         book_types = self._book_types
-        for item in items:
-            if type(item) in book_types:
-                return False
+        if isinstance(items, list):  # a read's list: indexed natively, no iterator object
+            listed: list[Any] = items
+            for item in listed:
+                kind = type(item)  # a tick or a bar is no book record: no set lookup
+                if kind is not _TICK and kind is not _TRADE_BAR and kind in book_types:
+                    return False
+        else:
+            for item in items:
+                if type(item) in book_types:
+                    return False
         if self._inbox.offer_many(feed, items):
             self.accepted += len(items)
             return True

@@ -35,9 +35,56 @@ _TRADE_BAR: Final = TradeBar
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
 _time_ns: Final = time.time_ns  # a module attribute is a dict lookup per use, too
 
-__all__ = ["DataMetrics", "delivery_latency_ns", "tick_latency_ns"]
+__all__ = ["OUTCOMES", "DataMetrics", "Outcomes", "delivery_latency_ns", "tick_latency_ns"]
 
 _NS_PER_MS: Final = 1_000_000
+
+
+OUTCOMES: Final = (
+    "delivered", "backfilled", "late", "invalid", "duplicate", "partial", "standby", "error",
+)  # fmt: skip
+"""What became of each item the pipeline took (``get_metrics()["engine"]["outcomes"]``).
+
+``delivered``: live items, buffered, called back, stored; ``backfilled``: history bars that
+filled a gap or a warm-up; ``late``: bars older than their series' head, never delivered
+before, called back flagged and stored; ``invalid``: judged INVALID, called back (callbacks
+with no ``min_quality``), stored only with ``store_invalid``; ``duplicate``: a repeat of a
+bar already delivered; ``partial``: in-progress bars (callbacks that asked for them);
+``standby``: bars of a failover's standby feed while the primary delivers; ``error``: an
+item the pipeline could not process (in the errors table as ``pipeline_error``).
+"""
+
+
+class Outcomes:
+    """The pipeline's counts: items processed, judged INVALID and built, and each of
+    :data:`OUTCOMES`; native ints (compiled, a dict's count is boxed anew on every
+    increment), read as dicts by :meth:`as_dict` and :meth:`counts`."""
+
+    def __init__(self) -> None:
+        self.processed = 0
+        self.invalid_items = 0  # judged INVALID ("invalid" below: the outcome)
+        self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
+        self.delivered = 0
+        self.backfilled = 0
+        self.late = 0
+        self.invalid = 0
+        self.duplicate = 0
+        self.partial = 0
+        self.standby = 0
+        self.error = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Every outcome's count, in :data:`OUTCOMES`' order (a new dict)."""
+        return {name: getattr(self, name) for name in OUTCOMES}
+
+    def counts(self) -> dict[str, Any]:
+        """The items processed, invalid, built and the outcome counts (new dicts)."""
+        return {
+            "processed": self.processed,
+            "invalid": self.invalid_items,
+            "built": self.built,
+            "outcomes": self.as_dict(),
+        }
 
 
 class _Ring:
@@ -53,7 +100,13 @@ class _Ring:
         self._size = size
 
     def append(self, value: int) -> None:
-        samples = self.samples
+        """Keep ``value``; the oldest sample goes once the ring is full."""
+        self.append_boxed(value)
+
+    def append_boxed(self, value: object) -> None:
+        """:meth:`append` of an int already boxed (compiled, an int parameter is boxed
+        again for the list): the engine's ring and a feed's share one object a sample."""
+        samples: list[Any] = self.samples
         if len(samples) < self._size:
             samples.append(value)
             return
@@ -221,8 +274,9 @@ class DataMetrics:
             scope.sec_count += 1
         else:
             scope.roll(now, 1)
-        engine.latency.append(latency_ns)
-        scope.latency.append(latency_ns)
+        sample: object = latency_ns  # boxed once for both rings
+        engine.latency.append_boxed(sample)
+        scope.latency.append_boxed(sample)
         if score == score:  # NaN is ignored
             engine.quality_sum += score
             engine.quality_count += 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Final
 
@@ -26,7 +26,7 @@ from lean_data.engine.backfill import Backfill, Resume
 from lean_data.engine.error_log import ErrorLog
 from lean_data.engine.failover import Failover
 from lean_data.engine.fanout import FanOut
-from lean_data.engine.metrics import DataMetrics, delivery_latency_ns, tick_latency_ns
+from lean_data.engine.metrics import DataMetrics, Outcomes, delivery_latency_ns, tick_latency_ns
 from lean_data.engine.records import KeepRecord, RecordLane
 from lean_data.engine.registry import FeedRegistry
 from lean_data.engine.series_record import SeriesRecord, SeriesRecords
@@ -55,7 +55,7 @@ from lean_data.slots import (
 from lean_data.storage.base import Storage
 from lean_data.storage.rows import MarketIntake
 
-__all__ = ["OUTCOMES", "Pipeline"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger("lean_data.engine")
 
@@ -72,20 +72,6 @@ _NO_TS: Final = NO_TS
 _CONTROL: Final = Control
 _STOP: Final = STOP
 _TURN: Final = 32  # items taken in a row before the loop may run others (~0.3 ms of a burst)
-
-OUTCOMES: Final = (
-    "delivered", "backfilled", "late", "invalid", "duplicate", "partial", "standby", "error",
-)  # fmt: skip
-"""What became of each item the pipeline took (``get_metrics()["engine"]["outcomes"]``).
-
-``delivered``: live items, buffered, called back, stored; ``backfilled``: history bars that
-filled a gap or a warm-up; ``late``: bars older than their series' head, never delivered
-before, called back flagged and stored; ``invalid``: judged INVALID, called back (callbacks
-with no ``min_quality``), stored only with ``store_invalid``; ``duplicate``: a repeat of a
-bar already delivered; ``partial``: in-progress bars (callbacks that asked for them);
-``standby``: bars of a failover's standby feed while the primary delivers; ``error``: an
-item the pipeline could not process (in the errors table as ``pipeline_error``).
-"""
 
 
 class Pipeline:
@@ -153,25 +139,19 @@ class Pipeline:
         self._fanout = fan_out
         self._sinks = sinks.sinks  # the list itself: read per item
         self._sink_offer = sinks.offer
-        self.processed = 0
-        self.invalid = 0
-        self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
-        self._outcomes = dict.fromkeys(OUTCOMES, 0)  # by outcome; "delivered": _delivered
-        self._delivered = 0  # the common outcome, a native count (a dict's is boxed anew)
+        self._outcomes = Outcomes()
         self._records = RecordLane(callbacks, self._taken, errors.callback_failed, self._storage)
         self._record_types = self._records.types
 
     def _taken(self, feed: str) -> None:  # a record: no latency nor score to record
-        self.processed += 1
-        self._delivered += 1
+        self._outcomes.processed += 1
+        self._outcomes.delivered += 1
         self._metrics.increment_messages(feed=feed)
 
     @property
     def outcomes(self) -> dict[str, int]:
-        """What became of the items taken, by :data:`OUTCOMES` (a copy)."""
-        counts = dict(self._outcomes)
-        counts["delivered"] = self._delivered
-        return counts
+        """What became of the items taken, by :data:`~lean_data.engine.metrics.OUTCOMES`."""
+        return self._outcomes.as_dict()
 
     def _storage(self) -> Storage | None:
         return self.persistence
@@ -182,37 +162,9 @@ class Pipeline:
         intake = getattr(persistence, "intake", None)  # else save_market_data_nowait
         self._intake = intake if isinstance(intake, MarketIntake) else None
 
-    def abandon(self, waited_s: float) -> None:
-        """Count and record what stop could not deliver in ``waited_s`` seconds."""
-        lost = self._callbacks.abandon()
-        pending = len(self._inbox)
-        self._metrics.increment_drops(lost + pending, source="stop_timeout")
-        self._record_error(
-            "stop_timeout",
-            f"stop() waited {waited_s}s: {lost} queued callback items and "
-            f"{pending} inbox items were not delivered",
-        )
-
-    # ------------------------------------------------------------------ statistics
     def counts(self) -> dict[str, Any]:
         """Return the items processed, invalid, built and the outcome counts (a copy)."""
-        return {
-            "processed": self.processed,
-            "invalid": self.invalid,
-            "built": self.built,
-            "outcomes": self.outcomes,
-        }
-
-    def set_gauges(self, gauge: Callable[[str, float], None]) -> None:
-        """Set the buffer, inbox and subscriber gauges."""
-        if self.buffers:
-            usage = [b.utilization for b in self.buffers.values()]
-            gauge("buffer_utilization_avg", sum(usage) / len(usage))
-            gauge("buffer_utilization_max", max(usage))
-        gauge("inbox_depth", len(self._inbox))
-        subscribers = self._callbacks.subscribers
-        gauge("subscriber_queue_depth", sum(len(s) for s in subscribers))
-        gauge("subscriber_drops", sum(s.dropped for s in subscribers))
+        return self._outcomes.counts()
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
@@ -246,11 +198,7 @@ class Pipeline:
                     inbox.done()
                     continue
                 try:  # inline, not _guarded(): one coroutine less per item
-                    if type(item) in self._record_types:  # funding rates, ...: their lane
-                        later = self._records.take(feed, item)
-                    else:
-                        later = self._process(feed, item)
-                    if later is not None:
+                    if (later := self._take(feed, item)) is not None:
                         await self._finish(later)
                 except Exception as exc:  # a bad item must not stop the pipeline
                     self.error(feed, item, exc)
@@ -259,22 +207,25 @@ class Pipeline:
     async def _take_batch(self, feed: str, batch: Sequence[MarketData], turn: int) -> int:
         """Process a batch's items in order, as :meth:`run` does one; returns the turn count."""
         answers = self._backfill.answers
-        record_types = self._record_types
         for item in batch:
             if (turn := turn + 1) % _TURN == 0:
                 await asyncio.sleep(0)
             while answers:  # answered backfills go first: their bars are older
                 await self._settle(answers.popleft())
             try:
-                if type(item) in record_types:
-                    later = self._records.take(feed, item)
-                else:
-                    later = self._process(feed, item)
-                if later is not None:
+                if (later := self._take(feed, item)) is not None:
                     await self._finish(later)
             except Exception as exc:  # a bad item must not stop the pipeline
                 self.error(feed, item, exc)
         return turn
+
+    def _take(self, feed: str, item: Any) -> Later | None:
+        """One item the inbox gave: a record (funding rate, ...) to its lane, market data
+        to :meth:`_process`; returns the steps that must wait."""
+        kind = type(item)  # a tick or a bar first: identity checks, no set lookup
+        if kind is not _TICK and kind is not _TRADE_BAR and kind in self._record_types:
+            return self._records.take(feed, item)
+        return self._process(feed, item)
 
     async def _settle(self, resume: Resume) -> None:
         """Deliver the bars a backfill's answer releases, each guarded on its own."""
@@ -284,7 +235,7 @@ class Pipeline:
             self.error(resume.request.feed, resume, exc)
             return
         # parked bars the answer showed to be repeats: decided by continuity, counted here
-        self._outcomes["duplicate"] += self._continuity.take_resumed_duplicates()
+        self._outcomes.duplicate += self._continuity.take_resumed_duplicates()
         for feed, bar, late in released:
             await self._guarded(feed, bar, True, late)
 
@@ -299,7 +250,7 @@ class Pipeline:
 
     def error(self, feed: str, item: object, exc: Exception) -> None:
         """Count and record an item the pipeline could not process."""
-        self._outcomes["error"] += 1
+        self._outcomes.error += 1
         self._metrics.increment_errors(feed=feed, kind="pipeline_error")
         log.warning("feed %s emitted an item the pipeline could not process: %r", feed, exc)
         symbol = getattr(item, "symbol", "")
@@ -356,7 +307,7 @@ class Pipeline:
         if fields is not None and type(resolution) is _RESOLUTION:
             bar: TradeBar = item  # type: ignore[assignment]  # its kind
             if not fields[BAR_CLOSED]:
-                self._outcomes["partial"] += 1
+                self._outcomes.partial += 1
                 self._fanout.partial(bar)
                 return None
             symbol: str = fields[BAR_SYMBOL]
@@ -367,7 +318,7 @@ class Pipeline:
                 record = records[key] = SeriesRecord()
             if not fields[BAR_BACKFILLED] and self.config.continuity:
                 if (self._routes or self._retired) and not self._admit(feed, symbol):
-                    self._outcomes["standby"] += 1
+                    self._outcomes.standby += 1
                     return None
                 series = record.continuity
                 if series is None:
@@ -382,7 +333,7 @@ class Pipeline:
                 if action is Action.LATE:
                     return self._deliver(feed, bar, None, True, record, fields)
                 if action is Action.DUPLICATE:
-                    self._outcomes["duplicate"] += 1
+                    self._outcomes.duplicate += 1
                     return None
                 if decision.request is not None:  # parked: delivered when it is answered
                     self._backfill.resolve(decision.request)
@@ -391,13 +342,13 @@ class Pipeline:
             tick = _TICK_FIELDS(item)
             record = self.records.of_tick(feed, tick)
             if (self._routes or self._retired) and not self._admit(feed, tick[TICK_SYMBOL]):
-                self._outcomes["standby"] += 1
+                self._outcomes.standby += 1
                 return None
             return self._deliver(feed, item, None, False, record, None, tick)
         else:
             record = self.records.of(feed, item)
         if (self._routes or self._retired) and not self._admit(feed, item.symbol):
-            self._outcomes["standby"] += 1
+            self._outcomes.standby += 1
             return None
         return self._deliver(feed, item, None, False, record)
 
@@ -434,10 +385,10 @@ class Pipeline:
         if late:
             verdict = verdict.flagged_late(item.ts_event)
         level = verdict.level
-        self.processed += 1
+        self._outcomes.processed += 1
         if level is _INVALID:
-            self.invalid += 1
-            self._outcomes["invalid"] += 1
+            self._outcomes.invalid_items += 1
+            self._outcomes.invalid += 1
             # the screen may have found its symbol is not text: named by its ascii() form in
             # the quality report, the errors table and to callbacks (the item is unchanged)
             untyped: Any = item
@@ -457,7 +408,7 @@ class Pipeline:
         else:
             symbol = item.symbol
         if late:
-            self._outcomes["late"] += 1
+            self._outcomes.late += 1
         else:
             # by kind, not isinstance (compiled: a generic call for a pure module's class);
             # no getattr default (compiled, a miss raises and clears an AttributeError)
@@ -468,9 +419,9 @@ class Pipeline:
                     tick is None and kind_of(item) is not _TICK and item.backfilled  # type: ignore[union-attr]  # a bar
                 )
             if backfilled:
-                self._outcomes["backfilled"] += 1
+                self._outcomes.backfilled += 1
             else:
-                self._delivered += 1
+                self._outcomes.delivered += 1
             buffer = None if record is None else record.buffer
             if buffer is None:
                 buffer = self.buffers.get(symbol)
@@ -519,7 +470,7 @@ class Pipeline:
         already and go straight to delivery. Now, or after ``later`` when steps wait.
         """
         if not released:
-            self.built += 1
+            self._outcomes.built += 1
         if later is None:
             return self._deliver(feed, bar, None, late) if released else self._process(feed, bar)
         later.append(Rejoin(feed, bar, released, late))

@@ -62,7 +62,8 @@ def _mark_seen(
 
 
 _MARK_SEEN: Final = twin("lean_data._slots", "mark_seen", _mark_seen)
-_RECEIPTS: Final = (_BAR_RECEIPT, _TICK_RECEIPT)
+# a tuple object (compiled, a Final tuple of known length is rebuilt at each use)
+_RECEIPTS: Final[tuple[Any, ...]] = (_BAR_RECEIPT, _TICK_RECEIPT)
 
 
 def _receipt(item: Any) -> tuple[Any, ...] | None:
