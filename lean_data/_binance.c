@@ -28,26 +28,38 @@
 
 /* ------------------------------------------------------------------ values and fields */
 
-enum { K_NONE = 0, K_STR, K_INT, K_BOOL, K_OBJ };
+/* K_DEC: a string the item reads as a float (a price or a size): the reader notes, while it
+ * scans it, whether it is a plain decimal and its digits as an integer (see decimal). */
+enum { K_STR = 1, K_DEC, K_INT, K_BOOL, K_OBJ };
+
+/* A value's number, for a K_DEC string. */
+enum { NUM_NONE = 0, NUM_EXACT, NUM_PLAIN };
 
 typedef struct {
-    int kind;          /* K_NONE: the key was absent */
-    const char *text;  /* K_STR: the characters between the quotes */
+    const char *text;       /* K_STR, K_DEC: the characters between the quotes; K_INT: the digits */
     Py_ssize_t len;
-    long long integer; /* K_INT */
-    int boolean;       /* K_BOOL */
+    long long integer;      /* K_INT */
+    uint64_t mantissa;      /* K_DEC: its digits, without the point (NUM_EXACT) */
+    int scale;              /* K_DEC: digits after the point (NUM_EXACT) */
+    int boolean;            /* K_BOOL */
+    signed char number;     /* K_DEC: NUM_NONE: not of the form -?[0-9]+(.[0-9]+)?;
+                             * NUM_EXACT: mantissa / 10^scale is float(text) (see decimal);
+                             * NUM_PLAIN: of that form, for CPython's parser */
+    signed char negative;   /* K_DEC, K_INT: a leading '-' */
 } Value;
 
 typedef struct {
     const char *name;
-    int kind;          /* the kind the schema declares */
+    int kind;          /* the kind the schema declares (K_DEC: a K_STR the item reads as a float) */
 } Field;
+
+#define BIT(i) (1u << (i))
 
 /* The envelope's data object: the union of a kline event's keys and an aggTrade's. */
 enum { D_E, D_EVENT_TIME, D_S, D_K, D_A, D_P, D_Q, D_F, D_L, D_T, D_M, D_BIG_M, D_COUNT };
 static const Field DATA_FIELDS[D_COUNT] = {
-    {"e", K_STR}, {"E", K_INT}, {"s", K_STR}, {"k", K_OBJ}, {"a", K_INT}, {"p", K_STR},
-    {"q", K_STR}, {"f", K_INT}, {"l", K_INT}, {"T", K_INT}, {"m", K_BOOL}, {"M", K_BOOL},
+    {"e", K_STR}, {"E", K_INT}, {"s", K_STR}, {"k", K_OBJ}, {"a", K_INT}, {"p", K_DEC},
+    {"q", K_DEC}, {"f", K_INT}, {"l", K_INT}, {"T", K_INT}, {"m", K_BOOL}, {"M", K_BOOL},
 };
 
 /* A kline's k object (lean_data.wire.binance_typed.KlineBody). */
@@ -57,306 +69,379 @@ enum {
 };
 static const Field BODY_FIELDS[B_COUNT] = {
     {"t", K_INT}, {"T", K_INT}, {"s", K_STR}, {"i", K_STR}, {"f", K_INT}, {"L", K_INT},
-    {"o", K_STR}, {"c", K_STR}, {"h", K_STR}, {"l", K_STR}, {"v", K_STR}, {"n", K_INT},
+    {"o", K_DEC}, {"c", K_DEC}, {"h", K_DEC}, {"l", K_DEC}, {"v", K_DEC}, {"n", K_INT},
     {"x", K_BOOL}, {"q", K_STR}, {"V", K_STR}, {"Q", K_STR}, {"B", K_STR},
 };
 
-/* Field index by the key's one character (-1: not a key of the schema); filled from the
- * tables above when the module loads. */
-static signed char DATA_LOOKUP[128];
-static signed char BODY_LOOKUP[128];
+/* Field index by the key's one character (-1: not a key of the schema, every byte past
+ * ASCII included), and the field's kind; filled from the tables above when the module
+ * loads. */
+static signed char DATA_LOOKUP[256];
+static signed char BODY_LOOKUP[256];
+static unsigned char DATA_KINDS[D_COUNT];
+static unsigned char BODY_KINDS[B_COUNT];
+
+/* 1: a character a string may hold as it is (printable ASCII but '"' and '\\'). */
+static unsigned char PLAIN[256];
 
 static void
-fill_lookup(signed char *lookup, const Field *fields, int count)
+fill_lookup(signed char *lookup, unsigned char *kinds, const Field *fields, int count)
 {
-    memset(lookup, -1, 128);
+    memset(lookup, -1, 256);
     for (int i = 0; i < count; i++) {
-        lookup[(unsigned char)fields[i].name[0] & 0x7f] = (signed char)i;
+        lookup[(unsigned char)fields[i].name[0]] = (signed char)i;
+        kinds[i] = (unsigned char)fields[i].kind;
     }
 }
 
 /* ------------------------------------------------------------------ the reader */
 
-typedef struct {
-    const char *p;
-    const char *end;
-} Cursor;
+/* The reader needs the byte after the frame's last to be NUL (a str's and a bytes' buffer
+ * always ends so; decoder_item checks it): NUL is none of the characters a scan looks for,
+ * so a scan stops at it without comparing its pointer with the end, which it does only
+ * before reading more than one byte at once. On little-endian machines it reads strings
+ * and integers eight bytes at a time (WORDWISE); elsewhere, or with LEAN_DATA_BYTEWISE
+ * defined, a byte at a time: the same answers. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ \
+    && !defined(LEAN_DATA_BYTEWISE)
+#define WORDWISE 1
+#else
+#define WORDWISE 0
+#endif
 
-/* A string's characters, after its opening quote: printable ASCII, no escape. */
-static int
-read_string(Cursor *c, const char **text, Py_ssize_t *len)
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline int
+is_digit(char ch)
 {
-    const char *start = c->p;
-    while (c->p < c->end) {
-        unsigned char ch = (unsigned char)*c->p;
-        if (ch == '"') {
-            *text = start;
-            *len = c->p - start;
-            c->p++;
-            return 1;
+    return (unsigned)(unsigned char)ch - '0' < 10u;
+}
+
+#if WORDWISE
+static inline uint64_t
+load8(const char *p)
+{
+    uint64_t word;
+    memcpy(&word, p, 8);
+    return word;
+}
+
+/* The high bit of each byte of ``word`` that a string may not hold as it is ('"', '\\',
+ * below 0x20, 0x7f and above); a borrow can mark a byte above a marked one too, never
+ * one below the first, so the lowest mark is the first such byte. */
+static inline uint64_t
+special_bytes(uint64_t word)
+{
+    uint64_t quote = word ^ (ONES * '"');
+    uint64_t slash = word ^ (ONES * '\\');
+    uint64_t marks = ((quote - ONES) & ~quote) | ((slash - ONES) & ~slash);
+    marks |= (word - ONES * 0x20) & ~word;       /* below 0x20 */
+    marks |= ((word & ~HIGHS) + ONES) | word;    /* 0x7f and above */
+    return marks & HIGHS;
+}
+
+/* The value of eight digits 0-9 (a byte each, the first the most significant). */
+static inline uint64_t
+eight_value(uint64_t word)
+{
+    const uint64_t mask = 0x000000FF000000FFULL;
+    const uint64_t mul1 = 0x000F424000000064ULL; /* 100 + (1000000 << 32) */
+    const uint64_t mul2 = 0x0000271000000001ULL; /* 1 + (10000 << 32) */
+    word = (word * 10) + (word >> 8);
+    return ((((word & mask) * mul1) + (((word >> 16) & mask) * mul2)) >> 32) & 0xFFFFFFFFULL;
+}
+#endif
+
+/* The end of the run of ASCII digits at ``p``, with ``*number`` times ten per digit plus
+ * the digit (wrapping past 19 digits: the caller counts them). */
+static inline const char *
+digit_run(const char *p, const char *end, uint64_t *number)
+{
+#if WORDWISE
+    static const uint64_t powers[9] = {
+        1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+    };
+    while (end - p >= 8) {
+        /* a byte's digit in its low nibble; a mark in the high nibble of every byte that
+         * is not a digit (its high nibble set, or its low one past 9), and a carry only
+         * from a marked byte to the one above it: the lowest mark is the first non-digit */
+        uint64_t word = load8(p) ^ (ONES * '0');
+        uint64_t marks = ((word + ONES * 6) | word) & 0xF0F0F0F0F0F0F0F0ULL;
+        if (marks == 0) {
+            *number = *number * 100000000u + eight_value(word);
+            p += 8;
+            continue;
         }
-        if (ch < 0x20 || ch > 0x7e || ch == '\\') {
-            return 0;
+        int count = __builtin_ctzll(marks) >> 3;
+        if (count > 0) { /* the count digits, moved up to the word's top as its last */
+            *number = *number * powers[count] + eight_value(word << (8 * (8 - count)));
+            p += count;
         }
-        c->p++;
+        return p;
     }
-    return 0;
+#else
+    (void)end;
+#endif
+    while (is_digit(*p)) {
+        *number = *number * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
+    return p;
+}
+
+/* The closing quote of a string whose characters start at ``p`` (printable ASCII, no
+ * escape); NULL when another character comes first. */
+static inline const char *
+string_end(const char *p, const char *end)
+{
+#if WORDWISE
+    while (end - p >= 8) {
+        uint64_t special = special_bytes(load8(p));
+        if (special != 0) {
+            p += __builtin_ctzll(special) >> 3;
+            return *p == '"' ? p : NULL;
+        }
+        p += 8;
+    }
+#else
+    (void)end;
+#endif
+    while (PLAIN[(unsigned char)*p]) {
+        p++;
+    }
+    return *p == '"' ? p : NULL;
+}
+
+/* A string value at ``p`` (its opening quote); the character after it, or NULL. */
+static inline const char *
+read_string(const char *p, const char *end, Value *value)
+{
+    if (*p != '"') {
+        return NULL;
+    }
+    value->text = ++p;
+    p = string_end(p, end);
+    if (p == NULL) {
+        return NULL;
+    }
+    value->len = p - value->text;
+    return p + 1;
+}
+
+/* A string value that is a price or a size: read_string's, noting whether it is a plain
+ * decimal -?[0-9]+(.[0-9]+)? and, when its digits (at most 19, so no overflow) are at most
+ * 2^53 with at most 22 after the point, their integer and the point's place. */
+static inline const char *
+read_decimal(const char *p, const char *end, Value *value)
+{
+    if (*p != '"') {
+        return NULL;
+    }
+    value->text = ++p;
+    int negative = *p == '-';
+    p += negative;
+    const char *digits = p;
+    uint64_t mantissa = 0;
+    p = digit_run(p, end, &mantissa);
+    Py_ssize_t whole = p - digits, scale = 0;
+    int plain = whole > 0;
+    if (plain && *p == '.') {
+        const char *fraction = ++p;
+        p = digit_run(p, end, &mantissa);
+        scale = p - fraction;
+        plain = scale > 0;
+    }
+    if (plain && *p == '"') {
+        int exact = whole + scale <= 19 && mantissa <= (1ULL << 53) && scale <= 22;
+        value->number = exact ? NUM_EXACT : NUM_PLAIN;
+        value->mantissa = mantissa;
+        value->scale = (int)scale;
+        value->negative = (signed char)negative;
+    }
+    else {
+        /* not a plain decimal: the rest of an ordinary string (what came before it, '-',
+         * digits and a point, is) */
+        value->number = NUM_NONE;
+        p = string_end(p, end);
+        if (p == NULL) {
+            return NULL;
+        }
+    }
+    value->len = p - value->text;
+    return p + 1;
 }
 
 /* A JSON integer of at most 18 digits, followed by ',' or '}' (a fraction or an exponent:
- * not this reader's). */
-static int
-read_integer(Cursor *c, long long *out)
+ * not this reader's); the character after it, or NULL. */
+static inline const char *
+read_integer(const char *p, const char *end, Value *value)
 {
-    int negative = 0;
-    if (c->p < c->end && *c->p == '-') {
-        negative = 1;
-        c->p++;
+    int negative = *p == '-';
+    value->text = p;
+    p += negative;
+    const char *start = p;
+    uint64_t number = 0; /* wraps past 19 digits: those are refused below */
+    p = digit_run(p, end, &number);
+    Py_ssize_t digits = p - start;
+    if (digits == 0 || digits > 18 || (digits > 1 && *start == '0')) {
+        return NULL;
     }
-    const char *start = c->p;
-    long long value = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-        if (c->p - start >= 18) {
-            return 0;
-        }
-        value = value * 10 + (*c->p - '0');
-        c->p++;
+    if (*p != ',' && *p != '}') {
+        return NULL;
     }
-    Py_ssize_t digits = c->p - start;
-    if (digits == 0 || (digits > 1 && *start == '0')) {
-        return 0;
-    }
-    if (c->p >= c->end || (*c->p != ',' && *c->p != '}')) {
-        return 0;
-    }
-    *out = negative ? -value : value;
-    return 1;
+    value->len = p - value->text;
+    value->negative = (signed char)negative;
+    value->integer = negative ? -(long long)number : (long long)number;
+    return p;
 }
 
-static int
-read_literal(Cursor *c, const char *word, Py_ssize_t len)
+/* An object whose keys are all one of the ``lookup`` table's, none twice (``seen``: a bit
+ * a field), each value of its declared kind; the character after it, or NULL. The one
+ * nested object (the data object's ``k``) is read into ``nested`` with BODY_LOOKUP. */
+static const char *
+read_object(const char *p, const char *end, const signed char *lookup, const unsigned char *kinds,
+            Value *values, uint32_t *seen, Value *nested, uint32_t *nested_seen)
 {
-    if (c->end - c->p < len || memcmp(c->p, word, (size_t)len) != 0) {
-        return 0;
+    if (*p != '{') {
+        return NULL;
     }
-    c->p += len;
-    return 1;
-}
-
-static int read_object(Cursor *c, const Field *fields, const signed char *lookup, int count,
-                       Value *values, int depth);
-
-/* One value of the kind ``want`` declares (an object only where one is declared). */
-static int
-read_value(Cursor *c, int want, Value *value, int depth)
-{
-    if (c->p >= c->end) {
-        return 0;
-    }
-    char ch = *c->p;
-    if (ch == '"') {
-        if (want != K_STR) {
-            return 0;
-        }
-        c->p++;
-        value->kind = K_STR;
-        return read_string(c, &value->text, &value->len);
-    }
-    if (ch == '-' || (ch >= '0' && ch <= '9')) {
-        if (want != K_INT) {
-            return 0;
-        }
-        value->kind = K_INT;
-        return read_integer(c, &value->integer);
-    }
-    if (ch == 't' || ch == 'f') {
-        if (want != K_BOOL) {
-            return 0;
-        }
-        value->kind = K_BOOL;
-        value->boolean = ch == 't';
-        return ch == 't' ? read_literal(c, "true", 4) : read_literal(c, "false", 5);
-    }
-    if (ch == '{' && want == K_OBJ && depth == 0) {
-        /* the data object's k: read into the caller's second table (see read_frame) */
-        value->kind = K_OBJ;
-        value->text = c->p;
-        return 1;
-    }
-    return 0;
-}
-
-/* An object whose keys are all in ``fields``, none twice, each value of its declared kind.
- * The one nested object (``k``) is read into ``values + count`` with BODY_FIELDS. */
-static int
-read_object(Cursor *c, const Field *fields, const signed char *lookup, int count,
-            Value *values, int depth)
-{
-    if (c->p >= c->end || *c->p != '{') {
-        return 0;
-    }
-    c->p++;
-    if (c->p < c->end && *c->p == '}') {
-        c->p++;
-        return 1;
+    p++;
+    if (*p == '}') {
+        return p + 1;
     }
     for (;;) {
-        const char *key;
-        Py_ssize_t key_len;
-        if (c->p >= c->end || *c->p != '"') {
-            return 0;
+        /* every key of these schemas is one character: "K": (each test reads a byte only
+         * when the one before it is not the final NUL) */
+        int index;
+        if (p[0] != '"' || (index = lookup[(unsigned char)p[1]]) < 0 || p[2] != '"'
+            || p[3] != ':') {
+            return NULL; /* a key the schema does not know, or not this spelling */
         }
-        c->p++;
-        if (!read_string(c, &key, &key_len)) {
-            return 0;
+        if (*seen & BIT(index)) {
+            return NULL; /* a key seen before */
         }
-        if (c->p >= c->end || *c->p != ':') {
-            return 0;
-        }
-        c->p++;
-        /* every key of these schemas is one character: a table lookup finds its field */
-        int index = key_len == 1 ? lookup[(unsigned char)key[0] & 0x7f] : -1;
-        if (index < 0 || values[index].kind != K_NONE) {
-            return 0; /* a key the schema does not know, or one seen before */
-        }
-        if (!read_value(c, fields[index].kind, &values[index], depth)) {
-            return 0;
-        }
-        if (values[index].kind == K_OBJ) {
-            if (!read_object(c, BODY_FIELDS, BODY_LOOKUP, B_COUNT, values + count, depth + 1)) {
-                return 0;
+        *seen |= BIT(index);
+        p += 4;
+        Value *value = &values[index];
+        switch (kinds[index]) {
+        case K_STR:
+            p = read_string(p, end, value);
+            break;
+        case K_DEC:
+            p = read_decimal(p, end, value);
+            break;
+        case K_INT:
+            p = read_integer(p, end, value);
+            break;
+        case K_BOOL:
+            if (p[0] == 't' && p[1] == 'r' && p[2] == 'u' && p[3] == 'e') {
+                value->boolean = 1;
+                p += 4;
             }
+            else if (p[0] == 'f' && p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e') {
+                value->boolean = 0;
+                p += 5;
+            }
+            else {
+                p = NULL;
+            }
+            break;
+        case K_OBJ:
+            p = nested == NULL ? NULL
+                               : read_object(p, end, BODY_LOOKUP, BODY_KINDS, nested,
+                                             nested_seen, NULL, NULL);
+            break;
+        default:
+            p = NULL;
         }
-        if (c->p >= c->end) {
-            return 0;
+        if (p == NULL) {
+            return NULL;
         }
-        if (*c->p == ',') {
-            c->p++;
+        if (*p == ',') {
+            p++;
             continue;
         }
-        if (*c->p == '}') {
-            c->p++;
-            return 1;
+        if (*p == '}') {
+            return p + 1;
         }
-        return 0;
+        return NULL;
     }
 }
 
-/* The envelope {"stream": str, "data": {...}} (either order) and nothing after it. */
+/* The envelope {"stream": str, "data": {...}} (either order) and nothing after it; data's
+ * values go to ``data`` (``data_seen``: which), k's to ``body`` (``body_seen``). */
 static int
-read_frame(const char *text, Py_ssize_t len, Value *data, Value *stream)
+read_frame(const char *text, Py_ssize_t len, Value *data, uint32_t *data_seen, Value *body,
+           uint32_t *body_seen, Value *stream)
 {
-    Cursor c = {text, text + len};
+    const char *p = text, *end = text + len;
     int have_stream = 0, have_data = 0;
-    if (c.p >= c.end || *c.p != '{') {
+    if (*p != '{') {
         return 0;
     }
-    c.p++;
+    p++;
     for (;;) {
-        if (read_literal(&c, "\"stream\":\"", 10)) {
-            if (have_stream || !read_string(&c, &stream->text, &stream->len)) {
+        if (end - p >= 10 && memcmp(p, "\"stream\":\"", 10) == 0) {
+            if (have_stream) {
                 return 0;
             }
-            stream->kind = K_STR;
+            p = read_string(p + 9, end, stream);
             have_stream = 1;
         }
-        else if (read_literal(&c, "\"data\":", 7)) {
-            /* data's values, then k's right after them (data + D_COUNT) */
-            if (have_data || !read_object(&c, DATA_FIELDS, DATA_LOOKUP, D_COUNT, data, 0)) {
+        else if (end - p >= 7 && memcmp(p, "\"data\":", 7) == 0) {
+            if (have_data) {
                 return 0;
             }
+            p = read_object(p + 7, end, DATA_LOOKUP, DATA_KINDS, data, data_seen, body,
+                            body_seen);
             have_data = 1;
         }
         else {
             return 0;
         }
-        if (c.p < c.end && *c.p == ',') {
-            c.p++;
+        if (p == NULL) {
+            return 0;
+        }
+        if (*p == ',') {
+            p++;
             continue;
         }
-        if (c.p < c.end && *c.p == '}') {
-            c.p++;
+        if (*p == '}') {
+            p++;
             break;
         }
         return 0;
     }
-    return have_stream && have_data && c.p == c.end;
+    return have_stream && have_data && p == end;
 }
 
 /* ------------------------------------------------------------------ building the item */
 
-/* float(text) for a decimal string -?[0-9]+(.[0-9]+)? of at most 63 characters. */
+/* float(text) for a K_DEC string: a plain decimal -?[0-9]+(.[0-9]+)? of at most 63
+ * characters (read_decimal saw which). */
 static int
 decimal(const Value *value, double *out)
 {
     char buffer[64];
     Py_ssize_t len = value->len;
-    const char *s = value->text;
-    if (len < 1 || len > 63) {
+    if (value->number == NUM_NONE || len > 63) {
         return 0;
     }
-    Py_ssize_t i = 0;
-    if (s[0] == '-') {
-        i = 1;
-    }
-    Py_ssize_t digits = 0;
-    while (i < len && s[i] >= '0' && s[i] <= '9') {
-        i++;
-        digits++;
-    }
-    if (digits == 0) {
-        return 0;
-    }
-    if (i < len) {
-        if (s[i] != '.') {
-            return 0;
-        }
-        i++;
-        Py_ssize_t fraction = 0;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
-            i++;
-            fraction++;
-        }
-        if (fraction == 0 || i != len) {
-            return 0;
-        }
-    }
-    /* Clinger's fast path: with at most 15 significant digits the digits are an exact
-     * double m, 10^k (k <= 22) is exact, and IEEE division rounds m / 10^k correctly: the
-     * double nearest the decimal value, which is what float() returns. CPython's own
-     * parser (below, for everything else) costs several times more per call. */
+    /* Clinger's fast path: digits m <= 2^53 are an exact double, 10^k (k <= 22) is exact,
+     * and IEEE division rounds m / 10^k correctly: the double nearest the decimal value,
+     * which is what float() returns. CPython's own parser (below, for everything else)
+     * costs several times more per call. */
     static const double powers[23] = {
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
         1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     };
-    {
-        int64_t mantissa = 0;
-        int significant = 0, scale = 0, seen_point = 0;
-        Py_ssize_t j = s[0] == '-' ? 1 : 0;
-        for (; j < len; j++) {
-            char ch = s[j];
-            if (ch == '.') {
-                seen_point = 1;
-                continue;
-            }
-            if (mantissa != 0 || ch != '0') {
-                significant++;
-            }
-            mantissa = mantissa * 10 + (ch - '0');
-            if (seen_point) {
-                scale++;
-            }
-            if (significant > 15 || scale > 22) {
-                break;
-            }
-        }
-        if (j == len) {
-            double value = (double)mantissa / powers[scale];
-            *out = s[0] == '-' ? -value : value;
-            return 1;
-        }
+    if (value->number == NUM_EXACT) {
+        double number = (double)value->mantissa / powers[value->scale];
+        *out = value->negative ? -number : number;
+        return 1;
     }
-    memcpy(buffer, s, (size_t)len);
+    memcpy(buffer, value->text, (size_t)len);
     buffer[len] = '\0';
     char *stop = NULL;
     double parsed = PyOS_string_to_double(buffer, &stop, NULL);
@@ -493,22 +578,19 @@ build(PyObject *builder, PyObject **args, Py_ssize_t count)
 }
 
 static PyObject *
-kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_recv,
-      PyObject *symbols)
+kline(DecoderObject *self, const Value *data, uint32_t data_seen, const Value *body,
+      uint32_t body_seen, PyObject *ts_recv, PyObject *symbols)
 {
-    for (int i = 0; i < D_COUNT; i++) { /* a kline event has e, E, s and k only */
-        if (data[i].kind != K_NONE && i != D_E && i != D_EVENT_TIME && i != D_S && i != D_K) {
-            return NULL;
-        }
+    if (data_seen & ~(BIT(D_E) | BIT(D_EVENT_TIME) | BIT(D_S) | BIT(D_K))) {
+        return NULL; /* a kline event has e, E, s and k only */
     }
-    if (data[D_K].kind != K_OBJ) {
+    if (!(data_seen & BIT(D_K))) {
         return NULL;
     }
-    static const int required[] = {B_T, B_S, B_I, B_O, B_C, B_H, B_L, B_V, B_X};
-    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-        if (body[required[i]].kind == K_NONE) {
-            return NULL;
-        }
+    const uint32_t required = BIT(B_T) | BIT(B_S) | BIT(B_I) | BIT(B_O) | BIT(B_C) | BIT(B_H)
+                              | BIT(B_L) | BIT(B_V) | BIT(B_X);
+    if ((body_seen & required) != required) {
+        return NULL;
     }
     double prices[5];
     const int price_fields[5] = {B_O, B_H, B_L, B_C, B_V};
@@ -550,40 +632,35 @@ kline(DecoderObject *self, const Value *data, const Value *body, PyObject *ts_re
     return bar;
 }
 
-/* str(value): what "%lld" formats, without PyUnicode_FromFormat's format parsing (~1,400
- * instructions a trade id) */
+/* str(value) of a K_INT value: its text in the frame, which read_integer saw is what "%lld"
+ * formats (no leading zero, no '+'), but for "-0", whose str is "0"; without
+ * PyUnicode_FromFormat's format parsing (~1,400 instructions a trade id). */
 static PyObject *
-integer_text(long long value)
+integer_text(const Value *value)
 {
-    char buf[24];
-    char *p = buf + sizeof(buf);
-    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
-    do {
-        *--p = (char)('0' + rest % 10);
-        rest /= 10;
-    } while (rest);
-    if (value < 0) {
-        *--p = '-';
+    const char *text = value->text;
+    Py_ssize_t len = value->len;
+    if (value->integer == 0) {
+        text = "0";
+        len = 1;
     }
-    Py_ssize_t len = buf + sizeof(buf) - p;
-    PyObject *text = PyUnicode_New(len, 127);
-    if (text != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(text), p, (size_t)len);
+    PyObject *str = PyUnicode_New(len, 127);
+    if (str != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(str), text, (size_t)len);
     }
-    return text;
+    return str;
 }
 
 static PyObject *
-agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *symbols)
+agg_trade(DecoderObject *self, const Value *data, uint32_t data_seen, PyObject *ts_recv,
+          PyObject *symbols)
 {
-    if (data[D_K].kind != K_NONE) {
+    if (data_seen & BIT(D_K)) {
         return NULL;
     }
-    static const int required[] = {D_A, D_T, D_P, D_Q, D_M, D_S};
-    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-        if (data[required[i]].kind == K_NONE) {
-            return NULL;
-        }
+    const uint32_t required = BIT(D_A) | BIT(D_T) | BIT(D_P) | BIT(D_Q) | BIT(D_M) | BIT(D_S);
+    if ((data_seen & required) != required) {
+        return NULL;
     }
     double price, size;
     if (!decimal(&data[D_P], &price) || !decimal(&data[D_Q], &size)) {
@@ -600,7 +677,7 @@ agg_trade(DecoderObject *self, const Value *data, PyObject *ts_recv, PyObject *s
     args[10] = self->empty;
     args[11] = data[D_M].boolean ? self->buyer_maker : self->empty;
     args[12] = Py_False;
-    args[13] = integer_text(data[D_A].integer);
+    args[13] = integer_text(&data[D_A]);
     PyErr_Clear();
     PyObject *tick = build(self->build_tick, args, 14);
     Py_XDECREF(args[0]);
@@ -643,16 +720,20 @@ decoder_item(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     else {
         Py_RETURN_NONE;
     }
-    Value values[D_COUNT + B_COUNT], stream;
-    memset(values, 0, sizeof(values));
-    memset(&stream, 0, sizeof(stream));
-    const Value *data = values, *body = values + D_COUNT;
-    if (!read_frame(text, len, values, &stream) || data[D_E].kind != K_STR) {
+    if (text[len] != '\0') {
+        Py_RETURN_NONE; /* the reader's sentinel (see the reader): never so for str, bytes */
+    }
+    Value data[D_COUNT], body[B_COUNT], stream; /* only a seen field's value is set */
+    stream.text = NULL;
+    stream.len = 0;
+    uint32_t data_seen = 0, body_seen = 0;
+    if (!read_frame(text, len, data, &data_seen, body, &body_seen, &stream)
+        || !(data_seen & BIT(D_E))) {
         Py_RETURN_NONE;
     }
     PyObject *item = NULL;
     if (data[D_E].len == 5 && memcmp(data[D_E].text, "kline", 5) == 0) {
-        item = kline(self, data, body, ts_recv, symbols);
+        item = kline(self, data, data_seen, body, body_seen, ts_recv, symbols);
         if (item != NULL && !body[B_X].boolean) { /* in progress: (bar, stream) */
             PyObject *name = PyUnicode_FromStringAndSize(stream.text, stream.len);
             PyObject *pair = name == NULL ? NULL : PyTuple_Pack(2, item, name);
@@ -662,7 +743,7 @@ decoder_item(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     else if (data[D_E].len == 8 && memcmp(data[D_E].text, "aggTrade", 8) == 0) {
-        item = agg_trade(self, data, ts_recv, symbols);
+        item = agg_trade(self, data, data_seen, ts_recv, symbols);
     }
     if (item == NULL) {
         PyErr_Clear();
@@ -777,8 +858,11 @@ static struct PyModuleDef binance_module = {
 PyMODINIT_FUNC
 PyInit__binance(void)
 {
-    fill_lookup(DATA_LOOKUP, DATA_FIELDS, D_COUNT);
-    fill_lookup(BODY_LOOKUP, BODY_FIELDS, B_COUNT);
+    fill_lookup(DATA_LOOKUP, DATA_KINDS, DATA_FIELDS, D_COUNT);
+    fill_lookup(BODY_LOOKUP, BODY_KINDS, BODY_FIELDS, B_COUNT);
+    for (int ch = 0x20; ch < 0x7f; ch++) {
+        PLAIN[ch] = ch != '"' && ch != '\\';
+    }
     if (PyType_Ready(&DecoderType) < 0) {
         return NULL;
     }

@@ -261,3 +261,186 @@ def test_symbols_past_the_readers_text_table_read_the_same(fixtures: Path) -> No
             raw = edit(trade, "data.s", venue)
             assert same_or_none(raw), raw
             assert same_or_none(raw, {venue: "MAPPED/SYM"}), raw
+
+
+# --- the reader's scanning: strings and digits eight bytes at a time ------------------------
+#
+# The reader finds a string's closing quote and reads a run of digits a word at a time, and
+# stops at the NUL after the frame's last byte rather than comparing with its end: the edges
+# below are those of that scanning (a character at every place in a word, a frame ending
+# anywhere), each checked against parse_message.
+
+
+def _agg_trade_text(fixtures: Path) -> str:
+    return json.dumps(real(fixtures, "BINANCE.ws.1.0", '"e":"aggTrade"'), separators=(",", ":"))
+
+
+def _kline_text(fixtures: Path) -> str:
+    return closed(
+        json.dumps(real(fixtures, "BINANCE_US.ws.1.0", '"x":true'), separators=(",", ":"))
+    )
+
+
+def _with_value(raw: str, key: str, text: str) -> str:
+    """``raw`` with the value of its one ``"key":`` replaced by the raw JSON ``text``."""
+    at = raw.index(f'"{key}":') + len(key) + 3
+    end = at
+    if raw[at] == '"':
+        end = raw.index('"', at + 1) + 1
+    else:
+        while raw[end] not in ",}":
+            end += 1
+    return raw[:at] + text + raw[end:]
+
+
+def _both(raw: str) -> list[bytes | str]:
+    return [raw, raw.encode()]
+
+
+@needs_reader
+@pytest.mark.parametrize(("which", "key"), [("kline", "B"), ("kline", "i"), ("aggTrade", "s")])
+def test_strings_of_every_length_with_a_character_it_leaves_at_every_place(
+    fixtures: Path, which: str, key: str
+) -> None:
+    """A plain string of any length is read to its closing quote; an escape, a control
+    character, DEL or a character past ASCII anywhere in it leaves the frame to the usual
+    path (a word-at-a-time scan must find the first of them, wherever it falls)."""
+    base = _kline_text(fixtures) if which == "kline" else _agg_trade_text(fixtures)
+    specials = ['\\"', "\\\\", "\\u0041", "\\n", "\x00", "\x01", "\x1f", "\x7f", "\u00e9"]
+    for length in range(0, 26):
+        plain = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ"[i % 24] for i in range(length))
+        if key == "s":
+            plain = "X" + plain + "USDT"  # a symbol the usual path can map
+        raw = _with_value(base, key, f'"{plain}"')
+        for frame in _both(raw):
+            taken = same_or_none(frame)
+            assert taken or key == "i", frame  # an interval: only the known ones
+        for at in range(len(plain) + 1):
+            for special in specials:
+                raw = _with_value(base, key, '"' + plain[:at] + special + plain[at:] + '"')
+                for frame in _both(raw):
+                    assert FAST is not None
+                    assert FAST(frame, TS, None) is None, frame
+        for at in range(len(plain) + 1):  # raw bytes past ASCII, in a bytes frame
+            for byte in (b"\x80", b"\xc3\xa9", b"\xff"):
+                text = plain.encode()
+                raw_bytes = _with_value(base, key, "@@").encode()
+                frame_bytes = raw_bytes.replace(b"@@", b'"' + text[:at] + byte + text[at:] + b'"')
+                assert FAST is not None
+                assert FAST(frame_bytes, TS, None) is None, frame_bytes
+
+
+@needs_reader
+@pytest.mark.parametrize("key", ["E", "a", "f", "l", "T"])
+def test_integers_of_every_length_and_spelling(fixtures: Path, key: str) -> None:
+    """Integers are read eight digits at a time: every length up to the 18 digits the
+    reader takes reads the same as parse_message's; more, leading zeros, fractions and
+    exponents are left to the usual path."""
+    base = _agg_trade_text(fixtures)
+    digits = "9876543210123456789012345"
+    for length in range(1, len(digits) + 1):
+        for sign in ("", "-"):
+            text = sign + digits[:length]
+            for frame in _both(_with_value(base, key, text)):
+                taken = same_or_none(frame)
+                fits = key != "T" or abs(int(text)) <= (2**63 - 1) // 10**6  # T: in ns
+                assert taken == (length <= 18 and fits), frame
+    for text in ["0", "-0", "00", "01", "-01", "0" * 12 + "1", "-", "--1", "+1", "1e5", "1E5",
+                 "1.0", "1.", "1-", "12345678e1", "123456789.5", "1234567890123456789"]:  # fmt: skip
+        for frame in _both(_with_value(base, key, text)):
+            taken = same_or_none(frame)
+            assert taken == (text in ("0", "-0")), frame
+
+
+@needs_reader
+def test_a_negative_zero_trade_id_is_zero(fixtures: Path) -> None:
+    raw = _with_value(_agg_trade_text(fixtures), "a", "-0")
+    assert same_or_none(raw)
+    assert FAST is not None
+    assert FAST(raw, TS, None).trade_id == "0"
+
+
+@needs_reader
+@pytest.mark.parametrize("key", ["p", "q"])
+def test_decimal_spellings_at_the_edges_of_the_exact_reading(fixtures: Path, key: str) -> None:
+    """Prices are read as digits and a point's place while scanning; where those are exact
+    (at most 2^53, at most 22 after the point) the float is their quotient, else CPython's
+    parser's: both exactly float(text). Other spellings are left to the usual path."""
+    base = _agg_trade_text(fixtures)
+    taken_texts = [
+        "9007199254740992", "9007199254740993", "9007199254740991", "900719925474099.3",
+        "0.9007199254740993", "18014398509481985", "1234567890123456789",
+        "12345678901234567890", "0." + "0" * 21 + "1", "0." + "0" * 22 + "1",
+        "1." + "0" * 22, "1." + "0" * 23, "0" * 30 + "1.5", "-0", "-0.0", "0.1", "0.3",
+        "123456789012345678901234567890.123456789012345678901234567890",  # 61 characters
+        "9" * 63, "-" + "9" * 62, "4.35", "1" * 8, "1" * 8 + "." + "1" * 8, "1" * 7 + ".1",
+    ]  # fmt: skip
+    for text in taken_texts:
+        for frame in _both(_with_value(base, key, f'"{text}"')):
+            assert same_or_none(frame), frame
+            assert FAST is not None
+            tick = FAST(frame, TS, None)
+            assert repr(tick.price if key == "p" else tick.size) == repr(float(text)), text
+    left = [
+        "9" * 64, "-" + "9" * 63, "1e5", "1E5", "1.5e-3", "+1", ".5", "5.", "1..5", "1.2.3",
+        "--1", "1-", "1_000", " 1", "1 ", "", "-", "-.5", "0x10", "inf", "nan", "1.5a",
+        "12345678a", "1234567.a", "\\u0031",
+    ]  # fmt: skip
+    for text in left:
+        for frame in _both(_with_value(base, key, f'"{text}"')):
+            assert FAST is not None
+            assert FAST(frame, TS, None) is None, frame
+
+
+@needs_reader
+@pytest.mark.parametrize("name", FIXTURE_CAPTURES)
+def test_every_cut_of_real_frames_as_text_and_bytes_is_left(fixtures: Path, name: str) -> None:
+    """A frame ending anywhere (so the scans meet its end at every place in a word) is
+    left to the usual path, as str and as bytes; so is one with bytes after its end."""
+    chosen = [
+        closed(raw)
+        for _, raw in frames(fixtures / "cryptofeed" / name)
+        if '"e":"kline"' in raw or '"e":"aggTrade"' in raw
+    ][:4]
+    assert chosen
+    assert FAST is not None
+    for raw in chosen:
+        assert same_or_none(raw)
+        encoded = raw.encode()
+        for end in range(len(raw)):
+            assert FAST(raw[:end], TS, None) is None
+            assert FAST(encoded[:end], TS, None) is None
+        for tail in (b"\x00", b" ", b"\x00}", b"}"):
+            assert FAST(encoded + tail, TS, None) is None
+        assert FAST(raw + "\x00", TS, None) is None
+
+
+@needs_reader
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(FIXTURE_CAPTURES), st.data())
+def test_byte_level_mutations_of_real_klines_and_trades_are_taken_the_same_or_left(
+    name: str, data: st.DataObject
+) -> None:
+    received = [
+        closed(raw) if data.draw(st.booleans()) else raw
+        for _, raw in frames(Path(__file__).parent / "fixtures" / "cryptofeed" / name)
+        if '"e":"kline"' in raw or '"e":"aggTrade"' in raw
+    ]
+    raw = bytearray(data.draw(st.sampled_from(received)).encode())
+    alphabet = st.sampled_from(list(b'0123456789-."{}\\,:etfaxk \x00\x7f\x80'))
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        how = data.draw(st.integers(0, 2))
+        if how == 0 and at < len(raw):
+            del raw[at]
+        elif how == 1 and at < len(raw):
+            raw[at] = data.draw(alphabet)
+        else:
+            raw[at:at] = bytes(data.draw(st.lists(alphabet, min_size=1, max_size=3)))
+    frame = bytes(raw)
+    try:
+        same_or_none(frame)
+        if frame.isascii():
+            same_or_none(frame.decode())
+    except FeedProtocolError:  # parse_message refused what the reader took
+        pytest.fail(f"the reader took a frame parse_message refuses: {frame!r}")
