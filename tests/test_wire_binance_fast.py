@@ -307,7 +307,7 @@ def test_strings_of_every_length_with_a_character_it_leaves_at_every_place(
     path (a word-at-a-time scan must find the first of them, wherever it falls)."""
     base = _kline_text(fixtures) if which == "kline" else _agg_trade_text(fixtures)
     specials = ['\\"', "\\\\", "\\u0041", "\\n", "\x00", "\x01", "\x1f", "\x7f", "\u00e9"]
-    for length in range(0, 26):
+    for length in range(26):
         plain = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ"[i % 24] for i in range(length))
         if key == "s":
             plain = "X" + plain + "USDT"  # a symbol the usual path can map
@@ -345,8 +345,11 @@ def test_integers_of_every_length_and_spelling(fixtures: Path, key: str) -> None
                 taken = same_or_none(frame)
                 fits = key != "T" or abs(int(text)) <= (2**63 - 1) // 10**6  # T: in ns
                 assert taken == (length <= 18 and fits), frame
-    for text in ["0", "-0", "00", "01", "-01", "0" * 12 + "1", "-", "--1", "+1", "1e5", "1E5",
-                 "1.0", "1.", "1-", "12345678e1", "123456789.5", "1234567890123456789"]:  # fmt: skip
+    spellings = [
+        "0", "-0", "00", "01", "-01", "0" * 12 + "1", "-", "--1", "+1", "1e5", "1E5", "1.0",
+        "1.", "1-", "12345678e1", "123456789.5", "1234567890123456789",
+    ]  # fmt: skip
+    for text in spellings:
         for frame in _both(_with_value(base, key, text)):
             taken = same_or_none(frame)
             assert taken == (text in ("0", "-0")), frame
