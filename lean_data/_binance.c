@@ -36,7 +36,8 @@ enum { K_STR = 1, K_DEC, K_INT, K_BOOL, K_OBJ };
 enum { NUM_NONE = 0, NUM_EXACT, NUM_PLAIN };
 
 typedef struct {
-    const char *text;       /* K_STR, K_DEC: the characters between the quotes; K_INT: the digits */
+    const char *text;       /* K_STR, K_DEC: the characters between the quotes; K_INT: its
+                             * text, sign included (integer_text) */
     Py_ssize_t len;
     long long integer;      /* K_INT */
     uint64_t mantissa;      /* K_DEC: its digits, without the point (NUM_EXACT) */
