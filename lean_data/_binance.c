@@ -214,6 +214,19 @@ string_end(const char *p, const char *end)
     return *p == '"' ? p : NULL;
 }
 
+/* The rest of a string value whose text starts at ``value->text``, from ``p`` within it:
+ * its length set; the character after its closing quote, or NULL. */
+static inline const char *
+string_rest(const char *p, const char *end, Value *value)
+{
+    p = string_end(p, end);
+    if (p == NULL) {
+        return NULL;
+    }
+    value->len = p - value->text;
+    return p + 1;
+}
+
 /* A string value at ``p`` (its opening quote); the character after it, or NULL. */
 static inline const char *
 read_string(const char *p, const char *end, Value *value)
@@ -222,12 +235,7 @@ read_string(const char *p, const char *end, Value *value)
         return NULL;
     }
     value->text = ++p;
-    p = string_end(p, end);
-    if (p == NULL) {
-        return NULL;
-    }
-    value->len = p - value->text;
-    return p + 1;
+    return string_rest(p, end, value);
 }
 
 /* A string value that is a price or a size: read_string's, noting whether it is a plain
@@ -259,18 +267,13 @@ read_decimal(const char *p, const char *end, Value *value)
         value->mantissa = mantissa;
         value->scale = (int)scale;
         value->negative = (signed char)negative;
+        value->len = p - value->text;
+        return p + 1;
     }
-    else {
-        /* not a plain decimal: the rest of an ordinary string (what came before it, '-',
-         * digits and a point, is) */
-        value->number = NUM_NONE;
-        p = string_end(p, end);
-        if (p == NULL) {
-            return NULL;
-        }
-    }
-    value->len = p - value->text;
-    return p + 1;
+    /* not a plain decimal: the rest of an ordinary string (what came before it, '-',
+     * digits and a point, is) */
+    value->number = NUM_NONE;
+    return string_rest(p, end, value);
 }
 
 /* A JSON integer of at most 18 digits, followed by ',' or '}' (a fraction or an exponent:
