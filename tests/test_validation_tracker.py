@@ -247,3 +247,13 @@ def test_the_latency_window_setter_is_the_arrays_own() -> None:
     kept = [0, 0]
     put(kept, 1, 2**80)
     assert kept == [0, 2**80]
+
+
+def test_a_latency_beyond_any_float_is_counted_not_raised() -> None:
+    tracker = QualityTracker(window=5)
+    tracker.record("f", "AAPL", bar(0), CLEAN, 10**400)  # not a time any feed can give
+    tracker.record("f", "AAPL", bar(1), CLEAN, 3)
+    counters = tracker.stats_of("f", "AAPL")
+    assert counters.lat_n == 2
+    assert counters.lat_sum == float("inf")
+    assert counters.latencies[0] == 10**400  # the window keeps it exactly

@@ -36,6 +36,7 @@ from lean_data.slots import BAR_CLOSED, BAR_REVISION, BAR_TS_EVENT
 __all__ = ["NO_TS", "Counters", "QualityTracker", "SeriesClock"]
 
 _LEVELS: Final = tuple(DataQualityLevel)
+_INF: Final = float("inf")
 _NO_TS: Final = -(2**62)  # no event time yet: below any time (the smallest C int)
 NO_TS: Final = _NO_TS
 """The time that stands for none (no event time yet; :meth:`QualityTracker.record_in`'s
@@ -251,7 +252,10 @@ class QualityTracker:
             elif item.closed:  # type: ignore[union-attr]  # period > 0: a bar
                 latency_ns = recv - ts - period
         if latency_ns is not None:
-            st.lat_sum += latency_ns
+            try:
+                st.lat_sum += latency_ns
+            except OverflowError:  # an int beyond any float: the sum is infinite
+                st.lat_sum += _INF if latency_ns > 0 else -_INF
             i = st.lat_idx
             try:
                 _PUT_INT64(st.latencies, i, latency_ns)
