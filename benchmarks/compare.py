@@ -7,7 +7,9 @@ Runs ``benchmarks/run.py`` of each checkout in turn (before, after, before, afte
 in a fresh interpreter importing that checkout's ``lean_data``, so both see the same machine
 load; then prints, for every figure and metric, the median of each side and after/before
 (>1 is better for throughput; for latency-like metrics the ratio is inverted so that >1 is
-better too). The figures' own baselines (peers, aiosqlite) are printed by ``run.py`` itself.
+better too). For a row measured against a peer (cryptofeed, nautilus_trader), a second line
+gives each side's ratio to the peer measured in the same run, the median over the rounds:
+the figure's own target ratio, with the machine's drift between minutes cancelled.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ def _run(
         command.append("--quick")
     subprocess.run(command, cwd=tree, check=True, stdout=subprocess.DEVNULL)
     rows = json.loads(out.read_text())["results"]
-    return {(row["figure"], row["metric"]): row for row in rows}
+    keyed: dict[tuple[str, str], dict] = {}
+    for row in rows:  # the first row of a figure and metric: the one against the peer
+        keyed.setdefault((row["figure"], row["metric"]), row)
+    return keyed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +74,29 @@ def main(argv: list[str] | None = None) -> int:
         higher = runs["after"][0][key].get("higher_is_better", True)
         ratio = (new / old if higher else old / new) if old and new else float("nan")
         print(f"{key[0][:40]:40} {key[1][:28]:28} {old:12.4g} {new:12.4g} {ratio:12.2f}x")
+        peer = _peer_ratios(runs, key)
+        if peer is not None:
+            label = f"same-run ratio vs {peer[0]}"
+            print(f"{'':40} {label:41.41} {peer[1]:11.2f}x {peer[2]:12.2f}x")
     return 0
+
+
+def _peer_ratios(
+    runs: dict[str, list[dict[tuple[str, str], dict]]], key: tuple[str, str]
+) -> tuple[str, float, float] | None:
+    """The median over rounds of each side's same-run ratio to the figure's peer
+    (cryptofeed, nautilus_trader), when the row has one; None otherwise."""
+    first = runs["after"][0][key]
+    name = str(first.get("baseline") or "")
+    if not name.startswith(("cryptofeed", "nautilus")):
+        return None
+    medians = []
+    for side in ("before", "after"):
+        ratios = [r[key].get("ratio") for r in runs[side]]
+        if any(not isinstance(x, int | float) for x in ratios):
+            return None
+        medians.append(statistics.median(ratios))
+    return name.split(" (")[0], medians[0], medians[1]
 
 
 if __name__ == "__main__":
