@@ -501,15 +501,17 @@ def test_the_buffer_lock_behaves_as_threading_lock(make: Callable[[], Any]) -> N
     assert held == [True]
     assert not lock.locked()
 
-    taken = threading.Event()
+    trying, taken = threading.Event(), threading.Event()
 
     def other() -> None:
+        trying.set()
         with lock:
             taken.set()
 
     lock.acquire()
     thread = threading.Thread(target=other)
     thread.start()
+    assert trying.wait(10)  # the other thread is at the lock
     thread.join(0.2)  # it waits for the lock: still alive, nothing taken
     assert thread.is_alive()
     assert not taken.is_set()

@@ -61,8 +61,6 @@ class Outcomes:
     increment), read as dicts by :meth:`as_dict` and :meth:`counts`."""
 
     def __init__(self) -> None:
-        self.processed = 0
-        self.invalid_items = 0  # judged INVALID ("invalid" below: the outcome)
         self.built = 0  # bars built from trades, derived or closed by the clock: never accepted
         self.delivered = 0
         self.backfilled = 0
@@ -80,8 +78,9 @@ class Outcomes:
     def counts(self) -> dict[str, Any]:
         """The items processed, invalid, built and the outcome counts (new dicts)."""
         return {
-            "processed": self.processed,
-            "invalid": self.invalid_items,
+            # every item that reached delivery ends in exactly one of these four
+            "processed": self.delivered + self.backfilled + self.late + self.invalid,
+            "invalid": self.invalid,  # judged INVALID: the outcome's count
             "built": self.built,
             "outcomes": self.as_dict(),
         }

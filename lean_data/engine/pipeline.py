@@ -144,7 +144,6 @@ class Pipeline:
         self._record_types = self._records.types
 
     def _taken(self, feed: str) -> None:  # a record: no latency nor score to record
-        self._outcomes.processed += 1
         self._outcomes.delivered += 1
         self._metrics.increment_messages(feed=feed)
 
@@ -385,9 +384,7 @@ class Pipeline:
         if late:
             verdict = verdict.flagged_late(item.ts_event)
         level = verdict.level
-        self._outcomes.processed += 1
         if level is _INVALID:
-            self._outcomes.invalid_items += 1
             self._outcomes.invalid += 1
             # the screen may have found its symbol is not text: named by its ascii() form in
             # the quality report, the errors table and to callbacks (the item is unchanged)
