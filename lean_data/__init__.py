@@ -1,16 +1,19 @@
 """lean_data: an asyncio market-data engine for Python trading code.
 
-``import lean_data`` loads only the core (aiohttp, websockets, orjson, aiosqlite): venue
-SDKs such as alpaca-py and ccxt, and pandas, are imported only by the feeds that need them:
-``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` load on first use, as do
-``PostgresStorage`` (asyncpg) and the Parquet catalog functions (``export_catalog``,
-``import_catalog``, ``read_catalog``, ``catalog_series``), which import pyarrow only when called.
+``import lean_data`` loads the engine and the standard library it needs; of third-party
+packages only mypy_extensions, with the compiled build (figure 7 of the benchmarks). What only some uses need loads with its first use:
+the SQLite store (aiosqlite) with the first engine that stores, the order books with the
+first engine, the disk cache tier with a ``cache_dir``, orjson with the first JSON written,
+and these names on first access: ``StreamingFeed`` and ``BackoffPolicy`` (with the
+websocket transports), ``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` (venue
+SDKs such as alpaca-py and ccxt), ``DataPersistence``, ``PostgresStorage`` (asyncpg),
+``DataTransformer`` and the Parquet catalog functions (``export_catalog``,
+``import_catalog``, ``read_catalog``, ``catalog_series``; pyarrow only when called).
 """
 
 from typing import TYPE_CHECKING, Any
 
 from lean_data.analytics.frames import Bars
-from lean_data.analytics.transform import DataTransformer
 from lean_data.config import Config, OverflowPolicy, ValidationConfig
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.engine import DataEngine, EngineState
@@ -35,24 +38,24 @@ from lean_data.errors import (
     StorageFailedError,
     SubscriptionError,
 )
-from lean_data.feeds.backoff import BackoffPolicy
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.feeds.replay import ReplayFeed, ReplaySource
-from lean_data.feeds.streaming import StreamingFeed
 from lean_data.models import AssetClass, QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.secrets import Credentials, Secret
 from lean_data.series.buffer import DataBuffer
 from lean_data.storage.cache import DataCache
-from lean_data.storage.sqlite import DataPersistence
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from lean_data.analytics.transform import DataTransformer
     from lean_data.feeds.alpaca import AlpacaDataFeed
+    from lean_data.feeds.backoff import BackoffPolicy
     from lean_data.feeds.binance import BinanceDataFeed
     from lean_data.feeds.ccxt_feed import CcxtDataFeed
+    from lean_data.feeds.streaming import StreamingFeed
     from lean_data.series.aggregation import (
         TickCountBarAggregator,
         TimeBarAggregator,
@@ -69,9 +72,13 @@ if TYPE_CHECKING:
         read_catalog,
     )
     from lean_data.storage.postgres import PostgresStorage
+    from lean_data.storage.sqlite import DataPersistence
 
 _LAZY = {
+    "BackoffPolicy": "lean_data.feeds.backoff",
+    "StreamingFeed": "lean_data.feeds.streaming",
     "BarResampler": "lean_data.series.resample",
+    "DataTransformer": "lean_data.analytics.transform",
     "TickCountBarAggregator": "lean_data.series.aggregation",
     "TimeBarAggregator": "lean_data.series.aggregation",
     "TradeRules": "lean_data.series.aggregation",
@@ -86,6 +93,7 @@ _LAZY = {
     "import_catalog": "lean_data.storage.parquet",
     "read_catalog": "lean_data.storage.parquet",
     "PostgresStorage": "lean_data.storage.postgres",
+    "DataPersistence": "lean_data.storage.sqlite",
 }
 
 

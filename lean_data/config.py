@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -365,6 +363,8 @@ def read_toml(source: Path) -> tuple[dict[str, Any], Callable[..., str]]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{source}: cannot read the config file: {reason}") from None
+    import tomllib  # only a config file needs the parser
+
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -428,6 +428,8 @@ def _fields_from_table(
                 )
             if not inside and key == "validation":
                 continue  # read by the caller
+            import difflib  # only a misspelt key needs it
+
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {'.'.join((*inside, close[0]))}?" if close else ""
             kind = type(defaults).__name__

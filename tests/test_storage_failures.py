@@ -31,8 +31,8 @@ from lean_data.engine import EngineState
 from lean_data.errors import LeanDataError, StorageError, StorageFailedError
 from lean_data.loaders import load_file
 from lean_data.models import TradeBar
-from lean_data.storage.failures import failure_kind
 from lean_data.storage.sqlite import DataPersistence, StorageFailure
+from lean_data.storage.sqlite_errors import failure_kind
 from tests.conftest import FIXTURES, eventually
 from tests.helpers import ListFeed
 
@@ -252,7 +252,7 @@ import asyncio, os, sys
 import aiosqlite, concurrent.futures.thread, sqlite3  # imported before dropping privileges
 from lean_data import Config, DataEngine
 from lean_data.errors import StorageError
-import lean_data.series.calendars, lean_data.storage.sqlite
+import lean_data.depth, lean_data.series.calendars, lean_data.storage.sqlite  # loaded on first use
 
 if os.geteuid() == 0:  # root writes through any mode: become nobody, who cannot
     os.setgid(65534)

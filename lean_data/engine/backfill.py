@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lean_data.config import Config
 from lean_data.engine.error_log import RecordError
@@ -36,9 +36,11 @@ from lean_data.models import (
 from lean_data.quality.screen import kind_of
 from lean_data.quality.validator import DataValidator
 from lean_data.series.continuity import Continuity, EveryInterval, Request
-from lean_data.storage.base import Storage
 from lean_data.storage.factory import storage_configured
 from lean_data.symbols import classify_symbol
+
+if TYPE_CHECKING:
+    from lean_data.storage.base import Storage
 
 __all__ = ["Backfill", "Released", "Resume"]
 

@@ -37,12 +37,10 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.config import OverflowPolicy
-from lean_data.depth import BookKeeper, OrderBook
-from lean_data.depth.sequencers import Action
 from lean_data.engine.metrics import DataMetrics
 from lean_data.engine.steps import STOP
 from lean_data.engine.subscribers import Subscriber
@@ -51,14 +49,17 @@ from lean_data.errors import ConfigError, EngineStateError, StorageError
 from lean_data.feeds.base import DataFeed
 from lean_data.inbox import Inbox
 from lean_data.quality.levels import DataQualityLevel
-from lean_data.storage.base import Storage
+
+if TYPE_CHECKING:  # the books' modules load with the first engine, not with import lean_data
+    from lean_data.depth import BookKeeper, OrderBook
+    from lean_data.storage.base import Storage
 
 __all__ = ["BOOK_TYPES", "BookCallback", "BookLane"]
 
 log = logging.getLogger("lean_data.engine")
 
 BOOK_TYPES = frozenset({OrderBookSnapshot, OrderBookDelta})
-BookCallback = Callable[[str, OrderBook, DataQualityLevel], Any]
+BookCallback = Callable[[str, "OrderBook", DataQualityLevel], Any]
 _TURN = 64  # messages taken in a row before the loop may run others
 _NEVER = 2**63  # beyond every int64 event time: no snapshot is ever due
 
@@ -90,6 +91,9 @@ class BookLane:
         snapshot_depth: int = 20,
         storage: Callable[[], Storage | None] = lambda: None,
     ) -> None:
+        from lean_data.depth.sequencers import Action
+
+        self._apply = Action.APPLY
         self.queue: Inbox[str] = Inbox(size)
         self.keepers: dict[tuple[str, str], BookKeeper] = {}
         self.sync: list[BookCallback] = []
@@ -244,7 +248,7 @@ class BookLane:
             self._resyncing.discard((feed, symbol))
         else:
             decision = keeper.on_delta(item)
-        if decision.action is Action.APPLY:
+        if decision.action is self._apply:
             self.counts["applied"] += 1
             self._tell(symbol, keeper.book, decision.verdict.level)
         elif decision.invalidates:
@@ -281,10 +285,10 @@ class BookLane:
         self.counts["snapshots" if stored else "snapshots_dropped"] += 1
 
     def _keeper(self, feed: str, symbol: str) -> BookKeeper:
+        from lean_data.depth import BookKeeper, OrderBook, Sequencer
+
         source = self._feed_of(feed)
         if source is None:
-            from lean_data.depth import Sequencer
-
             return BookKeeper(OrderBook(symbol), Sequencer())
         sequencer = source.book_sequencer(symbol)
         return BookKeeper(OrderBook(symbol, max_depth=sequencer.max_depth), sequencer)

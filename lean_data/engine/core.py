@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lean_data.analytics.frames import Bars, time_ns
 from lean_data.config import Config, OverflowPolicy
-from lean_data.depth import OrderBook
 from lean_data.engine.backfill import Backfill
 from lean_data.engine.books import BOOK_TYPES, BookCallback, BookLane
 from lean_data.engine.error_log import ErrorLog
@@ -56,12 +55,13 @@ from lean_data.quality.levels import DataQualityLevel
 from lean_data.quality.screen import bad_text
 from lean_data.quality.validator import DataValidator, QualityTracker
 from lean_data.series.buffer import buffer_statistics
-from lean_data.storage.base import Storage
 from lean_data.storage.cache import DataCache
-from lean_data.storage.sqlite import StorageFailure
+from lean_data.storage.failures import StorageFailure
 
-if TYPE_CHECKING:  # the gateway is imported when serve() runs
+if TYPE_CHECKING:  # the gateway is imported when serve() runs; the books with the engine
+    from lean_data.depth import OrderBook
     from lean_data.gateway import Gateway
+    from lean_data.storage.base import Storage
 
 __all__ = ["DataEngine", "EngineState"]
 

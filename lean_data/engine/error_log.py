@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lean_data.engine.metrics import DataMetrics
-from lean_data.storage.base import Storage
+
+if TYPE_CHECKING:
+    from lean_data.storage.base import Storage
 
 __all__ = ["ErrorLog", "RecordError"]
 

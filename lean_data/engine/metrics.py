@@ -23,8 +23,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-import orjson
-
 from lean_data.models import MarketData, Resolution, Tick, TradeBar
 from lean_data.quality.screen import kind_of
 from lean_data.slots import BAR, BAR_CLOSED, BAR_RESOLUTION, BAR_TS_EVENT, BAR_TS_RECV
@@ -347,6 +345,8 @@ class DataMetrics:
 
     def to_json(self) -> str:
         """Return :meth:`to_dict` as JSON (orjson; NaN and infinities become null)."""
+        import orjson  # loaded on first use: import lean_data stays light
+
         return orjson.dumps(self.to_dict()).decode()
 
 

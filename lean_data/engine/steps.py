@@ -14,13 +14,14 @@ them in order as a :data:`Later` list and the pipeline awaits them before the ne
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lean_data.engine.subscribers import Subscriber
 from lean_data.models import MarketData
 from lean_data.quality.levels import DataQualityLevel
-from lean_data.storage.base import Storage
+
+if TYPE_CHECKING:
+    from lean_data.storage.base import Storage
 
 __all__ = [
     "STOP",
@@ -38,16 +39,37 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Control:
-    """An inbox entry for the pipeline itself (``kind``: stop, wake, built or barrier)."""
+class _Step:
+    """Plain slotted value classes: ``dataclass`` would cost each ~0.5 ms at import (this
+    module is loaded with ``import lean_data``). Fields are set once, in ``__init__``."""
 
-    kind: str
-    bar: MarketData | None = None
-    """The bar of a ``built`` message."""
-    reached: asyncio.Future[None] | None = None
-    """A ``barrier``'s future, resolved when the pipeline takes it: every item the inbox
-    held before it was processed (delivered, queued for storage, or held by continuity)."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = self.__slots__
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
+
+
+class Control(_Step):
+    """An inbox entry for the pipeline itself (``kind``: stop, wake, built or barrier).
+
+    ``bar``: the bar of a ``built`` message. ``reached``: a ``barrier``'s future, resolved
+    when the pipeline takes it: every item the inbox held before it was processed
+    (delivered, queued for storage, or held by continuity).
+    """
+
+    __slots__ = ("bar", "kind", "reached")
+
+    def __init__(
+        self,
+        kind: str,
+        bar: MarketData | None = None,
+        reached: asyncio.Future[None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.bar = bar
+        self.reached = reached
 
 
 STOP = Control("stop")
@@ -64,52 +86,66 @@ def barrier(reached: asyncio.Future[None]) -> Control:
     return Control("barrier", None, reached)
 
 
-@dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(_Step):
     """Wait for room in a BLOCK subscriber's queue, then queue the item there."""
 
-    subscriber: Subscriber
-    symbol: str
-    item: MarketData
-    level: DataQualityLevel
+    __slots__ = ("item", "level", "subscriber", "symbol")
+
+    def __init__(
+        self, subscriber: Subscriber, symbol: str, item: MarketData, level: DataQualityLevel
+    ) -> None:
+        self.subscriber = subscriber
+        self.symbol = symbol
+        self.item = item
+        self.level = level
 
 
-@dataclass(frozen=True, slots=True)
-class Store:
+class Store(_Step):
     """Wait for room in the storage queue, then queue the item there."""
 
-    feed: str
-    item: MarketData
-    verdict: Any
+    __slots__ = ("feed", "item", "verdict")
+
+    def __init__(self, feed: str, item: MarketData, verdict: Any) -> None:
+        self.feed = feed
+        self.item = item
+        self.verdict = verdict
 
 
-@dataclass(frozen=True, slots=True)
-class Rejoin:
-    """A bar built (or released by continuity) from the current item, after what waits."""
+class Rejoin(_Step):
+    """A bar built (or released by continuity) from the current item, after what waits.
 
-    feed: str
-    bar: MarketData
-    released: bool
-    """True for a bar continuity already decided (backfilled, parked, late)."""
-    late: bool
+    ``released``: True for a bar continuity already decided (backfilled, parked, late).
+    """
+
+    __slots__ = ("bar", "feed", "late", "released")
+
+    def __init__(self, feed: str, bar: MarketData, released: bool, late: bool) -> None:
+        self.feed = feed
+        self.bar = bar
+        self.released = released
+        self.late = late
 
 
-@dataclass(frozen=True, slots=True)
-class AwaitAnswer:
+class AwaitAnswer(_Step):
     """A replay's parked series is full: wait for its backfill answer before going on."""
 
-    task: asyncio.Task[Any]
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
 
 
-@dataclass(frozen=True, slots=True)
-class KeepRecord:
+class KeepRecord(_Step):
     """Save one derivatives record with ``storage.<method>([record], feed=feed)`` (storage's
     queue may be full)."""
 
-    storage: Storage
-    method: str
-    feed: str
-    record: Any
+    __slots__ = ("feed", "method", "record", "storage")
+
+    def __init__(self, storage: Storage, method: str, feed: str, record: Any) -> None:
+        self.storage = storage
+        self.method = method
+        self.feed = feed
+        self.record = record
 
     async def save(self) -> None:
         await getattr(self.storage, self.method)([self.record], feed=self.feed)

@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lean_data.config import Config
 from lean_data.engine.backfill import Backfill
@@ -22,9 +22,11 @@ from lean_data.engine.tasks import Spawn
 from lean_data.errors import StorageFailedError
 from lean_data.feeds.base import DataFeed
 from lean_data.models import MarketData, Resolution
-from lean_data.storage.base import Storage
 from lean_data.storage.factory import create_storage, storage_location
 from lean_data.storage.failures import StorageFailure
+
+if TYPE_CHECKING:
+    from lean_data.storage.base import Storage
 
 __all__ = ["StorageLink", "UsesStorage"]
 

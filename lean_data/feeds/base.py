@@ -28,13 +28,15 @@ import time
 from collections.abc import Coroutine, Iterable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from lean_data.depth.sequencers import Sequencer
 from lean_data.errors import EngineStateError, SubscriptionError
 from lean_data.feeds.intake import Emitted, FeedIntake
 from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.symbols import classify_symbol
+
+if TYPE_CHECKING:  # the books' modules load with the first book, not with import lean_data
+    from lean_data.depth.sequencers import Sequencer
 
 __all__ = ["DataFeed", "Emitted", "FeedSink", "FeedStatus"]
 
@@ -244,6 +246,8 @@ class DataFeed(FeedIntake, abc.ABC):
         """The integrity rules of this feed's books (:mod:`lean_data.depth.sequencers`);
         the default applies every message in order and checks no ids."""
         del symbol
+        from lean_data.depth.sequencers import Sequencer
+
         return Sequencer()
 
     async def delivered(self) -> None:

@@ -28,14 +28,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lean_data.analytics.transform import DataTransformer
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
-from lean_data.depth.sequencers import Sequencer
 from lean_data.errors import ConfigError
 from lean_data.feeds.base import DataFeed, FeedStatus
 from lean_data.models import AssetClass, MarketData, Resolution, TradeBar, datetime_to_ns
 
 if TYPE_CHECKING:  # the loaders (and msgspec, the depth formats) load with the first file
+    from lean_data.depth.sequencers import Sequencer
     from lean_data.loaders import FileSpec, LoadedItem
 
 __all__ = ["ReplayFeed", "ReplaySource", "merge_by_time", "parse_asset_class"]
@@ -326,6 +325,8 @@ class ReplayFeed(DataFeed):
         """The integrity rules of the venue that recorded ``symbol``'s book file."""
         spec = self._book_specs.get(symbol)
         if spec is None:
+            from lean_data.depth.sequencers import Sequencer
+
             return Sequencer()
         from lean_data.loaders import sequencer_for
 
@@ -482,4 +483,6 @@ class ReplayFeed(DataFeed):
         if all(b.resolution is resolution for b in bars):
             return found
         finer = [b for b in bars if b.resolution < resolution]
+        from lean_data.analytics.transform import DataTransformer  # zoneinfo, on first use
+
         return list(DataTransformer.resample_bars(finer, resolution)) if finer else []

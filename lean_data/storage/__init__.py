@@ -13,9 +13,10 @@ failure accounting (:mod:`~lean_data.storage.writer`) driving a backend's sink
 (:mod:`~lean_data.storage.sink`), the read queries (:mod:`~lean_data.storage.queries`), row
 codecs (:mod:`~lean_data.storage.rows`), the retry's defensive row conversion
 (:mod:`~lean_data.storage.sanitize`), coverage upkeep (:mod:`~lean_data.storage.coverage`)
-and failure kinds (:mod:`~lean_data.storage.failures`), order-book snapshots
+and the degraded-state record (:mod:`~lean_data.storage.failures`), order-book snapshots
 (:mod:`~lean_data.storage.book_store`, rows :mod:`~lean_data.storage.book_rows`).
-SQLite's own: opening and checking the file (:mod:`~lean_data.storage.connect`), the
+SQLite's own: opening and checking the file (:mod:`~lean_data.storage.connect`), its
+failure kinds (:mod:`~lean_data.storage.sqlite_errors`), the
 schema, its migrations and SQL text (:mod:`~lean_data.storage.schema`), its sink
 (:mod:`~lean_data.storage.sqlite_sink`) and retention (:mod:`~lean_data.storage.retention`);
 PostgreSQL's own live in

@@ -44,11 +44,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lean_data.errors import ConfigError
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TradeBar, datetime_to_ns
-from lean_data.storage import codec as _codec
-from lean_data.storage.cache_disk import DiskTier, Key, file_name, item_problem
+
+if TYPE_CHECKING:  # the disk tier (and its codec, hashlib, tempfile) loads with a cache_dir
+    from lean_data.storage.cache_disk import DiskTier, Key
 
 __all__ = ["DataCache"]
 
@@ -131,10 +133,13 @@ class DataCache:
         self._memory: OrderedDict[Key, _Entry] = OrderedDict()
         self._memory_bytes = 0
         self._counts = dict.fromkeys(_COUNTERS, 0)
-        self._dir = None if cache_dir is None else Path(cache_dir)
-        self._disk = (
-            None if self._dir is None else DiskTier(self._dir, disk_max_bytes, self._counts)
-        )
+        self._dir: Path | None = None
+        self._disk: DiskTier | None = None
+        if cache_dir is not None:
+            from lean_data.storage.cache_disk import DiskTier
+
+            self._dir = Path(cache_dir)
+            self._disk = DiskTier(self._dir, disk_max_bytes, self._counts)
 
     # ----------------------------------------------------------------- public API
 
@@ -157,10 +162,7 @@ class DataCache:
         payload = None
         if self._disk is not None:
             try:
-                problem = item_problem(key, items)
-                if problem is not None:
-                    raise ValueError(f"{problem}: a disk read would reject it")
-                payload = _codec.encode_items(items)
+                payload = self._disk.encode(key, items)
             except (TypeError, ValueError, OverflowError, AttributeError) as exc:
                 logger.warning("cannot store %r on disk, keeping it in memory: %s", key, exc)
         entry = _Entry(items, written_at, _estimate_bytes(items))
@@ -193,13 +195,14 @@ class DataCache:
     def invalidate(self, symbol: str) -> int:
         """Drop every entry of ``symbol`` from memory and disk; return how many keys went."""
         with self._lock:
-            removed = set()
-            for key in [key for key in self._memory if key[0] == symbol]:
+            keys = [key for key in self._memory if key[0] == symbol]
+            for key in keys:
                 self._forget_memory(key)
-                removed.add(file_name(key))
-            if self._disk is not None:
-                removed |= self._disk.remove_symbol(symbol)
-            return len(removed)
+            if self._disk is None:
+                return len(keys)
+            from lean_data.storage.cache_disk import file_name
+
+            return len({file_name(key) for key in keys} | self._disk.remove_symbol(symbol))
 
     def clear(self) -> None:
         """Drop every entry from memory and every cache file from disk (counters stay)."""
@@ -283,7 +286,7 @@ class DataCache:
         if self._expired(entry.written_at, now):
             self._forget_memory(key)
             if self._disk is not None:
-                self._disk.remove(file_name(key))
+                self._disk.remove_key(key)
             self._counts["expired"] += 1
             return None
         self._memory.move_to_end(key)
@@ -300,9 +303,11 @@ class DataCache:
             return None
         written_at, items, size = found
         if self._expired(written_at, now):
-            disk.remove(file_name(key))
+            disk.remove_key(key)
             self._counts["expired"] += 1
             return None
+        from lean_data.storage.cache_disk import file_name
+
         disk.touch(file_name(key), size, now)
         self._remember(key, _Entry(items, written_at, _estimate_bytes(items)))
         self._counts["disk_hits"] += 1

@@ -216,6 +216,18 @@ class DiskTier:
             self.remove(next(iter(self._files)))
             self._counts["disk_evictions"] += 1
 
+    def encode(self, key: Key, items: Sequence[MarketData]) -> list[bytes]:
+        """``items`` as ``key``'s payload for :meth:`write`.
+
+        Raises:
+            ValueError: an item a read of ``key`` would reject, or one the codec cannot hold
+                (as may TypeError, OverflowError and AttributeError).
+        """
+        problem = item_problem(key, items)
+        if problem is not None:
+            raise ValueError(f"{problem}: a disk read would reject it")
+        return _codec.encode_items(items)
+
     def touch(self, name: str, size: int, now: float) -> None:
         """Make ``name`` the most recently used file, in memory and in its mtime."""
         self._forget(name)
@@ -233,6 +245,10 @@ class DiskTier:
         size = self._files.get(name)
         if size is not None:
             self.touch(name, size, now)
+
+    def remove_key(self, key: Key) -> None:
+        """Delete ``key``'s file (a missing one is fine)."""
+        self.remove(file_name(key))
 
     def remove(self, name: str, *, quiet: bool = False) -> None:
         """Delete one file (a missing one is fine)."""

@@ -16,7 +16,7 @@ import aiosqlite
 
 from lean_data.errors import StorageError
 from lean_data.storage import schema as sch
-from lean_data.storage.failures import failure_kind
+from lean_data.storage.sqlite_errors import failure_kind
 
 __all__ = ["connect"]
 

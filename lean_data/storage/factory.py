@@ -10,13 +10,15 @@ no storage. The engine talks to the result through the
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from lean_data.config import Config
 from lean_data.errors import ConfigError
-from lean_data.storage.base import Storage
 from lean_data.storage.failures import StorageFailure
 from lean_data.storage.location import describe_url
-from lean_data.storage.sqlite import DataPersistence
+
+if TYPE_CHECKING:
+    from lean_data.storage.base import Storage
 
 __all__ = ["create_storage", "storage_configured", "storage_location"]
 
@@ -53,6 +55,8 @@ def create_storage(
         )
     if config.db_path is None:
         return None
+    from lean_data.storage.sqlite import DataPersistence  # aiosqlite, with the first store
+
     return DataPersistence(
         config.db_path,
         batch_rows=config.storage_batch_rows,

@@ -1,62 +1,18 @@
-"""How storage fails: the degraded-state record, and what kind of failure an error is.
+"""How storage fails: the degraded-state record.
 
 :class:`StorageFailure` is part of the storage interface (:mod:`lean_data.storage.base`):
 a store that lost rows reports one through its ``failure`` property, and
 ``DataEngine.stop()`` turns it into a :class:`lean_data.errors.StorageFailedError`.
-:func:`failure_kind` and :data:`ROW_ERRORS` classify SQLite's errors: those of one row
-(the writer rejects the row and stores the rest) against those of the database (locked,
-full, read-only, corrupt: the batch is lost).
+What kind of failure an SQLite error is, :mod:`lean_data.storage.sqlite_errors` says (and
+loads ``sqlite3`` with the SQLite store, not with ``import lean_data``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ROW_ERRORS", "StorageFailure", "failure_kind"]
-
-ROW_ERRORS = (
-    sqlite3.IntegrityError,  # NOT NULL, CHECK
-    sqlite3.DataError,  # string or blob too big
-    sqlite3.ProgrammingError,  # cannot bind a parameter of this type
-    sqlite3.InterfaceError,
-    OverflowError,  # an int beyond 64 bits
-    UnicodeError,  # a lone surrogate in a string
-    TypeError,
-)
-"""Errors that one row causes, as opposed to the database (locked, full, closed)."""
-
-_ERROR_NAMES = (
-    ("SQLITE_FULL", "disk_full"),
-    ("SQLITE_READONLY", "read_only"),
-    ("SQLITE_CORRUPT", "corrupt"),
-    ("SQLITE_NOTADB", "corrupt"),
-    ("SQLITE_BUSY", "locked"),
-    ("SQLITE_LOCKED", "locked"),
-    ("SQLITE_IOERR", "io"),  # a write past RLIMIT_FSIZE (EFBIG) is SQLITE_IOERR_WRITE
-)
-_KINDS = (  # (kind, words of SQLite's message), first match wins
-    ("disk_full", ("disk is full", "disk full", "no space")),
-    ("read_only", ("readonly", "read-only", "read only")),
-    ("corrupt", ("malformed", "not a database", "corrupt")),
-    ("locked", ("locked", "busy")),
-    ("io", ("disk i/o", "i/o error")),
-)
-
-
-def failure_kind(exc: BaseException) -> str:
-    """Classify a database error: ``disk_full``, ``read_only``, ``corrupt``, ``locked``,
-    ``io`` or ``error``."""
-    name = str(getattr(exc, "sqlite_errorname", ""))  # e.g. SQLITE_IOERR_WRITE
-    for prefix, kind in _ERROR_NAMES:
-        if name.startswith(prefix):
-            return kind
-    text = str(exc).lower()
-    for kind, words in _KINDS:
-        if any(word in text for word in words):
-            return kind
-    return "error"
+__all__ = ["StorageFailure"]
 
 
 @dataclass(slots=True)
@@ -64,7 +20,8 @@ class StorageFailure:
     """Why storage is degraded: the first failure that lost rows, and the rows lost since.
 
     Attributes:
-        kind: see :func:`failure_kind` (``writer_died`` when the writer task ended).
+        kind: see :func:`~lean_data.storage.sqlite_errors.failure_kind` (``writer_died``
+            when the writer task ended).
         message: the first error, as the database reported it.
         ts_ns: when it happened, ns since the epoch.
         rows_lost: rows lost so far (the writer's ``rows_lost``).

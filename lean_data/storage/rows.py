@@ -14,8 +14,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, NoReturn
 
-import orjson
-
 from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.native import twin
@@ -397,6 +395,8 @@ def metrics_payload(metrics: Mapping[str, Any]) -> str:
     Values orjson cannot encode are stored as their text; a lone surrogate is escaped and an
     int beyond 64 bits becomes text.
     """
+    import orjson  # loaded with the first snapshot stored: import lean_data stays light
+
     try:
         payload = orjson.dumps(metrics, default=str, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:  # a lone surrogate, an int beyond 64 bits

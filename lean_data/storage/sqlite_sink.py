@@ -29,11 +29,11 @@ import aiosqlite
 
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import series_of
-from lean_data.storage.failures import ROW_ERRORS, failure_kind
 from lean_data.storage.rows import STATEMENT_VALUES
 from lean_data.storage.sanitize import Unstorable
 from lean_data.storage.schema import Row, SeriesKey
 from lean_data.storage.sink import CoverageRow
+from lean_data.storage.sqlite_errors import ROW_ERRORS, failure_kind
 
 __all__ = ["SqliteSink", "SqliteTx"]
 
