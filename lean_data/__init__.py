@@ -1,14 +1,15 @@
 """lean_data: an asyncio market-data engine for Python trading code.
 
 ``import lean_data`` loads the engine and the standard library it needs; of third-party
-packages only mypy_extensions, with the compiled build (figure 7 of the benchmarks). What only some uses need loads with its first use:
-the SQLite store (aiosqlite) with the first engine that stores, the order books with the
-first engine, the disk cache tier with a ``cache_dir``, orjson with the first JSON written,
-and these names on first access: ``StreamingFeed`` and ``BackoffPolicy`` (with the
-websocket transports), ``AlpacaDataFeed``, ``BinanceDataFeed`` and ``CcxtDataFeed`` (venue
-SDKs such as alpaca-py and ccxt), ``DataPersistence``, ``PostgresStorage`` (asyncpg),
-``DataTransformer`` and the Parquet catalog functions (``export_catalog``,
-``import_catalog``, ``read_catalog``, ``catalog_series``; pyarrow only when called).
+packages only mypy_extensions, with the compiled build (figure 7 of the benchmarks). What
+only some uses need loads with its first use: the SQLite store (aiosqlite) with the first
+engine that stores, the order books with the first engine, the disk cache tier with a
+``cache_dir``, orjson with the first JSON written, and these names on first access:
+``StreamingFeed`` and ``BackoffPolicy`` (with the websocket transports), ``AlpacaDataFeed``,
+``BinanceDataFeed`` and ``CcxtDataFeed`` (venue SDKs such as alpaca-py and ccxt),
+``DataPersistence``, ``PostgresStorage`` (asyncpg), ``DataTransformer`` and the Parquet
+catalog functions (``export_catalog``, ``import_catalog``, ``read_catalog``,
+``catalog_series``; pyarrow only when called).
 """
 
 from typing import TYPE_CHECKING, Any
