@@ -148,51 +148,51 @@ def run(ctx: Context) -> list[Result]:
     if absent:
         note += f"; peers absent: {', '.join(absent)}"
     results = [
-        Result(
-            figure="7 import lean_data",
-            metric="ms",
-            value=ours,
-            baseline="import asyncio",
-            baseline_value=asyncio_ms,
-            higher_is_better=False,
-            target="<= 100 ms",
-            met=None if ctx.quick else ours <= _TARGET_MS,
+        _ms_row(
+            "7 import lean_data",
+            ours,
+            "import asyncio",
+            asyncio_ms,
             notes=note,
             extra=extra,
+            target="<= 100 ms",
+            met=None if ctx.quick else ours <= _TARGET_MS,
         ),
-        Result(
-            figure="7 import lean_data + what a first engine loads",
-            metric="ms",
-            value=engine_ms,
-            baseline="import asyncio",
-            baseline_value=asyncio_ms,
-            higher_is_better=False,
-            notes="the SQLite store, the books and the streaming feeds imported, "
-            "DataEngine() built",
+        _ms_row(
+            "7 import lean_data + what a first engine loads",
+            engine_ms,
+            "import asyncio",
+            asyncio_ms,
+            notes="the SQLite store, the books and the streaming feeds "
+            "imported, DataEngine() built",
         ),
-        Result(
-            figure="7 python -c 'import lean_data' wall",
-            metric="ms",
-            value=wall_ours,
-            baseline="python -c pass",
-            baseline_value=wall_pass,
-            higher_is_better=False,
+        _ms_row(
+            "7 python -c 'import lean_data' wall",
+            wall_ours,
+            "python -c pass",
+            wall_pass,
             notes=f"whole process, median of {runs}",
         ),
     ]
-    for name, value in peers.items():
-        results.append(
-            Result(
-                figure=f"7 import lean_data vs {name}",
-                metric="ms",
-                value=ours,
-                baseline=_PEERS[name][1],
-                baseline_value=value,
-                higher_is_better=False,
-                notes="peer import measured the same way",
-            )
+    results.extend(
+        _ms_row(
+            f"7 import lean_data vs {name}",
+            ours,
+            _PEERS[name][1],
+            value,
+            notes="peer import measured the same way",
         )
+        for name, value in peers.items()
+    )
     return results
+
+
+def _ms_row(
+    figure: str, value: float, baseline: str, baseline_value: float, **fields: Any
+) -> Result:
+    """A row of milliseconds against a baseline measured the same way (lower is better)."""
+    return Result(figure=figure, metric="ms", value=value, baseline=baseline,
+                  baseline_value=baseline_value, higher_is_better=False, **fields)  # fmt: skip
 
 
 def _heavy_modules(cwd: str) -> list[str]:
