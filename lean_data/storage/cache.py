@@ -200,9 +200,7 @@ class DataCache:
                 self._forget_memory(key)
             if self._disk is None:
                 return len(keys)
-            from lean_data.storage.cache_disk import file_name
-
-            return len({file_name(key) for key in keys} | self._disk.remove_symbol(symbol))
+            return len(self._disk.names(keys) | self._disk.remove_symbol(symbol))
 
     def clear(self) -> None:
         """Drop every entry from memory and every cache file from disk (counters stay)."""
@@ -306,9 +304,7 @@ class DataCache:
             disk.remove_key(key)
             self._counts["expired"] += 1
             return None
-        from lean_data.storage.cache_disk import file_name
-
-        disk.touch(file_name(key), size, now)
+        disk.touch_key(key, now, size)
         self._remember(key, _Entry(items, written_at, _estimate_bytes(items)))
         self._counts["disk_hits"] += 1
         return items

@@ -239,12 +239,18 @@ class DiskTier:
         except OSError as exc:
             logger.debug("cannot set the mtime of %s: %s", path, exc)
 
-    def touch_key(self, key: Key, now: float) -> None:
-        """Mark ``key``'s file used, when there is one (a memory hit of the same key)."""
+    def touch_key(self, key: Key, now: float, size: int | None = None) -> None:
+        """Mark ``key``'s file used: one just read, of ``size`` bytes; else (a memory hit
+        of the same key) the known file, when there is one."""
         name = file_name(key)
-        size = self._files.get(name)
+        size = self._files.get(name) if size is None else size
         if size is not None:
             self.touch(name, size, now)
+
+    @staticmethod
+    def names(keys: Sequence[Key]) -> set[str]:
+        """The file names of ``keys`` (whether or not the files exist)."""
+        return {file_name(key) for key in keys}
 
     def remove_key(self, key: Key) -> None:
         """Delete ``key``'s file (a missing one is fine)."""
