@@ -460,7 +460,27 @@ static PyTypeObject LatchType = {
     .tp_new = latch_new,
 };
 
+/* leaf(value): ``value``, and when it is a tuple whose items can hold no reference cycle
+ * (none is a container the collector tracks, CPython's own test in _PyTuple_MaybeUntrack)
+ * the collector stops tracking it now instead of at its first collection. */
+static PyObject *
+leaf(PyObject *module, PyObject *value)
+{
+    if (PyTuple_CheckExact(value) && PyObject_GC_IsTracked(value)) {
+        Py_ssize_t size = PyTuple_GET_SIZE(value);
+        for (Py_ssize_t i = 0; i < size; i++) {
+            PyObject *item = PyTuple_GET_ITEM(value, i);
+            if (PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item))) {
+                return Py_NewRef(value);
+            }
+        }
+        PyObject_GC_UnTrack(value);
+    }
+    return Py_NewRef(value);
+}
+
 static PyMethodDef methods[] = {
+    {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves."},
     {"put_int64", (PyCFunction)(void (*)(void))put_int64, METH_FASTCALL,
      "put_int64(values, index, value, /): values[index] = value for an array('q') or list."},
     {"remember_bar", (PyCFunction)(void (*)(void))remember_bar, METH_FASTCALL,

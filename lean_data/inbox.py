@@ -27,12 +27,24 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["Batch", "Inbox"]
+from lean_data.native import twin
+
+__all__ = ["LEAF", "Batch", "Inbox", "leaf"]
 
 K = TypeVar("K")
+
+
+def leaf(value: Any) -> Any:
+    """Return ``value``. The C twin (``lean_data._rows.leaf``) also stops the garbage
+    collector tracking a tuple none of whose items is a container it tracks: such a tuple
+    can be in no reference cycle (CPython untracks it itself, at its first collection)."""
+    return value
+
+
+LEAF: Final = twin("lean_data._rows", "leaf", leaf)
 
 
 class Batch:
@@ -82,8 +94,11 @@ class Inbox(Generic[K]):
         self._items: deque[tuple[K, Any]] = deque()
         # the deque's own methods, bound once: compiled, items.popleft() is a method lookup
         # by name on every call (a deque is no native class)
-        self._popleft = self._items.popleft
-        self._push = self._items.append
+        # typed Any: compiled, a pair typed as a tuple is unpacked and built again when it
+        # is passed on, an allocation per item (and one the collector tracks, whatever LEAF
+        # did)
+        self._popleft: Callable[[], Any] = self._items.popleft
+        self._push: Callable[[Any], None] = self._items.append
         self._size = 0  # items held: a batch counts its length
         self._getter: asyncio.Future[None] | None = None  # the consumer, asleep
         self._want = 1  # how many items wake the consumer
@@ -104,6 +119,15 @@ class Inbox(Generic[K]):
         if self._size >= self._maxsize or self._putters:
             return False
         self._append(key, item, 1)
+        return True
+
+    def offer_leaf(self, key: K, item: Any) -> bool:
+        """:meth:`offer` for an entry that can hold no reference cycle (a row of plain
+        values): the pair is kept out of the garbage collector's lists (:data:`LEAF`), so
+        a long queue of them costs its collections nothing."""
+        if self._size >= self._maxsize or self._putters:
+            return False
+        self._enter(LEAF((key, item)), 1)
         return True
 
     def offer_many(self, key: K, items: Sequence[Any]) -> bool:
@@ -168,7 +192,10 @@ class Inbox(Generic[K]):
             again = True
 
     def _append(self, key: K, item: Any, count: int) -> None:
-        self._push((key, item))
+        self._enter((key, item), count)
+
+    def _enter(self, pair: Any, count: int) -> None:  # Any: as _push (see __init__)
+        self._push(pair)
         self._unfinished += count
         size = self._size = self._size + count
         if self._getter is not None and size >= self._want:
@@ -193,7 +220,7 @@ class Inbox(Generic[K]):
         self._size -= len(item) if type(item) is Batch else 1
         if self._putters:
             self._wake_putter()
-        return pair
+        return pair  # type: ignore[no-any-return]
 
     async def wait(self, count: int = 1) -> None:
         """Sleep until the inbox holds ``count`` items (at most its capacity) or :meth:`wake`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,65 @@ async def test_join_counts_a_batch_by_its_items() -> None:
     assert not joined.done()
     inbox.done(1)
     await asyncio.wait_for(joined, 1)
+
+
+def built(*items: Any) -> tuple[Any, ...]:
+    """A tuple made at run time, as the store's rows are (a literal is a constant, untracked)."""
+    return items
+
+
+def test_offer_leaf_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -> None:
+    import gc
+    import os
+
+    from lean_data.inbox import LEAF, leaf
+
+    inbox: Inbox[int] = Inbox(2)
+    row = built(1, "binance", 2.5, None, "")
+    assert gc.is_tracked(row)
+    assert inbox.offer_leaf(0, LEAF(row))
+    assert inbox.offer_leaf(0, (2, []))  # a container inside: it stays tracked
+    assert not inbox.offer_leaf(0, row)  # full, as offer refuses
+    first, second = inbox.take(), inbox.take()
+    assert first == (0, row)
+    assert first[1] is row
+    assert second == (0, (2, []))
+    assert gc.is_tracked(second)
+    assert gc.is_tracked(second[1])
+    if LEAF is not leaf:  # the C twin: untracked at once, where CPython waits a collection
+        assert not gc.is_tracked(first)
+        assert not gc.is_tracked(row)
+    elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
+        pytest.fail("the compiled build must use lean_data._rows.leaf")
+
+
+@pytest.mark.parametrize(
+    ("items", "untracked"),
+    [
+        ([1, "a", 2.0, None, b"x", True], True),
+        ([1, "leaves"], True),  # the inner tuple (below) untracked first: a leaf too
+        ([1, [2]], False),
+        ([1, {}], False),  # an empty dict: CPython keeps such a tuple tracked too
+        ([1, "tracked"], False),  # the inner tuple still tracked
+    ],
+    ids=repr,
+)
+def test_leaf_untracks_exactly_the_tuples_that_can_hold_no_cycle(
+    items: list[Any], untracked: bool
+) -> None:
+    import gc
+
+    from lean_data.inbox import LEAF, leaf
+
+    if LEAF is leaf:
+        pytest.skip("the pure twin returns its argument and leaves tracking to CPython")
+    if items[1] in ("leaves", "tracked"):
+        inner = built(2, items[1])
+        items[1] = LEAF(inner) if items[1] == "leaves" else built(2, [3])
+    value = tuple(items)  # built at run time: tracked until LEAF
+    assert gc.is_tracked(value)
+    assert LEAF(value) is value
+    assert gc.is_tracked(value) is not untracked
+    listed = [1, 2]
+    assert LEAF(listed) is listed  # not a tuple: as it is
+    assert gc.is_tracked(listed)
