@@ -3,7 +3,9 @@
 Everything else is in ``pyproject.toml``. The modules listed in ``lean_data/compiled.py``
 are compiled when mypy (mypyc) is importable, ``LEAN_DATA_PURE`` is not ``1`` and the C build
 succeeds. Otherwise the install goes on with the same modules as plain Python, with one
-warning saying why: a compiled build is an optimisation, never a requirement.
+warning saying why: a compiled build is an optimisation, never a requirement. An optional
+C module (``OPTIONAL_C_MODULES``: the SQLite binding, which needs SQLite's headers) that
+fails to build is left out alone, with its own warning.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def _lists() -> dict[str, Any]:
 
 
 def _names() -> list[str]:
-    """Every compiled module: mypyc's (MODULES), then the hand-written C ones (C_MODULES)."""
-    return [*_lists()["MODULES"], *_lists()["C_MODULES"]]
+    """Every compiled module: mypyc's (MODULES), then the hand-written C ones (C_MODULES,
+    OPTIONAL_C_MODULES)."""
+    lists = _lists()
+    return [*lists["MODULES"], *lists["C_MODULES"], *lists["OPTIONAL_C_MODULES"]]
 
 
 def _mypyc_modules() -> list[str]:
@@ -46,7 +50,15 @@ def _mypyc_modules() -> list[str]:
 def _c_extensions() -> list[Any]:
     from setuptools import Extension
 
-    return [Extension(name, [str(Path(*name.split("."))) + ".c"]) for name in _lists()["C_MODULES"]]
+    lists = _lists()
+    return [
+        Extension(
+            name,
+            [str(Path(*name.split("."))) + ".c"],
+            libraries=list(lists["C_LIBRARIES"].get(name, ())),
+        )
+        for name in (*lists["C_MODULES"], *lists["OPTIONAL_C_MODULES"])
+    ]
 
 
 def _remove_inplace_builds() -> None:
@@ -91,6 +103,29 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, missing headers, a compiler error...
             self._remove_outputs()
             _warn(f"the C build failed ({exc})")
+
+    def build_extensions(self) -> None:
+        self.left_out: set[str] = set()
+        super().build_extensions()
+        # what was left out is not copied into the tree nor listed among the outputs
+        self.extensions = [ext for ext in self.extensions if ext.name not in self.left_out]
+
+    def build_extension(self, ext: Any) -> None:
+        if ext.name not in _lists()["OPTIONAL_C_MODULES"]:
+            super().build_extension(ext)
+            return
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # SQLite's headers or library missing: build the rest
+            self.left_out.add(ext.name)
+            for path in {self.get_ext_fullpath(ext.name), self._inplace_path(ext)}:
+                if path and os.path.exists(path):
+                    os.remove(path)
+            print(
+                f"lean_data: building without {ext.name} ({exc}); for it, install SQLite's "
+                "headers (Debian: libsqlite3-dev) and reinstall",
+                file=sys.stderr,
+            )
 
     def _remove_outputs(self) -> None:
         # A shim whose shared library did not build would fail at import: drop them all.

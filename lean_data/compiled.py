@@ -64,6 +64,12 @@ MODULES: tuple[str, ...] = (
 # tracker's latency window (the pure twins stay in those modules).
 C_MODULES: tuple[str, ...] = ("lean_data._slots", "lean_data._binance", "lean_data._rows")
 
+# Built with them when this machine has SQLite's headers (libsqlite3-dev), left out with a
+# warning when not: lean_data._sqlite_rows runs the SQLite store's multi-row INSERTs,
+# binding without the GIL (storage.sqlite_sink falls back to sqlite3's own binding).
+OPTIONAL_C_MODULES: tuple[str, ...] = ("lean_data._sqlite_rows",)
+C_LIBRARIES: dict[str, tuple[str, ...]] = {"lean_data._sqlite_rows": ("sqlite3",)}
+
 
 @dataclass(frozen=True, slots=True)
 class Variant:
@@ -71,6 +77,8 @@ class Variant:
 
     compiled: tuple[str, ...]
     pure: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    """The :data:`OPTIONAL_C_MODULES` that were built and loaded."""
 
     @property
     def is_compiled(self) -> bool:
@@ -78,13 +86,15 @@ class Variant:
         return not self.pure
 
     def describe(self) -> str:
-        """Return one line for ``--version``: ``compiled: mypyc, 25 modules, C slots, frames
-        and rows``, or pure."""
+        """Return one line for ``--version``: ``compiled: mypyc, 26 modules; C: slots, frames,
+        rows, SQLite`` (``..., rows; no SQLite headers`` without the optional module), or
+        pure."""
         if not self.compiled:
             return "pure Python"
         if not self.pure:
             mypyc = [name for name in self.compiled if name not in C_MODULES]
-            return f"compiled: mypyc, {len(mypyc)} modules, C slots, frames and rows"
+            sqlite = ", SQLite" if self.optional else "; no SQLite headers"
+            return f"compiled: mypyc, {len(mypyc)} modules; C: slots, frames, rows{sqlite}"
         return (
             f"partly compiled: mypyc, {len(self.compiled)} of {len(MODULES) + len(C_MODULES)} "
             "modules; "
@@ -102,11 +112,12 @@ def variant() -> Variant:
     """Return which hot modules this interpreter loaded compiled and which pure."""
     every = (*MODULES, *C_MODULES)
     compiled = tuple(name for name in every if _loads_extension(name))
-    return Variant(compiled, tuple(name for name in every if name not in compiled))
+    optional = tuple(name for name in OPTIONAL_C_MODULES if _loads_extension(name))
+    return Variant(compiled, tuple(name for name in every if name not in compiled), optional)
 
 
 def _loads_extension(name: str) -> bool:
-    if name not in C_MODULES:
+    if name not in C_MODULES and name not in OPTIONAL_C_MODULES:
         return is_extension(name)
     # A C module has no .py twin: one not built here is pure (lean_data.slots falls back),
     # even where an import would find another checkout's build (an editable install's

@@ -137,7 +137,7 @@ class Config:
     inbox_size: int = 10_000
     subscriber_queue_size: int = 10_000
     overflow_policy: OverflowPolicy = OverflowPolicy.BLOCK
-    storage_batch_rows: int = 1_000
+    storage_batch_rows: int = 4_000  # figure 4: 0.65x of figure 1 at 1,000, 0.73x at 4,000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
     storage_switch_interval_s: float | None = 0.00005

@@ -48,6 +48,9 @@ COMPILED_MODULES = frozenset(
         "test_wire_binance_typed",
         "test_wire_binance_fast",
         "test_storage_rows_c",
+        "test_sqlite_rows_c",
+        "test_storage_failures",
+        "test_storage_gil",
         "test_wire_numbers",
         "test_hot_paths",
         # the engine's compiled inbox and pipeline, and the hand-over into it

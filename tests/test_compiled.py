@@ -30,8 +30,8 @@ def test_version_names_the_loaded_variant() -> None:
     ).stdout
     described = variant().describe()
     assert out == f"lean-data {__version__} ({described})\n"
-    compiled = f"compiled: mypyc, {len(MODULES)} modules, C slots, frames and rows"
-    assert described == "pure Python" or described == compiled
+    compiled = f"compiled: mypyc, {len(MODULES)} modules; C: slots, frames, rows"
+    assert described in ("pure Python", f"{compiled}, SQLite", f"{compiled}; no SQLite headers")
 
 
 def test_the_variant_is_the_one_ci_asked_for() -> None:
@@ -130,3 +130,31 @@ def test_twin_gives_the_c_function_or_the_pure_one() -> None:
         assert in_c
     elif os.environ.get("LEAN_DATA_VARIANT") == "pure":
         assert not in_c
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mypyc") is None, reason="needs mypyc to get as far as the C build"
+)
+def test_without_sqlites_headers_the_rest_is_built_and_the_version_says_so(
+    tmp_path: Path,
+) -> None:
+    tree = _copy_of_the_sources(tmp_path)
+    # one mypyc module keeps the build short; the SQLite module as on a machine whose
+    # compiler finds no sqlite3.h
+    compiled = tree / "lean_data" / "compiled.py"
+    text = compiled.read_text()
+    start = text.index("MODULES: tuple[str, ...] = (")
+    end = text.index(")\n", start) + 2
+    compiled.write_text(
+        text[:start] + 'MODULES: tuple[str, ...] = ("lean_data.inbox",)\n' + text[end:]
+    )
+    source = tree / "lean_data" / "_sqlite_rows.c"
+    source.write_text(source.read_text().replace("<sqlite3.h>", "<no_such_sqlite3.h>"))
+    built = _build(tree)
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("lean_data: ")]
+    assert len(warnings) == 1, built.stderr
+    assert warnings[0].startswith("lean_data: building without lean_data._sqlite_rows")
+    assert "libsqlite3-dev" in warnings[0]
+    assert not list(tree.rglob("_sqlite_rows*.so"))
+    described = _loaded_in(tree)
+    assert described == "compiled: mypyc, 1 modules; C: slots, frames, rows; no SQLite headers"

@@ -132,11 +132,14 @@ def sqlite_rows(path: Path, sql: str, *params: object) -> list[tuple[object, ...
 # ------------------------------------------------------------------ opening and pragmas
 
 
-async def test_open_sets_wal_normal_sync_and_busy_timeout(db_path: Path) -> None:
+async def test_open_sets_wal_normal_sync_memory_temp_store_and_busy_timeout(
+    db_path: Path,
+) -> None:
     async with DataPersistence(db_path, busy_timeout_ms=1234) as store:
         assert await store.pragmas() == {
             "journal_mode": "wal",
             "synchronous": 1,
+            "temp_store": 2,  # statement journals in memory (connect.py says why)
             "busy_timeout": 1234,
         }
     assert sqlite_rows(db_path, "PRAGMA journal_mode") == [("wal",)]

@@ -175,12 +175,14 @@ class DataPersistence(QueuedStore):
         return rows
 
     async def pragmas(self) -> dict[str, Any]:
-        """Return this connection's ``journal_mode``, ``synchronous`` and ``busy_timeout``.
+        """Return this connection's ``journal_mode``, ``synchronous``, ``temp_store`` and
+        ``busy_timeout``.
 
-        ``synchronous`` is SQLite's number (1 is NORMAL); ``busy_timeout`` is in ms.
+        ``synchronous`` and ``temp_store`` are SQLite's numbers (1 is NORMAL, 2 is MEMORY);
+        ``busy_timeout`` is in ms.
         """
         found: dict[str, Any] = {}
-        for name in ("journal_mode", "synchronous", "busy_timeout"):
+        for name in ("journal_mode", "synchronous", "temp_store", "busy_timeout"):
             rows = await self._fetch(f"PRAGMA {name}", ())
             found[name] = rows[0][0]
         return found
