@@ -65,14 +65,14 @@ def _measure(rows: list[sch.Row], ids: dict[Any, int], way: str, txn: int, memor
     connection.commit()
     stored = fig4._stored(rows, ids)
     chunks = [stored[i : i + txn] for i in range(0, len(stored), txn)]
-    flats = [_flat(chunk) for chunk in chunks] if way != "sqlite3" else []
+    flats = [_flat(chunk) for chunk in chunks] if way == "multi" else []
     one, block = sch.WRITE_SQL[sch.BARS], sch.write_sql(sch.BARS, BLOCK_ROWS)
     columns = len(stored[0])
     calls = _write_calls()
     started = time.perf_counter()
     for n, chunk in enumerate(chunks):
         if way == "C":
-            if not write(connection, flats[n], columns, block, BLOCK_ROWS, one):
+            if not write(connection, list(chunk), None, block, BLOCK_ROWS, one):
                 raise RuntimeError("lean_data._sqlite_rows declined figure 4's rows")
         elif way == "multi":
             per = 2048 * columns

@@ -1,20 +1,26 @@
 /* lean_data._sqlite_rows: insert rows on a sqlite3 connection without holding the GIL.
  *
- * write(connection, values, columns, block_sql, block_rows, row_sql) inserts the rows of
- * ``values`` (a flat list, ``columns`` values a row) on an open sqlite3.Connection, in its
- * transaction: ``block_sql`` is the INSERT of ``block_rows`` rows (schema.write_sql),
- * ``row_sql`` the same INSERT of one row; the blocks run while ``block_rows`` rows are left,
- * the one-row statement for the rest. That is what ``connection.execute`` of one multi-row
- * statement does, but sqlite3 binds every parameter holding the GIL (~4,600 instructions a
- * bar row, callgrind), time in which the event loop cannot run. Here the values are read
- * into C holding the GIL (a type test each), which is then released once for preparing,
- * binding and stepping everything. The statements are prepared on every call, as sqlite3's
- * statement cache is out of reach: a 1,000-row statement costs ~4 us a row to prepare, a
- * 32-row one ~0.1 us.
+ * write(connection, rows, ids, block_sql, block_rows, row_sql) inserts ``rows`` (a list of
+ * tuples of one width, as the store queues them) on an open sqlite3.Connection, in its
+ * transaction, with the parameters lean_data.storage.rows.statement_values would give:
+ * flags as 1 and 0 and, with ``ids`` (a dict), each row's first three values (a trade bar's
+ * feed, symbol and resolution) as the one series id they map to. ``block_sql`` is the
+ * INSERT of ``block_rows`` rows (schema.write_sql), ``row_sql`` the same INSERT of one row;
+ * the blocks run while ``block_rows`` rows are left, the one-row statement for the rest.
+ * That is what sqlite3 does with the flattened list in multi-row statements, but sqlite3
+ * binds every parameter holding the GIL (~4,600 instructions a bar row, callgrind), time
+ * in which the event loop cannot run, and the list itself is built on the loop. Here the
+ * rows are read into C in aiosqlite's thread holding the GIL (a type test a value, a series
+ * lookup by identity), which is then released once for preparing, binding and stepping
+ * everything. The statements are prepared on every call, as sqlite3's statement cache is
+ * out of reach: a 1,000-row statement costs ~4 us a row to prepare, a 32-row one ~0.1 us.
+ *
+ * A series not in ``ids`` raises KeyError(key) and an unhashable one TypeError, as
+ * statement_values does, before anything is written.
  *
  * It takes the common case only and says so: it returns False, having done nothing, when a
- * value is not an exact int (64 bits), float, str (valid UTF-8), bytes or None, when
- * len(values) is not a multiple of ``columns``, when a statement is not one writing
+ * value is not a flag or an exact int (64 bits), float, str (valid UTF-8), bytes or None,
+ * when a row is not a tuple of the first row's width, when a statement is not one writing
  * statement of the parameters it should have, or when the connection is not one it can
  * reach (see usable()); the caller then has sqlite3 bind the rows, which binds (and
  * refuses) values as it always did. It returns True when the rows were inserted. SQLite's
@@ -295,6 +301,97 @@ bind_all(sqlite3_stmt *stmt, const Param *params, Py_ssize_t count)
     return SQLITE_OK;
 }
 
+/* A small map from a series' three texts, by identity, to its id: the rows of one batch
+ * share a few series and their text objects. */
+#define SEEN 16
+typedef struct {
+    PyObject *feed, *symbol, *resolution; /* borrowed: the rows hold them for the call */
+    sqlite3_int64 id;
+} Seen;
+
+/* The series id of ``row`` (its first three values) in ``ids``: 1, or 0 when the id is no
+ * int of 64 bits (declined), or -1 with KeyError(key) as ``ids[key]`` raises it, or the
+ * lookup's own error (TypeError for an unhashable value). */
+static int
+series_id(PyObject *ids, PyObject *row, Seen *seen, int *known, sqlite3_int64 *id)
+{
+    PyObject *feed = PyTuple_GET_ITEM(row, 0), *symbol = PyTuple_GET_ITEM(row, 1),
+             *resolution = PyTuple_GET_ITEM(row, 2);
+    for (int k = 0; k < *known; k++) {
+        if (seen[k].symbol == symbol && seen[k].feed == feed && seen[k].resolution == resolution) {
+            *id = seen[k].id;
+            return 1;
+        }
+    }
+    PyObject *key = PyTuple_Pack(3, feed, symbol, resolution);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(ids, key); /* borrowed */
+    if (found == NULL) {
+        if (!PyErr_Occurred()) {
+            PyObject *error = PyTuple_Pack(1, key);
+            if (error != NULL) {
+                PyErr_SetObject(PyExc_KeyError, error);
+                Py_DECREF(error);
+            }
+        }
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    Param p;
+    if (!PyLong_CheckExact(found) || !read_param(found, &p)) {
+        return 0;
+    }
+    *id = p.i;
+    if (*known < SEEN) {
+        seen[*known] = (Seen){feed, symbol, resolution, p.i};
+        *known += 1;
+    }
+    return 1;
+}
+
+/* Read ``rows`` (a list of tuples of one width) into ``params``, flags as 1 and 0, with
+ * ``ids`` each row's first three values as the one series id they map to: what
+ * lean_data.storage.rows.statement_values gives. 1, 0 (declined: a row of another shape,
+ * a value not bound here), or -1 with the exception statement_values raises. */
+static int
+read_rows(PyObject *rows, PyObject *ids, Py_ssize_t width, Param *params)
+{
+    Py_ssize_t first = ids == Py_None ? 0 : 3;
+    Seen seen[SEEN];
+    int known = 0;
+    Param *p = params;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != width) {
+            return 0;
+        }
+        if (first) {
+            sqlite3_int64 id;
+            int got = series_id(ids, row, seen, &known, &id);
+            if (got <= 0) {
+                return got;
+            }
+            p->kind = SQLITE_INTEGER;
+            p->i = id;
+            p++;
+        }
+        for (Py_ssize_t k = first; k < width; k++, p++) {
+            PyObject *value = PyTuple_GET_ITEM(row, k);
+            if (value == Py_True || value == Py_False) { /* SQLite stores a flag as 1 or 0 */
+                p->kind = SQLITE_INTEGER;
+                p->i = value == Py_True;
+            }
+            else if (!read_param(value, p)) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 enum { RAN, DECLINED, FAILED };
 
 /* Prepare ``sql`` into ``*stmt``: RAN when it is one writing statement of ``parameters``
@@ -339,29 +436,31 @@ static PyObject *
 write_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char usage[] =
-        "write(connection, values: list, columns: int, block_sql: str, block_rows: int, "
+        "write(connection, rows: list, ids: dict | None, block_sql: str, block_rows: int, "
         "row_sql: str)";
-    if (nargs != 6 || !PyList_Check(args[1]) || !PyUnicode_Check(args[3]) ||
-        !PyUnicode_Check(args[5])) {
+    if (nargs != 6 || !PyList_Check(args[1]) || (args[2] != Py_None && !PyDict_Check(args[2])) ||
+        !PyUnicode_Check(args[3]) || !PyUnicode_Check(args[5])) {
         PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
-    PyObject *connection = args[0], *values = args[1];
-    Py_ssize_t columns = PyNumber_AsSsize_t(args[2], PyExc_OverflowError);
-    if (columns == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
+    PyObject *connection = args[0], *values = args[1], *ids = args[2];
     Py_ssize_t block_rows = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
     if (block_rows == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t count = PyList_GET_SIZE(values);
-    if (columns <= 0 || block_rows <= 0) {
-        PyErr_SetString(PyExc_ValueError, "columns and block_rows must be > 0");
+    if (block_rows <= 0) {
+        PyErr_SetString(PyExc_ValueError, "block_rows must be > 0");
         return NULL;
     }
-    if (count % columns != 0) { /* rows of another width: sqlite3 says what is wrong */
-        Py_RETURN_FALSE;
+    Py_ssize_t rows = PyList_GET_SIZE(values);
+    if (rows == 0) {
+        Py_RETURN_TRUE; /* nothing to insert */
+    }
+    PyObject *head = PyList_GET_ITEM(values, 0);
+    Py_ssize_t width = PyTuple_Check(head) ? PyTuple_GET_SIZE(head) : 0;
+    Py_ssize_t columns = ids == Py_None ? width : width - 2; /* three texts -> one id */
+    if (columns <= 0 || (ids != Py_None && width < 3)) {
+        Py_RETURN_FALSE; /* not rows this writes: sqlite3 says what is wrong */
     }
     Py_ssize_t block_size, row_size;
     const char *block_sql = PyUnicode_AsUTF8AndSize(args[3], &block_size);
@@ -379,18 +478,22 @@ write_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (db == NULL) { /* closed: sqlite3's execute raises what it always raises */
         Py_RETURN_FALSE;
     }
-    Param *params = PyMem_RawMalloc(sizeof(Param) * (size_t)(count ? count : 1));
+    Py_ssize_t count = rows * columns;
+    Param *params = PyMem_RawMalloc(sizeof(Param) * (size_t)count);
     if (params == NULL) {
         return PyErr_NoMemory();
     }
-    for (Py_ssize_t k = 0; k < count; k++) {
-        if (!read_param(PyList_GET_ITEM(values, k), &params[k])) {
-            PyMem_RawFree(params);
-            Py_RETURN_FALSE;
+    int read = read_rows(values, ids, width, params);
+    if (read <= 0) {
+        PyMem_RawFree(params);
+        if (read < 0) {
+            return NULL;
         }
+        Py_RETURN_FALSE;
     }
-    /* The caller's frame keeps the list, so its texts (bound SQLITE_STATIC) live until the
-     * statements are finalized below; the reference is for a caller that drops it. */
+    /* The list holds the rows and they their values: the texts bound SQLITE_STATIC live
+     * until the statements are finalized below (the reference is for a caller that drops
+     * the list meanwhile). */
     Py_INCREF(values);
     Py_ssize_t per_block = columns * block_rows;
     Py_ssize_t in_blocks = count / per_block * per_block;
@@ -435,8 +538,8 @@ write_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"write", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
-     "write(connection, values, columns, block_sql, block_rows, row_sql, /): insert the "
-     "rows of values without the GIL; False when it declined (nothing done)."},
+     "write(connection, rows, ids, block_sql, block_rows, row_sql, /): insert rows "
+     "without the GIL; False when it declined (nothing done)."},
     {"usable", usable, METH_NOARGS,
      "usable(): True when sqlite3 and this module call the same loaded SQLite library."},
     {NULL, NULL, 0, NULL},

@@ -5,8 +5,8 @@ from typing import Any
 
 def write(
     connection: sqlite3.Connection,
-    values: list[Any],
-    columns: int,
+    rows: list[tuple[Any, ...]],
+    ids: dict[Any, int] | None,
     block_sql: str,
     block_rows: int,
     row_sql: str,

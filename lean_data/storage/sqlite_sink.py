@@ -106,30 +106,38 @@ class SqliteTx:
             return
         ids = self._ids if bars else None
         try:
+            if await self._bound_in_c(table, rows, ids):
+                return
             values = STATEMENT_VALUES(rows, 0, len(rows), ids)
         except KeyError:  # a series new to this store: look it up (or add it) in the tx
             ids = await self._with_new_series(rows)
+            if await self._bound_in_c(table, rows, ids):
+                return
             values = STATEMENT_VALUES(rows, 0, len(rows), ids)
-        if await self._bound_in_c(table, columns, values):
-            return
         # sqlite3 binds them: many rows per statement, as SQLite runs each statement without
         # the GIL, where executemany takes it back after every row and contends with the loop
         for start in range(0, len(values), per * columns):
             part = values[start : start + per * columns]
             await self.db.execute(sch.write_sql(table, len(part) // columns), part)
 
-    async def _bound_in_c(self, table: int, columns: int, values: list[Any]) -> bool:
-        """Insert the rows of ``values`` in aiosqlite's thread with
-        :func:`lean_data._sqlite_rows.write`, which binds and steps them without the GIL
-        (sqlite3 holds it while binding, ~1.5 µs a bar row that the event loop waits).
-        False, nothing written, when that module is not built here or declines the values
-        (one it does not bind exactly as sqlite3 does)."""
+    async def _bound_in_c(self, table: int, rows: list[Row], ids: dict[Any, int] | None) -> bool:
+        """Insert ``rows`` in aiosqlite's thread with :func:`lean_data._sqlite_rows.write`,
+        which reads them there (the parameters :data:`STATEMENT_VALUES` gives, never built
+        on the event loop) and binds and steps them without the GIL (sqlite3 holds it while
+        binding, ~1.5 µs a bar row that the event loop waits). False, nothing written, when
+        that module is not built here or declines the rows (a value it does not bind
+        exactly as sqlite3 does).
+
+        Raises:
+            KeyError: a bar's series is not in ``ids`` (nothing written).
+            TypeError: a bar's series texts are of no hashable type (nothing written).
+        """
         if _WRITE is None:
             return False
         db = self.db
         in_thread: Callable[..., Awaitable[bool]] = db._execute  # aiosqlite's own thread
         block, row = _BLOCK_SQL[table], sch.WRITE_SQL[table]
-        return await in_thread(_WRITE, db._conn, values, columns, block, _BLOCK_ROWS, row)
+        return await in_thread(_WRITE, db._conn, rows, ids, block, _BLOCK_ROWS, row)
 
     async def _by_series_id(self, rows: list[Row]) -> list[Row]:
         """Return queued ``bars`` rows as ``bar_rows`` rows: the series id for the texts.
