@@ -22,12 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_data.models import Resolution, TradeBar
-from lean_data.quality.levels import CLEAN
 from lean_data.storage import schema as sch
 from lean_data.storage import sqlite_sink
-from lean_data.storage.rows import bar_row, statement_values
+from lean_data.storage.rows import statement_values
 from lean_data.storage.sqlite_errors import ROW_ERRORS, failure_kind
+from tests.test_storage_rows_c import real_rows
 
 VARIANT = os.environ.get("LEAN_DATA_VARIANT")
 
@@ -97,22 +96,8 @@ def test_any_storable_values_are_stored_as_sqlite3_stores_them(rows: list[tuple[
     same_rows(stored(ours), stored(theirs))
 
 
-def real_rows() -> list[tuple[Any, ...]]:
-    """Bar rows as the store queues them, of two series, with and without a verdict."""
-    out = []
-    for i in range(70):
-        symbol = "BTC/USDT" if i % 2 else "ETH/USDT"
-        t = 60_000_000_000 * i
-        bar = TradeBar(
-            symbol, t, 1.5 + i, 2.0 + i, 1.0, 1.75, float(i), Resolution.MINUTE,
-            ts_recv=t + 5, closed=i % 3 != 0, revision=i % 2, backfilled=i % 5 == 0,
-        )  # fmt: skip
-        out.append(bar_row(bar, "binance", CLEAN if i % 4 else None, bar.ts_recv))
-    return out
-
-
 def test_real_bar_rows_upserted_in_blocks_equal_sqlite3s_multi_row_statement() -> None:
-    rows = real_rows()
+    rows = real_rows(70)
     rows += rows[:5]  # the same bars again: the upsert updates them, in order
     ids = {("binance", "BTC/USDT", "1m"): 1, ("binance", "ETH/USDT", "1m"): 2}
     values = statement_values(rows, 0, len(rows), ids)
@@ -136,7 +121,7 @@ def test_real_bar_rows_upserted_in_blocks_equal_sqlite3s_multi_row_statement() -
 
 
 def test_a_series_not_in_ids_raises_key_error_before_anything_is_written() -> None:
-    rows = real_rows()
+    rows = real_rows(70)
     connection = sqlite3.connect(":memory:")
     for statement in sch.DDL:
         connection.execute(statement)

@@ -42,10 +42,11 @@ def same(got: list[Any], want: list[Any]) -> None:
         assert g is w or g == w
 
 
-def real_rows() -> list[tuple[Any, ...]]:
-    """Bar rows as the store queues them (bar_row), of two series, flags both ways."""
+def real_rows(count: int = 40) -> list[tuple[Any, ...]]:
+    """Bar rows as the store queues them (bar_row), of two series, flags both ways, with and
+    without a verdict (tests/test_sqlite_rows_c.py uses them too)."""
     out = []
-    for i in range(40):
+    for i in range(count):
         symbol = "BTC/USDT" if i % 2 else "ETH/USDT"
         t = 60_000_000_000 * i
         bar = TradeBar(
