@@ -460,27 +460,42 @@ static PyTypeObject LatchType = {
     .tp_new = latch_new,
 };
 
-/* leaf(value): ``value``, and when it is a tuple whose items can hold no reference cycle
- * (none is a container the collector tracks, CPython's own test in _PyTuple_MaybeUntrack)
- * the collector stops tracking it now instead of at its first collection. */
+/* Stop the collector tracking ``value`` when it is a tuple whose items can hold no
+ * reference cycle (none is a container the collector tracks, CPython's own test in
+ * _PyTuple_MaybeUntrack), its tuples first; 1 when ``value`` is untracked now. */
+static int
+untrack_leaves(PyObject *value)
+{
+    if (!PyObject_IS_GC(value)) {
+        return 1;
+    }
+    if (!PyTuple_CheckExact(value)) {
+        return 0;
+    }
+    if (!PyObject_GC_IsTracked(value)) {
+        return 1;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(value);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (!untrack_leaves(PyTuple_GET_ITEM(value, i))) {
+            return 0;
+        }
+    }
+    PyObject_GC_UnTrack(value);
+    return 1;
+}
+
+/* leaf(value): ``value``, and when it is a tuple of leaves (tuples of leaves included) the
+ * collector stops tracking it now instead of at its first collection. */
 static PyObject *
 leaf(PyObject *module, PyObject *value)
 {
-    if (PyTuple_CheckExact(value) && PyObject_GC_IsTracked(value)) {
-        Py_ssize_t size = PyTuple_GET_SIZE(value);
-        for (Py_ssize_t i = 0; i < size; i++) {
-            PyObject *item = PyTuple_GET_ITEM(value, i);
-            if (PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item))) {
-                return Py_NewRef(value);
-            }
-        }
-        PyObject_GC_UnTrack(value);
-    }
+    untrack_leaves(value);
     return Py_NewRef(value);
 }
 
 static PyMethodDef methods[] = {
-    {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves."},
+    {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves (and its tuples)."},
     {"put_int64", (PyCFunction)(void (*)(void))put_int64, METH_FASTCALL,
      "put_int64(values, index, value, /): values[index] = value for an array('q') or list."},
     {"remember_bar", (PyCFunction)(void (*)(void))remember_bar, METH_FASTCALL,

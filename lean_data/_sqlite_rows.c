@@ -327,21 +327,15 @@ series_id(PyObject *ids, PyObject *row, Seen *seen, int *known, sqlite3_int64 *i
     if (key == NULL) {
         return -1;
     }
-    PyObject *found = PyDict_GetItemWithError(ids, key); /* borrowed */
+    PyObject *found = PyObject_GetItem(ids, key); /* KeyError(key) as ids[key] raises it */
+    Py_DECREF(key);
     if (found == NULL) {
-        if (!PyErr_Occurred()) {
-            PyObject *error = PyTuple_Pack(1, key);
-            if (error != NULL) {
-                PyErr_SetObject(PyExc_KeyError, error);
-                Py_DECREF(error);
-            }
-        }
-        Py_DECREF(key);
         return -1;
     }
-    Py_DECREF(key);
     Param p;
-    if (!PyLong_CheckExact(found) || !read_param(found, &p)) {
+    int usable_id = PyLong_CheckExact(found) && read_param(found, &p);
+    Py_DECREF(found);
+    if (!usable_id) {
         return 0;
     }
     *id = p.i;

@@ -39,8 +39,9 @@ K = TypeVar("K")
 
 def leaf(value: Any) -> Any:
     """Return ``value``. The C twin (``lean_data._rows.leaf``) also stops the garbage
-    collector tracking a tuple none of whose items is a container it tracks: such a tuple
-    can be in no reference cycle (CPython untracks it itself, at its first collection)."""
+    collector tracking a tuple none of whose items is a container it tracks, its inner
+    tuples first: such a tuple can be in no reference cycle (CPython untracks it itself, at
+    its first collection)."""
     return value
 
 
@@ -123,8 +124,8 @@ class Inbox(Generic[K]):
 
     def offer_leaf(self, key: K, item: Any) -> bool:
         """:meth:`offer` for an entry that can hold no reference cycle (a row of plain
-        values): the pair is kept out of the garbage collector's lists (:data:`LEAF`), so
-        a long queue of them costs its collections nothing."""
+        values): the pair and the row are kept out of the garbage collector's lists
+        (:data:`LEAF`), so a long queue of them costs its collections nothing."""
         if self._size >= self._maxsize or self._putters:
             return False
         self._enter(LEAF((key, item)), 1)

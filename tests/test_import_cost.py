@@ -34,12 +34,17 @@ LAZY = (
 )
 
 
-def test_import_lean_data_loads_no_optional_module() -> None:
-    code = f"import sys, lean_data\nprint(','.join(m for m in {LAZY!r} if m in sys.modules))\n"
+def fresh_interpreter(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet); return what it printed."""
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == ""
+    return done.stdout
+
+
+def test_import_lean_data_loads_no_optional_module() -> None:
+    code = f"import sys, lean_data\nprint(','.join(m for m in {LAZY!r} if m in sys.modules))\n"
+    assert fresh_interpreter(code).strip() == ""
 
 
 def test_a_replay_feed_loads_the_loaders_with_its_first_file() -> None:
@@ -50,10 +55,7 @@ def test_a_replay_feed_loads_the_loaders_with_its_first_file() -> None:
         "symbol = lean_data.ReplayFeed().add_source(demo / 'minute/spy/20131007_trade.zip')\n"
         "print('lean_data.loaders' in sys.modules, symbol)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.split() == ["True", "SPY"]
+    assert fresh_interpreter(code).split() == ["True", "SPY"]
 
 
 def test_every_public_name_resolves_with_what_it_needs() -> None:
@@ -76,9 +78,6 @@ def test_every_public_name_resolves_with_what_it_needs() -> None:
         " 'lean_data.storage.cache_disk') if m in sys.modules]\n"
         "print(missing, loaded)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip() == (
+    assert fresh_interpreter(code).strip() == (
         "[] ['lean_data.storage.sqlite', 'lean_data.depth', 'lean_data.storage.cache_disk']"
     )

@@ -198,7 +198,7 @@ def test_offer_leaf_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -
     inbox: Inbox[int] = Inbox(2)
     row = built(1, "binance", 2.5, None, "")
     assert gc.is_tracked(row)
-    assert inbox.offer_leaf(0, LEAF(row))
+    assert inbox.offer_leaf(0, row)
     assert inbox.offer_leaf(0, (2, []))  # a container inside: it stays tracked
     assert not inbox.offer_leaf(0, row)  # full, as offer refuses
     first, second = inbox.take(), inbox.take()
@@ -218,7 +218,7 @@ def test_offer_leaf_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -
     ("items", "untracked"),
     [
         ([1, "a", 2.0, None, b"x", True], True),
-        ([1, "leaves"], True),  # the inner tuple (below) untracked first: a leaf too
+        ([1, "leaves"], True),  # a tracked inner tuple of leaves (below): untracked first
         ([1, [2]], False),
         ([1, {}], False),  # an empty dict: CPython keeps such a tuple tracked too
         ([1, "tracked"], False),  # the inner tuple still tracked
@@ -234,13 +234,16 @@ def test_leaf_untracks_exactly_the_tuples_that_can_hold_no_cycle(
 
     if LEAF is leaf:
         pytest.skip("the pure twin returns its argument and leaves tracking to CPython")
+    inner = None
     if items[1] in ("leaves", "tracked"):
-        inner = built(2, items[1])
-        items[1] = LEAF(inner) if items[1] == "leaves" else built(2, [3])
+        inner = items[1] = built(2, "x") if items[1] == "leaves" else built(2, [3])
+        assert gc.is_tracked(inner)
     value = tuple(items)  # built at run time: tracked until LEAF
     assert gc.is_tracked(value)
     assert LEAF(value) is value
     assert gc.is_tracked(value) is not untracked
+    if inner is not None:
+        assert gc.is_tracked(inner) is not untracked
     listed = [1, 2]
     assert LEAF(listed) is listed  # not a tuple: as it is
     assert gc.is_tracked(listed)

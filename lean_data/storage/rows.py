@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, NoReturn
 
-from lean_data.inbox import LEAF, Inbox
+from lean_data.inbox import Inbox
 from lean_data.models import QuoteBar, Resolution, Tick, TickType, TradeBar
 from lean_data.native import twin
 from lean_data.quality.levels import DataQualityLevel, Verdict, level_index
@@ -66,7 +66,6 @@ def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, s
 
 
 _NO_QUALITY: Final = (None, None, "")
-_LEAF: Final = LEAF
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
@@ -301,7 +300,7 @@ class MarketIntake:
         if not self.accepting:
             self._refuse()
         table, row = market_entry(item, feed, quality, self._clock)
-        return self._queue.offer_leaf(table, _LEAF(row))
+        return self._queue.offer_leaf(table, row)
 
 
 def take_entries(

@@ -37,7 +37,6 @@ from lean_data.storage.sqlite_errors import ROW_ERRORS, failure_kind
 
 __all__ = ["SqliteSink", "SqliteTx"]
 
-
 logger = logging.getLogger("lean_data.storage.sqlite")  # the name users configure for storage
 
 _DELETE_COVERAGE: Final = f"DELETE FROM coverage WHERE {sch.SERIES} AND start_ns = ?4"
