@@ -6,7 +6,10 @@ frames replicated, one frame a read) alternately without storage and with a fres
 file, and reads every thread's user+system CPU time from ``/proc/self/task`` (Linux only):
 the event loop's thread, and the others (the storage writer's thread, plus this script's
 sampler, ~0.3 µs a message). A sampler thread reads them every 20 ms, since a thread's
-counters vanish when it ends at ``stop()``.
+counters vanish when it ends at ``stop()``. Each line also gives the wall time a message
+(release to last callback) and how often the loop's thread gave up the CPU of its own
+accord (``voluntary_ctxt_switches``: a wait for the GIL another thread holds, or in the
+selector with nothing to do); CPU a message below wall time a message is such waiting.
 
     python benchmarks/storage_threads.py [--frames 200000] [--rounds 2]
     taskset -c 0 python benchmarks/storage_threads.py    # every thread on one core
@@ -45,6 +48,16 @@ def _cpu_by_thread() -> dict[int, float]:
     return found
 
 
+def _switches(tid: int) -> int:
+    """Voluntary context switches of thread ``tid`` so far: each a wait off the CPU (for
+    the GIL, or in the selector)."""
+    with open(f"/proc/self/task/{tid}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split(":")[1])
+    return 0
+
+
 def _sample() -> None:
     while not _DONE.wait(0.02):
         _SEEN.update(_cpu_by_thread())
@@ -60,7 +73,9 @@ async def _measure(frames: int, rounds: int) -> None:
         for db_path in (None, folder / f"run-{n}.db"):
             _SEEN.clear()
             before = _cpu_by_thread()
+            switched = _switches(loop_thread)
             run = await engine_run(workload, db_path=db_path)
+            switched = _switches(loop_thread) - switched
             after = {**_SEEN, **_cpu_by_thread()}
             spent = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
             loop_us = spent.pop(loop_thread, 0.0) / run.messages * 1e6
@@ -70,7 +85,9 @@ async def _measure(frames: int, rounds: int) -> None:
                 disk = f", rows to disk {run.rows / run.stored_seconds:,.0f}/s"
             print(
                 f"{'SQLite    ' if db_path else 'no storage'}: {run.rate:,.0f} msg/s{disk}; "
-                f"CPU per message: event loop {loop_us:.2f} us, other threads {other_us:.2f} us"
+                f"CPU per message: event loop {loop_us:.2f} us, other threads {other_us:.2f} us; "
+                f"wall {1e6 / run.rate:.2f} us; the loop's thread waited off the CPU "
+                f"{switched:,} times"
             )
 
 

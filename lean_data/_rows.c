@@ -494,7 +494,85 @@ leaf(PyObject *module, PyObject *value)
     return Py_NewRef(value);
 }
 
+/* drain(popleft, available, groups, limit): the storage writer's take (lean_data.inbox.drain,
+ * its pure twin, documents the contract): up to ``limit`` (table, row) pairs popped by
+ * ``popleft()``, at most ``available`` calls, each row appended to groups[table]; a pair
+ * with a negative table (a control entry) ends it and comes back. Returns (rows, control or
+ * None). The compiled loop it replaces spent ~700 instructions a row, in Inbox.take and
+ * the unboxing of each table. A pair that is not a 2-tuple with an int table raises
+ * TypeError (it is popped: the pure twin raises there too), a table beyond ``groups``
+ * IndexError, a group that is no list TypeError. */
+static PyObject *
+drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "drain() takes popleft, available, groups, limit");
+        return NULL;
+    }
+    PyObject *popleft = args[0], *groups = args[2];
+    Py_ssize_t available = PyLong_AsSsize_t(args[1]);
+    if (available == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyList_Check(groups)) {
+        PyErr_SetString(PyExc_TypeError, "drain() needs a list of lists");
+        return NULL;
+    }
+    Py_ssize_t taken = 0, calls = 0;
+    PyObject *control = Py_None;
+    while (taken < limit && calls < available) {
+        PyObject *entry = PyObject_CallNoArgs(popleft);
+        calls++;
+        if (entry == NULL) {
+            return NULL;
+        }
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+            || !PyLong_Check(PyTuple_GET_ITEM(entry, 0))) {
+            Py_DECREF(entry);
+            PyErr_SetString(PyExc_TypeError, "drain() takes (table, row) pairs");
+            return NULL;
+        }
+        Py_ssize_t table = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        if (table == -1 && PyErr_Occurred()) {
+            Py_DECREF(entry);
+            return NULL;
+        }
+        if (table < 0) {
+            control = entry;  /* the reference popleft gave */
+            break;
+        }
+        if (table >= PyList_GET_SIZE(groups)) {
+            Py_DECREF(entry);
+            PyErr_SetString(PyExc_IndexError, "drain(): table out of range");
+            return NULL;
+        }
+        PyObject *group = PyList_GET_ITEM(groups, table);
+        if (!PyList_Check(group)) {
+            Py_DECREF(entry);
+            PyErr_SetString(PyExc_TypeError, "drain() needs a list of lists");
+            return NULL;
+        }
+        int failed = PyList_Append(group, PyTuple_GET_ITEM(entry, 1));
+        Py_DECREF(entry);
+        if (failed < 0) {
+            return NULL;
+        }
+        taken++;
+    }
+    PyObject *result = Py_BuildValue("(nO)", taken, control);
+    if (control != Py_None) {
+        Py_DECREF(control);
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
+     "drain(popleft, available, groups, limit, /): the storage writer's take of queued rows."},
     {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves (and its tuples)."},
     {"put_int64", (PyCFunction)(void (*)(void))put_int64, METH_FASTCALL,
      "put_int64(values, index, value, /): values[index] = value for an array('q') or list."},

@@ -1,5 +1,6 @@
 """Type stub of the C extension lean_data._rows (lean_data/_rows.c)."""
 
+from collections.abc import Callable
 from typing import Any
 
 def statement_values(
@@ -9,6 +10,9 @@ def pack_bar(rows: bytearray, offset: int, fields: tuple[Any, ...], /) -> None: 
 def remember_bar(values: bytearray, opens: Any, slot: int, fields: tuple[Any, ...], /) -> None: ...
 def put_int64(values: Any, index: int, value: int, /) -> None: ...
 def leaf(value: Any, /) -> Any: ...
+def drain(
+    popleft: Callable[[], Any], available: int, groups: list[list[Any]], limit: int, /
+) -> tuple[int, Any]: ...
 
 class Latch:
     def __init__(self) -> None: ...

@@ -32,7 +32,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from lean_data.native import twin
 
-__all__ = ["LEAF", "Batch", "Inbox", "leaf"]
+__all__ = ["DRAIN", "LEAF", "Batch", "Inbox", "drain", "leaf"]
 
 K = TypeVar("K")
 
@@ -46,6 +46,39 @@ def leaf(value: Any) -> Any:
 
 
 LEAF: Final = twin("lean_data._rows", "leaf", leaf)
+
+
+def drain(
+    popleft: Callable[[], Any], available: int, groups: list[list[Any]], limit: int
+) -> tuple[int, Any]:
+    """Pop up to ``limit`` ``(table, row)`` pairs with ``popleft()`` (at most ``available``
+    calls: what the deque holds), appending each row to ``groups[table]``; a pair whose table
+    is negative (a control entry) ends it. Returns the rows moved and that pair, or None.
+    The storage writer's take (:meth:`Inbox.take_rows`); the C twin (``lean_data._rows.drain``)
+    makes one call of it per batch instead of one compiled take per row.
+
+    Raises:
+        TypeError: a pair is not a 2-tuple with an int table, or a group is no list.
+        IndexError: a table beyond ``groups``.
+    """
+    taken = calls = 0
+    while taken < limit and calls < available:
+        entry = popleft()
+        calls += 1
+        if type(entry) is not tuple or len(entry) != 2 or not isinstance(entry[0], int):
+            raise TypeError("drain() takes (table, row) pairs")
+        table: int = entry[0]
+        if table < 0:
+            return taken, entry
+        group = groups[table]
+        if type(group) is not list:
+            raise TypeError("drain() needs a list of lists")
+        group.append(entry[1])
+        taken += 1
+    return taken, None
+
+
+DRAIN: Final = twin("lean_data._rows", "drain", drain)
 
 
 class Batch:
@@ -222,6 +255,23 @@ class Inbox(Generic[K]):
         if self._putters:
             self._wake_putter()
         return pair  # type: ignore[no-any-return]
+
+    def take_rows(self, groups: list[list[Any]], limit: int) -> tuple[int, Any]:
+        """Move up to ``limit`` queued rows into ``groups``, by table, without waiting: for
+        an inbox of ``(table, row)`` pairs (the storage writer's; no batches), where a
+        negative table is a control entry, which ends the take and comes back. Returns
+        (rows moved, the control pair or None). The same as :meth:`take` per pair, in one
+        call (:data:`DRAIN`)."""
+        available = len(self._items)
+        if not available or limit <= 0:
+            return 0, None
+        taken, control = DRAIN(self._popleft, available, groups, limit)
+        freed = taken if control is None else taken + 1
+        self._size -= freed
+        while freed and self._putters:  # as take() does, once per freed slot
+            self._wake_putter()
+            freed -= 1
+        return taken, control
 
     async def wait(self, count: int = 1) -> None:
         """Sleep until the inbox holds ``count`` items (at most its capacity) or :meth:`wake`.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -247,3 +248,75 @@ def test_leaf_untracks_exactly_the_tuples_that_can_hold_no_cycle(
     listed = [1, 2]
     assert LEAF(listed) is listed  # not a tuple: as it is
     assert gc.is_tracked(listed)
+
+
+# --- the storage writer's take: queued (table, row) pairs moved by table ----------------
+
+
+def _both_drains() -> list[Any]:
+    from lean_data import inbox as module
+
+    drains = [module.drain]
+    if module.DRAIN is not module.drain:
+        drains.append(module.DRAIN)
+    elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
+        pytest.fail("the compiled build must use lean_data._rows.drain")
+    return drains
+
+
+@pytest.mark.parametrize("twin", _both_drains(), ids=lambda f: f.__module__)
+def test_drain_moves_rows_by_table_until_the_limit_or_a_control_entry(twin: Any) -> None:
+    from collections import deque
+
+    queue = deque([(0, built("a")), (2, built("b")), (0, built("c")), (-1, "flush"), (1, "d")])
+    groups: list[list[Any]] = [[], [], []]
+    assert twin(queue.popleft, len(queue), groups, 2) == (2, None)  # the limit: two rows
+    assert groups == [[("a",)], [], [("b",)]]
+    assert twin(queue.popleft, len(queue), groups, 10) == (1, (-1, "flush"))
+    assert groups == [[("a",), ("c",)], [], [("b",)]]
+    assert list(queue) == [(1, "d")]  # what follows the control entry stays queued
+    assert twin(queue.popleft, len(queue), groups, 0) == (0, None)
+    assert twin(queue.popleft, len(queue), groups, 10) == (1, None)  # `available` calls
+    assert groups[1] == ["d"]
+    assert not queue
+
+
+@pytest.mark.parametrize("twin", _both_drains(), ids=lambda f: f.__module__)
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [(("row",), TypeError), ((0, "a", "b"), TypeError), (("0", "a"), TypeError),
+     ([0, "a"], TypeError), ((5, "a"), IndexError)],
+    ids=repr,
+)  # fmt: skip
+def test_drain_refuses_what_is_not_a_pair_of_a_table_and_a_row(
+    twin: Any, entry: Any, error: type[Exception]
+) -> None:
+    from collections import deque
+
+    queue = deque([(0, "kept"), entry])
+    groups: list[list[Any]] = [[]]
+    with pytest.raises(error):
+        twin(queue.popleft, len(queue), groups, 10)
+    assert groups == [["kept"]]
+    with pytest.raises(TypeError):  # a group that is not a list
+        twin(deque([(0, "a")]).popleft, 1, [()], 10)
+
+
+async def test_take_rows_counts_what_it_took_and_wakes_waiting_producers() -> None:
+    inbox: Inbox[int] = Inbox(3)
+    for row in ("a", "b", "c"):
+        assert inbox.offer_leaf(0, built(row))
+    producers = [asyncio.create_task(inbox.put(1, built(n))) for n in ("d", "e")]
+    await asyncio.sleep(0)
+    assert not any(p.done() for p in producers)  # full: both wait
+    groups: list[list[Any]] = [[], []]
+    assert inbox.take_rows(groups, 2) == (2, None)
+    assert len(inbox) == 1
+    assert groups[0] == [("a",), ("b",)]
+    await asyncio.wait_for(asyncio.gather(*producers), 1.0)  # two slots freed: both put
+    assert len(inbox) == 3
+    inbox.force(-1, "stop")
+    assert inbox.take_rows(groups, 10) == (3, (-1, "stop"))
+    assert groups == [[("a",), ("b",), ("c",)], [("d",), ("e",)]]
+    assert len(inbox) == 0
+    assert inbox.take_rows(groups, 10) == (0, None)

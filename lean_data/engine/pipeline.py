@@ -366,11 +366,9 @@ class Pipeline:
         ``verdict`` is the screen's INVALID verdict when there is one (the item then has no
         ``record``; one the screen passed is looked up when not given); ``fields`` a screened
         TradeBar's (:data:`lean_data.slots.BAR`), ``tick`` a screened Tick's
-        (:data:`lean_data.slots.TICK`), when at hand. A ``late`` bar is flagged
-        (reason ``late``) and reaches callbacks and storage, not the ring buffer nor derived
-        bars (both are in time order). Returns the steps that must wait, like
-        :meth:`_process`.
-        """
+        (:data:`lean_data.slots.TICK`), when at hand (storage builds its row from them). A
+        ``late`` bar is flagged (reason ``late``) and reaches callbacks and storage, not the
+        ring buffer nor derived bars (both in time order). Returns what must wait."""
         if verdict is None:
             if record is None:
                 record = self.records.of(feed, item)
@@ -443,7 +441,7 @@ class Pipeline:
             self.records.count(feed, item, verdict, latency, record)
         self._metrics.record_delivery(feed, latency, verdict.score)
         if self.persistence is not None:
-            later = self._keep(feed, item, verdict, later)
+            later = self._keep(feed, item, verdict, later, fields, tick)
         if self._sinks:
             self._sink_offer(feed, item, verdict)
         if late or not (self._aggregators or self._derivers):
@@ -473,12 +471,20 @@ class Pipeline:
         later.append(Rejoin(feed, bar, released, late))
         return later
 
-    def _keep(self, feed: str, item: MarketData, verdict: Any, later: Later | None) -> Later | None:
+    def _keep(
+        self,
+        feed: str,
+        item: MarketData,
+        verdict: Any,
+        later: Later | None,
+        fields: tuple[Any, ...] | None = None,
+        tick: tuple[Any, ...] | None = None,
+    ) -> Later | None:
         """Queue ``item`` for storage now, or as a waiting step when the queue is full."""
         persistence, intake = self.persistence, self._intake
         assert persistence is not None
         if later is None and (
-            intake.offer(item, feed, verdict)  # the library's stores: a native call
+            intake.offer(item, feed, verdict, fields, tick)  # the library's stores: native
             if intake is not None
             else persistence.save_market_data_nowait(item, feed=feed, quality=verdict)
         ):

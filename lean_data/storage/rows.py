@@ -288,9 +288,18 @@ class MarketIntake:
         self._clock = clock
         self._refuse = refuse
 
-    def offer(self, item: object, feed: str, quality: Verdict | None) -> bool:
+    def offer(
+        self,
+        item: object,
+        feed: str,
+        quality: Verdict | None,
+        fields: tuple[Any, ...] | None = None,
+        tick: tuple[Any, ...] | None = None,
+    ) -> bool:
         """Queue :func:`market_entry`'s table and row without waiting; False when the queue
-        is full (nothing queued then).
+        is full (nothing queued then). ``fields`` are an exact TradeBar's
+        (:data:`lean_data.slots.BAR`), ``tick`` an exact Tick's (:data:`lean_data.slots.TICK`),
+        when the caller read them already (the pipeline has): the row is built from them.
 
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
@@ -299,6 +308,14 @@ class MarketIntake:
         """
         if not self.accepting:
             self._refuse()
+        if fields is not None:
+            return self._queue.offer_leaf(
+                BARS, _bar_row(fields, feed, quality, fields[BAR_TS_RECV] or self._clock())
+            )
+        if tick is not None:
+            return self._queue.offer_leaf(
+                TICKS, _tick_row(tick, feed, quality, tick[TICK_TS_RECV] or self._clock())
+            )
         table, row = market_entry(item, feed, quality, self._clock)
         return self._queue.offer_leaf(table, row)
 
@@ -308,17 +325,9 @@ def take_entries(
 ) -> tuple[int, tuple[int, Any] | None]:
     """Move queued rows into ``groups`` (by table) until ``count`` reaches ``limit`` or the
     queue is empty, without waiting; stop at a control entry (a negative table) and return
-    it with the new count. The storage writer's per-row loop, compiled."""
-    while count < limit:
-        entry = queue.take()
-        if entry is None:
-            break
-        table: int = entry[0]
-        if table < 0:
-            return count, entry
-        groups[table].append(entry[1])
-        count += 1
-    return count, None
+    it with the new count. The storage writer's take (:meth:`Inbox.take_rows`)."""
+    taken, control = queue.take_rows(groups, limit - count)
+    return count + taken, control
 
 
 def statement_values(
