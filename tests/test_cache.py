@@ -995,6 +995,64 @@ def test_a_file_with_an_item_that_does_not_fit_the_request_is_rejected(
     assert DataCache(cache_dir=tmp_path).get(*key) == bars
 
 
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_file_whose_every_item_does_not_fit_is_rejected(
+    tmp_path: Path, spy_bars: list[TradeBar], forgery: str
+) -> None:
+    """Every item forged the same way: the column is stored once, as a constant, and its
+    one value is what the check reads (or, for times, its least and greatest)."""
+    bars = spy_bars[:100]
+    key = ("SPY", "1m", bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE)
+    forged: list[MarketData] = [FORGERIES[forgery](bar) for bar in bars]
+    path = plant(tmp_path, key, _codec.encode_items(forged))
+    cache = DataCache(cache_dir=tmp_path)
+    assert cache.get(*key) is None
+    assert cache.statistics()["rejected"] == 1
+    assert not path.exists()
+
+
+def edited(items: list[MarketData], field: str, column: list[Any]) -> list[bytes]:
+    """The payload of ``items`` with the first block's ``field`` column replaced."""
+    _, manifest, *blobs = _codec.encode_items(items)
+    changed = orjson.loads(manifest)
+    block = changed["blocks"][0]
+    block["columns"][block["fields"].index(field)] = column
+    raw = orjson.dumps(changed)
+    return [struct.pack("<I", len(raw)), raw, *blobs]
+
+
+@pytest.mark.parametrize(
+    ("field", "column"),
+    [("ts_event", ["l", ["x", "y"]]), ("symbol", ["l", [1, 2]]), ("ts_event", ["c", "x"])],
+    ids=["times that are text", "symbols that are numbers", "a constant time that is text"],
+)
+def test_a_file_with_a_column_of_another_type_is_corrupt_not_a_crash(
+    tmp_path: Path, spy_bars: list[TradeBar], field: str, column: list[Any]
+) -> None:
+    bars = spy_bars[:2]
+    key = ("SPY", "1m", bars[0].ts_event, bars[-1].ts_event + NS_PER_MINUTE)
+    path = plant(tmp_path, key, edited(list(bars), field, column))
+    cache = DataCache(cache_dir=tmp_path)
+    assert cache.get(*key) is None
+    stats = cache.statistics()
+    assert stats["corrupt"] + stats["rejected"] == 1
+    assert stats["corrupt"] == (1 if field == "ts_event" else 0)
+    assert not path.exists()
+
+
+def test_a_file_of_derivatives_records_is_corrupt_for_the_market_cache(tmp_path: Path) -> None:
+    from lean_data.derivatives import FundingRate
+
+    start = 1_700_000_000 * 10**9
+    key = ("BTC/USDT", "1m", start, start + NS_PER_MINUTE)
+    rate = FundingRate("BTC/USDT", start, 0.0001)
+    path = plant(tmp_path, key, _codec.encode_items([rate]))
+    cache = DataCache(cache_dir=tmp_path)
+    assert cache.get(*key) is None
+    assert cache.statistics()["corrupt"] == 1
+    assert not path.exists()
+
+
 def test_put_keeps_an_answer_that_does_not_fit_its_request_off_disk(
     tmp_path: Path, spy_bars: list[TradeBar], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1030,3 +1088,30 @@ async def test_the_engine_asks_its_feed_when_the_disk_answer_is_forged(
         assert feed.history_calls == 1  # the real answer replaced the forged file
     assert forged.exists()  # the same name, now holding the real answer
     assert DataCache(cache_dir=tmp_path).get("SPY", "1m", start, end) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    picks=st.lists(
+        st.tuples(
+            st.sampled_from(["SPY", "AAPL"]), st.integers(-3, 12), st.sampled_from(["1m", "5m"])
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    asked=st.sampled_from(["1m", "5m", "tick"]),
+)
+def test_the_column_check_rejects_exactly_what_the_item_check_rejects(
+    picks: list[tuple[str, int, str]], asked: str
+) -> None:
+    from lean_data.storage.cache_disk import blocks_problem, item_problem
+
+    start = 1_700_000_000 * 10**9
+    key = ("SPY", asked, start, start + 8 * NS_PER_MINUTE)
+    items: list[MarketData] = [
+        TradeBar(symbol, start + minute * NS_PER_MINUTE, 1.0, 1.0, 1.0, 1.0, 1.0,
+                 Resolution.parse(resolution))
+        for symbol, minute, resolution in picks
+    ]  # fmt: skip
+    blocks = _codec.decode_blocks(memoryview(b"".join(_codec.encode_items(items))))
+    assert (blocks_problem(key, blocks) is None) == (item_problem(key, items) is None)

@@ -8,8 +8,9 @@ The format is :mod:`lean_data.storage.codec`.
 
 A file read back is checked before it is served, since anyone who can write to the
 directory can plant a file with a valid checksum: before decoding, the item count its
-manifest claims per type must fit the request (:func:`count_problem`); after decoding,
-every item must fit it too (:func:`item_problem`). A file that is corrupt, truncated, of
+manifest claims per type must fit the request (:func:`count_problem`); once decoded to
+columns, before any item is built, every item must fit it too (:func:`blocks_problem`,
+what :func:`item_problem` checks of built items). A file that is corrupt, truncated, of
 another version or of another key is counted ``corrupt``, one that does not fit its
 request ``rejected``; either is removed and read as a miss. I/O errors are logged and
 counted as ``disk_errors``. The tier is bounded by ``max_bytes``, evicting the least
@@ -36,8 +37,18 @@ import orjson
 from lean_data.errors import ConfigError, DataFormatError
 from lean_data.models import MarketData, Resolution
 from lean_data.storage import codec as _codec
+from lean_data.storage.codec import Same
 
-__all__ = ["SUFFIX", "TEMP_PREFIX", "DiskTier", "Key", "file_name", "item_problem", "key_bytes"]
+__all__ = [
+    "SUFFIX",
+    "TEMP_PREFIX",
+    "DiskTier",
+    "Key",
+    "blocks_problem",
+    "file_name",
+    "item_problem",
+    "key_bytes",
+]
 
 logger = logging.getLogger("lean_data.storage.cache")  # the name users configure for the cache
 
@@ -125,6 +136,53 @@ def item_problem(key: Key, items: Sequence[MarketData]) -> str | None:
     return None
 
 
+def blocks_problem(key: Key, blocks: Sequence[_codec.Block]) -> str | None:
+    """:func:`item_problem` of the items ``blocks`` hold, read from their columns before
+    any item is built: a constant column is one value to check, a time column its least and
+    greatest value (a year of minute bars: ~10 ms, where checking 525,600 built bars one by
+    one took ~170).
+
+    Raises:
+        DataFormatError: a column holds values that cannot be compared with the key's.
+    """
+    symbol, name, start, end = key
+    resolution = Resolution.parse(name)
+    counts: dict[str, int] = {}
+    try:
+        for block in blocks:
+            counts[block.cls.kind] = counts.get(block.cls.kind, 0) + block.size
+            if not block.size:
+                continue
+            columns = block.columns
+            found = _other(columns["symbol"], symbol)
+            if found is not None:
+                return f"an item of symbol {found[0]!r}"
+            times = columns["ts_event"]
+            low, high = (times.value,) * 2 if isinstance(times, Same) else (min(times), max(times))
+            for at in (low, high):
+                if not start <= at <= end:
+                    return f"an item at {at}, outside [{start}, {end}]"
+            if "resolution" in columns and not resolution.is_tick:
+                found = _other(columns["resolution"], resolution)
+                if found is not None:
+                    return f"an item of resolution {found[0]}"
+    except TypeError as exc:  # a planted column of another type: no comparison holds
+        raise DataFormatError(f"payload columns cannot be checked: {exc}") from None
+    if resolution.nanos > 0:
+        return count_problem(key, counts, 0)
+    return None
+
+
+def _other(column: _codec.Column, wanted: object) -> tuple[object] | None:
+    """The first value of ``column`` that is not ``wanted`` (in a 1-tuple), or None."""
+    if isinstance(column, Same):
+        return None if column.value == wanted else (column.value,)
+    for value in column:
+        if value != wanted:
+            return (value,)
+    return None
+
+
 class DiskTier:
     """The cache files in one directory, least recently used first.
 
@@ -182,8 +240,11 @@ class DiskTier:
             written_at, payload = _codec.unframe(data, key_bytes(key))
             problem = count_problem(key, _claimed_counts(payload), len(payload))
             if problem is None:
-                items = _codec.decode_items(payload)
-                problem = item_problem(key, items)
+                blocks = _codec.decode_blocks(payload)
+                _codec.market_blocks(blocks)
+                problem = blocks_problem(key, blocks)
+            if problem is None:
+                items: list[MarketData] = _codec.build(blocks)  # type: ignore[assignment]
         except DataFormatError as exc:
             logger.warning("dropping corrupt cache file %s: %s", path, exc)
             self._counts["corrupt"] += 1

@@ -18,8 +18,10 @@ per field::
 
 Floats travel as raw IEEE-754 bits (constants as ``float.hex``), so NaN, infinities and
 -0.0 round-trip exactly; JSON would turn NaN into null. Row-wise orjson measured 72 MB
-and 1.9 s to decode a year of minute bars; this layout is 25 MB and about 0.3 s, most of
-it constructing the dataclasses.
+and 1.9 s to decode a year of minute bars; this layout is 25 MB and 0.2-0.3 s, most of
+it constructing the objects (a TradeBar or a Tick in one C call each, :mod:`lean_data.slots`).
+:func:`decode_blocks` stops short of that, at the columns, for a reader that checks them
+first (the disk cache: :func:`lean_data.storage.cache_disk.blocks_problem`).
 
 The derivatives records (:mod:`lean_data.derivatives`: funding rates, open interest, mark
 prices, liquidations) are dataclasses of the same field types and travel the same way
@@ -38,15 +40,28 @@ from contextlib import contextmanager
 from dataclasses import fields
 from itertools import groupby, repeat
 from operator import attrgetter
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import orjson
 
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import DataFormatError
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar
+from lean_data.slots import BUILD_BAR, BUILD_TICK
 
-__all__ = ["FORMAT_VERSION", "decode_items", "decode_records", "encode_items", "frame", "unframe"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Block",
+    "Same",
+    "build",
+    "decode_blocks",
+    "decode_items",
+    "decode_records",
+    "encode_items",
+    "frame",
+    "market_blocks",
+    "unframe",
+]
 
 MAGIC = b"LDCACHE\x00"
 FORMAT_VERSION = 1
@@ -64,6 +79,7 @@ _MARKET = (TradeBar, QuoteBar, Tick)
 _TYPES: dict[str, type[Record]] = {
     cls.kind: cls for cls in (*_MARKET, FundingRate, OpenInterest, MarkPrice, Liquidation)
 }
+_BUILDERS: dict[type[Record], Callable[..., Record]] = {TradeBar: BUILD_BAR, Tick: BUILD_TICK}
 _KINDS = frozenset({"str", "int", "float", "bool", "Resolution", "TickType"})
 _CODES = {"float": "d", "int": "q", "bool": "B"}
 
@@ -169,13 +185,32 @@ def encode_items(items: Sequence[Record]) -> list[bytes]:
     return [_U32.pack(len(manifest)), manifest, *blobs.parts]
 
 
-def _unpack(kind: str, code: str, data: memoryview, count: int) -> Iterable[Any]:
+class Same(NamedTuple):
+    """A decoded column whose every value is ``value`` (stored once, as a constant)."""
+
+    value: Any
+
+
+Column: TypeAlias = Same | Sequence[Any]
+"""A decoded column: a :class:`Same`, or its values (an array, a list; bools as bytes)."""
+
+
+class Block(NamedTuple):
+    """One run of items of one type, decoded to columns but not yet built into objects, so
+    a reader can check them column by column (:func:`decode_blocks`, :func:`build`)."""
+
+    cls: type[Record]
+    size: int  # how many items
+    columns: dict[str, Column]
+
+
+def _unpack(kind: str, code: str, data: memoryview, count: int) -> Sequence[Any]:
     if code != _CODES.get(kind):
         raise ValueError(f"column code {code!r} does not fit a {kind} field")
     if code == "B":
         if len(data) != count:
             raise ValueError(f"bool column holds {len(data)} values, expected {count}")
-        return map(bool, bytes(data))
+        return bytes(data)
     values = array(code)
     values.frombytes(data)
     if len(values) != count:
@@ -185,10 +220,10 @@ def _unpack(kind: str, code: str, data: memoryview, count: int) -> Iterable[Any]
     return values
 
 
-def _decode_column(kind: str, column: list[Any], count: int, blobs: memoryview) -> Iterable[Any]:
+def _decode_column(kind: str, column: list[Any], count: int, blobs: memoryview) -> Column:
     tag = column[0]
     if tag == "c":
-        return repeat(_from_json(kind, column[1]), count)
+        return Same(_from_json(kind, column[1]))
     if tag == "a":
         code, offset, nbytes = column[1:]
         return _unpack(kind, code, blobs[offset : offset + nbytes], count)
@@ -199,18 +234,25 @@ def _decode_column(kind: str, column: list[Any], count: int, blobs: memoryview) 
     raise ValueError(f"bad column {str(column)[:80]}")
 
 
-def _decode_block(block: dict[str, Any], blobs: memoryview) -> Iterator[Record]:
+def _values(column: Column, count: int) -> Iterable[Any]:
+    if isinstance(column, Same):
+        return repeat(column.value, count)
+    if isinstance(column, bytes):  # a bool column
+        return map(bool, column)
+    return column
+
+
+def _decode_block(block: dict[str, Any], blobs: memoryview) -> Block:
     cls = _TYPES[block["type"]]
     spec = _SPECS[cls]
     if block["fields"] != [name for name, _ in spec]:
         raise ValueError(f"{cls.__name__} fields {block['fields']} are not the current ones")
     count = block["n"]
-    columns = [
-        _decode_column(kind, column, count, blobs)
-        for (_, kind), column in zip(spec, block["columns"], strict=True)
-    ]
-    constructor: Callable[..., Record] = cls
-    return map(constructor, *columns)
+    columns = {
+        name: _decode_column(kind, column, count, blobs)
+        for (name, kind), column in zip(spec, block["columns"], strict=True)
+    }
+    return Block(cls, count, columns)
 
 
 @contextmanager
@@ -226,22 +268,8 @@ def _gc_paused(count: int) -> Iterator[None]:
         gc.enable()
 
 
-def decode_items(payload: memoryview) -> list[MarketData]:
-    """Return the bars, quote bars and ticks encoded in ``payload`` by :func:`encode_items`.
-
-    Raises:
-        DataFormatError: the payload is not a valid encoding, or holds derivatives records
-            (:func:`decode_records` reads those).
-    """
-    items = decode_records(payload)
-    market = [item for item in items if isinstance(item, _MARKET)]
-    if len(market) != len(items):
-        raise DataFormatError("the payload holds derivatives records; read it with decode_records")
-    return market
-
-
-def decode_records(payload: memoryview) -> list[Record]:
-    """Return the items encoded in ``payload`` by :func:`encode_items`, of any record type.
+def decode_blocks(payload: memoryview) -> list[Block]:
+    """Return the blocks encoded in ``payload`` by :func:`encode_items`, as columns.
 
     Raises:
         DataFormatError: the payload is not a valid encoding.
@@ -250,14 +278,59 @@ def decode_records(payload: memoryview) -> list[Record]:
         (size,) = _U32.unpack_from(payload)
         manifest = orjson.loads(payload[_U32.size : _U32.size + size])
         blobs = payload[_U32.size + size :]
-        items: list[Record] = []
-        blocks = manifest["blocks"]
-        with _gc_paused(sum(block["n"] for block in blocks)):
-            for block in blocks:
-                items.extend(_decode_block(block, blobs))
+        return [_decode_block(block, blobs) for block in manifest["blocks"]]
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error) as exc:
         raise DataFormatError(f"payload cannot be decoded: {exc}") from None
+
+
+def build(blocks: Sequence[Block]) -> list[Record]:
+    """Return the items of ``blocks``, in order (TradeBar and Tick built in one C call each:
+    :data:`lean_data.slots.BUILD_BAR`, their slots filled as their constructor fills them).
+
+    Raises:
+        DataFormatError: a block's values do not make its items.
+    """
+    items: list[Record] = []
+    try:
+        with _gc_paused(sum(block.size for block in blocks)):
+            for cls, count, columns in blocks:
+                constructor: Callable[..., Record] = _BUILDERS.get(cls, cls)
+                values = [_values(column, count) for column in columns.values()]
+                items.extend(map(constructor, *values))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataFormatError(f"payload cannot be decoded: {exc}") from None
     return items
+
+
+def market_blocks(blocks: Sequence[Block]) -> None:
+    """Check that ``blocks`` hold bars, quote bars and ticks only.
+
+    Raises:
+        DataFormatError: some hold derivatives records (:func:`decode_records` reads those).
+    """
+    if any(block.cls not in _MARKET for block in blocks):
+        raise DataFormatError("the payload holds derivatives records; read it with decode_records")
+
+
+def decode_items(payload: memoryview) -> list[MarketData]:
+    """Return the bars, quote bars and ticks encoded in ``payload`` by :func:`encode_items`.
+
+    Raises:
+        DataFormatError: the payload is not a valid encoding, or holds derivatives records
+            (:func:`decode_records` reads those).
+    """
+    blocks = decode_blocks(payload)
+    market_blocks(blocks)
+    return build(blocks)  # type: ignore[return-value]  # market blocks build market data
+
+
+def decode_records(payload: memoryview) -> list[Record]:
+    """Return the items encoded in ``payload`` by :func:`encode_items`, of any record type.
+
+    Raises:
+        DataFormatError: the payload is not a valid encoding.
+    """
+    return build(decode_blocks(payload))
 
 
 def frame(key: bytes, written_at: float, payload: list[bytes]) -> list[bytes]:
