@@ -148,6 +148,24 @@ def test_a_parked_bar_revealing_a_second_gap_asks_again(bars: list[TradeBar]) ->
     assert tracker.statistics()["known_empty"] == 1
 
 
+def test_a_series_storage_did_not_hold_at_start_is_not_looked_up(bars: list[TradeBar]) -> None:
+    tracker = Continuity(seed_from_storage=True)
+    resolution = bars[0].resolution
+    tracker.stored_series = {("ftx", "ETH-PERP", resolution), ("other", "BTC-PERP", resolution)}
+    first = tracker.admit("ftx", bars[100])  # ftx's BTC-PERP was not stored: no lookup
+    assert first.action is Action.DELIVER
+    assert first.request is None
+    assert tracker.admit("ftx", bars[101]).action is Action.DELIVER
+    assert tracker.admit("ftx", bars[103]).request is not None  # a gap after it still asks
+
+    tracker.stored_series.add(("ftx", "BTC-PERP", resolution))  # held: looked up as before
+    again = Continuity(seed_from_storage=True)
+    again.stored_series = tracker.stored_series
+    looked_up = again.admit("ftx", bars[100])
+    assert looked_up.request is not None
+    assert looked_up.request.reason == "seed"
+
+
 def test_seed_from_storage_and_warmup(bars: list[TradeBar]) -> None:
     tracker = Continuity(seed_from_storage=True)
     first = tracker.admit("ftx", bars[100])

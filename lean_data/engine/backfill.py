@@ -117,6 +117,14 @@ class Backfill:
         """Seed restarts from and record coverage in ``persistence`` from now on."""
         self._persistence = persistence
 
+    async def read_stored_series(self) -> None:
+        """Learn which bar series storage holds (once, as it opens, before any feed runs):
+        the first bar of a live series it does not hold is delivered at once instead of
+        parked while a lookup (an answer that waits for the loop) finds no stored bar."""
+        if self._persistence is not None and self.continuity.seed_from_storage:
+            keys = await self._persistence.bar_series_keys()
+            self.continuity.stored_series = {(feed, symbol, res) for feed, symbol, res in keys}
+
     @property
     def busy(self) -> bool:
         """True while a request is being answered or an answer waits for the pipeline."""

@@ -95,6 +95,7 @@ class StorageLink:
             user.use_storage(persistence)
         if cfg.retention_days > 0:
             await persistence.apply_retention(cfg.retention_days)
+        await self._backfill.read_stored_series()  # after retention: what is left
         return persistence
 
     def on_failed(self, callback: Callable[[StorageFailure], Any]) -> None:

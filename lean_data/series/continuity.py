@@ -189,7 +189,7 @@ class Continuity:
         calendar_of: returns the trading calendar of a symbol (gaps are judged against it).
         sparse: returns True when a feed's source leaves intervals without trades empty.
         seed_from_storage: ask for a storage lookup before the first bar of every series of
-            a live feed.
+            a live feed (of every one in :attr:`stored_series`, when that is known).
         live: returns True when a feed is live (default: every feed is); only live series
             are seeded from storage.
         max_backfill_bars: the most bars one gap request asks for.
@@ -209,6 +209,10 @@ class Continuity:
         self._live = live or (lambda feed: True)
         self.max_backfill_bars = max_backfill_bars
         self.seed_from_storage = seed_from_storage
+        self.stored_series: set[tuple[str, str, Resolution]] | None = None
+        """(feed, symbol, resolution) of the series storage held when the engine started,
+        when known: a live series not among them has no stored bar to be seeded from, so
+        its first bar is not parked for a lookup (None: every one is looked up)."""
         self._series: dict[tuple[str, Resolution], ContinuityState] = {}
         self.delivered = 0
         self.duplicates = 0
@@ -278,7 +282,10 @@ class Continuity:
             if series.hold:
                 return self._park(series, feed, bar, "warmup", ts, ts, 0)
             if self.seed_from_storage and not series.seeded and self._live(feed):
-                return self._park(series, feed, bar, "seed", ts, ts, 0)
+                stored = self.stored_series
+                if stored is None or (feed, bar.symbol, bar.resolution) in stored:
+                    return self._park(series, feed, bar, "seed", ts, ts, 0)
+                series.seeded = True  # nothing stored to seed from: live data starts it
             self._advance(series, feed, bar)
             return Decision(Action.DELIVER, bar)
         if ts < series.next_open:
