@@ -386,3 +386,40 @@ async def test_only_a_series_the_store_held_at_start_is_looked_up_to_seed(tmp_pa
     lookups, seen = await run(bars[20:])
     assert lookups == [("f", "SPY", bars[0].resolution)]
     assert seen == bars[20:]
+
+
+async def test_a_failed_read_of_the_stored_series_looks_every_series_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not knowing which series the store holds costs a lookup per series, not a start."""
+    from lean_data.storage.queries import Queries
+
+    async def broken(self: Any) -> Any:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(Queries, "bar_series_keys", broken)
+    db = tmp_path / "x.db"
+    bars = received([x for x in TRADE_BARS if isinstance(x, TradeBar)])
+    feed = LiveListFeed("f", {"SPY": bars[:10]})
+    seen: list[MarketData] = []
+    async with DataEngine(Config(db_path=db)) as engine:
+        store: Any = engine.persistence
+        real = store.last_bar
+        lookups: list[Any] = []
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            lookups.append(args)
+            return await real(*args, **kwargs)
+
+        store.last_bar = spy
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda s, item, q: seen.append(item))
+        await engine.subscribe_symbol("SPY")
+        await feed.wait_pumped()
+        await engine.wait_idle()
+    assert seen == bars[:10]
+    assert lookups == [("f", "SPY", bars[0].resolution)]
+    assert [m for k, m in _errors(db) if k == "backfill_failed"] == [
+        "reading which bar series storage holds failed (OSError('disk I/O error')): every "
+        "live series' first bar waits for a lookup of its newest stored bar"
+    ]

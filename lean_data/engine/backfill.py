@@ -121,9 +121,20 @@ class Backfill:
         """Learn which bar series storage holds (once, as it opens, before any feed runs):
         the first bar of a live series it does not hold is delivered at once instead of
         parked while a lookup (an answer that waits for the loop) finds no stored bar."""
-        if self._persistence is not None and self.continuity.seed_from_storage:
+        if self._persistence is None or not self.continuity.seed_from_storage:
+            return
+        try:
             keys = await self._persistence.bar_series_keys()
-            self.continuity.stored_series = {(feed, symbol, res) for feed, symbol, res in keys}
+        except Exception as exc:  # not known: every series is looked up, as before
+            self.continuity.stored_series = None
+            self._metrics.increment_errors(kind="backfill_failed")
+            self._record_error(
+                "backfill_failed",
+                f"reading which bar series storage holds failed ({exc!r}): every live "
+                "series' first bar waits for a lookup of its newest stored bar",
+            )
+            return
+        self.continuity.stored_series = {(feed, symbol, res) for feed, symbol, res in keys}
 
     @property
     def busy(self) -> bool:
