@@ -354,36 +354,38 @@ async def test_a_stored_future_bar_never_seeds_a_restarted_series(tmp_path: Path
                     "backfilled 0 (known empty)"]  # fmt: skip
 
 
+async def seed_run(db: Path, part: list[TradeBar]) -> tuple[list[Any], list[MarketData]]:
+    """Run a live feed of ``part`` into an engine storing to ``db``; return the seed lookups
+    the store was asked for (``last_bar``'s arguments) and what reached the callback."""
+    feed = LiveListFeed("f", {"SPY": part})
+    lookups: list[Any] = []
+    seen: list[MarketData] = []
+    async with DataEngine(Config(db_path=db)) as engine:
+        store: Any = engine.persistence
+        real = store.last_bar
+
+        async def spy(*args: Any, **kwargs: Any) -> Any:
+            lookups.append(args)
+            return await real(*args, **kwargs)
+
+        store.last_bar = spy
+        engine.add_feed(feed)
+        engine.add_data_callback(lambda s, item, q: seen.append(item))
+        await engine.subscribe_symbol("SPY")
+        await feed.wait_pumped()
+        await engine.wait_idle()
+    return lookups, seen
+
+
 async def test_only_a_series_the_store_held_at_start_is_looked_up_to_seed(tmp_path: Path) -> None:
     """A live series new to the store starts from live data at once (no lookup, no bar
     parked behind one); after a restart, the series it stored is looked up as before."""
     db = tmp_path / "x.db"
     bars = received([x for x in TRADE_BARS if isinstance(x, TradeBar)])
-
-    async def run(part: list[TradeBar]) -> tuple[list[Any], list[MarketData]]:
-        feed = LiveListFeed("f", {"SPY": part})
-        lookups: list[Any] = []
-        seen: list[MarketData] = []
-        async with DataEngine(Config(db_path=db)) as engine:
-            store: Any = engine.persistence
-            real = store.last_bar
-
-            async def spy(*args: Any, **kwargs: Any) -> Any:
-                lookups.append(args)
-                return await real(*args, **kwargs)
-
-            store.last_bar = spy
-            engine.add_feed(feed)
-            engine.add_data_callback(lambda s, item, q: seen.append(item))
-            await engine.subscribe_symbol("SPY")
-            await feed.wait_pumped()
-            await engine.wait_idle()
-        return lookups, seen
-
-    lookups, seen = await run(bars[:20])
+    lookups, seen = await seed_run(db, bars[:20])
     assert lookups == []
     assert seen == bars[:20]
-    lookups, seen = await run(bars[20:])
+    lookups, seen = await seed_run(db, bars[20:])
     assert lookups == [("f", "SPY", bars[0].resolution)]
     assert seen == bars[20:]
 
@@ -400,23 +402,7 @@ async def test_a_failed_read_of_the_stored_series_looks_every_series_up(
     monkeypatch.setattr(Queries, "bar_series_keys", broken)
     db = tmp_path / "x.db"
     bars = received([x for x in TRADE_BARS if isinstance(x, TradeBar)])
-    feed = LiveListFeed("f", {"SPY": bars[:10]})
-    seen: list[MarketData] = []
-    async with DataEngine(Config(db_path=db)) as engine:
-        store: Any = engine.persistence
-        real = store.last_bar
-        lookups: list[Any] = []
-
-        async def spy(*args: Any, **kwargs: Any) -> Any:
-            lookups.append(args)
-            return await real(*args, **kwargs)
-
-        store.last_bar = spy
-        engine.add_feed(feed)
-        engine.add_data_callback(lambda s, item, q: seen.append(item))
-        await engine.subscribe_symbol("SPY")
-        await feed.wait_pumped()
-        await engine.wait_idle()
+    lookups, seen = await seed_run(db, bars[:10])
     assert seen == bars[:10]
     assert lookups == [("f", "SPY", bars[0].resolution)]
     assert [m for k, m in _errors(db) if k == "backfill_failed"] == [
