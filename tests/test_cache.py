@@ -1104,6 +1104,8 @@ async def test_the_engine_asks_its_feed_when_the_disk_answer_is_forged(
 def test_the_column_check_rejects_exactly_what_the_item_check_rejects(
     picks: list[tuple[str, int, str]], asked: str
 ) -> None:
+    """Both checks (the file's decoded columns; the items' own fields) against the rule
+    spelled out item by item, as the cache checked built bars before."""
     from lean_data.storage.cache_disk import blocks_problem, item_problem
 
     start = 1_700_000_000 * 10**9
@@ -1113,5 +1115,13 @@ def test_the_column_check_rejects_exactly_what_the_item_check_rejects(
                  Resolution.parse(resolution))
         for symbol, minute, resolution in picks
     ]  # fmt: skip
+    resolution = Resolution.parse(asked)
+    fits = all(
+        item.symbol == "SPY"
+        and key[2] <= item.ts_event <= key[3]
+        and (resolution.is_tick or item.resolution == resolution)  # type: ignore[union-attr]
+        for item in items
+    ) and (resolution.nanos <= 0 or len(items) <= 8 * NS_PER_MINUTE // resolution.nanos + 1)
     blocks = _codec.decode_blocks(memoryview(b"".join(_codec.encode_items(items))))
-    assert (blocks_problem(key, blocks) is None) == (item_problem(key, items) is None)
+    assert (blocks_problem(key, blocks) is None) == fits
+    assert (item_problem(key, items) is None) == fits

@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import groupby
 from pathlib import Path
 
 import orjson
@@ -116,61 +117,72 @@ def item_problem(key: Key, items: Sequence[MarketData]) -> str | None:
     """Why ``items`` cannot be the answer to ``key``, or None when they can.
 
     Every item must be of the requested symbol, of the requested resolution (bars), open
-    within ``[start, end]``, and bars must be no more than fit the range.
+    within ``[start, end]``, and bars must be no more than fit the range: what
+    :func:`blocks_problem` checks, here of the items' own fields.
+
+    Raises:
+        TypeError: an item's symbol, time or resolution cannot be compared with the key's.
     """
-    symbol, name, start, end = key
-    resolution = Resolution.parse(name)
-    for item in items:
-        if item.symbol != symbol:
-            return f"an item of symbol {item.symbol!r}"
-        if not start <= item.ts_event <= end:
-            return f"an item at {item.ts_event}, outside [{start}, {end}]"
-        found = getattr(item, "resolution", None)
-        if found is not None and not resolution.is_tick and found != resolution:
-            return f"an item of resolution {found}"
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.kind] = counts.get(item.kind, 0) + 1
-    if resolution.nanos > 0:
-        return count_problem(key, counts, 0)
-    return None
+    return blocks_problem(key, [_columns(list(run)) for _, run in groupby(items, type)])
+
+
+def _columns(run: list[MarketData]) -> _codec.Block:
+    """The checked columns of a run of items of one type."""
+    cls = type(run[0])
+    columns: dict[str, _codec.Column] = {
+        "symbol": [item.symbol for item in run],
+        "ts_event": [item.ts_event for item in run],
+    }
+    if hasattr(cls, "resolution"):  # bars and quote bars
+        columns["resolution"] = [getattr(item, "resolution", None) for item in run]
+    return _codec.Block(cls, len(run), columns)
 
 
 def blocks_problem(key: Key, blocks: Sequence[_codec.Block]) -> str | None:
-    """:func:`item_problem` of the items ``blocks`` hold, read from their columns before
-    any item is built: a constant column is one value to check, a time column its least and
-    greatest value (a year of minute bars: ~10 ms, where checking 525,600 built bars one by
-    one took ~170).
+    """Why the items of ``blocks`` cannot be the answer to ``key`` (:func:`item_problem`),
+    read from their columns, so a file's can be checked before any item is built: a
+    constant column is one value to check, a time column its least and greatest value (a
+    year of minute bars: ~10 ms, where checking 525,600 built bars one by one took ~170).
 
     Raises:
-        DataFormatError: a column holds values that cannot be compared with the key's.
+        TypeError: a column holds values that cannot be compared with the key's.
     """
     symbol, name, start, end = key
     resolution = Resolution.parse(name)
     counts: dict[str, int] = {}
-    try:
-        for block in blocks:
-            counts[block.cls.kind] = counts.get(block.cls.kind, 0) + block.size
-            if not block.size:
-                continue
-            columns = block.columns
-            found = _other(columns["symbol"], symbol)
+    for block in blocks:
+        counts[block.cls.kind] = counts.get(block.cls.kind, 0) + block.size
+        if not block.size:
+            continue
+        columns = block.columns
+        found = _other(columns["symbol"], symbol)
+        if found is not None:
+            return f"an item of symbol {found[0]!r}"
+        times = columns["ts_event"]
+        low, high = (times.value,) * 2 if isinstance(times, Same) else (min(times), max(times))
+        for at in (low, high):
+            if not start <= at <= end:
+                return f"an item at {at}, outside [{start}, {end}]"
+        if "resolution" in columns and not resolution.is_tick:
+            found = _other(columns["resolution"], resolution)
             if found is not None:
-                return f"an item of symbol {found[0]!r}"
-            times = columns["ts_event"]
-            low, high = (times.value,) * 2 if isinstance(times, Same) else (min(times), max(times))
-            for at in (low, high):
-                if not start <= at <= end:
-                    return f"an item at {at}, outside [{start}, {end}]"
-            if "resolution" in columns and not resolution.is_tick:
-                found = _other(columns["resolution"], resolution)
-                if found is not None:
-                    return f"an item of resolution {found[0]}"
-    except TypeError as exc:  # a planted column of another type: no comparison holds
-        raise DataFormatError(f"payload columns cannot be checked: {exc}") from None
+                return f"an item of resolution {found[0]}"
     if resolution.nanos > 0:
         return count_problem(key, counts, 0)
     return None
+
+
+def _checked(key: Key, blocks: Sequence[_codec.Block]) -> str | None:
+    """:func:`blocks_problem` of a file's blocks; a column that cannot be compared is
+    corrupt (a planted column of another type).
+
+    Raises:
+        DataFormatError: such a column.
+    """
+    try:
+        return blocks_problem(key, blocks)
+    except TypeError as exc:
+        raise DataFormatError(f"payload columns cannot be checked: {exc}") from None
 
 
 def _other(column: _codec.Column, wanted: object) -> tuple[object] | None:
@@ -242,7 +254,7 @@ class DiskTier:
             if problem is None:
                 blocks = _codec.decode_blocks(payload)
                 _codec.market_blocks(blocks)
-                problem = blocks_problem(key, blocks)
+                problem = _checked(key, blocks)
             if problem is None:
                 items: list[MarketData] = _codec.build(blocks)  # type: ignore[assignment]
         except DataFormatError as exc:
