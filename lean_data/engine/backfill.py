@@ -120,7 +120,8 @@ class Backfill:
     async def read_stored_series(self) -> None:
         """Learn which bar series storage holds (once, as it opens, before any feed runs):
         the first bar of a live series it does not hold is delivered at once instead of
-        parked while a lookup (an answer that waits for the loop) finds no stored bar."""
+        parked while a lookup (queued behind the storage writer's work) finds no stored
+        bar."""
         if self._persistence is None or not self.continuity.seed_from_storage:
             return
         try:

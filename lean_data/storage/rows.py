@@ -243,10 +243,16 @@ ROW_BUILDERS: Final[dict[type, tuple[int, RowBuilder]]] = {
 
 
 def market_entry(
-    item: object, feed: str, quality: Verdict | None, clock: Callable[[], int]
+    item: object,
+    feed: str,
+    quality: Verdict | None,
+    clock: Callable[[], int],
+    bar: tuple[Any, ...] | None = None,
+    tick: tuple[Any, ...] | None = None,
 ) -> tuple[int, Row]:
     """Return the table and row a store queues for ``item`` (``clock()`` stamps one that
-    has no receive time).
+    has no receive time). ``bar`` are a TradeBar's fields (:data:`BAR`), ``tick`` a Tick's
+    (:data:`TICK`), when the caller read them already (the pipeline has): not read again.
 
     Raises:
         TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
@@ -255,11 +261,11 @@ def market_entry(
     kind = type(item)
     # the models by identity, each builder called directly (a compiled call); through
     # ROW_BUILDERS, a dict lookup and a call of a Python object
-    if kind is _TRADE_BAR:
-        bar = _BAR(item)
+    if bar is not None or kind is _TRADE_BAR:
+        bar = _BAR(item) if bar is None else bar
         return BARS, _bar_row(bar, feed, quality, bar[BAR_TS_RECV] or clock())
-    if kind is _TICK:
-        tick = _TICK_FIELDS(item)
+    if tick is not None or kind is _TICK:
+        tick = _TICK_FIELDS(item) if tick is None else tick
         return TICKS, _tick_row(tick, feed, quality, tick[TICK_TS_RECV] or clock())
     if kind is _QUOTE_BAR:
         return QUOTE_BARS, quote_row(fields, feed, quality, fields.ts_recv or clock())
@@ -297,9 +303,8 @@ class MarketIntake:
         tick: tuple[Any, ...] | None = None,
     ) -> bool:
         """Queue :func:`market_entry`'s table and row without waiting; False when the queue
-        is full (nothing queued then). ``fields`` are an exact TradeBar's
-        (:data:`lean_data.slots.BAR`), ``tick`` an exact Tick's (:data:`lean_data.slots.TICK`),
-        when the caller read them already (the pipeline has): the row is built from them.
+        is full (nothing queued then). ``fields`` and ``tick`` as :func:`market_entry` takes
+        them.
 
         Raises:
             TypeError: ``item`` is not a TradeBar, QuoteBar or Tick (nor a subclass of one).
@@ -308,15 +313,7 @@ class MarketIntake:
         """
         if not self.accepting:
             self._refuse()
-        if fields is not None:
-            return self._queue.offer_leaf(
-                BARS, _bar_row(fields, feed, quality, fields[BAR_TS_RECV] or self._clock())
-            )
-        if tick is not None:
-            return self._queue.offer_leaf(
-                TICKS, _tick_row(tick, feed, quality, tick[TICK_TS_RECV] or self._clock())
-            )
-        table, row = market_entry(item, feed, quality, self._clock)
+        table, row = market_entry(item, feed, quality, self._clock, fields, tick)
         return self._queue.offer_leaf(table, row)
 
 
