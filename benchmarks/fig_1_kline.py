@@ -353,8 +353,10 @@ async def engine_run(
     *,
     db_path: Path | None = None,
     per_read: int = 1,
+    **config: Any,
 ) -> EngineRun:
-    """Run ``frames`` (default: all) through a fresh engine via MemoryBinanceFeed.
+    """Run ``frames`` (default: all) through a fresh engine via MemoryBinanceFeed;
+    ``config`` adds Config fields (studies only: every figure runs the defaults).
 
     Raises:
         RuntimeError: not every frame reached the callbacks, or some were judged INVALID.
@@ -363,7 +365,7 @@ async def engine_run(
     go, done = asyncio.Event(), asyncio.Event()
     sink = Sink(len(frames), done)
     feed = MemoryBinanceFeed(frames, go, per_read, channels=(workload.channel,))
-    engine = DataEngine(Config(db_path=db_path))
+    engine = DataEngine(Config(db_path=db_path, **config))
     engine.add_feed(feed)
     for callback in sink.callbacks:
         engine.add_data_callback(callback)

@@ -90,7 +90,7 @@ class Config:
             this many milliseconds, whichever comes first.
         storage_queue_size: capacity of the storage writer's queue.
         storage_switch_interval_s: while SQLite storage is open, the interpreter's GIL
-            switch interval is at most this (50 µs), so its worker thread is not starved
+            switch interval is at most this (5 µs), so its worker thread is not starved
             by a busy event loop (:mod:`lean_data.storage.gil`); None leaves it alone.
         retention_days: stored rows older than this are purged at start (0: keep all).
         metrics_interval_s: how often metrics are saved to storage (0: only at stop).
@@ -140,7 +140,7 @@ class Config:
     storage_batch_rows: int = 4_000  # figure 4: 0.65x of figure 1 at 1,000, 0.73x at 4,000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
-    storage_switch_interval_s: float | None = 0.00005
+    storage_switch_interval_s: float | None = 0.000005
     retention_days: float = 0.0
     metrics_interval_s: float = 60.0
     stop_timeout_s: float = 30.0

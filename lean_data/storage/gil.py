@@ -11,7 +11,10 @@ measured here with a flood of kline frames, a one-row SELECT for a restart seed 
 fills and holds the pipeline back).
 
 A switch interval shorter than a loop turn (:data:`INTERVAL_S`) lets the waiting thread's
-timer run out, so it asks for the GIL and gets it. While at least one store that uses a
+timer run out, so it asks for the GIL and gets it. A turn gets shorter as the engine gets
+faster: with the compiled package a busy turn is a few tens of microseconds, so the
+interval is a few microseconds. Only a thread that waits for the GIL makes the holder give it
+up; with none waiting a short interval costs nothing. While at least one store that uses a
 worker thread is open, :func:`share` keeps the interpreter's interval at most
 :data:`INTERVAL_S`; when the last one closes, :func:`unshare` puts back the interval it
 found, unless someone changed it meanwhile. ``Config(storage_switch_interval_s=None)``
@@ -25,10 +28,13 @@ import threading
 
 __all__ = ["INTERVAL_S", "share", "unshare"]
 
-INTERVAL_S = 0.00005
-"""50 µs: shorter than a busy loop's turn on a fast machine (200 µs was not: figure 4's rows
-to disk 0.53-0.55x of figure 1 there, 0.61-0.70x with 50 µs), long enough that switching
-costs little."""
+INTERVAL_S = 0.000005
+"""5 µs: shorter than a busy loop's turn. 200 µs was not (figure 4's rows to disk
+0.53-0.55x of figure 1 then); 50 µs was, until the compiled engine's turns got shorter: a
+4,000-row batch then waited ~10 ms for the worker to start, the writer fell behind and the
+queue filled (rows to disk 0.52-0.54x; 0.77-0.79x at 5 µs, on asyncio's loop and on uvloop;
+``benchmarks/results/2026-12-06-gil-interval-session14.txt``). Two CPU-bound threads lose the
+same ~14% to switching at 5 µs as at 50 µs."""
 
 _lock = threading.Lock()
 _holders = 0
