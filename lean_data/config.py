@@ -89,9 +89,10 @@ class Config:
         storage_batch_rows / storage_batch_ms: the writer commits after this many rows or
             this many milliseconds, whichever comes first.
         storage_queue_size: capacity of the storage writer's queue.
-        storage_switch_interval_s: while SQLite storage is open, the interpreter's GIL
-            switch interval is at most this (5 µs), so its worker thread is not starved
-            by a busy event loop (:mod:`lean_data.storage.gil`); None leaves it alone.
+        switch_interval_s: while the engine runs, the interpreter's GIL switch interval is
+            at most this (5 µs), so the threads it uses (SQLite's worker, history, backfill
+            and cache reads) are not starved by a busy event loop (:mod:`lean_data.gil`);
+            None leaves it alone.
         retention_days: stored rows older than this are purged at start (0: keep all).
         metrics_interval_s: how often metrics are saved to storage (0: only at stop).
         stop_timeout_s: how long ``stop()`` waits for queues to drain.
@@ -140,7 +141,7 @@ class Config:
     storage_batch_rows: int = 4_000  # figure 4: 0.65x of figure 1 at 1,000, 0.73x at 4,000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
-    storage_switch_interval_s: float | None = 0.000005
+    switch_interval_s: float | None = 0.000005
     retention_days: float = 0.0
     metrics_interval_s: float = 60.0
     stop_timeout_s: float = 30.0
@@ -178,7 +179,7 @@ class Config:
         for name in ("storage_batch_ms", "stop_timeout_s", "backfill_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"Config.{name} must be > 0, got {getattr(self, name)!r}")
-        check_switch_interval(self.storage_switch_interval_s, "Config.storage_switch_interval_s")
+        check_switch_interval(self.switch_interval_s, "Config.switch_interval_s")
         interval = self.book_snapshot_interval_s
         if interval is not None and not (
             isinstance(interval, int | float) and 0 <= interval < math.inf
@@ -479,7 +480,7 @@ def toml_repr(value: object) -> str:
 
 
 def check_switch_interval(value: object, name: str) -> None:
-    """Refuse a GIL switch interval (:mod:`lean_data.storage.gil`) that is not None nor a
+    """Refuse a GIL switch interval (:mod:`lean_data.gil`) that is not None nor a
     number of seconds in (0, 1].
 
     Raises:

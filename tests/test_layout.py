@@ -44,6 +44,7 @@ STAGES: dict[str, int] = {
     "lean_data.symbols": 0,
     "lean_data.config": 0,
     "lean_data.inbox": 0,
+    "lean_data.gil": 0,
     "lean_data.book": 0,
     "lean_data.quality": 1,
     "lean_data.analytics": 1,

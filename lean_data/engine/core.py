@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lean_data import gil
 from lean_data.analytics.frames import Bars, time_ns
 from lean_data.config import Config, OverflowPolicy
 from lean_data.engine.backfill import Backfill
@@ -105,6 +106,7 @@ class DataEngine:
 
     def __init__(self, config: Config | None = None, *, validator: DataValidator | None = None):
         self.config = config = config or Config()
+        self._gil_shared = False  # holding lean_data.gil's short switch interval (running)
         self.validator = validator or DataValidator(config.validation)
         self.quality = QualityTracker()
         self.metrics = metrics = DataMetrics()
@@ -199,11 +201,16 @@ class DataEngine:
         mismatch = loop_mismatch(self.config.loop)  # Config(loop="uvloop") under asyncio.run
         if mismatch is not None:
             log.warning("%s", mismatch)
-        await self._tasks.open()
-        try:  # the storage writer is one of the engine's tasks
-            self.persistence = await self._storage.open(self._tasks.group)
+        self._share_gil()
+        try:
+            await self._tasks.open()
+            try:  # the storage writer is one of the engine's tasks
+                self.persistence = await self._storage.open(self._tasks.group)
+            except BaseException:
+                await self._tasks.close(0)
+                raise
         except BaseException:
-            await self._tasks.close(0)
+            self._unshare_gil()
             raise
         self.state = EngineState.RUNNING
         spawn = self._tasks.spawn
@@ -216,6 +223,19 @@ class DataEngine:
         await self._registry.connect_all()
         for feed, symbol in self._book_subscriptions:
             await self._subscribe_book(feed, symbol)
+
+    def _share_gil(self) -> None:
+        """Keep the GIL switch interval short while running: the engine's threads (SQLite,
+        ``to_thread`` reads) must get the GIL from a busy loop (:mod:`lean_data.gil`)."""
+        interval = self.config.switch_interval_s
+        if interval is not None and not self._gil_shared:
+            gil.share(interval)
+            self._gil_shared = True
+
+    def _unshare_gil(self) -> None:
+        if self._gil_shared:
+            self._gil_shared = False
+            gil.unshare()
 
     def on_storage_failed(self, callback: Callable[[StorageFailure], Any]) -> None:
         """Call ``callback(failure)`` once when storage first loses rows (disk full, ...).
@@ -258,6 +278,7 @@ class DataEngine:
                 await self._tasks.close(self.config.stop_timeout_s)
             finally:
                 self._errors.close()
+                self._unshare_gil()
                 self.state = EngineState.CLOSED
         self._storage.raise_if_failed()
         for failed in closed:  # a feed that failed to close, after everything else closed

@@ -63,7 +63,7 @@ def create_storage(
         batch_ms=config.storage_batch_ms,
         queue_size=config.storage_queue_size,
         on_failure=on_failure,
-        switch_interval_s=config.storage_switch_interval_s,
+        switch_interval_s=None,  # the engine keeps the interval short while it runs
     )
 
 

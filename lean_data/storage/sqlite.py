@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 
+from lean_data import gil
 from lean_data.config import check_switch_interval
 from lean_data.errors import ConfigError, StorageError
-from lean_data.storage import gil
 from lean_data.storage import schema as sch
 from lean_data.storage.base import Storage
 from lean_data.storage.connect import connect
@@ -90,7 +90,7 @@ class DataPersistence(QueuedStore):
         check: run the start-up check (``quick_check`` reads the whole file: about
             0.3 s per 100 MB on a warm page cache, measured).
         switch_interval_s: while open, keep the interpreter's GIL switch interval at most
-            this long (:mod:`lean_data.storage.gil`: without it, a busy event loop starves
+            this long (:mod:`lean_data.gil`: without it, a busy event loop starves
             the SQLite thread); None leaves it alone.
 
     Raises:

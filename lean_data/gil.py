@@ -1,23 +1,28 @@
-"""Let a storage thread have the GIL while the event loop is busy.
+"""Let the engine's worker threads have the GIL while the event loop is busy.
 
-SQLite is reached through a worker thread (aiosqlite), and every call into SQLite gives the
-GIL up and must take it back. CPython hands the GIL to a waiting thread when the holder
-has kept it for a whole switch interval (5 ms by default) *without letting it go*; but a
-busy asyncio loop lets it go on every turn (its ``select`` with a zero timeout, every few
-hundred microseconds) and takes it straight back, and each of those releases restarts the
-waiting thread's 5 ms timer. So under load the worker waits until the loop runs dry:
-measured here with a flood of kline frames, a one-row SELECT for a restart seed took
-~380 ms instead of ~1 ms, and every batch of rows stalled like it (the storage queue then
-fills and holds the pipeline back).
+The engine reaches some things through threads: SQLite (aiosqlite's worker, every call
+into SQLite gives the GIL up and must take it back), and ``asyncio.to_thread`` for history
+reads, the disk cache, backfill through alpaca-py's blocking client, the trading calendar.
+CPython hands the GIL to a waiting thread when the holder has kept it for a whole switch
+interval (5 ms by default) *without letting it go*; but a busy asyncio loop lets it go on
+every turn (its ``select`` with a zero timeout) and takes it straight back, and each of
+those releases restarts the waiting thread's timer. So under load a thread waits until the
+loop runs dry: measured with a flood of kline frames, a one-row SELECT for a restart seed
+took ~380 ms instead of ~1 ms, every batch of rows stalled like it (the storage queue then
+fills and holds the pipeline back), and with no storage at all a ``to_thread`` call that
+does nothing took up to ~600 ms.
 
 A switch interval shorter than a loop turn (:data:`INTERVAL_S`) lets the waiting thread's
 timer run out, so it asks for the GIL and gets it. A turn gets shorter as the engine gets
 faster: with the compiled package a busy turn is a few tens of microseconds, so the
-interval is a few microseconds. Only a thread that waits for the GIL makes the holder give it
-up; with none waiting a short interval costs nothing. While at least one store that uses a
-worker thread is open, :func:`share` keeps the interpreter's interval at most
-:data:`INTERVAL_S`; when the last one closes, :func:`unshare` puts back the interval it
-found, unless someone changed it meanwhile. ``Config(storage_switch_interval_s=None)``
+interval is a few microseconds. Only a thread that waits for the GIL makes the holder give
+it up; with none waiting a short interval costs nothing.
+
+One owner: a running :class:`~lean_data.DataEngine` (``Config.switch_interval_s``, from
+``start()`` to ``stop()``), or a :class:`~lean_data.storage.sqlite.DataPersistence` used on
+its own (while open). :func:`share` keeps the interpreter's interval at most the given one
+while at least one holder is in; when the last one leaves, :func:`unshare` puts back the
+interval it found, unless someone changed it meanwhile. ``Config(switch_interval_s=None)``
 leaves the interpreter alone.
 """
 

@@ -1,5 +1,5 @@
-"""While SQLite storage is open, the GIL switch interval lets its worker thread in
-(lean_data.storage.gil); closed, the interpreter gets its own interval back."""
+"""While an engine runs (or a standalone SQLite store is open), the GIL switch interval lets
+its worker threads in (lean_data.gil); after, the interpreter gets its own interval back."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lean_data import Config, DataEngine
-from lean_data.errors import ConfigError
-from lean_data.storage import gil
+from lean_data import Config, DataEngine, gil
+from lean_data.errors import ConfigError, StorageError
 from lean_data.storage.sqlite import DataPersistence
 
 
@@ -52,19 +51,45 @@ async def test_an_interval_changed_meanwhile_is_not_overwritten_at_close(tmp_pat
     assert sys.getswitchinterval() == pytest.approx(0.001)
 
 
-async def test_the_engine_shares_while_it_stores_and_the_config_can_turn_it_off(
-    tmp_path: Path,
-) -> None:
-    async with DataEngine(Config(db_path=tmp_path / "e.db")):
-        assert sys.getswitchinterval() == pytest.approx(gil.INTERVAL_S)
-    assert sys.getswitchinterval() == pytest.approx(0.005)
-    async with DataEngine(Config(db_path=tmp_path / "f.db", storage_switch_interval_s=None)):
+async def test_the_engine_shares_while_it_runs_with_or_without_storage(tmp_path: Path) -> None:
+    for db_path in (tmp_path / "e.db", None):
+        engine = DataEngine(Config(db_path=db_path))
+        assert sys.getswitchinterval() == pytest.approx(0.005)  # not before start
+        async with engine:
+            assert sys.getswitchinterval() == pytest.approx(gil.INTERVAL_S)
         assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+async def test_none_in_the_config_leaves_the_interval_alone(tmp_path: Path) -> None:
+    for db_path in (tmp_path / "f.db", None):
+        async with DataEngine(Config(db_path=db_path, switch_interval_s=None)):
+            assert sys.getswitchinterval() == pytest.approx(0.005)  # its store does not either
+
+
+async def test_the_interval_is_given_back_when_start_fails(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 512)
+    engine = DataEngine(Config(db_path=junk))
+    with pytest.raises(StorageError, match="not a database"):
+        await engine.start()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    await engine.stop()  # a NEW engine closes without having shared
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+async def test_two_engines_share_until_the_last_stops() -> None:
+    first, second = DataEngine(Config(db_path=None)), DataEngine(Config(db_path=None))
+    await first.start()
+    await second.start()
+    await first.stop()
+    assert sys.getswitchinterval() == pytest.approx(gil.INTERVAL_S)  # the second still runs
+    await second.stop()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, 2.0, True, "0.001", float("nan")])
 def test_a_bad_interval_is_refused_in_one_line(tmp_path: Path, bad: object) -> None:
-    with pytest.raises(ConfigError, match="storage_switch_interval_s must be in"):
-        Config(db_path=tmp_path / "e.db", storage_switch_interval_s=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"Config\.switch_interval_s must be in"):
+        Config(db_path=tmp_path / "e.db", switch_interval_s=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="switch_interval_s must be in"):
         DataPersistence(tmp_path / "e.db", switch_interval_s=bad)  # type: ignore[arg-type]
