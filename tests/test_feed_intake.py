@@ -6,6 +6,7 @@ with the hot path; these tests run on both builds (tests/conftest.py marks them 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,22 +161,23 @@ def test_hand_over_is_emit_many_short_of_waiting() -> None:
 
     feed = IdleFeed("f")
     with pytest.raises(EngineStateError, match="not attached"):
-        hand_over(feed, [_bar(0)])
+        hand_over(feed, [_bar(0)], 1)
     sink = Sink()
     feed.attach(sink)  # type: ignore[arg-type]
-    assert hand_over(feed, []) is None
+    assert hand_over(feed, [], 1) is None
     kept = _bar(1, ts_recv=5)
-    assert hand_over(feed, [kept]) is None
+    assert hand_over(feed, [kept], 1) is None
     assert sink.offered == [("f", [kept])]
     sink.full = True
-    waiting = hand_over(feed, [_bar(2), kept])
+    now = time.time_ns()  # the read's receipt time
+    waiting = hand_over(feed, [_bar(2), kept], now)
     assert waiting is not None
-    assert waiting[0].ts_recv > 0  # stamped: the copy the engine gets
+    assert waiting[0].ts_recv == now  # stamped: the copy the engine gets
     assert waiting[1] is kept
     assert feed.messages_emitted == 3
     assert feed.last_seen["BTC/USDT"] == feed.last_message_ns == waiting[0].ts_recv
     with pytest.raises(TypeError, match="emit_many\\(\\) takes"):
-        hand_over(feed, [object()])  # type: ignore[list-item]
+        hand_over(feed, [object()], 1)  # type: ignore[list-item]
 
 
 def test_hand_over_sees_every_symbol_of_a_mixed_read_whatever_its_order() -> None:
@@ -202,9 +204,10 @@ def test_hand_over_sees_every_symbol_of_a_mixed_read_whatever_its_order() -> Non
         feed.attach(sink)  # type: ignore[arg-type]
         from lean_data.feeds.intake import hand_over
 
-        assert hand_over(feed, items) is None
+        now = time.time_ns()  # the read's receipt time
+        assert hand_over(feed, items, now) is None
         ((_, handed),) = sink.offered
-        now = feed.last_message_ns
+        assert feed.last_message_ns == now
         assert feed.last_seen == {item.symbol: now for item in items}
         for got, given in zip(handed, items, strict=True):
             if given.ts_recv:

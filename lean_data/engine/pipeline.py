@@ -427,12 +427,12 @@ class Pipeline:
             buffer.add(item)
         later = self._fanout.deliver(symbol, item, level, late)
         live = self._liveness.get(feed, False)
-        if tick is None:
-            latency = delivery_latency_ns(live, item, fields)
+        if tick is None:  # the latency boxed once, for the tracker and the metrics
+            latency: Any = delivery_latency_ns(live, item, fields)
             ts_event = _NO_TS  # record_in reads it from the fields or the item
-        else:
-            ts_event = tick[TICK_TS_EVENT]
-            latency = tick_latency_ns(live, ts_event, tick[TICK_TS_RECV])
+        else:  # both times read first: a native int is not spilled around a generic read
+            ts_event, received = tick[TICK_TS_EVENT], tick[TICK_TS_RECV]
+            latency = tick_latency_ns(live, ts_event, received)
         if record is not None and (counters := record.counters) is not None:  # at hand
             self._quality.record_in(
                 counters, record.clock, item, verdict, latency, fields, ts_event

@@ -140,18 +140,21 @@ class FeedIntake:
             EngineStateError: the feed is not attached to an engine.
             TypeError: an item is not a model object (nothing is handed over then).
         """
-        handed = hand_over(self, items)
+        handed = hand_over(self, items, _NOW())
         if handed is not None:  # the inbox has no room for them yet
             await self._sink.accept_many(self.name, handed)
 
 
-def hand_over(feed: FeedIntake, items: Sequence[Emitted]) -> Sequence[Any] | None:
+def hand_over(feed: FeedIntake, items: Sequence[Emitted], now: Any) -> Sequence[Any] | None:
     """What :meth:`FeedIntake.emit_many` does short of waiting: stamp ``ts_recv`` where it is
     0, count, and offer the items to the engine in one inbox operation. Returns None when
     they were taken (or there were none), else the items as stamped, which the caller hands
     over with ``feed._sink.accept_many`` (it waits for room). The read loop
     (:mod:`lean_data.feeds.reading`) calls it directly for a feed that keeps the base
     ``emit_many``: no coroutine per read.
+
+    ``now`` is the receipt time (``time.time_ns()``, an int kept as the object it is: a
+    native int would be boxed anew for each store), the read's own for the read loop.
 
     Raises:
         EngineStateError: the feed is not attached to an engine.
@@ -162,12 +165,10 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted]) -> Sequence[Any] | Non
     sink = feed._sink
     if sink is None:
         raise EngineStateError(f"feed {feed.name!r} is not attached to a running engine")
-    now = _NOW()
-    boxed: Any = now  # stored per item: a native int would be boxed anew each time
     last_seen = feed.last_seen
     stamped: list[Any] | None = None
     # the plain leading items in one C call (none without it); the rest one by one
-    for index in range(_MARK_SEEN(items, last_seen, boxed, _RECEIPTS), len(items)):
+    for index in range(_MARK_SEEN(items, last_seen, now, _RECEIPTS), len(items)):
         item = items[index]
         receipt = _receipt(item)
         if receipt is None:
@@ -177,8 +178,8 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted]) -> Sequence[Any] | Non
         if receipt[0] == 0:
             if stamped is None:
                 stamped = list(items)
-            stamped[index] = _COPY(item, _TS_RECV, boxed, _OWN_COPY)  # with_ts_recv
-        last_seen[receipt[1]] = boxed
+            stamped[index] = _COPY(item, _TS_RECV, now, _OWN_COPY)  # with_ts_recv
+        last_seen[receipt[1]] = now
     handed: Sequence[Any] = items if stamped is None else stamped
     feed.last_message_ns = now
     feed.messages_emitted += len(handed)

@@ -44,7 +44,11 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
         frames: Any = await ws.recv_batch()
         if not frames:
             return
-        now = _NOW()
+        if type(frames) is not list:  # a transport's own sequence: read by index below
+            frames = list(frames)
+        # the read's receipt time, for its items and the hand-over: one clock read, kept as
+        # the int object it is (passed on, a native int would be boxed at every call)
+        now: Any = _NOW()
         items: list[Any] = []
         index, count = 0, len(frames)
         while index < count:
@@ -73,5 +77,5 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
                 items.append(message)
         if not plain:
             await feed.emit_many(items)
-        elif (waiting := hand_over(feed, items)) is not None:  # the inbox has no room yet
+        elif (waiting := hand_over(feed, items, now)) is not None:  # the inbox has no room yet
             await feed._sink.accept_many(feed.name, waiting)

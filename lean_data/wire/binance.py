@@ -298,9 +298,9 @@ _RECHECK: Final = (*TYPED_MISS, FeedProtocolError)
 
 
 def take_items(
-    frames: Sequence[bytes | str],
+    frames: list[bytes | str],
     start: int,
-    ts_recv: int,
+    ts_recv: Any,
     symbols: Mapping[str, str] | None,
     items: list[Any],
 ) -> tuple[int, ParsedMessage | None]:
@@ -311,7 +311,8 @@ def take_items(
     Returns that frame's index and, when it decoded, its message (an in-progress bar, an
     ack, a venue error, another event), for the feed to handle as :func:`parse_message`'s
     result; None when it does not decode (the feed decodes it again to report why).
-    ``(len(frames), None)`` when every frame was taken.
+    ``(len(frames), None)`` when every frame was taken. ``ts_recv`` is the read's receipt
+    time (an int, kept as the object it is: compiled, a native int is boxed at each call).
 
     With the compiled package, a kline or an aggTrade spelled the usual way is read by the C
     reader (``lean_data._binance``: the same item in one pass); every other frame by
