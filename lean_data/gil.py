@@ -51,11 +51,12 @@ def share(interval_s: float = INTERVAL_S) -> None:
     """Keep the switch interval at most ``interval_s`` until the matching :func:`unshare`."""
     global _holders, _found, _set
     with _lock:
-        if _holders == 0:
-            current = sys.getswitchinterval()
-            if current > interval_s:
-                sys.setswitchinterval(interval_s)
-                _found, _set = current, sys.getswitchinterval()
+        current = sys.getswitchinterval()
+        if current > interval_s:  # a later holder may ask for a shorter one than the first
+            sys.setswitchinterval(interval_s)
+            if _found is None:
+                _found = current
+            _set = sys.getswitchinterval()
         _holders += 1
 
 

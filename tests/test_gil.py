@@ -77,6 +77,19 @@ async def test_the_interval_is_given_back_when_start_fails(tmp_path: Path) -> No
     assert sys.getswitchinterval() == pytest.approx(0.005)
 
 
+async def test_a_later_holder_asking_for_less_gets_it_and_the_last_restores() -> None:
+    slow = DataEngine(Config(db_path=None, switch_interval_s=0.001))
+    fast = DataEngine(Config(db_path=None))
+    await slow.start()
+    assert sys.getswitchinterval() == pytest.approx(0.001)
+    await fast.start()
+    assert sys.getswitchinterval() == pytest.approx(gil.INTERVAL_S)
+    await fast.stop()
+    assert sys.getswitchinterval() == pytest.approx(gil.INTERVAL_S)  # kept until the last
+    await slow.stop()
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # the interval found at first
+
+
 async def test_two_engines_share_until_the_last_stops() -> None:
     first, second = DataEngine(Config(db_path=None)), DataEngine(Config(db_path=None))
     await first.start()
