@@ -32,10 +32,20 @@
  * first other item and returns its index (len(items) when it took them all), for the
  * caller's own loop to go on from there. Per item, a type check and two slot reads where
  * the compiled loop made a reader call and a tuple.
+ *
+ * plain_tick(fields, skew_ns, now) and plain_bar(fields, skew_ns, now) are the screen's
+ * one-expression checks (lean_data.quality.screen: _plain_tick and _plain_bar, the pure
+ * twins, define them) over a Tick's or a TradeBar's fields tuple: True when every value is
+ * plainly sane, False when one is not, each exactly where the pure twin answers so. None
+ * where they do not read a value as the twin does (a number that is not an exact float, a
+ * skew or a clock's answer that is not an exact int of 64 bits, the limits not given yet):
+ * the caller asks the pure twin then. The limits, the TickType members, the Resolution
+ * class and the tuples' indexes are the screen's, given once by screen_limits().
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 
 typedef struct {
     PyObject_HEAD
@@ -412,10 +422,279 @@ mark_seen(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(i);
 }
 
+/* ---------------------------------------------------------------- the screen's checks */
+
+enum { T_TS, T_RECV, T_SYMBOL, T_TYPE, T_PRICE, T_SIZE, T_BID, T_ASK, T_BID_SIZE,
+       T_ASK_SIZE, T_EXCHANGE, T_CONDITION, T_TRADE_ID, T_COUNT };
+enum { B_TS, B_RECV, B_SYMBOL, B_OPEN, B_HIGH, B_LOW, B_CLOSE, B_VOLUME, B_REVISION,
+       B_RESOLUTION, B_CLOSED, B_BACKFILLED, B_COUNT };
+
+static int SCREEN_READY = 0;
+static long long MIN_EVENT, FAST_MAX;
+static double MAX_PRICE, MAX_SIZE;
+static PyObject *TRADE_TYPE, *QUOTE_TYPE, *RESOLUTION_TYPE;  /* strong references */
+static Py_ssize_t TICK_AT[T_COUNT], BAR_AT[B_COUNT], TICK_LEN, BAR_LEN;
+
+/* ``value`` as a C long long: 1 when it is an exact int of 64 bits, else 0 (no error). */
+static int
+exact_int64(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value)) {
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* A str of ASCII characters only (str.isascii of an exact str). -1 on error. */
+static int
+ascii_text(PyObject *value)
+{
+    if (!PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(value) < 0) {
+        return -1;
+    }
+#endif
+    return PyUnicode_IS_ASCII(value) ? 1 : 0;
+}
+
+#define NOT_READ 2  /* a value the C reading does not take: the pure twin answers */
+
+/* _plain_times: 1 plain, 0 not, NOT_READ, -1 when the clock raised. A time that is not an
+ * exact int, or one beyond int64, fails the twin's own type or range test: 0, as there. */
+static int
+plain_times(PyObject *ts, PyObject *recv, PyObject *symbol, PyObject *skew, PyObject *now)
+{
+    long long t, r, limit, base;
+    if (!exact_int64(ts, &t) || !exact_int64(recv, &r)) {
+        return 0;
+    }
+    if (t < MIN_EVENT || t > FAST_MAX || r < 0 || r > FAST_MAX) {
+        return 0;
+    }
+    if (!exact_int64(skew, &limit)) {
+        return NOT_READ;
+    }
+    base = r;
+    if (base == 0) {  /* no receive time: the clock, read only then */
+        PyObject *clock = PyObject_CallNoArgs(now);
+        if (clock == NULL) {
+            return -1;
+        }
+        int read = exact_int64(clock, &base);
+        Py_DECREF(clock);
+        if (!read || base < 0) {
+            return NOT_READ;  /* the twin reads the clock again, as it does */
+        }
+    }
+    if (t - base > limit) {  /* t in [MIN_EVENT, 2**62), base in [0, 2**63): no overflow */
+        return 0;
+    }
+    return ascii_text(symbol);
+}
+
+static int
+floats(PyObject *const *values, Py_ssize_t count, double *out)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyFloat_CheckExact(values[i])) {
+            return 0;
+        }
+        out[i] = PyFloat_AS_DOUBLE(values[i]);
+    }
+    return 1;
+}
+
+static PyObject *
+plain_answer(int answer)
+{
+    if (answer < 0) {
+        return NULL;
+    }
+    if (answer == NOT_READ) {
+        Py_RETURN_NONE;
+    }
+    return PyBool_FromLong(answer);
+}
+
+static PyObject *
+plain_tick(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "plain_tick(fields, skew_ns, now)");
+        return NULL;
+    }
+    PyObject *f = args[0];
+    if (!SCREEN_READY || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != TICK_LEN) {
+        Py_RETURN_NONE;
+    }
+#define TF(k) PyTuple_GET_ITEM(f, TICK_AT[k])
+    int plain = plain_times(TF(T_TS), TF(T_RECV), TF(T_SYMBOL), args[1], args[2]);
+    if (plain <= 0) {
+        return plain_answer(plain);
+    }
+    PyObject *numbers[6] = {TF(T_PRICE), TF(T_SIZE), TF(T_BID), TF(T_ASK), TF(T_BID_SIZE),
+                            TF(T_ASK_SIZE)};
+    double v[6];
+    if (!floats(numbers, 6, v)) {
+        Py_RETURN_NONE;  /* an int or another number: the twin compares it as it is */
+    }
+    double price = v[0], size = v[1], bid = v[2], ask = v[3], bid_size = v[4], ask_size = v[5];
+    PyObject *type = TF(T_TYPE);
+    int sane;
+    if (type == TRADE_TYPE) {
+        sane = 0.0 < price && price <= MAX_PRICE && 0.0 <= size && size <= MAX_SIZE
+            && -MAX_PRICE <= bid && bid <= MAX_PRICE && -MAX_PRICE <= ask && ask <= MAX_PRICE
+            && -MAX_SIZE <= bid_size && bid_size <= MAX_SIZE
+            && -MAX_SIZE <= ask_size && ask_size <= MAX_SIZE;
+    }
+    else if (type == QUOTE_TYPE) {
+        sane = 0.0 < bid && bid <= ask && ask <= MAX_PRICE
+            && 0.0 <= bid_size && bid_size <= MAX_SIZE && 0.0 <= ask_size && ask_size <= MAX_SIZE
+            && -MAX_PRICE <= price && price <= MAX_PRICE && -MAX_SIZE <= size && size <= MAX_SIZE;
+    }
+    else {
+        sane = 0;
+    }
+    if (!sane) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *texts[3] = {TF(T_EXCHANGE), TF(T_CONDITION), TF(T_TRADE_ID)};
+#undef TF
+    for (int i = 0; i < 3; i++) {
+        int text = ascii_text(texts[i]);
+        if (text <= 0) {
+            return plain_answer(text);
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+plain_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "plain_bar(fields, skew_ns, now)");
+        return NULL;
+    }
+    PyObject *f = args[0];
+    if (!SCREEN_READY || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != BAR_LEN) {
+        Py_RETURN_NONE;
+    }
+#define BF(k) PyTuple_GET_ITEM(f, BAR_AT[k])
+    int plain = plain_times(BF(B_TS), BF(B_RECV), BF(B_SYMBOL), args[1], args[2]);
+    if (plain <= 0) {
+        return plain_answer(plain);
+    }
+    PyObject *numbers[5] = {BF(B_OPEN), BF(B_HIGH), BF(B_LOW), BF(B_CLOSE), BF(B_VOLUME)};
+    double v[5];
+    if (!floats(numbers, 5, v)) {
+        Py_RETURN_NONE;  /* an int or another number: the twin compares it as it is */
+    }
+    double o = v[0], h = v[1], lo = v[2], c = v[3], volume = v[4];
+    long long revision;
+    int sane = 0.0 < lo && lo <= o && o <= h && h <= MAX_PRICE && lo <= c && c <= h
+        && 0.0 <= volume && volume <= MAX_SIZE
+        && exact_int64(BF(B_REVISION), &revision) && 0 <= revision && revision <= FAST_MAX
+        && (PyObject *)Py_TYPE(BF(B_RESOLUTION)) == RESOLUTION_TYPE
+        && PyBool_Check(BF(B_CLOSED)) && PyBool_Check(BF(B_BACKFILLED));
+#undef BF
+    return PyBool_FromLong(sane);
+}
+
+/* The indexes of a fields tuple, ``count`` of them, each in [0, length). */
+static int
+read_indexes(PyObject *given, Py_ssize_t *out, Py_ssize_t count, Py_ssize_t length)
+{
+    if (!PyTuple_CheckExact(given) || PyTuple_GET_SIZE(given) != count) {
+        PyErr_Format(PyExc_TypeError, "screen_limits: expected a tuple of %zd indexes", count);
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(given, i));
+        if (at == -1 && PyErr_Occurred()) {
+            return 0;
+        }
+        if (at < 0 || at >= length) {
+            PyErr_Format(PyExc_ValueError, "screen_limits: index %zd outside %zd fields", at,
+                         length);
+            return 0;
+        }
+        out[i] = at;
+    }
+    return 1;
+}
+
+static PyObject *
+screen_limits(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError,
+                        "screen_limits(min_event_ns, fast_max, max_price, max_size, trade, "
+                        "quote, resolution, tick_indexes, tick_length, bar_indexes, bar_length)");
+        return NULL;
+    }
+    long long min_event, fast_max;
+    if (!exact_int64(args[0], &min_event) || !exact_int64(args[1], &fast_max)) {
+        PyErr_SetString(PyExc_TypeError, "screen_limits: the times are ints of 64 bits");
+        return NULL;
+    }
+    double max_price = PyFloat_AsDouble(args[2]), max_size = PyFloat_AsDouble(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t tick_len = PyLong_AsSsize_t(args[8]), bar_len = PyLong_AsSsize_t(args[10]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_ssize_t tick_at[T_COUNT], bar_at[B_COUNT];
+    if (!read_indexes(args[7], tick_at, T_COUNT, tick_len)
+        || !read_indexes(args[9], bar_at, B_COUNT, bar_len)) {
+        return NULL;
+    }
+    if (!PyType_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "screen_limits: resolution is a class");
+        return NULL;
+    }
+    Py_INCREF(args[4]);
+    Py_INCREF(args[5]);
+    Py_INCREF(args[6]);
+    Py_XSETREF(TRADE_TYPE, args[4]);
+    Py_XSETREF(QUOTE_TYPE, args[5]);
+    Py_XSETREF(RESOLUTION_TYPE, args[6]);
+    MIN_EVENT = min_event;
+    FAST_MAX = fast_max;
+    MAX_PRICE = max_price;
+    MAX_SIZE = max_size;
+    memcpy(TICK_AT, tick_at, sizeof tick_at);
+    memcpy(BAR_AT, bar_at, sizeof bar_at);
+    TICK_LEN = tick_len;
+    BAR_LEN = bar_len;
+    SCREEN_READY = 1;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"mark_seen", (PyCFunction)(void (*)(void))mark_seen, METH_FASTCALL,
      "mark_seen(items, last_seen, now, readers): last_seen[symbol] = now for the leading "
      "items it can read; the index of the first it did not take."},
+    {"plain_tick", (PyCFunction)(void (*)(void))plain_tick, METH_FASTCALL,
+     "plain_tick(fields, skew_ns, now): True when a Tick's fields are plainly sane "
+     "(lean_data.quality.screen._plain_tick), False when not, None when not read here."},
+    {"plain_bar", (PyCFunction)(void (*)(void))plain_bar, METH_FASTCALL,
+     "plain_bar(fields, skew_ns, now): True when a TradeBar's fields are plainly sane "
+     "(lean_data.quality.screen._plain_bar), False when not, None when not read here."},
+    {"screen_limits", (PyCFunction)(void (*)(void))screen_limits, METH_FASTCALL,
+     "screen_limits(...): the screen's limits, kinds and field indexes, given once."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,3 +21,23 @@ class Slots:
 def mark_seen(
     items: Any, last_seen: dict[str, int], now: int, readers: tuple[Slots, ...], /
 ) -> int: ...
+def plain_tick(
+    fields: tuple[Any, ...], skew_ns: object, now: Callable[[], int], /
+) -> bool | None: ...
+def plain_bar(
+    fields: tuple[Any, ...], skew_ns: object, now: Callable[[], int], /
+) -> bool | None: ...
+def screen_limits(
+    min_event_ns: int,
+    fast_max: int,
+    max_price: float,
+    max_size: float,
+    trade: object,
+    quote: object,
+    resolution: type,
+    tick_indexes: tuple[int, ...],
+    tick_length: int,
+    bar_indexes: tuple[int, ...],
+    bar_length: int,
+    /,
+) -> None: ...

@@ -50,7 +50,7 @@ COMPILED_MODULES = frozenset(
         "test_storage_rows_c",
         "test_sqlite_rows_c",
         "test_storage_failures",
-        "test_storage_gil",
+        "test_gil",
         "test_wire_numbers",
         "test_hot_paths",
         # the engine's compiled inbox and pipeline, and the hand-over into it

@@ -87,6 +87,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[MarketData], MarketData], str, str]] = {
     "huge_int_size": (_on(_size_field, 2**64), "absurd_value", "bqt"),
     "huge_size": (_on(_size_field, 1e308), "absurd_value", "bqt"),
     "huge_price": (_on(_price_field, 1e308), "absurd_value", "bqt"),
+    "none_price": (_on(_price_field, None), "absurd_value", "bqt"),
+    "text_size": (_on(_size_field, "1"), "absurd_value", "bqt"),
     "nan_price": (_on(_price_field, float("nan")), "non_finite_price", "bt"),
     "inf_price": (_on(_price_field, float("inf")), "non_finite_price", "bt"),
     "surrogate_symbol": (_set("symbol", lambda s: s + "\ud800"), "bad_text", "bqt"),
@@ -409,3 +411,141 @@ async def test_a_failed_read_of_the_stored_series_looks_every_series_up(
         "reading which bar series storage holds failed (OSError('disk I/O error')): every "
         "live series' first bar waits for a lookup of its newest stored bar"
     ]
+
+
+# The screen's one-expression checks: C (lean_data._slots, the compiled build) and the pure
+# twins (lean_data.quality.screen) must give the same answer wherever C answers (None: a
+# value it does not read, the twin answers), and C must answer for plain values.
+_INT64 = 2**63
+_TIMES = st.one_of(
+    st.sampled_from([0, 1, 365 * 86_400 * 10**9 - 1, 365 * 86_400 * 10**9, 2**62 - 1, 2**62,
+                     _INT64 - 1, _INT64, -1, 1.7e18, True, None, "1"]),
+    st.integers(1_600_000_000 * 10**9, 1_800_000_000 * 10**9),
+)  # fmt: skip
+_NUMBERS = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e12, 1e12 + 1e-3, 1e18, 2e18, float("nan"),
+                     float("inf"), float("-inf"), 5, True, None]),
+    st.floats(-1e13, 1e13),
+)  # fmt: skip
+_TEXTS = st.one_of(st.sampled_from(["BTC/USDT", "", "é", "\ud800", b"x", None, 7]), st.text())
+
+
+def _plain_checks() -> tuple[Any, Any, Any, Any]:
+    from lean_data.quality import screen as module
+
+    if module._PLAIN_TICK is module._plain_tick:
+        pytest.skip("the C checks are built with the compiled package")
+    return module._PLAIN_TICK, module._plain_tick, module._PLAIN_BAR, module._plain_bar
+
+
+def _read_in_c(times: Sequence[Any], numbers: Sequence[Any], skew: Any) -> bool:
+    """Whether the C checks read every value (numbers that are exact floats, ints of 64
+    bits) and so must answer, not leave it to the pure twin."""
+    ints = all(type(t) is int and -_INT64 <= t < _INT64 for t in (*times, skew))
+    return ints and all(type(n) is float for n in numbers)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    times=st.tuples(_TIMES, _TIMES),
+    numbers=st.lists(_NUMBERS, min_size=6, max_size=6),
+    texts=st.lists(_TEXTS, min_size=4, max_size=4),
+    kind=st.sampled_from(["trade", "quote", "other"]),
+    skew=st.sampled_from([10**9, 0, -(10**9), 2**64]),
+    clock=st.sampled_from([1_700_000_000 * 10**9, 0, 2**64, "x"]),
+)
+def test_the_c_plain_tick_answers_as_the_pure_twin(
+    times: tuple[Any, Any], numbers: list[Any], texts: list[Any], kind: str, skew: int, clock: Any
+) -> None:
+    from lean_data.models import TickType
+    from lean_data.slots import TICK
+
+    c_check, pure_check, _, _ = _plain_checks()
+    tick_type = {"trade": TickType.TRADE, "quote": TickType.QUOTE, "other": "trade"}[kind]
+    base = Tick("A", 1_700_000_000 * 10**9, 1.0, 1.0, TickType.TRADE, ts_recv=1)
+    fields = list(TICK(base))
+    from lean_data import slots as s
+
+    for index, value in zip(
+        (s.TICK_TS_EVENT, s.TICK_TS_RECV, s.TICK_PRICE, s.TICK_SIZE, s.TICK_BID_PRICE,
+         s.TICK_ASK_PRICE, s.TICK_BID_SIZE, s.TICK_ASK_SIZE, s.TICK_SYMBOL, s.TICK_EXCHANGE,
+         s.TICK_CONDITION, s.TICK_TRADE_ID, s.TICK_TYPE),
+        (*times, *numbers, *texts, tick_type),
+        strict=True,
+    ):  # fmt: skip
+        fields[index] = value
+    f = tuple(fields)
+
+    def now() -> Any:
+        return clock
+
+    try:
+        pure = pure_check(f, skew, now)
+    except TypeError:  # the clock's answer is not a number: the pure twin raises there
+        assert clock == "x"
+        pure = None
+    answer = c_check(f, skew, now)
+    assert answer in (True, False, None)
+    if answer is not None:  # answered in C: what the pure twin answers
+        assert answer is pure, (f, skew, clock)
+    if pure is not None and _read_in_c((*times, clock), numbers, skew):
+        assert answer is not None, (f, skew, clock)  # plain values are read in C
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    times=st.tuples(_TIMES, _TIMES),
+    numbers=st.lists(_NUMBERS, min_size=5, max_size=5),
+    symbol=_TEXTS,
+    revision=st.sampled_from([0, 3, 2**62 - 1, 2**62, -1, 1.0, True, None]),
+    flags=st.tuples(*[st.sampled_from([True, False, 0, 1, None])] * 2),
+    resolution=st.sampled_from(["MINUTE", "minute", None]),
+    skew=st.sampled_from([10**9, 0, 2**64]),
+)
+def test_the_c_plain_bar_answers_as_the_pure_twin(
+    times: tuple[Any, Any],
+    numbers: list[Any],
+    symbol: Any,
+    revision: Any,
+    flags: tuple[Any, Any],
+    resolution: Any,
+    skew: int,
+) -> None:
+    from lean_data import slots as s
+    from lean_data.models import Resolution
+
+    _, _, c_check, pure_check = _plain_checks()
+    base = TradeBar("A", 1_700_000_000 * 10**9, 1.0, 2.0, 0.5, 1.5, 10.0, ts_recv=1)
+    fields = list(s.BAR(base))
+    kept = Resolution.MINUTE if resolution == "MINUTE" else resolution
+    for index, value in zip(
+        (s.BAR_TS_EVENT, s.BAR_TS_RECV, s.BAR_OPEN, s.BAR_HIGH, s.BAR_LOW, s.BAR_CLOSE,
+         s.BAR_VOLUME, s.BAR_SYMBOL, s.BAR_REVISION, s.BAR_CLOSED, s.BAR_BACKFILLED,
+         s.BAR_RESOLUTION),
+        (*times, *numbers, symbol, revision, *flags, kept),
+        strict=True,
+    ):  # fmt: skip
+        fields[index] = value
+    f = tuple(fields)
+
+    def now() -> int:
+        return 1_700_000_000 * 10**9
+
+    pure = pure_check(f, skew, now)
+    answer = c_check(f, skew, now)
+    if answer is not None:  # answered in C: what the pure twin answers
+        assert answer is pure, (f, skew)
+    if _read_in_c(times, numbers, skew):
+        assert answer is not None, (f, skew)  # plain values are read in C
+
+
+def test_the_c_plain_checks_take_the_real_series() -> None:
+    """Every real bar and tick of the fixtures is plain to both, so the fast path is taken."""
+    from lean_data.slots import BAR, TICK
+
+    c_tick, pure_tick, c_bar, pure_bar = _plain_checks()
+    now = time.time_ns
+    for bar in SERIES["bars"]:
+        assert c_bar(BAR(bar), 10**9, now) is pure_bar(BAR(bar), 10**9, now) is True
+    for tick in SERIES["ticks"]:
+        assert c_tick(TICK(tick), 10**9, now) is pure_tick(TICK(tick), 10**9, now) is True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -100,7 +100,9 @@ class ValidatorCore:
     ) -> None:
         self.config = config if config is not None else ValidationConfig()
         self._clock = clock if clock is not None else time.time_ns
-        self._skew = self.config.clock_skew_ns
+        # the int object as it is (compiled, an int attribute is boxed at each use): the
+        # screen hands it to its C check
+        self._skew: Any = self.config.clock_skew_ns
         self._stale = self.config.stale_after_ns
         self._wide = self.config.wide_spread_ratio
         self._move_mult = self.config.extreme_move_sigma * SIGMA_PER_MEAN_ABS

@@ -30,9 +30,11 @@ stateful checks after it never see such an item.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields as dataclass_fields
 from typing import Any, Final
 
 from lean_data.models import MarketData, QuoteBar, Resolution, Tick, TickType, TradeBar, model_kind
+from lean_data.native import twin
 from lean_data.quality.levels import DataQualityLevel, Verdict
 from lean_data.quality.rules import INF, bad_price, fmt, ohlc_problem, size_issue, verdict
 from lean_data.slots import (
@@ -167,7 +169,7 @@ def _number(name: str, value: object, limit: float) -> Verdict | None:
     return _invalid("absurd_value", f"{name} {shown} is beyond {limit:g}")
 
 
-def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | None:
+def screen(item: MarketData, skew_ns: Any, now: Callable[[], int]) -> Verdict | None:
     """Return the INVALID verdict of an item with an impossible value, or None.
 
     The common case (every field plainly sane) costs one expression; anything else,
@@ -175,7 +177,8 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
 
     Args:
         item: a TradeBar, QuoteBar or Tick.
-        skew_ns: how far an event time may be ahead of the receive time (or the clock).
+        skew_ns: how far an event time may be ahead of the receive time (or the clock), an
+            int (Any: compiled, the int object is handed to the C check as it is).
         now: the wall clock in ns, read only when the item carries no receive time.
 
     Raises:
@@ -183,9 +186,18 @@ def screen(item: MarketData, skew_ns: int, now: Callable[[], int]) -> Verdict | 
     """
     kind = _kind(item)  # a subclass of a model takes its path; TypeError for a non-model
     if kind is _TRADE_BAR:  # every field in one call (lean_data.slots), judged from the tuple
-        return None if _plain_bar(_BAR(item), skew_ns, now) else _screen(item, skew_ns, now)
-    if kind is _TICK and _plain_tick(_TICK_FIELDS(item), skew_ns, now):
-        return None
+        f = _BAR(item)
+        plain = _PLAIN_BAR(f, skew_ns, now)
+        if plain is None:  # a value the C check does not read: the twin compares it
+            plain = _plain_bar(f, skew_ns, now)
+        return None if plain else _screen(item, skew_ns, now)
+    if kind is _TICK:
+        f = _TICK_FIELDS(item)
+        plain = _PLAIN_TICK(f, skew_ns, now)
+        if plain is None:
+            plain = _plain_tick(f, skew_ns, now)
+        if plain:
+            return None
     return _screen(item, skew_ns, now)
 
 
@@ -290,15 +302,51 @@ def _plain_tick(f: tuple[Any, ...], skew_ns: int, now: Callable[[], int]) -> boo
     )
 
 
+def _no_limits(*values: object) -> None:
+    """The pure build's ``screen_limits``: there is no C check to give them to."""
+
+
+Plain = Callable[[tuple[Any, ...], Any, Callable[[], int]], bool | None]
+# The one-expression checks in C where the package is compiled (lean_data._slots: the pure
+# twins' answer, or None where the C reading does not take a value and the twin must
+# answer), given this module's limits, kinds and field indexes
+_PLAIN_BAR: Final[Plain] = twin("lean_data._slots", "plain_bar", _plain_bar)
+_PLAIN_TICK: Final[Plain] = twin("lean_data._slots", "plain_tick", _plain_tick)
+twin("lean_data._slots", "screen_limits", _no_limits)(
+    MIN_EVENT_NS, _FAST_MAX, MAX_PRICE, MAX_SIZE, _TRADE, _QUOTE, Resolution,
+    (TICK_TS_EVENT, TICK_TS_RECV, TICK_SYMBOL, TICK_TYPE, TICK_PRICE, TICK_SIZE,
+     TICK_BID_PRICE, TICK_ASK_PRICE, TICK_BID_SIZE, TICK_ASK_SIZE, TICK_EXCHANGE,
+     TICK_CONDITION, TICK_TRADE_ID),
+    len(dataclass_fields(Tick)),
+    (BAR_TS_EVENT, BAR_TS_RECV, BAR_SYMBOL, BAR_OPEN, BAR_HIGH, BAR_LOW, BAR_CLOSE,
+     BAR_VOLUME, BAR_REVISION, BAR_RESOLUTION, BAR_CLOSED, BAR_BACKFILLED),
+    len(dataclass_fields(TradeBar)),
+)  # fmt: skip
+
+
 def _sane_bar(o: Any, h: Any, lo: Any, c: Any, v: Any) -> bool:
-    """:func:`screen`'s bar values check for numbers that are not all exact floats."""
-    return bool(0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE)
+    """:func:`screen`'s bar values check for numbers that are not all exact floats; False
+    for values that do not compare with numbers (None, text): the full walk names them."""
+    try:
+        return bool(0.0 < lo <= o <= h <= MAX_PRICE and lo <= c <= h and 0.0 <= v <= MAX_SIZE)
+    except TypeError:
+        return False
 
 
 def _sane_tick(
     tick_type: object, price: Any, size: Any, bid: Any, ask: Any, bid_size: Any, ask_size: Any
 ) -> bool:
-    """:func:`screen`'s tick values check for numbers that are not all exact floats."""
+    """:func:`screen`'s tick values check for numbers that are not all exact floats; False
+    for values that do not compare with numbers (None, text): the full walk names them."""
+    try:
+        return _sane_tick_values(tick_type, price, size, bid, ask, bid_size, ask_size)
+    except TypeError:
+        return False
+
+
+def _sane_tick_values(
+    tick_type: object, price: Any, size: Any, bid: Any, ask: Any, bid_size: Any, ask_size: Any
+) -> bool:
     if tick_type is _TRADE:
         sane = 0.0 < price <= MAX_PRICE and 0.0 <= size <= MAX_SIZE
         sane = sane and -MAX_PRICE <= bid <= MAX_PRICE
