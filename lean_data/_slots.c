@@ -539,7 +539,7 @@ plain_tick(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
 #define TF(k) PyTuple_GET_ITEM(f, TICK_AT[k])
     int plain = plain_times(TF(T_TS), TF(T_RECV), TF(T_SYMBOL), args[1], args[2]);
-    if (plain <= 0) {
+    if (plain != 1) {  /* not plain, not read here (NOT_READ), or an error */
         return plain_answer(plain);
     }
     PyObject *numbers[6] = {TF(T_PRICE), TF(T_SIZE), TF(T_BID), TF(T_ASK), TF(T_BID_SIZE),
@@ -592,7 +592,7 @@ plain_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
 #define BF(k) PyTuple_GET_ITEM(f, BAR_AT[k])
     int plain = plain_times(BF(B_TS), BF(B_RECV), BF(B_SYMBOL), args[1], args[2]);
-    if (plain <= 0) {
+    if (plain != 1) {  /* not plain, not read here (NOT_READ), or an error */
         return plain_answer(plain);
     }
     PyObject *numbers[5] = {BF(B_OPEN), BF(B_HIGH), BF(B_LOW), BF(B_CLOSE), BF(B_VOLUME)};

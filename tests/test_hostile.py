@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lean_data import Config, DataEngine, DataQualityLevel, QuoteBar, Tick, TradeBar
@@ -454,6 +454,14 @@ def _read_in_c(times: Sequence[Any], numbers: Sequence[Any], skew: Any) -> bool:
     skew=st.sampled_from([10**9, 0, -(10**9), 2**64]),
     clock=st.sampled_from([1_700_000_000 * 10**9, 0, 2**64, "x"]),
 )
+@example(  # a clock the C check does not read, with values it would judge not plain
+    times=(365 * 86_400 * 10**9, 0),
+    numbers=[0.0] * 6,
+    texts=["BTC/USDT"] * 4,
+    kind="trade",
+    skew=10**9,
+    clock="x",
+)
 def test_the_c_plain_tick_answers_as_the_pure_twin(
     times: tuple[Any, Any], numbers: list[Any], texts: list[Any], kind: str, skew: int, clock: Any
 ) -> None:
@@ -537,6 +545,15 @@ def test_the_c_plain_bar_answers_as_the_pure_twin(
         assert answer is pure, (f, skew)
     if _read_in_c(times, numbers, skew):
         assert answer is not None, (f, skew)  # plain values are read in C
+
+
+def test_the_c_plain_bar_leaves_a_clock_it_does_not_read_to_the_twin() -> None:
+    from lean_data.slots import BAR
+
+    _, _, c_bar, _ = _plain_checks()
+    bar = TradeBar("A", 1_700_000_000 * 10**9, 2.0, 1.0, 0.5, 1.5, 10.0, ts_recv=0)  # o > h
+    assert c_bar(BAR(bar), 10**9, lambda: "x") is None
+    assert c_bar(BAR(bar), 10**9, lambda: 1_700_000_000 * 10**9) is False
 
 
 def test_the_c_plain_checks_take_the_real_series() -> None:
