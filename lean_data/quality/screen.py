@@ -15,8 +15,10 @@ no computation grows with the size of a bogus time jump. Everything here is INVA
 ``bad_field``            a bar's resolution is not a ``Resolution`` or its ``closed`` or
                          ``backfilled`` flag not a ``bool``; a tick's ``tick_type`` is not
                          a ``TickType``
-``absurd_value``         a finite price beyond 1e12 or a size/volume beyond 1e18 (this
-                         covers ints that storage cannot hold, 2**63 and more); NaN and
+``absurd_value``         a price, size or volume that is not a number (None, text, a
+                         ``bool``), or a finite one beyond 1e12 (a price) or 1e18 (a
+                         size/volume; this covers ints that storage cannot hold, 2**63
+                         and more); NaN and
                          infinities are left to the validator's own rules
 ``bad_text``             a string field (symbol, exchange, condition, trade id) is not
                          a ``str`` or is not valid Unicode text (a lone surrogate)
