@@ -526,22 +526,42 @@ plain_answer(int answer)
     return PyBool_FromLong(answer);
 }
 
+/* What both plain checks do first: the fields tuple when its times and symbol are plain, so
+ * its values are to be judged; else NULL, with *answer what to return (None, False, or NULL
+ * with an exception set). */
 static PyObject *
-plain_tick(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+plain_fields(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t length, const Py_ssize_t *at,
+             int ts, int recv, int symbol, const char *usage, PyObject **answer)
 {
+    *answer = NULL;
     if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "plain_tick(fields, skew_ns, now)");
+        PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
     PyObject *f = args[0];
-    if (!SCREEN_READY || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != TICK_LEN) {
-        Py_RETURN_NONE;
+    if (!SCREEN_READY || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != length) {
+        *answer = Py_NewRef(Py_None);
+        return NULL;
+    }
+    int plain = plain_times(PyTuple_GET_ITEM(f, at[ts]), PyTuple_GET_ITEM(f, at[recv]),
+                            PyTuple_GET_ITEM(f, at[symbol]), args[1], args[2]);
+    if (plain != 1) {  /* not plain, not read here (NOT_READ), or an error */
+        *answer = plain_answer(plain);
+        return NULL;
+    }
+    return f;
+}
+
+static PyObject *
+plain_tick(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *answer;
+    PyObject *f = plain_fields(args, nargs, TICK_LEN, TICK_AT, T_TS, T_RECV, T_SYMBOL,
+                               "plain_tick(fields, skew_ns, now)", &answer);
+    if (f == NULL) {
+        return answer;
     }
 #define TF(k) PyTuple_GET_ITEM(f, TICK_AT[k])
-    int plain = plain_times(TF(T_TS), TF(T_RECV), TF(T_SYMBOL), args[1], args[2]);
-    if (plain != 1) {  /* not plain, not read here (NOT_READ), or an error */
-        return plain_answer(plain);
-    }
     PyObject *numbers[6] = {TF(T_PRICE), TF(T_SIZE), TF(T_BID), TF(T_ASK), TF(T_BID_SIZE),
                             TF(T_ASK_SIZE)};
     double v[6];
@@ -582,19 +602,13 @@ plain_tick(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 plain_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "plain_bar(fields, skew_ns, now)");
-        return NULL;
-    }
-    PyObject *f = args[0];
-    if (!SCREEN_READY || !PyTuple_CheckExact(f) || PyTuple_GET_SIZE(f) != BAR_LEN) {
-        Py_RETURN_NONE;
+    PyObject *answer;
+    PyObject *f = plain_fields(args, nargs, BAR_LEN, BAR_AT, B_TS, B_RECV, B_SYMBOL,
+                               "plain_bar(fields, skew_ns, now)", &answer);
+    if (f == NULL) {
+        return answer;
     }
 #define BF(k) PyTuple_GET_ITEM(f, BAR_AT[k])
-    int plain = plain_times(BF(B_TS), BF(B_RECV), BF(B_SYMBOL), args[1], args[2]);
-    if (plain != 1) {  /* not plain, not read here (NOT_READ), or an error */
-        return plain_answer(plain);
-    }
     PyObject *numbers[5] = {BF(B_OPEN), BF(B_HIGH), BF(B_LOW), BF(B_CLOSE), BF(B_VOLUME)};
     double v[5];
     if (!floats(numbers, 5, v)) {

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lean_data import gil
 from lean_data.errors import ConfigError
 from lean_data.secrets import Credentials
 
@@ -141,7 +142,7 @@ class Config:
     storage_batch_rows: int = 4_000  # figure 4: 0.65x of figure 1 at 1,000, 0.73x at 4,000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
-    switch_interval_s: float | None = 0.000005
+    switch_interval_s: float | None = gil.INTERVAL_S  # 5 µs
     retention_days: float = 0.0
     metrics_interval_s: float = 60.0
     stop_timeout_s: float = 30.0
