@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from lean_data import Config, DataEngine, DataQualityLevel
+from lean_data.engine.core import INBOX_SOFT
 from lean_data.errors import EngineStateError
 from lean_data.loaders import load_file
 from lean_data.models import MarketData
@@ -170,3 +171,62 @@ async def test_a_burst_never_holds_the_event_loop_until_it_is_all_processed() ->
         await watcher
     assert seen == data
     assert [n for n in sampled if 0 < n < len(data)], sampled  # it ran mid-burst
+
+
+async def test_a_burst_is_processed_while_it_is_fresh_not_a_whole_inbox_later() -> None:
+    """A feed reading a burst (socket reads that return at once) hands over about
+    INBOX_SOFT items, then the pipeline takes its turn: the backlog stays that small, so
+    items are processed while still in the CPU's caches, not after the whole capacity."""
+    data = real_bars(3000)
+    feed = IdleFeed("ftx")
+    depths: list[int] = []  # the inbox's backlog at each delivery
+    seen: list[MarketData] = []
+    async with DataEngine(Config(db_path=None)) as engine:
+        engine.add_feed(feed)
+        inbox = engine._inbox
+
+        def on_data(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+            seen.append(item)
+            depths.append(len(inbox))
+
+        engine.add_data_callback(on_data)
+        await engine.subscribe_symbol("BTC/USD:USD")
+        for start in range(0, 1500, 3):  # reads of three items, then one at a time
+            await feed.emit_many(data[start : start + 3])
+        for item in data[1500:]:
+            await feed.emit(item)
+        await engine.wait_idle()
+    assert seen == data  # all of it, in order
+    assert inbox.maxsize == Config().inbox_size > 10 * INBOX_SOFT
+    assert max(depths) <= INBOX_SOFT + 3, max(depths)
+
+
+async def test_a_pipeline_that_cannot_run_still_lets_feeds_fill_the_whole_inbox() -> None:
+    """The soft mark only lets the pipeline take a turn: when it awaits a blocked
+    subscriber, a feed goes on handing over up to inbox_size, as without the mark."""
+    data = real_bars(INBOX_SOFT * 3)
+    feed = IdleFeed("ftx")
+    release = asyncio.Event()
+    seen: list[MarketData] = []
+
+    async def blocked(symbol: str, item: MarketData, quality: DataQualityLevel) -> None:
+        await release.wait()  # the strategy being simulated is stuck until released
+        seen.append(item)
+
+    capacity = INBOX_SOFT * 2
+    async with DataEngine(Config(db_path=None, inbox_size=capacity)) as engine:
+        engine.add_feed(feed)
+        engine.add_data_callback(blocked, policy="block", queue_size=1)
+        await engine.subscribe_symbol("BTC/USD:USD")
+        producer = asyncio.create_task(_emit_all(feed, data))
+        await eventually(lambda: len(engine._inbox) == capacity)  # past the mark, to the top
+        assert not producer.done()  # full: it waits for room
+        release.set()
+        await producer
+        await engine.wait_idle()
+    assert seen == data
+
+
+async def _emit_all(feed: IdleFeed, items: list[MarketData]) -> None:
+    for item in items:
+        await feed.emit(item)

@@ -320,3 +320,58 @@ async def test_take_rows_counts_what_it_took_and_wakes_waiting_producers() -> No
     assert groups == [[("a",), ("b",), ("c",)], [("d",), ("e",)]]
     assert len(inbox) == 0
     assert inbox.take_rows(groups, 10) == (0, None)
+
+
+# ------------------------------------------------------------------ the soft (crowded) mark
+
+
+def test_offer_refuses_from_the_soft_mark_on_though_there_is_room() -> None:
+    inbox = Inbox(10, soft=3)
+    assert [inbox.offer("f", i) for i in range(4)] == [True, True, True, False]
+    assert not inbox.offer_many("f", ["a", "b"])  # crowded: a batch is refused too
+    assert inbox.take() is not None  # below the mark again
+    assert inbox.offer_many("f", ["a", "b"])  # it may go past the mark, within capacity
+    assert len(inbox) == 4
+
+
+def test_a_soft_mark_is_at_most_the_capacity_and_at_least_one() -> None:
+    inbox = Inbox(2, soft=50)
+    assert [inbox.offer("f", i) for i in range(3)] == [True, True, False]
+    with pytest.raises(ValueError, match="soft >= 1"):
+        Inbox(2, soft=0)
+
+
+async def test_a_crowded_put_lets_the_consumer_take_a_turn_first() -> None:
+    inbox = Inbox(10, soft=2)
+    inbox.offer("f", 0)
+    inbox.offer("f", 1)
+    seen: list[int] = []
+
+    async def consumer() -> None:  # what the pipeline does: take what is there
+        while (pair := inbox.take()) is not None:
+            seen.append(pair[1])
+
+    task = asyncio.get_running_loop().create_task(consumer())
+    await inbox.put("f", 2)  # crowded, not full: one loop turn, in which the consumer ran
+    await task
+    assert seen == [0, 1]
+    assert drain(inbox) == [2]
+
+
+async def test_a_crowded_put_does_not_wait_for_a_consumer_that_cannot_run() -> None:
+    # the pipeline awaits something else (a full subscriber queue): producers are not held
+    # at the soft mark but go on to the capacity, as without one
+    inbox = Inbox(5, soft=2)
+    for i in range(5):
+        await asyncio.wait_for(inbox.put("f", i), 1.0)
+    await asyncio.wait_for(inbox.put_many("f", []), 1.0)
+    assert len(inbox) == 5
+    putter = asyncio.get_running_loop().create_task(inbox.put_many("f", ["x", "y"]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not putter.done()  # full: this one waits for room, as before
+    assert drain(inbox) == [0, 1, 2, 3, 4]
+    await asyncio.wait_for(putter, 1.0)
+    (batch,) = drain(inbox)
+    assert isinstance(batch, Batch)
+    assert batch.items == ["x", "y"]

@@ -49,7 +49,8 @@ class Intake:
         self.accepted = 0
 
     def offer(self, feed: str, item: Any) -> bool:
-        """Take one item into its queue without waiting; False when that queue is full.
+        """Take one item into its queue without waiting; False when that queue is full or
+        crowded (the inbox's soft mark, :mod:`lean_data.inbox`).
 
         Raises:
             EngineStateError: the engine is not running.
@@ -63,7 +64,8 @@ class Intake:
 
     def offer_many(self, feed: str, items: Sequence[Any]) -> bool:
         """Take a feed's items (one socket read's worth) into the inbox as one batch, without
-        waiting; all or nothing: False when they do not fit, or when book records are among
+        waiting; all or nothing: False when they do not fit or the inbox is crowded (its soft
+        mark), or when book records are among
         them (``DataEngine.accept_many`` sends those to the books' queue one by one).
 
         Raises:

@@ -57,13 +57,15 @@ class FeedSink(Protocol):
     """What a feed talks to: the engine (or a test double that collects items)."""
 
     def offer(self, feed: str, item: Emitted) -> bool:
-        """Take one item from ``feed`` without waiting; False when the inbox is full."""
+        """Take one item from ``feed`` without waiting; False when the inbox is full or
+        crowded (:meth:`accept` then adds it)."""
 
     async def accept(self, feed: str, item: Emitted) -> None:
         """Take one item from ``feed``; waits while the inbox is full."""
 
     def offer_many(self, feed: str, items: Sequence[Emitted]) -> bool:
-        """Take ``items`` from ``feed`` as one batch without waiting; all or nothing."""
+        """Take ``items`` from ``feed`` as one batch without waiting; all or nothing: False
+        when they do not fit or the inbox is crowded (:meth:`accept_many` then adds them)."""
 
     async def accept_many(self, feed: str, items: Sequence[Emitted]) -> None:
         """Take ``items`` from ``feed`` as one batch; waits while they do not fit."""
