@@ -31,8 +31,11 @@ sync callbacks):
 Baselines in the same run: ``orjson.loads`` of the same frames, bare dispatch of parsed
 bars to the same three callbacks and, when importable, the peer: cryptofeed's Binance feed
 (``Binance.message_handler``: its JSON decode, its candle parser, one async callback)
-driven directly with the same frames, no network. Figure 2 (aggTrade) and figure 4
-(persistence) reuse this module.
+driven directly with the same frames, no network. The engine's one-frame-a-read runs and
+the peer's alternate (engine, peer, engine, ...), each on its own event loop: on a shared
+machine whose speed drifts for seconds at a time (a plain CPU loop there took 48-93 ms from
+one pass to the next) both sides of the ratio see the same stretches; the JSON keeps each
+pair's ratio. Figure 2 (aggTrade) and figure 4 (persistence) reuse this module.
 
 ``python benchmarks/fig_1_kline.py --profile [kline|aggTrade] [N] [PER_READ]`` prints the top
 costs of the in-memory path per message (cProfile; its overhead inflates small calls).
@@ -48,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -599,13 +602,37 @@ class PeerRate:
 
 def cryptofeed_rate(workload: Workload, repeats: int) -> PeerRate:
     """cryptofeed's Binance feed: frame -> its parser -> one async callback, no network."""
+    peer = cryptofeed_driver(workload)
+    if peer.drive is None:
+        return PeerRate(None, peer.label, peer.note)
+    drive = peer.drive
+
+    async def runs() -> list[float]:
+        await drive(workload.frames[:WARMUP_FRAMES])
+        return [await drive(workload.frames) for _ in range(repeats)]
+
+    return PeerRate(statistics.median(asyncio.run(runs())), peer.label, peer.note)
+
+
+@dataclass
+class PeerDriver:
+    """cryptofeed's side of figures 1 and 2, ready to run: ``drive(frames)`` returns its
+    rate over ``frames``; None (with the reason in ``note``) when cryptofeed is absent."""
+
+    drive: Callable[[Sequence[str]], Awaitable[float]] | None
+    label: str
+    note: str
+
+
+def cryptofeed_driver(workload: Workload) -> PeerDriver:
+    """Set cryptofeed's symbol table for ``workload`` and return its driver."""
     try:
         import cryptofeed
         from cryptofeed.defines import BINANCE, CANDLES, TRADES
         from cryptofeed.exchanges import Binance
         from cryptofeed.symbols import Symbols
     except ImportError as exc:
-        return PeerRate(None, "cryptofeed", f"peer absent: cryptofeed not importable ({exc})")
+        return PeerDriver(None, "cryptofeed", f"peer absent: cryptofeed not importable ({exc})")
     version = getattr(cryptofeed, "__version__", "") or _dist_version("cryptofeed")
     label = f"cryptofeed {version}".strip()
     # the symbol table cryptofeed would download from /api/v3/exchangeInfo, built from the
@@ -643,12 +670,27 @@ def cryptofeed_rate(workload: Workload, repeats: int) -> PeerRate:
             raise RuntimeError(f"cryptofeed delivered {delivered} of {len(frames)} frames")
         return len(frames) / seconds
 
-    async def runs() -> list[float]:
-        await drive(workload.frames[:WARMUP_FRAMES])
-        return [await drive(workload.frames) for _ in range(repeats)]
+    return PeerDriver(drive, label, "peer: Binance.message_handler, one async callback")
 
-    rate = statistics.median(asyncio.run(runs()))
-    return PeerRate(rate, label, "peer: Binance.message_handler, one async callback")
+
+def paired_rates(
+    workload: Workload, repeats: int
+) -> tuple[list[EngineRun], list[float], PeerDriver]:
+    """The engine's and cryptofeed's timed runs, alternating (engine, peer, engine, ...)
+    after a warm-up of each: on a shared machine whose speed drifts for seconds at a time,
+    both sides of the ratio see the same stretches. Each run has its own event loop."""
+    peer = cryptofeed_driver(workload)
+    warm = workload.frames[: min(WARMUP_FRAMES, len(workload.frames))]
+    asyncio.run(engine_run(workload, warm))
+    if peer.drive is not None:
+        asyncio.run(peer.drive(warm))
+    runs: list[EngineRun] = []
+    peer_rates: list[float] = []
+    for _ in range(repeats):
+        runs.append(asyncio.run(engine_run(workload)))
+        if peer.drive is not None:
+            peer_rates.append(asyncio.run(peer.drive(workload.frames)))
+    return runs, peer_rates, peer
 
 
 def _dist_version(name: str) -> str:
@@ -665,14 +707,16 @@ def _dist_version(name: str) -> str:
 
 def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str) -> list[Result]:
     """Measure every path and baseline of figure 1 or 2 on ``workload``."""
-    runs = engine_rates(workload, ctx.repeats)
+    runs, peer_rates, driver = paired_rates(workload, ctx.repeats)
     engine = median_rate(runs)
+    peer = PeerRate(
+        statistics.median(peer_rates) if peer_rates else None, driver.label, driver.note
+    )
     batched = median_rate(engine_rates(workload, ctx.repeats, per_read=PER_READ))
     per_msg = f"{1e6 / engine:.2f} us/msg"
     items = parsed_items(workload)
     floor_json = orjson_rate(workload, ctx.repeats)
     floor_dispatch = dispatch_rate(items, ctx.repeats)
-    peer = cryptofeed_rate(workload, ctx.repeats)
     try:
         socket, bare = socket_rates(workload, ctx.repeats)
         socket_note = (
@@ -693,6 +737,10 @@ def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str
         "bare_dispatch_3_callbacks": round(floor_dispatch),
         "peer": peer.label,
         "peer_rate": None if peer.rate is None else round(peer.rate),
+        "peer_rates": [round(rate) for rate in peer_rates],  # each after the engine's run
+        "pair_ratios": [  # none when the peer is absent
+            round(run.rate / rate, 3) for run, rate in zip(runs, peer_rates, strict=False)
+        ],
         "socket_rate": round(socket),
         "socket_bare_websockets_client": round(bare),
     }
