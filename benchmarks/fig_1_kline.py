@@ -600,20 +600,6 @@ class PeerRate:
     note: str
 
 
-def cryptofeed_rate(workload: Workload, repeats: int) -> PeerRate:
-    """cryptofeed's Binance feed: frame -> its parser -> one async callback, no network."""
-    peer = cryptofeed_driver(workload)
-    if peer.drive is None:
-        return PeerRate(None, peer.label, peer.note)
-    drive = peer.drive
-
-    async def runs() -> list[float]:
-        await drive(workload.frames[:WARMUP_FRAMES])
-        return [await drive(workload.frames) for _ in range(repeats)]
-
-    return PeerRate(statistics.median(asyncio.run(runs())), peer.label, peer.note)
-
-
 @dataclass
 class PeerDriver:
     """cryptofeed's side of figures 1 and 2, ready to run: ``drive(frames)`` returns its

@@ -17,7 +17,7 @@ instructions on the same path is a change that cannot be noise. Needs valgrind; 
 captures of ../shared/data (``--data``).
 
 ``--peer`` counts cryptofeed's side of figures 1 and 2 the same way (``Binance.message_handler``
-with one async callback, ``fig_1_kline.cryptofeed_rate``'s loop, driven with the same
+with one async callback, ``fig_1_kline.cryptofeed_driver``'s loop, driven with the same
 frames; no engine, no teardown) and prints lean_data's advantage in instructions: a measure
 of the same-run wall-clock ratio that does not move with the machine's load. The engine's
 count includes what scales with the frames outside figure 1's timed span (the metrics'

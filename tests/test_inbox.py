@@ -367,9 +367,10 @@ async def test_a_crowded_put_does_not_wait_for_a_consumer_that_cannot_run() -> N
     await asyncio.wait_for(inbox.put_many("f", []), 1.0)
     assert len(inbox) == 5
     putter = asyncio.get_running_loop().create_task(inbox.put_many("f", ["x", "y"]))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    for _ in range(3):
+        await asyncio.sleep(0)  # let the producer reach its wait
     assert not putter.done()  # full: this one waits for room, as before
+    assert len(inbox._putters) == 1  # waiting in line, not merely not started
     assert drain(inbox) == [0, 1, 2, 3, 4]
     await asyncio.wait_for(putter, 1.0)
     (batch,) = drain(inbox)

@@ -65,8 +65,8 @@ class Intake:
     def offer_many(self, feed: str, items: Sequence[Any]) -> bool:
         """Take a feed's items (one socket read's worth) into the inbox as one batch, without
         waiting; all or nothing: False when they do not fit or the inbox is crowded (its soft
-        mark), or when book records are among
-        them (``DataEngine.accept_many`` sends those to the books' queue one by one).
+        mark), or when book records are among them (``DataEngine.accept_many`` sends those
+        to the books' queue one by one).
 
         Raises:
             EngineStateError: the engine is not running.
