@@ -37,10 +37,14 @@
  * release() of a latch that is not held raises RuntimeError, as threading.Lock's does.
  * OverflowError beyond int64 and TypeError for a value that is not an int, as the array
  * raises; IndexError outside it.
+ *
+ * Samples(size) is a ring of the last ``size`` ints appended, kept as int64 values (see
+ * its section below): the metrics' latency samples.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <limits.h>
 #include <string.h>
 
 static PyObject *ZERO, *ONE;
@@ -460,6 +464,142 @@ static PyTypeObject LatchType = {
     .tp_new = latch_new,
 };
 
+/* ------------------------------------------------------------------ Samples */
+
+/* Samples(size): the last ``size`` ints appended, stored as int64 values in a ring (a value
+ * beyond int64 is clamped to +-(2**63 - 1)); the metrics' latency samples. A ring of int
+ * objects frees, for every new sample once full, one allocated ``size`` samples before:
+ * memory long out of the caches. Its pure twin is lean_data.engine.metrics._Samples. */
+typedef struct {
+    PyObject_HEAD
+    int64_t *values;
+    Py_ssize_t size;
+    Py_ssize_t next;  /* the slot the next sample goes to */
+    Py_ssize_t kept;  /* samples held, at most size */
+} SamplesObject;
+
+static PyObject *
+samples_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t size;
+    static char *names[] = {"size", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "n:Samples", names, &size)) {
+        return NULL;
+    }
+    if (size < 1) {
+        PyErr_Format(PyExc_ValueError, "Samples: size must be >= 1, got %zd", size);
+        return NULL;
+    }
+    SamplesObject *self = (SamplesObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->values = PyMem_Calloc((size_t)size, sizeof(int64_t));
+    if (self->values == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->size = size;
+    return (PyObject *)self;
+}
+
+static void
+samples_dealloc(SamplesObject *self)
+{
+    PyMem_Free(self->values);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+samples_append(SamplesObject *self, PyObject *value)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "Samples.append() takes an int, got %.100s",
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        number = overflow > 0 ? LLONG_MAX : -LLONG_MAX;
+    }
+    else if (number == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    else if (number == LLONG_MIN) {
+        number = -LLONG_MAX;
+    }
+    Py_ssize_t i = self->next;
+    self->values[i] = (int64_t)number;
+    self->next = i + 1 < self->size ? i + 1 : 0;
+    if (self->kept < self->size) {
+        self->kept++;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+samples_values(SamplesObject *self, PyObject *unused)
+{
+    PyObject *out = PyList_New(self->kept);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t start = self->kept < self->size ? 0 : self->next;
+    for (Py_ssize_t k = 0; k < self->kept; k++) {
+        Py_ssize_t i = start + k < self->size ? start + k : start + k - self->size;
+        PyObject *number = PyLong_FromLongLong(self->values[i]);
+        if (number == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, number);
+    }
+    return out;
+}
+
+static Py_ssize_t
+samples_len(SamplesObject *self)
+{
+    return self->kept;
+}
+
+static PyObject *
+samples_get_size(SamplesObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->size);
+}
+
+static PyMethodDef samples_methods[] = {
+    {"append", (PyCFunction)samples_append, METH_O,
+     "append(value, /): keep the int value (clamped to int64); the oldest goes when full."},
+    {"values", (PyCFunction)samples_values, METH_NOARGS,
+     "values(): the samples kept, oldest first, as a list of ints."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef samples_getset[] = {
+    {"size", (getter)samples_get_size, NULL, "the capacity given at construction", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods samples_sequence = {
+    .sq_length = (lenfunc)samples_len,
+};
+
+static PyTypeObject SamplesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "lean_data._rows.Samples",
+    .tp_basicsize = sizeof(SamplesObject),
+    .tp_dealloc = (destructor)samples_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Samples(size): the last size ints appended, as int64 values in a ring.",
+    .tp_methods = samples_methods,
+    .tp_getset = samples_getset,
+    .tp_as_sequence = &samples_sequence,
+    .tp_new = samples_new,
+};
+
 /* Stop the collector tracking ``value`` when it is a tuple whose items can hold no
  * reference cycle (none is a container the collector tracks, CPython's own test in
  * _PyTuple_MaybeUntrack), its tuples first; 1 when ``value`` is untracked now. */
@@ -602,7 +742,7 @@ PyInit__rows(void)
     if (ZERO == NULL || ONE == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&LatchType) < 0) {
+    if (PyType_Ready(&LatchType) < 0 || PyType_Ready(&SamplesType) < 0) {
         return NULL;
     }
     PyObject *created = PyModule_Create(&module);
@@ -612,6 +752,12 @@ PyInit__rows(void)
     Py_INCREF(&LatchType);
     if (PyModule_AddObject(created, "Latch", (PyObject *)&LatchType) < 0) {
         Py_DECREF(&LatchType);
+        Py_DECREF(created);
+        return NULL;
+    }
+    Py_INCREF(&SamplesType);
+    if (PyModule_AddObject(created, "Samples", (PyObject *)&SamplesType) < 0) {
+        Py_DECREF(&SamplesType);
         Py_DECREF(created);
         return NULL;
     }

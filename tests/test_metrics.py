@@ -7,6 +7,8 @@ import random
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lean_data.engine.metrics import DataMetrics
 
@@ -255,3 +257,72 @@ def test_delivery_latency_of_each_model_live_and_replayed() -> None:
         latency = delivery_latency_ns(live, item)
         after = time.time_ns()
         assert before - since <= latency <= after - since, (live, item)
+
+
+# -- the latency ring: lean_data._rows.Samples (compiled build) and its pure twin ----------
+
+I64 = 2**63 - 1
+
+
+def _rings() -> list[type]:
+    """Every Samples implementation present: the pure twin, and the C type where built."""
+    from lean_data.engine import metrics
+
+    rings: list[type] = [metrics._Samples]
+    try:
+        from lean_data import _rows
+    except ImportError:  # a pure install
+        return rings
+    return [*rings, _rows.Samples]
+
+
+@pytest.mark.parametrize("ring", _rings(), ids=lambda ring: ring.__module__)
+@given(
+    size=st.integers(1, 12),
+    values=st.lists(st.integers(-(2**70), 2**70) | st.integers(-10, 10), max_size=40),
+)
+def test_samples_keep_the_last_size_values_clamped_to_int64(
+    ring: type, size: int, values: list[int]
+) -> None:
+    samples = ring(size)
+    for value in values:
+        samples.append(value)
+    expected = [max(-I64, min(I64, value)) for value in values][-size:] if values else []
+    assert samples.values() == expected  # oldest first
+    assert len(samples) == len(expected)
+    assert samples.size == size
+
+
+@pytest.mark.parametrize("ring", _rings(), ids=lambda ring: ring.__module__)
+def test_samples_refuse_a_size_below_one_and_a_value_that_is_not_an_int(ring: type) -> None:
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        ring(0)
+    samples = ring(3)
+    samples.append(True)  # an int, as the list ring took it
+    with pytest.raises(TypeError):  # compiled, the pure twin's own check is mypyc's
+        samples.append(1.5)
+    assert samples.values() == [1]
+
+
+def test_the_engine_keeps_latency_samples_in_the_c_ring_where_it_is_built() -> None:
+    """The compiled build's metrics keep int64 values, not int objects (see _Samples)."""
+    from lean_data.engine import metrics
+
+    try:
+        from lean_data import _rows
+    except ImportError:
+        assert metrics._SAMPLES is metrics._Samples
+        return
+    assert metrics._SAMPLES is _rows.Samples
+    assert type(DataMetrics()._engine.latency) is _rows.Samples
+
+
+def test_a_latency_beyond_int64_is_reported_clamped_not_raised(clock: Clock) -> None:
+    metrics = DataMetrics(clock=clock)
+    metrics.record_delivery("f", 10**30, 1.0)  # an event time no clock gives
+    metrics.record_delivery("f", -(10**30), 1.0)
+    metrics.record_delivery("f", 2 * MS, 1.0)
+    latency = metrics.to_dict()["engine"]["latency_ms"]
+    assert latency["max"] == I64 / MS
+    assert latency["samples"] == 3
+    assert metrics.to_dict()["feeds"]["f"]["latency_ms"]["max"] == I64 / MS

@@ -2,8 +2,9 @@
 
 Recording is cheap and allocation-free per message: counters are integers, the message
 rate is kept in per-second buckets (one small tuple per second, not per message, in a
-bounded deque), and latency samples go into a bounded ring (the last N samples) that is
-only sorted when :meth:`DataMetrics.to_dict` asks for percentiles.
+bounded deque), and latency samples go into a bounded ring of int64 values (the last N
+samples, ``Samples``) that is only sorted when :meth:`DataMetrics.to_dict` asks for
+percentiles.
 
 Definitions:
 
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from lean_data.models import MarketData, Resolution, Tick, TradeBar
+from lean_data.native import twin
 from lean_data.quality.screen import kind_of
 from lean_data.slots import BAR, BAR_CLOSED, BAR_RESOLUTION, BAR_TS_EVENT, BAR_TS_RECV
 
@@ -84,38 +86,54 @@ class Outcomes:
         }
 
 
-class _Ring:
-    """The last ``size`` latency samples, in no particular order (their percentiles sort
-    them): a list and a write index. Compiled, a store is a C list operation where a
-    ``deque(maxlen=...)`` append is a method call."""
+class _Samples:
+    """The last ``size`` ints appended (the latency samples of a scope), oldest first from
+    :meth:`values`; a value beyond int64 is clamped to +-(2**63 - 1). The C twin
+    (``lean_data._rows.Samples``) keeps them as int64 values, not as int objects: a full
+    ring of objects frees, for every new sample, one allocated ``size`` samples before,
+    memory long out of the caches."""
 
-    __slots__ = ("_next", "_size", "samples")
+    __slots__ = ("_next", "_values", "size")
 
     def __init__(self, size: int) -> None:
-        self.samples: list[int] = []
+        if size < 1:
+            raise ValueError(f"Samples: size must be >= 1, got {size}")
+        self.size = size
+        self._values: list[int] = []
         self._next = 0  # the slot the next sample overwrites once the ring is full
-        self._size = size
 
-    def append(self, value: int) -> None:
+    def append(self, value: int, /) -> None:
         """Keep ``value``; the oldest sample goes once the ring is full."""
-        self.append_boxed(value)
-
-    def append_boxed(self, value: object) -> None:
-        """:meth:`append` of an int already boxed (compiled, an int parameter is boxed
-        again for the list): the engine's ring and a feed's share one object a sample."""
-        samples: list[Any] = self.samples
-        if len(samples) < self._size:
-            samples.append(value)
+        if not isinstance(value, int):
+            raise TypeError(f"Samples.append() takes an int, got {type(value).__name__}")
+        value = max(-_I64_MAX, min(_I64_MAX, value))
+        values = self._values
+        if len(values) < self.size:
+            values.append(value)
             return
         i = self._next
-        samples[i] = value
-        self._next = i + 1 if i + 1 < self._size else 0
+        values[i] = value
+        self._next = i + 1 if i + 1 < self.size else 0
+
+    def values(self) -> list[int]:
+        """The samples kept, oldest first."""
+        return self._values[self._next :] + self._values[: self._next]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+_I64_MAX: Final = 2**63 - 1
+# the C type where built: typed Any, not _Samples (compiled, an attribute of a class type is
+# checked to be one on every store)
+_SAMPLES: Final[Callable[[int], Any]] = twin("lean_data._rows", "Samples", _Samples)
 
 
 class _Scope:
     """Counters of one scope: the whole engine or one feed."""
 
     __slots__ = (
+        "add_latency",
         "buckets",
         "errors",
         "errors_by_kind",
@@ -133,7 +151,9 @@ class _Scope:
         self.messages = 0
         self.errors = 0
         self.errors_by_kind: dict[str, int] = {}
-        self.latency = _Ring(samples)
+        self.latency = _SAMPLES(samples)
+        # bound once: compiled, latency.append() is a method lookup by name on every sample
+        self.add_latency: Callable[[Any], None] = self.latency.append
         self.quality_sum = 0.0
         self.quality_count = 0
         self.start = now
@@ -173,7 +193,7 @@ class _Scope:
             "messages_per_second": self.rate(now, window),
             "errors": self.errors,
             "errors_by_kind": dict(self.errors_by_kind),
-            "latency_ms": _latency_summary(self.latency.samples),
+            "latency_ms": _latency_summary(self.latency.values()),
             "quality": {"average": average, "count": self.quality_count},
         }
 
@@ -257,8 +277,8 @@ class DataMetrics:
         The same as :meth:`increment_messages`, :meth:`record_latency_ns` and
         :meth:`record_quality` for one message, with one clock read and one scope lookup
         (the engine calls it for every item it delivers). ``latency_ns`` is an int, taken
-        as the object it is (compiled, an int parameter is boxed again for the rings): the
-        pipeline's, which the quality tracker got too.
+        as the object it is (compiled, an int parameter is boxed again for each ring's
+        append): the pipeline's, which the quality tracker got too.
         """
         now = self._clock()
         engine = self._engine
@@ -273,8 +293,8 @@ class DataMetrics:
             scope.sec_count += 1
         else:
             scope.roll(now, 1)
-        engine.latency.append_boxed(latency_ns)  # one object a sample for both rings
-        scope.latency.append_boxed(latency_ns)
+        engine.add_latency(latency_ns)
+        scope.add_latency(latency_ns)
         if score == score:  # NaN is ignored
             engine.quality_sum += score
             engine.quality_count += 1
@@ -283,9 +303,9 @@ class DataMetrics:
 
     def record_latency_ns(self, ns: int, *, feed: str | None = None) -> None:
         """Record one latency sample in nanoseconds (the hot-path form)."""
-        self._engine.latency.append(ns)
+        self._engine.add_latency(ns)
         if feed is not None:
-            (self._feeds.get(feed) or self._feed(feed)).latency.append(ns)
+            (self._feeds.get(feed) or self._feed(feed)).add_latency(ns)
 
     def update_latency(self, ms: float, *, feed: str | None = None) -> None:
         """Record one latency sample in milliseconds; NaN and infinities are ignored."""
