@@ -98,6 +98,9 @@ class FeedIntake:
     def __init__(self, name: str) -> None:
         self.name = name
         self._sink: Any = None  # a FeedSink (lean_data.feeds.base): the engine, or a double
+        # its offer_many, bound when the sink is set (attach): compiled, a call by name on
+        # the engine looks the method up in the engine's type and dict on every read
+        self._offer_many: Any = None
         self.messages_emitted = 0
         self.last_message_ns = 0
         self.last_seen: dict[str, int] = {}
@@ -183,5 +186,7 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted], now: Any) -> Sequence[
     handed: Sequence[Any] = items if stamped is None else stamped
     feed.last_message_ns = now
     feed.messages_emitted += len(handed)
-    name = feed.name
-    return None if sink.offer_many(name, handed) else handed
+    offer_many = feed._offer_many
+    if offer_many is None:  # a sink set without attach()
+        offer_many = sink.offer_many
+    return None if offer_many(feed.name, handed) else handed

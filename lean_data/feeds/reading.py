@@ -40,8 +40,10 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
     item_of = feed.item_of
     # the base emit_many (not overridden): its waitless part called here, no coroutine a read
     plain = type(feed).emit_many is FeedIntake.emit_many
+    # bound once: compiled, ws.recv_batch() is a method lookup by name on every read
+    recv_batch = ws.recv_batch
     while True:
-        frames: Any = await ws.recv_batch()
+        frames: Any = await recv_batch()
         if not frames:
             return
         if type(frames) is not list:  # a transport's own sequence: read by index below
