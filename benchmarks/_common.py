@@ -41,6 +41,10 @@ class Result:
         target: the issue's target, as text ("ratio >= 1.5 vs cryptofeed"), if any.
         met: whether the target is met (None when not judged here).
         notes: anything a reader needs (data used, peers absent, ...).
+        pairs: for runs that alternate with the baseline's (value_i, baseline_i measured
+            back to back), each pair's ratio: the ratio is then their median, which a
+            machine whose speed drifts between pairs does not skew as it skews the ratio
+            of the two medians (``value`` and ``baseline_value`` stay the medians).
     """
 
     figure: str
@@ -53,10 +57,14 @@ class Result:
     met: bool | None = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    pairs: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
-        """value / baseline for higher-is-better metrics, baseline / value otherwise."""
+        """value / baseline for higher-is-better metrics, baseline / value otherwise; the
+        median of ``pairs`` when the runs were paired."""
+        if self.pairs:
+            return statistics.median(self.pairs)
         if not self.baseline_value or not self.value:
             return None
         if self.higher_is_better:

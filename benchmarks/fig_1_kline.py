@@ -751,13 +751,14 @@ def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str
     target = f">= {TARGET_RATIO}x cryptofeed's {peer_unit} rate"
     results = []
     if peer.rate is not None:
-        results.append(
-            Result(
-                figure, "msg/s", engine, peer.label, peer.rate, target=target,
-                met=engine >= TARGET_RATIO * peer.rate,
-                notes=f"{per_msg}; {data}; {peer.note}", extra=extra,
-            )
+        pairs = [run.rate / rate for run, rate in zip(runs, peer_rates, strict=True)]
+        paired = Result(
+            figure, "msg/s", engine, peer.label, peer.rate, target=target,
+            notes=f"{per_msg}; {data}; {peer.note}; ratio: the median of the runs' pairs",
+            extra=extra, pairs=pairs,
         )  # fmt: skip
+        paired.met = (paired.ratio or 0.0) >= TARGET_RATIO
+        results.append(paired)
     else:
         results.append(
             Result(figure, "msg/s", engine, "cryptofeed (absent)", None, target=target,
