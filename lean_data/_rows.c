@@ -320,6 +320,22 @@ remember_bar(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* ``value`` as a long long in ``out``; ``overflow`` set (-1 or 1, ``out`` undefined) when it
+ * does not fit. -1 with TypeError (``refusal``, then its type) when it is not an int. */
+static int
+read_int(PyObject *value, const char *refusal, long long *out, int *overflow)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s, got %.100s", refusal, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsLongLongAndOverflow(value, overflow);
+    if (*out == -1 && !*overflow && PyErr_Occurred()) {
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 put_int64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -339,18 +355,13 @@ put_int64(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
         Py_RETURN_NONE;
     }
-    if (!PyLong_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "an integer is required, got %.100s",
-                     Py_TYPE(value)->tp_name);
+    int overflow;
+    long long number;
+    if (read_int(value, "an integer is required", &number, &overflow) < 0) {
         return NULL;
     }
-    int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (overflow) {
         PyErr_SetString(PyExc_OverflowError, "value does not fit in 64 bits");
-        return NULL;
-    }
-    if (number == -1 && PyErr_Occurred()) {
         return NULL;
     }
     if (set_int64_item(values, index, number) < 0) {
@@ -513,21 +524,13 @@ samples_dealloc(SamplesObject *self)
 static PyObject *
 samples_append(SamplesObject *self, PyObject *value)
 {
-    if (!PyLong_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "Samples.append() takes an int, got %.100s",
-                     Py_TYPE(value)->tp_name);
-        return NULL;
-    }
     int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow) {
-        number = overflow > 0 ? LLONG_MAX : -LLONG_MAX;
-    }
-    else if (number == -1 && PyErr_Occurred()) {
+    long long number;
+    if (read_int(value, "Samples.append() takes an int", &number, &overflow) < 0) {
         return NULL;
     }
-    else if (number == LLONG_MIN) {
-        number = -LLONG_MAX;
+    if (overflow || number == LLONG_MIN) {  /* clamped to +-(2**63 - 1) */
+        number = overflow > 0 ? LLONG_MAX : -LLONG_MAX;
     }
     Py_ssize_t i = self->next;
     self->values[i] = (int64_t)number;
