@@ -224,7 +224,8 @@ class DataFeed(FeedIntake, abc.ABC):
         if sink is not None and self._sink is not None and self._sink is not sink:
             raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
         self._sink = sink
-        self._offer_many = None if sink is None else sink.offer_many
+        # bound once for hand_over (a test double may lack it: emit() never calls it)
+        self._offer_many = getattr(sink, "offer_many", None)
 
     async def subscribe_book(self, symbol: str) -> bool:
         """Start sending ``symbol``'s order book (a snapshot, then deltas; feeds with depth

@@ -187,6 +187,6 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted], now: Any) -> Sequence[
     feed.last_message_ns = now
     feed.messages_emitted += len(handed)
     offer_many = feed._offer_many
-    if offer_many is None:  # a sink set without attach()
+    if offer_many is None:  # a sink that has none (a double): as before, by name
         offer_many = sink.offer_many
     return None if offer_many(feed.name, handed) else handed
