@@ -101,6 +101,44 @@ async def test_emit_waits_through_accept_when_the_offer_is_refused() -> None:
     assert feed.messages_emitted == 3
 
 
+class OneAtATimeSink:
+    """A FeedSink double with no batch door (offer and accept only), as some tests use."""
+
+    def __init__(self) -> None:
+        self.offered: list[Any] = []
+
+    def offer(self, feed: str, item: Emitted) -> bool:
+        self.offered.append((feed, item))
+        return True
+
+    async def accept(self, feed: str, item: Emitted) -> None:
+        raise AssertionError("the offer is never refused here")
+
+
+async def test_a_sink_without_offer_many_attaches_and_takes_emits() -> None:
+    feed, sink = IdleFeed("f"), OneAtATimeSink()
+    feed.attach(sink)  # type: ignore[arg-type]  # no offer_many to bind
+    tick = Tick("BTC/USDT", _T0, 100.0, 1.0, TickType.TRADE, ts_recv=_T0)
+    await feed.emit(tick)
+    assert sink.offered == [("f", tick)]
+    with pytest.raises(AttributeError, match="offer_many"):  # asked for by name, as before
+        await feed.emit_many([tick])
+    feed.attach(None)
+    with pytest.raises(EngineStateError, match="not attached"):
+        await feed.emit(tick)
+
+
+async def test_attach_binds_the_sinks_offer_many_and_a_new_sink_replaces_it() -> None:
+    feed, first, second = IdleFeed("f"), Sink(), Sink()
+    feed.attach(first)  # type: ignore[arg-type]
+    await feed.emit_many([_bar(0, _T0), _bar(1, _T0)])
+    feed.attach(None)
+    feed.attach(second)  # type: ignore[arg-type]
+    await feed.emit_many([_bar(2, _T0), _bar(3, _T0)])
+    assert first.offered == [("f", [_bar(0, _T0), _bar(1, _T0)])]
+    assert second.offered == [("f", [_bar(2, _T0), _bar(3, _T0)])]
+
+
 async def test_emit_many_stamps_only_what_lacks_a_time_and_refuses_non_models_whole() -> None:
     feed, sink = IdleFeed("f"), Sink()
     feed.attach(sink)  # type: ignore[arg-type]
