@@ -715,6 +715,8 @@ def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str
     peer = PeerRate(
         statistics.median(peer_rates) if peer_rates else None, driver.label, driver.note
     )
+    # each engine run's rate over the peer run right after it (none when the peer is absent)
+    pairs = [run.rate / rate for run, rate in zip(runs, peer_rates, strict=False)]
     batched = median_rate(engine_rates(workload, ctx.repeats, per_read=PER_READ))
     per_msg = f"{1e6 / engine:.2f} us/msg"
     items = parsed_items(workload)
@@ -741,9 +743,7 @@ def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str
         "peer": peer.label,
         "peer_rate": None if peer.rate is None else round(peer.rate),
         "peer_rates": [round(rate) for rate in peer_rates],  # each after the engine's run
-        "pair_ratios": [  # none when the peer is absent
-            round(run.rate / rate, 3) for run, rate in zip(runs, peer_rates, strict=False)
-        ],
+        "pair_ratios": [round(ratio, 3) for ratio in pairs],
         "socket_rate": round(socket),
         "socket_bare_websockets_client": round(bare),
     }
@@ -751,7 +751,6 @@ def ingest_results(figure: str, workload: Workload, ctx: Context, peer_unit: str
     target = f">= {TARGET_RATIO}x cryptofeed's {peer_unit} rate"
     results = []
     if peer.rate is not None:
-        pairs = [run.rate / rate for run, rate in zip(runs, peer_rates, strict=True)]
         paired = Result(
             figure, "msg/s", engine, peer.label, peer.rate, target=target,
             notes=f"{per_msg}; {data}; {peer.note}; ratio: the median of the runs' pairs",

@@ -86,6 +86,9 @@ class Outcomes:
         }
 
 
+_I64_MAX: Final = 2**63 - 1  # a latency sample is clamped to +-_I64_MAX
+
+
 class _Samples:
     """The last ``size`` ints appended (the latency samples of a scope), oldest first from
     :meth:`values`; a value beyond int64 is clamped to +-(2**63 - 1). The C twin
@@ -123,7 +126,6 @@ class _Samples:
         return len(self._values)
 
 
-_I64_MAX: Final = 2**63 - 1
 # the C type where built: typed Any, not _Samples (compiled, an attribute of a class type is
 # checked to be one on every store)
 _SAMPLES: Final[Callable[[int], Any]] = twin("lean_data._rows", "Samples", _Samples)
