@@ -89,8 +89,9 @@ async def drive(frames):
     go = asyncio.Event()
     go.set()
     connection = f1._MemoryConnection(frames, go)  # the engine's stand-in, one frame a read
+    take_ready, recv_batch = connection.take_ready, connection.recv_batch
     for _ in range(len(frames)):
-        for frame in await connection.recv_batch():
+        for frame in take_ready() or await recv_batch():
             await handler(frame, None, now())
 
 asyncio.run(drive(workload.frames[:count]))

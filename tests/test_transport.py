@@ -120,6 +120,37 @@ async def test_recv_batch_takes_every_frame_already_received_in_order(transport:
         assert stats.batches == len(batches)
 
 
+async def test_take_ready_gives_the_frames_already_received_without_waiting(
+    transport: str,
+) -> None:
+    """picows hands out what its queue holds with no coroutine (None once it is empty);
+    websockets only when awaited (None always). Read the read loop's way, every frame
+    arrives once, in order."""
+    async with BinanceLoopbackServer(CAPTURE, ping_interval=None) as server:
+        streams = sorted({stream for stream, _ in server.frames})
+        expected = [frame for stream, frame in server.frames if stream in streams]
+        ws = await open_websocket(server.stream_url(*streams), WebSocketOptions(), transport)
+        got: list[bytes | str] = []
+        ready: list[list[bytes | str]] = []
+        try:
+            if transport == "picows":  # frames queue while nobody reads
+                await eventually(lambda: ws.statistics().buffered_frames > 0)
+            while len(got) < len(expected):
+                frames = ws.take_ready()
+                if frames is not None:
+                    ready.append(frames)
+                got += frames or await ws.recv_batch()
+            assert ws.take_ready() is None  # nothing is left
+        finally:
+            await ws.close()
+    assert [text(raw) for raw in got] == expected
+    if transport == "picows":
+        assert ready
+        assert all(ready)
+    else:
+        assert not ready
+
+
 # ------------------------------------------------------------------ through the feed
 async def deliver(feed: BinanceDataFeed, expected: int) -> list[MarketData]:
     seen: list[MarketData] = []

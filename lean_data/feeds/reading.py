@@ -25,7 +25,9 @@ _NOW: Final = time_ns
 async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) -> None:
     """Read ``ws`` until the connection ends, handing each read's items to ``feed``.
 
-    What one read gave (``ws.recv_batch()``) is decoded in order: with ``fast`` (the feed
+    What one read gave is decoded in order: the frames the transport already holds
+    (``ws.take_ready()``, when it has that method and some are there), else what
+    ``await ws.recv_batch()`` gives (``[]``: the connection ended); with ``fast`` (the feed
     decodes and picks items the base feed's way), the plain data frames in one compiled
     loop (:func:`~lean_data.wire.binance.take_items`, ``venue`` the feed's symbol map, read
     as it grows); every other frame with ``feed.parse_frame`` and ``feed.item_of``. A frame
@@ -42,10 +44,15 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
     plain = type(feed).emit_many is FeedIntake.emit_many
     # bound once: compiled, ws.recv_batch() is a method lookup by name on every read
     recv_batch = ws.recv_batch
+    # what a transport already received, taken without a coroutine a read (None or empty:
+    # nothing is); recv_batch() is awaited only when nothing waits
+    take_ready = getattr(ws, "take_ready", None)
     while True:
-        frames: Any = await recv_batch()
+        frames: Any = None if take_ready is None else take_ready()
         if not frames:
-            return
+            frames = await recv_batch()
+            if not frames:
+                return
         if type(frames) is not list:  # a transport's own sequence: read by index below
             frames = list(frames)
         # the read's receipt time, for its items and the hand-over: one clock read, kept as

@@ -2,7 +2,8 @@
 
 A feed opens a :class:`WebSocketTransport` with :func:`open_websocket`, sends text, iterates
 frames (``async for raw in ws``; or :meth:`~WebSocketTransport.recv_batch`: every frame one
-socket read brought) and closes it. Two implementations:
+socket read brought, and :meth:`~WebSocketTransport.take_ready`: those already there, without
+a coroutine) and closes it. Two implementations:
 
 - ``"websockets"``: the ``websockets`` asyncio client (always installed, the fallback).
 - ``"picows"``: picows, a Cython client (``pip install 'lean-data[fast]'``). Its frames
@@ -169,6 +170,13 @@ class WebSocketTransport(ABC):
             WebSocketClosedError: (picows) the connection ended without a clean close.
         """
 
+    def take_ready(self) -> list[bytes | str] | None:
+        """Return every frame already received and not yet taken, without waiting; None
+        when none is (then :meth:`recv_batch` waits for one). A read loop under load takes
+        its frames this way with no coroutine per read. This base has nothing to give: a
+        client that hands frames out only when awaited (websockets) keeps it."""
+        return None
+
     @abstractmethod
     def __aiter__(self) -> Any:
         """Return an async iterator of frames (``bytes`` or ``str``)."""
@@ -319,6 +327,11 @@ class PicowsTransport(WebSocketTransport):
                 return []
             await queue.wait_frames()
         return queue.take_all()
+
+    def take_ready(self) -> list[bytes | str] | None:
+        """Return every frame already received (None when none is), without waiting."""
+        queue = self._listener
+        return queue.take_all() if queue.frames else None
 
     def __aiter__(self) -> PicowsTransport:
         return self
