@@ -575,3 +575,42 @@ def test_the_c_row_packer_writes_what_struct_packs() -> None:
         module._PACK_BAR(bytes(56), 0, BAR(base))
     with pytest.raises(TypeError):
         module._PACK_BAR(bytearray(56), 0, BAR(base)[:5])
+
+
+def test_the_c_ring_store_sets_the_slot_as_a_list_does() -> None:
+    """lean_data._rows.ring_put (the compiled build's ring store) against the pure
+    _ring_put: the same slot set (from the end for a negative index), the same refusals,
+    and the overwritten item freed once the ring held its only reference, whatever the
+    slots around it hold (ticks whose fields it asks the CPU for, bars' keys, None)."""
+    from lean_data.series import buffer as module
+
+    if module._RING_PUT is module._ring_put:
+        pytest.skip("the C ring store is built with the compiled package")
+    tick = Tick("BTC/USDT", 1_700_000_000_000_000_000, 1.5, 2.0, ts_recv=9, trade_id="7")
+    for index in (0, 1, 2, 3, -1, -4):
+        c_slots: list[Any] = [None, tick, "key", 3]
+        py_slots: list[Any] = list(c_slots)
+        module._RING_PUT(c_slots, index, "new")
+        module._ring_put(py_slots, index, "new")
+        assert c_slots == py_slots
+    for index in (4, -5, 2**40):
+        with pytest.raises(IndexError):
+            module._RING_PUT([None, tick, "key", 3], index, "new")
+    with pytest.raises(TypeError):
+        module._RING_PUT((None, None, None), 0, "new")
+    with pytest.raises(TypeError):
+        module._RING_PUT([None, None, None], 1.0, "new")
+    with pytest.raises(TypeError):
+        module._RING_PUT([None, None, None], 0)  # type: ignore[call-arg]
+
+    class Kept:
+        freed = 0
+
+        def __del__(self) -> None:
+            Kept.freed += 1
+
+    ring: list[Any] = [Kept() for _ in range(3)]
+    for index in range(6):  # round the ring twice: each store frees the item it overwrites
+        module._RING_PUT(ring, index % 3, Kept() if index < 5 else tick)
+        assert Kept.freed == index + 1
+    assert ring[2] is tick

@@ -19,6 +19,11 @@ TradeBar subclass, a user object, a TradeBar whose fields do not fit a row) is h
 object itself. Slots and rows grow geometrically up to ``max_size``, and rows only when a
 bar arrives, so a buffer that sees a few items, or no bars, stays small. Reads copy slots
 and rows under the lock and rebuild the bars after releasing it.
+
+A full ring's store frees the item it overwrites, one kept since the ring last came round
+(10,000 items of a symbol ago by default) and long out of the CPU's caches, as are the
+objects a tick holds; the compiled package's store (``lean_data._rows.ring_put``) asks for
+the lines of the items the next two stores free before they are needed.
 """
 
 from __future__ import annotations
@@ -82,6 +87,17 @@ def _pack_bar(rows: bytearray, offset: int, f: tuple[Any, ...]) -> None:
 
 
 _PACK_BAR: Final = twin("lean_data._rows", "pack_bar", _pack_bar)
+
+
+def _ring_put(slots: list[Any], index: int, item: object) -> None:
+    """``slots[index] = item``, IndexError when there is no slot ``index``. The C twin
+    (``lean_data._rows.ring_put``) first asks the CPU for what the ring's next two stores
+    overwrite: once the ring is full each store frees an item kept since the ring last came
+    round, whose lines (the item's and its fields') are long out of the caches."""
+    slots[index] = item
+
+
+_RING_PUT: Final = twin("lean_data._rows", "ring_put", _ring_put)
 _LOCK: Final[Callable[[], Any]] = twin("lean_data._rows", "Latch", threading.Lock)
 _MIN_GROWTH: Final = 16  # slots or rows are allocated at least this many at a time
 _MAX_KEYS: Final = 64  # distinct bar keys remembered for sharing, per buffer
@@ -274,7 +290,7 @@ class DataBuffer(Generic[T]):
                     self._put(item)  # row i exists now: pack again, the same way
                     return
         try:
-            self._slots[i] = slot
+            _RING_PUT(self._slots, i, slot)
         except IndexError:  # slot i not allocated yet
             slots = self._slots
             slots.extend(repeat(None, self._grown(len(slots), i) - len(slots)))
