@@ -15,6 +15,10 @@ from lean_data.quality.rules import FAIR, POOR, Issues, add, tier
 
 TICK_PERIOD: Final = NS_PER_MINUTE  # time unit for widening tick limits over quiet spells
 NO_TS: Final = -(2**63)
+# the one float object a zero observation is stored as: a window slot is read back a window
+# of the series' items later, when a float made for it would be long out of the CPU's caches
+# (a tick's range is always 0.0, and a trade at the last trade's price moves 0.0)
+_ZERO: Final[object] = float(0)
 
 
 class Series:
@@ -69,9 +73,11 @@ class Series:
         self.size = window
         # lists, not array("d"): compiled, a list item is read and set natively, where an
         # array's goes through its generic item protocol and argument parsing (~450
-        # instructions a set); a window is small (``window`` floats a series)
-        self.moves = [0.0] * window
-        self.ranges = [0.0] * window
+        # instructions a set); a window is small (``window`` floats a series). Items are
+        # floats, typed Any: a zero is stored as the shared _ZERO (compiled, a float item
+        # would be a new float object on every store)
+        self.moves: list[Any] = [_ZERO] * window
+        self.ranges: list[Any] = [_ZERO] * window
         self.msum = 0.0
         self.rsum = 0.0
         self.n = 0
@@ -113,10 +119,12 @@ class Series:
             self.pushed = True
             if self.n < size:
                 self.n += 1
-        self.msum += move - moves[i]
-        self.rsum += rng - ranges[i]
-        moves[i] = move
-        ranges[i] = rng
+        old_move: float = moves[i]
+        old_range: float = ranges[i]
+        self.msum += move - old_move
+        self.rsum += rng - old_range
+        moves[i] = move if move else _ZERO
+        ranges[i] = rng if rng else _ZERO
         left = self.resum_in - 1
         if left:
             self.resum_in = left
