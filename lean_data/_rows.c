@@ -38,6 +38,8 @@
  * OverflowError beyond int64 and TypeError for a value that is not an int, as the array
  * raises; IndexError outside it.
  *
+ * coarse_clock() is monotonic seconds to the kernel's last tick: the metrics' clock.
+ *
  * ring_put(slots, index, item) is the ring buffer's store, which asks for the lines of what
  * its next stores free (see its section below).
  *
@@ -50,6 +52,7 @@
 #include <limits.h>
 #include <string.h>
 #include <structmember.h>
+#include <time.h>
 
 static PyObject *ZERO, *ONE;
 
@@ -717,6 +720,28 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ------------------------------------------------------------------ coarse_clock */
+
+/* time.monotonic where the system has no coarse clock (set at import, then) */
+static PyObject *FINE_CLOCK;
+
+/* coarse_clock(): monotonic seconds as a float, from the kernel's last tick where the
+ * system keeps one (Linux's CLOCK_MONOTONIC_COARSE: no time-stamp counter read, ~4 ms
+ * resolution, the same clock as time.monotonic's), else time.monotonic(). The metrics'
+ * default clock (lean_data.engine.metrics), read for every delivered item to find its
+ * second: ~30 ns a read less than time.monotonic() here, ~1% of figure 2's time. */
+static PyObject *
+coarse_clock(PyObject *module, PyObject *unused)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    struct timespec now;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) == 0) {
+        return PyFloat_FromDouble((double)now.tv_sec + (double)now.tv_nsec * 1e-9);
+    }
+#endif
+    return PyObject_CallNoArgs(FINE_CLOCK);
+}
+
 /* ------------------------------------------------------------------ ring_put */
 
 /* Ask for the first ``lines`` cache lines of ``item``, from two pointers before it (a
@@ -807,6 +832,8 @@ static PyMethodDef methods[] = {
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
      "drain(popleft, available, groups, limit, /): the storage writer's take of queued rows."},
     {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves (and its tuples)."},
+    {"coarse_clock", coarse_clock, METH_NOARGS,
+     "coarse_clock(): monotonic seconds, to the kernel's last tick where it keeps one."},
     {"ring_put", (PyCFunction)(void (*)(void))ring_put, METH_FASTCALL,
      "ring_put(slots, index, item, /): slots[index] = item, the next stores' items fetched."},
     {"put_int64", (PyCFunction)(void (*)(void))put_int64, METH_FASTCALL,
@@ -835,6 +862,15 @@ PyInit__rows(void)
     ZERO = PyLong_FromLong(0);
     ONE = PyLong_FromLong(1);
     if (ZERO == NULL || ONE == NULL) {
+        return NULL;
+    }
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) {
+        return NULL;
+    }
+    FINE_CLOCK = PyObject_GetAttrString(time_module, "monotonic");
+    Py_DECREF(time_module);
+    if (FINE_CLOCK == NULL) {
         return NULL;
     }
     if (PyType_Ready(&LatchType) < 0 || PyType_Ready(&SamplesType) < 0) {

@@ -326,3 +326,24 @@ def test_a_latency_beyond_int64_is_reported_clamped_not_raised(clock: Clock) -> 
     assert latency["max"] == I64 / MS
     assert latency["samples"] == 3
     assert metrics.to_dict()["feeds"]["f"]["latency_ms"]["max"] == I64 / MS
+
+
+def test_the_default_clock_is_monotonic_seconds_on_time_monotonics_scale() -> None:
+    """The metrics' default clock (the compiled package's coarse_clock, else time.monotonic)
+    reads the same clock as time.monotonic to within the kernel's tick, never goes back,
+    and moves: a rate window's second and the uptime are right to a few ms."""
+    import time
+
+    from lean_data.engine import metrics as module
+
+    clock = module._CLOCK
+    before = time.monotonic()
+    readings = [clock() for _ in range(1_000)]
+    after = time.monotonic()
+    assert all(isinstance(value, float) for value in readings)
+    assert readings == sorted(readings)
+    assert before - 0.05 <= readings[0] <= readings[-1] <= after
+    deadline = time.monotonic() + 5.0
+    while clock() <= readings[-1]:  # the next tick comes (a busy wait, bounded)
+        assert time.monotonic() < deadline, "the default clock did not move in 5 s"
+    assert DataMetrics()._clock is clock
