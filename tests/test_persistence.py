@@ -12,11 +12,13 @@ import asyncio
 import inspect
 import math
 import sqlite3
+import threading
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -790,3 +792,46 @@ def test_statement_values_bind_flags_as_ints_and_leave_other_values_alone() -> N
     assert statement_values(rows, 1, 2) == [
         "binance", "ETH/USDT", "1m", 60, 1.0, 2.0, 0.5, 1.5, 3.0, 0, 1, 1, "x"
     ]  # fmt: skip
+
+
+class _ClearedList(list[Any]):
+    """A batch list that remembers which thread emptied it."""
+
+    cleared_by: int | None = None
+
+    def clear(self) -> None:
+        self.cleared_by = threading.get_ident()
+        super().clear()
+
+
+async def test_a_committed_batch_is_emptied_in_the_connections_thread(tmp_path: Path) -> None:
+    """Once the commit succeeded, the batch's lists are emptied by aiosqlite's thread, which
+    read the rows last (not on the event loop's core); a transaction that fails keeps
+    them for the retry."""
+    import aiosqlite
+
+    sink = sqlite_sink.SqliteSink()
+    sink.db = await aiosqlite.connect(tmp_path / "t.db")
+    try:
+        await sink.db.execute("CREATE TABLE t (x INTEGER)")
+        await sink.db.commit()
+        groups = [_ClearedList([(1,), (2,)]), _ClearedList()]
+        async with sink.transaction(groups, immediate=False) as tx:
+            await tx.db.executemany("INSERT INTO t VALUES (?)", groups[0])
+        assert groups == [[], []]
+        assert groups[0].cleared_by not in (None, threading.get_ident())
+        kept = [_ClearedList([(3,)])]
+
+        async def failing() -> None:
+            async with sink.transaction(kept, immediate=False) as tx:
+                await tx.db.executemany("INSERT INTO t VALUES (?)", kept[0])
+                raise RuntimeError("a row's fault")
+
+        with pytest.raises(RuntimeError, match="a row's fault"):
+            await failing()
+        assert kept == [[(3,)]]
+        assert kept[0].cleared_by is None
+        async with sink.db.execute("SELECT x FROM t ORDER BY x") as cursor:
+            assert await cursor.fetchall() == [(1,), (2,)]
+    finally:
+        await sink.db.close()
