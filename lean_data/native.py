@@ -8,9 +8,11 @@ which tests hold them to. :func:`twin` picks one once, at import.
 from __future__ import annotations
 
 import importlib
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
-__all__ = ["twin"]
+__all__ = ["time_ns", "twin"]
 
 T = TypeVar("T")
 
@@ -22,3 +24,9 @@ def twin(module: str, name: str, pure: T) -> T:
     except ImportError:  # a pure install: the C module is not there
         return pure
     return found  # type: ignore[no-any-return]
+
+
+time_ns: Final[Callable[[], int]] = twin("lean_data._rows", "time_ns", time.time_ns)
+"""``time.time_ns()``; with the C module, the same clock read with less around it (~195
+instructions a call against ~60): the receipt time of every socket read and the delivery
+time of every item."""

@@ -347,3 +347,18 @@ def test_the_default_clock_is_monotonic_seconds_on_time_monotonics_scale() -> No
     while clock() <= readings[-1]:  # the next tick comes (a busy wait, bounded)
         assert time.monotonic() < deadline, "the default clock did not move in 5 s"
     assert DataMetrics()._clock is clock
+
+
+def test_the_wall_clock_in_ns_is_time_time_ns() -> None:
+    """lean_data.native.time_ns (the compiled package's C read, else time.time_ns) is the
+    wall clock in ns: an int between two time.time_ns() readings."""
+    import time
+
+    from lean_data import native
+
+    for _ in range(1_000):
+        before = time.time_ns()
+        now = native.time_ns()
+        after = time.time_ns()
+        assert type(now) is int
+        assert before <= now <= after

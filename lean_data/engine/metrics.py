@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from lean_data.models import MarketData, Resolution, Tick, TradeBar
-from lean_data.native import twin
+from lean_data.native import time_ns, twin
 from lean_data.quality.screen import kind_of
 from lean_data.slots import BAR, BAR_CLOSED, BAR_RESOLUTION, BAR_TS_EVENT, BAR_TS_RECV
 
@@ -33,7 +33,7 @@ from lean_data.slots import BAR, BAR_CLOSED, BAR_RESOLUTION, BAR_TS_EVENT, BAR_T
 _TICK: Final = Tick
 _TRADE_BAR: Final = TradeBar
 _BAR: Final = BAR  # a C static, not a module-dict lookup per use (see quality/screen.py)
-_time_ns: Final = time.time_ns  # a module attribute is a dict lookup per use, too
+_time_ns: Final = time_ns  # a module attribute is a dict lookup per use, too
 
 __all__ = ["OUTCOMES", "DataMetrics", "Outcomes", "delivery_latency_ns", "tick_latency_ns"]
 

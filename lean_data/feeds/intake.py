@@ -11,7 +11,6 @@ stays plain Python.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from time import time_ns
 from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
@@ -20,7 +19,7 @@ from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError
 from lean_data.models import MarketData, Tick, TradeBar
-from lean_data.native import twin
+from lean_data.native import time_ns, twin
 from lean_data.slots import BAR_TS_RECV, COPY_BAR, fields_of, own_copy
 
 __all__ = ["Emitted", "FeedIntake"]

@@ -10,11 +10,11 @@ hooks, its subclasses) stays plain Python and is called back through its methods
 from __future__ import annotations
 
 from collections.abc import Mapping
-from time import time_ns
 from typing import Any, Final
 
 from lean_data.errors import FeedError, FeedProtocolError
 from lean_data.feeds.intake import FeedIntake, hand_over
+from lean_data.native import time_ns
 from lean_data.wire.binance import ParsedMessage, take_items
 
 __all__ = ["read_frames"]
