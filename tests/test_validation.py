@@ -710,3 +710,21 @@ def test_level_index_and_score_are_each_levels_own() -> None:
         assert level_score(level) == level.value
         assert Verdict(level).score == level.value
     assert CLEAN.score == 1.0
+
+
+def test_a_levels_value_is_its_score_read_from_the_member_itself() -> None:
+    """``level.value`` is each level's score, kept in the member's own attributes (one dict
+    lookup per read, not Enum's two Python-level calls), and the levels still pickle and
+    copy as the singletons they are."""
+    import copy
+    import pickle
+
+    from lean_data.quality.levels import DataQualityLevel
+
+    scores = {"EXCELLENT": 1.0, "GOOD": 0.8, "FAIR": 0.6, "POOR": 0.3, "INVALID": 0.0}
+    for level in DataQualityLevel:
+        assert level.value == scores[level.name] == level._value_
+        assert vars(level)["value"] == level.value
+        assert pickle.loads(pickle.dumps(level)) is level
+        assert copy.deepcopy(level) is level
+    assert DataQualityLevel(0.6) is DataQualityLevel.FAIR

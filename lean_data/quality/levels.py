@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import operator
 from dataclasses import dataclass
 from typing import Final
@@ -36,11 +37,17 @@ class DataQualityLevel(enum.Enum):
 
 
 # Enum's own ``value`` costs two Python-level calls per read on Python 3.11, paid by every
-# callback that reads ``quality.value``; this property reads the same field in C. Set after
-# the class is made, so type checkers keep ``value: float`` (not a member: Enum allows it).
-setattr(  # noqa: B010
-    DataQualityLevel, "value", property(operator.attrgetter("_value_"), doc="The score in [0, 1].")
-)
+# callback that reads ``quality.value``. Here it is each member's own attribute (its
+# ``__dict__``, filled below), found before the class's: a cached_property, which is no data
+# descriptor, so a read is one dict lookup (~9 ns, against ~33 for a property reading
+# ``_value_`` and ~130 for Enum's). Set after the class is made, so type checkers keep
+# ``value: float`` (not a member: Enum allows it).
+_value = functools.cached_property(operator.attrgetter("_value_"))
+_value.__doc__ = "The score in [0, 1]."
+setattr(DataQualityLevel, "value", _value)  # noqa: B010
+_value.__set_name__(DataQualityLevel, "value")
+for _member in DataQualityLevel:
+    vars(_member)["value"] = _member._value_
 
 _EXCELLENT: Final = DataQualityLevel.EXCELLENT
 _GOOD: Final = DataQualityLevel.GOOD
