@@ -39,8 +39,8 @@ class DataQualityLevel(enum.Enum):
 # Enum's own ``value`` costs two Python-level calls per read on Python 3.11, paid by every
 # callback that reads ``quality.value``. Here it is each member's own attribute (its
 # ``__dict__``, filled below), found before the class's: a cached_property, which is no data
-# descriptor, so a read is one dict lookup (~9 ns, against ~33 for a property reading
-# ``_value_`` and ~130 for Enum's). Set after the class is made, so type checkers keep
+# descriptor, so a read is one dict lookup (1,000 reads in a function: 36 µs, against 47
+# for a property reading ``_value_``). Set after the class is made, so type checkers keep
 # ``value: float`` (not a member: Enum allows it).
 _value = functools.cached_property(operator.attrgetter("_value_"))
 _value.__doc__ = "The score in [0, 1]."
