@@ -7,7 +7,8 @@ a coroutine) and closes it. Two implementations:
 
 - ``"websockets"``: the ``websockets`` asyncio client (always installed, the fallback).
 - ``"picows"``: picows, a Cython client (``pip install 'lean-data[fast]'``). Its frames
-  arrive by callback; :class:`PicowsTransport` queues them and pauses reading from the
+  arrive by callback; :class:`PicowsTransport` queues them (:mod:`lean_data.feeds.picows_queue`:
+  the queue, the listener picows calls, the error of an unclean close) and pauses reading from the
   socket once ``max_queue * max_message_bytes`` bytes wait for the reader (websockets'
   bound: ``max_queue`` messages of at most that size); TCP backpressure reaches the venue.
 
@@ -24,15 +25,14 @@ drop a peer silent for ``ping_timeout_s`` more; neither compresses.
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lean_data.errors import ConfigError
+from lean_data.feeds.picows_queue import FrameQueue, WebSocketClosedError, listener_type
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -53,7 +53,6 @@ __all__ = [
 TransportName = Literal["websockets", "picows"]
 TRANSPORTS: tuple[TransportName, ...] = ("websockets", "picows")
 ENV_VAR = "LEAN_DATA_WS_TRANSPORT"
-_OK_CODES = (1000, 1001)
 
 
 def resolve_transport(name: str) -> TransportName:
@@ -124,24 +123,6 @@ class TransportStats:
     peak_buffered_bytes: int | None
     read_pauses: int | None
     batches: int | None = None
-
-
-class WebSocketClosedError(Exception):
-    """The connection ended without a clean close handshake (the websockets client raises
-    ``ConnectionClosedError`` in the same cases).
-
-    Attributes:
-        received, sent: the close codes received and sent (None: no close frame).
-        reason: the reason of the close that decided it.
-    """
-
-    def __init__(self, received: int | None, sent: int | None, reason: str) -> None:
-        self.received, self.sent, self.reason = received, sent, reason
-        rcvd = "no close frame received" if received is None else f"received {received}"
-        super().__init__(f"{rcvd}{'' if sent is None else f'; sent {sent}'} ({reason})")
-
-    def __repr__(self) -> str:
-        return f"WebSocketClosedError({self.received!r}, {self.sent!r}, {self.reason!r})"
 
 
 class WebSocketTransport(ABC):
@@ -270,7 +251,7 @@ class PicowsTransport(WebSocketTransport):
 
     name: ClassVar[TransportName] = "picows"
 
-    def __init__(self, ws: Any, listener: _Queue, close_timeout_s: float) -> None:
+    def __init__(self, ws: Any, listener: FrameQueue, close_timeout_s: float) -> None:
         self._ws = ws  # picows.WSTransport
         self._listener = listener
         self._close_timeout_s = close_timeout_s
@@ -280,10 +261,10 @@ class PicowsTransport(WebSocketTransport):
         """Connect; see :func:`open_websocket`."""
         import picows
 
-        queue = _Queue(options.buffer_bytes, options.max_message_bytes)
+        queue = FrameQueue(options.buffer_bytes, options.max_message_bytes)
         async with asyncio.timeout(options.open_timeout_s):
             ws, _ = await picows.ws_connect(
-                lambda: _listener_type()(queue),
+                lambda: listener_type()(queue),
                 url,
                 websocket_handshake_timeout=options.open_timeout_s,
                 enable_auto_ping=True,
@@ -301,7 +282,7 @@ class PicowsTransport(WebSocketTransport):
         ws = self._ws
         if ws.is_disconnected or ws.is_close_frame_sent:
             raise self._listener.closed_error() or WebSocketClosedError(None, None, "closing")
-        ws.send(_listener_type().TEXT, text.encode())
+        ws.send(listener_type().TEXT, text.encode())
 
     async def close(self) -> None:
         """Send a close frame, wait for the peer's (bounded), disconnect; idempotent."""
@@ -309,7 +290,7 @@ class PicowsTransport(WebSocketTransport):
         if ws.is_disconnected:
             return
         if not ws.is_close_frame_sent:
-            ws.send_close(_listener_type().OK)
+            ws.send_close(listener_type().OK)
         if self._listener.paused:  # the peer's close frame waits behind unread data
             self._listener.resume()
         try:
@@ -362,151 +343,3 @@ class PicowsTransport(WebSocketTransport):
         return TransportStats(
             self.name, q.received, len(q.frames), q.buffered, q.peak_buffered, q.pauses, q.batches
         )
-
-
-class _Queue:
-    """The frames a picows connection received, bounded in bytes, and how it ended.
-
-    picows calls :meth:`put` (through the listener) for every data frame of a socket read;
-    once ``budget`` bytes wait, reading from the socket pauses until the reader has taken
-    them down to a quarter (websockets' low-water mark). Fragmented messages are joined
-    (at most ``max_message`` bytes, else the connection closes with 1009).
-    """
-
-    def __init__(self, budget: int, max_message: int) -> None:
-        self.frames: deque[bytes] = deque()
-        self.buffered = self.peak_buffered = 0
-        self.budget, self.resume_at, self.max_message = budget, budget // 4, max_message
-        self.received = self.pauses = self.batches = 0
-        self.paused = self.disconnected = False
-        self.ws: Any = None  # picows.WSTransport, set on connect
-        self.fragments: list[bytes] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._gone: asyncio.Future[None] | None = None
-
-    def put(self, payload: bytes) -> None:
-        """Queue one message; wake the reader; pause reading at the budget."""
-        self.frames.append(payload)
-        self.received += 1
-        buffered = self.buffered = self.buffered + len(payload)
-        if buffered > self.peak_buffered:
-            self.peak_buffered = buffered
-        if buffered >= self.budget and not self.paused:
-            self.paused = True
-            self.pauses += 1
-            self.ws.underlying_transport.pause_reading()
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def take_all(self) -> list[bytes | str]:
-        """Return and forget every queued frame; resume reading if paused."""
-        frames: list[bytes | str] = list(self.frames)
-        self.frames.clear()
-        self.batches += 1
-        if self.buffered > self.peak_buffered:
-            self.peak_buffered = self.buffered
-        self.buffered = 0
-        if self.paused:
-            self.resume()
-        return frames
-
-    def resume(self) -> None:
-        """Read from the socket again."""
-        self.paused = False
-        if not self.disconnected:
-            self.ws.underlying_transport.resume_reading()
-
-    async def wait_frames(self) -> None:
-        """Wait until a frame is queued or the connection is gone."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
-        await waiter
-
-    def gone(self) -> None:
-        """The connection is closed: wake the reader and whoever waits in close()."""
-        self.disconnected = True
-        for future in (self._waiter, self._gone):
-            if future is not None and not future.done():
-                future.set_result(None)
-        self._waiter = None
-
-    async def wait_disconnected(self) -> None:
-        """Wait until the connection is gone."""
-        if not self.disconnected:
-            self._gone = asyncio.get_running_loop().create_future()
-            await self._gone
-
-    def closed_error(self) -> WebSocketClosedError | None:
-        """Return the error of an unclean end (None: clean, both ways 1000/1001)."""
-        handshake = self.ws.close_handshake if self.ws is not None else None
-        received = sent = None
-        reason = ""
-        if handshake is not None:
-            if handshake.recv is not None:
-                received, reason = handshake.recv.code.value, handshake.recv.reason
-            if handshake.sent is not None:
-                sent = handshake.sent.code.value
-                reason = reason or handshake.sent.reason
-        if received in _OK_CODES and (sent is None or sent in _OK_CODES):
-            return None
-        return WebSocketClosedError(received, sent, reason)
-
-    def raise_unless_clean(self) -> None:
-        """Raise :class:`WebSocketClosedError` unless the connection closed cleanly."""
-        error = self.closed_error()
-        if error is not None:
-            raise error
-
-
-@functools.cache
-def _listener_type() -> Any:
-    """Return the picows listener class (defined on first use: picows is optional)."""
-    import picows
-
-    text, binary = picows.WSMsgType.TEXT, picows.WSMsgType.BINARY
-    continuation, close = picows.WSMsgType.CONTINUATION, picows.WSMsgType.CLOSE
-    too_big = picows.WSCloseCode.MESSAGE_TOO_BIG
-
-    class Listener(picows.WSListener):
-        """Hand each data frame to the queue; answer a close; tell the queue when gone."""
-
-        TEXT, OK = text, picows.WSCloseCode.OK
-
-        def __init__(self, queue: _Queue) -> None:
-            super().__init__()
-            self.queue = queue
-
-        def on_ws_connected(self, transport: Any) -> None:
-            self.queue.ws = transport
-
-        def on_ws_frame(self, transport: Any, frame: Any) -> None:
-            kind = frame.msg_type
-            queue = self.queue
-            if kind in (text, binary) and frame.fin:
-                queue.put(frame.get_payload_as_bytes())
-            elif kind in (text, binary, continuation):
-                self._fragment(transport, frame)
-            elif kind == close:
-                if not transport.is_close_frame_sent:
-                    transport.send_close(frame.get_close_code(), frame.get_close_message())
-                transport.disconnect()
-
-        def _fragment(self, transport: Any, frame: Any) -> None:
-            queue = self.queue
-            if queue.fragments is None:
-                queue.fragments = []
-            queue.fragments.append(frame.get_payload_as_bytes())
-            if sum(map(len, queue.fragments)) > queue.max_message:
-                queue.fragments = None
-                transport.send_close(too_big, b"message too big")
-                transport.disconnect()
-            elif frame.fin:
-                parts, queue.fragments = queue.fragments, None
-                queue.put(b"".join(parts))
-
-        def on_ws_disconnected(self, transport: Any) -> None:
-            self.queue.gone()
-
-    return Listener
