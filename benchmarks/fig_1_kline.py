@@ -320,10 +320,9 @@ class _MemoryConnection:
         if not self._open:
             await self._go.wait()
             self._open = True
-        start = self._next
-        if start < len(self._frames):
-            end = self._next = start + self._per_read
-            return self._frames[start:end]  # a new list
+        frames = self.take_ready()
+        if frames is not None:
+            return frames
         await asyncio.get_running_loop().create_future()  # open and silent until cancelled
         return []
 

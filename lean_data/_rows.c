@@ -801,8 +801,8 @@ fetch_fields(PyObject *item)
  * hundred cycles when freed). So the items the next two stores overwrite are asked for
  * first: the one after ``index`` (the objects its slots hold; its own lines were asked for
  * by the store before) when the ring holds its only reference, and the one after that (its
- * own lines). Figure 2 (7 symbols of aggTrades, 10,000 ticks each): ~5% more messages a
- * second, of the ~7% a ring that keeps nothing gains. */
+ * own lines). Figure 2 (7 symbols of aggTrades, 10,000 ticks each): the frees' share of the
+ * engine's time fell from ~5.5% to ~2.6% (perf); a ring that keeps nothing reads ~7% faster. */
 static PyObject *
 ring_put(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {

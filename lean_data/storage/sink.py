@@ -89,7 +89,9 @@ class BatchSink(Protocol):
     ) -> AbstractAsyncContextManager[BatchTx]:
         """Open a transaction for a batch of ``groups`` (rows by entry kind, for any
         preparation such as creating partitions; None: no market rows). ``immediate``:
-        take the write lock at once (the batch reads and rewrites coverage)."""
+        take the write lock at once (the batch reads and rewrites coverage). Once it has
+        committed, a sink may empty the lists of ``groups`` (SQLite does, in its
+        connection's thread); a transaction that fails leaves them as they were."""
         ...
 
     def clean(self, kind: int, row: Row) -> Row:

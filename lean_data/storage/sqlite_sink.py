@@ -52,6 +52,9 @@ _MIN_MULTI_ROWS: Final = 16
 _MAX_PARAMETERS: Final = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
+_IN_THREAD: Final = hasattr(aiosqlite.Connection, "_execute")  # runs a function in its thread
+
+
 def _c_write() -> Callable[..., bool] | None:
     """:func:`lean_data._sqlite_rows.write` when it is built and reaches the SQLite library
     sqlite3 uses, and aiosqlite runs functions in its thread as this code expects."""
@@ -59,13 +62,12 @@ def _c_write() -> Callable[..., bool] | None:
         from lean_data._sqlite_rows import usable, write
     except ImportError:  # a pure install, or built without SQLite's headers
         return None
-    if not usable() or not hasattr(aiosqlite.Connection, "_execute"):
+    if not usable() or not _IN_THREAD:
         return None
     return write
 
 
 _WRITE: Final = _c_write()
-_IN_THREAD: Final = hasattr(aiosqlite.Connection, "_execute")  # runs a function in its thread
 _BLOCK_ROWS: Final = 32
 """Rows per statement in C. Its statements are prepared on every call (sqlite3's statement
 cache is out of reach): a 1,000-row statement costs ~4 µs a row to prepare, a 32-row one
