@@ -645,27 +645,33 @@ leaf(PyObject *module, PyObject *value)
     return Py_NewRef(value);
 }
 
-/* drain(popleft, available, groups, limit): the storage writer's take (lean_data.inbox.drain,
- * its pure twin, documents the contract): up to ``limit`` (table, row) pairs popped by
- * ``popleft()``, at most ``available`` calls, each row appended to groups[table]; a pair
- * with a negative table (a control entry) ends it and comes back. Returns (rows, control or
- * None). The compiled loop it replaces spent ~700 instructions a row, in Inbox.take and
- * the unboxing of each table. A pair that is not a 2-tuple with an int table raises
- * TypeError (it is popped: the pure twin raises there too), a table beyond ``groups``
- * IndexError, a group that is no list TypeError. */
+/* drain(popleft, appendleft, run, available, groups, limit): the storage writer's take
+ * (lean_data.inbox.drain, its pure twin, documents the contract): up to ``limit`` rows of
+ * (table, row) pairs popped by ``popleft()``, at most ``available`` calls, each row appended
+ * to groups[table]; a pair whose row is of type ``run`` (lean_data.inbox.Batch: a run of
+ * rows of one table) gives the rows of its ``items`` list, or when they go beyond ``limit``
+ * its first ones, the rest put back with ``appendleft(pair)``; a pair with a negative table
+ * (a control entry) ends it and comes back. Returns (rows, control or None). The compiled
+ * loop it replaces spent ~700 instructions a row, in Inbox.take and the unboxing of each
+ * table. A pair that is not a 2-tuple with an int table raises TypeError (it is popped: the
+ * pure twin raises there too), a table beyond ``groups`` IndexError, a group that is no
+ * list or a run without a list TypeError. */
+static PyObject *ITEMS; /* "items", interned */
+
 static PyObject *
 drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "drain() takes popleft, available, groups, limit");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "drain() takes popleft, appendleft, run, available, groups, limit");
         return NULL;
     }
-    PyObject *popleft = args[0], *groups = args[2];
-    Py_ssize_t available = PyLong_AsSsize_t(args[1]);
+    PyObject *popleft = args[0], *appendleft = args[1], *run = args[2], *groups = args[4];
+    Py_ssize_t available = PyLong_AsSsize_t(args[3]);
     if (available == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t limit = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[5]);
     if (limit == -1 && PyErr_Occurred()) {
         return NULL;
     }
@@ -707,12 +713,46 @@ drain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "drain() needs a list of lists");
             return NULL;
         }
-        int failed = PyList_Append(group, PyTuple_GET_ITEM(entry, 1));
-        Py_DECREF(entry);
-        if (failed < 0) {
+        PyObject *row = PyTuple_GET_ITEM(entry, 1);
+        if ((PyObject *)Py_TYPE(row) != run) {
+            int failed = PyList_Append(group, row);
+            Py_DECREF(entry);
+            if (failed < 0) {
+                return NULL;
+            }
+            taken++;
+            continue;
+        }
+        PyObject *rows = PyObject_GetAttr(row, ITEMS);
+        if (rows == NULL || !PyList_Check(rows)) {
+            Py_XDECREF(rows);
+            Py_DECREF(entry);
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "drain() needs a run of a list");
+            }
             return NULL;
         }
-        taken++;
+        Py_ssize_t count = PyList_GET_SIZE(rows), room = limit - taken;
+        Py_ssize_t moved = count > room ? room : count;
+        Py_ssize_t end = PyList_GET_SIZE(group);
+        /* group[end:end] = rows[:moved]; then del rows[:moved] when the run stays queued */
+        PyObject *head = moved == count ? Py_NewRef(rows) : PyList_GetSlice(rows, 0, moved);
+        int failed = head == NULL || PyList_SetSlice(group, end, end, head) < 0;
+        Py_XDECREF(head);
+        if (!failed && moved < count) {
+            failed = PyList_SetSlice(rows, 0, moved, NULL) < 0;
+            if (!failed) {
+                PyObject *back = PyObject_CallOneArg(appendleft, entry);
+                failed = back == NULL;
+                Py_XDECREF(back);
+            }
+        }
+        Py_DECREF(rows);
+        Py_DECREF(entry);
+        if (failed) {
+            return NULL;
+        }
+        taken += moved;
     }
     PyObject *result = Py_BuildValue("(nO)", taken, control);
     if (control != Py_None) {
@@ -847,7 +887,8 @@ ring_put(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"drain", (PyCFunction)(void (*)(void))drain, METH_FASTCALL,
-     "drain(popleft, available, groups, limit, /): the storage writer's take of queued rows."},
+     "drain(popleft, appendleft, run, available, groups, limit, /): the storage writer's "
+     "take of queued rows."},
     {"leaf", leaf, METH_O, "leaf(value, /): value, untracked by the collector when a tuple of leaves (and its tuples)."},
     {"coarse_clock", coarse_clock, METH_NOARGS,
      "coarse_clock(): monotonic seconds, to the kernel's last tick where it keeps one."},
@@ -879,7 +920,8 @@ PyInit__rows(void)
 {
     ZERO = PyLong_FromLong(0);
     ONE = PyLong_FromLong(1);
-    if (ZERO == NULL || ONE == NULL) {
+    ITEMS = PyUnicode_InternFromString("items");
+    if (ZERO == NULL || ONE == NULL || ITEMS == NULL) {
         return NULL;
     }
     PyObject *time_module = PyImport_ImportModule("time");

@@ -14,7 +14,13 @@ def ring_put(slots: list[Any], index: int, item: object, /) -> None: ...
 def put_int64(values: Any, index: int, value: int, /) -> None: ...
 def leaf(value: Any, /) -> Any: ...
 def drain(
-    popleft: Callable[[], Any], available: int, groups: list[list[Any]], limit: int, /
+    popleft: Callable[[], Any],
+    appendleft: Callable[[Any], None],
+    run: type,
+    available: int,
+    groups: list[list[Any]],
+    limit: int,
+    /,
 ) -> tuple[int, Any]: ...
 
 class Latch:

@@ -42,7 +42,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from lean_data.native import twin
 
-__all__ = ["DRAIN", "LEAF", "Batch", "Inbox", "drain", "leaf"]
+__all__ = ["DRAIN", "LEAF", "RUN_ROWS", "Batch", "Inbox", "drain", "leaf"]
 
 K = TypeVar("K")
 
@@ -59,16 +59,25 @@ LEAF: Final = twin("lean_data._rows", "leaf", leaf)
 
 
 def drain(
-    popleft: Callable[[], Any], available: int, groups: list[list[Any]], limit: int
+    popleft: Callable[[], Any],
+    appendleft: Callable[[Any], None],
+    run: Any,
+    available: int,
+    groups: list[list[Any]],
+    limit: int,
 ) -> tuple[int, Any]:
-    """Pop up to ``limit`` ``(table, row)`` pairs with ``popleft()`` (at most ``available``
-    calls: what the deque holds), appending each row to ``groups[table]``; a pair whose table
-    is negative (a control entry) ends it. Returns the rows moved and that pair, or None.
-    The storage writer's take (:meth:`Inbox.take_rows`); the C twin (``lean_data._rows.drain``)
-    makes one call of it per batch instead of one compiled take per row.
+    """Pop up to ``limit`` rows of ``(table, row)`` pairs with ``popleft()`` (at most
+    ``available`` calls: what the deque holds), appending each row to ``groups[table]``; a
+    pair whose row is a ``run`` (:class:`Batch`: consecutive rows of one table,
+    :meth:`Inbox.offer_row`) gives all its rows, or when they go beyond ``limit`` its first
+    ones, the rest put back at the head with ``appendleft``. A pair whose table is negative
+    (a control entry) ends it. Returns the rows moved and that pair, or None. The storage
+    writer's take (:meth:`Inbox.take_rows`); the C twin (``lean_data._rows.drain``) makes one
+    call of it per batch instead of one compiled take per row.
 
     Raises:
-        TypeError: a pair is not a 2-tuple with an int table, or a group is no list.
+        TypeError: a pair is not a 2-tuple with an int table, a group is no list, or a
+            run holds no list.
         IndexError: a table beyond ``groups``.
     """
     taken = calls = 0
@@ -83,17 +92,37 @@ def drain(
         group = groups[table]
         if type(group) is not list:
             raise TypeError("drain() needs a list of lists")
-        group.append(entry[1])
-        taken += 1
+        row: Any = entry[1]
+        if type(row) is not run:
+            group.append(row)
+            taken += 1
+            continue
+        rows = row.items
+        if type(rows) is not list:
+            raise TypeError("drain() needs a run of a list")
+        room = limit - taken
+        if len(rows) > room:  # the limit within the run: the rest stays first in line
+            group.extend(rows[:room])
+            del rows[:room]
+            appendleft(entry)
+            return limit, None
+        group.extend(rows)
+        taken += len(rows)
     return taken, None
 
 
 DRAIN: Final = twin("lean_data._rows", "drain", drain)
 
 
+RUN_ROWS: Final = 256
+"""The most rows one run holds (:meth:`Inbox.offer_row`): the entries' overhead is paid
+once per run, and a take that ends within a run (its limit) moves at most this many."""
+
+
 class Batch:
-    """The items of one batch entry, in order (:meth:`Inbox.offer_many`); the consumer
-    tells a batch from one item by ``type(item) is Batch``.
+    """The items of one batch entry, in order (:meth:`Inbox.offer_many`; a run of rows,
+    :meth:`Inbox.offer_row`); the consumer tells a batch from one item by
+    ``type(item) is Batch``.
 
     Attributes:
         items: the items, in the order they were handed over.
@@ -128,6 +157,8 @@ class Inbox(Generic[K]):
         "_popleft",
         "_push",
         "_putters",
+        "_run",
+        "_run_key",
         "_size",
         "_soft",
         "_unfinished",
@@ -155,6 +186,10 @@ class Inbox(Generic[K]):
         self._putters: deque[asyncio.Future[None]] = deque()  # producers asleep on full
         self._idle: list[asyncio.Future[None]] = []  # join() callers
         self._unfinished = 0
+        # the open run (offer_row): the items of the Batch entry at the tail, and its key;
+        # None once any other entry is queued after it or a take may have popped it
+        self._run: list[Any] | None = None
+        self._run_key: Any = None
 
     def __len__(self) -> int:
         return self._size
@@ -172,13 +207,29 @@ class Inbox(Generic[K]):
         self._append(key, item, 1)
         return True
 
-    def offer_leaf(self, key: K, item: Any) -> bool:
-        """:meth:`offer` for an entry that can hold no reference cycle (a row of plain
-        values): the pair and the row are kept out of the garbage collector's lists
-        (:data:`LEAF`), so a long queue of them costs its collections nothing."""
+    def offer_row(self, key: K, row: Any) -> bool:
+        """:meth:`offer` for a row of plain values (the storage writer's queue): False when
+        the inbox is crowded or producers wait, as :meth:`offer`. A row of the same key as
+        the entry at the tail, a run still open, joins it (up to :data:`RUN_ROWS`) instead
+        of taking an entry of its own: consecutive rows cost one entry, and one step of
+        :meth:`take_rows`, per run. The order is kept: a run is open only while it is the
+        last entry and no take has begun since. The row is kept out of the garbage
+        collector's lists (:data:`LEAF`), so a long queue of them costs its collections
+        nothing."""
         if self._size >= self._soft or self._putters:
             return False
-        self._enter(LEAF((key, item)), 1)
+        run = self._run
+        if run is not None and self._run_key is key and len(run) < RUN_ROWS:
+            run.append(LEAF(row))
+            self._unfinished += 1
+            size = self._size = self._size + 1
+            if self._getter is not None and size >= self._want:
+                self.wake()
+            return True
+        run = [LEAF(row)]
+        self._enter((key, Batch(run)), 1)  # closes the run before it, opens this one
+        self._run = run
+        self._run_key = key
         return True
 
     def offer_many(self, key: K, items: Sequence[Any]) -> bool:
@@ -258,6 +309,7 @@ class Inbox(Generic[K]):
 
     def _enter(self, pair: Any, count: int) -> None:  # Any: as _push (see __init__)
         self._push(pair)
+        self._run = None  # a run is open only at the tail
         self._unfinished += count
         size = self._size = self._size + count
         if self._getter is not None and size >= self._want:
@@ -279,21 +331,29 @@ class Inbox(Generic[K]):
             return None
         pair = self._popleft()
         item = pair[1]
-        self._size -= len(item) if type(item) is Batch else 1
+        if type(item) is Batch:
+            self._size -= len(item)
+            self._run = None  # it may be the open run: none joins it once taken
+        else:
+            self._size -= 1
         if self._putters:
             self._wake_putter()
         return pair  # type: ignore[no-any-return]
 
     def take_rows(self, groups: list[list[Any]], limit: int) -> tuple[int, Any]:
         """Move up to ``limit`` queued rows into ``groups``, by table, without waiting: for
-        an inbox of ``(table, row)`` pairs (the storage writer's; no batches), where a
-        negative table is a control entry, which ends the take and comes back. Returns
-        (rows moved, the control pair or None). The same as :meth:`take` per pair, in one
-        call (:data:`DRAIN`)."""
+        an inbox of ``(table, row)`` pairs and runs of rows (the storage writer's,
+        :meth:`offer_row`), where a negative table is a control entry, which ends the take
+        and comes back. A run the limit falls within gives its first rows; the rest stays
+        first in line. Returns (rows moved, the control pair or None). The same as
+        :meth:`take` per pair, in one call (:data:`DRAIN`)."""
         available = len(self._items)
         if not available or limit <= 0:
             return 0, None
-        taken, control = DRAIN(self._popleft, available, groups, limit)
+        self._run = None  # the take may pop it: rows after this start a run of their own
+        taken, control = DRAIN(
+            self._popleft, self._items.appendleft, Batch, available, groups, limit
+        )
         freed = taken if control is None else taken + 1
         self._size -= freed
         while freed and self._putters:  # as take() does, once per freed slot

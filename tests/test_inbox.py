@@ -190,7 +190,7 @@ def built(*items: Any) -> tuple[Any, ...]:
     return items
 
 
-def test_offer_leaf_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -> None:
+def test_offer_row_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -> None:
     import gc
     import os
 
@@ -199,20 +199,64 @@ def test_offer_leaf_queues_as_offer_does_and_keeps_rows_out_of_the_collector() -
     inbox: Inbox[int] = Inbox(2)
     row = built(1, "binance", 2.5, None, "")
     assert gc.is_tracked(row)
-    assert inbox.offer_leaf(0, row)
-    assert inbox.offer_leaf(0, (2, []))  # a container inside: it stays tracked
-    assert not inbox.offer_leaf(0, row)  # full, as offer refuses
+    assert inbox.offer_row(0, row)
+    assert inbox.offer_row(1, (2, []))  # a container inside: it stays tracked
+    assert not inbox.offer_row(1, row)  # full, as offer refuses
     first, second = inbox.take(), inbox.take()
-    assert first == (0, row)
-    assert first[1] is row
-    assert second == (0, (2, []))
-    assert gc.is_tracked(second)
-    assert gc.is_tracked(second[1])
+    assert first is not None
+    assert second is not None
+    assert first[0] == 0
+    assert type(first[1]) is Batch
+    assert first[1].items == [row]
+    assert first[1].items[0] is row
+    assert second[0] == 1
+    assert second[1].items == [(2, [])]
+    assert gc.is_tracked(second[1].items[0])
+    assert len(inbox) == 0
     if LEAF is not leaf:  # the C twin: untracked at once, where CPython waits a collection
-        assert not gc.is_tracked(first)
         assert not gc.is_tracked(row)
     elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
         pytest.fail("the compiled build must use lean_data._rows.leaf")
+
+
+def test_rows_of_one_table_in_a_row_share_one_entry_and_keep_the_queue_order() -> None:
+    from lean_data.inbox import RUN_ROWS
+
+    inbox: Inbox[int] = Inbox(10_000)
+    for n in range(RUN_ROWS + 1):  # one more than a run holds: a second run
+        assert inbox.offer_row(0, built(n))
+    assert inbox.offer_row(1, built("other table"))
+    assert inbox.offer(-1, "control")  # any other entry closes the run before it
+    assert inbox.offer_row(1, built("after"))
+    assert len(inbox) == RUN_ROWS + 4
+    entries = []
+    while (pair := inbox.take()) is not None:
+        table, item = pair
+        entries.append((table, item.items if type(item) is Batch else item))
+    assert entries == [
+        (0, [(n,) for n in range(RUN_ROWS)]),
+        (0, [(RUN_ROWS,)]),
+        (1, [("other table",)]),
+        (-1, "control"),
+        (1, [("after",)]),
+    ]
+    assert len(inbox) == 0
+    assert inbox.offer_row(1, built("new"))  # the taken run is not joined: a new entry
+    pair = inbox.take()
+    assert pair is not None
+    assert pair[1].items == [("new",)]
+
+
+async def test_a_row_joining_a_run_wakes_a_consumer_waiting_for_that_many() -> None:
+    inbox: Inbox[int] = Inbox(100)
+    assert inbox.offer_row(0, built(1))
+    waiting = asyncio.create_task(inbox.wait(3))
+    await asyncio.sleep(0)
+    assert inbox.offer_row(0, built(2))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert inbox.offer_row(0, built(3))  # joins the run: three rows now
+    await asyncio.wait_for(waiting, 1)
 
 
 @pytest.mark.parametrize(
@@ -270,22 +314,49 @@ def test_drain_moves_rows_by_table_until_the_limit_or_a_control_entry(twin: Any)
 
     queue = deque([(0, built("a")), (2, built("b")), (0, built("c")), (-1, "flush"), (1, "d")])
     groups: list[list[Any]] = [[], [], []]
-    assert twin(queue.popleft, len(queue), groups, 2) == (2, None)  # the limit: two rows
+
+    def take(limit: int) -> Any:
+        return twin(queue.popleft, queue.appendleft, Batch, len(queue), groups, limit)
+
+    assert take(2) == (2, None)  # the limit: two rows
     assert groups == [[("a",)], [], [("b",)]]
-    assert twin(queue.popleft, len(queue), groups, 10) == (1, (-1, "flush"))
+    assert take(10) == (1, (-1, "flush"))
     assert groups == [[("a",), ("c",)], [], [("b",)]]
     assert list(queue) == [(1, "d")]  # what follows the control entry stays queued
-    assert twin(queue.popleft, len(queue), groups, 0) == (0, None)
-    assert twin(queue.popleft, len(queue), groups, 10) == (1, None)  # `available` calls
+    assert take(0) == (0, None)
+    assert take(10) == (1, None)  # `available` calls
     assert groups[1] == ["d"]
     assert not queue
+
+
+@pytest.mark.parametrize("twin", _both_drains(), ids=lambda f: f.__module__)
+def test_drain_takes_a_run_whole_or_its_first_rows_up_to_the_limit(twin: Any) -> None:
+    from collections import deque
+
+    run = Batch([built("a"), built("b"), built("c")])
+    queue = deque([(0, built("x")), (1, run), (-1, "flush")])
+    groups: list[list[Any]] = [[], []]
+
+    def take(limit: int) -> Any:
+        return twin(queue.popleft, queue.appendleft, Batch, len(queue), groups, limit)
+
+    assert take(3) == (3, None)  # "x", then two of the run's three rows
+    assert groups == [[("x",)], [("a",), ("b",)]]
+    assert list(queue) == [(1, run), (-1, "flush")]  # the rest of the run, first in line
+    assert run.items == [("c",)]
+    assert take(10) == (1, (-1, "flush"))
+    assert groups == [[("x",)], [("a",), ("b",), ("c",)]]
+    assert not queue
+    queue.append((0, Batch([built("y")])))
+    assert take(10) == (1, None)  # a whole run
+    assert groups[0] == [("x",), ("y",)]
 
 
 @pytest.mark.parametrize("twin", _both_drains(), ids=lambda f: f.__module__)
 @pytest.mark.parametrize(
     ("entry", "error"),
     [(("row",), TypeError), ((0, "a", "b"), TypeError), (("0", "a"), TypeError),
-     ([0, "a"], TypeError), ((5, "a"), IndexError)],
+     ([0, "a"], TypeError), ((5, "a"), IndexError), ((0, Batch(("a",))), TypeError)],
     ids=repr,
 )  # fmt: skip
 def test_drain_refuses_what_is_not_a_pair_of_a_table_and_a_row(
@@ -296,21 +367,22 @@ def test_drain_refuses_what_is_not_a_pair_of_a_table_and_a_row(
     queue = deque([(0, "kept"), entry])
     groups: list[list[Any]] = [[]]
     with pytest.raises(error):
-        twin(queue.popleft, len(queue), groups, 10)
+        twin(queue.popleft, queue.appendleft, Batch, len(queue), groups, 10)
     assert groups == [["kept"]]
+    single = deque([(0, "a")])
     with pytest.raises(TypeError):  # a group that is not a list
-        twin(deque([(0, "a")]).popleft, 1, [()], 10)
+        twin(single.popleft, single.appendleft, Batch, 1, [()], 10)
 
 
 async def test_take_rows_counts_what_it_took_and_wakes_waiting_producers() -> None:
     inbox: Inbox[int] = Inbox(3)
     for row in ("a", "b", "c"):
-        assert inbox.offer_leaf(0, built(row))
+        assert inbox.offer_row(0, built(row))  # one run
     producers = [asyncio.create_task(inbox.put(1, built(n))) for n in ("d", "e")]
     await asyncio.sleep(0)
     assert not any(p.done() for p in producers)  # full: both wait
     groups: list[list[Any]] = [[], []]
-    assert inbox.take_rows(groups, 2) == (2, None)
+    assert inbox.take_rows(groups, 2) == (2, None)  # within the run: one row stays
     assert len(inbox) == 1
     assert groups[0] == [("a",), ("b",)]
     await asyncio.wait_for(asyncio.gather(*producers), 1.0)  # two slots freed: both put

@@ -314,7 +314,7 @@ class MarketIntake:
         if not self.accepting:
             self._refuse()
         table, row = market_entry(item, feed, quality, self._clock, fields, tick)
-        return self._queue.offer_leaf(table, row)
+        return self._queue.offer_row(table, row)
 
 
 def take_entries(

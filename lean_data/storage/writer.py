@@ -1,6 +1,7 @@
 """The batched storage writer, shared by every backend (SQLite, PostgreSQL).
 
-The write queue holds ``(table index, row)`` entries, coverage records
+The write queue holds ``(table index, row)`` entries (consecutive market rows of one table
+share one entry, a run: :meth:`lean_data.inbox.Inbox.offer_row`), coverage records
 ``(COVERAGE, (feed, symbol, resolution name, start_ns, end_ns, empty))`` and two kinds of
 control entries:
 a flush marker ``(FLUSH, (future, rows_unstored when queued))``, answered once every row queued
