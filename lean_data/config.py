@@ -91,7 +91,7 @@ class Config:
             this many milliseconds, whichever comes first.
         storage_queue_size: capacity of the storage writer's queue.
         switch_interval_s: while the engine runs, the interpreter's GIL switch interval is
-            at most this (5 µs), so the threads it uses (SQLite's worker, history, backfill
+            at most this (1 µs), so the threads it uses (SQLite's worker, history, backfill
             and cache reads) are not starved by a busy event loop (:mod:`lean_data.gil`);
             None leaves it alone.
         retention_days: stored rows older than this are purged at start (0: keep all).
@@ -142,7 +142,7 @@ class Config:
     storage_batch_rows: int = 4_000  # figure 4: 0.65x of figure 1 at 1,000, 0.73x at 4,000
     storage_batch_ms: float = 200.0
     storage_queue_size: int = 100_000
-    switch_interval_s: float | None = gil.INTERVAL_S  # 5 µs
+    switch_interval_s: float | None = gil.INTERVAL_S  # 1 µs
     retention_days: float = 0.0
     metrics_interval_s: float = 60.0
     stop_timeout_s: float = 30.0

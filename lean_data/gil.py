@@ -33,13 +33,18 @@ import threading
 
 __all__ = ["INTERVAL_S", "share", "unshare"]
 
-INTERVAL_S = 0.000005
-"""5 µs: shorter than a busy loop's turn. 200 µs was not (figure 4's rows to disk
-0.53-0.55x of figure 1 then); 50 µs was, until the compiled engine's turns got shorter: a
-4,000-row batch then waited ~10 ms for the worker to start, the writer fell behind and the
-queue filled (rows to disk 0.52-0.54x; 0.77-0.79x at 5 µs, on asyncio's loop and on uvloop;
-``benchmarks/results/2026-12-06-gil-interval-session14.txt``). Two CPU-bound threads lose the
-same ~14% to switching at 5 µs as at 50 µs."""
+INTERVAL_S = 0.000001
+"""1 µs, the shortest CPython keeps (it counts the interval in whole microseconds): shorter
+than a busy loop's turn. 200 µs was not (figure 4's rows to disk 0.53-0.55x of figure 1
+then); 50 µs was, until the compiled engine's turns got shorter: a 4,000-row batch then
+waited ~10 ms for the worker to start, the writer fell behind and the queue filled (rows to
+disk 0.52-0.54x; 0.77-0.79x at 5 µs, on asyncio's loop and on uvloop;
+``benchmarks/results/2026-12-06-gil-interval-session14.txt``). 5 µs was, until the turns
+with one frame a read got shorter than that: rows to disk 0.74x at 5 µs, 0.77x at 1 µs
+(uvloop: 0.71x, 0.78x), the worker's start 0.26 -> 0.20 ms (mean) and a ``to_thread`` round
+trip 1.98 -> 0.58 ms (median;
+``benchmarks/results/2026-12-07-gil-interval-session18.txt``). Two CPU-bound threads lose
+no more to switching at 1 µs than at 5 µs (both ~5% more than at 5 ms)."""
 
 _lock = threading.Lock()
 _holders = 0

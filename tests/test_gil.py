@@ -39,10 +39,10 @@ async def test_an_open_store_shortens_the_interval_and_the_last_close_restores_i
 async def test_none_leaves_the_interval_alone_and_a_shorter_one_is_kept(tmp_path: Path) -> None:
     async with DataPersistence(tmp_path / "a.db", switch_interval_s=None):
         assert sys.getswitchinterval() == pytest.approx(0.005)
-    sys.setswitchinterval(0.000002)  # already shorter: not lengthened, not "restored"
-    async with DataPersistence(tmp_path / "b.db"):
-        assert sys.getswitchinterval() == pytest.approx(0.000002)
-    assert sys.getswitchinterval() == pytest.approx(0.000002)
+    sys.setswitchinterval(0.00001)  # already shorter: not lengthened, not "restored"
+    async with DataPersistence(tmp_path / "b.db", switch_interval_s=0.00005):
+        assert sys.getswitchinterval() == pytest.approx(0.00001)
+    assert sys.getswitchinterval() == pytest.approx(0.00001)
 
 
 async def test_an_interval_changed_meanwhile_is_not_overwritten_at_close(tmp_path: Path) -> None:
