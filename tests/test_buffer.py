@@ -522,6 +522,34 @@ def test_the_buffer_lock_behaves_as_threading_lock(make: Callable[[], Any]) -> N
     assert not lock.locked()
 
 
+@pytest.mark.parametrize("make", _locks(), ids=lambda make: make.__name__)
+def test_the_buffer_lock_excludes_threads_that_contend_for_it(make: Callable[[], Any]) -> None:
+    import time
+
+    lock, count, inside = make(), [0], [0]
+
+    def work() -> None:
+        for _ in range(200):
+            with lock:
+                inside[0] += 1
+                seen = count[0]
+                time.sleep(0)  # gives the GIL up while holding the lock: others contend
+                count[0] = seen + 1
+                assert inside[0] == 1
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert count[0] == 800  # no update lost: one holder at a time, every waiter served
+    assert not lock.locked()
+    assert lock.acquire() is True  # still usable after the hand-overs
+    lock.release()
+
+
 def test_the_c_latch_takes_no_arguments() -> None:
     from lean_data.series import buffer as module
 
