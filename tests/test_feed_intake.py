@@ -139,6 +139,29 @@ async def test_attach_binds_the_sinks_offer_many_and_a_new_sink_replaces_it() ->
     assert second.offered == [("f", [_bar(2, _T0), _bar(3, _T0)])]
 
 
+async def test_an_engine_sinks_intake_takes_the_hand_over_and_a_double_does_not() -> None:
+    from lean_data.feeds.intake import hand_over
+
+    engine, feed = DataEngine(Config(db_path=None)), IdleFeed("f")
+    feed.attach(engine)
+    assert feed._intake is engine._intake  # hand_over's native call
+    await engine.start()
+    try:
+        assert hand_over(feed, [_bar(0, _T0), _bar(1, _T0)], _T0) is None  # taken
+        assert engine.get_metrics()["engine"]["accepted"] == 2
+    finally:
+        await engine.stop()
+    with pytest.raises(EngineStateError, match="the engine is closed"):  # the Intake's door
+        hand_over(feed, [_bar(2, _T0)], _T0)
+    feed.attach(None)
+    assert feed._intake is None
+    double = Sink()
+    feed.attach(double)  # type: ignore[arg-type]
+    assert feed._intake is None  # a double's offer_many, by its bound method
+    assert hand_over(feed, [_bar(3, _T0)], _T0) is None
+    assert double.offered == [("f", [_bar(3, _T0)])]
+
+
 async def test_emit_many_stamps_only_what_lacks_a_time_and_refuses_non_models_whole() -> None:
     feed, sink = IdleFeed("f"), Sink()
     feed.attach(sink)  # type: ignore[arg-type]

@@ -223,9 +223,14 @@ class DataFeed(FeedIntake, abc.ABC):
         """Connect this feed to the engine that receives its items (engine use)."""
         if sink is not None and self._sink is not None and self._sink is not sink:
             raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
+        from lean_data.engine.intake import Intake  # here: the engine package imports feeds
+
         self._sink = sink
         # bound once for hand_over (a test double may lack it: emit() never calls it)
-        self._offer_many = getattr(sink, "offer_many", None)
+        self._offer_many = offer_many = getattr(sink, "offer_many", None)
+        # the engine's Intake, whose offer_many that is: hand_over calls it natively
+        owner = getattr(offer_many, "__self__", None)
+        self._intake = owner if type(owner) is Intake else None
 
     async def subscribe_book(self, symbol: str) -> bool:
         """Start sending ``symbol``'s order book (a snapshot, then deltas; feeds with depth

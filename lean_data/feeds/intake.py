@@ -11,7 +11,7 @@ stays plain Python.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -21,6 +21,9 @@ from lean_data.errors import EngineStateError
 from lean_data.models import MarketData, Tick, TradeBar
 from lean_data.native import time_ns, twin
 from lean_data.slots import BAR_TS_RECV, COPY_BAR, fields_of, own_copy
+
+if TYPE_CHECKING:  # the engine package imports the feeds: the class is known by its type
+    from lean_data.engine.intake import Intake
 
 __all__ = ["Emitted", "FeedIntake"]
 
@@ -100,6 +103,9 @@ class FeedIntake:
         # its offer_many, bound when the sink is set (attach): compiled, a call by name on
         # the engine looks the method up in the engine's type and dict on every read
         self._offer_many: Any = None
+        # the engine's Intake when the sink is an engine (attach): compiled, its offer_many
+        # is then a native call, not a bound method's argument parsing
+        self._intake: Intake | None = None
         self.messages_emitted = 0
         self.last_message_ns = 0
         self.last_seen: dict[str, int] = {}
@@ -185,6 +191,9 @@ def hand_over(feed: FeedIntake, items: Sequence[Emitted], now: Any) -> Sequence[
     handed: Sequence[Any] = items if stamped is None else stamped
     feed.last_message_ns = now
     feed.messages_emitted += len(handed)
+    intake = feed._intake
+    if intake is not None:  # the engine's: a native call
+        return None if intake.offer_many(feed.name, handed) else handed
     offer_many = feed._offer_many
     if offer_many is None:  # a sink that has none (a double): as before, by name
         offer_many = sink.offer_many
