@@ -42,7 +42,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from lean_data.native import twin
 
-__all__ = ["DRAIN", "LEAF", "RUN_ROWS", "Batch", "Inbox", "drain", "leaf"]
+__all__ = ["DRAIN", "LEAF", "RUN_ROWS", "Batch", "Door", "Inbox", "drain", "leaf"]
 
 K = TypeVar("K")
 
@@ -135,6 +135,18 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+class Door:
+    """Where producers hand a batch of items over without waiting: the engine's
+    :class:`~lean_data.engine.intake.Intake` is one. A feed (a stage below the engine) keeps
+    its engine's door by this type, so the compiled hand-over calls ``offer_many`` natively
+    (through the class's method table) rather than through a bound method's argument
+    parsing."""
+
+    def offer_many(self, key: str, items: Sequence[Any]) -> bool:
+        """Take ``items`` without waiting, all or nothing; False when they do not fit."""
+        raise NotImplementedError
 
 
 class Inbox(Generic[K]):

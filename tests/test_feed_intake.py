@@ -144,7 +144,7 @@ async def test_an_engine_sinks_intake_takes_the_hand_over_and_a_double_does_not(
 
     engine, feed = DataEngine(Config(db_path=None)), IdleFeed("f")
     feed.attach(engine)
-    assert feed._intake is engine._intake  # hand_over's native call
+    assert feed._intake is engine._intake  # its door: hand_over calls it natively
     await engine.start()
     try:
         assert hand_over(feed, [_bar(0, _T0), _bar(1, _T0)], _T0) is None  # taken

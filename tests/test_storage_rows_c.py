@@ -156,3 +156,63 @@ def test_the_module_exports_the_name_the_sqlite_sink_uses() -> None:
     from lean_data.storage import sqlite_sink
 
     assert sqlite_sink.STATEMENT_VALUES is rows_module.STATEMENT_VALUES
+
+
+# --- a trade bar's row: lean_data._rows.bar_row against its pure twin, rows.bar_row_of ----
+
+
+def _row_builders() -> list[Any]:
+    builders = [rows_module.bar_row_of]
+    if rows_module._BAR_ROW is not rows_module.bar_row_of:
+        builders.append(rows_module._BAR_ROW)
+    elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
+        pytest.fail("the compiled build must use lean_data._rows.bar_row")
+    return builders
+
+
+@pytest.mark.parametrize("build", _row_builders(), ids=lambda f: f.__module__)
+@pytest.mark.parametrize("quality", [(0.9, "GOOD", ""), (None, None, ""), (0.5, "FAIR", "a,b")])
+def test_a_bar_row_is_the_pure_twins_and_untracked_when_it_holds_plain_values(
+    build: Any, quality: tuple[Any, Any, Any]
+) -> None:
+    import gc
+
+    from lean_data.slots import BAR
+
+    bars = [
+        TradeBar(
+            f"S{i}", 60_000_000_000 * i, 1.5, 2.0 + i, 1.0, 1.75, float(i), resolution,
+            ts_recv=i + 1, closed=i % 2 == 0, revision=i, backfilled=i % 3 == 0,
+        )
+        for i, resolution in enumerate((Resolution.MINUTE, Resolution.parse("5m")))
+    ]  # fmt: skip
+    for i, bar in enumerate(bars):
+        fields = BAR(bar)
+        row = build(fields, "binance", quality, 99 + i)
+        assert row == rows_module.bar_row_of(fields, "binance", quality, 99 + i)
+        assert row == (*bar_row(bar, "binance", None, 99 + i)[:12], *quality, 99 + i)
+        assert row[2] == bar.resolution.name
+        if build is not rows_module.bar_row_of:  # the C twin: untracked at once
+            assert not gc.is_tracked(row)
+
+
+@pytest.mark.parametrize("build", _row_builders(), ids=lambda f: f.__module__)
+def test_a_kept_invalid_bars_odd_values_stay_tracked_or_raise_as_the_twin_does(
+    build: Any,
+) -> None:
+    import gc
+
+    from lean_data.slots import BAR
+
+    bar = TradeBar("S", 1, 1.0, 1.0, 1.0, 1.0, 1.0, Resolution.MINUTE, ts_recv=1)
+    fields = list(BAR(bar))
+    fields[2] = [1.0]  # an INVALID bar kept (store_invalid) may hold any value
+    row = build(tuple(fields), "binance", (None, None, ""), 5)
+    assert row[4] == [1.0]
+    assert gc.is_tracked(row)  # a container inside: the collector keeps watching it
+    fields[2], fields[7] = 1.0, "not a resolution"
+    with pytest.raises(AttributeError):
+        build(tuple(fields), "binance", (None, None, ""), 5)
+    if build is not rows_module.bar_row_of:
+        with pytest.raises(TypeError, match="bar_row"):
+            build(tuple(fields[:5]), "binance", (None, None, ""), 5)

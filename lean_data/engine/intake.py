@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from lean_data.engine.state import EngineState
 from lean_data.errors import EngineStateError
-from lean_data.inbox import Inbox
+from lean_data.inbox import Door, Inbox
 from lean_data.models import Tick, TradeBar
 
 __all__ = ["Intake"]
@@ -26,7 +26,7 @@ _TICK: Final = Tick
 _TRADE_BAR: Final = TradeBar
 
 
-class Intake:
+class Intake(Door):
     """The engine's state and the non-waiting entry of its queues.
 
     Args:

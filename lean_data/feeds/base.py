@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from lean_data.errors import EngineStateError, SubscriptionError
 from lean_data.feeds.intake import Emitted, FeedIntake
+from lean_data.inbox import Door
 from lean_data.models import AssetClass, MarketData, Resolution
 from lean_data.symbols import classify_symbol
 
@@ -223,14 +224,13 @@ class DataFeed(FeedIntake, abc.ABC):
         """Connect this feed to the engine that receives its items (engine use)."""
         if sink is not None and self._sink is not None and self._sink is not sink:
             raise EngineStateError(f"feed {self.name!r} already belongs to another engine")
-        from lean_data.engine.intake import Intake  # here: the engine package imports feeds
-
         self._sink = sink
         # bound once for hand_over (a test double may lack it: emit() never calls it)
         self._offer_many = offer_many = getattr(sink, "offer_many", None)
-        # the engine's Intake, whose offer_many that is: hand_over calls it natively
+        # the engine's door (its Intake), whose offer_many that is: hand_over calls it
+        # natively
         owner = getattr(offer_many, "__self__", None)
-        self._intake = owner if type(owner) is Intake else None
+        self._intake = owner if isinstance(owner, Door) else None
 
     async def subscribe_book(self, symbol: str) -> bool:
         """Start sending ``symbol``'s order book (a snapshot, then deltas; feeds with depth

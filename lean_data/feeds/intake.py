@@ -11,19 +11,17 @@ stays plain Python.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from lean_data.book import OrderBookDelta, OrderBookSnapshot
 from lean_data.derivatives import FundingRate, Liquidation, MarkPrice, OpenInterest
 from lean_data.errors import EngineStateError
+from lean_data.inbox import Door
 from lean_data.models import MarketData, Tick, TradeBar
 from lean_data.native import time_ns, twin
 from lean_data.slots import BAR_TS_RECV, COPY_BAR, fields_of, own_copy
-
-if TYPE_CHECKING:  # the engine package imports the feeds: the class is known by its type
-    from lean_data.engine.intake import Intake
 
 __all__ = ["Emitted", "FeedIntake"]
 
@@ -103,9 +101,9 @@ class FeedIntake:
         # its offer_many, bound when the sink is set (attach): compiled, a call by name on
         # the engine looks the method up in the engine's type and dict on every read
         self._offer_many: Any = None
-        # the engine's Intake when the sink is an engine (attach): compiled, its offer_many
-        # is then a native call, not a bound method's argument parsing
-        self._intake: Intake | None = None
+        # the engine's door (its Intake) when the sink is an engine (attach): compiled, its
+        # offer_many is then a native call, not a bound method's argument parsing
+        self._intake: Door | None = None
         self.messages_emitted = 0
         self.last_message_ns = 0
         self.last_seen: dict[str, int] = {}

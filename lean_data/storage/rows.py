@@ -82,9 +82,21 @@ def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> 
 
 
 def _bar_row(f: tuple[Any, ...], feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
-    # a bar's fields read in one call (lean_data.slots); untyped, as an INVALID bar kept
-    # (store_invalid) may hold any value, which the compiled build would refuse at a typed read
-    score, level, reasons = quality_fields(quality)
+    return _BAR_ROW(f, feed, quality_fields(quality), ts_recv)
+
+
+def bar_row_of(f: tuple[Any, ...], feed: str, quality: tuple[Any, Any, Any], ts_recv: Any) -> Row:
+    """Return the ``bars`` row of a trade bar's fields (``f``, as :data:`BAR` reads them) and
+    its :func:`quality_fields` (``quality``). With the compiled package its C twin
+    (``lean_data._rows.bar_row``) builds it already untracked by the garbage collector when
+    it holds only plain values (as :data:`lean_data.inbox.LEAF` would leave it).
+
+    Raises:
+        AttributeError: the bar's resolution has no ``name`` (an INVALID bar kept).
+    """
+    # untyped, as an INVALID bar kept (store_invalid) may hold any value, which the compiled
+    # build would refuse at a typed read
+    score, level, reasons = quality
     resolution: Any = f[BAR_RESOLUTION]
     return (
         feed,
@@ -104,6 +116,9 @@ def _bar_row(f: tuple[Any, ...], feed: str, quality: Verdict | None, ts_recv: An
         reasons,
         ts_recv,
     )
+
+
+_BAR_ROW: Final = twin("lean_data._rows", "bar_row", bar_row_of)
 
 
 def quote_row(quote: QuoteBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
