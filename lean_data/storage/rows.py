@@ -52,8 +52,12 @@ from lean_data.storage.sanitize import safe_text
 from lean_data.storage.schema import BARS, QUOTE_BARS, TICKS, Row
 
 
-def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, str]:
-    """Return (score, level name, comma-joined reasons) for a verdict; NULLs for none."""
+def quality_fields(quality: Verdict | None) -> tuple[Any, ...]:
+    """Return (score, level name, comma-joined reasons) for a verdict; NULLs for none.
+
+    Typed as a tuple of any length: compiled, a fixed-length tuple is returned unpacked and
+    built again where it is passed on (a new 3-tuple for every stored row), where this
+    returns the level's own tuple, made once."""
     if quality is None:
         return _NO_QUALITY
     level = quality.level
@@ -65,7 +69,8 @@ def quality_fields(quality: Verdict | None) -> tuple[float | None, str | None, s
     return (level._value_, level._name_, ",".join(reasons) if reasons else "")
 
 
-_NO_QUALITY: Final = (None, None, "")
+# typed as tuples of any length: compiled, each is kept as the object (see quality_fields)
+_NO_QUALITY: Final[tuple[Any, ...]] = (None, None, "")
 # C statics for classes of pure modules, used per item (see lean_data.quality.screen)
 _TRADE_BAR: Final = TradeBar
 _TICK: Final = Tick
@@ -73,7 +78,9 @@ _QUOTE_BAR: Final = QuoteBar
 _BAR: Final = BAR  # C statics, not module-dict lookups per use (see quality/screen.py)
 _TICK_FIELDS: Final = TICK
 _TICK_TYPE: Final = TickType
-_LEVEL_FIELDS: Final = tuple((level._value_, level._name_, "") for level in DataQualityLevel)
+_LEVEL_FIELDS: Final[tuple[tuple[Any, ...], ...]] = tuple(
+    (level._value_, level._name_, "") for level in DataQualityLevel
+)
 
 
 def bar_row(bar: TradeBar, feed: str, quality: Verdict | None, ts_recv: Any) -> Row:
