@@ -42,6 +42,9 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
     item_of = feed.item_of
     # the base emit_many (not overridden): its waitless part called here, no coroutine a read
     plain = type(feed).emit_many is FeedIntake.emit_many
+    # the feed as its compiled base: its engine's door is then a native read, each read
+    intake: FeedIntake = feed
+    items: list[Any] = []
     # bound once: compiled, ws.recv_batch() is a method lookup by name on every read
     recv_batch = ws.recv_batch
     # what a transport already received, taken without a coroutine a read (None or empty:
@@ -58,7 +61,13 @@ async def read_frames(feed: Any, ws: Any, venue: Mapping[str, str], fast: bool) 
         # the read's receipt time, for its items and the hand-over: one clock read, kept as
         # the int object it is (passed on, a native int would be boxed at every call)
         now: Any = _NOW()
-        items: list[Any] = []
+        # the last read's list serves again when the engine's door took its items: the door
+        # keeps copies (a batch's own list, or the one item), never the list; any other
+        # sink may keep it, so it gets a new one
+        if plain and intake._intake is not None:
+            items.clear()
+        else:
+            items = []
         index, count = 0, len(frames)
         while index < count:
             message: Any = None
