@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import pytest
@@ -299,13 +298,9 @@ def test_leaf_untracks_exactly_the_tuples_that_can_hold_no_cycle(
 
 def _both_drains() -> list[Any]:
     from lean_data import inbox as module
+    from tests.twins import twins
 
-    drains = [module.drain]
-    if module.DRAIN is not module.drain:
-        drains.append(module.DRAIN)
-    elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
-        pytest.fail("the compiled build must use lean_data._rows.drain")
-    return drains
+    return twins(module.drain, module.DRAIN, "lean_data._rows.drain")
 
 
 @pytest.mark.parametrize("twin", _both_drains(), ids=lambda f: f.__module__)

@@ -162,12 +162,9 @@ def test_the_module_exports_the_name_the_sqlite_sink_uses() -> None:
 
 
 def _row_builders() -> list[Any]:
-    builders = [rows_module.bar_row_of]
-    if rows_module._BAR_ROW is not rows_module.bar_row_of:
-        builders.append(rows_module._BAR_ROW)
-    elif os.environ.get("LEAN_DATA_VARIANT") == "compiled":
-        pytest.fail("the compiled build must use lean_data._rows.bar_row")
-    return builders
+    from tests.twins import twins
+
+    return twins(rows_module.bar_row_of, rows_module._BAR_ROW, "lean_data._rows.bar_row")
 
 
 @pytest.mark.parametrize("build", _row_builders(), ids=lambda f: f.__module__)
