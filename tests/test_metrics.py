@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import orjson
 import pytest
@@ -362,3 +363,29 @@ def test_the_wall_clock_in_ns_is_time_time_ns() -> None:
         after = time.time_ns()
         assert type(now) is int
         assert before <= now <= after
+
+
+def _elapsed_twins() -> list[Any]:
+    from lean_data import native
+    from tests.twins import twins
+
+    return twins(native._elapsed_ns, native.elapsed_ns, "lean_data._rows.elapsed_ns")
+
+
+@pytest.mark.parametrize("elapsed", _elapsed_twins(), ids=lambda f: f.__module__)
+def test_elapsed_ns_is_the_wall_clock_minus_its_argument_for_any_int(elapsed: Any) -> None:
+    import time
+
+    since = time.time_ns() - 5_000
+    before = time.time_ns()
+    got = elapsed(since)
+    after = time.time_ns()
+    assert type(got) is int
+    assert before - since <= got <= after - since  # the latency of a tick 5 µs old
+    for far in (2**70, -(2**63), -(2**80)):  # beyond int64, or a difference beyond it
+        before = time.time_ns()
+        got = elapsed(far)
+        assert before - far <= got <= time.time_ns() - far
+    assert isinstance(elapsed(1.5), float)  # as Python subtracts
+    with pytest.raises(TypeError):
+        elapsed("x")
