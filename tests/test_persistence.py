@@ -587,14 +587,15 @@ async def test_a_writer_cancelled_before_it_ran_degrades_storage(
         writer = _writer_task()
         writer.cancel()  # before its first step: its body never runs
         await asyncio.wait({writer})
-        store.save_market_data_nowait(bar())
+        for minute in range(3):  # queued as one run of three rows: each one counts
+            assert store.save_market_data_nowait(bar(T0 + minute * NS_PER_MINUTE))
         with pytest.raises(StorageError, match="writer task was cancelled"):
             await store.flush()
         with pytest.raises(StorageError, match="writer task was cancelled"):
             await store.save_error("kind", "message")
         failure = store.failure
         assert failure is not None
-        assert (failure.kind, failure.rows_lost) == ("writer_died", 1)
+        assert (failure.kind, failure.rows_lost) == ("writer_died", 3)
         await store.close()
 
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from lean_data.errors import StorageError
-from lean_data.inbox import Inbox
+from lean_data.inbox import Batch, Inbox
 from lean_data.storage import schema as sch
 from lean_data.storage.coverage import LostSpans, with_spans, write_coverage
 from lean_data.storage.failures import StorageFailure
@@ -458,5 +458,6 @@ class BatchWriter:
             table, payload = entry
             if table == FLUSH and not payload[0].done():
                 payload[0].set_exception(error)
-            lost += table >= 0
+            if table >= 0:  # a row, or a run of rows (Inbox.offer_row)
+                lost += len(payload) if type(payload) is Batch else 1
         self._lose(lost, "writer_died", error)
