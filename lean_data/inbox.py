@@ -231,12 +231,10 @@ class Inbox(Generic[K]):
         if self._size >= self._soft or self._putters:
             return False
         run = self._run
+        # the key by identity: the storage writer's are small ints (its tables), one object each
         if run is not None and self._run_key is key and len(run) < RUN_ROWS:
             run.append(LEAF(row))
-            self._unfinished += 1
-            size = self._size = self._size + 1
-            if self._getter is not None and size >= self._want:
-                self.wake()
+            self._count_in(1)
             return True
         run = [LEAF(row)]
         self._enter((key, Batch(run)), 1)  # closes the run before it, opens this one
@@ -322,6 +320,10 @@ class Inbox(Generic[K]):
     def _enter(self, pair: Any, count: int) -> None:  # Any: as _push (see __init__)
         self._push(pair)
         self._run = None  # a run is open only at the tail
+        self._count_in(count)
+
+    def _count_in(self, count: int) -> None:
+        """Count ``count`` items in; wake the consumer once it has what it waits for."""
         self._unfinished += count
         size = self._size = self._size + count
         if self._getter is not None and size >= self._want:
